@@ -1,0 +1,37 @@
+# ChannelHub: every target sets itself up (a fresh machine needs only Python 3.11).
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+N      ?= 100000
+
+.PHONY: install demo demo-once test lint bench-ingest clean-state
+
+$(STAMP): pyproject.toml requirements.lock
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --disable-pip-version-check pip==25.3
+	$(BIN)/python -m pip install -q --disable-pip-version-check -c requirements.lock -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: install
+	$(BIN)/channelhub demo
+
+demo-once: install
+	$(BIN)/channelhub demo --once
+
+test: install
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+bench-ingest: install
+	$(BIN)/python bench/ingest.py --orders $(N)
+
+clean-state:
+	-$(BIN)/channelhub db stop
+	rm -rf .state

@@ -1,0 +1,151 @@
+"""``channelhub``: the command line of the hub (the same functions the DAGs call)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+
+class CliError(Exception):
+    """A problem to report in one line and exit 2 (no traceback for things a person can fix)."""
+
+
+def cmd_map(args: argparse.Namespace) -> int:
+    from channelhub.canonical import MappingError
+    from channelhub.platforms import get_platform
+    from warehouse.ingest import Rejected
+
+    platform = get_platform(args.platform)
+    try:
+        document = json.loads(Path(args.file).read_text())
+    except (OSError, ValueError) as err:
+        raise CliError(f"{args.file}: cannot read JSON: {err}") from None
+    try:
+        payloads = platform.unwrap(document)
+    except MappingError as err:
+        raise CliError(f"{args.file}: {err.reason}: {err.detail}") from None
+    results = [platform.prepare(payload) for payload in payloads]
+    failures = [(i, r) for i, r in enumerate(results) if isinstance(r, Rejected)]
+    for index, failure in failures:
+        ref = failure.external_id or f"#{index}"
+        print(f"{args.file}: order {ref}: {failure.reason}: {failure.detail}", file=sys.stderr)
+    mapped = [r.canonical.to_json() for r in results if not isinstance(r, Rejected)]
+    single = not isinstance(document, list) and len(payloads) == 1 and "orders" not in document
+    print(json.dumps(mapped[0] if single and mapped else mapped, indent=2, ensure_ascii=False))
+    return 1 if failures else 0
+
+
+def cmd_config_check(args: argparse.Namespace) -> int:
+    from channelhub.config import load_config
+
+    config = load_config(args.file)
+    print(f"{config.source}: OK ({len(config.locations)} locations, {len(config.channels)} channels)")
+    for channel in config.channels:
+        state = "enabled" if channel.enabled else "disabled"
+        print(
+            f"  {channel.dag_id}: {channel.platform}, every {channel.schedule}, "
+            f"overlap {channel.overlap}, {state}"
+        )
+    return 0
+
+
+def cmd_db(args: argparse.Namespace) -> int:
+    from channelhub import db
+
+    if args.action == "url":
+        print(db.database_url())
+    elif args.action == "migrate":
+        db.migrate()
+        print("warehouse schema is at the newest revision")
+    elif args.action == "start":
+        print(db.start_embedded())
+    elif args.action == "stop":
+        db.stop_embedded()
+    return 0
+
+
+def cmd_sync(args: argparse.Namespace) -> int:
+    from channelhub.config import load_config
+    from channelhub.db import get_engine
+    from channelhub.sync import parse_instant, register_config, sync_orders
+
+    config = load_config()
+    channel = config.channel(args.channel)
+    until = parse_instant(args.until) if args.until else datetime.now(UTC)
+    since = parse_instant(args.since) if args.since else until - channel.schedule
+    engine = get_engine()
+    register_config(engine, config)
+    result = sync_orders(engine, channel, since, until)
+    print(result.summary_line())
+    return 0
+
+
+def cmd_summary(args: argparse.Namespace) -> int:
+    from channelhub.db import get_engine
+    from channelhub.report import print_summary
+
+    print_summary(get_engine())
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from channelhub.demo import run_demo
+
+    return run_demo(once=args.once, history=timedelta(hours=args.history_hours))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="channelhub", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("map", help="print the canonical order(s) of a platform payload file")
+    p.add_argument("--platform", required=True)
+    p.add_argument("file")
+    p.set_defaults(func=cmd_map)
+
+    p = sub.add_parser("config", help="check config/channels.yaml (or FILE)")
+    p.add_argument("action", choices=["check"])
+    p.add_argument("file", nargs="?")
+    p.set_defaults(func=cmd_config_check)
+
+    p = sub.add_parser("db", help="warehouse database: url | migrate | start | stop (embedded server)")
+    p.add_argument("action", choices=["url", "migrate", "start", "stop"])
+    p.set_defaults(func=cmd_db)
+
+    p = sub.add_parser("sync", help="pull one channel's orders now, outside Airflow")
+    p.add_argument("--channel", required=True)
+    p.add_argument("--since", help="ISO-8601; default: one schedule interval before --until")
+    p.add_argument("--until", help="ISO-8601; default: now")
+    p.set_defaults(func=cmd_sync)
+
+    p = sub.add_parser("summary", help="orders landed, units reserved and open exceptions per channel")
+    p.set_defaults(func=cmd_summary)
+
+    p = sub.add_parser("demo", help="embedded Postgres + sandbox channels + Airflow, with a first sync")
+    p.add_argument(
+        "--once", action="store_true", help="one sync cycle through the real DAGs, a summary, exit"
+    )
+    p.add_argument("--history-hours", type=float, default=6.0, help="how much sandbox history to load first")
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from channelhub.config import ConfigError
+    from channelhub.credentials import CredentialsError
+
+    try:
+        return args.func(args)
+    except (CliError, ConfigError, CredentialsError, KeyError) as err:
+        message: Any = err.args[0] if isinstance(err, KeyError) and err.args else err
+        print(f"channelhub: {message}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

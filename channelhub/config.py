@@ -1,0 +1,150 @@
+"""``config/channels.yaml``: which channels exist and when/how they sync (never their credentials).
+
+Loading checks the file against ``config/channels.schema.json`` and a few cross-references, and raises
+``ConfigError`` listing every problem with its path (``channels[1].platform: ...``).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import yaml
+from jsonschema import Draft202012Validator
+
+from channelhub.db import PROJECT_ROOT
+
+DEFAULT_CONFIG = PROJECT_ROOT / "config" / "channels.yaml"
+SCHEMA_PATH = PROJECT_ROOT / "config" / "channels.schema.json"
+
+
+class ConfigError(ValueError):
+    def __init__(self, source: str, problems: list[str]) -> None:
+        self.source = source
+        self.problems = problems
+        super().__init__(f"{source}: invalid channel config:\n" + "\n".join(f"  - {p}" for p in problems))
+
+
+@dataclass(frozen=True, slots=True)
+class LocationConfig:
+    code: str
+    name: str
+    kind: str = "warehouse"
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelConfig:
+    code: str
+    platform: str
+    name: str
+    conn_id: str
+    fulfilment_location: str
+    schedule: timedelta
+    overlap: timedelta
+    start_date: datetime
+    page_size: int
+    batch_size: int
+    enabled: bool
+
+    @property
+    def dag_id(self) -> str:
+        return f"sync_orders__{self.code}"
+
+    @property
+    def pool(self) -> str:
+        return f"channel__{self.code}"
+
+
+@dataclass(frozen=True, slots=True)
+class HubConfig:
+    locations: tuple[LocationConfig, ...]
+    channels: tuple[ChannelConfig, ...]
+    source: str
+
+    def channel(self, code: str) -> ChannelConfig:
+        for channel in self.channels:
+            if channel.code == code:
+                return channel
+        known = ", ".join(c.code for c in self.channels) or "none"
+        raise KeyError(f"no channel {code!r} in {self.source} (configured: {known})")
+
+
+def config_path() -> Path:
+    return Path(os.environ.get("HUB_CHANNELS_CONFIG", DEFAULT_CONFIG))
+
+
+def _path_text(path: Any) -> str:
+    text = ""
+    for part in path:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text or "(top level)"
+
+
+def parse_config(document: Any, source: str = "<config>") -> HubConfig:
+    validator = Draft202012Validator(yaml_schema())
+    problems = [
+        f"{_path_text(err.absolute_path)}: {err.message}"
+        for err in sorted(validator.iter_errors(document), key=lambda e: list(map(str, e.absolute_path)))
+    ]
+    if problems:
+        raise ConfigError(source, problems)
+
+    locations = tuple(LocationConfig(**loc) for loc in document["locations"])
+    location_codes = {loc.code for loc in locations}
+    channels: list[ChannelConfig] = []
+    seen: set[str] = set()
+    for index, raw in enumerate(document["channels"]):
+        where = f"channels[{index}]"
+        if raw["code"] in seen:
+            problems.append(f"{where}.code: {raw['code']!r} is used by another channel")
+        seen.add(raw["code"])
+        if raw["fulfilment_location"] not in location_codes:
+            problems.append(
+                f"{where}.fulfilment_location: {raw['fulfilment_location']!r} is not one of the "
+                f"configured locations ({', '.join(sorted(location_codes))})"
+            )
+        try:
+            start = datetime.fromisoformat(
+                raw.get("start_date", "2026-01-01T00:00:00Z").replace("Z", "+00:00")
+            )
+        except ValueError:
+            problems.append(f"{where}.start_date: {raw['start_date']!r} is not an ISO-8601 date-time")
+            start = datetime(2026, 1, 1)
+        channels.append(
+            ChannelConfig(
+                code=raw["code"],
+                platform=raw["platform"],
+                name=raw.get("name", raw["code"]),
+                conn_id=raw["conn_id"],
+                fulfilment_location=raw["fulfilment_location"],
+                schedule=timedelta(minutes=raw.get("schedule_minutes", 15)),
+                overlap=timedelta(minutes=raw.get("overlap_minutes", 10)),
+                start_date=start.astimezone(UTC) if start.tzinfo else start.replace(tzinfo=UTC),
+                page_size=raw.get("page_size", 250),
+                batch_size=raw.get("batch_size", 500),
+                enabled=raw.get("enabled", True),
+            )
+        )
+    if problems:
+        raise ConfigError(source, problems)
+    return HubConfig(locations=locations, channels=tuple(channels), source=source)
+
+
+def load_config(path: Path | str | None = None) -> HubConfig:
+    file = Path(path) if path else config_path()
+    try:
+        document = yaml.safe_load(file.read_text())
+    except FileNotFoundError:
+        raise ConfigError(str(file), ["file not found"]) from None
+    except yaml.YAMLError as err:
+        raise ConfigError(str(file), [f"not valid YAML: {err}"]) from None
+    return parse_config(document, str(file))
+
+
+def yaml_schema() -> dict[str, Any]:
+    import json
+
+    return json.loads(SCHEMA_PATH.read_text())

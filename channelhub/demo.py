@@ -1,0 +1,264 @@
+"""``make demo`` / ``make demo-once``: the whole stack on one machine, with a visible first sync.
+
+Embedded Postgres (unless HUB_DATABASE_URL is set) -> migrations -> one sandbox per configured channel
+(a subprocess serving the platform's real API shape, with a per-run random token) -> the merchant's catalog,
+listings and opening stock seeded from the sandbox catalog -> Airflow (SQLite metadata under .state/airflow)
+with the hub's DAGs unpaused. ``--once`` runs one sync cycle of every channel through the real DAG
+(``airflow dags test``) and prints a summary; otherwise ``airflow standalone`` serves the UI until Ctrl-C.
+Credentials travel only in ``AIRFLOW_CONN_*`` environment variables of the processes started here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from contextlib import ExitStack
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import requests
+
+from channelhub import db
+from channelhub.config import ChannelConfig, HubConfig, load_config
+from channelhub.report import print_summary
+from channelhub.sync import register_config
+from sandbox.world import World
+
+AIRFLOW_HOME = db.STATE_DIR / "airflow"
+LOG_DIR = db.STATE_DIR / "logs"
+DEMO_SEED = 20261124
+ORDER_INTERVAL_SECONDS = 30  # one new sandbox order every 30 s per channel
+
+
+@dataclass
+class RunningSandbox:
+    channel: ChannelConfig
+    seed: int
+    base_url: str
+    token: str
+    process: subprocess.Popen
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _wait_http(url: str, timeout: float, process: subprocess.Popen | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"process for {url} exited with code {process.returncode}")
+        try:
+            requests.get(url, timeout=2)
+            return
+        except requests.RequestException:
+            time.sleep(0.3)
+    raise TimeoutError(f"{url} did not answer within {timeout:.0f} s")
+
+
+def start_sandbox(stack: ExitStack, channel: ChannelConfig, seed: int, history: timedelta) -> RunningSandbox:
+    port = _free_port()
+    token = secrets.token_hex(16)
+    start = datetime.now(UTC) - history
+    log = open(LOG_DIR / f"sandbox-{channel.code}.log", "ab")  # noqa: SIM115 - closed by the stack
+    stack.callback(log.close)
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "sandbox",
+            channel.platform,
+            "--port",
+            str(port),
+            "--seed",
+            str(seed),
+            "--start",
+            start.isoformat(),
+            "--interval-seconds",
+            str(ORDER_INTERVAL_SECONDS),
+        ],
+        env={**os.environ, "SANDBOX_ACCESS_TOKEN": token},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    stack.callback(_terminate, process)
+    base_url = f"http://127.0.0.1:{port}"
+    _wait_http(f"{base_url}/_sandbox/state", timeout=30, process=process)
+    return RunningSandbox(channel, seed, base_url, token, process)
+
+
+def _terminate(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def seed_from_catalog(engine, channel: ChannelConfig, catalog) -> None:
+    """What a merchant's integrator does once for a sandbox shop: SKUs, the channel's listing map (merchant
+    SKU where the channel has one, else its product/variant ids) and opening stock at the fulfilment location.
+    ``catalog`` is a ``sandbox.world.Catalog``; its ``unmapped`` variants are left for ops to map."""
+    from warehouse import catalog as warehouse_catalog
+
+    location = channel.fulfilment_location
+    with engine.begin() as conn:
+        for variant in catalog.variants:
+            warehouse_catalog.upsert_sku(conn, variant.sku, variant.title)
+            warehouse_catalog.receive_stock(
+                conn, variant.sku, location, variant.opening_stock, f"receive:opening:{variant.sku}:{location}"
+            )
+            if variant.unmapped:
+                continue  # its orders show up as unknown_sku exceptions until someone maps it
+            ids = variant.platform_ids(channel.platform)
+            warehouse_catalog.upsert_listing(
+                conn,
+                channel.code,
+                variant.sku,
+                merchant_sku=ids["sku"] or None,
+                channel_product_id=ids["product_id"],
+                channel_variant_id=ids["variant_id"],
+            )
+
+
+def airflow_env(db_url: str, sandboxes: list[RunningSandbox]) -> dict[str, str]:
+    env = {
+        **os.environ,
+        "AIRFLOW_HOME": str(AIRFLOW_HOME),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(db.PROJECT_ROOT / "dags"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
+        "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
+        "HUB_DATABASE_URL": db_url,
+    }
+    for sb in sandboxes:
+        conn = {"conn_type": "http", "host": sb.base_url, "password": sb.token}
+        env[f"AIRFLOW_CONN_{sb.channel.conn_id.upper()}"] = json.dumps(conn)
+    return env
+
+
+def _airflow(env: dict[str, str], *args: str, log_name: str) -> subprocess.CompletedProcess:
+    with open(LOG_DIR / log_name, "ab") as log:
+        return subprocess.run(
+            [str(Path(sys.executable).parent / "airflow"), *args],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+
+
+def prepare_airflow(env: dict[str, str], config: HubConfig) -> None:
+    AIRFLOW_HOME.mkdir(parents=True, exist_ok=True)
+    print("- Airflow metadata database (SQLite under .state/airflow) ...", flush=True)
+    if _airflow(env, "db", "migrate", log_name="airflow-setup.log").returncode != 0:
+        raise RuntimeError(f"airflow db migrate failed; see {LOG_DIR / 'airflow-setup.log'}")
+    for channel in config.channels:
+        _airflow(
+            env,
+            "pools",
+            "set",
+            channel.pool,
+            "1",
+            f"order sync of {channel.code}",
+            log_name="airflow-setup.log",
+        )
+
+
+def run_demo(once: bool, history: timedelta) -> int:
+    LOG_DIR.mkdir(parents=True, exist_ok=True)
+    config = load_config()
+    embedded = "HUB_DATABASE_URL" not in os.environ
+    print(
+        f"- warehouse: {'embedded Postgres under .state/pgdata' if embedded else 'HUB_DATABASE_URL'}",
+        flush=True,
+    )
+    db_url = db.database_url()
+    db.migrate(db_url)
+    engine = db.engine_for(db_url)
+    register_config(engine, config)
+
+    with ExitStack() as stack:
+        if embedded:
+            stack.callback(db.stop_embedded)
+        sandboxes = []
+        for index, channel in enumerate(c for c in config.channels if c.enabled):
+            sandbox = start_sandbox(stack, channel, DEMO_SEED + index, history)
+            seed_from_catalog(engine, channel, World(seed=sandbox.seed).catalog)
+            sandboxes.append(sandbox)
+            print(f"- sandbox {channel.platform} for {channel.code}: {sandbox.base_url}", flush=True)
+        env = airflow_env(db_url, sandboxes)
+        prepare_airflow(env, config)
+        since = (datetime.now(UTC) - history).strftime("%Y-%m-%dT%H:%M:%SZ")
+        first_run_conf = json.dumps({"since": since})
+        if once:
+            return _run_once(env, config, sandboxes, first_run_conf, engine)
+        return _serve(stack, env, sandboxes, first_run_conf, engine)
+
+
+def _run_once(env, config: HubConfig, sandboxes: list[RunningSandbox], conf: str, engine) -> int:
+    failed = []
+    for sb in sandboxes:
+        dag_id = sb.channel.dag_id
+        print(
+            f"- airflow dags test {dag_id} (first sync, since the start of the sandbox history) ...",
+            flush=True,
+        )
+        done = _airflow(env, "dags", "test", dag_id, "-c", conf, log_name=f"{dag_id}.log")
+        if done.returncode != 0:
+            failed.append(dag_id)
+            print(f"  FAILED: see {LOG_DIR / (dag_id + '.log')}", flush=True)
+    print()
+    print_summary(engine)
+    del config
+    return 1 if failed else 0
+
+
+def _serve(stack: ExitStack, env, sandboxes: list[RunningSandbox], conf: str, engine) -> int:
+    port = env.get("AIRFLOW__API__PORT", "8080")
+    log = open(LOG_DIR / "airflow-standalone.log", "ab")  # noqa: SIM115 - closed by the stack
+    stack.callback(log.close)
+    airflow_bin = str(Path(sys.executable).parent / "airflow")
+    standalone = subprocess.Popen([airflow_bin, "standalone"], env=env, stdout=log, stderr=subprocess.STDOUT)
+    stack.callback(_terminate, standalone)
+    print("- starting airflow standalone (API server, scheduler, DAG processor, triggerer) ...", flush=True)
+    _wait_http(f"http://localhost:{port}/api/v2/monitor/health", timeout=180, process=standalone)
+    for sb in sandboxes:
+        _airflow(env, "dags", "unpause", sb.channel.dag_id, log_name="airflow-setup.log")
+        _airflow(env, "dags", "trigger", sb.channel.dag_id, "-c", conf, log_name="airflow-setup.log")
+    password = _admin_password()
+    print(
+        f"\nAirflow UI: http://localhost:{port}  login: admin / {password}\n"
+        f"DAGs: {', '.join(sb.channel.dag_id for sb in sandboxes)}"
+        " (first run triggered; then one every interval)\n"
+        f"Logs: {LOG_DIR}   Ctrl-C stops everything started here.\n",
+        flush=True,
+    )
+    try:
+        while standalone.poll() is None:
+            time.sleep(30)
+            print(f"--- {datetime.now(UTC):%H:%M:%S} UTC", flush=True)
+            print_summary(engine)
+    except KeyboardInterrupt:
+        print("\nstopping ...", flush=True)
+    return 0
+
+
+def _admin_password() -> str:
+    generated = AIRFLOW_HOME / "simple_auth_manager_passwords.json.generated"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if generated.exists():
+            return json.loads(generated.read_text()).get("admin", "(see airflow-standalone.log)")
+        time.sleep(1)
+    return f"(see {generated})"

@@ -1,0 +1,105 @@
+"""The platform registry: for each platform, its connector, its payload schema and its mapping.
+
+``prepare`` is the pure middle of the data flow (schema check -> mapping) shared by the sync pipeline,
+``channelhub map`` and the tests: a payload becomes either ``Landed`` (a canonical order) or ``Rejected``
+(a typed reason, the raw payload kept), never an uncaught exception.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from functools import cached_property
+from importlib import import_module
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from jsonschema import Draft202012Validator
+
+from channelhub.canonical import CanonicalOrder, MappingError
+from warehouse.ingest import Landed, Rejected
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    from channelhub.config import ChannelConfig
+    from channelhub.credentials import ChannelCredentials
+
+SCHEMA_DIR = Path(__file__).resolve().parent.parent / "connectors" / "schemas"
+
+
+class OrderSource(Protocol):
+    """What the sync pipeline needs of a connector."""
+
+    def fetch_orders(
+        self, window_start: datetime, window_end: datetime
+    ) -> Iterator[list[dict[str, Any]]]: ...
+
+
+@dataclass(frozen=True)
+class Platform:
+    name: str
+    payload_schema: str  # file name under connectors/schemas/
+    mapping_module: str  # module with map_order(payload) and unwrap(document)
+    connector_factory: str  # "module:function" taking (credentials, channel config)
+    id_field: str  # where a raw payload keeps its external id, for rejects
+
+    @cached_property
+    def validator(self) -> Draft202012Validator:
+        schema = json.loads((SCHEMA_DIR / self.payload_schema).read_text())
+        return Draft202012Validator(schema)
+
+    @cached_property
+    def _mapping(self) -> Any:
+        return import_module(self.mapping_module)
+
+    @property
+    def map_order(self) -> Callable[[dict[str, Any]], CanonicalOrder]:
+        return self._mapping.map_order
+
+    def unwrap(self, document: Any) -> list[Any]:
+        return self._mapping.unwrap(document)
+
+    def connector(self, credentials: ChannelCredentials, channel: ChannelConfig) -> OrderSource:
+        module, function = self.connector_factory.split(":")
+        return getattr(import_module(module), function)(credentials, channel)
+
+    def external_id(self, payload: Any) -> str | None:
+        value = payload.get(self.id_field) if isinstance(payload, dict) else None
+        return None if value is None else str(value)
+
+    def schema_problem(self, payload: Any) -> str | None:
+        error = next(iter(sorted(self.validator.iter_errors(payload), key=lambda e: e.path)), None)
+        if error is None:
+            return None
+        where = "/".join(str(p) for p in error.absolute_path) or "(payload)"
+        return f"{where}: {error.message}"
+
+    def prepare(self, payload: Any) -> Landed | Rejected:
+        """Schema check then mapping; every failure is a typed ``Rejected`` carrying the raw payload."""
+        problem = self.schema_problem(payload)
+        if problem is not None:
+            return Rejected(self.external_id(payload), "schema_invalid", problem[:2000], payload)
+        try:
+            return Landed(self.map_order(payload), payload)
+        except MappingError as err:
+            return Rejected(self.external_id(payload), err.reason, err.detail[:2000], payload)
+
+
+PLATFORMS: dict[str, Platform] = {
+    "shopify": Platform(
+        name="shopify",
+        payload_schema="shopify_order.schema.json",
+        mapping_module="mappings.shopify",
+        connector_factory="connectors.shopify:connector_for_channel",
+        id_field="id",
+    ),
+}
+
+
+def get_platform(name: str) -> Platform:
+    try:
+        return PLATFORMS[name]
+    except KeyError:
+        raise KeyError(f"unknown platform {name!r}; known: {', '.join(sorted(PLATFORMS))}") from None

@@ -1,0 +1,33 @@
+"""Human-readable tables of the warehouse's state (demo summary, ``channelhub summary``)."""
+
+from __future__ import annotations
+
+from sqlalchemy import Engine
+
+from warehouse.summary import summary
+
+
+def render_summary(rows: list[dict]) -> str:
+    headers = ["channel", "platform", "orders landed", "units reserved", "exceptions (open, by reason)"]
+    table = [
+        [
+            row["channel"],
+            row["platform"],
+            str(row["orders"]),
+            str(row["reserved_units"]),
+            ", ".join(f"{reason}={n}" for reason, n in sorted(row["exceptions"].items())) or "none",
+        ]
+        for row in rows
+    ]
+    widths = [max(len(h), *(len(r[i]) for r in table)) if table else len(h) for i, h in enumerate(headers)]
+    lines = [" | ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))]
+    lines.append("-+-".join("-" * w for w in widths))
+    lines += [" | ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in table]
+    return "\n".join(lines)
+
+
+def print_summary(engine: Engine) -> list[dict]:
+    with engine.connect() as conn:
+        rows = summary(conn)
+    print(render_summary(rows))
+    return rows

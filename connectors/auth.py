@@ -1,0 +1,358 @@
+"""Authentication kinds a platform can declare, and the ``Secret`` wrapper that keeps credentials out of text.
+
+A platform spec names one *kind* (``HeaderToken``, ``BasicAuth``, ``TokenEndpointAuth``, ...) with the
+names of the credentials it needs; ``bind(credentials)`` turns it into an ``Authenticator`` holding the
+actual secrets. The shared ``HttpClient`` calls ``prepare`` once before a request (token endpoints fetch
+or refresh there), ``apply`` on every attempt (pure, no I/O), and ``invalidate`` when the platform says the
+token expired.
+"""
+
+from __future__ import annotations
+
+import base64
+import hmac
+import threading
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from connectors.errors import AuthError, MalformedResponse
+
+if TYPE_CHECKING:
+    from connectors.http import HttpClient, Request
+
+
+class Secret:
+    """A credential. ``str``/``repr``/``format`` never show it; call ``reveal()`` at the last moment."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        if isinstance(value, Secret):
+            value = value.reveal()
+        if not isinstance(value, str):
+            raise TypeError("a Secret wraps a str")
+        object.__setattr__(self, "_value", value)
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError("Secret is immutable")
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    __str__ = __repr__
+
+    def __format__(self, spec: str) -> str:
+        return repr(self)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and hmac.compare_digest(self._value, other._value)
+
+    def __hash__(self) -> int:
+        return hash(("Secret", self._value))
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+    def __reduce__(self):
+        raise TypeError("a Secret is not pickled; pass credentials through the Airflow Connection")
+
+
+def as_secret(value: str | Secret) -> Secret:
+    return value if isinstance(value, Secret) else Secret(value)
+
+
+@dataclass(frozen=True)
+class Cred:
+    """Placeholder in a declared request template, replaced by the named credential (revealed) when sent."""
+
+    name: str
+
+
+def render_template(value: Any, credentials: Mapping[str, Secret | str]) -> Any:
+    """Replace every ``Cred`` inside nested dicts/lists by the credential's plain value."""
+    if isinstance(value, Cred):
+        try:
+            found = credentials[value.name]
+        except KeyError:
+            raise AuthError(f"credential {value.name!r} is missing from the connection") from None
+        return found.reveal() if isinstance(found, Secret) else found
+    if isinstance(value, Mapping):
+        return {key: render_template(item, credentials) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [render_template(item, credentials) for item in value]
+    return value
+
+
+def _credential(credentials: Mapping[str, Secret | str], name: str) -> Secret:
+    try:
+        return as_secret(credentials[name])
+    except KeyError:
+        raise AuthError(f"credential {name!r} is missing from the connection") from None
+
+
+class Authenticator(ABC):
+    """Bound credentials of one connection."""
+
+    def prepare(self, client: HttpClient) -> None:  # noqa: B027 - only token kinds need it
+        """Make sure a usable credential is at hand (fetch a token); may do I/O through ``client``."""
+
+    @abstractmethod
+    def apply(self, request: Request) -> None:
+        """Add the credential to an outgoing request. No I/O."""
+
+    @property
+    def generation(self) -> int:
+        """Bumped whenever the credential changes (a token refresh)."""
+        return 0
+
+    def invalidate(self, generation: int) -> bool:
+        """The platform refused the credential of ``generation`` as expired. Return True when a fresh one
+        can be obtained (it is dropped only if no other thread replaced it already)."""
+        return False
+
+    @abstractmethod
+    def secret_values(self) -> tuple[str, ...]:
+        """Every plain secret this authenticator may put on the wire (for redaction)."""
+
+
+class AuthSpec(ABC):
+    """How a platform authenticates, by credential *names*; ``bind`` attaches the values."""
+
+    @abstractmethod
+    def bind(self, credentials: Mapping[str, Secret | str]) -> Authenticator: ...
+
+
+# --- no auth ---------------------------------------------------------------------------------------------
+
+
+class _Anonymous(Authenticator):
+    def apply(self, request: Request) -> None:
+        return None
+
+    def secret_values(self) -> tuple[str, ...]:
+        return ()
+
+
+@dataclass(frozen=True)
+class NoAuth(AuthSpec):
+    def bind(self, credentials: Mapping[str, Secret | str]) -> Authenticator:
+        return _Anonymous()
+
+
+# --- static token in a header (Shopify X-Shopify-Access-Token, Bearer tokens) ------------------------------
+
+
+class _HeaderToken(Authenticator):
+    def __init__(self, header: str, token: Secret, scheme: str) -> None:
+        self._header = header
+        self._token = token
+        self._scheme = scheme
+
+    def apply(self, request: Request) -> None:
+        value = self._token.reveal()
+        request.headers[self._header] = f"{self._scheme} {value}" if self._scheme else value
+
+    def secret_values(self) -> tuple[str, ...]:
+        return (self._token.reveal(),)
+
+    def __repr__(self) -> str:
+        return f"HeaderToken({self._header!r}, token=***)"
+
+
+@dataclass(frozen=True)
+class HeaderToken(AuthSpec):
+    header: str = "Authorization"
+    credential: str = "access_token"
+    scheme: str = ""  # "Bearer" for Authorization: Bearer <token>
+
+    def bind(self, credentials: Mapping[str, Secret | str]) -> Authenticator:
+        return _HeaderToken(self.header, _credential(credentials, self.credential), self.scheme)
+
+
+# --- HTTP basic (WooCommerce consumer key/secret over HTTPS) ----------------------------------------------
+
+
+class _Basic(Authenticator):
+    def __init__(self, username: Secret, password: Secret) -> None:
+        self._username = username
+        self._password = password
+
+    def apply(self, request: Request) -> None:
+        pair = f"{self._username.reveal()}:{self._password.reveal()}".encode()
+        request.headers["Authorization"] = "Basic " + base64.b64encode(pair).decode("ascii")
+
+    def secret_values(self) -> tuple[str, ...]:
+        pair = f"{self._username.reveal()}:{self._password.reveal()}".encode()
+        return (self._username.reveal(), self._password.reveal(), base64.b64encode(pair).decode("ascii"))
+
+    def __repr__(self) -> str:
+        return "BasicAuth(username=***, password=***)"
+
+
+@dataclass(frozen=True)
+class BasicAuth(AuthSpec):
+    username: str = "username"
+    password: str = "password"
+
+    def bind(self, credentials: Mapping[str, Secret | str]) -> Authenticator:
+        return _Basic(_credential(credentials, self.username), _credential(credentials, self.password))
+
+
+# --- static credential in the query string (WooCommerce ck/cs fallback) -----------------------------------
+
+
+class _QueryParams(Authenticator):
+    def __init__(self, values: dict[str, Secret]) -> None:
+        self._values = values
+
+    def apply(self, request: Request) -> None:
+        for param, secret in self._values.items():
+            request.params[param] = secret.reveal()
+
+    def secret_values(self) -> tuple[str, ...]:
+        return tuple(secret.reveal() for secret in self._values.values())
+
+    def __repr__(self) -> str:
+        return f"QueryParams({sorted(self._values)!r}=***)"
+
+
+@dataclass(frozen=True)
+class QueryParams(AuthSpec):
+    """``params`` maps query parameter name -> credential name."""
+
+    params: Mapping[str, str] = field(default_factory=dict)
+
+    def bind(self, credentials: Mapping[str, Secret | str]) -> Authenticator:
+        return _QueryParams({param: _credential(credentials, name) for param, name in self.params.items()})
+
+
+# --- short-lived token from a token endpoint (WeChat cgi-bin/token, Youzan /auth/token) --------------------
+
+
+@dataclass(frozen=True)
+class TokenEndpoint:
+    """Where a short-lived access token comes from.
+
+    ``params``/``json`` are templates: put ``Cred("appid")`` where a credential goes. The token sits at
+    ``token_path`` (dotted) in the response; its lifetime is either ``expires_in_path`` (seconds from now) or
+    ``expires_at_path`` (absolute epoch, ``expires_at_unit`` seconds per unit: 0.001 for milliseconds).
+    """
+
+    path: str
+    method: str = "GET"
+    params: Mapping[str, Any] = field(default_factory=dict)
+    json: Mapping[str, Any] | None = None
+    token_path: str = "access_token"
+    expires_in_path: str | None = "expires_in"
+    expires_at_path: str | None = None
+    expires_at_unit: float = 1.0
+    default_lifetime_seconds: float = 3600.0
+    refresh_margin_seconds: float = 300.0  # renew this long before the stated expiry (clock skew, slow calls)
+
+
+class _TokenFromEndpoint(Authenticator):
+    def __init__(
+        self,
+        endpoint: TokenEndpoint,
+        credentials: Mapping[str, Secret | str],
+        param: str,
+        clock=time.time,
+    ) -> None:
+        self._endpoint = endpoint
+        self._credentials = dict(credentials)
+        self._param = param
+        self._clock = clock
+        self._token: Secret | None = None
+        self._expires_at = 0.0
+        self._lock = threading.Lock()
+        self.fetch_count = 0  # how many tokens were obtained (observability and tests)
+
+    @property
+    def generation(self) -> int:
+        return self.fetch_count
+
+    def prepare(self, client: HttpClient) -> None:
+        with self._lock:
+            if self._token is not None and self._clock() < self._expires_at:
+                return
+            self._fetch(client)
+
+    def _fetch(self, client: HttpClient) -> None:
+        from connectors.http import dig
+
+        endpoint = self._endpoint
+        response = client.request(
+            endpoint.method,
+            endpoint.path,
+            params=render_template(dict(endpoint.params), self._credentials),
+            json=render_template(endpoint.json, self._credentials) if endpoint.json is not None else None,
+            authenticate=False,
+            rooted=True,
+            idempotent=True,
+        )
+        token = dig(response.body, endpoint.token_path)
+        if not isinstance(token, str) or not token:
+            raise MalformedResponse(
+                f"token endpoint answered without {endpoint.token_path!r}", platform=client.platform
+            )
+        now = self._clock()
+        lifetime = endpoint.default_lifetime_seconds
+        if (
+            endpoint.expires_in_path
+            and (expires_in := dig(response.body, endpoint.expires_in_path)) is not None
+        ):
+            lifetime = float(expires_in)
+        elif endpoint.expires_at_path and (expires_at := dig(response.body, endpoint.expires_at_path)):
+            lifetime = float(expires_at) * endpoint.expires_at_unit - now
+        self._token = Secret(token)
+        self._expires_at = now + max(lifetime - endpoint.refresh_margin_seconds, 0.0)
+        self.fetch_count += 1
+
+    def apply(self, request: Request) -> None:
+        if self._token is None:
+            raise AuthError("no access token: prepare() was not called")
+        request.params[self._param] = self._token.reveal()
+
+    def invalidate(self, generation: int) -> bool:
+        with self._lock:
+            # WeChat issues a new token and revokes the old one on every fetch: two threads refreshing the
+            # same expired token would revoke each other's, so only the first one drops it.
+            if generation == self.fetch_count:
+                self._token = None
+                self._expires_at = 0.0
+        return True
+
+    def secret_values(self) -> tuple[str, ...]:
+        values = [v.reveal() for v in self._credentials.values() if isinstance(v, Secret)]
+        if self._token is not None:
+            values.append(self._token.reveal())
+        return tuple(values)
+
+    def __repr__(self) -> str:
+        return f"TokenEndpointAuth({self._endpoint.path!r}, token=***)"
+
+
+@dataclass(frozen=True)
+class TokenEndpointAuth(AuthSpec):
+    """Access token from ``endpoint``, sent as query parameter ``param`` on every business call.
+
+    When the platform answers with one of the spec's ``token_expired_codes``, the client invalidates the
+    token, fetches a new one and replays the request once."""
+
+    endpoint: TokenEndpoint
+    param: str = "access_token"
+
+    def bind(self, credentials: Mapping[str, Secret | str]) -> Authenticator:
+        return _TokenFromEndpoint(self.endpoint, {k: _wrap(v) for k, v in credentials.items()}, self.param)
+
+
+def _wrap(value: Secret | str) -> Secret | str:
+    # Ids such as a Youzan kdt_id are not secret, but wrapping every str keeps the rule simple: every
+    # credential value is redacted from text.
+    return as_secret(value) if isinstance(value, str | Secret) else value

@@ -1,0 +1,298 @@
+"""Declarative connectors: a platform is a ``PlatformSpec`` (data) plus the few hooks its API needs (code).
+
+Shape borrowed from dlt's ``rest_api`` source and Airbyte's declarative CDK: a client (base path, auth, error
+policy, rate limiter), endpoints (path, static params, where the records sit, paginator) and an incremental
+window (param names, time format, longest span). ``Connector`` executes any spec through one ``HttpClient``:
+
+    for page in connector.fetch_orders(window_start, window_end):   # raw platform payloads, page by page
+        ...
+
+``fetch_orders`` splits the window to the platform's longest span, walks each sub-window's pages lazily
+(memory is bounded by one page, not by the window), and narrows a sub-window by halving it when the
+platform's page cap would be exceeded. It only fetches: overlap, schema checks, mapping and ingest belong
+to the sync pipeline.
+
+Hooks a platform module may override:
+- ``records_from_page(endpoint_name, records)``: turn one page into order payloads (WeChat lists ids, then
+  fetches each order);
+- ``fetch_orders`` itself, when listing needs more than one endpoint.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from types import MappingProxyType
+from typing import Any, ClassVar, Self
+
+import requests
+
+from connectors.auth import AuthSpec, Secret
+from connectors.errors import MalformedResponse, PageCapExceeded
+from connectors.http import ErrorPolicy, HttpClient, NoThrottle, Request, RetryPolicy, Throttle, dig
+from connectors.paginators import Page, Paginator, SinglePage
+from connectors.windows import WindowSpec, bisect_window
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One API operation.
+
+    path: relative to the platform's base path; ``{name}`` placeholders are filled from path parameters.
+    params/json: static query parameters / JSON body (window, paging and auth values are added per request).
+    records_path: dotted path of the records in the body (``"orders"``, ``"data.full_order_info_list"``);
+        None means the whole body.
+    idempotent: whether replaying after an ambiguous failure is safe; None = decided by the HTTP method.
+        Read-only POST endpoints (WeChat, Youzan) declare True.
+    """
+
+    path: str
+    method: str = "GET"
+    params: Mapping[str, Any] = field(default_factory=dict)
+    json: Mapping[str, Any] | None = None
+    records_path: str | None = None
+    paginator: Paginator = field(default_factory=SinglePage)
+    window: WindowSpec | None = None
+    idempotent: bool | None = None
+    missing_records_mean_empty: bool = False  # some platforms drop the list key when nothing matched
+
+    def __post_init__(self) -> None:  # specs are shared module constants: make their templates read-only
+        object.__setattr__(self, "params", MappingProxyType(dict(self.params)))
+        if self.json is not None:
+            object.__setattr__(self, "json", MappingProxyType(dict(self.json)))
+
+
+@dataclass(frozen=True)
+class PlatformSpec:
+    """Everything generic about one platform's API, as data."""
+
+    name: str
+    auth: AuthSpec
+    endpoints: Mapping[str, Endpoint]
+    base_path: str = ""  # may hold {placeholders} filled from the connection's path variables
+    errors: ErrorPolicy = field(default_factory=ErrorPolicy)
+    throttle: Callable[[], Throttle] = NoThrottle  # a factory: every connection keeps its own budget state
+    default_headers: Mapping[str, str] = field(default_factory=lambda: {"Accept": "application/json"})
+    path_variables: Mapping[str, str] = field(
+        default_factory=dict
+    )  # defaults, e.g. {"api_version": "2024-10"}
+
+
+class Connector:
+    """Runs a ``PlatformSpec``. Subclasses set ``spec`` and add hooks and named operations."""
+
+    spec: ClassVar[PlatformSpec]
+    orders_endpoint: ClassVar[str] = "orders"
+
+    def __init__(self, client: HttpClient) -> None:
+        self.client = client
+
+    @classmethod
+    def connect(
+        cls,
+        base_url: str,
+        credentials: Mapping[str, str | Secret],
+        *,
+        path_variables: Mapping[str, str] | None = None,
+        retry: RetryPolicy | None = None,
+        timeout: tuple[float, float] = (5.0, 30.0),
+        throttle: Throttle | None = None,
+        session: requests.Session | None = None,
+        sleep: Callable[[float], None] | None = None,
+    ) -> Self:
+        """Build the shared client for this platform from a connection's base URL and credentials."""
+        spec = cls.spec
+        variables = {**spec.path_variables, **(path_variables or {})}
+        options: dict[str, Any] = {} if sleep is None else {"sleep": sleep}
+        client = HttpClient(
+            base_url,
+            platform=spec.name,
+            base_path=spec.base_path.format(**variables),
+            auth=spec.auth.bind(credentials),
+            errors=spec.errors,
+            throttle=throttle if throttle is not None else spec.throttle(),
+            retry=retry,
+            timeout=timeout,
+            default_headers=spec.default_headers,
+            session=session,
+            **options,
+        )
+        return cls(client)
+
+    @property
+    def platform(self) -> str:
+        return self.spec.name
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.client!r})"
+
+    def close(self) -> None:
+        self.client.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # -- generic operations --
+
+    def endpoint(self, name: str) -> Endpoint:
+        try:
+            return self.spec.endpoints[name]
+        except KeyError:
+            raise KeyError(f"{self.platform} declares no endpoint {name!r}") from None
+
+    def build_request(
+        self,
+        name: str,
+        *,
+        path_params: Mapping[str, Any] | None = None,
+        window: tuple[datetime, datetime] | None = None,
+        params: Mapping[str, Any] | None = None,
+        body: Mapping[str, Any] | None = None,
+    ) -> Request:
+        """The first request of endpoint ``name``: declared values, then the caller's, then the window."""
+        endpoint = self.endpoint(name)
+        json_body = None
+        if endpoint.json is not None or body is not None:
+            json_body = {**(endpoint.json or {}), **(body or {})}
+        request = Request(
+            endpoint.method,
+            endpoint.path.format(**(path_params or {})),
+            params={**endpoint.params, **(params or {})},
+            json=json_body,
+            idempotent=endpoint.idempotent,
+        )
+        if window is not None:
+            if endpoint.window is None:
+                raise ValueError(f"{self.platform} endpoint {name!r} takes no time window")
+            rendered = endpoint.window.render(*window)
+            if endpoint.window.location == "body":
+                request.json = {**(request.json or {}), **rendered}
+            else:
+                request.params.update(rendered)
+        return request
+
+    def fetch_pages(
+        self,
+        name: str,
+        window_start: datetime | None = None,
+        window_end: datetime | None = None,
+        *,
+        path_params: Mapping[str, Any] | None = None,
+        params: Mapping[str, Any] | None = None,
+    ) -> Iterator[list[Any]]:
+        """Records of endpoint ``name``, one non-empty list per page, fetched lazily."""
+        endpoint = self.endpoint(name)
+        if endpoint.window is None:
+            if window_start is not None or window_end is not None:
+                raise ValueError(f"{self.platform} endpoint {name!r} takes no time window")
+            yield from self._walk(name, self.build_request(name, path_params=path_params, params=params))
+            return
+        if window_start is None or window_end is None:
+            raise ValueError(f"{self.platform} endpoint {name!r} needs window_start and window_end")
+        for start, end in endpoint.window.split(window_start, window_end):
+            yield from self._walk_window(name, endpoint, start, end, path_params, params)
+
+    def _walk_window(
+        self,
+        name: str,
+        endpoint: Endpoint,
+        start: datetime,
+        end: datetime,
+        path_params: Mapping[str, Any] | None,
+        params: Mapping[str, Any] | None,
+    ) -> Iterator[list[Any]]:
+        assert endpoint.window is not None
+        request = self.build_request(name, path_params=path_params, window=(start, end), params=params)
+        try:
+            yield from self._walk(name, request)
+        except PageCapExceeded:
+            halves = bisect_window(start, end, endpoint.window.time_format.granularity)
+            if halves is None:
+                raise
+            log.info(
+                "%s %s: [%s, %s) holds more than the page cap allows; halving it",
+                self.platform,
+                name,
+                start.isoformat(),
+                end.isoformat(),
+            )
+            for half_start, half_end in halves:
+                yield from self._walk_window(name, endpoint, half_start, half_end, path_params, params)
+
+    def _walk(self, name: str, first: Request) -> Iterator[list[Any]]:
+        endpoint = self.endpoint(name)
+
+        def fetch(request: Request) -> Page:
+            response = self.client.send(request)
+            return Page(self._records(endpoint, name, response.body), response)
+
+        for page in endpoint.paginator.pages(fetch, first):
+            records = self.records_from_page(name, page.records)
+            if records:
+                yield records
+
+    def _records(self, endpoint: Endpoint, name: str, body: Any) -> list[Any]:
+        records = dig(body, endpoint.records_path)
+        if records is None and endpoint.missing_records_mean_empty:
+            return []
+        if not isinstance(records, list):
+            raise MalformedResponse(
+                f"expected a list at {endpoint.records_path or '<body>'!r} in the {name!r} answer, "
+                f"got {type(records).__name__}",
+                platform=self.platform,
+            )
+        return records
+
+    def get(
+        self,
+        name: str,
+        *,
+        path_params: Mapping[str, Any] | None = None,
+        params: Mapping[str, Any] | None = None,
+        body: Mapping[str, Any] | None = None,
+    ) -> Any:
+        """One request to endpoint ``name``; returns the value at its ``records_path``."""
+        endpoint = self.endpoint(name)
+        request = self.build_request(name, path_params=path_params, params=params, body=body)
+        response = self.client.send(request)
+        value = dig(response.body, endpoint.records_path)
+        if value is None:
+            raise MalformedResponse(
+                f"{name!r} answer has nothing at {endpoint.records_path!r}",
+                platform=self.platform,
+                url=response.url,
+            )
+        return value
+
+    def count(self, name: str, window_start: datetime, window_end: datetime) -> int:
+        """Sum of a count endpoint over the window (split to the platform's longest span)."""
+        endpoint = self.endpoint(name)
+        if endpoint.window is None:
+            raise ValueError(f"{self.platform} endpoint {name!r} takes no time window")
+        total = 0
+        for start, end in endpoint.window.split(window_start, window_end):
+            response = self.client.send(self.build_request(name, window=(start, end)))
+            value = dig(response.body, endpoint.records_path)
+            if not isinstance(value, int):
+                raise MalformedResponse(
+                    f"{name!r} answer has no count", platform=self.platform, url=response.url
+                )
+            total += value
+        return total
+
+    # -- hooks --
+
+    def records_from_page(self, endpoint_name: str, records: list[Any]) -> list[Any]:
+        """Turn one page's records into what the caller wants (identity unless a platform needs more)."""
+        return records
+
+    def fetch_orders(self, window_start: datetime, window_end: datetime) -> Iterator[list[dict[str, Any]]]:
+        """Raw order payloads updated in ``[window_start, window_end)``, one page at a time."""
+        yield from self.fetch_pages(self.orders_endpoint, window_start, window_end)

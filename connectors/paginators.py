@@ -1,0 +1,205 @@
+"""Pagination kinds. A paginator is configuration; ``pages()`` walks one listing lazily, one request per page.
+
+``fetch(request) -> Page`` is supplied by the framework (it sends through the shared client and picks the
+records out of the body), so a paginator only decides *which request comes next* and *when to stop*:
+
+- ``LinkHeaderPaginator``: follow ``Link: <...>; rel="next"`` exactly as given (Shopify ``page_info``: the URL
+  carries the cursor and ``limit``; resending the original filters is a 400 there).
+- ``PageNumberPaginator``: ``page``/``page_no`` with a total (pages or results, from a header or the body)
+  or a ``has_more`` flag; a page cap (Youzan ``page_no <= 100``) raises ``PageCapExceeded`` so the framework
+  narrows the window; ``backwards=True`` reads the last page first (Taobao: results sorted newest first
+  shift while you page; reading from the end turns a would-be miss into a harmless duplicate).
+- ``CursorPaginator``: opaque cursor + ``has_more`` (WeChat ``next_key``), in the query or the JSON body.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from connectors.errors import ConnectorError, MalformedResponse, PageCapExceeded
+from connectors.http import ApiResponse, Request, dig
+
+Location = Literal["query", "body"]
+
+
+@dataclass(frozen=True)
+class Page:
+    records: list[Any]
+    response: ApiResponse
+    number: int | None = None  # page number, for page-number paginators
+
+
+Fetch = Callable[[Request], Page]
+
+
+class Paginator(ABC):
+    @abstractmethod
+    def pages(self, fetch: Fetch, first: Request) -> Iterator[Page]:
+        """Yield pages lazily: the next request is sent only when the previous page has been consumed."""
+
+
+@dataclass(frozen=True)
+class SinglePage(Paginator):
+    def pages(self, fetch: Fetch, first: Request) -> Iterator[Page]:
+        yield fetch(first)
+
+
+@dataclass(frozen=True)
+class LinkHeaderPaginator(Paginator):
+    """``rel`` link of the RFC 8288 ``Link`` header. ``carry_params`` are re-added to follow-up requests when
+    the link lacks them (e.g. ``fields``); everything else comes only from the link URL."""
+
+    rel: str = "next"
+    carry_params: tuple[str, ...] = ()
+
+    def pages(self, fetch: Fetch, first: Request) -> Iterator[Page]:
+        request = first
+        seen: set[str] = set()
+        while True:
+            page = fetch(request)
+            yield page
+            next_url = page.response.links.get(self.rel, {}).get("url")
+            if not next_url:
+                return
+            if next_url in seen:
+                raise MalformedResponse(
+                    "the Link header points back to a page already read", url=page.response.url
+                )
+            seen.add(next_url)
+            carried = {
+                k: first.params[k] for k in self.carry_params if k in first.params and f"{k}=" not in next_url
+            }
+            request = Request(first.method, next_url, carried, None, dict(first.headers), first.idempotent)
+
+
+@dataclass(frozen=True)
+class PageNumberPaginator(Paginator):
+    """Numbered pages. Say how the end is known: ``total_pages_*``, ``total_results_*`` or ``has_more_path``;
+    with none of them the walk stops at the first short page."""
+
+    page_param: str = "page"
+    size_param: str | None = "per_page"
+    page_size: int = 100
+    first_page: int = 1
+    location: Location = "query"
+    total_pages_header: str | None = None  # WooCommerce X-WP-TotalPages
+    total_pages_path: str | None = None
+    total_results_header: str | None = None  # WooCommerce X-WP-Total
+    total_results_path: str | None = None  # Youzan data.total_results, Taobao ..._response.total_results
+    has_more_path: str | None = None  # Taobao has_next
+    max_page: int | None = None  # Youzan 100
+    backwards: bool = False
+
+    def _request(self, first: Request, number: int) -> Request:
+        request = first.with_value(self.page_param, number, self.location)
+        if self.size_param:
+            request = request.with_value(self.size_param, self.page_size, self.location)
+        return request
+
+    def _total_pages(self, response: ApiResponse) -> int | None:
+        pages = _int_or_none(self._read(response, self.total_pages_header, self.total_pages_path))
+        if pages is not None:
+            return pages
+        results = _int_or_none(self._read(response, self.total_results_header, self.total_results_path))
+        return None if results is None else math.ceil(results / self.page_size)
+
+    @staticmethod
+    def _read(response: ApiResponse, header: str | None, path: str | None) -> Any:
+        if header and (value := response.headers.get(header)) is not None:
+            return value
+        return dig(response.body, path) if path else None
+
+    def _check_cap(self, total_pages: int | None, response: ApiResponse) -> None:
+        if self.max_page is not None and total_pages is not None and total_pages > self.max_page:
+            raise PageCapExceeded(
+                f"{total_pages} pages of {self.page_size} exceed the page cap of {self.max_page}",
+                url=response.url,
+            )
+
+    def pages(self, fetch: Fetch, first: Request) -> Iterator[Page]:
+        if self.backwards:
+            yield from self._backwards(fetch, first)
+            return
+        number = self.first_page
+        while True:
+            page = fetch(self._request(first, number))
+            total_pages = self._total_pages(page.response)
+            if number == self.first_page:
+                self._check_cap(total_pages, page.response)  # before yielding: the caller splits cleanly
+            page = Page(page.records, page.response, number)
+            yield page
+            if not page.records:
+                return
+            if total_pages is not None:
+                if number - self.first_page + 1 >= total_pages:
+                    return
+            elif self.has_more_path is not None:
+                if not dig(page.response.body, self.has_more_path):
+                    return
+            elif len(page.records) < self.page_size:
+                return
+            number += 1
+            if self.max_page is not None and number > self.max_page:
+                raise PageCapExceeded(f"more than {self.max_page} pages", url=page.response.url)
+
+    def _backwards(self, fetch: Fetch, first: Request) -> Iterator[Page]:
+        probe = fetch(self._request(first, self.first_page))
+        total_pages = self._total_pages(probe.response)
+        if total_pages is None:
+            raise ConnectorError("backwards paging needs a total (pages or results) in the first answer")
+        self._check_cap(total_pages, probe.response)
+        if total_pages <= 1:
+            yield Page(probe.records, probe.response, self.first_page)
+            return
+        # The probe only told us the page count. The first page is read again at the end, because records
+        # leaving the window while we walk shift later records towards it.
+        last = self.first_page + total_pages - 1
+        for number in range(last, self.first_page - 1, -1):
+            page = fetch(self._request(first, number))
+            yield Page(page.records, page.response, number)
+
+
+@dataclass(frozen=True)
+class CursorPaginator(Paginator):
+    """Opaque cursor from the previous answer (``cursor_path``) sent back as ``cursor_param``, while
+    ``has_more_path`` is true (or, without it, while a cursor comes back)."""
+
+    cursor_param: str = "next_key"
+    cursor_path: str = "next_key"
+    has_more_path: str | None = "has_more"
+    size_param: str | None = "page_size"
+    page_size: int = 100
+    location: Location = "body"
+
+    def pages(self, fetch: Fetch, first: Request) -> Iterator[Page]:
+        request = (
+            first.with_value(self.size_param, self.page_size, self.location) if self.size_param else first
+        )
+        seen: set[str] = set()
+        while True:
+            page = fetch(request)
+            yield page
+            if self.has_more_path is not None and not dig(page.response.body, self.has_more_path):
+                return
+            cursor = dig(page.response.body, self.cursor_path)
+            if cursor in (None, ""):
+                return
+            if str(cursor) in seen:
+                raise MalformedResponse(
+                    "the platform returned a cursor it had already given", url=page.response.url
+                )
+            seen.add(str(cursor))
+            request = request.with_value(self.cursor_param, cursor, self.location)
+
+
+def _int_or_none(value: Any) -> int | None:
+    if value is None or value == "":
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise MalformedResponse(f"expected a whole number for a page total, got {value!r}") from None

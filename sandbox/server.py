@@ -1,0 +1,137 @@
+"""Serve a platform simulator on 127.0.0.1 with uvicorn in a background thread (tests, demo, benchmarks).
+
+with run_sandbox("shopify", seed=7, clock=Clock.frozen(t0)) as sandbox:
+    requests.get(f"{sandbox.base_url}/admin/api/2024-10/orders.json",
+                 headers={"X-Shopify-Access-Token": sandbox.access_token})
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import uvicorn
+from fastapi import FastAPI
+
+from sandbox import shopify
+from sandbox.clock import Clock
+from sandbox.shopify import Faults
+from sandbox.world import DEFAULT_INTERVAL, World
+
+PLATFORMS = ("shopify",)
+STARTUP_TIMEOUT_SECONDS = 15.0
+
+
+@dataclass
+class RunningSandbox:
+    platform: str
+    base_url: str  # e.g. "http://127.0.0.1:54321"
+    port: int
+    world: World
+    faults: Faults
+    clock: Clock
+    access_token: str = field(repr=False)
+    app: FastAPI = field(repr=False)
+
+
+def create_platform_app(
+    platform: str,
+    world: World,
+    *,
+    access_token: str,
+    faults: Faults,
+    bucket_size: int,
+    leak_per_second: float,
+    shop_timezone: str,
+) -> FastAPI:
+    if platform == "shopify":
+        return shopify.create_app(
+            world,
+            access_token=access_token,
+            faults=faults,
+            bucket_size=bucket_size,
+            leak_per_second=leak_per_second,
+            shop_timezone=shop_timezone,
+        )
+    raise ValueError(f"no sandbox for platform {platform!r} (have: {', '.join(PLATFORMS)})")
+
+
+@contextmanager
+def run_sandbox(
+    platform: str = "shopify",
+    *,
+    seed: int = 1,
+    port: int = 0,
+    access_token: str = shopify.DEFAULT_ACCESS_TOKEN,
+    start: datetime | None = None,
+    interval: timedelta | float = DEFAULT_INTERVAL,
+    clock: Clock | None = None,
+    faults: Faults | None = None,
+    bucket_size: int = 40,
+    leak_per_second: float = 2.0,
+    shop_timezone: str = shopify.DEFAULT_SHOP_TIMEZONE,
+    host: str = "127.0.0.1",
+    world: World | None = None,
+) -> Iterator[RunningSandbox]:
+    """Serve ``platform``'s simulator until the block exits. ``port=0`` picks a free port.
+
+    ``world`` overrides ``seed``/``start``/``interval``/``clock`` (for callers that built one already).
+    """
+    clock = world.clock if world is not None else (clock or Clock())
+    world = world or World(seed, start=start, interval=interval, clock=clock)
+    faults = faults if faults is not None else Faults(seed=seed)
+    app = create_platform_app(
+        platform,
+        world,
+        access_token=access_token,
+        faults=faults,
+        bucket_size=bucket_size,
+        leak_per_second=leak_per_second,
+        shop_timezone=shop_timezone,
+    )
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        listener.bind((host, port))
+    except OSError:
+        listener.close()
+        raise
+    bound_port = listener.getsockname()[1]
+    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off", timeout_keep_alive=30)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(
+        target=server.run,
+        kwargs={"sockets": [listener]},
+        name=f"sandbox-{platform}-{bound_port}",
+        daemon=True,
+    )
+    thread.start()
+    try:
+        deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
+        while not server.started:
+            if not thread.is_alive():
+                raise RuntimeError(f"the {platform} sandbox failed to start on {host}:{bound_port}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"the {platform} sandbox did not start within {STARTUP_TIMEOUT_SECONDS:.0f} s"
+                )
+            time.sleep(0.01)
+        yield RunningSandbox(
+            platform=platform,
+            base_url=f"http://{host}:{bound_port}",
+            port=bound_port,
+            world=world,
+            faults=faults,
+            clock=clock,
+            access_token=access_token,
+            app=app,
+        )
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        listener.close()

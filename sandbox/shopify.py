@@ -1,0 +1,1351 @@
+"""A faithful Shopify Admin REST 2024-10 simulator over the sandbox world (platform-contracts.md §1).
+
+What it reproduces, quirks included:
+- ``GET /admin/api/2024-10/orders.json`` with ``status`` (default ``open``), ``created_at_*``,
+  ``updated_at_*``, ``processed_at_*`` (ISO-8601 with an offset; anything else is a 400), ``since_id``,
+  ``ids``, ``financial_status``, ``fulfillment_status``, ``limit`` (default 50, max 250) and ``fields``;
+  ``orders/{id}.json``; ``orders/count.json``.
+- Cursor pagination: a ``Link`` header with ``rel="previous"``/``rel="next"`` URLs carrying an opaque
+  ``page_info`` (base64 JSON of the first request's filters, last id and direction, plus a signature).
+  With ``page_info`` only ``limit`` and ``fields`` may be sent; anything else is Shopify's 400
+  ``"... cannot be passed when page_info is present"``. No ``Link`` header on the last page.
+  Orders are sorted by id ascending (ids grow with creation).
+- Payloads shaped like the docs' example order 450789469: times in the shop's UTC offset (DST-aware),
+  money as 2-decimal strings with ``*_set`` shop/presentment money, ``sku`` sometimes ``""``, refund line
+  ``subtotal``/``total_tax`` as JSON numbers (a real quirk), no ``customer`` key on guest orders.
+- ``X-Shopify-Access-Token`` auth (401 body), a leaky bucket per token
+  (``X-Shopify-Shop-Api-Call-Limit: n/40``, 429 with ``Retry-After: 2.0``), ``X-Request-Id`` on every
+  response, and injectable faults (``Faults``).
+- ``/_sandbox/*``: faults, clock and state for the demo and for humans (no auth).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import json
+import json.encoder
+import math
+import random
+import re
+import threading
+import time
+import uuid
+import zlib
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field, fields
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+from urllib.parse import urlencode
+from zoneinfo import ZoneInfo
+
+from fastapi import FastAPI, Request
+from fastapi.responses import Response
+
+from sandbox.world import (
+    ZERO,
+    Address,
+    Customer,
+    Fulfillment,
+    OrderLine,
+    OrderQuery,
+    OrderState,
+    Refund,
+    ShippingMethod,
+    World,
+    money,
+)
+
+API_VERSION = "2024-10"
+API_PREFIX = f"/admin/api/{API_VERSION}"
+# A sandbox test credential (not a secret): real runs pass their own token.
+DEFAULT_ACCESS_TOKEN = "shpat_sandbox_00000000000000000000000000000000"
+DEFAULT_SHOP_TIMEZONE = "America/New_York"
+JSON_MEDIA_TYPE = "application/json; charset=utf-8"
+DEFAULT_LIMIT = 50
+MAX_LIMIT = 250
+
+# Id spaces. Order ids grow with the world index (stable cursors) with a hashed gap so they look real.
+ORDER_ID_BASE = 5_600_000_000_000
+ORDER_ID_STRIDE = 1_000
+LINE_ITEM_ID_BASE = 13_500_000_000_000
+FULFILLMENT_ID_BASE = 4_800_000_000_000
+REFUND_ID_BASE = 905_000_000_000
+REFUND_LINE_ID_BASE = 480_000_000_000
+TRANSACTION_ID_BASE = 6_100_000_000_000
+SHIPPING_LINE_ID_BASE = 4_300_000_000_000
+ADJUSTMENT_ID_BASE = 260_000_000_000
+CUSTOMER_ID_BASE = 6_900_000_000_000
+SHOP_LOCATION_ID = 71_234_567_890
+SHOP_OWNER_USER_ID = 91_234_567_890
+
+UNAUTHORIZED_BODY = {"errors": "[API] Invalid API key or access token (unrecognized login or wrong password)"}
+THROTTLED_BODY = {
+    "errors": "Exceeded 2 calls per second for api client. "
+    "Reduce request rates to resume uninterrupted service."
+}
+NOT_FOUND_BODY = {"errors": "Not Found"}
+_LISTING_FILTERS = (
+    "ids",
+    "since_id",
+    "created_at_min",
+    "created_at_max",
+    "updated_at_min",
+    "updated_at_max",
+    "processed_at_min",
+    "processed_at_max",
+    "attribution_app_id",
+    "status",
+    "financial_status",
+    "fulfillment_status",
+)
+_TIME_FILTERS = (
+    "created_at_min",
+    "created_at_max",
+    "updated_at_min",
+    "updated_at_max",
+    "processed_at_min",
+    "processed_at_max",
+)
+_ISO_WITH_OFFSET = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|[+-]\d{2}:\d{2})")
+_STATUSES = ("open", "closed", "cancelled", "any")
+_FINANCIAL_FILTERS = {
+    "authorized": {"authorized"},
+    "pending": {"pending"},
+    "paid": {"paid"},
+    "partially_paid": {"partially_paid"},
+    "refunded": {"refunded"},
+    "voided": {"voided"},
+    "partially_refunded": {"partially_refunded"},
+    "unpaid": {"pending", "authorized", "partially_paid"},
+}
+_FULFILLMENT_FILTERS: dict[str, set[str | None]] = {
+    "shipped": {"fulfilled"},
+    "partial": {"partial"},
+    "unshipped": {None},
+    "unfulfilled": {None, "partial"},
+}
+
+
+# --------------------------------------------------------------------------------------------------
+# Faults and rate limits
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Faults:
+    """Injected misbehaviour; mutable at runtime (``update`` or ``POST /_sandbox/faults``).
+
+    Probabilities are per API request and drawn from a seeded RNG, so a run with the same request sequence
+    meets the same faults.
+    """
+
+    rate_limit_storm: float = 0.0  # forced 429 (even with room in the bucket)
+    server_error_rate: float = 0.0  # 500 / 502 / 503, the gateway ones with an HTML body
+    latency_seconds: float = 0.0  # added before every API response
+    truncated_body_rate: float = 0.0  # 200 with the JSON body cut short
+    seed: int = 0
+    _rng: random.Random = field(init=False, repr=False, compare=False)
+    _lock: threading.Lock = field(init=False, repr=False, compare=False, default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        self._validate()
+        self._rng = random.Random(self.seed)
+
+    def _validate(self) -> None:
+        for name in ("rate_limit_storm", "server_error_rate", "truncated_body_rate"):
+            value = getattr(self, name)
+            if not 0.0 <= float(value) <= 1.0:
+                raise ValueError(f"{name} must be a probability in [0, 1], got {value!r}")
+        if self.latency_seconds < 0:
+            raise ValueError("latency_seconds must be >= 0")
+
+    def to_dict(self) -> dict[str, float | int]:
+        return {f.name: getattr(self, f.name) for f in fields(self) if not f.name.startswith("_")}
+
+    def update(self, **changes: Any) -> dict[str, float | int]:
+        known = set(self.to_dict())
+        unknown = set(changes) - known
+        if unknown:
+            raise ValueError(f"unknown fault setting(s): {', '.join(sorted(unknown))}")
+        with self._lock:
+            previous = self.to_dict()
+            for name, value in changes.items():
+                setattr(self, name, int(value) if name == "seed" else float(value))
+            try:
+                self._validate()
+            except ValueError:
+                for name, value in previous.items():
+                    setattr(self, name, value)
+                raise
+            if "seed" in changes:
+                self._rng = random.Random(self.seed)
+        return self.to_dict()
+
+    def clear(self) -> None:
+        self.update(rate_limit_storm=0.0, server_error_rate=0.0, latency_seconds=0.0, truncated_body_rate=0.0)
+
+    def roll(self, probability: float) -> bool:
+        if probability <= 0:
+            return False
+        with self._lock:
+            return self._rng.random() < probability
+
+    def choose(self, options: tuple[Any, ...]) -> Any:
+        with self._lock:
+            return self._rng.choice(options)
+
+
+class LeakyBucket:
+    """Shopify's REST limiter: each request adds 1, the bucket leaks ``leak_per_second``; full -> 429."""
+
+    def __init__(
+        self, size: int = 40, leak_per_second: float = 2.0, monotonic: Callable[[], float] = time.monotonic
+    ) -> None:
+        if size < 1 or leak_per_second <= 0:
+            raise ValueError("bucket size must be >= 1 and leak rate > 0")
+        self.size = size
+        self.leak_per_second = leak_per_second
+        self._monotonic = monotonic
+        self._levels: dict[str, tuple[float, float]] = {}  # key -> (level, at)
+        self._lock = threading.Lock()
+
+    def _level(self, key: str, now: float) -> float:
+        level, at = self._levels.get(key, (0.0, now))
+        return max(0.0, level - (now - at) * self.leak_per_second)
+
+    def acquire(self, key: str) -> tuple[bool, int]:
+        """Take one slot. Returns (allowed, used slots to report in the call-limit header)."""
+        with self._lock:
+            now = self._monotonic()
+            level = self._level(key, now)
+            if level + 1 > self.size:
+                self._levels[key] = (level, now)
+                return False, self.size
+            level += 1
+            self._levels[key] = (level, now)
+            return True, min(self.size, math.ceil(level))
+
+    def used(self, key: str) -> int:
+        with self._lock:
+            return min(self.size, math.ceil(self._level(key, self._monotonic())))
+
+
+# --------------------------------------------------------------------------------------------------
+# Rendering
+# --------------------------------------------------------------------------------------------------
+
+
+class ShopTime:
+    """Formats world times (UTC seconds) as Shopify does: ISO-8601 in the shop's offset, DST included."""
+
+    def __init__(self, timezone: str) -> None:
+        self.zone = ZoneInfo(timezone)
+        self._suffix_by_quarter: dict[int, tuple[int, str]] = {}
+
+    def _offset(self, ts: int) -> tuple[int, str]:
+        quarter = ts // 900  # zone transitions fall on quarter hours
+        cached = self._suffix_by_quarter.get(quarter)
+        if cached is None:
+            delta = datetime.fromtimestamp(quarter * 900, self.zone).utcoffset() or timedelta(0)
+            seconds = int(delta.total_seconds())
+            sign = "+" if seconds >= 0 else "-"
+            minutes = abs(seconds) // 60
+            cached = (seconds, f"{sign}{minutes // 60:02d}:{minutes % 60:02d}")
+            if len(self._suffix_by_quarter) > 200_000:
+                self._suffix_by_quarter.clear()
+            self._suffix_by_quarter[quarter] = cached
+        return cached
+
+    def format(self, ts: int | None) -> str | None:
+        if ts is None:
+            return None
+        seconds, suffix = self._offset(ts)
+        t = time.gmtime(ts + seconds)
+        date = f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}"
+        return f"{date}T{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}{suffix}"
+
+
+def _amount(value: Decimal) -> str:
+    return f"{value:.2f}"
+
+
+# Payloads are written as JSON text from small pre-encoded fragments (an order is ~10 KB and a benchmark
+# pulls a million of them; json.dumps over nested dicts was 3-4x slower). ``render`` gives the dict view.
+_encode_str = json.encoder.encode_basestring  # C-accelerated; keeps non-ASCII as is, like Shopify's UTF-8
+
+
+def _s(value: str | None) -> str:
+    return "null" if value is None else _encode_str(value)
+
+
+def _n(value: int | float | None) -> str:
+    if value is None:
+        return "null"
+    return repr(value) if isinstance(value, float) else str(value)
+
+
+def _b(value: bool) -> str:
+    return "true" if value else "false"
+
+
+def _obj(pairs: list[tuple[str, str]]) -> str:
+    """A JSON object from (key, already-encoded value) pairs; keys are plain identifiers."""
+    return "{" + ",".join([f'"{key}":{value}' for key, value in pairs]) + "}"
+
+
+def _arr(items: list[str]) -> str:
+    return "[" + ",".join(items) + "]"
+
+
+_NULL, _EMPTY_LIST, _EMPTY_OBJ = "null", "[]", "{}"
+
+
+class ShopifyRenderer:
+    """World states -> Shopify REST order JSON; world indices <-> Shopify ids."""
+
+    def __init__(
+        self, world: World, *, shop_timezone: str = DEFAULT_SHOP_TIMEZONE, shop_name: str = ""
+    ) -> None:
+        self.world = world
+        self.time = ShopTime(shop_timezone)
+        self.shop_name = shop_name or f"channelhub-sandbox-{world.seed}"
+        self.shop_domain = f"{self.shop_name}.myshopify.com"
+        self.shop_id = 54_838_000 + world.seed % 1000
+        self.currency = world.currency
+        self._currency_json = _s(world.currency)
+        self._money_sets: dict[str, str] = {}
+        self._variant_cache: dict[tuple[int, Decimal], tuple[str, str]] = {}
+        self._customer_cache: dict[int, str] = {}
+
+    # ---------------------------------------------------------------- ids
+    def order_id(self, index: int) -> int:
+        gap = zlib.crc32(f"{self.world.seed}:{index}".encode()) % ORDER_ID_STRIDE
+        return ORDER_ID_BASE + index * ORDER_ID_STRIDE + gap
+
+    def index_of(self, order_id: int) -> int | None:
+        """The world index of a Shopify order id, or None when no order has that id."""
+        if order_id < ORDER_ID_BASE:
+            return None
+        index = (order_id - ORDER_ID_BASE) // ORDER_ID_STRIDE
+        return index if self.order_id(index) == order_id else None
+
+    def first_index_after_id(self, order_id: int) -> int:
+        """The first world index whose order id is > ``order_id`` (for ``since_id`` and cursors)."""
+        if order_id < ORDER_ID_BASE:
+            return 0
+        index = (order_id - ORDER_ID_BASE) // ORDER_ID_STRIDE
+        return index if self.order_id(index) > order_id else index + 1
+
+    def line_item_id(self, index: int, line_index: int) -> int:
+        return LINE_ITEM_ID_BASE + index * 8 + line_index
+
+    def customer_id(self, customer: Customer) -> int:
+        return CUSTOMER_ID_BASE + customer.index * 1_009 + self.world.seed % 1_000
+
+    def _token(self, index: int) -> str:
+        return hashlib.md5(
+            f"{self.world.seed}:order-token:{index}".encode(), usedforsecurity=False
+        ).hexdigest()
+
+    def _time(self, ts: int | None) -> str:
+        return _s(self.time.format(ts))
+
+    # ---------------------------------------------------------------- pieces
+    def _money_set(self, value: Decimal) -> str:
+        text = _amount(value)
+        fragment = self._money_sets.get(text)
+        if fragment is None:
+            money_json = f'{{"amount":"{text}","currency_code":{self._currency_json}}}'
+            fragment = f'{{"shop_money":{money_json},"presentment_money":{money_json}}}'
+            if len(self._money_sets) > 100_000:
+                self._money_sets.clear()
+            self._money_sets[text] = fragment
+        return fragment
+
+    def _address_pairs(self, address: Address) -> list[tuple[str, str]]:
+        return [
+            ("first_name", _s(address.first_name)),
+            ("address1", _s(address.address1)),
+            ("phone", _s(address.phone)),
+            ("city", _s(address.city)),
+            ("zip", _s(address.zip)),
+            ("province", _s(address.province)),
+            ("country", _s(address.country)),
+            ("last_name", _s(address.last_name)),
+            ("address2", _s(address.address2)),
+            ("company", _s(address.company)),
+            ("latitude", _n(address.latitude)),
+            ("longitude", _n(address.longitude)),
+            ("name", _s(address.name)),
+            ("country_code", _s(address.country_code)),
+            ("province_code", _s(address.province_code)),
+        ]
+
+    def _customer(self, customer: Customer) -> str:
+        """A customer's JSON; customers come from a bounded pool and never change, so it is cached."""
+        cached = self._customer_cache.get(customer.index)
+        if cached is None:
+            cached = self._customer_cache[customer.index] = self._render_customer(customer)
+        return cached
+
+    def _render_customer(self, customer: Customer) -> str:
+        customer_id = self.customer_id(customer)
+        created = self._time(customer.created_ts)
+        address = [
+            ("id", _n(customer_id + 3)),
+            ("customer_id", _n(customer_id)),
+            *self._address_pairs(customer.default_address),
+            ("country_name", _s(customer.default_address.country)),
+            ("default", "true"),
+        ]
+        marketing = customer.accepts_marketing
+        email_consent = _obj(
+            [
+                ("state", _s("subscribed" if marketing else "not_subscribed")),
+                ("opt_in_level", _s("single_opt_in" if marketing else None)),
+                ("consent_updated_at", created if marketing else _NULL),
+            ]
+        )
+        sms_consent = (
+            _NULL
+            if customer.phone is None
+            else _obj(
+                [
+                    ("state", '"not_subscribed"'),
+                    ("opt_in_level", '"single_opt_in"'),
+                    ("consent_updated_at", _NULL),
+                    ("consent_collected_from", '"OTHER"'),
+                ]
+            )
+        )
+        return _obj(
+            [
+                ("id", _n(customer_id)),
+                ("email", _s(customer.email)),
+                ("created_at", created),
+                ("updated_at", created),
+                ("first_name", _s(customer.first_name)),
+                ("last_name", _s(customer.last_name)),
+                ("state", '"enabled"' if customer.index % 3 else '"disabled"'),
+                ("note", _NULL),
+                ("verified_email", "true"),
+                ("multipass_identifier", _NULL),
+                ("tax_exempt", "false"),
+                ("phone", _s(customer.phone)),
+                ("email_marketing_consent", email_consent),
+                ("sms_marketing_consent", sms_consent),
+                ("tags", '""'),
+                ("currency", self._currency_json),
+                ("tax_exemptions", _EMPTY_LIST),
+                ("admin_graphql_api_id", _s(f"gid://shopify/Customer/{customer_id}")),
+                ("default_address", _obj(address)),
+            ]
+        )
+
+    def _tax_lines(self, amount: Decimal, state: OrderState) -> str:
+        order = state.order
+        if order.tax_rate == 0:
+            return _EMPTY_LIST
+        line = _obj(
+            [
+                ("channel_liable", _NULL),
+                ("price", _s(_amount(amount))),
+                ("price_set", self._money_set(amount)),
+                ("rate", _n(float(order.tax_rate))),
+                ("title", _s(order.tax_title)),
+            ]
+        )
+        return f"[{line}]"
+
+    def _line_item_parts(self, state: OrderState, line: OrderLine) -> tuple[str, str]:
+        """A line item's JSON split around its ``quantity`` value: fulfillments repeat the line with their
+        own quantity, refunds and ``line_items`` with the ordered one."""
+        index = state.order.index
+        line_id = self.line_item_id(index, line.index)
+        discount_allocations = (
+            _EMPTY_LIST
+            if line.discount == 0
+            else _arr(
+                [
+                    _obj(
+                        [
+                            ("amount", _s(_amount(line.discount))),
+                            ("amount_set", self._money_set(line.discount)),
+                            ("discount_application_index", "0"),
+                        ]
+                    )
+                ]
+            )
+        )
+        dynamic_head = _obj(
+            [
+                ("id", _n(line_id)),
+                ("admin_graphql_api_id", _s(f"gid://shopify/LineItem/{line_id}")),
+                ("attributed_staffs", _EMPTY_LIST),
+                ("current_quantity", _n(line.quantity - state.refunded[line.index])),
+                ("fulfillable_quantity", _n(state.fulfillable(line.index))),
+                ("fulfillment_service", '"manual"'),
+                ("fulfillment_status", _s(state.line_fulfillment_status(line.index))),
+                ("gift_card", "false"),
+            ]
+        )
+        before_quantity, after_quantity = self._variant_fragments(line)
+        dynamic_tail = _obj(
+            [
+                ("tax_lines", self._tax_lines(line.tax, state)),
+                ("duties", _EMPTY_LIST),
+                ("discount_allocations", discount_allocations),
+            ]
+        )
+        head = f'{dynamic_head[:-1]},{before_quantity},"quantity":'
+        return head, f",{after_quantity},{dynamic_tail[1:]}"
+
+    def _variant_fragments(self, line: OrderLine) -> tuple[str, str]:
+        """The parts of a line item that only depend on its variant and price (cached: a catalog is small)."""
+        key = (line.variant.index, line.unit_price)
+        cached = self._variant_cache.get(key)
+        if cached is None:
+            variant = line.variant
+            listing = variant.listing("shopify")
+            before = _obj(
+                [
+                    ("grams", _n(variant.grams)),
+                    ("name", _s(variant.title)),
+                    ("price", _s(_amount(line.unit_price))),
+                    ("price_set", self._money_set(line.unit_price)),
+                    ("product_exists", "true"),
+                    ("product_id", _n(listing.product_id)),
+                    ("properties", _EMPTY_LIST),
+                ]
+            )
+            after = _obj(
+                [
+                    ("requires_shipping", "true"),
+                    ("sku", _s(listing.sku)),
+                    ("taxable", "true"),
+                    ("title", _s(variant.product_title)),
+                    ("total_discount", '"0.00"'),
+                    ("total_discount_set", self._money_set(ZERO)),
+                    ("variant_id", _n(listing.variant_id)),
+                    ("variant_inventory_management", '"shopify"'),
+                    ("variant_title", _s(variant.variant_title)),
+                    ("vendor", _s(variant.vendor)),
+                ]
+            )
+            cached = (before[1:-1], after[1:-1])
+            self._variant_cache[key] = cached
+        return cached
+
+    def _fulfillment(
+        self, state: OrderState, fulfillment: Fulfillment, name: str, line_parts: list[tuple[str, str]]
+    ) -> str:
+        index = state.order.index
+        fulfillment_id = FULFILLMENT_ID_BASE + index * 16 + fulfillment.seq
+        at = self._time(fulfillment.at)
+        return _obj(
+            [
+                ("id", _n(fulfillment_id)),
+                ("admin_graphql_api_id", _s(f"gid://shopify/Fulfillment/{fulfillment_id}")),
+                ("created_at", at),
+                ("location_id", _n(SHOP_LOCATION_ID)),
+                ("name", _s(f"{name}.{fulfillment.seq}")),
+                ("order_id", _n(self.order_id(index))),
+                ("origin_address", _EMPTY_OBJ),
+                ("receipt", _EMPTY_OBJ),
+                ("service", '"manual"'),
+                ("shipment_status", _NULL),
+                ("status", '"success"'),
+                ("tracking_company", _s(fulfillment.tracking_company)),
+                ("tracking_number", _s(fulfillment.tracking_number)),
+                ("tracking_numbers", _arr([_s(fulfillment.tracking_number)])),
+                ("tracking_url", _s(fulfillment.tracking_url)),
+                ("tracking_urls", _arr([_s(fulfillment.tracking_url)])),
+                ("updated_at", at),
+                (
+                    "line_items",
+                    _arr([f"{line_parts[i][0]}{q}{line_parts[i][1]}" for i, q in fulfillment.lines]),
+                ),
+            ]
+        )
+
+    def _refund(self, state: OrderState, refund: Refund, name: str, line_parts: list[tuple[str, str]]) -> str:
+        order = state.order
+        index = order.index
+        order_id = _n(self.order_id(index))
+        refund_id = REFUND_ID_BASE + index * 8 + refund.seq
+        at = self._time(refund.at)
+        transactions = []
+        if refund.amount > 0:
+            transaction_id = TRANSACTION_ID_BASE + index * 16 + refund.seq
+            transactions.append(
+                _obj(
+                    [
+                        ("id", _n(transaction_id)),
+                        ("admin_graphql_api_id", _s(f"gid://shopify/OrderTransaction/{transaction_id}")),
+                        ("amount", _s(_amount(refund.amount))),
+                        ("authorization", _NULL),
+                        ("created_at", at),
+                        ("currency", self._currency_json),
+                        ("device_id", _NULL),
+                        ("error_code", _NULL),
+                        ("gateway", _s(order.gateway)),
+                        ("kind", '"refund"'),
+                        ("location_id", _NULL),
+                        ("message", '"Refunded"'),
+                        ("order_id", order_id),
+                        ("parent_id", _n(TRANSACTION_ID_BASE + index * 16)),
+                        ("payment_id", _s(f"{name}.{refund.seq + 1}")),
+                        ("processed_at", at),
+                        ("receipt", _EMPTY_OBJ),
+                        ("source_name", '"web"'),
+                        ("status", '"success"'),
+                        ("test", "false"),
+                        ("user_id", _NULL),
+                    ]
+                )
+            )
+        adjustments = []
+        if refund.shipping > 0:
+            adjustments.append(
+                _obj(
+                    [
+                        ("id", _n(ADJUSTMENT_ID_BASE + index * 8 + refund.seq)),
+                        ("amount", _s(_amount(-refund.shipping))),
+                        ("amount_set", self._money_set(-refund.shipping)),
+                        ("kind", '"shipping_refund"'),
+                        ("order_id", order_id),
+                        ("reason", '"Shipping refund"'),
+                        ("refund_id", _n(refund_id)),
+                        ("tax_amount", '"0.00"'),
+                        ("tax_amount_set", self._money_set(ZERO)),
+                    ]
+                )
+            )
+        refund_lines = []
+        for position, refund_line in enumerate(refund.lines):
+            line = order.lines[refund_line.line_index]
+            restocked = refund_line.restock_type != "no_restock"
+            refund_lines.append(
+                _obj(
+                    [
+                        ("id", _n(REFUND_LINE_ID_BASE + index * 32 + refund.seq * 8 + position)),
+                        ("line_item_id", _n(self.line_item_id(index, line.index))),
+                        ("location_id", _n(SHOP_LOCATION_ID) if restocked else _NULL),
+                        ("quantity", _n(refund_line.quantity)),
+                        ("restock_type", _s(refund_line.restock_type)),
+                        # Shopify sends these two as JSON numbers, unlike every other amount.
+                        ("subtotal", _n(float(refund_line.subtotal))),
+                        ("subtotal_set", self._money_set(refund_line.subtotal)),
+                        ("total_tax", _n(float(refund_line.tax))),
+                        ("total_tax_set", self._money_set(refund_line.tax)),
+                        (
+                            "line_item",
+                            f"{line_parts[line.index][0]}{line.quantity}{line_parts[line.index][1]}",
+                        ),
+                    ]
+                )
+            )
+        return _obj(
+            [
+                ("id", _n(refund_id)),
+                ("admin_graphql_api_id", _s(f"gid://shopify/Refund/{refund_id}")),
+                ("created_at", at),
+                ("note", _s(refund.note)),
+                ("order_id", order_id),
+                ("processed_at", at),
+                ("restock", _b(refund.restock)),
+                ("total_additional_fees_set", self._money_set(ZERO)),
+                ("total_duties_set", self._money_set(ZERO)),
+                ("user_id", _n(SHOP_OWNER_USER_ID)),
+                ("order_adjustments", _arr(adjustments)),
+                ("transactions", _arr(transactions)),
+                ("refund_line_items", _arr(refund_lines)),
+                ("duties", _EMPTY_LIST),
+                ("additional_fees", _EMPTY_LIST),
+            ]
+        )
+
+    def _shipping_line(self, index: int, shipping: ShippingMethod) -> str:
+        price = _s(_amount(shipping.price))
+        price_set = self._money_set(shipping.price)
+        return _obj(
+            [
+                ("id", _n(SHIPPING_LINE_ID_BASE + index)),
+                ("carrier_identifier", _NULL),
+                ("code", _s(shipping.code)),
+                ("discounted_price", price),
+                ("discounted_price_set", price_set),
+                ("is_removed", "false"),
+                ("phone", _NULL),
+                ("price", price),
+                ("price_set", price_set),
+                ("requested_fulfillment_service_id", _NULL),
+                ("source", '"shopify"'),
+                ("title", _s(shipping.title)),
+                ("tax_lines", _EMPTY_LIST),
+                ("discount_allocations", _EMPTY_LIST),
+            ]
+        )
+
+    # ---------------------------------------------------------------- the order
+    def render(self, state: OrderState, wanted: frozenset[str] | None = None) -> dict[str, Any]:
+        """The order as a dict (parsed from ``render_json``, so both views always agree)."""
+        return json.loads(self.render_json(state, wanted))
+
+    def render_json(self, state: OrderState, wanted: frozenset[str] | None = None) -> str:
+        """The order as Shopify's JSON text; ``wanted`` keeps only those top-level fields (``fields=``)."""
+        order = state.order
+        index = order.index
+        order_id = self.order_id(index)
+        number = order.number
+        name = f"#{1000 + number}"
+        created = self._time(order.created_ts)
+        token = self._token(index)
+        customer = order.customer
+        discount = order.discount
+
+        refunded_subtotal = refunded_tax = refunded_discount = refunded_shipping = ZERO
+        for refund in state.refunds:
+            refunded_shipping += refund.shipping
+            for refund_line in refund.lines:
+                line = order.lines[refund_line.line_index]
+                refunded_subtotal += refund_line.subtotal
+                refunded_tax += refund_line.tax
+                refunded_discount += money(line.discount * refund_line.quantity / line.quantity)
+        current_subtotal = order.subtotal - refunded_subtotal
+        current_tax = order.total_tax - refunded_tax
+        current_discounts = order.total_discount - refunded_discount
+        current_total = current_subtotal + current_tax + order.shipping.price - refunded_shipping
+        outstanding = order.total if state.financial_status in ("pending", "authorized") else ZERO
+        browser_ip = _s(f"203.0.113.{index % 250 + 1}")
+        status_url = (
+            f"https://{self.shop_domain}/{self.shop_id}/orders/{token}/authenticate?key={token[8:24]}"
+        )
+
+        def amount(value: Decimal) -> str:
+            return f'"{value:.2f}"'
+
+        parts_cache: list[list[tuple[str, str]]] = []
+
+        def line_parts() -> list[tuple[str, str]]:
+            if not parts_cache:
+                parts_cache.append([self._line_item_parts(state, line) for line in order.lines])
+            return parts_cache[0]
+
+        pairs: list[tuple[str, Callable[[], str] | str]] = [
+            ("id", _n(order_id)),
+            ("admin_graphql_api_id", _s(f"gid://shopify/Order/{order_id}")),
+            ("app_id", "580111"),
+            ("browser_ip", browser_ip),
+            ("buyer_accepts_marketing", _b(bool(customer and customer.accepts_marketing))),
+            ("cancel_reason", _s(state.cancel_reason)),
+            ("cancelled_at", self._time(state.cancelled_ts)),
+            ("cart_token", _s(token[::-1])),
+            ("checkout_id", _n(30_100_000_000_000 + index * 4)),
+            ("checkout_token", _s(token[16:] + token[:16])),
+            (
+                "client_details",
+                f'{{"accept_language":"en-US","browser_height":null,"browser_ip":{browser_ip},'
+                '"browser_width":null,"session_hash":null,"user_agent":"Mozilla/5.0"}',
+            ),
+            ("closed_at", self._time(state.closed_ts)),
+            ("confirmation_number", _s(token[:9].upper())),
+            ("confirmed", "true"),
+            ("contact_email", _s(order.email)),
+            ("created_at", created),
+            ("currency", self._currency_json),
+            ("current_subtotal_price", amount(current_subtotal)),
+            ("current_subtotal_price_set", self._money_set(current_subtotal)),
+            ("current_total_additional_fees_set", _NULL),
+            ("current_total_discounts", amount(current_discounts)),
+            ("current_total_discounts_set", self._money_set(current_discounts)),
+            ("current_total_duties_set", _NULL),
+            ("current_total_price", amount(current_total)),
+            ("current_total_price_set", self._money_set(current_total)),
+            ("current_total_tax", amount(current_tax)),
+            ("current_total_tax_set", self._money_set(current_tax)),
+            ("customer_locale", '"en"'),
+            ("device_id", _NULL),
+            (
+                "discount_codes",
+                _EMPTY_LIST
+                if discount is None
+                else _arr(
+                    [
+                        _obj(
+                            [
+                                ("code", _s(discount.code)),
+                                ("amount", amount(discount.amount)),
+                                ("type", _s(discount.kind)),
+                            ]
+                        )
+                    ]
+                ),
+            ),
+            ("email", _s(order.email or "")),
+            ("estimated_taxes", "false"),
+            ("financial_status", _s(state.financial_status)),
+            ("fulfillment_status", _s(state.fulfillment_status)),
+            ("landing_site", '"/"'),
+            ("landing_site_ref", _NULL),
+            ("location_id", _n(SHOP_LOCATION_ID) if order.source_name == "pos" else _NULL),
+            ("merchant_of_record_app_id", _NULL),
+            ("name", _s(name)),
+            ("note", _s(order.note)),
+            ("note_attributes", _EMPTY_LIST),
+            ("number", _n(number)),
+            ("order_number", _n(1000 + number)),
+            ("order_status_url", _s(status_url)),
+            ("original_total_additional_fees_set", _NULL),
+            ("original_total_duties_set", _NULL),
+            ("payment_gateway_names", _arr([_s(order.gateway)])),
+            ("phone", _s(order.phone)),
+            ("po_number", _NULL),
+            ("presentment_currency", self._currency_json),
+            ("processed_at", created),
+            ("reference", _NULL),
+            ("referring_site", _NULL),
+            ("source_identifier", _NULL),
+            ("source_name", _s(order.source_name)),
+            ("source_url", _NULL),
+            ("subtotal_price", amount(order.subtotal)),
+            ("subtotal_price_set", self._money_set(order.subtotal)),
+            ("tags", _s(order.tags)),
+            ("tax_exempt", "false"),
+            ("tax_lines", self._tax_lines(order.total_tax, state)),
+            ("taxes_included", "false"),
+            ("test", "false"),
+            ("token", _s(token)),
+            ("total_discounts", amount(order.total_discount)),
+            ("total_discounts_set", self._money_set(order.total_discount)),
+            ("total_line_items_price", amount(order.total_line_items)),
+            ("total_line_items_price_set", self._money_set(order.total_line_items)),
+            ("total_outstanding", amount(outstanding)),
+            ("total_price", amount(order.total)),
+            ("total_price_set", self._money_set(order.total)),
+            ("total_shipping_price_set", self._money_set(order.shipping.price)),
+            ("total_tax", amount(order.total_tax)),
+            ("total_tax_set", self._money_set(order.total_tax)),
+            ("total_tip_received", '"0.00"'),
+            ("total_weight", _n(order.total_grams)),
+            ("updated_at", self._time(state.updated_ts)),
+            ("user_id", _NULL),
+            ("billing_address", lambda: _obj(self._address_pairs(order.billing_address))),
+        ]
+        if customer is not None:  # guest orders carry no customer key at all
+            pairs.append(("customer", lambda: self._customer(customer)))
+        pairs += [
+            (
+                "discount_applications",
+                _EMPTY_LIST
+                if discount is None
+                else _arr(
+                    [
+                        _obj(
+                            [
+                                ("target_type", '"line_item"'),
+                                ("type", '"discount_code"'),
+                                ("value", _s(str(discount.value))),
+                                ("value_type", _s(discount.kind)),
+                                ("allocation_method", '"across"'),
+                                ("target_selection", '"all"'),
+                                ("code", _s(discount.code)),
+                            ]
+                        )
+                    ]
+                ),
+            ),
+            (
+                "fulfillments",
+                lambda: _arr([self._fulfillment(state, f, name, line_parts()) for f in state.fulfillments]),
+            ),
+            (
+                "line_items",
+                lambda: _arr(
+                    [
+                        f"{head}{line.quantity}{tail}"
+                        for line, (head, tail) in zip(order.lines, line_parts(), strict=True)
+                    ]
+                ),
+            ),
+            ("payment_terms", _NULL),
+            ("refunds", lambda: _arr([self._refund(state, r, name, line_parts()) for r in state.refunds])),
+            ("shipping_address", lambda: _obj(self._address_pairs(order.shipping_address))),
+            ("shipping_lines", lambda: _arr([self._shipping_line(index, order.shipping)])),
+        ]
+        # The nested parts are lambdas so that ``fields=id,updated_at`` does not pay for them.
+        return _obj(
+            [
+                (key, value() if callable(value) else value)
+                for key, value in pairs
+                if wanted is None or key in wanted
+            ]
+        )
+
+
+# --------------------------------------------------------------------------------------------------
+# Request parsing
+# --------------------------------------------------------------------------------------------------
+
+
+class BadRequest(Exception):
+    def __init__(self, errors: Any, status: int = 400) -> None:
+        super().__init__(str(errors))
+        self.errors = errors
+        self.status = status
+
+
+def parse_shopify_time(name: str, value: str) -> float:
+    """Strict ISO-8601 with an offset ("Z" allowed) -> POSIX seconds; anything else is a 400."""
+    if not _ISO_WITH_OFFSET.fullmatch(value):
+        raise BadRequest({name: f"{name} must be an ISO-8601 time with a UTC offset, got {value!r}"})
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise BadRequest({name: f"{name} is not a valid time: {value!r}"}) from None
+    return parsed.timestamp()
+
+
+def _parse_int(name: str, value: str) -> int:
+    if not re.fullmatch(r"\d{1,19}", value):
+        raise BadRequest({name: f"{name} must be a positive integer, got {value!r}"})
+    return int(value)
+
+
+@dataclass(frozen=True)
+class ListFilters:
+    """The filters of a listing request, as they travel inside ``page_info`` (JSON-safe values)."""
+
+    status: str = "open"
+    created_min: float | None = None
+    created_max: float | None = None
+    updated_min: float | None = None
+    updated_max: float | None = None
+    since_index: int = 0
+    ids: tuple[int, ...] | None = None  # world indices
+    financial_status: str | None = None
+    fulfillment_status: str | None = None
+
+    def to_query(self, min_index: int = 0, stop_index: int = 2**62) -> OrderQuery:
+        predicate = None
+        if self.financial_status not in (None, "any") or self.fulfillment_status not in (None, "any"):
+            financial = _FINANCIAL_FILTERS.get(self.financial_status or "any")
+            fulfilment = _FULFILLMENT_FILTERS.get(self.fulfillment_status or "any")
+
+            def predicate(state: OrderState | None) -> bool:
+                if state is None:
+                    return False
+                if financial is not None and state.financial_status not in financial:
+                    return False
+                return fulfilment is None or state.fulfillment_status in fulfilment
+
+        return OrderQuery(
+            status=self.status,  # type: ignore[arg-type]
+            created_min=self.created_min,
+            created_max=self.created_max,
+            updated_min=self.updated_min,
+            updated_max=self.updated_max,
+            min_index=max(min_index, self.since_index),
+            stop_index=stop_index,
+            predicate=predicate,
+        )
+
+
+def parse_filters(
+    params: dict[str, str], renderer: ShopifyRenderer, *, for_count: bool = False
+) -> ListFilters:
+    status = params.get("status", "open")
+    if status not in _STATUSES:
+        raise BadRequest({"status": f"status must be one of {', '.join(_STATUSES)}, got {status!r}"})
+    times = {name: parse_shopify_time(name, params[name]) for name in _TIME_FILTERS if name in params}
+    created_min = _tighter(max, times.get("created_at_min"), times.get("processed_at_min"))
+    created_max = _tighter(min, times.get("created_at_max"), times.get("processed_at_max"))
+    since_index = 0
+    if "since_id" in params:
+        since_index = renderer.first_index_after_id(_parse_int("since_id", params["since_id"]))
+    ids: tuple[int, ...] | None = None
+    if "ids" in params and not for_count:
+        indices = set()
+        for part in params["ids"].split(","):
+            if part.strip():
+                index = renderer.index_of(_parse_int("ids", part.strip()))
+                if index is not None:
+                    indices.add(index)
+        ids = tuple(sorted(indices))
+    financial = params.get("financial_status")
+    if financial is not None and financial != "any" and financial not in _FINANCIAL_FILTERS:
+        raise BadRequest({"financial_status": f"unknown financial_status {financial!r}"})
+    fulfilment = params.get("fulfillment_status")
+    if fulfilment is not None and fulfilment != "any" and fulfilment not in _FULFILLMENT_FILTERS:
+        raise BadRequest({"fulfillment_status": f"unknown fulfillment_status {fulfilment!r}"})
+    return ListFilters(
+        status=status,
+        created_min=created_min,
+        created_max=created_max,
+        updated_min=times.get("updated_at_min"),
+        updated_max=times.get("updated_at_max"),
+        since_index=since_index,
+        ids=ids,
+        financial_status=financial,
+        fulfillment_status=fulfilment,
+    )
+
+
+def _tighter(pick: Callable[..., float], a: float | None, b: float | None) -> float | None:
+    if a is None:
+        return b
+    return a if b is None else pick(a, b)
+
+
+class PageInfoCodec:
+    """``page_info``: base64url of JSON {filters, last_id, last_value, direction, signature}.
+
+    The signature makes it tamper-evident: any edit is a 400, as Shopify rejects cursors it did not issue.
+    """
+
+    def __init__(self, secret: bytes) -> None:
+        self._secret = secret
+
+    def _sign(self, body: dict[str, Any]) -> str:
+        canonical = json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+        return hmac.new(self._secret, canonical, hashlib.sha256).hexdigest()[:24]
+
+    def encode(self, filters: ListFilters, last_id: int, direction: str) -> str:
+        body: dict[str, Any] = {
+            "filters": {k: v for k, v in asdict(filters).items() if v is not None},
+            "last_id": last_id,
+            "last_value": str(last_id),
+            "direction": direction,
+        }
+        body["signature"] = self._sign(body)
+        raw = json.dumps(body, separators=(",", ":")).encode()
+        return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+    def decode(self, value: str) -> tuple[ListFilters, int, str]:
+        try:
+            raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
+            body = json.loads(raw)
+            signature = body.pop("signature")
+            if not hmac.compare_digest(signature, self._sign(body)):
+                raise ValueError("bad signature")
+            raw_filters = dict(body["filters"])
+            if raw_filters.get("ids") is not None:
+                raw_filters["ids"] = tuple(raw_filters["ids"])
+            filters = ListFilters(**raw_filters)
+            last_id, direction = int(body["last_id"]), body["direction"]
+            if direction not in ("next", "prev"):
+                raise ValueError("bad direction")
+        except Exception:
+            raise BadRequest({"page_info": "Invalid value."}) from None
+        return filters, last_id, direction
+
+
+# --------------------------------------------------------------------------------------------------
+# The app
+# --------------------------------------------------------------------------------------------------
+
+
+def _json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(
+        content=json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode(),
+        status_code=status,
+        media_type=JSON_MEDIA_TYPE,
+        headers=headers,
+    )
+
+
+def _iter_matching(
+    world: World, filters: ListFilters, query: OrderQuery, now_ts: float, reverse: bool
+) -> Iterator[int]:
+    if filters.ids is None:
+        yield from world.scan(query, now_ts, reverse=reverse)
+        return
+    indices = [i for i in filters.ids if query.min_index <= i < query.stop_index]
+    for index in reversed(indices) if reverse else indices:
+        if query.matches_timeline(world.timeline(index), now_ts) and (
+            query.predicate is None or query.predicate(world.state(index, now_ts))
+        ):
+            yield index
+
+
+def _take(iterator: Iterator[int], count: int) -> list[int]:
+    taken = []
+    for index in iterator:
+        taken.append(index)
+        if len(taken) == count:
+            break
+    return taken
+
+
+def create_app(
+    world: World,
+    *,
+    access_token: str,
+    faults: Faults,
+    bucket_size: int = 40,
+    leak_per_second: float = 2.0,
+    shop_timezone: str = DEFAULT_SHOP_TIMEZONE,
+) -> FastAPI:
+    """The Shopify simulator as an ASGI app over ``world`` (see the module docstring)."""
+    if not access_token:
+        raise ValueError("access_token must not be empty")
+    renderer = ShopifyRenderer(world, shop_timezone=shop_timezone)
+    bucket = LeakyBucket(bucket_size, leak_per_second)
+    codec = PageInfoCodec(hashlib.sha256(f"channelhub-sandbox-page-info:{world.seed}".encode()).digest())
+    stats = {"api_requests": 0, "throttled": 0, "unauthorized": 0, "injected_errors": 0}
+    stats_lock = threading.Lock()
+
+    def count(key: str) -> None:
+        with stats_lock:
+            stats[key] += 1
+
+    app = FastAPI(title="ChannelHub Shopify sandbox", docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.world = world
+    app.state.faults = faults
+    app.state.bucket = bucket
+    app.state.renderer = renderer
+
+    @app.middleware("http")
+    async def shopify_gateway(request: Request, call_next: Callable[[Request], Any]) -> Response:
+        request_id = str(uuid.uuid4())
+        if not request.url.path.startswith("/admin/"):
+            response = await call_next(request)
+            response.headers["X-Request-Id"] = request_id
+            return response
+        count("api_requests")
+        token = request.headers.get("X-Shopify-Access-Token", "")
+        if not hmac.compare_digest(token.encode(), access_token.encode()):
+            count("unauthorized")
+            return _json_response(UNAUTHORIZED_BODY, 401, {"X-Request-Id": request_id})
+        bucket_key = hashlib.sha256(token.encode()).hexdigest()  # never keep the token itself around
+        allowed, used = bucket.acquire(bucket_key)
+        headers = {
+            "X-Request-Id": request_id,
+            "X-Shopify-Shop-Api-Call-Limit": f"{used}/{bucket.size}",
+            "X-Shopify-API-Version": API_VERSION,
+        }
+        if faults.latency_seconds > 0:
+            await asyncio.sleep(faults.latency_seconds)
+        if not allowed or faults.roll(faults.rate_limit_storm):
+            count("throttled")
+            return _json_response(THROTTLED_BODY, 429, {**headers, "Retry-After": "2.0"})
+        if faults.roll(faults.server_error_rate):
+            count("injected_errors")
+            status = faults.choose((500, 502, 503))
+            if status == 500:
+                return _json_response({"errors": "Internal Server Error"}, 500, headers)
+            page = (
+                f"<html><body><h1>{status} {'Bad Gateway' if status == 502 else 'Service Unavailable'}</h1>"
+            )
+            return Response(page + "</body></html>", status, headers=headers, media_type="text/html")
+        response = await call_next(request)
+        for name, value in headers.items():
+            response.headers[name] = value
+        if response.status_code == 200 and faults.roll(faults.truncated_body_rate):
+            body = b"".join([chunk async for chunk in response.body_iterator])  # type: ignore[attr-defined]
+            cut = body[: max(1, len(body) // 2)]
+            kept = {k: v for k, v in response.headers.items() if k.lower() != "content-length"}
+            return Response(cut, 200, headers=kept)
+        return response
+
+    def params_of(request: Request) -> dict[str, str]:
+        return dict(request.query_params)
+
+    def wanted_fields(params: dict[str, str]) -> frozenset[str] | None:
+        raw = params.get("fields")
+        if not raw:
+            return None
+        return frozenset(part.strip() for part in raw.split(",") if part.strip())
+
+    def parse_limit(params: dict[str, str]) -> int:
+        if "limit" not in params:
+            return DEFAULT_LIMIT
+        raw = params["limit"]
+        limit = int(raw) if re.fullmatch(r"\d{1,6}", raw) else -1
+        if not 1 <= limit <= MAX_LIMIT:
+            raise BadRequest({"limit": f"limit must be between 1 and {MAX_LIMIT}, got {params['limit']!r}"})
+        return limit
+
+    def link(request: Request, limit: int, params: dict[str, str], page_info: str, rel: str) -> str:
+        query = {"limit": str(limit), "page_info": page_info}
+        if params.get("fields"):
+            query["fields"] = params["fields"]
+        base = str(request.base_url).rstrip("/")
+        return f'<{base}{API_PREFIX}/orders.json?{urlencode(query)}>; rel="{rel}"'
+
+    @app.get(f"{API_PREFIX}/orders.json")
+    def list_orders(request: Request) -> Response:
+        params = params_of(request)
+        try:
+            limit = parse_limit(params)
+            wanted = wanted_fields(params)
+            if "page_info" in params:
+                passed = [name for name in _LISTING_FILTERS if name in params]
+                if passed:
+                    raise BadRequest(
+                        {
+                            passed[0]: f"{passed[0]} cannot be passed when page_info is present. "
+                            "See https://shopify.dev/api/usage/pagination-rest for more information."
+                        }
+                    )
+                filters, cursor_id, direction = codec.decode(params["page_info"])
+            else:
+                filters, cursor_id, direction = parse_filters(params, renderer), None, "next"
+        except BadRequest as error:
+            return _json_response({"errors": error.errors}, error.status)
+
+        now_ts = world.now_ts()
+        if direction == "next":
+            start = 0 if cursor_id is None else renderer.first_index_after_id(cursor_id)
+            query = filters.to_query(min_index=start)
+            page = _take(_iter_matching(world, filters, query, now_ts, reverse=False), limit + 1)
+            has_next, has_prev = len(page) > limit, cursor_id is not None
+            page = page[:limit]
+        else:
+            stop = renderer.first_index_after_id(cursor_id - 1)  # indices strictly before the cursor
+            query = filters.to_query(stop_index=stop)
+            page = _take(_iter_matching(world, filters, query, now_ts, reverse=True), limit + 1)
+            has_prev, has_next = len(page) > limit, True
+            page = sorted(page[:limit])
+
+        orders = []
+        for index in page:
+            state = world.state(index, now_ts)
+            if state is not None:
+                orders.append(renderer.render_json(state, wanted))
+        links = []
+        if page and has_prev:
+            links.append(
+                link(
+                    request,
+                    limit,
+                    params,
+                    codec.encode(filters, renderer.order_id(page[0]), "prev"),
+                    "previous",
+                )
+            )
+        if page and has_next:
+            links.append(
+                link(
+                    request, limit, params, codec.encode(filters, renderer.order_id(page[-1]), "next"), "next"
+                )
+            )
+        headers = {"Link": ", ".join(links)} if links else None
+        body = '{"orders":[' + ",".join(orders) + "]}"
+        return Response(body.encode(), 200, headers=headers, media_type=JSON_MEDIA_TYPE)
+
+    @app.get(f"{API_PREFIX}/orders/count.json")
+    def count_orders(request: Request) -> Response:
+        params = params_of(request)
+        try:
+            filters = parse_filters(params, renderer, for_count=True)
+        except BadRequest as error:
+            return _json_response({"errors": error.errors}, error.status)
+        return _json_response({"count": world.count(filters.to_query(), world.now_ts())})
+
+    @app.get(API_PREFIX + "/orders/{order_ref}.json")
+    def get_order(request: Request, order_ref: str) -> Response:
+        index = renderer.index_of(int(order_ref)) if order_ref.isdigit() else None
+        state = world.state(index, world.now_ts()) if index is not None else None
+        if state is None:
+            return _json_response(NOT_FOUND_BODY, 404)
+        body = '{"order":' + renderer.render_json(state, wanted_fields(params_of(request))) + "}"
+        return Response(body.encode(), 200, media_type=JSON_MEDIA_TYPE)
+
+    @app.api_route("/admin/{rest:path}", methods=["GET", "POST", "PUT", "DELETE"])
+    def unknown_admin_route(rest: str) -> Response:
+        return _json_response(NOT_FOUND_BODY, 404)
+
+    # ---------------------------------------------------------------- sandbox admin (no auth)
+    @app.get("/_sandbox/faults")
+    def get_faults() -> Response:
+        return _json_response(faults.to_dict())
+
+    @app.post("/_sandbox/faults")
+    async def set_faults(request: Request) -> Response:
+        try:
+            changes = await request.json()
+            if not isinstance(changes, dict):
+                raise ValueError("send a JSON object of fault settings")
+            return _json_response(faults.update(**changes))
+        except ValueError as error:
+            return _json_response({"errors": str(error)}, 400)
+
+    def clock_view() -> dict[str, Any]:
+        now = world.clock.now()
+        return {
+            "now": now.isoformat(),
+            "frozen": world.clock.is_frozen,
+            "offset_seconds": world.clock.offset.total_seconds(),
+        }
+
+    @app.get("/_sandbox/clock")
+    def get_clock() -> Response:
+        return _json_response(clock_view())
+
+    @app.post("/_sandbox/clock")
+    async def set_clock(request: Request) -> Response:
+        """Body: any of {"freeze": bool, "set": ISO time, "advance_seconds": n}, applied in that order."""
+        try:
+            body = await request.json()
+            if not isinstance(body, dict) or set(body) - {"freeze", "set", "advance_seconds"}:
+                raise ValueError('send {"freeze": bool, "set": ISO time, "advance_seconds": number}')
+            if body.get("freeze") is True:
+                world.clock.freeze()
+            elif body.get("freeze") is False:
+                world.clock.unfreeze()
+            if body.get("set"):
+                world.clock.set(datetime.fromtimestamp(parse_shopify_time("set", str(body["set"])), UTC))
+            if body.get("advance_seconds"):
+                world.clock.advance(timedelta(seconds=float(body["advance_seconds"])))
+        except (ValueError, BadRequest) as error:
+            message = error.errors if isinstance(error, BadRequest) else str(error)
+            return _json_response({"errors": message}, 400)
+        return _json_response(clock_view())
+
+    @app.get("/_sandbox/state")
+    def get_state() -> Response:
+        with stats_lock:
+            served = dict(stats)
+        return _json_response(
+            {
+                "platform": "shopify",
+                "api_version": API_VERSION,
+                "shop_domain": renderer.shop_domain,
+                "shop_timezone": shop_timezone,
+                "seed": world.seed,
+                "start": world.start.isoformat(),
+                "interval_seconds": world.interval_seconds,
+                "clock": clock_view(),
+                "orders_created": world.order_count(),
+                "catalog_variants": len(world.catalog.variants),
+                "overlay": world.overlay.summary(),
+                "rate_limit": {"bucket_size": bucket.size, "leak_per_second": bucket.leak_per_second},
+                "faults": faults.to_dict(),
+                "requests": served,
+            }
+        )
+
+    @app.get("/_sandbox/catalog")
+    def get_catalog() -> Response:
+        return _json_response(
+            {
+                "variants": [
+                    {
+                        "sku": v.sku,
+                        "title": v.title,
+                        "price": _amount(v.price),
+                        "unmapped": v.unmapped,
+                        "opening_stock": v.opening_stock,
+                        **v.platform_ids("shopify"),
+                    }
+                    for v in world.catalog.variants
+                ]
+            }
+        )
+
+    return app

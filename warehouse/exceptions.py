@@ -1,0 +1,250 @@
+"""The exception queue: everything that did not fit, with a typed reason and the raw payload kept.
+
+One OPEN exception per (channel, reason, order — or the raw payload when the order id is unknown — , sku):
+recording the same problem again bumps ``attempts`` and refreshes ``detail`` instead of adding a row.
+Ops resolve or ignore an exception; ingest resolves ``unknown_sku`` / ``insufficient_stock`` itself once a
+retry finds the order fixed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, func, select, text
+from sqlalchemy.dialects.postgresql import insert
+
+from warehouse.bulk import arrays, unnest
+from warehouse.models import (
+    EXCEPTION_SKU,
+    EXCEPTION_SUBJECT,
+    channels,
+    exceptions,
+    raw_payloads,
+)
+
+# The reason codes in use (others are accepted, so that a new connector can queue its own).
+REASONS = (
+    "schema_invalid",
+    "mapping_failed",
+    "unknown_sku",
+    "insufficient_stock",
+    "apply_failed",  # the database refused an order that passed mapping (kept raw, with the error)
+    "amount_mismatch",
+    "status_mismatch",
+    "bad_address",
+    "push_failed",
+)
+DETAIL_LIMIT = 4000
+RAW_COLUMNS = (("channel_id", "bigint"), ("external_id", "text"), ("digest", "text"), ("payload", "jsonb"))
+
+
+@dataclass(slots=True, frozen=True)
+class ExceptionRecord:
+    """One problem to queue (the batch form of ``record_exception``)."""
+
+    reason: str
+    external_id: str | None
+    detail: str
+    raw_payload_id: int | None = None
+    sku: str | None = None
+
+    @property
+    def identity(self) -> tuple[str, str, str]:
+        subject = self.external_id if self.external_id is not None else f"raw:{self.raw_payload_id or ''}"
+        return (self.reason, subject, self.sku or "")
+
+
+def canonical_json(value: Any) -> str:
+    """The JSON text a digest is taken of: sorted keys, no insignificant whitespace."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def digest_of(json_text: str) -> str:
+    return hashlib.sha256(json_text.encode("utf-8")).hexdigest()
+
+
+def land_raw(conn: Connection, channel_id: int, items: Sequence[tuple[str | None, Any]]) -> list[int]:
+    """Store raw payloads once per (channel, digest); returns the raw_payload id of each item, in order."""
+    texts = [canonical_json(payload) for _, payload in items]
+    digests = [digest_of(t) for t in texts]
+    ids = _raw_ids(conn, channel_id, set(digests))
+    missing: dict[str, tuple[int, str | None, str, str]] = {}
+    for (external_id, _), text_, digest in zip(items, texts, digests, strict=True):
+        if digest not in ids and digest not in missing:
+            missing[digest] = (channel_id, external_id, digest, text_)
+    if missing:
+        # Sorted by digest so that concurrent writers of the same payloads wait in one order.
+        conn.execute(
+            text(
+                f"INSERT INTO raw_payloads (channel_id, external_id, digest, payload) "
+                f"SELECT * FROM {unnest(RAW_COLUMNS)} ON CONFLICT (channel_id, digest) DO NOTHING"
+            ),
+            arrays(RAW_COLUMNS, [missing[d] for d in sorted(missing)]),
+        )
+        ids.update(_raw_ids(conn, channel_id, set(missing)))
+    return [ids[d] for d in digests]
+
+
+def _raw_ids(conn: Connection, channel_id: int, digests: set[str]) -> dict[str, int]:
+    if not digests:
+        return {}
+    rows = conn.execute(
+        text("SELECT digest, id FROM raw_payloads WHERE channel_id = :channel_id AND digest = ANY(:digests)"),
+        {"channel_id": channel_id, "digests": sorted(digests)},
+    )
+    return {digest: raw_id for digest, raw_id in rows}
+
+
+def upsert_exceptions(conn: Connection, channel_id: int, records: Sequence[ExceptionRecord]) -> list[int]:
+    """Open (or bump) one exception per record; returns their ids in the given order."""
+    if not records:
+        return []
+    merged: dict[tuple[str, str, str], ExceptionRecord] = {}
+    for record in records:
+        merged[record.identity] = record  # the last word on one problem wins within a batch
+    stmt = insert(exceptions)
+    excluded = stmt.excluded
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[
+            exceptions.c.channel_id,
+            exceptions.c.reason,
+            text(f"({EXCEPTION_SUBJECT})"),
+            text(f"({EXCEPTION_SKU})"),
+        ],
+        index_where=text("status = 'open'"),
+        set_={
+            "attempts": exceptions.c.attempts + 1,
+            "detail": excluded.detail,
+            "raw_payload_id": func.coalesce(excluded.raw_payload_id, exceptions.c.raw_payload_id),
+            "updated_at": func.now(),
+        },
+    ).returning(exceptions.c.id)
+    ids: dict[tuple[str, str, str], int] = {}
+    for key in sorted(merged):  # a stable order, so concurrent writers do not deadlock on these rows
+        record = merged[key]
+        ids[key] = conn.execute(
+            stmt,
+            {
+                "channel_id": channel_id,
+                "reason": record.reason,
+                "external_id": record.external_id,
+                "raw_payload_id": record.raw_payload_id,
+                "sku": record.sku,
+                "detail": record.detail[:DETAIL_LIMIT],
+            },
+        ).scalar_one()
+    return [ids[r.identity] for r in records]
+
+
+def record_exception(
+    conn: Connection,
+    *,
+    channel: str,
+    reason: str,
+    external_id: str | None,
+    detail: str,
+    raw: Any = None,
+    raw_payload_id: int | None = None,
+    sku: str | None = None,
+) -> int:
+    """Queue one problem (landing ``raw`` first when given); returns the exception id."""
+    if not reason or not isinstance(reason, str):
+        raise ValueError(f"an exception needs a reason code, got {reason!r}")
+    channel_id = _channel_id(conn, channel)
+    if raw is not None and raw_payload_id is None:
+        raw_payload_id = land_raw(conn, channel_id, [(external_id, raw)])[0]
+    record = ExceptionRecord(reason, external_id, detail, raw_payload_id, sku)
+    return upsert_exceptions(conn, channel_id, [record])[0]
+
+
+def list_open(
+    conn: Connection, channel: str | None = None, reason: str | None = None
+) -> list[dict[str, Any]]:
+    """Open exceptions, oldest first, with their channel code."""
+    query = (
+        select(channels.c.code.label("channel"), *[c for c in exceptions.c if c.name != "channel_id"])
+        .join(channels, channels.c.id == exceptions.c.channel_id)
+        .where(exceptions.c.status == "open")
+        .order_by(exceptions.c.created_at, exceptions.c.id)
+    )
+    if channel is not None:
+        query = query.where(channels.c.code == channel)
+    if reason is not None:
+        query = query.where(exceptions.c.reason == reason)
+    return [dict(row._mapping) for row in conn.execute(query)]
+
+
+def get(conn: Connection, exception_id: int) -> dict[str, Any] | None:
+    """One exception with its raw payload (``payload``), e.g. to re-map it after a mapping fix."""
+    row = conn.execute(
+        select(channels.c.code.label("channel"), *exceptions.c, raw_payloads.c.payload)
+        .join(channels, channels.c.id == exceptions.c.channel_id)
+        .outerjoin(raw_payloads, raw_payloads.c.id == exceptions.c.raw_payload_id)
+        .where(exceptions.c.id == exception_id)
+    ).first()
+    return dict(row._mapping) if row else None
+
+
+def resolve(
+    conn: Connection, exception_id: int, *, status: str = "resolved", note: str | None = None
+) -> bool:
+    """Close an open exception as ``resolved`` or ``ignored``; False when it was not open."""
+    if status not in ("resolved", "ignored"):
+        raise ValueError(f"resolve to 'resolved' or 'ignored', not {status!r}")
+    done = conn.execute(
+        exceptions.update()
+        .where(exceptions.c.id == exception_id, exceptions.c.status == "open")
+        .values(status=status, note=note, resolved_at=func.now(), updated_at=func.now())
+    )
+    return done.rowcount == 1
+
+
+def resolve_cleared(
+    conn: Connection,
+    channel_id: int,
+    external_ids: Sequence[str],
+    reasons: Sequence[str],
+    still_open: Sequence[ExceptionRecord] = (),
+    note: str = "cleared: a later ingest found the order fixed",
+) -> int:
+    """Resolve the open exceptions of these orders and reasons, except the problems in ``still_open``."""
+    if not external_ids:
+        return 0
+    keep = [r for r in still_open if r.external_id is not None]
+    result = conn.execute(
+        text(
+            """
+            UPDATE exceptions e
+               SET status = 'resolved', resolved_at = now(), updated_at = now(), note = :note
+             WHERE e.channel_id = :channel_id AND e.status = 'open'
+               AND e.reason = ANY(CAST(:reasons AS text[]))
+               AND e.external_id = ANY(CAST(:external_ids AS text[]))
+               AND NOT EXISTS (
+                   SELECT 1
+                     FROM unnest(CAST(:k_ext AS text[]), CAST(:k_reason AS text[]), CAST(:k_sku AS text[]))
+                          AS k(external_id, reason, sku)
+                    WHERE k.external_id = e.external_id AND k.reason = e.reason
+                      AND k.sku = coalesce(e.sku, ''))
+            """
+        ),
+        {
+            "note": note,
+            "channel_id": channel_id,
+            "reasons": list(reasons),
+            "external_ids": sorted(set(external_ids)),
+            "k_ext": [r.external_id for r in keep],
+            "k_reason": [r.reason for r in keep],
+            "k_sku": [r.sku or "" for r in keep],
+        },
+    )
+    return result.rowcount
+
+
+def _channel_id(conn: Connection, code: str) -> int:
+    from warehouse.catalog import channel_id_of
+
+    return channel_id_of(conn, code)

@@ -1,0 +1,905 @@
+"""Land canonical orders in the warehouse and let their state drive stock (design.md invariants 1-5).
+
+``ingest_orders`` applies one batch of one channel in one transaction:
+
+1. every raw payload is landed once per (channel, sha256 of its canonical JSON), rejects included;
+2. orders are upserted with ``INSERT ... ON CONFLICT (channel_id, external_id) DO UPDATE ... WHERE`` the
+   incoming version is different (digest of the canonical order) and not older (platform ``updated_at``),
+   so concurrent writers can never regress an order; every conflicting row is locked, in external-id order;
+3. the lines of new and updated orders — and of unchanged orders still needing attention — are
+   re-evaluated: each line's SKU resolves through the channel's listings, its stock targets are computed
+   from the order's state and the difference to what was applied becomes conditional stock steps plus
+   ledger rows (keys name the cause: ``reserve:<channel>:<order>:<line>``, ``#n`` for later steps);
+4. what does not fit is queued (unknown_sku, insufficient_stock, the batch's rejects) and exceptions of
+   these orders that no longer apply are resolved.
+
+A database error in the batch (not a deadlock, which retries the batch) redoes it order by order, each in
+a savepoint, so only the bad order is queued (``apply_failed``) and the rest lands.
+
+Stock targets per resolved line, at the channel's fulfilment location (kept on the line once applied):
+
+- shipped units are deducted from on-hand, consuming the line's reservation first;
+- restocked units are units that came back to stock; only shipped units can come back, so at most
+  ``shipped_quantity`` of them raise on-hand (an unshipped unit never left it: releasing its reservation
+  is all it takes);
+- reserved = 0 when the order is cancelled or voided or the line was removed, else
+  ``quantity - shipped - (refunded - returned)``: units still to ship, where a refunded unit that was
+  returned (restocked) had already shipped and does not reduce what is left to ship twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, fields
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any, TypeVar
+
+import psycopg
+from sqlalchemy import Connection, Engine, select, text
+from sqlalchemy.exc import DBAPIError
+from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
+
+from channelhub.canonical import Address, CanonicalOrder, Customer, OrderLine, Totals
+from warehouse import exceptions as queue
+from warehouse.bulk import arrays, unnest
+from warehouse.catalog import CatalogError
+from warehouse.exceptions import ExceptionRecord
+from warehouse.models import channels, locations, orders
+from warehouse.stock import LedgerRow, Step, apply_steps, availability, write_ledger
+
+log = logging.getLogger("warehouse.ingest")
+
+# Exceptions an ingest clears itself: per order once a retry finds it fixed, or once a version lands.
+ATTENTION_REASONS = ("unknown_sku", "insufficient_stock")
+LANDING_REASONS = ("schema_invalid", "mapping_failed", "apply_failed")
+MAX_QUANTITY = 2**31 - 1
+RETRYABLE_SQLSTATES = {"40P01", "40001"}  # deadlock detected, serialization failure
+DB_ERRORS = (DBAPIError, psycopg.Error)
+
+T = TypeVar("T")
+
+
+@dataclass(slots=True)
+class Landed:
+    """A payload that passed the schema check and mapping."""
+
+    canonical: CanonicalOrder
+    raw: dict[str, Any]
+
+
+@dataclass(slots=True)
+class Rejected:
+    """A payload that did not: kept raw and queued under ``reason``."""
+
+    external_id: str | None
+    reason: str
+    detail: str
+    raw: object
+
+
+@dataclass
+class IngestCounts:
+    new: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    stale: int = 0
+    reserved_units: int = 0
+    released_units: int = 0  # reservations released by a cancel, refund or edit (not by shipping)
+    deducted_units: int = 0
+    restocked_units: int = 0
+    exceptions: Counter[str] = field(default_factory=Counter)  # problems queued (or re-seen), by reason
+
+    def merge(self, other: IngestCounts) -> IngestCounts:
+        for f in fields(self):
+            if f.name == "exceptions":
+                self.exceptions.update(other.exceptions)
+            else:
+                setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
+        return self
+
+    def as_dict(self) -> dict[str, Any]:
+        values: dict[str, Any] = {f.name: getattr(self, f.name) for f in fields(self)}
+        values["exceptions"] = dict(sorted(self.exceptions.items()))
+        return values
+
+
+@dataclass(frozen=True, slots=True)
+class _Channel:
+    id: int
+    code: str
+    location_id: int
+
+
+@dataclass(slots=True)
+class _Incoming:
+    order: CanonicalOrder
+    digest: str  # of the canonical order: a mapping fix re-applies even an unchanged payload
+    raw: Any
+    raw_payload_id: int | None = None
+
+
+# -- entry points --------------------------------------------------------------------------------
+
+
+def ingest_orders(
+    engine: Engine, channel: str, landed: Sequence[Landed], rejected: Sequence[Rejected] = ()
+) -> IngestCounts:
+    """Apply one batch of one channel's orders (and queue its rejects); returns what happened."""
+    if not landed and not rejected:
+        return IngestCounts()
+    ctx = _channel(engine, channel)
+    incoming: list[_Incoming] = []
+    rejects = list(rejected)
+    for item in landed:
+        problem = _problem(item.canonical)
+        if problem is None:
+            incoming.append(_incoming(item))
+        else:
+            rejects.append(
+                Rejected(_text_or_none(item.canonical.external_id), "mapping_failed", problem, item.raw)
+            )
+    try:
+        return _retrying(_ingest_batch, engine, ctx, incoming, rejects)
+    except DB_ERRORS as err:
+        if _is_retryable(err):
+            raise
+        log.warning(
+            "channel %s: batch of %d failed (%s); applying it order by order",
+            ctx.code,
+            len(incoming) + len(rejects),
+            _error_text(err),
+        )
+    return _retrying(_ingest_one_by_one, engine, ctx, incoming, rejects)
+
+
+def retry_attention(engine: Engine, channel: str, batch_size: int = 500) -> IngestCounts:
+    """Re-evaluate the channel's orders that need attention (after mapping a SKU or receiving stock)."""
+    ctx = _channel(engine, channel)
+    counts = IngestCounts()
+    after = ""
+    while True:
+
+        def one_batch(after: str = after) -> tuple[IngestCounts, str | None]:
+            with engine.begin() as conn:
+                rows = conn.execute(
+                    select(orders.c.id, orders.c.external_id)
+                    .where(
+                        orders.c.channel_id == ctx.id, orders.c.needs_attention, orders.c.external_id > after
+                    )
+                    .order_by(orders.c.external_id)
+                    .limit(batch_size)
+                    .with_for_update()
+                ).all()
+                if not rows:
+                    return IngestCounts(), None
+                batch_counts, problems = _evaluate(conn, ctx, [r.id for r in rows])
+                _queue(conn, ctx, batch_counts, problems, [r.external_id for r in rows], [])
+                return batch_counts, rows[-1].external_id
+
+        batch_counts, last = _retrying(one_batch)
+        counts.merge(batch_counts)
+        if last is None:
+            return counts
+        after = last
+
+
+# -- batch and fallback --------------------------------------------------------------------------
+
+
+def _ingest_batch(
+    engine: Engine, ctx: _Channel, incoming: list[_Incoming], rejects: list[Rejected]
+) -> IngestCounts:
+    with engine.begin() as conn:
+        return _apply(conn, ctx, incoming, rejects)
+
+
+def _ingest_one_by_one(
+    engine: Engine, ctx: _Channel, incoming: list[_Incoming], rejects: list[Rejected]
+) -> IngestCounts:
+    counts = IngestCounts()
+    with engine.begin() as conn:
+        for item in [*incoming, *rejects]:
+            one = ([item], []) if isinstance(item, _Incoming) else ([], [item])
+            try:
+                with conn.begin_nested():
+                    counts.merge(_apply(conn, ctx, *one))
+            except DB_ERRORS as err:
+                if _is_retryable(err):
+                    raise
+                counts.merge(_queue_apply_failed(conn, ctx, item, err))
+    return counts
+
+
+def _queue_apply_failed(
+    conn: Connection, ctx: _Channel, item: _Incoming | Rejected, err: Exception
+) -> IngestCounts:
+    """The database refused this order: queue it with the error, with its raw payload if that can land."""
+    if isinstance(item, _Incoming):
+        external_id, reason, detail, raw = item.order.external_id, "apply_failed", _error_text(err), item.raw
+    else:
+        external_id, reason, raw = item.external_id, item.reason, item.raw
+        detail = f"{item.detail} (raw payload not stored: {_error_text(err)})"
+    external_id = _clean(external_id)
+    log.warning("channel %s: order %s queued as %s: %s", ctx.code, external_id, reason, detail)
+    raw_payload_id = None
+    try:
+        with conn.begin_nested():
+            raw_payload_id = queue.land_raw(conn, ctx.id, [(external_id, raw)])[0]
+    except DB_ERRORS as land_err:
+        if _is_retryable(land_err):
+            raise
+        detail += f" (raw payload not stored: {_error_text(land_err)})"
+    record = ExceptionRecord(reason, external_id, _clean(detail) or reason, raw_payload_id)
+    queue.upsert_exceptions(conn, ctx.id, [record])
+    return IngestCounts(exceptions=Counter([reason]))
+
+
+def _retrying(fn: Callable[..., T], *args: Any) -> T:
+    """Run ``fn`` (one transaction), again from the start after a deadlock or serialization failure."""
+    retrying = Retrying(
+        retry=retry_if_exception(_is_retryable),
+        stop=stop_after_attempt(8),
+        wait=wait_random_exponential(multiplier=0.02, max=1.0),
+        reraise=True,
+        before_sleep=lambda state: log.info("retrying after %s", _error_text(state.outcome.exception())),
+    )
+    return retrying(fn, *args)
+
+
+def _is_retryable(err: BaseException) -> bool:
+    orig = err.orig if isinstance(err, DBAPIError) else err
+    return getattr(orig, "sqlstate", None) in RETRYABLE_SQLSTATES
+
+
+def _error_text(err: BaseException | None) -> str:
+    # Not str(DBAPIError): that one carries the SQL parameters, i.e. customer data.
+    orig = err.orig if isinstance(err, DBAPIError) else err
+    message = str(orig).strip().splitlines()[0] if str(orig).strip() else ""
+    return f"{type(orig).__name__}: {message}"[: queue.DETAIL_LIMIT]
+
+
+# -- one transaction -----------------------------------------------------------------------------
+
+
+def _apply(
+    conn: Connection, ctx: _Channel, incoming: list[_Incoming], rejects: list[Rejected]
+) -> IngestCounts:
+    counts = IngestCounts()
+    raw_ids = queue.land_raw(
+        conn,
+        ctx.id,
+        [(i.order.external_id, i.raw) for i in incoming] + [(r.external_id, r.raw) for r in rejects],
+    )
+    for item, raw_id in zip(incoming, raw_ids, strict=False):
+        item.raw_payload_id = raw_id
+    problems = [
+        ExceptionRecord(r.reason, _text_or_none(r.external_id), r.detail, raw_id)
+        for r, raw_id in zip(rejects, raw_ids[len(incoming) :], strict=True)
+    ]
+
+    winners = _latest_versions(incoming, counts)
+    upserted = _upsert_orders(conn, ctx, winners)
+    existing = _existing_orders(
+        conn, ctx, [w.order.external_id for w in winners if w.order.external_id not in upserted]
+    )
+    changed: dict[str, tuple[int, bool]] = {}  # external_id -> (order id, inserted)
+    evaluate: list[int] = []
+    for item in winners:
+        external_id = item.order.external_id
+        if external_id in upserted:
+            order_id, inserted = upserted[external_id]
+            changed[external_id] = (order_id, inserted)
+            evaluate.append(order_id)
+            if inserted:
+                counts.new += 1
+            else:
+                counts.updated += 1
+            continue
+        order_id, digest, needs_attention = existing[external_id]
+        if digest == item.digest:
+            counts.unchanged += 1
+        else:
+            counts.stale += 1
+        if needs_attention:  # a retry re-evaluates it: a SKU may be mapped or stock received since
+            evaluate.append(order_id)
+
+    by_external_id = {w.order.external_id: w for w in winners}
+    _upsert_lines(conn, [(changed[e][0], by_external_id[e]) for e in sorted(changed)])
+    _mark_removed_lines(
+        conn, [(changed[e][0], by_external_id[e]) for e in sorted(changed) if not changed[e][1]]
+    )
+
+    evaluated_counts, attention = _evaluate(conn, ctx, evaluate)
+    counts.merge(evaluated_counts)
+    evaluated_ids = [e for e in sorted(by_external_id) if e in changed or existing.get(e, (0, "", False))[2]]
+    _queue(conn, ctx, counts, [*problems, *attention], evaluated_ids, sorted(changed))
+    return counts
+
+
+def _queue(
+    conn: Connection,
+    ctx: _Channel,
+    counts: IngestCounts,
+    problems: list[ExceptionRecord],
+    evaluated: list[str],
+    landed: list[str],
+) -> None:
+    distinct = {p.identity: p for p in problems}
+    queue.upsert_exceptions(conn, ctx.id, list(distinct.values()))
+    counts.exceptions.update(p.reason for p in distinct.values())
+    queue.resolve_cleared(conn, ctx.id, evaluated, ATTENTION_REASONS, problems)
+    queue.resolve_cleared(conn, ctx.id, landed, LANDING_REASONS, problems)
+
+
+def _latest_versions(incoming: list[_Incoming], counts: IngestCounts) -> list[_Incoming]:
+    """One version per order (ON CONFLICT cannot touch a row twice in a statement), in external-id order
+    so that concurrent batches lock orders in the same order. The others count as unchanged or stale."""
+    latest: dict[str, _Incoming] = {}
+    for item in incoming:
+        current = latest.get(item.order.external_id)
+        if current is None:
+            latest[item.order.external_id] = item
+            continue
+        if item.order.updated_at >= current.order.updated_at:  # the later one fetched wins a tie
+            latest[item.order.external_id] = item
+            loser, winner = current, item
+        else:
+            loser, winner = item, current
+        if loser.digest == winner.digest:
+            counts.unchanged += 1
+        else:
+            counts.stale += 1
+    return [latest[e] for e in sorted(latest)]
+
+
+ORDER_COLUMNS = (
+    ("external_id", "text"),
+    ("number", "text"),
+    ("platform", "text"),
+    ("created_at", "timestamptz"),
+    ("updated_at", "timestamptz"),
+    ("currency", "text"),
+    ("payment_status", "text"),
+    ("fulfillment_status", "text"),
+    ("cancelled", "boolean"),
+    ("cancelled_at", "timestamptz"),
+    ("subtotal", "numeric"),
+    ("discount", "numeric"),
+    ("shipping", "numeric"),
+    ("tax", "numeric"),
+    ("total", "numeric"),
+    ("refunded", "numeric"),
+    ("customer", "jsonb"),
+    ("shipping_address", "jsonb"),
+    ("payload_digest", "text"),
+    ("raw_payload_id", "bigint"),
+)
+_ORDER_NAMES = [name for name, _ in ORDER_COLUMNS]
+
+# The version guard lives in the statement: an identical or older version never overwrites, and every
+# conflicting row is locked (in array order, i.e. external-id order) even when the guard says no.
+UPSERT_ORDERS_SQL = f"""
+INSERT INTO orders AS o (channel_id, {", ".join(_ORDER_NAMES)})
+SELECT CAST(:channel_id AS bigint), v.* FROM {unnest(ORDER_COLUMNS)}
+ON CONFLICT (channel_id, external_id) DO UPDATE
+   SET {", ".join(f"{name} = EXCLUDED.{name}" for name in _ORDER_NAMES[1:])}, changed_at = now()
+ WHERE o.payload_digest <> EXCLUDED.payload_digest AND EXCLUDED.updated_at >= o.updated_at
+RETURNING o.id, o.external_id, (o.xmax = 0) AS inserted
+"""
+
+
+def _upsert_orders(conn: Connection, ctx: _Channel, items: list[_Incoming]) -> dict[str, tuple[int, bool]]:
+    """Insert or update; returns {external_id: (id, inserted)} of the rows written (not unchanged/stale)."""
+    if not items:
+        return {}
+    params = arrays(ORDER_COLUMNS, [_order_row(item) for item in items])
+    rows = conn.execute(text(UPSERT_ORDERS_SQL), {"channel_id": ctx.id, **params})
+    return {external_id: (order_id, inserted) for order_id, external_id, inserted in rows}
+
+
+def _order_row(item: _Incoming) -> tuple[Any, ...]:
+    order, totals = item.order, item.order.totals
+    return (
+        order.external_id,
+        order.number,
+        order.platform,
+        order.created_at,
+        order.updated_at,
+        order.currency,
+        order.payment_status,
+        order.fulfillment_status,
+        order.cancelled,
+        order.cancelled_at,
+        totals.subtotal,
+        totals.discount,
+        totals.shipping,
+        totals.tax,
+        totals.total,
+        totals.refunded,
+        _json_or_none(order.customer),
+        _json_or_none(order.shipping_address),
+        item.digest,
+        item.raw_payload_id,
+    )
+
+
+def _existing_orders(
+    conn: Connection, ctx: _Channel, external_ids: list[str]
+) -> dict[str, tuple[int, str, bool]]:
+    if not external_ids:
+        return {}
+    rows = conn.execute(
+        text(
+            "SELECT external_id, id, payload_digest, needs_attention FROM orders "
+            "WHERE channel_id = :channel_id AND external_id = ANY(:external_ids)"
+        ),
+        {"channel_id": ctx.id, "external_ids": external_ids},
+    )
+    return {external_id: (order_id, digest, attention) for external_id, order_id, digest, attention in rows}
+
+
+LINE_COLUMNS = (
+    ("order_id", "bigint"),
+    ("external_line_id", "text"),
+    ("merchant_sku", "text"),
+    ("channel_product_id", "text"),
+    ("channel_variant_id", "text"),
+    ("title", "text"),
+    ("quantity", "int"),
+    ("unit_price", "numeric"),
+    ("line_total", "numeric"),
+    ("shipped_quantity", "int"),
+    ("refunded_quantity", "int"),
+    ("restocked_quantity", "int"),
+)
+_LINE_NAMES = [name for name, _ in LINE_COLUMNS]
+
+UPSERT_LINES_SQL = f"""
+INSERT INTO order_lines ({", ".join(_LINE_NAMES)})
+SELECT * FROM {unnest(LINE_COLUMNS)}
+ON CONFLICT (order_id, external_line_id) DO UPDATE
+   SET {", ".join(f"{name} = EXCLUDED.{name}" for name in _LINE_NAMES[2:])}, removed = false
+"""
+
+
+def _upsert_lines(conn: Connection, orders_written: list[tuple[int, _Incoming]]) -> None:
+    rows = [
+        (
+            order_id,
+            line.external_line_id,
+            (line.sku or "").strip() or None,
+            line.channel_product_id or None,
+            line.channel_variant_id or None,
+            line.title or "",
+            line.quantity,
+            line.unit_price,
+            line.line_total,
+            line.shipped_quantity,
+            line.refunded_quantity,
+            line.restocked_quantity,
+        )
+        for order_id, item in orders_written
+        for line in item.order.lines
+    ]
+    if rows:
+        conn.execute(text(UPSERT_LINES_SQL), arrays(LINE_COLUMNS, rows))
+
+
+def _mark_removed_lines(conn: Connection, orders_updated: list[tuple[int, _Incoming]]) -> None:
+    """Lines missing from the newest version of an order (an edit removed them) stop reserving."""
+    if not orders_updated:
+        return
+    pairs = [
+        (order_id, line.external_line_id) for order_id, item in orders_updated for line in item.order.lines
+    ]
+    conn.execute(
+        text(
+            """
+            UPDATE order_lines l SET removed = true
+             WHERE l.order_id = ANY(CAST(:order_ids AS bigint[])) AND NOT l.removed
+               AND NOT EXISTS (
+                   SELECT 1
+                     FROM unnest(CAST(:k_order AS bigint[]), CAST(:k_line AS text[])) AS k(order_id, line_id)
+                    WHERE k.order_id = l.order_id AND k.line_id = l.external_line_id)
+            """
+        ),
+        {
+            "order_ids": [order_id for order_id, _ in orders_updated],
+            "k_order": [p[0] for p in pairs],
+            "k_line": [p[1] for p in pairs],
+        },
+    )
+
+
+# -- stock ---------------------------------------------------------------------------------------
+
+RESOLVE_SKUS_SQL = """
+UPDATE order_lines l SET sku_id = m.sku_id
+  FROM (
+    SELECT x.id, coalesce(
+             (SELECT cl.sku_id FROM channel_listings cl
+               WHERE cl.channel_id = :channel_id AND cl.merchant_sku = x.merchant_sku),
+             (SELECT cl.sku_id FROM channel_listings cl
+               WHERE cl.channel_id = :channel_id AND cl.channel_product_id = x.channel_product_id
+                 AND cl.channel_variant_id = x.channel_variant_id),
+             (SELECT cl.sku_id FROM channel_listings cl
+               WHERE cl.channel_id = :channel_id AND cl.channel_product_id = x.channel_product_id
+                 AND cl.channel_variant_id IS NULL)) AS sku_id
+      FROM order_lines x
+     WHERE x.order_id = ANY(CAST(:order_ids AS bigint[])) AND x.sku_id IS NULL
+  ) m
+ WHERE l.id = m.id AND m.sku_id IS NOT NULL
+"""
+
+LINES_SQL = """
+SELECT l.id, l.order_id, l.external_line_id, l.sku_id, s.code AS sku_code,
+       l.merchant_sku, l.channel_product_id, l.channel_variant_id,
+       l.quantity, l.shipped_quantity, l.refunded_quantity, l.restocked_quantity, l.removed,
+       l.location_id, coalesce(l.location_id, :location_id) AS stock_location_id, loc.code AS location_code,
+       l.reserved_quantity, l.deducted_quantity, l.restocked_applied, l.ledger_steps,
+       o.external_id AS order_external_id, o.cancelled, o.payment_status
+  FROM order_lines l
+  JOIN orders o ON o.id = l.order_id
+  JOIN locations loc ON loc.id = coalesce(l.location_id, :location_id)
+  LEFT JOIN skus s ON s.id = l.sku_id
+ WHERE l.order_id = ANY(CAST(:order_ids AS bigint[]))
+ ORDER BY o.created_at, o.external_id, l.id
+"""
+
+
+@dataclass(slots=True)
+class _LinePlan:
+    """One line: where it stands, where it should be, and the steps that get it there."""
+
+    row: Any
+    target_reserved: int
+    target_deducted: int
+    target_restocked: int
+    reserved: int
+    deducted: int
+    restocked: int
+    steps_taken: dict[str, int]
+    fact: Step | None = None  # shipments and returns (facts), with the reservation shipping consumes
+    fact_parts: list[tuple[str, int, int]] = field(default_factory=list)  # (kind, d_on_hand, d_reserved)
+    reserve: Step | None = None  # the reservation (or release) to reach the target
+    fact_ok: bool = True
+    reserve_ok: bool = True
+    ledger: list[LedgerRow] = field(default_factory=list)
+
+    @property
+    def settled(self) -> bool:
+        return (self.reserved, self.deducted, self.restocked) == (
+            self.target_reserved,
+            self.target_deducted,
+            self.target_restocked,
+        )
+
+    @property
+    def has_stock_effect(self) -> bool:
+        return bool(self.target_reserved or self.target_deducted or self.target_restocked)
+
+
+def stock_targets(
+    quantity: int,
+    shipped: int,
+    refunded: int,
+    restocked: int,
+    *,
+    cancelled: bool,
+    payment_status: str,
+    removed: bool = False,
+) -> tuple[int, int, int]:
+    """(reserved, deducted, restocked) a line should have applied; see the module docstring."""
+    shipped = max(0, shipped)
+    returned = min(max(0, restocked), shipped)
+    if cancelled or payment_status == "voided" or removed:
+        reserved = 0
+    else:
+        reserved = max(0, quantity - shipped - max(0, refunded - returned))
+    return reserved, shipped, returned
+
+
+def _plan(row: Any) -> _LinePlan:
+    target = stock_targets(
+        row.quantity,
+        row.shipped_quantity,
+        row.refunded_quantity,
+        row.restocked_quantity,
+        cancelled=row.cancelled,
+        payment_status=row.payment_status,
+        removed=row.removed,
+    )
+    plan = _LinePlan(
+        row,
+        *target,
+        row.reserved_quantity,
+        row.deducted_quantity,
+        row.restocked_applied,
+        dict(row.ledger_steps),
+    )
+    if row.sku_id is None:
+        return plan
+    sku_id, location_id = row.sku_id, row.stock_location_id
+    ship = plan.target_deducted - plan.deducted
+    back = plan.target_restocked - plan.restocked
+    consumed = min(ship, plan.reserved) if ship > 0 else 0  # shipped units use up their reservation
+    if ship > 0:
+        plan.fact_parts.append(("deduct", -ship, -consumed))
+    elif ship < 0:  # the platform took a shipment back (a cancelled fulfilment)
+        plan.fact_parts.append(("adjust", -ship, 0))
+    if back > 0:
+        plan.fact_parts.append(("restock", back, 0))
+    elif back < 0:
+        plan.fact_parts.append(("adjust", back, 0))
+    if plan.fact_parts:
+        plan.fact = Step(sku_id, location_id, -ship + back, -consumed, phase=0)
+    more = plan.target_reserved - (plan.reserved - consumed)
+    if more:
+        plan.reserve = Step(sku_id, location_id, 0, more, phase=1 if more > 0 else 0)
+    return plan
+
+
+def _evaluate(
+    conn: Connection, ctx: _Channel, order_ids: list[int]
+) -> tuple[IngestCounts, list[ExceptionRecord]]:
+    """Bring the stock applied for these (locked) orders to their targets; returns counts and problems."""
+    counts = IngestCounts()
+    if not order_ids:
+        return counts, []
+    conn.execute(text(RESOLVE_SKUS_SQL), {"channel_id": ctx.id, "order_ids": order_ids})
+    rows = conn.execute(text(LINES_SQL), {"location_id": ctx.location_id, "order_ids": order_ids}).all()
+    plans = [_plan(row) for row in rows]
+
+    steps: list[Step] = []
+    owners: list[tuple[_LinePlan, str]] = []
+    for plan in plans:
+        for which in ("fact", "reserve"):
+            step = getattr(plan, which)
+            if step is not None:
+                steps.append(step)
+                owners.append((plan, which))
+    for (plan, which), result in zip(owners, apply_steps(conn, steps), strict=True):
+        setattr(plan, f"{which}_ok", result is not None)
+
+    compensations: list[tuple[_LinePlan, Step]] = []
+    for plan in plans:
+        _settle(ctx, plan, compensations)
+    compensated = apply_steps(conn, [step for _, step in compensations])
+    if any(result is None for result in compensated):  # a release cannot lack stock: the data is broken
+        raise RuntimeError("a reservation release did not apply; stock_levels disagree with order_lines")
+    for plan, step in compensations:
+        _ledger(ctx, plan, "release", 0, step.delta_reserved)
+        plan.reserved += step.delta_reserved
+
+    write_ledger(conn, [row for plan in plans for row in plan.ledger])
+    _store_lines(conn, [plan for plan in plans if plan.ledger])
+    for plan in plans:
+        for row in plan.ledger:
+            if row.kind == "reserve":
+                counts.reserved_units += row.delta_reserved
+            elif row.kind == "release":
+                counts.released_units -= row.delta_reserved
+            elif row.kind == "deduct":
+                counts.deducted_units -= row.delta_on_hand
+            elif row.kind == "restock":
+                counts.restocked_units += row.delta_on_hand
+
+    problems = _problems(conn, ctx, plans)
+    attention = {order_id: False for order_id in order_ids}
+    for plan in plans:
+        if not plan.settled:  # unresolved with a stock effect, or short of stock
+            attention[plan.row.order_id] = True
+    conn.execute(
+        text(
+            "UPDATE orders o SET needs_attention = v.flag "
+            "FROM unnest(CAST(:ids AS bigint[]), CAST(:flags AS boolean[])) AS v(id, flag) "
+            "WHERE o.id = v.id AND o.needs_attention IS DISTINCT FROM v.flag"
+        ),
+        {"ids": list(attention), "flags": list(attention.values())},
+    )
+    return counts, problems
+
+
+def _settle(ctx: _Channel, plan: _LinePlan, compensations: list[tuple[_LinePlan, Step]]) -> None:
+    """Book the steps that applied (ledger rows, new applied state); queue a release where a failed
+    shipment step leaves the line holding more than its target."""
+    if plan.fact is not None and plan.fact_ok:
+        for kind, d_on_hand, d_reserved in plan.fact_parts:
+            _ledger(ctx, plan, kind, d_on_hand, d_reserved)
+        plan.reserved += plan.fact.delta_reserved
+        plan.deducted, plan.restocked = plan.target_deducted, plan.target_restocked
+    if plan.reserve is not None and plan.reserve_ok:
+        more = plan.reserve.delta_reserved
+        _ledger(ctx, plan, "reserve" if more > 0 else "release", 0, more)
+        plan.reserved += more
+    if plan.reserved > plan.target_reserved:
+        extra = plan.reserved - plan.target_reserved
+        compensations.append((plan, Step(plan.row.sku_id, plan.row.stock_location_id, 0, -extra)))
+
+
+def _ledger(ctx: _Channel, plan: _LinePlan, kind: str, d_on_hand: int, d_reserved: int) -> None:
+    taken = plan.steps_taken.get(kind, 0) + 1
+    plan.steps_taken[kind] = taken
+    row = plan.row
+    key = f"{kind}:{ctx.code}:{row.order_external_id}:{row.external_line_id}" + (
+        f"#{taken}" if taken > 1 else ""
+    )
+    plan.ledger.append(
+        LedgerRow(key, row.sku_id, row.stock_location_id, kind, d_on_hand, d_reserved, row.order_id, row.id)
+    )
+
+
+APPLIED_COLUMNS = (
+    ("id", "bigint"),
+    ("location_id", "bigint"),
+    ("reserved_quantity", "int"),
+    ("deducted_quantity", "int"),
+    ("restocked_applied", "int"),
+    ("ledger_steps", "jsonb"),
+)
+STORE_APPLIED_SQL = f"""
+UPDATE order_lines l
+   SET location_id = v.location_id, reserved_quantity = v.reserved_quantity,
+       deducted_quantity = v.deducted_quantity, restocked_applied = v.restocked_applied,
+       ledger_steps = v.ledger_steps
+  FROM {unnest(APPLIED_COLUMNS)}
+ WHERE l.id = v.id
+"""
+
+
+def _store_lines(conn: Connection, plans: list[_LinePlan]) -> None:
+    if plans:
+        rows = [
+            (
+                p.row.id,
+                p.row.stock_location_id,
+                p.reserved,
+                p.deducted,
+                p.restocked,
+                json.dumps(p.steps_taken),
+            )
+            for p in plans
+        ]
+        conn.execute(text(STORE_APPLIED_SQL), arrays(APPLIED_COLUMNS, rows))
+
+
+def _problems(conn: Connection, ctx: _Channel, plans: list[_LinePlan]) -> list[ExceptionRecord]:
+    problems: list[ExceptionRecord] = []
+    short: dict[tuple[str, str], list[tuple[_LinePlan, int]]] = {}
+    for plan in plans:
+        row = plan.row
+        if row.sku_id is None:
+            if plan.has_stock_effect:
+                problems.append(_unknown_sku(ctx, row))
+            continue
+        needed = 0
+        if plan.fact is not None and not plan.fact_ok:
+            needed += plan.fact.need
+        if plan.reserve is not None and not plan.reserve_ok:
+            needed += plan.reserve.need
+        if needed > 0:
+            short.setdefault((row.order_external_id, row.sku_code), []).append((plan, needed))
+    if short:
+        pairs = sorted(
+            {(p.row.sku_id, p.row.stock_location_id) for lines in short.values() for p, _ in lines}
+        )
+        available = availability(conn, pairs)
+        for (external_id, sku_code), lines in short.items():
+            first = lines[0][0].row
+            needed = sum(n for _, n in lines)
+            line_ids = ", ".join(p.row.external_line_id for p, _ in lines)
+            detail = (
+                f"sku {sku_code} at {first.location_code}: needed {needed}, "
+                f"available {available[(first.sku_id, first.stock_location_id)]} (line {line_ids})"
+            )
+            problems.append(ExceptionRecord("insufficient_stock", external_id, detail, None, sku_code))
+    return problems
+
+
+def _unknown_sku(ctx: _Channel, row: Any) -> ExceptionRecord:
+    if row.merchant_sku:
+        ref = row.merchant_sku
+    elif row.channel_product_id:
+        ref = f"product:{row.channel_product_id}" + (
+            f"/variant:{row.channel_variant_id}" if row.channel_variant_id else ""
+        )
+    else:
+        ref = "(no SKU or product id)"
+    detail = (
+        f"line {row.external_line_id}: channel SKU {row.merchant_sku!r}, product {row.channel_product_id!r}, "
+        f"variant {row.channel_variant_id!r} has no listing on channel {ctx.code}"
+    )
+    return ExceptionRecord("unknown_sku", row.order_external_id, detail, None, ref)
+
+
+# -- small helpers -------------------------------------------------------------------------------
+
+
+def _channel(engine: Engine, code: str) -> _Channel:
+    with engine.connect() as conn:
+        row = conn.execute(
+            select(channels.c.id, channels.c.code, channels.c.fulfilment_location_id)
+            .join(locations, locations.c.id == channels.c.fulfilment_location_id)
+            .where(channels.c.code == code)
+        ).first()
+    if row is None:
+        raise CatalogError(f"unknown channel {code!r}: register it (and its fulfilment location) first")
+    return _Channel(*row)
+
+
+def _incoming(item: Landed) -> _Incoming:
+    return _Incoming(item.canonical, order_digest(item.canonical), item.raw)
+
+
+def order_digest(order: CanonicalOrder) -> str:
+    """sha256 over every field of the canonical order: equal digests mean nothing the hub stores changed.
+
+    Taken of the canonical order rather than the raw payload, so a fixed mapping re-applies an order even
+    when the platform's payload did not change.
+    """
+    return hashlib.sha256(repr(_fields_of(order)).encode("utf-8")).hexdigest()
+
+
+def _fields_of(value: Any) -> Any:
+    names = _DATACLASS_FIELDS.get(type(value))
+    if names is not None:
+        return (type(value).__name__, *(_fields_of(getattr(value, name)) for name in names))
+    if isinstance(value, list):
+        return tuple(_fields_of(v) for v in value)
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).isoformat()  # the same instant in any zone is the same version
+    return value
+
+
+_DATACLASS_FIELDS = {
+    cls: tuple(f.name for f in fields(cls)) for cls in (CanonicalOrder, Totals, OrderLine, Customer, Address)
+}
+
+
+def _json_or_none(value: Any) -> str | None:
+    if value is None:
+        return None
+    return json.dumps({f: getattr(value, f) for f in _DATACLASS_FIELDS[type(value)]}, ensure_ascii=False)
+
+
+def _problem(order: CanonicalOrder) -> str | None:
+    """What the warehouse cannot store faithfully (a mapping bug): the order is queued, not guessed at."""
+    if not isinstance(order.external_id, str) or not order.external_id.strip():
+        return f"external_id must be a non-empty string, got {order.external_id!r}"
+    for name in ("created_at", "updated_at", "cancelled_at"):
+        value = getattr(order, name)
+        if value is not None and value.tzinfo is None:
+            return f"{name} {value!r} is naive: convert platform times to UTC at the edge"
+    for name in ("subtotal", "discount", "shipping", "tax", "total", "refunded"):
+        value = getattr(order.totals, name)
+        if not isinstance(value, Decimal) or not value.is_finite():
+            return f"totals.{name} must be a finite Decimal, got {value!r}"
+    seen: set[str] = set()
+    for index, line in enumerate(order.lines):
+        where = f"lines[{index}]"
+        if not line.external_line_id or line.external_line_id in seen:
+            return f"{where}.external_line_id {line.external_line_id!r} is empty or repeated"
+        seen.add(line.external_line_id)
+        for name in ("quantity", "shipped_quantity", "refunded_quantity", "restocked_quantity"):
+            value = getattr(line, name)
+            if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_QUANTITY:
+                return f"{where}.{name} must be a whole number of units, got {value!r}"
+        for name in ("unit_price", "line_total"):
+            value = getattr(line, name)
+            if not isinstance(value, Decimal) or not value.is_finite():
+                return f"{where}.{name} must be a finite Decimal, got {value!r}"
+    return None
+
+
+def _text_or_none(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def _clean(value: str | None) -> str | None:
+    # Postgres text cannot hold NUL; an exception record must always be storable.
+    return None if value is None else value.replace("\x00", "\ufffd")
