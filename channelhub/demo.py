@@ -116,7 +116,11 @@ def seed_from_catalog(engine, channel: ChannelConfig, catalog) -> None:
         for variant in catalog.variants:
             warehouse_catalog.upsert_sku(conn, variant.sku, variant.title)
             warehouse_catalog.receive_stock(
-                conn, variant.sku, location, variant.opening_stock, f"receive:opening:{variant.sku}:{location}"
+                conn,
+                variant.sku,
+                location,
+                variant.opening_stock,
+                f"receive:opening:{variant.sku}:{location}",
             )
             if variant.unmapped:
                 continue  # its orders show up as unknown_sku exceptions until someone maps it
@@ -134,6 +138,8 @@ def seed_from_catalog(engine, channel: ChannelConfig, catalog) -> None:
 def airflow_env(db_url: str, sandboxes: list[RunningSandbox]) -> dict[str, str]:
     env = {
         **os.environ,
+        # airflow standalone starts its components by name: the venv's bin must come first on PATH.
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
         "AIRFLOW_HOME": str(AIRFLOW_HOME),
         "AIRFLOW__CORE__DAGS_FOLDER": str(db.PROJECT_ROOT / "dags"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
@@ -175,7 +181,12 @@ def prepare_airflow(env: dict[str, str], config: HubConfig) -> None:
         )
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # SIGTERM stops the demo as cleanly as Ctrl-C
+
+
 def run_demo(once: bool, history: timedelta) -> int:
+    signal.signal(signal.SIGTERM, _interrupt)
     LOG_DIR.mkdir(parents=True, exist_ok=True)
     config = load_config()
     embedded = "HUB_DATABASE_URL" not in os.environ

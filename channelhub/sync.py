@@ -56,6 +56,13 @@ class SyncResult:
         )
 
 
+def as_utc(value: datetime) -> datetime:
+    """A plain UTC ``datetime``: Airflow hands tasks pendulum objects, which break timedelta arithmetic."""
+    if value.tzinfo is None:
+        raise ValueError(f"naive datetime {value!r}: window bounds must carry a timezone")
+    return datetime.fromtimestamp(value.timestamp(), UTC)
+
+
 def parse_instant(text: str) -> datetime:
     """An ISO-8601 instant from a person (CLI, DAG params); naive means UTC."""
     value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
@@ -81,6 +88,7 @@ def sync_orders(
     *,
     credentials: ChannelCredentials | None = None,
 ) -> SyncResult:
+    window_start, window_end = as_utc(window_start), as_utc(window_end)
     if window_end <= window_start:
         raise ValueError(f"empty window [{window_start}, {window_end})")
     platform = get_platform(channel.platform)

@@ -65,7 +65,9 @@ def build_dag(channel: ChannelConfig):  # -> airflow.sdk.DAG
     )
     def sync_orders_dag() -> None:
         @task(task_id="sync_orders", pool=channel.pool)
-        def sync_orders_task(data_interval_start=None, data_interval_end=None, params=None) -> dict:
+        def sync_orders_task(
+            data_interval_start=None, data_interval_end=None, params=None, dag_run=None
+        ) -> dict:
             # Imported here so that parsing the DAG file stays light.
             from channelhub.db import get_engine
             from channelhub.sync import parse_instant, register_config, sync_orders
@@ -73,9 +75,16 @@ def build_dag(channel: ChannelConfig):  # -> airflow.sdk.DAG
             config = load_config()
             engine = get_engine()
             register_config(engine, config)
+            configured = config.channel(channel.code)
+            # Airflow 3 gives a manual run without a logical date no data interval: it covers the
+            # schedule interval up to the moment it was triggered (or from its "since" param).
+            window_end = data_interval_end or dag_run.run_after
             since = (params or {}).get("since")
-            window_start = parse_instant(since) if since else data_interval_start
-            result = sync_orders(engine, config.channel(channel.code), window_start, data_interval_end)
+            if since:
+                window_start = parse_instant(since)
+            else:
+                window_start = data_interval_start or window_end - configured.schedule
+            result = sync_orders(engine, configured, window_start, window_end)
             print(result.summary_line())  # the run's counts, readable in the task log
             return result.as_dict()
 

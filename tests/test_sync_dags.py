@@ -77,7 +77,7 @@ def load_dag(dag_id: str):
 
 
 def sandbox_ids_updated(shop, start: datetime, end: datetime) -> set[str]:
-    """The shop's own answer: ids of orders whose current updated_at is in [start, end] (inclusive, as Shopify)."""
+    """The shop's own answer: ids of orders whose current updated_at is in [start, end] (inclusive)."""
     renderer = shop.app.state.renderer
     return {str(renderer.order_id(state.index)) for state in shop.world.updated_between(start, end)}
 
@@ -86,7 +86,8 @@ def landed_ids(engine, channel_code: str) -> set[str]:
     with engine.connect() as conn:
         rows = conn.execute(
             text(
-                "SELECT o.external_id FROM orders o JOIN channels c ON c.id = o.channel_id WHERE c.code = :code"
+                "SELECT o.external_id FROM orders o JOIN channels c ON c.id = o.channel_id "
+                "WHERE c.code = :code"
             ),
             {"code": channel_code},
         )
@@ -126,7 +127,9 @@ def test_invalid_config_is_an_import_error_that_names_the_problem(tmp_path, monk
     from airflow.dag_processing.dagbag import DagBag
 
     broken = tmp_path / "channels.yaml"
-    broken.write_text(yaml.safe_dump({"locations": [{"code": "W", "name": "W"}], "channels": [{"code": "x"}]}))
+    broken.write_text(
+        yaml.safe_dump({"locations": [{"code": "W", "name": "W"}], "channels": [{"code": "x"}]})
+    )
     monkeypatch.setenv("HUB_CHANNELS_CONFIG", str(broken))
     errors = DagBag(dag_folder=str(PROJECT_ROOT / "dags")).import_errors
     assert len(errors) == 1
@@ -139,8 +142,8 @@ def test_a_dag_run_lands_the_sandbox_orders(channel_env, shop, engine):
     run = dag.test(logical_date=NOW, run_conf={"since": since.isoformat()})
     assert run.state == "success"
 
-    expected = sandbox_ids_updated(shop, since, NOW)
-    assert len(expected) > 100, "the window should span several pages of 50"
+    expected = sandbox_ids_updated(shop, since - OVERLAP, NOW)  # the pull reaches back by the overlap
+    assert len(expected) > 100, "the window spans several pages of 50"
     assert landed_ids(engine, channel_env.code) | exception_ids(engine, channel_env.code) == expected
     assert landed_ids(engine, channel_env.code), "orders must land"
 
@@ -154,7 +157,8 @@ def test_a_dag_run_lands_the_sandbox_orders(channel_env, shop, engine):
         ).scalar_one()
         reserved = conn.execute(
             text(
-                "SELECT coalesce(sum(l.reserved_quantity), 0) FROM order_lines l JOIN orders o ON o.id = l.order_id "
+                "SELECT coalesce(sum(l.reserved_quantity), 0) FROM order_lines l "
+                "JOIN orders o ON o.id = l.order_id "
                 "JOIN channels c ON c.id = o.channel_id WHERE c.code = :code"
             ),
             {"code": channel_env.code},
@@ -191,8 +195,19 @@ def test_backfill_of_two_past_intervals_lands_exactly_their_orders(channel_env, 
     assert expected, "the two intervals must hold orders"
     assert landed_ids(engine, channel_env.code) | exception_ids(engine, channel_env.code) == expected
     # Nothing from outside the two intervals (the rest of the day has hundreds of orders).
-    outside = sandbox_ids_updated(shop, HISTORY_START, pulled_from - timedelta(seconds=1)) | sandbox_ids_updated(
-        shop, second_end + timedelta(seconds=1), NOW
-    )
+    before = sandbox_ids_updated(shop, HISTORY_START, pulled_from - timedelta(seconds=1))
+    after = sandbox_ids_updated(shop, second_end + timedelta(seconds=1), NOW)
+    outside = before | after
     assert len(outside) > 100
     assert not (landed_ids(engine, channel_env.code) & outside)
+
+
+def test_a_manual_run_without_logical_date_covers_the_interval_before_it(channel_env, shop, engine):
+    """Airflow 3 triggers manual runs without a logical date (no data interval): the task pulls the schedule
+    interval (plus overlap) up to the moment the run was triggered."""
+    dag = load_dag(channel_env.dag_id)
+    run = dag.test(run_after=NOW, logical_date=None)
+    assert run.state == "success" and run.data_interval_end is None
+    expected = sandbox_ids_updated(shop, NOW - SCHEDULE - OVERLAP, NOW)
+    assert expected
+    assert landed_ids(engine, channel_env.code) | exception_ids(engine, channel_env.code) == expected

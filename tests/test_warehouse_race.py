@@ -1,4 +1,5 @@
-"""Invariant 3 under load: 8 workers, each on its own connections, race many orders for scarce SKUs."""
+"""Invariants 1 and 3 under load: concurrent workers, each on its own connections, race many orders for
+scarce SKUs and land competing versions of the same orders."""
 
 from __future__ import annotations
 
@@ -6,13 +7,14 @@ import random
 import threading
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 
 from sqlalchemy import Engine, create_engine, func, select
 
 from warehouse import exceptions as queue
 from warehouse.ingest import IngestCounts
-from warehouse.models import locations, skus, stock_ledger, stock_levels
-from warehouse.testing import Shop, make_line, make_order
+from warehouse.models import channels, locations, orders, skus, stock_ledger, stock_levels
+from warehouse.testing import T0, Shop, make_line, make_order
 
 WORKERS = 8
 ORDERS_PER_WORKER = 30
@@ -114,3 +116,37 @@ def run_race(engine: Engine) -> None:
     short_quantities = [quantity_of[e["external_id"]] for e in short if e["sku"] == multi]
     assert short_quantities, "the race needs more demand than stock"
     assert STOCK["MULTI"] - levels[multi][1] < min(short_quantities)
+
+
+def test_concurrent_versions_of_one_order_never_regress(database_url: str):
+    """Two workers land an old and a new version of the same orders at the same moment: whoever commits
+    last, the newer version stays and stock matches it."""
+    engine = create_engine(database_url, pool_size=4, max_overflow=0)
+    try:
+        shop = Shop.create(engine)
+        shop.add_sku("A", 1000)
+        rounds = 15
+        old = [make_order(f"v{i}", [make_line("1", shop.sku("A"), 5)], updated_at=T0) for i in range(rounds)]
+        new = [
+            make_order(f"v{i}", [make_line("1", shop.sku("A"), 2)], updated_at=T0 + timedelta(minutes=1))
+            for i in range(rounds)
+        ]
+        for i in range(rounds):
+            start = threading.Barrier(2)
+
+            def land(order, start=start):
+                start.wait()
+                return shop.ingest(order)
+
+            with ThreadPoolExecutor(2) as pool:
+                list(pool.map(land, [old[i], new[i]] if i % 2 else [new[i], old[i]]))
+        with engine.connect() as conn:
+            versions = conn.execute(
+                select(orders.c.updated_at)
+                .join(channels, channels.c.id == orders.c.channel_id)
+                .where(channels.c.code == shop.channel)
+            ).scalars()
+            assert set(versions) == {T0 + timedelta(minutes=1)}
+        assert shop.level("A") == (1000, 2 * rounds)
+    finally:
+        engine.dispose()

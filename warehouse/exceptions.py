@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import Connection, func, select, text
 from sqlalchemy.dialects.postgresql import insert
 
-from warehouse.bulk import arrays, unnest
+from warehouse.bulk import arrays, run, unnest
 from warehouse.models import (
     EXCEPTION_SKU,
     EXCEPTION_SUBJECT,
@@ -78,11 +78,10 @@ def land_raw(conn: Connection, channel_id: int, items: Sequence[tuple[str | None
             missing[digest] = (channel_id, external_id, digest, text_)
     if missing:
         # Sorted by digest so that concurrent writers of the same payloads wait in one order.
-        conn.execute(
-            text(
-                f"INSERT INTO raw_payloads (channel_id, external_id, digest, payload) "
-                f"SELECT * FROM {unnest(RAW_COLUMNS)} ON CONFLICT (channel_id, digest) DO NOTHING"
-            ),
+        run(
+            conn,
+            f"INSERT INTO raw_payloads (channel_id, external_id, digest, payload) "
+            f"SELECT * FROM {unnest(RAW_COLUMNS)} ON CONFLICT (channel_id, digest) DO NOTHING",
             arrays(RAW_COLUMNS, [missing[d] for d in sorted(missing)]),
         )
         ids.update(_raw_ids(conn, channel_id, set(missing)))
@@ -92,8 +91,9 @@ def land_raw(conn: Connection, channel_id: int, items: Sequence[tuple[str | None
 def _raw_ids(conn: Connection, channel_id: int, digests: set[str]) -> dict[str, int]:
     if not digests:
         return {}
-    rows = conn.execute(
-        text("SELECT digest, id FROM raw_payloads WHERE channel_id = :channel_id AND digest = ANY(:digests)"),
+    rows = run(
+        conn,
+        "SELECT digest, id FROM raw_payloads WHERE channel_id = %(channel_id)s AND digest = ANY(%(digests)b)",
         {"channel_id": channel_id, "digests": sorted(digests)},
     )
     return {digest: raw_id for digest, raw_id in rows}

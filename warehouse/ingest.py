@@ -46,7 +46,7 @@ from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_rand
 
 from channelhub.canonical import Address, CanonicalOrder, Customer, OrderLine, Totals
 from warehouse import exceptions as queue
-from warehouse.bulk import arrays, unnest
+from warehouse.bulk import arrays, run, unnest
 from warehouse.catalog import CatalogError
 from warehouse.exceptions import ExceptionRecord
 from warehouse.models import channels, locations, orders
@@ -177,7 +177,8 @@ def retry_attention(engine: Engine, channel: str, batch_size: int = 500) -> Inge
                 ).all()
                 if not rows:
                     return IngestCounts(), None
-                batch_counts, problems = _evaluate(conn, ctx, [r.id for r in rows])
+                ids = [r.id for r in rows]
+                batch_counts, problems = _evaluate(conn, ctx, ids, resolve=ids)
                 _queue(conn, ctx, batch_counts, problems, [r.external_id for r in rows], [])
                 return batch_counts, rows[-1].external_id
 
@@ -222,8 +223,7 @@ def _queue_apply_failed(
     if isinstance(item, _Incoming):
         external_id, reason, detail, raw = item.order.external_id, "apply_failed", _error_text(err), item.raw
     else:
-        external_id, reason, raw = item.external_id, item.reason, item.raw
-        detail = f"{item.detail} (raw payload not stored: {_error_text(err)})"
+        external_id, reason, detail, raw = item.external_id, item.reason, item.detail, item.raw
     external_id = _clean(external_id)
     log.warning("channel %s: order %s queued as %s: %s", ctx.code, external_id, reason, detail)
     raw_payload_id = None
@@ -289,6 +289,7 @@ def _apply(
     )
     changed: dict[str, tuple[int, bool]] = {}  # external_id -> (order id, inserted)
     evaluate: list[int] = []
+    attention_ids: list[int] = []  # unchanged orders re-evaluated: their lines did not just land
     for item in winners:
         external_id = item.order.external_id
         if external_id in upserted:
@@ -307,14 +308,15 @@ def _apply(
             counts.stale += 1
         if needs_attention:  # a retry re-evaluates it: a SKU may be mapped or stock received since
             evaluate.append(order_id)
+            attention_ids.append(order_id)
 
     by_external_id = {w.order.external_id: w for w in winners}
-    _upsert_lines(conn, [(changed[e][0], by_external_id[e]) for e in sorted(changed)])
+    _upsert_lines(conn, ctx.id, [(changed[e][0], by_external_id[e]) for e in sorted(changed)])
     _mark_removed_lines(
         conn, [(changed[e][0], by_external_id[e]) for e in sorted(changed) if not changed[e][1]]
     )
 
-    evaluated_counts, attention = _evaluate(conn, ctx, evaluate)
+    evaluated_counts, attention = _evaluate(conn, ctx, evaluate, resolve=attention_ids)
     counts.merge(evaluated_counts)
     evaluated_ids = [e for e in sorted(by_external_id) if e in changed or existing.get(e, (0, "", False))[2]]
     _queue(conn, ctx, counts, [*problems, *attention], evaluated_ids, sorted(changed))
@@ -385,7 +387,7 @@ _ORDER_NAMES = [name for name, _ in ORDER_COLUMNS]
 # conflicting row is locked (in array order, i.e. external-id order) even when the guard says no.
 UPSERT_ORDERS_SQL = f"""
 INSERT INTO orders AS o (channel_id, {", ".join(_ORDER_NAMES)})
-SELECT CAST(:channel_id AS bigint), v.* FROM {unnest(ORDER_COLUMNS)}
+SELECT CAST(%(channel_id)s AS bigint), v.* FROM {unnest(ORDER_COLUMNS)}
 ON CONFLICT (channel_id, external_id) DO UPDATE
    SET {", ".join(f"{name} = EXCLUDED.{name}" for name in _ORDER_NAMES[1:])}, changed_at = now()
  WHERE o.payload_digest <> EXCLUDED.payload_digest AND EXCLUDED.updated_at >= o.updated_at
@@ -398,7 +400,7 @@ def _upsert_orders(conn: Connection, ctx: _Channel, items: list[_Incoming]) -> d
     if not items:
         return {}
     params = arrays(ORDER_COLUMNS, [_order_row(item) for item in items])
-    rows = conn.execute(text(UPSERT_ORDERS_SQL), {"channel_id": ctx.id, **params})
+    rows = run(conn, UPSERT_ORDERS_SQL, {"channel_id": ctx.id, **params})
     return {external_id: (order_id, inserted) for order_id, external_id, inserted in rows}
 
 
@@ -433,11 +435,10 @@ def _existing_orders(
 ) -> dict[str, tuple[int, str, bool]]:
     if not external_ids:
         return {}
-    rows = conn.execute(
-        text(
-            "SELECT external_id, id, payload_digest, needs_attention FROM orders "
-            "WHERE channel_id = :channel_id AND external_id = ANY(:external_ids)"
-        ),
+    rows = run(
+        conn,
+        "SELECT external_id, id, payload_digest, needs_attention FROM orders "
+        "WHERE channel_id = %(channel_id)s AND external_id = ANY(%(external_ids)b)",
         {"channel_id": ctx.id, "external_ids": external_ids},
     )
     return {external_id: (order_id, digest, attention) for external_id, order_id, digest, attention in rows}
@@ -459,15 +460,8 @@ LINE_COLUMNS = (
 )
 _LINE_NAMES = [name for name, _ in LINE_COLUMNS]
 
-UPSERT_LINES_SQL = f"""
-INSERT INTO order_lines ({", ".join(_LINE_NAMES)})
-SELECT * FROM {unnest(LINE_COLUMNS)}
-ON CONFLICT (order_id, external_line_id) DO UPDATE
-   SET {", ".join(f"{name} = EXCLUDED.{name}" for name in _LINE_NAMES[2:])}, removed = false
-"""
 
-
-def _upsert_lines(conn: Connection, orders_written: list[tuple[int, _Incoming]]) -> None:
+def _upsert_lines(conn: Connection, channel_id: int, orders_written: list[tuple[int, _Incoming]]) -> None:
     rows = [
         (
             order_id,
@@ -487,7 +481,7 @@ def _upsert_lines(conn: Connection, orders_written: list[tuple[int, _Incoming]])
         for line in item.order.lines
     ]
     if rows:
-        conn.execute(text(UPSERT_LINES_SQL), arrays(LINE_COLUMNS, rows))
+        run(conn, UPSERT_LINES_SQL, {"channel_id": channel_id, **arrays(LINE_COLUMNS, rows)})
 
 
 def _mark_removed_lines(conn: Connection, orders_updated: list[tuple[int, _Incoming]]) -> None:
@@ -518,21 +512,36 @@ def _mark_removed_lines(conn: Connection, orders_updated: list[tuple[int, _Incom
 
 # -- stock ---------------------------------------------------------------------------------------
 
-RESOLVE_SKUS_SQL = """
+
+def _listing_match(line: str) -> str:
+    """The internal SKU of a line through the channel's listings: merchant SKU code first, else
+    (product, variant), else the product's variant-less listing."""
+    return f"""coalesce(
+             (SELECT cl.sku_id FROM channel_listings cl
+               WHERE cl.channel_id = %(channel_id)s AND cl.merchant_sku = {line}.merchant_sku),
+             (SELECT cl.sku_id FROM channel_listings cl
+               WHERE cl.channel_id = %(channel_id)s AND cl.channel_product_id = {line}.channel_product_id
+                 AND cl.channel_variant_id = {line}.channel_variant_id),
+             (SELECT cl.sku_id FROM channel_listings cl
+               WHERE cl.channel_id = %(channel_id)s AND cl.channel_product_id = {line}.channel_product_id
+                 AND cl.channel_variant_id IS NULL))"""
+
+
+# A line's SKU is resolved as it lands; a resolved line keeps its SKU (its stock was applied to it).
+UPSERT_LINES_SQL = f"""
+INSERT INTO order_lines ({", ".join(_LINE_NAMES)}, sku_id)
+SELECT v.*, {_listing_match("v")} FROM {unnest(LINE_COLUMNS)}
+ON CONFLICT (order_id, external_line_id) DO UPDATE
+   SET {", ".join(f"{name} = EXCLUDED.{name}" for name in _LINE_NAMES[2:])}, removed = false,
+       sku_id = coalesce(order_lines.sku_id, EXCLUDED.sku_id)
+"""
+
+# Lines unresolved so far (the integrator may have mapped their SKU since).
+RESOLVE_SKUS_SQL = f"""
 UPDATE order_lines l SET sku_id = m.sku_id
-  FROM (
-    SELECT x.id, coalesce(
-             (SELECT cl.sku_id FROM channel_listings cl
-               WHERE cl.channel_id = :channel_id AND cl.merchant_sku = x.merchant_sku),
-             (SELECT cl.sku_id FROM channel_listings cl
-               WHERE cl.channel_id = :channel_id AND cl.channel_product_id = x.channel_product_id
-                 AND cl.channel_variant_id = x.channel_variant_id),
-             (SELECT cl.sku_id FROM channel_listings cl
-               WHERE cl.channel_id = :channel_id AND cl.channel_product_id = x.channel_product_id
-                 AND cl.channel_variant_id IS NULL)) AS sku_id
-      FROM order_lines x
-     WHERE x.order_id = ANY(CAST(:order_ids AS bigint[])) AND x.sku_id IS NULL
-  ) m
+  FROM (SELECT x.id, {_listing_match("x")} AS sku_id
+          FROM order_lines x
+         WHERE x.order_id = ANY(%(order_ids)b) AND x.sku_id IS NULL) m
  WHERE l.id = m.id AND m.sku_id IS NOT NULL
 """
 
@@ -540,14 +549,15 @@ LINES_SQL = """
 SELECT l.id, l.order_id, l.external_line_id, l.sku_id, s.code AS sku_code,
        l.merchant_sku, l.channel_product_id, l.channel_variant_id,
        l.quantity, l.shipped_quantity, l.refunded_quantity, l.restocked_quantity, l.removed,
-       l.location_id, coalesce(l.location_id, :location_id) AS stock_location_id, loc.code AS location_code,
+       l.location_id, coalesce(l.location_id, CAST(%(location_id)s AS bigint)) AS stock_location_id,
+       loc.code AS location_code,
        l.reserved_quantity, l.deducted_quantity, l.restocked_applied, l.ledger_steps,
        o.external_id AS order_external_id, o.cancelled, o.payment_status
   FROM order_lines l
   JOIN orders o ON o.id = l.order_id
-  JOIN locations loc ON loc.id = coalesce(l.location_id, :location_id)
+  JOIN locations loc ON loc.id = coalesce(l.location_id, CAST(%(location_id)s AS bigint))
   LEFT JOIN skus s ON s.id = l.sku_id
- WHERE l.order_id = ANY(CAST(:order_ids AS bigint[]))
+ WHERE l.order_id = ANY(%(order_ids)b)
  ORDER BY o.created_at, o.external_id, l.id
 """
 
@@ -645,14 +655,15 @@ def _plan(row: Any) -> _LinePlan:
 
 
 def _evaluate(
-    conn: Connection, ctx: _Channel, order_ids: list[int]
+    conn: Connection, ctx: _Channel, order_ids: list[int], resolve: list[int]
 ) -> tuple[IngestCounts, list[ExceptionRecord]]:
     """Bring the stock applied for these (locked) orders to their targets; returns counts and problems."""
     counts = IngestCounts()
     if not order_ids:
         return counts, []
-    conn.execute(text(RESOLVE_SKUS_SQL), {"channel_id": ctx.id, "order_ids": order_ids})
-    rows = conn.execute(text(LINES_SQL), {"location_id": ctx.location_id, "order_ids": order_ids}).all()
+    if resolve:  # lines that landed in this transaction were resolved as they landed
+        run(conn, RESOLVE_SKUS_SQL, {"channel_id": ctx.id, "order_ids": resolve})
+    rows = run(conn, LINES_SQL, {"location_id": ctx.location_id, "order_ids": order_ids})
     plans = [_plan(row) for row in rows]
 
     steps: list[Step] = []
@@ -765,7 +776,7 @@ def _store_lines(conn: Connection, plans: list[_LinePlan]) -> None:
             )
             for p in plans
         ]
-        conn.execute(text(STORE_APPLIED_SQL), arrays(APPLIED_COLUMNS, rows))
+        run(conn, STORE_APPLIED_SQL, arrays(APPLIED_COLUMNS, rows))
 
 
 def _problems(conn: Connection, ctx: _Channel, plans: list[_LinePlan]) -> list[ExceptionRecord]:

@@ -180,7 +180,7 @@ orders = Table(
     _money("refunded"),
     Column("customer", JSONB),
     Column("shipping_address", JSONB),
-    Column("payload_digest", Text, nullable=False),
+    Column("payload_digest", Text, nullable=False),  # sha256 over the canonical order's fields: its version
     Column("raw_payload_id", BigInteger, ForeignKey("raw_payloads.id")),
     Column("needs_attention", Boolean, nullable=False, server_default=text("false")),
     _now("ingested_at"),  # first landed in the hub

@@ -15,7 +15,7 @@ from typing import NamedTuple
 from sqlalchemy import Connection, func, select, text
 from sqlalchemy.dialects.postgresql import insert
 
-from warehouse.bulk import arrays, unnest
+from warehouse.bulk import arrays, run, unnest
 from warehouse.models import locations, skus, stock_ledger, stock_levels
 
 
@@ -131,8 +131,9 @@ def write_ledger(conn: Connection, rows: Sequence[LedgerRow]) -> None:
     """Append ledger rows. A key that already exists raises (IntegrityError): the effect was applied before,
     so the transaction that applied it a second time must not commit."""
     if rows:
-        conn.execute(
-            text(f"INSERT INTO stock_ledger ({LEDGER_NAMES}) SELECT * FROM {unnest(LEDGER_COLUMNS)}"),
+        run(
+            conn,
+            f"INSERT INTO stock_ledger ({LEDGER_NAMES}) SELECT * FROM {unnest(LEDGER_COLUMNS)}",
             arrays(LEDGER_COLUMNS, rows),
         )
 
