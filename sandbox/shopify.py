@@ -147,6 +147,9 @@ class Faults:
     server_error_rate: float = 0.0  # 500 / 502 / 503, the gateway ones with an HTML body
     latency_seconds: float = 0.0  # added before every API response
     truncated_body_rate: float = 0.0  # 200 with the JSON body cut short
+    # Share of orders (chosen per order, so the same ones every time) served with a line quantity of the wrong
+    # type, as a platform bug would: the connector schema must reject them, the rest of the page must land.
+    malformed_order_rate: float = 0.0
     seed: int = 0
     _rng: random.Random = field(init=False, repr=False, compare=False)
     _lock: threading.Lock = field(init=False, repr=False, compare=False, default_factory=threading.Lock)
@@ -156,7 +159,7 @@ class Faults:
         self._rng = random.Random(self.seed)
 
     def _validate(self) -> None:
-        for name in ("rate_limit_storm", "server_error_rate", "truncated_body_rate"):
+        for name in ("rate_limit_storm", "server_error_rate", "truncated_body_rate", "malformed_order_rate"):
             value = getattr(self, name)
             if not 0.0 <= float(value) <= 1.0:
                 raise ValueError(f"{name} must be a probability in [0, 1], got {value!r}")
@@ -186,7 +189,29 @@ class Faults:
         return self.to_dict()
 
     def clear(self) -> None:
-        self.update(rate_limit_storm=0.0, server_error_rate=0.0, latency_seconds=0.0, truncated_body_rate=0.0)
+        self.update(
+            rate_limit_storm=0.0,
+            server_error_rate=0.0,
+            latency_seconds=0.0,
+            truncated_body_rate=0.0,
+            malformed_order_rate=0.0,
+        )
+
+    def order_is_malformed(self, index: int) -> bool:
+        rate = self.malformed_order_rate
+        return rate > 0 and random.Random(f"{self.seed}:malformed:{index}").random() < rate
+
+    def render_order(
+        self, renderer: ShopifyRenderer, state: OrderState, wanted: frozenset[str] | None
+    ) -> str:
+        """The order's JSON, broken the way this fault profile says (decoded only when it must be)."""
+        text = renderer.render_json(state, wanted)
+        if not self.order_is_malformed(state.order.index):
+            return text
+        order = json.loads(text)
+        for line in order.get("line_items", [])[:1]:
+            line["quantity"] = f"{line['quantity']} pcs"
+        return json.dumps(order)
 
     def roll(self, probability: float) -> bool:
         if probability <= 0:
@@ -1216,7 +1241,7 @@ def create_app(
         for index in page:
             state = world.state(index, now_ts)
             if state is not None:
-                orders.append(renderer.render_json(state, wanted))
+                orders.append(faults.render_order(renderer, state, wanted))
         links = []
         if page and has_prev:
             links.append(
@@ -1253,7 +1278,7 @@ def create_app(
         state = world.state(index, world.now_ts()) if index is not None else None
         if state is None:
             return _json_response(NOT_FOUND_BODY, 404)
-        body = '{"order":' + renderer.render_json(state, wanted_fields(params_of(request))) + "}"
+        body = '{"order":' + faults.render_order(renderer, state, wanted_fields(params_of(request))) + "}"
         return Response(body.encode(), 200, media_type=JSON_MEDIA_TYPE)
 
     @app.api_route("/admin/{rest:path}", methods=["GET", "POST", "PUT", "DELETE"])

@@ -1,0 +1,140 @@
+"""The sync pipeline (connector -> schema check -> mapping -> warehouse) against the Shopify sandbox.
+
+Bad payloads are queued with their reason while the rest lands; a channel outage fails the run loudly (so
+Airflow retries it) without landing half-checked data; credentials never reach error text.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import text
+
+from channelhub.config import parse_config
+from channelhub.credentials import ChannelCredentials
+from channelhub.demo import seed_from_catalog
+from channelhub.sync import register_config, sync_orders
+from connectors.auth import Secret
+from connectors.errors import AuthError, ConnectorError
+from sandbox.clock import Clock
+from sandbox.server import run_sandbox
+from warehouse import exceptions as exception_queue
+from warehouse.stock import ledger_drift, oversold
+
+NOW = datetime(2026, 11, 21, 9, 0, tzinfo=UTC)
+SINCE = NOW - timedelta(hours=4)
+
+
+@pytest.fixture(scope="module")
+def shop():
+    with run_sandbox(
+        "shopify", seed=7, start=NOW - timedelta(hours=10), interval=60, clock=Clock.frozen(NOW)
+    ) as sb:
+        yield sb
+
+
+def make_channel(engine, shop, code: str):
+    config = parse_config(
+        {
+            "locations": [{"code": "WH-PIPE", "name": "Pipeline test warehouse"}],
+            "channels": [
+                {
+                    "code": code,
+                    "platform": "shopify",
+                    "conn_id": code,
+                    "fulfilment_location": "WH-PIPE",
+                    "overlap_minutes": 0,
+                    "page_size": 100,
+                    "batch_size": 80,
+                }
+            ],
+        }
+    )
+    register_config(engine, config)
+    channel = config.channel(code)
+    seed_from_catalog(engine, channel, shop.world.catalog)
+    return channel
+
+
+def credentials(shop, token: str | None = None) -> ChannelCredentials:
+    return ChannelCredentials("test", shop.base_url, secret=Secret(token or shop.access_token))
+
+
+def open_exceptions(engine, code: str, reason: str) -> list[dict]:
+    with engine.connect() as conn:
+        return exception_queue.list_open(conn, channel=code, reason=reason)
+
+
+def test_malformed_orders_are_queued_and_the_rest_of_the_batch_lands(engine, shop):
+    channel = make_channel(engine, shop, "pipe_malformed")
+    in_window = list(shop.world.updated_between(SINCE, NOW))
+    shop.faults.update(malformed_order_rate=0.1)
+    try:
+        malformed = {
+            str(shop.app.state.renderer.order_id(s.index))
+            for s in in_window
+            if shop.faults.order_is_malformed(s.index)
+        }
+        result = sync_orders(engine, channel, SINCE, NOW, credentials=credentials(shop))
+    finally:
+        shop.faults.clear()
+
+    assert malformed, "the fault profile must hit some orders in the window"
+    assert result.fetched == len(in_window)
+    assert result.counts.exceptions["schema_invalid"] == len(malformed)
+    assert result.counts.new == len(in_window) - len(malformed)
+
+    queued = open_exceptions(engine, channel.code, "schema_invalid")
+    assert {q["external_id"] for q in queued} == malformed
+    assert all("line_items/0/quantity" in q["detail"] for q in queued)
+    with engine.connect() as conn:
+        kept = exception_queue.get(conn, queued[0]["id"])
+        landed = conn.execute(
+            text("SELECT count(*) FROM orders o JOIN channels c ON c.id = o.channel_id WHERE c.code = :c"),
+            {"c": channel.code},
+        ).scalar_one()
+    assert kept["payload"]["line_items"][0]["quantity"].endswith(" pcs"), "the raw payload is kept as received"
+    assert landed == len(in_window) - len(malformed)
+
+    # Pulling the window again queues nothing twice and changes no order.
+    shop.faults.update(malformed_order_rate=0.1)
+    try:
+        again = sync_orders(engine, channel, SINCE, NOW, credentials=credentials(shop))
+    finally:
+        shop.faults.clear()
+    assert again.counts.new == again.counts.updated == 0
+    assert len(open_exceptions(engine, channel.code, "schema_invalid")) == len(malformed)
+
+    # Once the platform serves them correctly, the same window lands them.
+    fixed = sync_orders(engine, channel, SINCE, NOW, credentials=credentials(shop))
+    assert fixed.counts.new == len(malformed)
+    with engine.connect() as conn:
+        assert oversold(conn) == 0 and ledger_drift(conn) == []
+
+
+def test_a_channel_outage_fails_the_run_and_lands_nothing_half_checked(engine, shop):
+    channel = make_channel(engine, shop, "pipe_outage")
+    shop.faults.update(server_error_rate=1.0)
+    try:
+        with pytest.raises(ConnectorError) as caught:
+            sync_orders(engine, channel, SINCE, NOW, credentials=credentials(shop))
+    finally:
+        shop.faults.clear()
+    assert caught.value.status in (500, 502, 503)
+    with engine.connect() as conn:
+        landed = conn.execute(
+            text("SELECT count(*) FROM orders o JOIN channels c ON c.id = o.channel_id WHERE c.code = :c"),
+            {"c": channel.code},
+        ).scalar_one()
+    assert landed == 0
+
+
+def test_a_bad_token_is_an_auth_error_without_the_token(engine, shop):
+    channel = make_channel(engine, shop, "pipe_auth")
+    wrong = "shpat_wrong_0123456789abcdef0123456789"
+    with pytest.raises(AuthError) as caught:
+        sync_orders(engine, channel, SINCE, NOW, credentials=credentials(shop, wrong))
+    assert caught.value.status == 401
+    assert wrong not in str(caught.value) and wrong not in repr(caught.value)
+    assert shop.access_token not in str(caught.value)
