@@ -43,7 +43,7 @@ class Platform:
     payload_schema: str  # file name under connectors/schemas/
     mapping_module: str  # module with map_order(payload) and unwrap(document)
     connector_factory: str  # "module:function" taking (credentials, channel config)
-    id_field: str  # where a raw payload keeps its external id, for rejects
+    id_field: str  # dotted path to a raw payload's external id, for naming rejects
 
     @cached_property
     def validator(self) -> Draft202012Validator:
@@ -66,8 +66,10 @@ class Platform:
         return getattr(import_module(module), function)(credentials, channel)
 
     def external_id(self, payload: Any) -> str | None:
-        value = payload.get(self.id_field) if isinstance(payload, dict) else None
-        return None if value is None else str(value)
+        value: Any = payload
+        for key in self.id_field.split("."):
+            value = value.get(key) if isinstance(value, dict) else None
+        return None if value is None or isinstance(value, dict | list) else str(value)
 
     def schema_problem(self, payload: Any) -> str | None:
         error = next(iter(sorted(self.validator.iter_errors(payload), key=lambda e: e.path)), None)
@@ -94,6 +96,27 @@ PLATFORMS: dict[str, Platform] = {
         mapping_module="mappings.shopify",
         connector_factory="connectors.shopify:connector_for_channel",
         id_field="id",
+    ),
+    "woocommerce": Platform(
+        name="woocommerce",
+        payload_schema="woocommerce_order.schema.json",
+        mapping_module="mappings.woocommerce",
+        connector_factory="connectors.woocommerce:connector_for_channel",
+        id_field="id",
+    ),
+    "wechat_channels": Platform(
+        name="wechat_channels",
+        payload_schema="wechat_channels_order.schema.json",
+        mapping_module="mappings.wechat_channels",
+        connector_factory="connectors.wechat_channels:connector_for_channel",
+        id_field="order_id",
+    ),
+    "youzan": Platform(
+        name="youzan",
+        payload_schema="youzan_order.schema.json",
+        mapping_module="mappings.youzan",
+        connector_factory="connectors.youzan:connector_for_channel",
+        id_field="full_order_info.order_info.tid",
     ),
 }
 

@@ -14,8 +14,9 @@ import threading
 from datetime import datetime, timedelta
 
 from sandbox.clock import Clock
+from sandbox.faults import Faults
 from sandbox.server import PLATFORMS, run_sandbox
-from sandbox.shopify import DEFAULT_ACCESS_TOKEN, DEFAULT_SHOP_TIMEZONE, Faults
+from sandbox.shopify import DEFAULT_ACCESS_TOKEN, DEFAULT_SHOP_TIMEZONE
 from sandbox.world import DEFAULT_INTERVAL
 
 

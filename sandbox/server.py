@@ -8,6 +8,7 @@ with run_sandbox("shopify", seed=7, clock=Clock.frozen(t0)) as sandbox:
 from __future__ import annotations
 
 import socket
+from importlib import import_module
 import threading
 import time
 from collections.abc import Iterator
@@ -20,10 +21,10 @@ from fastapi import FastAPI
 
 from sandbox import shopify
 from sandbox.clock import Clock
-from sandbox.shopify import Faults
+from sandbox.faults import Faults
 from sandbox.world import DEFAULT_INTERVAL, World
 
-PLATFORMS = ("shopify",)
+PLATFORMS = ("shopify", "woocommerce", "wechat_channels", "youzan")
 STARTUP_TIMEOUT_SECONDS = 15.0
 
 
@@ -49,8 +50,14 @@ def create_platform_app(
     leak_per_second: float,
     shop_timezone: str,
 ) -> FastAPI:
+    """Each platform is a module ``sandbox.<platform>`` with ``create_app(world, *, access_token, faults, ...)``
+    (``access_token`` is the one secret the sandbox checks: token, consumer secret or app secret) and, where
+    the platform has a public client id, a ``SANDBOX_LOGIN`` constant."""
+    if platform not in PLATFORMS:
+        raise ValueError(f"no sandbox for platform {platform!r} (have: {', '.join(PLATFORMS)})")
+    module = import_module(f"sandbox.{platform}")
     if platform == "shopify":
-        return shopify.create_app(
+        return module.create_app(
             world,
             access_token=access_token,
             faults=faults,
@@ -58,7 +65,12 @@ def create_platform_app(
             leak_per_second=leak_per_second,
             shop_timezone=shop_timezone,
         )
-    raise ValueError(f"no sandbox for platform {platform!r} (have: {', '.join(PLATFORMS)})")
+    return module.create_app(world, access_token=access_token, faults=faults)
+
+
+def sandbox_login(platform: str) -> str | None:
+    """The sandbox's public client id (consumer key, appid, client_id), for the Airflow connection's login."""
+    return getattr(import_module(f"sandbox.{platform}"), "SANDBOX_LOGIN", None)
 
 
 @contextmanager

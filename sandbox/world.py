@@ -143,6 +143,10 @@ _PRODUCTS: tuple[_ProductSpec, ...] = (
 # Adding a platform adds a line; each platform draws from its own RNG, so existing ids never move.
 _CHANNEL_ID_SPACES: dict[str, tuple[int, int, int, int]] = {
     "shopify": (8_012_345_000_000, 44_123_456_000_000, 46_234_567_000_000, 3),
+    # WordPress post ids (products and variations share one sequence in real shops; close enough here).
+    "woocommerce": (100, 5_000, 0, 3),
+    "wechat_channels": (10_000_000_000, 2_000_000_000, 0, 3),
+    "youzan": (3_000_000_000, 30_000_000, 0, 3),
 }
 VENDOR = "ChannelHub Demo Co"
 

@@ -21,7 +21,7 @@ import requests
 
 from sandbox.clock import Clock
 from sandbox.server import RunningSandbox, run_sandbox
-from sandbox.shopify import Faults
+from sandbox.faults import Faults
 from sandbox.world import MAX_ORDER_LIFETIME, World
 
 START = datetime(2024, 11, 1, tzinfo=UTC)  # the stream crosses the end of US daylight time (Nov 3, 06:00 UTC)
