@@ -8,13 +8,13 @@ with run_sandbox("shopify", seed=7, clock=Clock.frozen(t0)) as sandbox:
 from __future__ import annotations
 
 import socket
-from importlib import import_module
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from importlib import import_module
 
 import uvicorn
 from fastapi import FastAPI
@@ -50,7 +50,7 @@ def create_platform_app(
     leak_per_second: float,
     shop_timezone: str,
 ) -> FastAPI:
-    """Each platform is a module ``sandbox.<platform>`` with ``create_app(world, *, access_token, faults, ...)``
+    """Each platform is a module ``sandbox.<platform>`` with ``create_app(world, *, access_token, faults)``
     (``access_token`` is the one secret the sandbox checks: token, consumer secret or app secret) and, where
     the platform has a public client id, a ``SANDBOX_LOGIN`` constant."""
     if platform not in PLATFORMS:
