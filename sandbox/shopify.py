@@ -35,7 +35,7 @@ import uuid
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from urllib.parse import urlencode
@@ -44,6 +44,7 @@ from zoneinfo import ZoneInfo
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
+from sandbox.admin import RequestStats, add_admin_routes
 from sandbox.faults import Faults
 from sandbox.world import (
     ZERO,
@@ -1045,12 +1046,8 @@ def create_app(
     renderer = ShopifyRenderer(world, shop_timezone=shop_timezone)
     bucket = LeakyBucket(bucket_size, leak_per_second)
     codec = PageInfoCodec(hashlib.sha256(f"channelhub-sandbox-page-info:{world.seed}".encode()).digest())
-    stats = {"api_requests": 0, "throttled": 0, "unauthorized": 0, "injected_errors": 0}
-    stats_lock = threading.Lock()
-
-    def count(key: str) -> None:
-        with stats_lock:
-            stats[key] += 1
+    stats = RequestStats("api_requests", "throttled", "unauthorized", "injected_errors")
+    count = stats.count
 
     app = FastAPI(title="ChannelHub Shopify sandbox", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.world = world
@@ -1209,92 +1206,18 @@ def create_app(
     def unknown_admin_route(rest: str) -> Response:
         return _json_response(NOT_FOUND_BODY, 404)
 
-    # ---------------------------------------------------------------- sandbox admin (no auth)
-    @app.get("/_sandbox/faults")
-    def get_faults() -> Response:
-        return _json_response(faults.to_dict())
-
-    @app.post("/_sandbox/faults")
-    async def set_faults(request: Request) -> Response:
-        try:
-            changes = await request.json()
-            if not isinstance(changes, dict):
-                raise ValueError("send a JSON object of fault settings")
-            return _json_response(faults.update(**changes))
-        except ValueError as error:
-            return _json_response({"errors": str(error)}, 400)
-
-    def clock_view() -> dict[str, Any]:
-        now = world.clock.now()
-        return {
-            "now": now.isoformat(),
-            "frozen": world.clock.is_frozen,
-            "offset_seconds": world.clock.offset.total_seconds(),
-        }
-
-    @app.get("/_sandbox/clock")
-    def get_clock() -> Response:
-        return _json_response(clock_view())
-
-    @app.post("/_sandbox/clock")
-    async def set_clock(request: Request) -> Response:
-        """Body: any of {"freeze": bool, "set": ISO time, "advance_seconds": n}, applied in that order."""
-        try:
-            body = await request.json()
-            if not isinstance(body, dict) or set(body) - {"freeze", "set", "advance_seconds"}:
-                raise ValueError('send {"freeze": bool, "set": ISO time, "advance_seconds": number}')
-            if body.get("freeze") is True:
-                world.clock.freeze()
-            elif body.get("freeze") is False:
-                world.clock.unfreeze()
-            if body.get("set"):
-                world.clock.set(datetime.fromtimestamp(parse_shopify_time("set", str(body["set"])), UTC))
-            if body.get("advance_seconds"):
-                world.clock.advance(timedelta(seconds=float(body["advance_seconds"])))
-        except (ValueError, BadRequest) as error:
-            message = error.errors if isinstance(error, BadRequest) else str(error)
-            return _json_response({"errors": message}, 400)
-        return _json_response(clock_view())
-
-    @app.get("/_sandbox/state")
-    def get_state() -> Response:
-        with stats_lock:
-            served = dict(stats)
-        return _json_response(
-            {
-                "platform": "shopify",
-                "api_version": API_VERSION,
-                "shop_domain": renderer.shop_domain,
-                "shop_timezone": shop_timezone,
-                "seed": world.seed,
-                "start": world.start.isoformat(),
-                "interval_seconds": world.interval_seconds,
-                "clock": clock_view(),
-                "orders_created": world.order_count(),
-                "catalog_variants": len(world.catalog.variants),
-                "overlay": world.overlay.summary(),
-                "rate_limit": {"bucket_size": bucket.size, "leak_per_second": bucket.leak_per_second},
-                "faults": faults.to_dict(),
-                "requests": served,
-            }
-        )
-
-    @app.get("/_sandbox/catalog")
-    def get_catalog() -> Response:
-        return _json_response(
-            {
-                "variants": [
-                    {
-                        "sku": v.sku,
-                        "title": v.title,
-                        "price": _amount(v.price),
-                        "unmapped": v.unmapped,
-                        "opening_stock": v.opening_stock,
-                        **v.platform_ids("shopify"),
-                    }
-                    for v in world.catalog.variants
-                ]
-            }
-        )
+    add_admin_routes(
+        app,
+        platform="shopify",
+        world=world,
+        faults=faults,
+        stats=stats,
+        state_extra=lambda: {
+            "api_version": API_VERSION,
+            "shop_domain": renderer.shop_domain,
+            "shop_timezone": shop_timezone,
+            "rate_limit": {"bucket_size": bucket.size, "leak_per_second": bucket.leak_per_second},
+        },
+    )
 
     return app
