@@ -48,6 +48,8 @@ class ChannelConfig:
     page_size: int
     batch_size: int
     enabled: bool
+    retries: int = 3
+    retry_delay: timedelta = timedelta(seconds=30)
 
     @property
     def dag_id(self) -> str:
@@ -126,6 +128,8 @@ def parse_config(document: Any, source: str = "<config>") -> HubConfig:
                 page_size=raw.get("page_size", 250),
                 batch_size=raw.get("batch_size", 500),
                 enabled=raw.get("enabled", True),
+                retries=raw.get("retries", 3),
+                retry_delay=timedelta(seconds=raw.get("retry_delay_seconds", 30)),
             )
         )
     if problems:

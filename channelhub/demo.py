@@ -29,6 +29,7 @@ from channelhub import db
 from channelhub.config import ChannelConfig, HubConfig, load_config
 from channelhub.report import print_summary
 from channelhub.sync import register_config
+from sandbox.server import sandbox_login
 from sandbox.world import World
 
 AIRFLOW_HOME = db.STATE_DIR / "airflow"
@@ -150,6 +151,8 @@ def airflow_env(db_url: str, sandboxes: list[RunningSandbox]) -> dict[str, str]:
     }
     for sb in sandboxes:
         conn = {"conn_type": "http", "host": sb.base_url, "password": sb.token}
+        if login := sandbox_login(sb.channel.platform):
+            conn["login"] = login
         env[f"AIRFLOW_CONN_{sb.channel.conn_id.upper()}"] = json.dumps(conn)
     return env
 

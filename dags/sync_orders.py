@@ -56,8 +56,8 @@ def build_dag(channel: ChannelConfig):  # -> airflow.sdk.DAG
             )
         },
         default_args={
-            "retries": 3,
-            "retry_delay": timedelta(seconds=30),
+            "retries": channel.retries,
+            "retry_delay": channel.retry_delay,
             "retry_exponential_backoff": True,
             "max_retry_delay": timedelta(minutes=10),
             "execution_timeout": timedelta(minutes=30),

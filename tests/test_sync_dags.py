@@ -12,6 +12,7 @@ from sqlalchemy import text
 
 from channelhub.config import load_config
 from channelhub.demo import seed_from_catalog
+from channelhub.sync import register_config
 from sandbox.clock import Clock
 from sandbox.server import run_sandbox
 
@@ -61,8 +62,6 @@ def channel_env(tmp_path, monkeypatch, shop, engine, database_url, airflow_db, r
         json.dumps({"conn_type": "http", "host": shop.base_url, "password": shop.access_token}),
     )
     channel = load_config(config_file).channel(code)
-    from channelhub.sync import register_config
-
     register_config(engine, load_config(config_file))
     seed_from_catalog(engine, channel, shop.world.catalog)
     return channel
@@ -211,3 +210,56 @@ def test_a_manual_run_without_logical_date_covers_the_interval_before_it(channel
     expected = sandbox_ids_updated(shop, NOW - SCHEDULE - OVERLAP, NOW)
     assert expected
     assert landed_ids(engine, channel_env.code) | exception_ids(engine, channel_env.code) == expected
+
+
+def test_one_channels_outage_does_not_stop_another_channels_dag(
+    tmp_path, monkeypatch, shop, engine, database_url
+):
+    """Each channel is its own DAG: a channel whose API is down fails its own run (for Airflow to retry and
+    alert), while the other channel's run lands its orders."""
+    from sandbox.faults import Faults
+
+    channels = [("iso_healthy", shop), ("iso_down", None)]
+    with run_sandbox(
+        "shopify", seed=43, start=HISTORY_START, interval=45, clock=Clock.frozen(NOW), faults=Faults(seed=1)
+    ) as broken_shop:
+        broken_shop.faults.update(server_error_rate=1.0)
+        channels[1] = ("iso_down", broken_shop)
+        config_file = tmp_path / "channels.yaml"
+        config_file.write_text(
+            yaml.safe_dump(
+                {
+                    "locations": [{"code": "WH-DAGTEST", "name": "DAG test warehouse"}],
+                    "channels": [
+                        {
+                            "code": code,
+                            "platform": "shopify",
+                            "conn_id": code,
+                            "fulfilment_location": "WH-DAGTEST",
+                            "schedule_minutes": 15,
+                            "overlap_minutes": 5,
+                            "retries": 0,
+                        }
+                        for code, _ in channels
+                    ],
+                }
+            )
+        )
+        monkeypatch.setenv("HUB_CHANNELS_CONFIG", str(config_file))
+        monkeypatch.setenv("HUB_DATABASE_URL", database_url)
+        register_config(engine, load_config(config_file))
+        for code, sandbox in channels:
+            monkeypatch.setenv(
+                f"AIRFLOW_CONN_{code.upper()}",
+                json.dumps({"conn_type": "http", "host": sandbox.base_url, "password": sandbox.access_token}),
+            )
+            seed_from_catalog(engine, load_config(config_file).channel(code), shop.world.catalog)
+
+        down = load_dag("sync_orders__iso_down").test(logical_date=NOW)
+        healthy = load_dag("sync_orders__iso_healthy").test(logical_date=NOW)
+
+    assert down.state == "failed"
+    assert healthy.state == "success"
+    assert landed_ids(engine, "iso_down") == set()
+    expected = sandbox_ids_updated(shop, NOW - SCHEDULE - OVERLAP, NOW)
+    assert expected and landed_ids(engine, "iso_healthy") | exception_ids(engine, "iso_healthy") == expected
