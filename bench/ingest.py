@@ -573,15 +573,19 @@ def main(argv: list[str] | None = None) -> int:
     batch_size = args.batch_size or channel.batch_size
 
     print(f"ChannelHub ingest benchmark: {args.orders:,} Shopify orders", flush=True)
-    print(f"- rendering {args.orders:,} orders with the Shopify sandbox renderer (not timed) ...", flush=True)
-    pages = render_pages(args.orders, args.page_size, args.seed)
-    print(
-        f"  {len(pages.texts)} pages, {pages.payload_bytes / 2**20:,.0f} MiB of JSON, {pages.seconds:.1f} s",
-        flush=True,
-    )
-
-    server = choose_server(args.database_url or os.environ.get("HUB_DATABASE_URL"), args.keep)
+    server: Server | None = None
     try:
+        print(
+            f"- rendering {args.orders:,} orders with the Shopify sandbox renderer (not timed) ...",
+            flush=True,
+        )
+        pages = render_pages(args.orders, args.page_size, args.seed)
+        print(
+            f"  {len(pages.texts)} pages, {pages.payload_bytes / 2**20:,.0f} MiB of JSON, "
+            f"{pages.seconds:.1f} s",
+            flush=True,
+        )
+        server = choose_server(args.database_url or os.environ.get("HUB_DATABASE_URL"), args.keep)
         with scratch_database(server, args.keep) as url:
             print(f"- scratch database {make_url(url).database} on {server.description}", flush=True)
             engine = create_engine(url, pool_size=2, max_overflow=2)
@@ -593,7 +597,8 @@ def main(argv: list[str] | None = None) -> int:
         print("\ninterrupted", file=sys.stderr)
         return 130
     finally:
-        server.stop()
+        if server is not None:
+            server.stop()
 
 
 def measure(

@@ -1,0 +1,338 @@
+"""WeChat Channels shop (微信小店) order object (``order/get``'s ``order``) -> CanonicalOrder. Pure.
+
+Choices this mapping makes (platform-contracts.md section 3.A.3):
+
+- Ids: ``order_id`` is the external id and the number the merchant sees; it is read as a string (a JSON
+  integer is rendered exactly, a float is refused: 19-digit ids do not survive one). ``product_id`` and
+  ``sku_id`` become the line's channel product/variant ids; ``sku_code`` (blank or missing when the merchant
+  set none) is the merchant SKU, else the warehouse resolves the line through its listing ids. A line has
+  no id of its own, so ``external_line_id`` is ``"<product_id>:<sku_id>"`` (suffixed ``#n`` when one SKU is
+  listed twice).
+- Times: ``create_time``/``update_time`` are epoch seconds. Money: integer **fen** -> Decimal yuan, CNY.
+- Totals: total = ``price_info.order_price`` (what the buyer paid); shipping = ``change_freight`` when
+  ``is_change_freight`` else ``freight``; tax = 0 (Chinese prices include VAT; the order has no tax field);
+  subtotal = total - shipping (goods after every discount); discount = ``product_price`` - subtotal, which
+  covers coupons, merchant/finder discounts, points deduction and price changes alike.
+- Lines: unit_price = ``sale_price``; line_total = ``real_price`` (the line's paid total), else
+  sale_price * sku_cnt. shipped_quantity = units of the line's (product_id, sku_id) in
+  ``delivery_info.delivery_product_info[].product_infos[]``; refunded_quantity = ``finish_aftersale_sku_cnt``
+  (finished after-sales). restocked_quantity stays 0: the order does not say whether an after-sale was a
+  return (goods back) or a refund only; that lives in the after-sale order.
+- Status codes:
+
+  ====  =======================================  ===============  ======================  =========
+  code  meaning                                  payment_status   fulfillment_status      cancelled
+  ====  =======================================  ===============  ======================  =========
+  10    待付款 unpaid                            unpaid           from parcels            no
+  12    礼物待收下 gift not accepted yet         paid             from parcels            no
+  13    凑单买凑团中 group buy forming           paid             from parcels            no
+  20    待发货 paid, to ship                     paid*            from parcels            no
+  21    部分发货 partly shipped                  paid*            partial                 no
+  30    待收货 shipped                           paid*            fulfilled               no
+  100   完成 completed                           paid*            fulfilled               no
+  190   超卖商家取消 merchant cancel (oversold)  refunded         from parcels            yes
+  200   全部商品售后之后订单取消                 refunded         from parcels            yes
+  250   未付款取消/超时取消 unpaid cancel        voided           unfulfilled             yes
+  ====  =======================================  ===============  ======================  =========
+
+  (*) "partially_refunded" when some units finished an after-sale, "refunded" when all did.
+  "From parcels": nothing shipped -> unfulfilled, every unit shipped -> fulfilled, else partial.
+- totals.refunded: the whole ``order_price`` for 190/200. Otherwise each line's ``real_price`` in proportion
+  to its finished after-sale units (rounded to the fen). This is an estimate: the exact refund amounts are
+  in the after-sale orders (``aftersale/getaftersaleorder``), which the order object only lists by id.
+- cancelled_at: the order carries no cancel time; for a cancelled order it is ``update_time``, the moment
+  the order reached its final state.
+- Customer: ``openid`` only (no name, email or phone apart from the address). Address: ``address_info``,
+  country "CN" (Channels shops deliver in mainland China), ``county_name`` as district, ``detail_info`` as
+  address1 and ``house_number`` as address2; ``tel_number`` (possibly masked) as phone.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
+
+from channelhub.canonical import Address, CanonicalOrder, Customer, MappingError, OrderLine, Totals
+from mappings.common import blank_to_none, id_str, money_from_minor_units, parse_epoch_seconds
+
+PLATFORM = "wechat_channels"
+CURRENCY = "CNY"
+FEN = Decimal("0.01")
+
+PAID_STATUSES = frozenset({12, 13, 20, 21, 30, 100})
+CANCELLED_AFTER_PAYMENT = frozenset({190, 200})
+STATUS_UNPAID = 10
+STATUS_PARTLY_SHIPPED = 21
+STATUS_DELIVERED = frozenset({30, 100})
+STATUS_CANCELLED_UNPAID = 250
+KNOWN_STATUSES = PAID_STATUSES | CANCELLED_AFTER_PAYMENT | {STATUS_UNPAID, STATUS_CANCELLED_UNPAID}
+
+
+def unwrap(document: Any) -> list[dict[str, Any]]:
+    """The order objects in a document: ``order/get``'s answer ``{"errcode": 0, "order": {...}}``, a bare
+    order object (as the connector yields it), a list of them, or ``{"orders": [...]}``."""
+    if isinstance(document, list):
+        for index, order in enumerate(document):
+            if not isinstance(order, dict):
+                raise MappingError(f"[{index}]: expected an order object, got {type(order).__name__}")
+        return list(document)
+    if not isinstance(document, dict):
+        raise MappingError(f"expected a WeChat Channels order document, got {type(document).__name__}")
+    errcode = document.get("errcode")
+    if errcode not in (None, 0):
+        raise MappingError(f"a WeChat error answer, not an order: errcode {errcode}: {document.get('errmsg')}")
+    if "order" in document:
+        order = document["order"]
+        if not isinstance(order, dict):
+            raise MappingError(f'"order" must be an order object, got {type(order).__name__}')
+        return [order]
+    if "orders" in document:
+        orders = document["orders"]
+        if not isinstance(orders, list):
+            raise MappingError(f'"orders" must be a list, got {type(orders).__name__}')
+        return unwrap(orders)
+    if "order_id" in document:
+        return [document]
+    if "order_id_list" in document:
+        raise MappingError(
+            "an order/list/get answer holds order ids only; fetch each order with order/get and map that"
+        )
+    raise MappingError(
+        'not a WeChat Channels order document: expected an order object, {"order": {...}} or a list; '
+        f"got keys {sorted(document)[:10]}"
+    )
+
+
+def map_order(payload: dict[str, Any]) -> CanonicalOrder:
+    """One Channels order object -> CanonicalOrder; MappingError names what is wrong and where."""
+    if not isinstance(payload, dict):
+        raise MappingError(f"expected a WeChat Channels order object, got {type(payload).__name__}")
+    if payload.get("order_id") is None:
+        raise MappingError("order_id: missing; a Channels order always has one")
+    external_id = id_str(payload["order_id"], "order_id")
+    try:
+        return _map(payload, external_id)
+    except MappingError as error:
+        raise MappingError(f"wechat_channels order {external_id}: {error.detail}", error.reason) from error
+
+
+def _map(payload: dict[str, Any], external_id: str) -> CanonicalOrder:
+    status = payload.get("status")
+    if isinstance(status, bool) or not isinstance(status, int) or status not in KNOWN_STATUSES:
+        known = ", ".join(str(code) for code in sorted(KNOWN_STATUSES))
+        raise MappingError(f"status: unknown value {status!r} (known: {known})")
+    detail = _object(payload, "order_detail", "", required=True)
+    price_info = _object(detail, "price_info", "order_detail.", required=True)
+    delivery_info = _object(detail, "delivery_info", "order_detail.")
+
+    lines = _lines(detail, delivery_info)
+    totals = _totals(price_info, lines, status)
+    updated_at = parse_epoch_seconds(payload.get("update_time"), "update_time")
+    cancelled = status in CANCELLED_AFTER_PAYMENT or status == STATUS_CANCELLED_UNPAID
+    openid = blank_to_none(payload.get("openid"), "openid")
+    return CanonicalOrder(
+        platform=PLATFORM,
+        external_id=external_id,
+        number=external_id,
+        created_at=parse_epoch_seconds(payload.get("create_time"), "create_time"),
+        updated_at=updated_at,
+        currency=CURRENCY,
+        payment_status=_payment_status(status, lines),  # type: ignore[arg-type]
+        fulfillment_status=_fulfillment_status(status, lines),  # type: ignore[arg-type]
+        cancelled=cancelled,
+        cancelled_at=updated_at if cancelled else None,
+        totals=totals,
+        lines=lines,
+        customer=Customer(external_id=openid, name=None, email=None, phone=None) if openid else None,
+        shipping_address=_address(delivery_info.get("address_info")),
+    )
+
+
+# -- status --------------------------------------------------------------------------------------
+
+
+def _payment_status(status: int, lines: list[OrderLine]) -> str:
+    if status == STATUS_UNPAID:
+        return "unpaid"
+    if status == STATUS_CANCELLED_UNPAID:
+        return "voided"
+    if status in CANCELLED_AFTER_PAYMENT:
+        return "refunded"
+    refunded = sum(line.refunded_quantity for line in lines)
+    if refunded == 0:
+        return "paid"
+    return "refunded" if refunded >= sum(line.quantity for line in lines) else "partially_refunded"
+
+
+def _fulfillment_status(status: int, lines: list[OrderLine]) -> str:
+    if status in STATUS_DELIVERED:
+        return "fulfilled"
+    if status == STATUS_PARTLY_SHIPPED:
+        return "partial"
+    if status == STATUS_CANCELLED_UNPAID:
+        return "unfulfilled"
+    shipped = sum(line.shipped_quantity for line in lines)
+    if shipped == 0:
+        return "unfulfilled"
+    return "fulfilled" if all(line.shipped_quantity >= line.quantity for line in lines) else "partial"
+
+
+# -- money ---------------------------------------------------------------------------------------
+
+
+def _fen(obj: dict[str, Any], key: str, where: str, *, default: int | None = None) -> Decimal:
+    value = obj.get(key, default)
+    if value is None:
+        raise MappingError(f"{where}{key}: missing")
+    amount = money_from_minor_units(value, f"{where}{key}")
+    if amount < 0:
+        raise MappingError(f"{where}{key}: negative amount {value!r}")
+    return amount
+
+
+def _totals(price_info: dict[str, Any], lines: list[OrderLine], status: int) -> Totals:
+    where = "order_detail.price_info."
+    total = _fen(price_info, "order_price", where)
+    if price_info.get("is_change_freight") is True:
+        shipping = _fen(price_info, "change_freight", where)
+    else:
+        shipping = _fen(price_info, "freight", where, default=0)
+    product_price = _fen(price_info, "product_price", where)
+    subtotal = total - shipping
+    if subtotal < 0:
+        raise MappingError(f"{where}order_price: {total} is less than the shipping {shipping}")
+    discount = product_price - subtotal
+    if discount < 0:
+        raise MappingError(f"{where}order_price: goods paid {subtotal} exceed product_price {product_price}")
+    if status in CANCELLED_AFTER_PAYMENT:
+        refunded = total
+    else:
+        refunded = sum(
+            (
+                (line.line_total * line.refunded_quantity / line.quantity).quantize(FEN, ROUND_HALF_UP)
+                for line in lines
+                if line.quantity and line.refunded_quantity
+            ),
+            Decimal("0.00"),
+        )
+        refunded = min(refunded, total)
+    return Totals(
+        subtotal=subtotal,
+        discount=discount,
+        shipping=shipping,
+        tax=Decimal("0.00"),
+        total=total,
+        refunded=refunded,
+    )
+
+
+# -- lines ---------------------------------------------------------------------------------------
+
+
+def _lines(detail: dict[str, Any], delivery_info: dict[str, Any]) -> list[OrderLine]:
+    items = detail.get("product_infos")
+    if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
+        raise MappingError("order_detail.product_infos: expected a list of objects")
+    shipped = _shipped_units(delivery_info)
+    seen: Counter[str] = Counter()
+    lines = []
+    for index, item in enumerate(items):
+        where = f"order_detail.product_infos[{index}]."
+        product_id = id_str(item.get("product_id"), f"{where}product_id")
+        sku_id = id_str(item.get("sku_id"), f"{where}sku_id")
+        quantity = _count(item.get("sku_cnt"), f"{where}sku_cnt")
+        refunded = _count(item.get("finish_aftersale_sku_cnt", 0), f"{where}finish_aftersale_sku_cnt")
+        if refunded > quantity:
+            raise MappingError(f"{where}finish_aftersale_sku_cnt: {refunded} exceeds sku_cnt {quantity}")
+        unit_price = _fen(item, "sale_price", where)
+        line_total = (
+            _fen(item, "real_price", where) if item.get("real_price") is not None else unit_price * quantity
+        )
+        key = f"{product_id}:{sku_id}"
+        seen[key] += 1
+        shipped_here = min(shipped[(product_id, sku_id)], quantity)
+        shipped[(product_id, sku_id)] -= shipped_here  # one SKU on two lines: fill them in order
+        lines.append(
+            OrderLine(
+                external_line_id=key if seen[key] == 1 else f"{key}#{seen[key]}",
+                sku=blank_to_none(item.get("sku_code"), f"{where}sku_code"),
+                channel_product_id=product_id,
+                channel_variant_id=sku_id,
+                title=blank_to_none(item.get("title"), f"{where}title") or "",
+                quantity=quantity,
+                unit_price=unit_price,
+                line_total=line_total,
+                shipped_quantity=shipped_here,
+                refunded_quantity=refunded,
+            )
+        )
+    return lines
+
+
+def _shipped_units(delivery_info: dict[str, Any]) -> Counter[tuple[str, str]]:
+    shipped: Counter[tuple[str, str]] = Counter()
+    parcels = delivery_info.get("delivery_product_info")
+    if parcels is None:
+        return shipped
+    if not isinstance(parcels, list) or not all(isinstance(parcel, dict) for parcel in parcels):
+        raise MappingError("order_detail.delivery_info.delivery_product_info: expected a list of objects")
+    for p_index, parcel in enumerate(parcels):
+        where = f"order_detail.delivery_info.delivery_product_info[{p_index}]."
+        products = parcel.get("product_infos") or []
+        if not isinstance(products, list) or not all(isinstance(product, dict) for product in products):
+            raise MappingError(f"{where}product_infos: expected a list of objects")
+        for index, product in enumerate(products):
+            item_where = f"{where}product_infos[{index}]."
+            key = (
+                id_str(product.get("product_id"), f"{item_where}product_id"),
+                id_str(product.get("sku_id"), f"{item_where}sku_id"),
+            )
+            shipped[key] += _count(product.get("product_cnt"), f"{item_where}product_cnt")
+    return shipped
+
+
+# -- places --------------------------------------------------------------------------------------
+
+
+def _address(address: Any) -> Address | None:
+    if not address:
+        return None
+    if not isinstance(address, dict):
+        raise MappingError(f"order_detail.delivery_info.address_info: expected an object, got {address!r}")
+
+    def text(key: str) -> str | None:
+        return blank_to_none(address.get(key), f"order_detail.delivery_info.address_info.{key}")
+
+    phone = text("tel_number") or text("virtual_order_tel_number")
+    return Address(
+        name=text("user_name"),
+        phone=phone,
+        country_code="CN",
+        province=text("province_name"),
+        city=text("city_name"),
+        district=text("county_name"),
+        address1=text("detail_info"),
+        address2=text("house_number"),
+        postal_code=text("postal_code"),
+    )
+
+
+# -- small readers -------------------------------------------------------------------------------
+
+
+def _object(obj: dict[str, Any], key: str, where: str, *, required: bool = False) -> dict[str, Any]:
+    value = obj.get(key)
+    if value is None:
+        if required:
+            raise MappingError(f"{where}{key}: missing")
+        return {}
+    if not isinstance(value, dict):
+        raise MappingError(f"{where}{key}: expected an object, got {type(value).__name__}")
+    return value
+
+
+def _count(value: Any, field: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise MappingError(f"{field}: expected a whole number of units >= 0, got {value!r}")
+    return value

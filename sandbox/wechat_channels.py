@@ -1,0 +1,747 @@
+"""A WeChat Channels shop (微信小店, formerly 视频号小店) ``channels/ec/*`` simulator.
+
+See platform-contracts.md §3.A.
+
+What it reproduces, quirks included:
+- ``GET /cgi-bin/token?grant_type=client_credential&appid=&secret=``
+  -> ``{"access_token", "expires_in": 7200}``.
+  Tokens live ``token_lifetime_seconds`` of the *world clock* (a test advances the clock, or posts
+  ``{"expire_tokens": true}`` to ``/_sandbox/wechat``). Fetching a new token leaves older ones valid for
+  five more minutes at most, as WeChat does. Wrong appid -> 40013, wrong secret -> 40125, wrong grant_type
+  -> 40002.
+- Every business call is ``POST <path>?access_token=`` with a JSON body, and every answer is HTTP 200 with
+  ``{"errcode", "errmsg"}`` (errmsg ends with WeChat's `` rid: ...``): 41001 token missing, 40001 token
+  unknown (or revoked), 42001 token expired, 44002 empty body, 47001 body not JSON, 40097 invalid
+  arguments, 45009 daily quota (``daily_quota`` calls per UTC day of the world clock), 45011 too frequent
+  (``Faults.rate_limit_storm``), -1 system busy (half of ``Faults.server_error_rate``; the other half are
+  gateway 502/503 HTML pages).
+- ``POST /channels/ec/order/list/get``: ``create_time_range`` and/or ``update_time_range`` (epoch seconds,
+  both bounds inclusive, ``end - start <= 7 days``), ``status``, ``openid``, ``page_size <= 100`` (default
+  10), opaque ``next_key`` (signed; first call empty) -> ``order_id_list`` of 19-digit **string** ids,
+  ``next_key``, ``has_more``. Ids only: each order needs ``POST /channels/ec/order/get {"order_id"}``.
+- ``order/get`` renders ``{"order": {...}}``: integer **fen**, epoch seconds, ``product_infos`` with string
+  ``product_id``/``sku_id`` and ``sku_code`` blank or missing where the merchant left the channel SKU
+  empty, ``price_info``, ``pay_info``, ``delivery_info`` (address, ``delivery_product_info`` per parcel),
+  ``aftersale_detail`` and ``finish_aftersale_sku_cnt`` for refunds, ``status`` 10/20/21/30/100/200/250.
+
+Simulator choices (the world is platform-neutral; this module adapts it):
+- Currency: the world's Decimal amounts are rendered as CNY fen (fine for a simulator). The world's sales
+  tax is left out: Chinese retail prices include VAT and the Channels order has no tax field, so
+  ``order_price = product_price - discounted_price + freight``.
+- Addresses: Channels shops deliver in mainland China, so each world address is re-homed to one of a few
+  Chinese places (chosen by a hash of the address, stable) with an 11-digit mobile number.
+- WeChat has no "authorized, capture later": a world order authorized at checkout is paid at once here.
+- Lines of one order with the same variant are one ``product_infos`` entry (the platform groups by SKU).
+- Unconfirmed details ([U] in the contract) are marked ``[U]`` where they are rendered: the error code for a
+  span over 7 days, the list default page size, the not-found code of ``order/get``, after-sale statuses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import itertools
+import json
+import threading
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import Response
+
+from sandbox.admin import RequestStats, add_admin_routes, json_response
+from sandbox.faults import Faults
+from sandbox.world import ZERO, Address, Customer, OrderQuery, OrderState, Variant, World
+
+# The shop's public appid (the Airflow connection's login); the app secret is the sandbox's ``access_token``.
+SANDBOX_LOGIN = "wx5c3f1e8b9a2d4706"
+TOKEN_LIFETIME_SECONDS = 7200
+OLD_TOKEN_GRACE_SECONDS = 300  # WeChat keeps the previous token usable this long after a refresh
+MAX_SPAN_SECONDS = 7 * 86400
+MAX_PAGE_SIZE = 100
+DEFAULT_PAGE_SIZE = 10  # [U] the doc marks page_size optional without a default
+
+ORDER_ID_BASE = 3_704_000_000_000_000_000  # 19 digits, like 3704612354559743232 in the doc example
+ORDER_ID_STRIDE = 100_000
+AFTERSALE_ID_BASE = 1_934_000_000_000_000
+FEN = Decimal(100)
+
+STATUS_UNPAID = 10
+STATUS_TO_SHIP = 20
+STATUS_PARTLY_SHIPPED = 21
+STATUS_SHIPPED = 30
+STATUS_COMPLETED = 100
+STATUS_CANCELLED_AFTER_AFTERSALE = 200
+STATUS_CANCELLED_UNPAID = 250
+KNOWN_STATUSES = frozenset({10, 12, 13, 20, 21, 30, 100, 190, 200, 250})
+AFTERSALE_REFUNDED = 13  # [U] 退款完成 (refund only)
+AFTERSALE_RETURN_REFUNDED = 14  # [U] 退货退款完成 (return and refund)
+
+# Chinese carriers standing in for the world's (delivery_id codes from deliverycompanylist/get).
+_CARRIERS = {"UPS": ("SF", "顺丰速运"), "USPS": ("YTO", "圆通速递"), "FedEx": ("ZTO", "中通快递")}
+
+
+@dataclass(frozen=True, slots=True)
+class _ChinesePlace:
+    province: str
+    city: str
+    county: str
+    postal_code: str
+    national_code: str  # 行政区划代码 (administrative division code), not a country code
+
+
+_PLACES = (
+    _ChinesePlace("广东省", "广州市", "海珠区", "510220", "440105"),
+    _ChinesePlace("广东省", "深圳市", "南山区", "518052", "440305"),
+    _ChinesePlace("上海市", "上海市", "徐汇区", "200030", "310104"),
+    _ChinesePlace("北京市", "北京市", "朝阳区", "100020", "110105"),
+    _ChinesePlace("浙江省", "杭州市", "西湖区", "310012", "330106"),
+    _ChinesePlace("四川省", "成都市", "武侯区", "610041", "510107"),
+    _ChinesePlace("江苏省", "南京市", "鼓楼区", "210008", "320106"),
+    _ChinesePlace("湖北省", "武汉市", "洪山区", "430070", "420111"),
+)
+_STREETS = ("新港中路", "科技园南路", "漕溪北路", "建国路", "文三路", "人民南路", "中山北路", "珞喻路")
+
+
+class WeChatError(Exception):
+    """An errcode answer (always HTTP 200 on WeChat)."""
+
+    def __init__(self, errcode: int, errmsg: str) -> None:
+        super().__init__(f"{errcode} {errmsg}")
+        self.errcode = errcode
+        self.errmsg = errmsg
+
+
+def _fen(amount: Decimal) -> int:
+    return int((amount * FEN).to_integral_value())
+
+
+# --------------------------------------------------------------------------------------------------
+# Tokens and quota
+# --------------------------------------------------------------------------------------------------
+
+
+class TokenStore:
+    """Issued access tokens and their expiry on the world clock (thread-safe)."""
+
+    def __init__(self, world: World, lifetime_seconds: int = TOKEN_LIFETIME_SECONDS) -> None:
+        self.world = world
+        self.lifetime_seconds = lifetime_seconds
+        self._expiry: dict[str, float] = {}
+        self._counter = itertools.count(1)
+        self._lock = threading.Lock()
+        self.issued = 0
+
+    def issue(self) -> tuple[str, int]:
+        with self._lock:
+            now = self.world.now_ts()
+            for token, expiry in self._expiry.items():
+                self._expiry[token] = min(expiry, now + OLD_TOKEN_GRACE_SECONDS)
+            serial = next(self._counter)
+            digest = hashlib.sha256(f"{self.world.seed}:wechat-token:{serial}".encode()).hexdigest()
+            token = (
+                f"{80 + serial % 10}_{base64.urlsafe_b64encode(bytes.fromhex(digest)).decode().rstrip('=')}"
+            )
+            self._expiry[token] = now + self.lifetime_seconds
+            self.issued += 1
+            return token, self.lifetime_seconds
+
+    def check(self, token: str) -> None:
+        if not token:
+            raise WeChatError(41001, "access_token missing")
+        with self._lock:
+            expiry = self._expiry.get(token)
+        if expiry is None:
+            raise WeChatError(40001, "invalid credential, access_token is invalid or not latest")
+        if self.world.now_ts() >= expiry:
+            raise WeChatError(42001, "access_token expired")
+
+    def expire_all(self) -> None:
+        with self._lock:
+            now = self.world.now_ts()
+            self._expiry = {token: min(expiry, now) for token, expiry in self._expiry.items()}
+
+
+class DailyQuota:
+    """Calls per UTC day of the world clock; None means unlimited."""
+
+    def __init__(self, world: World) -> None:
+        self.world = world
+        self.limit: int | None = None
+        self._used: dict[int, int] = {}
+        self._lock = threading.Lock()
+
+    def take(self) -> bool:
+        with self._lock:
+            day = int(self.world.now_ts() // 86400)
+            used = self._used.get(day, 0)
+            if self.limit is not None and used >= self.limit:
+                return False
+            self._used[day] = used + 1
+            return True
+
+    def reset(self) -> None:
+        with self._lock:
+            self._used.clear()
+
+
+# --------------------------------------------------------------------------------------------------
+# Rendering
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Product:
+    """One ``product_infos`` entry: the world lines of one variant merged."""
+
+    variant: Variant
+    line_indices: tuple[int, ...]
+    quantity: int
+    unit_price: Decimal
+    paid: Decimal  # after the order discount allocated to these lines
+
+
+class WeChatChannelsRenderer:
+    """World states -> Channels order JSON; world indices <-> 19-digit order ids."""
+
+    platform = "wechat_channels"
+
+    def __init__(self, world: World) -> None:
+        self.world = world
+
+    # ---------------------------------------------------------------- ids
+    def order_id(self, index: int) -> str:
+        gap = zlib.crc32(f"{self.world.seed}:wechat:{index}".encode()) % ORDER_ID_STRIDE
+        return str(ORDER_ID_BASE + index * ORDER_ID_STRIDE + gap)
+
+    def index_of(self, order_id: str) -> int | None:
+        if not order_id.isdigit():
+            return None
+        number = int(order_id)
+        if number < ORDER_ID_BASE:
+            return None
+        index = (number - ORDER_ID_BASE) // ORDER_ID_STRIDE
+        return index if self.order_id(index) == order_id else None
+
+    def openid(self, order_index: int, customer: Customer | None) -> str:
+        key = f"customer:{customer.index}" if customer is not None else f"guest:{order_index}"
+        digest = hashlib.sha256(f"{self.world.seed}:openid:{key}".encode()).digest()
+        return "o" + base64.urlsafe_b64encode(digest).decode()[:27]
+
+    # ---------------------------------------------------------------- status
+    @staticmethod
+    def paid_ts(state: OrderState) -> int | None:
+        if state.paid_ts is not None:
+            return state.paid_ts
+        if state.order.initial_financial_status == "authorized":
+            return state.order.created_ts  # no separate capture on WeChat: paid at checkout
+        return None
+
+    def status(self, state: OrderState) -> int:
+        paid = self.paid_ts(state) is not None
+        if state.cancelled:
+            return STATUS_CANCELLED_AFTER_AFTERSALE if paid else STATUS_CANCELLED_UNPAID
+        if not paid:
+            return STATUS_UNPAID
+        if not any(state.shipped):
+            return STATUS_TO_SHIP
+        if any(state.fulfillable(i) for i in range(len(state.order.lines))):
+            return STATUS_PARTLY_SHIPPED
+        return STATUS_COMPLETED if state.closed else STATUS_SHIPPED
+
+    # ---------------------------------------------------------------- pieces
+    @staticmethod
+    def products(state: OrderState) -> list[_Product]:
+        grouped: dict[int, list[int]] = {}
+        for line in state.order.lines:
+            grouped.setdefault(line.variant.index, []).append(line.index)
+        products = []
+        for line_indices in grouped.values():
+            lines = [state.order.lines[i] for i in line_indices]
+            products.append(
+                _Product(
+                    variant=lines[0].variant,
+                    line_indices=tuple(line_indices),
+                    quantity=sum(line.quantity for line in lines),
+                    unit_price=lines[0].unit_price,
+                    paid=sum((line.line_total - line.discount for line in lines), ZERO),
+                )
+            )
+        return products
+
+    def _product_json(self, state: OrderState, product: _Product, paid: bool) -> dict[str, Any]:
+        listing = product.variant.listing(self.platform)
+        refunded = sum(state.refunded[i] for i in product.line_indices) if paid else 0
+        sale_price = _fen(product.unit_price)
+        discount = _fen(product.unit_price * product.quantity - product.paid)
+        thumb = hashlib.md5(f"{listing.product_id}".encode(), usedforsecurity=False).hexdigest()
+        entry: dict[str, Any] = {
+            "product_id": str(listing.product_id),
+            "sku_id": str(listing.variant_id),
+            "thumb_img": f"https://store.mp.video.tencent-cloud.com/161/20304/snscosdownload/SH/reserved/{thumb}",
+            "sku_cnt": product.quantity,
+            "sale_price": sale_price,
+            "title": product.variant.product_title,
+            "on_aftersale_sku_cnt": 0,
+            "finish_aftersale_sku_cnt": refunded,
+            "sku_code": listing.sku,
+            "market_price": sale_price,
+            "sku_attrs": (
+                [{"attr_key": "规格", "attr_value": product.variant.variant_title}]
+                if product.variant.variant_title
+                else []
+            ),
+            "real_price": _fen(product.paid),
+            "out_product_id": "",
+            "out_sku_id": "",
+            "is_discounted": discount > 0,
+            "estimate_price": _fen(product.paid),
+            "is_change_price": False,
+            "change_price": 0,
+            "out_warehouse_id": "",
+            "sku_deliver_info": {"stock_type": 0},
+            "extra_service": {"seven_day_return": 1, "freight_insurance": 0},
+            "use_deduction": False,
+            "deduction_price": 0,
+            "merchant_discounted_price": discount,
+            "finder_discounted_price": 0,
+            "is_free_gift": False,
+        }
+        if not listing.sku and product.variant.index % 2:
+            del entry["sku_code"]  # older orders carry no sku_code key at all when the merchant set none
+        return entry
+
+    def _address(self, address: Address) -> dict[str, Any]:
+        key = zlib.crc32(f"{address.address1}|{address.city}|{address.zip}".encode())
+        place = _PLACES[key % len(_PLACES)]
+        mobile = f"1{3 + key % 6}{key % 10**9:09d}"
+        house = address.address1.split(" ", 1)[0]
+        return {
+            "user_name": address.name,
+            "postal_code": place.postal_code,
+            "province_name": place.province,
+            "city_name": place.city,
+            "county_name": place.county,
+            "detail_info": f"{_STREETS[key % len(_STREETS)]}{house}号",
+            "national_code": place.national_code,
+            "tel_number": mobile,
+            "house_number": address.address2.replace("Apt ", "") if address.address2 else "",
+            "virtual_order_tel_number": "",
+            "use_tel_number": 0,
+            "hash_code": hashlib.md5(f"{key}".encode(), usedforsecurity=False).hexdigest(),
+        }
+
+    def _deliveries(self, state: OrderState, products: list[_Product]) -> list[dict[str, Any]]:
+        product_of_line = {i: product for product in products for i in product.line_indices}
+        parcels = []
+        for fulfillment in state.fulfillments:
+            units: dict[int, int] = {}
+            for line_index, quantity in fulfillment.lines:
+                variant_index = product_of_line[line_index].variant.index
+                units[variant_index] = units.get(variant_index, 0) + quantity
+            delivery_id, delivery_name = _CARRIERS.get(fulfillment.tracking_company, ("OTHER", "其他"))
+            parcels.append(
+                {
+                    "waybill_id": fulfillment.tracking_number,
+                    "delivery_id": delivery_id,
+                    "delivery_name": delivery_name,
+                    "delivery_time": fulfillment.at,
+                    "deliver_type": 1,
+                    "product_infos": [
+                        {
+                            "product_id": str(
+                                self.world.catalog.variants[v].listing(self.platform).product_id
+                            ),
+                            "sku_id": str(self.world.catalog.variants[v].listing(self.platform).variant_id),
+                            "product_cnt": quantity,
+                        }
+                        for v, quantity in units.items()
+                    ],
+                }
+            )
+        return parcels
+
+    def _aftersales(self, state: OrderState, paid: bool) -> dict[str, Any]:
+        if not paid:
+            return {"on_aftersale_order_cnt": 0, "aftersale_order_list": []}
+        listed = []
+        for refund in state.refunds:
+            aftersale_id = AFTERSALE_ID_BASE + state.index * 16 + refund.seq
+            returned = any(line.restock_type == "return" for line in refund.lines)
+            listed.append(
+                {
+                    "aftersale_order_id": str(aftersale_id),
+                    "status": AFTERSALE_RETURN_REFUNDED if returned else AFTERSALE_REFUNDED,
+                }
+            )
+        return {"on_aftersale_order_cnt": 0, "aftersale_order_list": listed}
+
+    # ---------------------------------------------------------------- the order
+    def render(self, state: OrderState, *, malformed: bool = False) -> dict[str, Any]:
+        order = state.order
+        status = self.status(state)
+        paid_ts = self.paid_ts(state)
+        paid = paid_ts is not None
+        products = self.products(state)
+        product_infos = [self._product_json(state, product, paid) for product in products]
+        if malformed and product_infos:
+            product_infos[0]["sku_cnt"] = f"{product_infos[0]['sku_cnt']}件"  # a platform bug, on purpose
+        product_price = sum(_fen(p.unit_price) * p.quantity for p in products)
+        discounted = _fen(order.total_discount)
+        freight = _fen(order.shipping.price)
+        original = product_price + freight
+        order_price = original - discounted
+        transaction_id = (
+            f"42000{zlib.crc32(f'{order.seed}:pay:{order.index}'.encode()):010d}{order.index:013d}"
+        )
+        pay_info: dict[str, Any] = {
+            "prepay_id": f"wx{order.created_ts}{order.index:010d}",
+            "prepay_time": order.created_ts,
+        }
+        if paid:
+            pay_info.update({"pay_time": paid_ts, "transaction_id": transaction_id, "payment_method": 1})
+        deliveries = self._deliveries(state, products)
+        delivery_info: dict[str, Any] = {
+            "address_info": self._address(order.shipping_address),
+            "delivery_product_info": deliveries,
+            "deliver_method": 0,
+            "address_under_review": None,
+            "quality_inspect_type": 0,
+        }
+        if status in (STATUS_SHIPPED, STATUS_COMPLETED) and deliveries:
+            delivery_info["ship_done_time"] = max(d["delivery_time"] for d in deliveries)
+        delivery_info = {k: v for k, v in delivery_info.items() if v is not None}
+        ext_info: dict[str, Any] = {
+            "customer_notes": order.note or "",
+            "merchant_notes": "",
+            "finder_id": "",
+            "live_id": "",
+            "order_scene": 1,
+        }
+        if status == STATUS_COMPLETED and state.closed_ts is not None:
+            ext_info["confirm_receipt_time"] = state.closed_ts
+        return {
+            "order_id": self.order_id(order.index),
+            "openid": self.openid(order.index, order.customer),
+            "unionid": "",
+            "create_time": order.created_ts,
+            "update_time": state.updated_ts,
+            "status": status,
+            "order_detail": {
+                "product_infos": product_infos,
+                "pay_info": pay_info,
+                "price_info": {
+                    "product_price": product_price,
+                    "order_price": order_price,
+                    "freight": freight,
+                    "discounted_price": discounted,
+                    "is_discounted": discounted > 0,
+                    "original_order_price": original,
+                    "estimate_product_price": product_price - discounted,
+                    "change_down_price": 0,
+                    "change_freight": 0,
+                    "is_change_freight": False,
+                    "use_deduction": False,
+                    "deduction_price": 0,
+                    "merchant_receieve_price": order_price,  # sic: the API's spelling
+                    "merchant_discounted_price": discounted,
+                    "finder_discounted_price": 0,
+                },
+                "delivery_info": delivery_info,
+                "coupon_info": {"user_coupon_id": f"{order.index}{len(order.discount.code)}"}
+                if order.discount
+                else {},
+                "ext_info": ext_info,
+                "settle_info": {"predict_commission_fee": order_price * 5 // 100},
+                "sku_sharer_infos": [],
+                "commission_infos": [],
+            },
+            "aftersale_detail": self._aftersales(state, paid),
+            "is_present": False,
+        }
+
+
+# --------------------------------------------------------------------------------------------------
+# Request parsing
+# --------------------------------------------------------------------------------------------------
+
+
+def _rid(seed: int, serial: int) -> str:
+    digest = hashlib.sha256(f"{seed}:rid:{serial}".encode()).hexdigest()
+    return f"{digest[:8]}-{digest[8:16]}-{digest[16:24]}"
+
+
+def _int_field(body: dict[str, Any], name: str) -> int | None:
+    value = body.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise WeChatError(47001, f"data format error: {name} must be a number")
+    return value
+
+
+def _time_range(body: dict[str, Any], name: str) -> tuple[int, int] | None:
+    raw = body.get(name)
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        raise WeChatError(47001, f"data format error: {name} must be an object")
+    start, end = _int_field(raw, "start_time"), _int_field(raw, "end_time")
+    if start is None or end is None:
+        raise WeChatError(40097, f"invalid args: {name} needs start_time and end_time")
+    if start > end:
+        raise WeChatError(40097, f"invalid args: {name}.start_time is after end_time")
+    if end - start > MAX_SPAN_SECONDS:  # [U] the doc states the limit, not the code it answers with
+        raise WeChatError(40097, f"invalid args: {name} must not span more than 7 days")
+    return start, end
+
+
+class NextKeyCodec:
+    """``next_key``: base64url of {filters digest, last index} plus a signature; foreign keys are refused."""
+
+    def __init__(self, secret: bytes) -> None:
+        self._secret = secret
+
+    def _sign(self, text: str) -> str:
+        return hmac.new(self._secret, text.encode(), hashlib.sha256).hexdigest()[:16]
+
+    def encode(self, filters_digest: str, last_index: int) -> str:
+        text = f"{filters_digest}:{last_index}"
+        raw = f"{text}:{self._sign(text)}".encode()
+        return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+    def decode(self, value: str, filters_digest: str) -> int:
+        try:
+            raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)).decode()
+            digest, last, signature = raw.rsplit(":", 2)
+            if not hmac.compare_digest(signature, self._sign(f"{digest}:{last}")):
+                raise ValueError("bad signature")
+            if digest != filters_digest:
+                raise ValueError("next_key of another query")
+            return int(last)
+        except (ValueError, UnicodeDecodeError):
+            raise WeChatError(40097, "invalid args: next_key") from None
+
+
+# --------------------------------------------------------------------------------------------------
+# The app
+# --------------------------------------------------------------------------------------------------
+
+
+def create_app(
+    world: World,
+    *,
+    access_token: str,
+    faults: Faults,
+    appid: str = SANDBOX_LOGIN,
+    token_lifetime_seconds: int = TOKEN_LIFETIME_SECONDS,
+) -> FastAPI:
+    """The Channels shop simulator over ``world``; ``access_token`` is the app secret ``cgi-bin/token``
+    checks."""
+    if not access_token:
+        raise ValueError("the app secret must not be empty")
+    renderer = WeChatChannelsRenderer(world)
+    tokens = TokenStore(world, token_lifetime_seconds)
+    quota = DailyQuota(world)
+    codec = NextKeyCodec(hashlib.sha256(f"channelhub-wechat-next-key:{world.seed}".encode()).digest())
+    stats = RequestStats("api_requests", "token_requests", "throttled", "quota_refused", "auth_refused")
+    count = stats.count
+    serials = itertools.count(1)
+
+    app = FastAPI(
+        title="ChannelHub WeChat Channels shop sandbox", docs_url=None, redoc_url=None, openapi_url=None
+    )
+    app.state.world = world
+    app.state.faults = faults
+    app.state.renderer = renderer
+    app.state.tokens = tokens
+    app.state.quota = quota
+
+    def error(err: WeChatError) -> Response:
+        return json_response(
+            {"errcode": err.errcode, "errmsg": f"{err.errmsg} rid: {_rid(world.seed, next(serials))}"}
+        )
+
+    def ok(body: dict[str, Any]) -> Response:
+        return json_response({"errcode": 0, "errmsg": "ok", **body})
+
+    @app.middleware("http")
+    async def wechat_gateway(request: Request, call_next: Callable[[Request], Any]) -> Response:
+        if not request.url.path.startswith("/channels/"):
+            return await call_next(request)
+        count("api_requests")
+        try:
+            tokens.check(request.query_params.get("access_token", ""))
+        except WeChatError as err:
+            count("auth_refused")
+            return error(err)
+        if faults.latency_seconds > 0:
+            await asyncio.sleep(faults.latency_seconds)
+        if not quota.take():
+            count("quota_refused")
+            return error(WeChatError(45009, "reach max api daily quota limit"))
+        if faults.roll(faults.rate_limit_storm):
+            count("throttled")
+            return error(WeChatError(45011, "api minute-quota reach limit  mustslower  retry next minute"))
+        if faults.roll(faults.server_error_rate):
+            status = faults.choose((200, 200, 502, 503))
+            if status == 200:
+                return error(WeChatError(-1, "system error"))
+            page = f"<html><head><title>{status}</title></head><body><center><h1>{status}</h1></center>"
+            page += "</body></html>"
+            return Response(page, status, media_type="text/html")
+        response = await call_next(request)
+        if response.status_code == 200 and faults.roll(faults.truncated_body_rate):
+            body = b"".join([chunk async for chunk in response.body_iterator])  # type: ignore[attr-defined]
+            kept = {k: v for k, v in response.headers.items() if k.lower() != "content-length"}
+            return Response(body[: max(1, len(body) // 2)], 200, headers=kept)
+        return response
+
+    @app.get("/cgi-bin/token")
+    def get_token(request: Request) -> Response:
+        count("token_requests")
+        params = request.query_params
+        if params.get("grant_type") != "client_credential":
+            return error(WeChatError(40002, "invalid grant_type"))
+        if params.get("appid") != appid:
+            return error(WeChatError(40013, "invalid appid"))
+        if not hmac.compare_digest(params.get("secret", "").encode(), access_token.encode()):
+            return error(WeChatError(40125, "invalid appsecret"))
+        token, expires_in = tokens.issue()
+        return json_response({"access_token": token, "expires_in": expires_in})
+
+    async def json_body(request: Request) -> dict[str, Any]:
+        raw = await request.body()
+        if not raw.strip():
+            raise WeChatError(44002, "empty post data")
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            raise WeChatError(47001, "data format error") from None
+        if not isinstance(body, dict):
+            raise WeChatError(47001, "data format error")
+        return body
+
+    @app.post("/channels/ec/order/list/get")
+    async def list_orders(request: Request) -> Response:
+        try:
+            body = await json_body(request)
+            created = _time_range(body, "create_time_range")
+            updated = _time_range(body, "update_time_range")
+            if created is None and updated is None:
+                raise WeChatError(40097, "invalid args: create_time_range or update_time_range is required")
+            page_size = _int_field(body, "page_size")
+            page_size = DEFAULT_PAGE_SIZE if page_size is None else page_size
+            if not 1 <= page_size <= MAX_PAGE_SIZE:
+                raise WeChatError(40097, f"invalid args: page_size must be within 1..{MAX_PAGE_SIZE}")
+            status = _int_field(body, "status")
+            if status is not None and status not in KNOWN_STATUSES:
+                raise WeChatError(40097, "invalid args: status")
+            openid = body.get("openid") or None
+            filters_digest = hashlib.sha256(
+                json.dumps([created, updated, status, openid]).encode()
+            ).hexdigest()[:16]
+            next_key = body.get("next_key") or ""
+            if not isinstance(next_key, str):
+                raise WeChatError(47001, "data format error: next_key must be a string")
+            after = codec.decode(next_key, filters_digest) if next_key else -1
+        except WeChatError as err:
+            return error(err)
+
+        now_ts = world.now_ts()
+        predicate = None
+        if status is not None or openid is not None:
+
+            def predicate(state: OrderState | None) -> bool:
+                if state is None:
+                    return False
+                if status is not None and renderer.status(state) != status:
+                    return False
+                return openid is None or renderer.openid(state.index, state.order.customer) == openid
+
+        query = OrderQuery(
+            created_min=created[0] if created else None,
+            created_max=created[1] if created else None,
+            updated_min=updated[0] if updated else None,
+            updated_max=updated[1] if updated else None,
+            min_index=after + 1,
+            predicate=predicate,
+        )
+        page = list(itertools.islice(world.scan(query, now_ts), page_size + 1))
+        has_more = len(page) > page_size
+        page = page[:page_size]
+        last = page[-1] if page else after
+        return ok(
+            {
+                "order_id_list": [renderer.order_id(index) for index in page],
+                "next_key": codec.encode(filters_digest, last),
+                "has_more": has_more,
+            }
+        )
+
+    @app.post("/channels/ec/order/get")
+    async def get_order(request: Request) -> Response:
+        try:
+            body = await json_body(request)
+            raw_id = body.get("order_id")
+            if isinstance(raw_id, bool) or not isinstance(raw_id, str | int):
+                raise WeChatError(40097, "invalid args: order_id")
+            index = renderer.index_of(str(raw_id))
+            state = world.state(index, world.now_ts()) if index is not None else None
+            if state is None:
+                raise WeChatError(100002, "order not exist")  # [U] code not confirmed
+        except WeChatError as err:
+            return error(err)
+        return ok({"order": renderer.render(state, malformed=faults.order_is_malformed(state.index))})
+
+    @app.get("/_sandbox/wechat")
+    def get_wechat_settings() -> Response:
+        return json_response(wechat_settings())
+
+    @app.post("/_sandbox/wechat")
+    async def set_wechat_settings(request: Request) -> Response:
+        """Body: any of {"token_lifetime_seconds": n, "daily_quota": n | null, "expire_tokens": true,
+        "reset_quota": true}."""
+        try:
+            changes = await request.json()
+            allowed = {"token_lifetime_seconds", "daily_quota", "expire_tokens", "reset_quota"}
+            if not isinstance(changes, dict) or set(changes) - allowed:
+                raise ValueError(f"send a JSON object with any of {sorted(allowed)}")
+            if "token_lifetime_seconds" in changes:
+                lifetime = int(changes["token_lifetime_seconds"])
+                if lifetime < 1:
+                    raise ValueError("token_lifetime_seconds must be >= 1")
+                tokens.lifetime_seconds = lifetime
+            if "daily_quota" in changes:
+                limit = changes["daily_quota"]
+                quota.limit = None if limit is None else int(limit)
+            if changes.get("expire_tokens"):
+                tokens.expire_all()
+            if changes.get("reset_quota"):
+                quota.reset()
+        except (TypeError, ValueError) as err:
+            return json_response({"errors": str(err)}, 400)
+        return json_response(wechat_settings())
+
+    def wechat_settings() -> dict[str, Any]:
+        return {
+            "appid": appid,
+            "token_lifetime_seconds": tokens.lifetime_seconds,
+            "tokens_issued": tokens.issued,
+            "daily_quota": quota.limit,
+        }
+
+    add_admin_routes(
+        app,
+        platform="wechat_channels",
+        world=world,
+        faults=faults,
+        stats=stats,
+        state_extra=lambda: {"wechat": wechat_settings(), "currency": "CNY"},
+    )
+    return app

@@ -1,0 +1,707 @@
+"""A Youzan 有赞云 Open API simulator over the shared sandbox world (platform-contracts.md §4).
+
+What it reproduces, quirks included:
+- ``POST /auth/token`` with JSON ``{client_id, client_secret, authorize_type: "silent", grant_id: <kdt_id>,
+  refresh}`` -> ``{"success":true,"code":200,"data":{"access_token","expires": <epoch ms>,"scope"}}``. Tokens
+  live 7 days of real time (the connector plans with the real clock); ``POST /_sandbox/youzan/expire_tokens``
+  revokes every issued token, as an expiry would.
+- Business calls ``POST /api/{method}/{version}?access_token=...`` with a JSON body. A token anywhere but the
+  query string (an ``Authorization`` header, the body), a missing, unknown or expired token all answer HTTP 200
+  ``{"gw_err_resp":{"err_msg":"非法的请求凭证","err_code":4201}}``.
+- The >= 4.0 envelope ``{"success","code","message","data","trace_id"}``; business errors are HTTP 200 with
+  ``success: false`` *and* a ``data`` holding an empty list, so a client that only looks at the list is fooled.
+- ``youzan.trades.sold.get`` 4.0.0-4.0.4: ``start_update``/``end_update`` (and ``start_created``/
+  ``end_created``) as ``"yyyy-MM-dd HH:mm:ss"`` Beijing time, both bounds inclusive; an incomplete pair is
+  ignored, as documented; start after end, a span over 3 months or an end more than 7 days ahead are errors.
+  ``page_no`` from 1 up to 100, ``page_size`` default 20 and at most 100 (over: code 5000 "每页最多显示100条数据").
+  Results sorted by update time, newest first; ``data.total_results`` counts the whole window.
+- ``youzan.trade.get`` 4.0.0: ``{"tid"}`` -> ``data`` = ``{full_order_info, refund_order, delivery_order,
+  order_promotion}``. Each item of the sold.get list has the same shape (refunds and deliveries included),
+  so one mapping reads both.
+- Throttling is a gateway answer with HTTP 200, ``{"gw_err_resp":{"err_code": <throttle_code>, ...}}``; the
+  real code is undocumented, so ``throttle_code`` is a parameter. ``qps_limit`` (per token, off by default)
+  and ``Faults.rate_limit_storm`` trigger it; ``server_error_rate`` gives 500/502/503 (HTML from the
+  gateway), ``truncated_body_rate`` cut bodies, ``malformed_order_rate`` a line ``num`` of "2件".
+
+How the world becomes Youzan:
+- Money: the world's Decimal amounts rendered as CNY yuan strings (a simulator, not an exchange rate);
+  ``deduction_pay``/``deduction_real_pay`` are integer fen. The world's sales tax is not rendered: Chinese
+  retail prices include VAT and Youzan has no tax field, so ``pay_info.payment`` = goods - discounts + post.
+- Times: world UTC seconds as naive GMT+8 strings; "" when unset.
+- Lines: ``item_id``/``sku_id`` are the world's Youzan listing ids, ``outer_sku_id`` the SKU the merchant typed
+  on Youzan (sometimes ""). Every variant is rendered with its own ``sku_id``; real single-spec items carry
+  ``sku_id`` 0, which the mapping also handles.
+- Payment: Youzan captures at checkout, so the world's "authorized" orders are paid at creation here.
+- Refunds: one ``refund_order`` per world refund of a paid order, ``refund_state`` 60 (success), ``oids`` of
+  the refunded lines and ``refund_fee`` = their apportioned payment (+ shipping for a cancellation).
+  Refunds of unpaid orders move no money and are not rendered (the order is just closed).
+- Deliveries: Youzan ships whole sub-orders. A line appears in a ``delivery_order`` (``express_state`` 1) once
+  all its units are out, in the package that completed it; earlier partial packages of the same lines are
+  extra ``dists``. Hub-pushed shipments are ``express_type`` 1 (API), the world's own ones 0 (manual).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import re
+import secrets
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta, timezone
+from decimal import Decimal
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import Response
+
+from sandbox.admin import RequestStats, add_admin_routes, json_response
+from sandbox.faults import Faults
+from sandbox.world import ZERO, Fulfillment, OrderLine, OrderQuery, OrderState, World, money
+
+SANDBOX_LOGIN = "yz_sandbox_client_0001"  # the client_id (public); the client secret is the checked token
+SANDBOX_KDT_ID = 91_234_567  # the shop (kdt_id) the sandbox app is authorised for
+TOKEN_LIFETIME = timedelta(days=7)
+DEFAULT_THROTTLE_CODE = 4203  # [U] Youzan documents no throttle code; callers may pick another
+CHINA = timezone(timedelta(hours=8))
+TIME_PATTERN = "%Y-%m-%d %H:%M:%S"
+_TIME_TEXT = re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}")
+MAX_PAGE_NO = 100
+MAX_PAGE_SIZE = 100
+DEFAULT_PAGE_SIZE = 20
+MAX_SPAN_DAYS = 92  # "3 months"; the calendar check below is the real rule, this only bounds the work
+SOLD_GET_VERSIONS = frozenset({"4.0.0", "4.0.1", "4.0.2", "4.0.3", "4.0.4"})
+TRADE_GET_VERSIONS = frozenset({"4.0.0", "4.0.2"})
+
+ILLEGAL_CREDENTIAL = {"gw_err_resp": {"err_msg": "非法的请求凭证", "err_code": 4201}}
+NO_SUCH_API = {"gw_err_resp": {"err_msg": "api不存在", "err_code": 4004}}  # [U] code
+STATUS_TEXT = {
+    "WAIT_BUYER_PAY": "待付款",
+    "WAIT_SELLER_SEND_GOODS": "待发货",
+    "WAIT_BUYER_CONFIRM_GOODS": "已发货",
+    "TRADE_SUCCESS": "已完成",
+    "TRADE_CLOSED": "已关闭",
+}
+_EXPRESS_IDS = {"UPS": 44, "USPS": 45, "FedEx": 46}  # [U] ids of youzan.logistics.express.get
+OID_BASE = 1_507_387_350_000_000_000
+
+
+class BusinessError(Exception):
+    """A ``success: false`` answer of the >= 4.0 envelope."""
+
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def china_time(ts: int | None) -> str:
+    if ts is None:
+        return ""
+    return datetime.fromtimestamp(ts, CHINA).strftime(TIME_PATTERN)
+
+
+def parse_china_time(name: str, value: Any) -> float:
+    if not isinstance(value, str) or not _TIME_TEXT.fullmatch(value):
+        raise BusinessError(5000, f"{name}格式错误，应为yyyy-MM-dd HH:mm:ss")  # [U] message
+    try:
+        return datetime.strptime(value, TIME_PATTERN).replace(tzinfo=CHINA).timestamp()
+    except ValueError:
+        raise BusinessError(5000, f"{name}格式错误，应为yyyy-MM-dd HH:mm:ss") from None
+
+
+def _yuan(value: Decimal) -> str:
+    return f"{value:.2f}"
+
+
+def _digits(phone: str | None) -> str:
+    return "".join(ch for ch in phone or "" if ch.isdigit())
+
+
+def _hash(*parts: object, length: int = 16) -> str:
+    return hashlib.sha256(":".join(map(str, parts)).encode()).hexdigest()[:length]
+
+
+def _months_later(moment: datetime, months: int) -> datetime:
+    month = moment.month - 1 + months
+    year, month = moment.year + month // 12, month % 12 + 1
+    for day in (moment.day, 30, 29, 28):
+        try:
+            return moment.replace(year=year, month=month, day=day)
+        except ValueError:
+            continue
+    raise AssertionError("unreachable")
+
+
+class YouzanRenderer:
+    """World order states -> Youzan ``full_order_info`` items; tids <-> world indices."""
+
+    def __init__(self, world: World) -> None:
+        self.world = world
+
+    # ---------------------------------------------------------------- ids
+    def tid(self, index: int) -> str:
+        created = datetime.fromtimestamp(self.world.created_ts(index), CHINA).strftime("%Y%m%d%H%M%S")
+        return f"E{created}{index:09d}"
+
+    def index_of(self, tid: str) -> int | None:
+        if not re.fullmatch(r"E\d{23}", tid):
+            return None
+        index = int(tid[-9:])
+        return index if self.tid(index) == tid else None
+
+    def oid(self, index: int, line: int) -> str:
+        return str(OID_BASE + index * 16 + line)
+
+    # ---------------------------------------------------------------- pieces
+    @staticmethod
+    def paid_ts(state: OrderState) -> int | None:
+        """When Youzan took the money: at checkout, or when a pending (manual) payment arrived."""
+        if state.order.initial_financial_status in ("paid", "authorized"):
+            return state.order.created_ts
+        return state.paid_ts
+
+    @staticmethod
+    def line_payment(line: OrderLine) -> Decimal:
+        return line.line_total - line.discount
+
+    def _refunds(self, state: OrderState) -> list[dict[str, Any]]:
+        order, index = state.order, state.order.index
+        paid_ts = self.paid_ts(state)
+        rendered = []
+        for refund in state.refunds:
+            if paid_ts is None or paid_ts > refund.at:
+                continue  # nothing was paid: the order just closes, no money moves
+            fee = refund.shipping
+            oids: list[dict[str, str]] = []
+            for refund_line in refund.lines:
+                line = order.lines[refund_line.line_index]
+                fee += money(self.line_payment(line) * refund_line.quantity / line.quantity)
+                oid = self.oid(index, line.index)
+                if {"oid": oid} not in oids:
+                    oids.append({"oid": oid})
+            created = datetime.fromtimestamp(refund.at, CHINA).strftime("%Y%m%d%H%M%S")
+            rendered.append(
+                {
+                    "refund_id": f"{created}{index % 10**6:06d}{refund.seq:04d}",
+                    # 1 buyer applied, 2 seller refunded (cancellations, out of stock), 3 one-click
+                    "refund_type": 1 if refund.note == "Customer return" else 2,
+                    "refund_fee": _yuan(fee),
+                    "refund_state": 60,
+                    "oids": oids,
+                }
+            )
+        return rendered
+
+    def _deliveries(self, state: OrderState) -> tuple[list[dict[str, Any]], int | None]:
+        """Delivery orders (lines listed once all their units shipped) and the time the last one left."""
+        order, index = state.order, state.order.index
+        complete = {
+            line.index
+            for line in order.lines
+            if state.shipped[line.index] > 0 and state.fulfillable(line.index) == 0
+        }
+        cumulative = [0] * len(order.lines)
+        groups: list[tuple[Fulfillment, list[int]]] = []
+        for fulfillment in state.fulfillments:
+            finished = []
+            for line_index, qty in fulfillment.lines:
+                cumulative[line_index] += qty
+                if line_index in complete and cumulative[line_index] == state.shipped[line_index]:
+                    finished.append(line_index)
+            if finished:
+                groups.append((fulfillment, finished))
+        deliveries = []
+        for fulfillment, lines in groups:
+            packages = [
+                f for f in state.fulfillments if f.at <= fulfillment.at and any(i in lines for i, _ in f.lines)
+            ]
+            deliveries.append(
+                {
+                    "pk_id": 1_507_387_369_000_000_000 + index * 16 + fulfillment.seq,
+                    "express_state": 1,
+                    "express_type": 1 if fulfillment.pushed else 0,
+                    "oids": [{"oid": self.oid(index, i)} for i in lines],
+                    "dists": [
+                        {
+                            "dist_id": f"{datetime.fromtimestamp(p.at, CHINA):%Y%m%d%H%M%S}"
+                            f"{index % 10**6:06d}{p.seq:04d}",
+                            "create_time": china_time(p.at),
+                            "express_info": {
+                                "express_id": _EXPRESS_IDS.get(p.tracking_company, 0),
+                                "express_no": p.tracking_number,
+                            },
+                        }
+                        for p in packages
+                    ],
+                }
+            )
+        last = max((f.at for f, _ in groups), default=None)
+        return deliveries, last
+
+    def _buyer(self, state: OrderState) -> dict[str, Any]:
+        order = state.order
+        customer = order.customer
+        if customer is None:  # every Youzan buyer has an open id, even without a member record
+            key = f"guest:{order.index}"
+            return {
+                "yz_open_id": _hash(self.world.seed, key, length=32),
+                "buyer_phone": "",
+                "outer_user_id": "",
+                "fans_type": 0,
+                "fans_id": 0,
+                "fans_nickname": "",
+                "buyer_id": 0,
+            }
+        key = f"customer:{customer.index}"
+        return {
+            "yz_open_id": _hash(self.world.seed, key, length=32),
+            "buyer_phone": _digits(customer.phone),
+            "outer_user_id": "o" + _hash(self.world.seed, key, "openid", length=27),
+            "fans_type": 1,
+            "fans_id": 4_851_000_000 + customer.index,
+            "fans_nickname": customer.name,
+            "buyer_id": 695_000_000 + customer.index,
+        }
+
+    # ---------------------------------------------------------------- the order
+    def render(self, state: OrderState, *, malformed: bool = False) -> dict[str, Any]:
+        """One item of ``full_order_info_list`` (the same shape as ``youzan.trade.get``'s ``data``)."""
+        order, index = state.order, state.order.index
+        paid_ts = self.paid_ts(state)
+        refunds = self._refunds(state)
+        deliveries, consign_ts = self._deliveries(state)
+
+        orders = []
+        for line in order.lines:
+            listing = line.variant.listing("youzan")
+            orders.append(
+                {
+                    "oid": self.oid(index, line.index),
+                    "item_id": listing.product_id,
+                    "sku_id": listing.variant_id,
+                    "outer_item_id": line.variant.product_key,
+                    "outer_sku_id": listing.sku,
+                    "sku_unique_code": "",
+                    "sku_properties_name": json.dumps(
+                        [{"k": "规格", "v": line.variant.variant_title}] if line.variant.variant_title else [],
+                        ensure_ascii=False,
+                    ),
+                    "title": line.variant.product_title,
+                    "num": line.quantity,
+                    "price": _yuan(line.unit_price),
+                    "discount_price": _yuan(line.unit_price),
+                    "total_fee": _yuan(line.line_total),
+                    "payment": _yuan(self.line_payment(line)),
+                    "item_type": 0,
+                    "is_present": False,
+                    "buyer_messages": "",
+                    "pic_path": f"https://img.yzcdn.cn/upload_files/sandbox/{line.variant.product_key}.jpg",
+                    "goods_url": f"https://h5.youzan.com/v2/showcase/goods?alias={_hash(listing.product_id)}",
+                    "alias": _hash(listing.product_id, length=13),
+                    "points_price": "0",
+                    "fenxiao_price": "0.00",
+                    "fenxiao_payment": "0.00",
+                    "is_pre_sale": "null",
+                    "pre_sale_type": "null",
+                }
+            )
+        if malformed and orders:
+            orders[0]["num"] = f"{orders[0]['num']}件"  # the kind of bug the connector schema must catch
+
+        goods_total = sum((line.line_total for line in order.lines), ZERO)
+        paid_goods = sum((self.line_payment(line) for line in order.lines), ZERO)
+        payment = paid_goods + order.shipping.price
+        refunded = sum((Decimal(r["refund_fee"]) for r in refunds), ZERO)
+
+        if state.cancelled:
+            status = "TRADE_CLOSED"
+        elif paid_ts is None:
+            status = "WAIT_BUYER_PAY"
+        elif refunded >= payment:
+            status = "TRADE_CLOSED"
+        elif state.fulfillment_status == "fulfilled":
+            status = "TRADE_SUCCESS" if state.closed else "WAIT_BUYER_CONFIRM_GOODS"
+        else:
+            status = "WAIT_SELLER_SEND_GOODS"
+        if status != "TRADE_CLOSED":
+            close_type = 0
+        elif paid_ts is not None:
+            close_type = 2  # closed by refund
+        else:
+            close_type = {"customer": 4, "declined": 1}.get(state.cancel_reason or "", 5)
+        refund_state = 0 if refunded == 0 else (12 if refunded >= payment else 2)
+        all_shipped = state.fulfillment_status == "fulfilled"
+        address = order.shipping_address
+        customer = order.customer
+        discount = order.discount
+
+        order_info = {
+            "tid": self.tid(index),
+            "created": china_time(order.created_ts),
+            "update_time": china_time(state.updated_ts),
+            "pay_time": china_time(paid_ts),
+            "consign_time": china_time(consign_ts) if all_shipped else "",
+            "confirm_time": china_time(state.closed_ts) if status == "TRADE_SUCCESS" else "",
+            "success_time": china_time(state.closed_ts) if status == "TRADE_SUCCESS" else "",
+            "expired_time": china_time(order.created_ts + 3600),
+            "status": status,
+            "status_str": STATUS_TEXT[status],
+            "type": 0,
+            "pay_type": 10 if paid_ts is not None else 0,
+            "pay_type_str": "WEIXIN_DAIXIAO" if paid_ts is not None else "",
+            "refund_state": refund_state,
+            "close_type": close_type,
+            "express_type": 0,
+            "team_type": 0,
+            "activity_type": 1,
+            "is_retail_order": False,
+            "offline_id": 57_694_718,
+            "order_tags": {
+                "is_virtual": False,
+                "is_payed": paid_ts is not None,
+                "is_refund": bool(refunds),
+                "is_feedback": bool(refunds),
+                "is_secured_transactions": True,
+                "is_postage_free": order.shipping.price == 0,
+                "is_member": customer is not None,
+                "is_multi_store": False,
+            },
+            "order_extra": {
+                "buyer_name": customer.name if customer else "",
+                "is_from_cart": "true",
+                "is_member": "true" if customer else "false",
+                "is_points_order": "0",
+            },
+        }
+        full_order_info = {
+            "order_info": order_info,
+            "source_info": {
+                "is_offline_order": order.source_name == "pos",
+                "book_key": _hash(self.world.seed, "book", index, length=32),
+                "biz_source": "",
+                "source": {"platform": "wx", "wx_entrance": "direct_buy"},
+                "order_mark": None,
+            },
+            "buyer_info": self._buyer(state),
+            "address_info": {
+                "receiver_name": address.name,
+                "receiver_tel": _digits(address.phone),
+                "delivery_province": address.province,
+                "delivery_city": address.city,
+                "delivery_district": "",
+                "delivery_address": " ".join(p for p in (address.address1, address.address2) if p),
+                "delivery_postal_code": address.zip,
+                "address_extra": json.dumps(
+                    {"areaCode": address.zip, "lon": address.longitude, "lat": address.latitude}
+                ),
+                "self_fetch_info": "",
+                "delivery_start_time": None,
+                "delivery_end_time": None,
+            },
+            "remark_info": {"buyer_message": order.note or "", "trade_memo": "", "star": 0},
+            "pay_info": {
+                "total_fee": _yuan(goods_total),
+                "post_fee": _yuan(order.shipping.price),
+                "payment": _yuan(payment),
+                "deduction_pay": 0,  # fen
+                "deduction_real_pay": 0,  # fen
+                "transaction": [f"{index:018d}"[-18:]] if paid_ts is not None else [],
+                "outer_transactions": [f"4200000{_hash(self.world.seed, 'wx', index, length=21)}"]
+                if paid_ts is not None
+                else [],
+                "phase_payments": [],
+            },
+            "orders": orders,
+        }
+        promotion: dict[str, Any] = {
+            "item": [],
+            "order": [],
+            "item_discount_fee": "0.00",
+            "order_discount_fee": _yuan(discount.amount if discount else ZERO),
+            "adjust_fee": "0.00",
+        }
+        if discount is not None:
+            promotion["order"].append(
+                {
+                    "promotion_type": "coupon",
+                    "promotion_title": discount.code,
+                    "promotion_type_name": "优惠券",
+                    "promotion_id": 4_295_457_000 + len(discount.code),
+                    "coupon_id": discount.code,
+                    "discount_fee": _yuan(discount.amount),
+                }
+            )
+        return {
+            "full_order_info": full_order_info,
+            "refund_order": refunds,
+            "delivery_order": deliveries,
+            "order_promotion": promotion,
+        }
+
+
+class QpsLimiter:
+    """At most ``limit`` calls per key in any one-second window (Youzan limits QPS per capability pack)."""
+
+    def __init__(self, limit: float | None) -> None:
+        self.limit = limit
+        self._calls: dict[str, list[float]] = {}
+        self._lock = threading.Lock()
+
+    def allow(self, key: str) -> bool:
+        if not self.limit:
+            return True
+        now = time.monotonic()
+        with self._lock:
+            recent = [t for t in self._calls.get(key, []) if now - t < 1.0]
+            allowed = len(recent) < self.limit
+            if allowed:
+                recent.append(now)
+            self._calls[key] = recent
+            return allowed
+
+
+def _envelope(data: Any) -> dict[str, Any]:
+    return {
+        "success": True,
+        "code": 200,
+        "message": "successful",
+        "data": data,
+        "trace_id": f"yz7-0a{uuid.uuid4().hex[:10]}-{int(time.time() * 1000)}",
+    }
+
+
+def _failure(code: int, message: str, data: Any = None) -> dict[str, Any]:
+    return {
+        "success": False,
+        "code": code,
+        "message": message,
+        "data": data,
+        "trace_id": f"yz7-0a{uuid.uuid4().hex[:10]}-{int(time.time() * 1000)}",
+    }
+
+
+def _int_param(body: dict[str, Any], name: str, default: int) -> int:
+    value = body.get(name, default)
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise BusinessError(5000, f"{name}必须为整数")  # [U] message
+    return value
+
+
+def create_app(
+    world: World,
+    *,
+    access_token: str,
+    faults: Faults,
+    throttle_code: int = DEFAULT_THROTTLE_CODE,
+    qps_limit: float | None = None,
+    kdt_id: int = SANDBOX_KDT_ID,
+    client_id: str = SANDBOX_LOGIN,
+) -> FastAPI:
+    """The Youzan simulator over ``world``; ``access_token`` is the client secret it checks."""
+    if not access_token:
+        raise ValueError("access_token (the client secret) must not be empty")
+    renderer = YouzanRenderer(world)
+    limiter = QpsLimiter(qps_limit)
+    tokens: dict[str, float] = {}  # issued token -> expiry (real epoch seconds)
+    tokens_lock = threading.Lock()
+    stats = RequestStats("api_requests", "tokens_issued", "throttled", "unauthorized", "injected_errors")
+    throttled_body = {"gw_err_resp": {"err_code": throttle_code, "err_msg": "接口调用频率超过限制，请稍后再试"}}
+
+    app = FastAPI(title="ChannelHub Youzan sandbox", docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.world = world
+    app.state.faults = faults
+    app.state.renderer = renderer
+    app.state.tokens = tokens
+
+    def revoke_tokens() -> int:
+        with tokens_lock:
+            count = len(tokens)
+            tokens.clear()
+        return count
+
+    app.state.revoke_tokens = revoke_tokens
+
+    def token_valid(token: str) -> bool:
+        with tokens_lock:
+            expiry = tokens.get(token)
+        return expiry is not None and time.time() < expiry
+
+    @app.middleware("http")
+    async def youzan_gateway(request: Request, call_next: Callable[[Request], Any]) -> Response:
+        if not request.url.path.startswith(("/api/", "/auth/")):
+            return await call_next(request)
+        stats.count("api_requests")
+        if faults.latency_seconds > 0:
+            await asyncio.sleep(faults.latency_seconds)
+        if request.url.path.startswith("/api/"):
+            token = request.query_params.get("access_token", "")
+            if not token or not token_valid(token):
+                stats.count("unauthorized")
+                return json_response(ILLEGAL_CREDENTIAL)
+            if faults.roll(faults.rate_limit_storm) or not limiter.allow(_hash(token)):
+                stats.count("throttled")
+                return json_response(throttled_body)
+        if faults.roll(faults.server_error_rate):
+            stats.count("injected_errors")
+            status = faults.choose((500, 502, 503))
+            if status == 500:
+                return json_response(_failure(500, "系统错误"), 500)
+            title = "502 Bad Gateway" if status == 502 else "503 Service Temporarily Unavailable"
+            page = f"<html><head><title>{title}</title></head><body><center><h1>{title}</h1></center>"
+            return Response(page + "<hr><center>Tengine</center></body></html>", status, media_type="text/html")
+        response = await call_next(request)
+        if response.status_code == 200 and faults.roll(faults.truncated_body_rate):
+            body = b"".join([chunk async for chunk in response.body_iterator])  # type: ignore[attr-defined]
+            kept = {k: v for k, v in response.headers.items() if k.lower() != "content-length"}
+            return Response(body[: max(1, len(body) // 2)], 200, headers=kept)
+        return response
+
+    async def json_body(request: Request) -> dict[str, Any] | None:
+        try:
+            body = await request.json()
+        except ValueError:
+            return None
+        return body if isinstance(body, dict) else None
+
+    @app.post("/auth/token")
+    async def issue_token(request: Request) -> Response:
+        body = await json_body(request)
+        if body is None:
+            return json_response({"success": False, "code": 4000, "message": "请求参数格式错误"})  # [U]
+        if body.get("authorize_type") != "silent":
+            # Tool apps use authorization_code / refresh_token; this sandbox is a self-use (自用型) app.
+            return json_response({"success": False, "code": 4000, "message": "不支持的authorize_type"})
+        secret = str(body.get("client_secret", ""))
+        if body.get("client_id") != client_id or not hmac.compare_digest(secret.encode(), access_token.encode()):
+            stats.count("unauthorized")
+            return json_response({"success": False, "code": 4001, "message": "client_id或client_secret错误"})
+        if str(body.get("grant_id", "")) != str(kdt_id):
+            stats.count("unauthorized")
+            return json_response({"success": False, "code": 4002, "message": "店铺未授权该应用"})  # [U]
+        token = secrets.token_hex(16)
+        expires = time.time() + TOKEN_LIFETIME.total_seconds()
+        with tokens_lock:
+            tokens[token] = expires
+        stats.count("tokens_issued")
+        data = {
+            "access_token": token,
+            "expires": int(expires * 1000),
+            "scope": "trade item logistics",
+            "authority_id": str(kdt_id),
+        }
+        return json_response({"success": True, "code": 200, "data": data, "message": None})
+
+    def sold_get(body: dict[str, Any]) -> dict[str, Any]:
+        page_no = _int_param(body, "page_no", 1)
+        page_size = _int_param(body, "page_size", DEFAULT_PAGE_SIZE)
+        if page_size > MAX_PAGE_SIZE:
+            raise BusinessError(5000, "每页最多显示100条数据")
+        if page_size < 1:
+            raise BusinessError(5000, "page_size必须大于0")  # [U]
+        if page_no < 1 or page_no > MAX_PAGE_NO:
+            raise BusinessError(5000, "page_no最大为100")  # [U] message
+        now_ts = world.now_ts()
+        bounds: dict[str, tuple[float, float]] = {}
+        for kind in ("update", "created"):
+            start, end = body.get(f"start_{kind}"), body.get(f"end_{kind}")
+            if start in (None, "") or end in (None, ""):
+                continue  # an incomplete pair is ignored, as Youzan documents
+            low, high = parse_china_time(f"start_{kind}", start), parse_china_time(f"end_{kind}", end)
+            if low > high:
+                raise BusinessError(5000, "开始时间不能大于结束时间")
+            low_dt = datetime.fromtimestamp(low, UTC)
+            if datetime.fromtimestamp(high, UTC) > _months_later(low_dt, 3):
+                raise BusinessError(5000, "查询时间跨度不能超过3个月")  # [U] message
+            if high > now_ts + 7 * 86400:
+                raise BusinessError(106000003, "结束时间不能超过当前时间7天")  # [S]
+            bounds[kind] = (low, high)
+        if not bounds:
+            # No usable window: Youzan then lists recent orders; bound the work to the last 3 months.
+            bounds["update"] = (now_ts - MAX_SPAN_DAYS * 86400, now_ts)
+        updated = bounds.get("update")
+        created = bounds.get("created")
+        query = OrderQuery(
+            updated_min=updated[0] if updated else None,
+            updated_max=updated[1] if updated else None,
+            created_min=created[0] if created else None,
+            created_max=created[1] if created else None,
+        )
+        status = body.get("status")
+        tid = body.get("tid")
+        matches: list[tuple[int, int]] = []
+        for index in world.scan(query, now_ts):
+            if tid and renderer.tid(index) != tid:
+                continue
+            updated_ts = world.timeline(index).updated_ts_at(now_ts)
+            if updated_ts is not None:
+                matches.append((updated_ts, index))
+        matches.sort(reverse=True)  # newest update first
+        if status:
+            matches = [m for m in matches if _status_of(m[1]) == status]
+        chosen = matches[(page_no - 1) * page_size : page_no * page_size]
+        items = []
+        for _, index in chosen:
+            state = world.state(index, now_ts)
+            if state is not None:
+                items.append(renderer.render(state, malformed=faults.order_is_malformed(index)))
+        return {"total_results": len(matches), "full_order_info_list": items}
+
+    def _status_of(index: int) -> str:
+        state = world.state(index, world.now_ts())
+        return "" if state is None else renderer.render(state)["full_order_info"]["order_info"]["status"]
+
+    def trade_get(body: dict[str, Any]) -> dict[str, Any]:
+        tid = body.get("tid")
+        index = renderer.index_of(tid) if isinstance(tid, str) else None
+        state = world.state(index, world.now_ts()) if index is not None else None
+        if state is None:
+            raise BusinessError(106100110, "非法的订单号")  # [S] 106100110 illegal tid
+        return renderer.render(state, malformed=faults.order_is_malformed(index))
+
+    methods: dict[str, tuple[frozenset[str], Callable[[dict[str, Any]], dict[str, Any]]]] = {
+        "youzan.trades.sold.get": (SOLD_GET_VERSIONS, sold_get),
+        "youzan.trade.get": (TRADE_GET_VERSIONS, trade_get),
+    }
+
+    @app.post("/api/{method}/{version}")
+    async def call_api(method: str, version: str, request: Request) -> Response:
+        known = methods.get(method)
+        if known is None or version not in known[0]:
+            return json_response(NO_SUCH_API)
+        body = await json_body(request)
+        if body is None:
+            body = {}
+        if "access_token" in body:
+            body = {k: v for k, v in body.items() if k != "access_token"}
+        try:
+            return json_response(_envelope(known[1](body)))
+        except BusinessError as error:
+            empty = {"total_results": 0, "full_order_info_list": []} if method.endswith("sold.get") else None
+            return json_response(_failure(error.code, error.message, empty))
+
+    @app.post("/_sandbox/youzan/expire_tokens")
+    def expire_tokens() -> Response:
+        return json_response({"revoked": revoke_tokens()})
+
+    add_admin_routes(
+        app,
+        platform="youzan",
+        world=world,
+        faults=faults,
+        stats=stats,
+        state_extra=lambda: {
+            "kdt_id": kdt_id,
+            "client_id": client_id,
+            "throttle_code": throttle_code,
+            "qps_limit": qps_limit,
+            "tokens_live": sum(1 for expiry in list(tokens.values()) if expiry > time.time()),
+        },
+    )
+    return app
