@@ -32,7 +32,6 @@ import platform as host
 import pstats
 import shutil
 import signal
-import socket
 import sys
 import tempfile
 import uuid
@@ -92,22 +91,13 @@ class Server:
     stop: Callable[[], None] = lambda: None
 
 
-def _local_server_answers() -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", 5432), timeout=0.5):
-            return True
-    except OSError:
-        return False
-
-
 def choose_server(database_url: str | None, keep: bool) -> Server:
     if database_url:
         url = db.normalise_url(database_url)
         parsed = make_url(url)
         return Server(url, f"{parsed.host or 'local socket'}:{parsed.port or 5432} (given URL)")
-    if _local_server_answers():
-        user = os.environ.get("PGUSER", "postgres")
-        return Server(f"postgresql+psycopg://{user}@127.0.0.1:5432/postgres", "127.0.0.1:5432 (local server)")
+    if local := db.local_server_url():
+        return Server(local, "127.0.0.1:5432 (local server)")
     folder = Path(tempfile.mkdtemp(prefix="channelhub-bench-pg-"))
     print(f"- starting an embedded Postgres under {folder} ...", flush=True)
     url = db.start_embedded(folder / "pgdata", "postgres")

@@ -66,6 +66,19 @@ def drop_database(server_url: str, database: str) -> None:
         engine.dispose()
 
 
+def local_server_url(host: str = "127.0.0.1", port: int = 5432) -> str | None:
+    """The maintenance-database URL of a Postgres server answering on host:port, or None."""
+    import socket
+
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            pass
+    except OSError:
+        return None
+    user = os.environ.get("PGUSER", "postgres")
+    return f"postgresql+psycopg://{user}@{host}:{port}/postgres"
+
+
 def normalise_url(url: str) -> str:
     """Accept ``postgresql://`` URLs and use the psycopg 3 driver for them."""
     parsed = make_url(url)

@@ -126,13 +126,15 @@ def seed_from_catalog(engine, channel: ChannelConfig, catalog) -> None:
             if variant.unmapped:
                 continue  # its orders show up as unknown_sku exceptions until someone maps it
             ids = variant.platform_ids(channel.platform)
+            simple_woo_product = channel.platform == "woocommerce" and variant.variant_title is None
             warehouse_catalog.upsert_listing(
                 conn,
                 channel.code,
                 variant.sku,
                 merchant_sku=ids["sku"] or None,
                 channel_product_id=ids["product_id"],
-                channel_variant_id=ids["variant_id"],
+                # WooCommerce sends variation_id 0 for a simple product: it is known by product id alone.
+                channel_variant_id=None if simple_woo_product else ids["variant_id"],
             )
 
 

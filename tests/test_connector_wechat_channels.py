@@ -1,0 +1,209 @@
+"""WeChatChannelsConnector against the Channels shop sandbox (real HTTP, real tokens, injected faults).
+
+The world's clock is frozen, so the orders of a window are fixed; the expected set comes from the world
+(``World.updated_between``, inclusive like ``update_time_range``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+import requests
+
+from channelhub.config import parse_config
+from channelhub.credentials import ChannelCredentials
+from connectors.auth import Secret
+from connectors.errors import AuthError, QuotaExhausted, TransientError
+from connectors.http import RetryPolicy
+from connectors.wechat_channels import WeChatChannelsConnector, connector_for_channel
+from sandbox.clock import Clock
+from sandbox.server import RunningSandbox, run_sandbox
+from sandbox.wechat_channels import SANDBOX_LOGIN
+
+NOW = datetime(2026, 11, 21, 9, 0, tzinfo=UTC)
+SECRET = "wx-app-secret-5c0ffee5c0ffee5c0ffee"
+WINDOW = (NOW - timedelta(hours=6), NOW)
+FAST = RetryPolicy(
+    max_attempts=8,
+    malformed_attempts=4,
+    rate_limit_attempts=20,
+    backoff_initial=0.01,
+    backoff_max=0.02,
+    backoff_jitter=0.005,
+    retry_after_default=0.01,  # 45011 carries no wait hint; production waits retry_after_default
+)
+
+
+def sandbox(**options: Any) -> Any:
+    options.setdefault("start", NOW - timedelta(days=2))
+    options.setdefault("interval", timedelta(minutes=10))
+    return run_sandbox("wechat_channels", seed=5, access_token=SECRET, clock=Clock.frozen(NOW), **options)
+
+
+@pytest.fixture
+def shop() -> Iterator[RunningSandbox]:
+    with sandbox() as running:
+        yield running
+
+
+def connector_for(sb: RunningSandbox, **options: Any) -> WeChatChannelsConnector:
+    options.setdefault("retry", FAST)
+    options.setdefault("page_size", 7)
+    secret = options.pop("secret", SECRET)
+    return WeChatChannelsConnector.from_connection(sb.base_url, SANDBOX_LOGIN, secret, **options)
+
+
+def expected_ids(sb: RunningSandbox, start: datetime, end: datetime) -> set[str]:
+    renderer = sb.app.state.renderer
+    return {renderer.order_id(state.index) for state in sb.world.updated_between(start, end)}
+
+
+def served(sb: RunningSandbox) -> dict[str, Any]:
+    return requests.get(f"{sb.base_url}/_sandbox/state", timeout=5).json()
+
+
+def ids_of(pages: list[list[dict[str, Any]]]) -> list[str]:
+    return [order["order_id"] for page in pages for order in page]
+
+
+def test_lists_ids_then_fetches_each_order_page_by_page(shop):
+    connector = connector_for(shop)
+    pages = list(connector.fetch_orders(*WINDOW))
+    expected = expected_ids(shop, *WINDOW)
+    got = ids_of(pages)
+    assert len(expected) > 20 and len(got) == len(set(got)) and set(got) == expected
+    assert all(1 <= len(page) <= 7 for page in pages) and len(pages) == -(-len(expected) // 7)
+    assert all("order_detail" in order and isinstance(order["order_id"], str) for p in pages for order in p)
+    assert all(len(order_id) == 19 for order_id in got)
+    # one list call per page, one order/get per order, one token for the whole pull
+    assert connector.client.stats.requests == len(pages) + len(expected) + 1
+    assert served(shop)["wechat"]["tokens_issued"] == 1
+
+
+def test_pages_are_fetched_lazily(shop):
+    connector = connector_for(shop)
+    pages = connector.fetch_orders(*WINDOW)
+    first = next(pages)
+    assert len(first) == 7
+    assert connector.client.stats.requests == 1 + 1 + 7  # token, one listing, its seven orders
+    pages.close()
+
+
+def test_windows_longer_than_7_days_are_split_and_nothing_is_missed():
+    with sandbox(start=NOW - timedelta(days=19), interval=timedelta(hours=4)) as sb:
+        connector = connector_for(sb, page_size=100)
+        start = NOW - timedelta(days=18)
+        got = ids_of(list(connector.fetch_orders(start, NOW)))
+        expected = expected_ids(sb, start, NOW)
+        assert len(expected) > 90 and set(got) == expected  # the sandbox refuses any span over 7 days
+        listings = connector.client.stats.requests - len(got) - 1
+        assert listings == 3  # 18 days -> 7 + 7 + 4
+
+
+def test_an_expired_token_is_refreshed_once_and_the_call_replayed(shop, caplog):
+    caplog.set_level(logging.DEBUG)
+    connector = connector_for(shop)
+    pages = connector.fetch_orders(*WINDOW)
+    got = ids_of([next(pages)])
+    requests.post(f"{shop.base_url}/_sandbox/wechat", json={"expire_tokens": True}, timeout=5)
+    got += ids_of(list(pages))
+    assert set(got) == expected_ids(shop, *WINDOW) and len(got) == len(set(got))
+    assert connector.client.stats.token_refreshes == 1
+    assert served(shop)["wechat"]["tokens_issued"] == 2
+    logged = " ".join(record.getMessage() for record in caplog.records)
+    assert "expired" in logged and SECRET not in logged and "access_token=80_" not in logged
+
+
+def test_a_token_lifetime_shorter_than_the_pull_is_renewed_as_needed(shop):
+    requests.post(f"{shop.base_url}/_sandbox/wechat", json={"token_lifetime_seconds": 30}, timeout=5)
+    connector = connector_for(shop)
+    pages = connector.fetch_orders(*WINDOW)
+    got = ids_of([next(pages)])
+    shop.clock.advance(timedelta(seconds=31))  # the sandbox's token died; the order set does not change
+    got += ids_of(list(pages))
+    shop.clock.set(NOW)
+    assert set(got) == expected_ids(shop, *WINDOW)
+
+
+def test_frequency_limit_45011_waits_and_retries(shop):
+    shop.faults.update(rate_limit_storm=0.3)
+    try:
+        connector = connector_for(shop)
+        got = ids_of(list(connector.fetch_orders(*WINDOW)))
+    finally:
+        shop.faults.clear()
+    assert set(got) == expected_ids(shop, *WINDOW)
+    assert connector.client.stats.rate_limited > 0
+    assert connector.client.stats.rate_limited == served(shop)["requests"]["throttled"]
+
+
+def test_daily_quota_45009_fails_at_once(shop):
+    requests.post(f"{shop.base_url}/_sandbox/wechat", json={"daily_quota": 3}, timeout=5)
+    connector = connector_for(shop)
+    with pytest.raises(QuotaExhausted, match="daily quota") as caught:
+        list(connector.fetch_orders(*WINDOW))
+    assert caught.value.code == "45009"
+    assert served(shop)["requests"]["quota_refused"] == 1  # no retry: waiting will not refill it
+
+
+def test_a_wrong_app_secret_is_an_auth_error_without_the_secret(shop):
+    wrong = "wx-wrong-secret-0123456789abcdef"
+    connector = connector_for(shop, secret=wrong)
+    with pytest.raises(AuthError) as caught:
+        list(connector.fetch_orders(*WINDOW))
+    assert caught.value.code == "40125"
+    assert wrong not in str(caught.value) and wrong not in repr(caught.value) and wrong not in repr(connector)
+
+
+def test_busy_and_gateway_errors_are_retried(shop):
+    shop.faults.update(server_error_rate=0.3, truncated_body_rate=0.1)
+    try:
+        connector = connector_for(shop)
+        got = ids_of(list(connector.fetch_orders(*WINDOW)))
+    finally:
+        shop.faults.clear()
+    assert set(got) == expected_ids(shop, *WINDOW)
+    stats = connector.client.stats
+    assert stats.server_errors > 0 and stats.retries >= stats.server_errors
+    assert stats.status_counts[502] + stats.status_counts[503] > 0  # gateway pages, not only errcode -1
+
+
+def test_timeouts_are_retried_then_surface_as_transient(shop):
+    shop.faults.update(latency_seconds=0.4)
+    try:
+        connector = connector_for(
+            shop,
+            timeout=(2.0, 0.15),
+            retry=RetryPolicy(max_attempts=3, backoff_initial=0.01, backoff_max=0.02, backoff_jitter=0.0),
+        )
+        with pytest.raises(TransientError, match="read timeout"):
+            list(connector.fetch_orders(*WINDOW))
+        assert connector.client.stats.network_errors == 3
+    finally:
+        shop.faults.clear()
+    assert ids_of(list(connector.fetch_orders(*WINDOW)))  # the same connector recovers once it is healthy
+
+
+def test_connector_for_channel_uses_login_secret_and_caps_the_page_size(shop):
+    config = parse_config(
+        {
+            "locations": [{"code": "WH", "name": "Warehouse"}],
+            "channels": [
+                {
+                    "code": "wx_shop",
+                    "platform": "wechat_channels",
+                    "conn_id": "wx_shop",
+                    "fulfilment_location": "WH",
+                    "page_size": 250,
+                }
+            ],
+        }
+    )
+    credentials = ChannelCredentials("wx_shop", shop.base_url, login=SANDBOX_LOGIN, secret=Secret(SECRET))
+    connector = connector_for_channel(credentials, config.channel("wx_shop"))
+    assert connector.page_size == 100
+    assert set(ids_of(list(connector.fetch_orders(*WINDOW)))) == expected_ids(shop, *WINDOW)

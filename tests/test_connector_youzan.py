@@ -1,0 +1,193 @@
+"""The Youzan connector against the Youzan sandbox over real HTTP: paging, window splitting, page caps,
+throttling, token refresh and refusal, 5xx and timeout retries, and success:false answers."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from connectors.errors import ApiError, AuthError, RateLimited, TransientError
+from connectors.http import RetryPolicy
+from connectors.youzan import MAX_PAGE_NO, YouzanConnector
+from sandbox import youzan as sandbox_youzan
+from sandbox.clock import Clock
+from sandbox.server import run_sandbox
+
+NOW = datetime(2026, 11, 21, 9, 0, tzinfo=UTC)
+FAST = RetryPolicy(
+    max_attempts=4,
+    malformed_attempts=3,
+    rate_limit_attempts=4,
+    backoff_initial=0.01,
+    backoff_max=0.02,
+    backoff_jitter=0.005,
+    retry_after_default=0.01,
+)
+
+
+@pytest.fixture(scope="module")
+def shop():
+    with run_sandbox(
+        "youzan", seed=21, start=NOW - timedelta(days=3), interval=600, clock=Clock.frozen(NOW)
+    ) as sb:
+        yield sb
+
+
+def connect(shop, *, secret: str | None = None, **options) -> YouzanConnector:
+    options.setdefault("retry", FAST)
+    options.setdefault("requests_per_second", 1000.0)
+    return YouzanConnector.from_connection(
+        shop.base_url,
+        client_id=sandbox_youzan.SANDBOX_LOGIN,
+        client_secret=secret or shop.access_token,
+        kdt_id=sandbox_youzan.SANDBOX_KDT_ID,
+        **options,
+    )
+
+
+def expected_tids(shop, start: datetime, end: datetime) -> set[str]:
+    renderer = shop.app.state.renderer
+    return {renderer.tid(s.index) for s in shop.world.updated_between(start, end, NOW)}
+
+
+def tids(pages) -> list[str]:
+    return [r["full_order_info"]["order_info"]["tid"] for page in pages for r in page]
+
+
+def test_pages_through_a_window_and_yields_every_order_once(shop) -> None:
+    start = NOW - timedelta(hours=20)
+    connector = connect(shop, page_size=25)
+    pages = list(connector.fetch_orders(start, NOW))
+    got = tids(pages)
+    assert len(got) == len(set(got)) and set(got) == expected_tids(shop, start, NOW)
+    assert max(len(p) for p in pages) == 25 and len(pages) > 1
+    assert connector.client.stats.token_refreshes == 0
+
+
+def test_page_size_above_the_platform_cap_is_capped(shop) -> None:
+    connector = connect(shop, page_size=250)
+    assert connector.page_size == 100
+    assert set(tids(connector.fetch_orders(NOW - timedelta(hours=20), NOW))) == expected_tids(
+        shop, NOW - timedelta(hours=20), NOW
+    )
+
+
+def test_a_window_needing_more_than_100_pages_is_halved_until_it_fits(shop) -> None:
+    start = NOW - timedelta(days=4)
+    connector = connect(shop, page_size=2)  # 100 pages x 2 = 200 orders per window at most
+    expected = expected_tids(shop, start, NOW)
+    assert len(expected) > 2 * MAX_PAGE_NO, "the window must overflow the page cap"
+    got = tids(connector.fetch_orders(start, NOW))
+    assert len(got) == len(set(got)) and set(got) == expected
+
+
+def test_windows_longer_than_three_months_are_split(shop) -> None:
+    start = NOW - timedelta(days=200)
+    connector = connect(shop)
+    got = tids(connector.fetch_orders(start, NOW))
+    # The sandbox refuses spans over 3 months, so success means every listing was within the limit.
+    assert set(got) == expected_tids(shop, start, NOW)
+    # the token, two empty spans of 90 days, then the last span's pages of 100
+    assert connector.client.stats.requests == 1 + 2 + -(-len(got) // 100)
+
+
+def test_an_expired_token_is_refreshed_once_and_the_call_replayed(shop) -> None:
+    connector = connect(shop)
+    first = tids(connector.fetch_orders(NOW - timedelta(hours=2), NOW))
+    shop.app.state.revoke_tokens()
+    again = tids(connector.fetch_orders(NOW - timedelta(hours=2), NOW))
+    assert again == first
+    assert connector.client.stats.token_refreshes == 1
+
+
+def test_a_wrong_client_secret_is_an_auth_error_without_the_secret(shop) -> None:
+    wrong = "yz-wrong-secret-0123456789"
+    connector = connect(shop, secret=wrong)
+    with pytest.raises(AuthError) as caught:
+        list(connector.fetch_orders(NOW - timedelta(hours=1), NOW))
+    assert caught.value.code == "4001"
+    assert wrong not in str(caught.value) and wrong not in repr(caught.value)
+    assert shop.access_token not in str(caught.value)
+
+
+def test_throttle_codes_are_waited_out_then_surface_as_rate_limited(shop) -> None:
+    connector = connect(shop)
+    list(connector.fetch_orders(NOW - timedelta(hours=1), NOW))  # token fetched before the storm
+    shop.faults.update(rate_limit_storm=1.0)
+    try:
+        with pytest.raises(RateLimited) as caught:
+            list(connector.fetch_orders(NOW - timedelta(hours=1), NOW))
+    finally:
+        shop.faults.clear()
+    assert caught.value.code == str(sandbox_youzan.DEFAULT_THROTTLE_CODE)
+    assert connector.client.stats.rate_limited == FAST.rate_limit_attempts
+
+
+def test_a_throttle_burst_shorter_than_the_budget_is_absorbed(shop) -> None:
+    shop.app.state.throttle_code = 7001
+    shop.app.state.limiter.limit = 2
+    try:
+        patient = RetryPolicy(rate_limit_attempts=6, retry_after_default=0.5)
+        connector = connect(shop, page_size=10, throttle_codes=["7001"], retry=patient)
+        got = tids(connector.fetch_orders(NOW - timedelta(hours=6), NOW))
+    finally:
+        shop.app.state.limiter.limit = None
+        shop.app.state.throttle_code = sandbox_youzan.DEFAULT_THROTTLE_CODE
+    assert set(got) == expected_tids(shop, NOW - timedelta(hours=6), NOW)
+    assert connector.client.stats.rate_limited > 0
+
+
+def test_server_errors_are_retried(shop) -> None:
+    connector = connect(shop, page_size=10)
+    list(connector.fetch_orders(NOW - timedelta(hours=1), NOW))
+    shop.faults.update(server_error_rate=0.4, seed=3)
+    try:
+        got = tids(connector.fetch_orders(NOW - timedelta(hours=8), NOW))
+    finally:
+        shop.faults.clear()
+    assert set(got) == expected_tids(shop, NOW - timedelta(hours=8), NOW)
+    assert connector.client.stats.server_errors > 0 and connector.client.stats.retries > 0
+
+
+def test_a_persistent_outage_fails_with_the_status(shop) -> None:
+    connector = connect(shop)
+    list(connector.fetch_orders(NOW - timedelta(hours=1), NOW))
+    shop.faults.update(server_error_rate=1.0)
+    try:
+        with pytest.raises(TransientError) as caught:
+            list(connector.fetch_orders(NOW - timedelta(hours=1), NOW))
+    finally:
+        shop.faults.clear()
+    assert caught.value.status in (500, 502, 503)
+
+
+def test_read_timeouts_are_retried(shop) -> None:
+    connector = connect(shop, timeout=(2.0, 0.2))
+    list(connector.fetch_orders(NOW - timedelta(hours=1), NOW))
+    shop.faults.update(latency_seconds=0.5)
+    try:
+        with pytest.raises(TransientError, match="read timeout"):
+            list(connector.fetch_orders(NOW - timedelta(hours=1), NOW))
+    finally:
+        shop.faults.clear()
+    assert connector.client.stats.network_errors == FAST.max_attempts
+    assert tids(connector.fetch_orders(NOW - timedelta(hours=1), NOW))  # and recovers afterwards
+
+
+def test_success_false_is_an_error_even_though_data_holds_an_empty_list(shop) -> None:
+    connector = connect(shop)
+    with pytest.raises(ApiError) as caught:
+        connector.get("orders", body={"page_size": 101})
+    assert caught.value.code == "5000" and "100" in caught.value.message
+    assert caught.value.request_id and caught.value.request_id.startswith("yz7-")
+
+
+def test_get_order_by_tid(shop) -> None:
+    connector = connect(shop)
+    tid = sorted(expected_tids(shop, NOW - timedelta(hours=3), NOW))[0]
+    trade = connector.get_order(tid)
+    assert trade["full_order_info"]["order_info"]["tid"] == tid
+    with pytest.raises(ApiError) as caught:
+        connector.get_order("E20000101000000000000000")
+    assert caught.value.code == "106100110"

@@ -1,0 +1,211 @@
+"""Contract tests of the WeChat Channels shop sandbox over real HTTP: it enforces the platform's limits and
+answers with its error shapes (HTTP 200 + errcode), tokens included."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+import requests
+
+from sandbox.clock import Clock
+from sandbox.server import RunningSandbox, run_sandbox
+from sandbox.wechat_channels import SANDBOX_LOGIN
+
+NOW = datetime(2026, 11, 21, 9, 0, tzinfo=UTC)
+SECRET = "wx-app-secret-0123456789abcdef"
+WINDOW = {"start_time": int((NOW - timedelta(hours=8)).timestamp()), "end_time": int(NOW.timestamp())}
+
+
+@pytest.fixture
+def shop() -> Iterator[RunningSandbox]:
+    with run_sandbox(
+        "wechat_channels",
+        seed=11,
+        access_token=SECRET,
+        start=NOW - timedelta(days=2),
+        interval=timedelta(minutes=10),
+        clock=Clock.frozen(NOW),
+    ) as running:
+        yield running
+
+
+def token_answer(sb: RunningSandbox, **overrides: str) -> requests.Response:
+    params = {"grant_type": "client_credential", "appid": SANDBOX_LOGIN, "secret": SECRET, **overrides}
+    return requests.get(f"{sb.base_url}/cgi-bin/token", params=params, timeout=5)
+
+
+def token(sb: RunningSandbox) -> str:
+    return token_answer(sb).json()["access_token"]
+
+
+def call(
+    sb: RunningSandbox, path: str, body: Any, access_token: str | None, **kwargs: Any
+) -> requests.Response:
+    params = {} if access_token is None else {"access_token": access_token}
+    return requests.post(f"{sb.base_url}{path}", params=params, json=body, timeout=5, **kwargs)
+
+
+def listing(sb: RunningSandbox, tok: str, body: dict[str, Any]) -> dict[str, Any]:
+    answer = call(sb, "/channels/ec/order/list/get", body, tok)
+    assert answer.status_code == 200
+    return answer.json()
+
+
+def admin(sb: RunningSandbox, path: str, body: dict[str, Any]) -> dict[str, Any]:
+    answer = requests.post(f"{sb.base_url}{path}", json=body, timeout=5)
+    assert answer.status_code == 200, answer.text
+    return answer.json()
+
+
+def test_token_endpoint_issues_7200_second_tokens_and_refuses_bad_credentials(shop):
+    good = token_answer(shop).json()
+    assert set(good) == {"access_token", "expires_in"} and good["expires_in"] == 7200
+    for overrides, code in (
+        ({"appid": "wx0000000000000000"}, 40013),
+        ({"secret": "wrong-secret"}, 40125),
+        ({"grant_type": "authorization_code"}, 40002),
+    ):
+        answer = token_answer(shop, **overrides)
+        assert answer.status_code == 200
+        assert answer.json()["errcode"] == code and " rid: " in answer.json()["errmsg"]
+
+
+def test_business_calls_need_a_live_token(shop):
+    assert (
+        call(shop, "/channels/ec/order/list/get", {"update_time_range": WINDOW}, None).json()["errcode"]
+        == 41001
+    )
+    assert (
+        call(shop, "/channels/ec/order/list/get", {"update_time_range": WINDOW}, "80_x").json()["errcode"]
+        == 40001
+    )
+
+    admin(shop, "/_sandbox/wechat", {"token_lifetime_seconds": 60})
+    short_lived = token(shop)
+    assert listing(shop, short_lived, {"update_time_range": WINDOW})["errcode"] == 0
+    shop.clock.advance(timedelta(seconds=61))
+    try:
+        assert listing(shop, short_lived, {"update_time_range": WINDOW})["errcode"] == 42001
+    finally:
+        shop.clock.set(NOW)
+
+    first = token(shop)
+    second = token(shop)  # a refresh: the previous token stays usable for a few minutes, as on WeChat
+    assert listing(shop, first, {"update_time_range": WINDOW})["errcode"] == 0
+    admin(shop, "/_sandbox/wechat", {"expire_tokens": True})
+    assert listing(shop, second, {"update_time_range": WINDOW})["errcode"] == 42001
+
+
+def test_list_enforces_the_7_day_span_page_size_and_body_rules(shop):
+    tok = token(shop)
+    week = 7 * 86400
+    end = WINDOW["end_time"]
+    assert (
+        listing(shop, tok, {"update_time_range": {"start_time": end - week, "end_time": end}})["errcode"] == 0
+    )
+    too_long = listing(shop, tok, {"update_time_range": {"start_time": end - week - 1, "end_time": end}})
+    assert too_long["errcode"] == 40097 and "7 days" in too_long["errmsg"]
+    assert listing(shop, tok, {"update_time_range": WINDOW, "page_size": 101})["errcode"] == 40097
+    assert listing(shop, tok, {"update_time_range": WINDOW, "page_size": 100})["errcode"] == 0
+    assert listing(shop, tok, {"status": 20})["errcode"] == 40097  # a time range is required
+    reversed_range = {"start_time": WINDOW["end_time"], "end_time": WINDOW["start_time"]}
+    assert listing(shop, tok, {"update_time_range": reversed_range})["errcode"] == 40097
+    empty = requests.post(
+        f"{shop.base_url}/channels/ec/order/list/get", params={"access_token": tok}, timeout=5
+    )
+    assert empty.json()["errcode"] == 44002
+    not_json = requests.post(
+        f"{shop.base_url}/channels/ec/order/list/get", params={"access_token": tok}, data=b"{oops", timeout=5
+    )
+    assert not_json.json()["errcode"] == 47001
+
+
+def test_list_pages_19_digit_string_ids_with_next_key_and_has_more(shop):
+    tok = token(shop)
+    expected = {
+        shop.app.state.renderer.order_id(s.index)
+        for s in shop.world.updated_between(NOW - timedelta(hours=8), NOW)
+    }
+    body = {"update_time_range": WINDOW, "page_size": 7, "next_key": ""}
+    got: list[str] = []
+    pages = 0
+    while True:
+        answer = listing(shop, tok, body)
+        assert answer["errcode"] == 0 and len(answer["order_id_list"]) <= 7
+        got += answer["order_id_list"]
+        pages += 1
+        if not answer["has_more"]:
+            break
+        body = {**body, "next_key": answer["next_key"]}
+    assert len(expected) > 14 and pages == -(-len(expected) // 7)
+    assert len(got) == len(set(got)) and set(got) == expected
+    assert all(isinstance(i, str) and len(i) == 19 and i.isdigit() for i in got)
+    assert "order_detail" not in str(answer)  # ids only
+
+
+def test_next_key_is_opaque_and_bound_to_its_query(shop):
+    tok = token(shop)
+    first = listing(shop, tok, {"update_time_range": WINDOW, "page_size": 3})
+    key = first["next_key"]
+    forged = base64.urlsafe_b64encode(b"0000000000000000:0:deadbeefdeadbeef").decode()
+    assert (
+        listing(shop, tok, {"update_time_range": WINDOW, "page_size": 3, "next_key": forged})["errcode"]
+        == 40097
+    )
+    other_query = {"update_time_range": {**WINDOW, "start_time": WINDOW["start_time"] + 1}, "next_key": key}
+    assert listing(shop, tok, other_query)["errcode"] == 40097
+    second = listing(shop, tok, {"update_time_range": WINDOW, "page_size": 3, "next_key": key})
+    assert second["errcode"] == 0 and not set(second["order_id_list"]) & set(first["order_id_list"])
+
+
+def test_order_get_renders_fen_epoch_seconds_and_status_codes(shop):
+    tok = token(shop)
+    renderer = shop.app.state.renderer
+    statuses = set()
+    for state in shop.world.updated_between(NOW - timedelta(days=2), NOW):
+        answer = call(
+            shop, "/channels/ec/order/get", {"order_id": renderer.order_id(state.index)}, tok
+        ).json()
+        assert answer["errcode"] == 0
+        order = answer["order"]
+        statuses.add(order["status"])
+        assert order["order_id"] == renderer.order_id(state.index)
+        assert order["update_time"] == state.updated_ts and isinstance(order["create_time"], int)
+        price = order["order_detail"]["price_info"]
+        assert all(isinstance(price[k], int) for k in ("product_price", "order_price", "freight"))
+        assert price["order_price"] == price["product_price"] - price["discounted_price"] + price["freight"]
+        assert price["order_price"] == int((state.order.subtotal + state.order.shipping.price) * 100)
+        for product in order["order_detail"]["product_infos"]:
+            assert isinstance(product["product_id"], str) and isinstance(product["sale_price"], int)
+        if len(statuses) >= 6:
+            break
+    assert statuses >= {10, 20, 30, 100} and statuses <= {10, 20, 21, 30, 100, 200, 250}
+    missing = call(shop, "/channels/ec/order/get", {"order_id": "3704000000000000001"}, tok).json()
+    assert missing["errcode"] != 0 and "order" not in missing
+
+
+def test_quota_frequency_and_busy_faults_answer_with_errcodes(shop):
+    tok = token(shop)
+    body = {"update_time_range": WINDOW}
+    shop.faults.update(rate_limit_storm=1.0)
+    try:
+        assert listing(shop, tok, body)["errcode"] == 45011
+    finally:
+        shop.faults.clear()
+    shop.faults.update(server_error_rate=1.0)
+    try:
+        seen = set()
+        for _ in range(12):
+            answer = call(shop, "/channels/ec/order/list/get", body, tok)
+            seen.add(answer.json()["errcode"] if answer.status_code == 200 else answer.status_code)
+    finally:
+        shop.faults.clear()
+    assert -1 in seen and seen & {502, 503}
+    admin(shop, "/_sandbox/wechat", {"daily_quota": 2, "reset_quota": True})
+    assert [listing(shop, tok, body)["errcode"] for _ in range(3)] == [0, 0, 45009]
+    state = requests.get(f"{shop.base_url}/_sandbox/state", timeout=5).json()
+    assert state["requests"]["quota_refused"] == 1 and state["wechat"]["daily_quota"] == 2
