@@ -20,8 +20,8 @@ import pytest
 import requests
 
 from sandbox.clock import Clock
-from sandbox.server import RunningSandbox, run_sandbox
 from sandbox.faults import Faults
+from sandbox.server import RunningSandbox, run_sandbox
 from sandbox.world import MAX_ORDER_LIFETIME, World
 
 START = datetime(2024, 11, 1, tzinfo=UTC)  # the stream crosses the end of US daylight time (Nov 3, 06:00 UTC)

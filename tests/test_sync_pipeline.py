@@ -94,7 +94,7 @@ def test_malformed_orders_are_queued_and_the_rest_of_the_batch_lands(engine, sho
             text("SELECT count(*) FROM orders o JOIN channels c ON c.id = o.channel_id WHERE c.code = :c"),
             {"c": channel.code},
         ).scalar_one()
-    assert kept["payload"]["line_items"][0]["quantity"].endswith(" pcs"), "the raw payload is kept as received"
+    assert kept["payload"]["line_items"][0]["quantity"].endswith(" pcs"), "raw payload kept as received"
     assert landed == len(in_window) - len(malformed)
 
     # Pulling the window again queues nothing twice and changes no order.
