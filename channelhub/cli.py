@@ -34,9 +34,18 @@ def cmd_map(args: argparse.Namespace) -> int:
         ref = failure.external_id or f"#{index}"
         print(f"{args.file}: order {ref}: {failure.reason}: {failure.detail}", file=sys.stderr)
     mapped = [r.canonical.to_json() for r in results if not isinstance(r, Rejected)]
-    single = not isinstance(document, list) and len(payloads) == 1 and "orders" not in document
+    single = len(payloads) == 1 and not _in_a_list(document, payloads[0])
     print(json.dumps(mapped[0] if single and mapped else mapped, indent=2, ensure_ascii=False))
     return 1 if failures else 0
+
+
+def _in_a_list(document: Any, payload: Any) -> bool:
+    """Whether the file holds ``payload`` inside a list (an orders page), so the output is a list too."""
+    if isinstance(document, list):
+        return any(item is payload or _in_a_list(item, payload) for item in document)
+    if isinstance(document, dict):
+        return any(_in_a_list(value, payload) for value in document.values())
+    return False
 
 
 def cmd_config_check(args: argparse.Namespace) -> int:

@@ -29,13 +29,13 @@ from channelhub import db
 from channelhub.config import ChannelConfig, HubConfig, load_config
 from channelhub.report import print_summary
 from channelhub.sync import register_config
-from sandbox.server import sandbox_login
+from sandbox.server import sandbox_connection
 from sandbox.world import World
 
 AIRFLOW_HOME = db.STATE_DIR / "airflow"
 LOG_DIR = db.STATE_DIR / "logs"
 DEMO_SEED = 20261124
-ORDER_INTERVAL_SECONDS = 30  # one new sandbox order every 30 s per channel
+ORDER_INTERVAL_SECONDS = 60  # one new sandbox order a minute per channel
 
 
 @dataclass
@@ -66,10 +66,16 @@ def _wait_http(url: str, timeout: float, process: subprocess.Popen | None = None
     raise TimeoutError(f"{url} did not answer within {timeout:.0f} s")
 
 
+def history_start(history: timedelta) -> datetime:
+    """Where the sandboxes' order history begins: on the hour, so re-running the demo within the hour meets
+    the same world (some platforms' order ids embed the creation time)."""
+    return (datetime.now(UTC) - history).replace(minute=0, second=0, microsecond=0)
+
+
 def start_sandbox(stack: ExitStack, channel: ChannelConfig, seed: int, history: timedelta) -> RunningSandbox:
     port = _free_port()
     token = secrets.token_hex(16)
-    start = datetime.now(UTC) - history
+    start = history_start(history)
     log = open(LOG_DIR / f"sandbox-{channel.code}.log", "ab")  # noqa: SIM115 - closed by the stack
     stack.callback(log.close)
     process = subprocess.Popen(
@@ -152,9 +158,7 @@ def airflow_env(db_url: str, sandboxes: list[RunningSandbox]) -> dict[str, str]:
         "HUB_DATABASE_URL": db_url,
     }
     for sb in sandboxes:
-        conn = {"conn_type": "http", "host": sb.base_url, "password": sb.token}
-        if login := sandbox_login(sb.channel.platform):
-            conn["login"] = login
+        conn = sandbox_connection(sb.channel.platform, sb.base_url, sb.token)
         env[f"AIRFLOW_CONN_{sb.channel.conn_id.upper()}"] = json.dumps(conn)
     return env
 
@@ -215,7 +219,7 @@ def run_demo(once: bool, history: timedelta) -> int:
             print(f"- sandbox {channel.platform} for {channel.code}: {sandbox.base_url}", flush=True)
         env = airflow_env(db_url, sandboxes)
         prepare_airflow(env, config)
-        since = (datetime.now(UTC) - history).strftime("%Y-%m-%dT%H:%M:%SZ")
+        since = history_start(history).strftime("%Y-%m-%dT%H:%M:%SZ")
         first_run_conf = json.dumps({"since": since})
         if once:
             return _run_once(env, config, sandboxes, first_run_conf, engine)

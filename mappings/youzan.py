@@ -19,11 +19,11 @@ the last three are optional: sold.get may carry only ``full_order_info``). Choic
 - Youzan refunds and ships whole sub-orders (oids), without unit counts, so per line:
   refunded_quantity = units covered by successful refunds, from the fee: a refund's fee is shared over its
   oids in proportion to their ``payment`` and divided by the unit payment (rounded, at least 1, at most
-  ``num``; a free line refunds all its units). shipped_quantity = ``num`` - refunded units for an oid in a
-  shipped ``delivery_order`` (``express_state`` 1), else 0: a refunded unit of a shipped sub-order either never
-  left (refunded before shipping) or came back, and Youzan does not say which, nor whether it was restocked,
-  so restocked_quantity stays 0. Without ``delivery_order``, a status of WAIT_BUYER_CONFIRM_GOODS or
-  TRADE_SUCCESS (or a ``consign_time``) means every line shipped.
+  ``num``; a free line refunds all its units). shipped_quantity = ``num`` - refunded units for an oid in
+  a shipped ``delivery_order`` (``express_state`` 1), else 0: a refunded unit of a shipped sub-order
+  either never left (refunded before shipping) or came back, and Youzan does not say which, nor whether
+  it was restocked, so restocked_quantity stays 0. Without ``delivery_order``, a status of
+  WAIT_BUYER_CONFIRM_GOODS or TRADE_SUCCESS (or a ``consign_time``) means every line shipped.
 - payment_status: no ``pay_time`` -> "unpaid" ("voided" once TRADE_CLOSED); paid -> "refunded" /
   "partially_refunded" / "paid" from the refunded total against ``payment``; without ``refund_order`` the
   order's ``refund_state`` (12 full, 2 partial) says it.
@@ -104,7 +104,7 @@ def _trade(item: Any, where: str) -> dict[str, Any]:
 def map_order(payload: dict[str, Any]) -> CanonicalOrder:
     """One Youzan trade -> CanonicalOrder; MappingError names what is wrong and where."""
     if not isinstance(payload, dict) or not isinstance(payload.get("full_order_info"), dict):
-        raise MappingError("full_order_info: missing; a Youzan trade is {\"full_order_info\": {...}}")
+        raise MappingError('full_order_info: missing; a Youzan trade is {"full_order_info": {...}}')
     info = payload["full_order_info"]
     order_info = _object(info, "order_info", "full_order_info.")
     tid = blank_to_none(order_info.get("tid"), "full_order_info.order_info.tid")
@@ -116,7 +116,9 @@ def map_order(payload: dict[str, Any]) -> CanonicalOrder:
         raise MappingError(f"youzan order {tid}: {error.detail}", error.reason) from error
 
 
-def _map(payload: dict[str, Any], info: dict[str, Any], order_info: dict[str, Any], tid: str) -> CanonicalOrder:
+def _map(
+    payload: dict[str, Any], info: dict[str, Any], order_info: dict[str, Any], tid: str
+) -> CanonicalOrder:
     where = "full_order_info.order_info."
     status = order_info.get("status")
     if status not in STATUSES:
@@ -149,7 +151,9 @@ def _map(payload: dict[str, Any], info: dict[str, Any], order_info: dict[str, An
                 external_line_id=oid,
                 sku=blank_to_none(item.get("outer_sku_id"), f"{line_where}outer_sku_id"),
                 channel_product_id=id_str(item.get("item_id"), f"{line_where}item_id"),
-                channel_variant_id=None if sku_id in (None, 0, "0", "") else id_str(sku_id, f"{line_where}sku_id"),
+                channel_variant_id=None
+                if sku_id in (None, 0, "0", "")
+                else id_str(sku_id, f"{line_where}sku_id"),
                 title=blank_to_none(item.get("title"), f"{line_where}title") or "",
                 quantity=quantity,
                 unit_price=money(item.get("price"), f"{line_where}price"),
@@ -228,7 +232,9 @@ def _payment_status(
 # -- refunds and deliveries ----------------------------------------------------------------------
 
 
-def _refunds(refunds: list[dict[str, Any]], items: list[Any], oids: list[str]) -> tuple[Counter[str], Decimal]:
+def _refunds(
+    refunds: list[dict[str, Any]], items: list[Any], oids: list[str]
+) -> tuple[Counter[str], Decimal]:
     """Refunded units per oid and the refunded amount, from successful refunds."""
     by_oid = {oid: item for oid, item in zip(oids, items, strict=True)}
     units: Counter[str] = Counter()

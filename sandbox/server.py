@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from importlib import import_module
+from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
@@ -68,9 +69,16 @@ def create_platform_app(
     return module.create_app(world, access_token=access_token, faults=faults)
 
 
-def sandbox_login(platform: str) -> str | None:
-    """The sandbox's public client id (consumer key, appid, client_id), for the Airflow connection's login."""
-    return getattr(import_module(f"sandbox.{platform}"), "SANDBOX_LOGIN", None)
+def sandbox_connection(platform: str, base_url: str, secret: str) -> dict[str, Any]:
+    """An Airflow connection (JSON form) for a running sandbox: its URL and its one secret, plus, where the
+    platform has them, its public client id (``SANDBOX_LOGIN``) and non-secret extras (``SANDBOX_EXTRA``)."""
+    module = import_module(f"sandbox.{platform}")
+    conn: dict[str, Any] = {"conn_type": "http", "host": base_url, "password": secret}
+    if login := getattr(module, "SANDBOX_LOGIN", None):
+        conn["login"] = login
+    if extra := getattr(module, "SANDBOX_EXTRA", None):
+        conn["extra"] = dict(extra)
+    return conn
 
 
 @contextmanager

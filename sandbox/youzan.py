@@ -5,15 +5,16 @@ What it reproduces, quirks included:
   refresh}`` -> ``{"success":true,"code":200,"data":{"access_token","expires": <epoch ms>,"scope"}}``. Tokens
   live 7 days of real time (the connector plans with the real clock); ``POST /_sandbox/youzan/expire_tokens``
   revokes every issued token, as an expiry would.
-- Business calls ``POST /api/{method}/{version}?access_token=...`` with a JSON body. A token anywhere but the
-  query string (an ``Authorization`` header, the body), a missing, unknown or expired token all answer HTTP 200
-  ``{"gw_err_resp":{"err_msg":"非法的请求凭证","err_code":4201}}``.
-- The >= 4.0 envelope ``{"success","code","message","data","trace_id"}``; business errors are HTTP 200 with
-  ``success: false`` *and* a ``data`` holding an empty list, so a client that only looks at the list is fooled.
+- Business calls ``POST /api/{method}/{version}?access_token=...`` with a JSON body. A token anywhere but
+  the query string (an ``Authorization`` header, the body), a missing, unknown or expired token all answer
+  HTTP 200 ``{"gw_err_resp":{"err_msg":"非法的请求凭证","err_code":4201}}``.
+- The >= 4.0 envelope ``{"success","code","message","data","trace_id"}``; business errors are HTTP 200
+  with ``success: false`` *and* a ``data`` holding an empty list: a client reading only the list is fooled.
 - ``youzan.trades.sold.get`` 4.0.0-4.0.4: ``start_update``/``end_update`` (and ``start_created``/
   ``end_created``) as ``"yyyy-MM-dd HH:mm:ss"`` Beijing time, both bounds inclusive; an incomplete pair is
   ignored, as documented; start after end, a span over 3 months or an end more than 7 days ahead are errors.
-  ``page_no`` from 1 up to 100, ``page_size`` default 20 and at most 100 (over: code 5000 "每页最多显示100条数据").
+  ``page_no`` from 1 up to 100, ``page_size`` default 20 and at most 100
+  (over: code 5000 "每页最多显示100条数据").
   Results sorted by update time, newest first; ``data.total_results`` counts the whole window.
 - ``youzan.trade.get`` 4.0.0: ``{"tid"}`` -> ``data`` = ``{full_order_info, refund_order, delivery_order,
   order_promotion}``. Each item of the sold.get list has the same shape (refunds and deliveries included),
@@ -28,9 +29,9 @@ How the world becomes Youzan:
   ``deduction_pay``/``deduction_real_pay`` are integer fen. The world's sales tax is not rendered: Chinese
   retail prices include VAT and Youzan has no tax field, so ``pay_info.payment`` = goods - discounts + post.
 - Times: world UTC seconds as naive GMT+8 strings; "" when unset.
-- Lines: ``item_id``/``sku_id`` are the world's Youzan listing ids, ``outer_sku_id`` the SKU the merchant typed
-  on Youzan (sometimes ""). Every variant is rendered with its own ``sku_id``; real single-spec items carry
-  ``sku_id`` 0, which the mapping also handles.
+- Lines: ``item_id``/``sku_id`` are the world's Youzan listing ids, ``outer_sku_id`` the SKU the merchant
+  typed on Youzan (sometimes ""). Every variant is rendered with its own ``sku_id``; real single-spec
+  items carry ``sku_id`` 0, which the mapping also handles.
 - Payment: Youzan captures at checkout, so the world's "authorized" orders are paid at creation here.
 - Refunds: one ``refund_order`` per world refund of a paid order, ``refund_state`` 60 (success), ``oids`` of
   the refunded lines and ``refund_fee`` = their apportioned payment (+ shipping for a cancellation).
@@ -65,6 +66,7 @@ from sandbox.world import ZERO, Fulfillment, OrderLine, OrderQuery, OrderState, 
 
 SANDBOX_LOGIN = "yz_sandbox_client_0001"  # the client_id (public); the client secret is the checked token
 SANDBOX_KDT_ID = 91_234_567  # the shop (kdt_id) the sandbox app is authorised for
+SANDBOX_EXTRA = {"kdt_id": str(SANDBOX_KDT_ID)}  # what the channel's Airflow connection extra must hold
 TOKEN_LIFETIME = timedelta(days=7)
 DEFAULT_THROTTLE_CODE = 4203  # [U] Youzan documents no throttle code; callers may pick another
 CHINA = timezone(timedelta(hours=8))
@@ -218,7 +220,9 @@ class YouzanRenderer:
         deliveries = []
         for fulfillment, lines in groups:
             packages = [
-                f for f in state.fulfillments if f.at <= fulfillment.at and any(i in lines for i, _ in f.lines)
+                f
+                for f in state.fulfillments
+                if f.at <= fulfillment.at and any(i in lines for i, _ in f.lines)
             ]
             deliveries.append(
                 {
@@ -288,7 +292,9 @@ class YouzanRenderer:
                     "outer_sku_id": listing.sku,
                     "sku_unique_code": "",
                     "sku_properties_name": json.dumps(
-                        [{"k": "规格", "v": line.variant.variant_title}] if line.variant.variant_title else [],
+                        [{"k": "规格", "v": line.variant.variant_title}]
+                        if line.variant.variant_title
+                        else [],
                         ensure_ascii=False,
                     ),
                     "title": line.variant.product_title,
@@ -549,7 +555,9 @@ def create_app(
             if faults.roll(faults.rate_limit_storm) or not limiter.allow(_hash(token)):
                 stats.count("throttled")
                 code = app.state.throttle_code
-                return json_response({"gw_err_resp": {"err_code": code, "err_msg": "接口调用频率超过限制，请稍后再试"}})
+                return json_response(
+                    {"gw_err_resp": {"err_code": code, "err_msg": "接口调用频率超过限制，请稍后再试"}}
+                )
         if faults.roll(faults.server_error_rate):
             stats.count("injected_errors")
             status = faults.choose((500, 502, 503))
@@ -557,7 +565,9 @@ def create_app(
                 return json_response(_failure(500, "系统错误"), 500)
             title = "502 Bad Gateway" if status == 502 else "503 Service Temporarily Unavailable"
             page = f"<html><head><title>{title}</title></head><body><center><h1>{title}</h1></center>"
-            return Response(page + "<hr><center>Tengine</center></body></html>", status, media_type="text/html")
+            return Response(
+                page + "<hr><center>Tengine</center></body></html>", status, media_type="text/html"
+            )
         response = await call_next(request)
         if response.status_code == 200 and faults.roll(faults.truncated_body_rate):
             body = b"".join([chunk async for chunk in response.body_iterator])  # type: ignore[attr-defined]
@@ -581,7 +591,9 @@ def create_app(
             # Tool apps use authorization_code / refresh_token; this sandbox is a self-use (自用型) app.
             return json_response({"success": False, "code": 4000, "message": "不支持的authorize_type"})
         secret = str(body.get("client_secret", ""))
-        if body.get("client_id") != client_id or not hmac.compare_digest(secret.encode(), access_token.encode()):
+        if body.get("client_id") != client_id or not hmac.compare_digest(
+            secret.encode(), access_token.encode()
+        ):
             stats.count("unauthorized")
             return json_response({"success": False, "code": 4001, "message": "client_id或client_secret错误"})
         if str(body.get("grant_id", "")) != str(kdt_id):

@@ -81,7 +81,11 @@ def by_status(status: str, extra=lambda t: True) -> dict:
 )
 def test_statuses_map_to_canonical_ones(status: str, payment: str, fulfillment: str, cancelled: bool) -> None:
     order = map_order(by_status(status))
-    assert (order.payment_status, order.fulfillment_status, order.cancelled) == (payment, fulfillment, cancelled)
+    assert (order.payment_status, order.fulfillment_status, order.cancelled) == (
+        payment,
+        fulfillment,
+        cancelled,
+    )
 
 
 def test_partial_refund_counts_units_from_the_fee_and_delivery_from_oids() -> None:
@@ -99,7 +103,9 @@ def test_partial_refund_counts_units_from_the_fee_and_delivery_from_oids() -> No
 
 def test_a_partial_fee_refunds_part_of_a_line() -> None:
     trade = copy.deepcopy(real_closed_trade())
-    trade["refund_order"] = [{"refund_fee": "0.20", "refund_state": 60, "oids": [{"oid": "1507387350277163964"}]}]
+    trade["refund_order"] = [
+        {"refund_fee": "0.20", "refund_state": 60, "oids": [{"oid": "1507387350277163964"}]}
+    ]
     order = map_order(trade)
     assert [ln.refunded_quantity for ln in order.lines] == [0, 1]  # 0.20 of 0.50 over 3 units: one unit
     assert order.payment_status == "partially_refunded"
@@ -167,7 +173,15 @@ def test_unwrap_shapes_and_errors() -> None:
 
 def test_cli_map_prints_a_list_for_a_sold_get_page() -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "channelhub.cli", "map", "--platform", "youzan", str(FIXTURES / "sold_get_page_sandbox.json")],
+        [
+            sys.executable,
+            "-m",
+            "channelhub.cli",
+            "map",
+            "--platform",
+            "youzan",
+            str(FIXTURES / "sold_get_page_sandbox.json"),
+        ],
         capture_output=True,
         text=True,
         timeout=60,

@@ -36,7 +36,9 @@ def token_request(shop, **overrides) -> dict:
 
 @pytest.fixture(scope="module")
 def token(shop) -> str:
-    return requests.post(f"{shop.base_url}/auth/token", json=token_request(shop)).json()["data"]["access_token"]
+    return requests.post(f"{shop.base_url}/auth/token", json=token_request(shop)).json()["data"][
+        "access_token"
+    ]
 
 
 def sold_get(shop, token: str | None, body: dict, **kwargs) -> requests.Response:
@@ -59,7 +61,9 @@ def test_token_endpoint_issues_an_epoch_ms_expiry_and_refuses_bad_credentials(sh
     expires = answer["data"]["expires"]
     assert expires > 1_000_000_000_000  # milliseconds
     assert abs(expires / 1000 - (datetime.now(UTC) + timedelta(days=7)).timestamp()) < 60
-    wrong = requests.post(f"{shop.base_url}/auth/token", json=token_request(shop, client_secret="nope")).json()
+    wrong = requests.post(
+        f"{shop.base_url}/auth/token", json=token_request(shop, client_secret="nope")
+    ).json()
     assert wrong["success"] is False and "access_token" not in str(wrong)
     other_shop = requests.post(f"{shop.base_url}/auth/token", json=token_request(shop, grant_id=1)).json()
     assert other_shop["success"] is False
@@ -80,7 +84,8 @@ def test_envelope_window_and_paging(shop, token) -> None:
     assert set(first) == {"success", "code", "message", "data", "trace_id"}
     assert first["code"] == 200 and first["trace_id"].startswith("yz7-")
     expected = {
-        shop.app.state.renderer.tid(s.index) for s in shop.world.updated_between(NOW - timedelta(hours=24), NOW)
+        shop.app.state.renderer.tid(s.index)
+        for s in shop.world.updated_between(NOW - timedelta(hours=24), NOW)
     }
     total = first["data"]["total_results"]
     assert total == len(expected) > 7
@@ -103,7 +108,9 @@ def test_times_are_beijing_wall_time_and_money_yuan_strings(shop, token) -> None
     tid = info["order_info"]["tid"]
     state = shop.world.state(shop.app.state.renderer.index_of(tid), NOW)
     created = datetime.fromtimestamp(state.order.created_ts, youzan.CHINA).strftime("%Y-%m-%d %H:%M:%S")
-    assert info["order_info"]["created"] == created and tid[1:15] == created.replace("-", "").replace(" ", "").replace(":", "")
+    assert info["order_info"]["created"] == created and tid[1:15] == created.replace("-", "").replace(
+        " ", ""
+    ).replace(":", "")
     assert isinstance(info["pay_info"]["payment"], str) and isinstance(info["pay_info"]["deduction_pay"], int)
     assert all(isinstance(o["oid"], str) and isinstance(o["num"], int) for o in info["orders"])
 
@@ -113,12 +120,18 @@ def test_times_are_beijing_wall_time_and_money_yuan_strings(shop, token) -> None
     [
         ({"page_size": 101}, 5000, "每页最多显示100条数据"),
         ({"page_no": 101}, 5000, "100"),
-        ({"start_update": "2026-11-21 10:00:00", "end_update": "2026-11-20 10:00:00"}, 5000, "开始时间不能大于结束时间"),
+        (
+            {"start_update": "2026-11-21 10:00:00", "end_update": "2026-11-20 10:00:00"},
+            5000,
+            "开始时间不能大于结束时间",
+        ),
         ({"start_update": "2026-07-01 00:00:00", "end_update": "2026-10-02 00:00:00"}, 5000, "3个月"),
         ({"start_update": "2026-11-21T10:00:00Z", "end_update": "2026-11-21 11:00:00"}, 5000, "格式"),
     ],
 )
-def test_business_errors_are_http_200_with_success_false_and_an_empty_list(shop, token, body, code, message) -> None:
+def test_business_errors_are_http_200_with_success_false_and_an_empty_list(
+    shop, token, body, code, message
+) -> None:
     answer = sold_get(shop, token, {**window(2), **body})
     assert answer.status_code == 200
     payload = answer.json()
@@ -129,7 +142,9 @@ def test_business_errors_are_http_200_with_success_false_and_an_empty_list(shop,
 def test_an_incomplete_time_pair_is_ignored(shop, token) -> None:
     only_start = sold_get(shop, token, {"start_update": "2026-11-21 16:00:00"}).json()
     assert only_start["success"] is True
-    assert only_start["data"]["total_results"] > sold_get(shop, token, window(1)).json()["data"]["total_results"]
+    assert (
+        only_start["data"]["total_results"] > sold_get(shop, token, window(1)).json()["data"]["total_results"]
+    )
 
 
 def test_trade_get_has_the_list_item_shape(shop, token) -> None:
@@ -147,7 +162,9 @@ def test_trade_get_has_the_list_item_shape(shop, token) -> None:
 
 def test_throttling_is_a_configurable_gateway_code_with_http_200() -> None:
     with run_sandbox("youzan", seed=3, start=NOW - timedelta(hours=2), clock=Clock.frozen(NOW)) as sb:
-        tok = requests.post(f"{sb.base_url}/auth/token", json=token_request(sb)).json()["data"]["access_token"]
+        tok = requests.post(f"{sb.base_url}/auth/token", json=token_request(sb)).json()["data"][
+            "access_token"
+        ]
         sb.faults.update(rate_limit_storm=1.0)
         throttled = sold_get(sb, tok, window(1))
         sb.faults.clear()
@@ -159,21 +176,27 @@ def test_qps_limit_throttles_a_burst_with_the_chosen_code() -> None:
     with run_sandbox("youzan", seed=5, start=NOW - timedelta(hours=1), clock=Clock.frozen(NOW)) as sb:
         sb.app.state.limiter.limit = 3
         sb.app.state.throttle_code = 7001
-        tok = requests.post(f"{sb.base_url}/auth/token", json=token_request(sb)).json()["data"]["access_token"]
+        tok = requests.post(f"{sb.base_url}/auth/token", json=token_request(sb)).json()["data"][
+            "access_token"
+        ]
         answers = [sold_get(sb, tok, window(1)).json() for _ in range(6)]
     codes = [a.get("gw_err_resp", {}).get("err_code") for a in answers]
     assert codes[0] is None and 7001 in codes  # a burst over 3 per second is refused with the chosen code
 
 
 def test_expired_tokens_answer_4201(shop) -> None:
-    tok = requests.post(f"{shop.base_url}/auth/token", json=token_request(shop)).json()["data"]["access_token"]
+    tok = requests.post(f"{shop.base_url}/auth/token", json=token_request(shop)).json()["data"][
+        "access_token"
+    ]
     assert sold_get(shop, tok, window(1)).json()["success"] is True
     requests.post(f"{shop.base_url}/_sandbox/youzan/expire_tokens")
     assert sold_get(shop, tok, window(1)).json()["gw_err_resp"]["err_code"] == 4201
 
 
 def test_refunds_and_deliveries_are_rendered_per_sub_order(shop) -> None:
-    token = requests.post(f"{shop.base_url}/auth/token", json=token_request(shop)).json()["data"]["access_token"]
+    token = requests.post(f"{shop.base_url}/auth/token", json=token_request(shop)).json()["data"][
+        "access_token"
+    ]
     items = sold_get(shop, token, {**window(48), "page_size": 100}).json()["data"]["full_order_info_list"]
     with_refund = [i for i in items if i["refund_order"]]
     with_delivery = [i for i in items if i["delivery_order"]]

@@ -61,7 +61,8 @@ def test_every_youzan_order_in_the_window_lands_resolved_and_a_rerun_changes_not
         landed = set(
             conn.execute(
                 text(
-                    "SELECT o.external_id FROM orders o JOIN channels c ON c.id = o.channel_id WHERE c.code = :c"
+                    "SELECT o.external_id FROM orders o JOIN channels c ON c.id = o.channel_id"
+                    " WHERE c.code = :c"
                 ),
                 {"c": channel.code},
             ).scalars()
@@ -86,12 +87,12 @@ def test_every_youzan_order_in_the_window_lands_resolved_and_a_rerun_changes_not
         assert oversold(conn) == 0 and ledger_drift(conn) == []
 
     assert landed == set(in_window)  # every order in the window landed ...
-    unmapped_products = {
-        str(v.listing("youzan").product_id) for v in shop.world.catalog.unmapped_variants
-    }
+    unmapped_products = {str(v.listing("youzan").product_id) for v in shop.world.catalog.unmapped_variants}
     # ... and only lines of variants the merchant never mapped stay unresolved, queued as unknown_sku
     assert all(row.channel_product_id in unmapped_products for row in unresolved)
-    assert {q["external_id"] for q in queued if q["reason"] == "unknown_sku"} == {r.external_id for r in unresolved}
+    assert {q["external_id"] for q in queued if q["reason"] == "unknown_sku"} == {
+        r.external_id for r in unresolved
+    }
     assert blank_sku_lines > 0  # lines without outer_sku_id resolved through item_id/sku_id
     assert again.fetched == first.fetched
     assert again.counts.new == again.counts.updated == 0 and again.counts.unchanged == first.fetched
