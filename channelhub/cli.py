@@ -140,6 +140,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--history-hours", type=float, default=6.0, help="how much sandbox history to load first")
     p.set_defaults(func=cmd_demo)
+
+    from channelhub import import_cli
+
+    import_cli.add_parser(sub)  # channelhub import shipments|counts|sales FILE
     return parser
 
 

@@ -7,7 +7,7 @@ Loading checks the file against ``config/channels.schema.json`` and a few cross-
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -16,6 +16,7 @@ import yaml
 from jsonschema import Draft202012Validator
 
 from channelhub.db import PROJECT_ROOT
+from warehouse.stock_policy import StockPolicy
 
 DEFAULT_CONFIG = PROJECT_ROOT / "config" / "channels.yaml"
 SCHEMA_PATH = PROJECT_ROOT / "config" / "channels.schema.json"
@@ -50,6 +51,7 @@ class ChannelConfig:
     enabled: bool
     retries: int = 3
     retry_delay: timedelta = timedelta(seconds=30)
+    stock_policy: StockPolicy = field(default_factory=StockPolicy)
 
     @property
     def dag_id(self) -> str:
@@ -130,11 +132,28 @@ def parse_config(document: Any, source: str = "<config>") -> HubConfig:
                 enabled=raw.get("enabled", True),
                 retries=raw.get("retries", 3),
                 retry_delay=timedelta(seconds=raw.get("retry_delay_seconds", 30)),
+                stock_policy=_stock_policy(raw.get("stock_policy", {})),
             )
         )
     if problems:
         raise ConfigError(source, problems)
     return HubConfig(locations=locations, channels=tuple(channels), source=source)
+
+
+def _stock_policy(raw: dict[str, Any]) -> StockPolicy:
+    """The channel's policy; each ``listings`` entry overrides some of its settings for one internal SKU."""
+
+    def settings(values: dict[str, Any]) -> dict[str, Any]:
+        found = {key: value for key, value in values.items() if key != "listings"}
+        if "locations" in found:
+            found["locations"] = tuple(found["locations"])
+        return found
+
+    channel_policy = StockPolicy(**settings(raw))
+    overrides = {
+        sku: replace(channel_policy, **settings(values)) for sku, values in raw.get("listings", {}).items()
+    }
+    return replace(channel_policy, listings=overrides)
 
 
 def load_config(path: Path | str | None = None) -> HubConfig:

@@ -17,11 +17,36 @@ Wire facts (docs/platform-contracts.md section 3.A):
 Window boundaries: both ends of ``update_time_range`` are taken as inclusive, so a window ``[start, end)`` is
 sent as ``start`` floored and ``end`` ceiled to the second; an order updated exactly at ``end`` is read by
 this window and the next (harmless: ingest is idempotent).
+
+Pushes (``push_shipment``, ``set_stock``; types in ``connectors.pushes``):
+- Carrier: ``order/deliverycompanylist/get`` gives the shop's ``delivery_id`` codes (read once per
+  connection). The hub's carrier name is matched by alias ("SF Express", "顺丰" -> ``SF``), then as a
+  code, then as a company name, and must be on that list; anything else is rejected here, before any
+  push. ``OTHER`` is used only when the hub says "OTHER": a parcel under OTHER cannot be tracked.
+- Shipment: ``order/delivery/send`` with one ``delivery_list`` entry (``deliver_type`` 1, self-posted
+  express) whose ``product_infos`` are the pushed lines grouped by (product_id, sku_id). The push is not
+  idempotent, so the HTTP client never replays it after an ambiguous failure; idempotency comes from
+  reading the order first (``order/get``): a parcel with this waybill and carrier that holds the pushed
+  units means ``already_done``. A WeChat parcel carries no reference of ours, so a retry of a partial
+  shipment could not be told apart from the next parcel any other way (the platform would accept it).
+- Changed tracking: when no parcel has this waybill but the order is fully shipped in exactly one parcel
+  holding exactly the pushed units, ``order/deliveryinfo/update`` replaces its carrier and waybill (the
+  platform allows this once, and not for split parcels; anything else goes to ``delivery/send`` and is
+  refused there, "已经发货", which the exception queue shows).
+- Platform refusals (an errcode other than token/quota/throttle/busy ones) are ``rejected`` results with
+  the platform's errcode and errmsg; transient trouble raises. A token expired mid-push (40001/42001) is
+  refreshed once and the push replayed: WeChat checks the token before it acts.
+- Stock: ``product/stock/update`` ``diff_type`` 3 (set) ``num``, or ``warehouse/stock/update`` with
+  ``out_warehouse_id`` (the push's ``location_ref``) for regional stock. A set is replay-safe, so it is
+  declared idempotent. WeChat has **no compare-and-set**: ``expected_current`` cannot be enforced, the set
+  is unconditional and the result says so (``extra["compare_and_set"]``); a sale between the hub's
+  computation and the set is overwritten. ``get_stock`` reads ``product/stock/get``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import re
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -29,10 +54,11 @@ from typing import TYPE_CHECKING, Any
 import requests
 
 from connectors.auth import Cred, Secret, TokenEndpoint, TokenEndpointAuth
-from connectors.errors import MalformedResponse
+from connectors.errors import ApiError, AuthError, MalformedResponse, PageCapExceeded, QuotaExhausted
 from connectors.framework import Connector, Endpoint, PlatformSpec
 from connectors.http import ErrorPolicy, ErrorShape, RateLimitSignal, RetryPolicy
 from connectors.paginators import CursorPaginator
+from connectors.pushes import PushResult, ShipmentLine, ShipmentPush, StockPush
 from connectors.windows import EPOCH_SECONDS, WindowSpec
 
 if TYPE_CHECKING:
@@ -91,8 +117,101 @@ WECHAT_CHANNELS = PlatformSpec(
         "order": Endpoint(
             "/channels/ec/order/get", method="POST", json={}, idempotent=True, records_path="order"
         ),
+        "delivery_companies": Endpoint(
+            "/channels/ec/order/deliverycompanylist/get",
+            method="POST",
+            json={},
+            idempotent=True,
+            records_path="company_list",
+        ),
+        # Not replayed after an ambiguous failure: a second parcel would be recorded (see push_shipment).
+        "send_delivery": Endpoint(
+            "/channels/ec/order/delivery/send", method="POST", json={}, idempotent=False
+        ),
+        "update_delivery": Endpoint(
+            "/channels/ec/order/deliveryinfo/update", method="POST", json={}, idempotent=False
+        ),
+        # diff_type 3 sets the level: replaying a set lands on the same level.
+        "set_stock": Endpoint("/channels/ec/product/stock/update", method="POST", json={}, idempotent=True),
+        "set_warehouse_stock": Endpoint(
+            "/channels/ec/warehouse/stock/update", method="POST", json={}, idempotent=True
+        ),
+        "stock": Endpoint(
+            "/channels/ec/product/stock/get", method="POST", json={}, idempotent=True, records_path="data"
+        ),
     },
 )
+
+DELIVER_TYPE_EXPRESS = 1  # 自寄快递: the merchant's own courier and waybill
+DIFF_TYPE_SET = 3
+STATUS_SHIPPED = 30
+
+# Hub carrier names -> WeChat delivery_id. Keys are normalised (casefolded, punctuation and spaces dropped).
+_CARRIER_ALIASES: dict[str, tuple[str, ...]] = {
+    "SF": ("sf", "sfexpress", "shunfeng", "shunfengexpress", "顺丰", "顺丰速运", "顺丰快递", "顺丰速递"),
+    "YTO": ("yto", "ytoexpress", "yuantong", "yuantongexpress", "圆通", "圆通速递", "圆通快递"),
+    "ZTO": ("zto", "ztoexpress", "zhongtong", "zhongtongexpress", "中通", "中通快递", "中通速递"),
+    "STO": ("sto", "stoexpress", "shentong", "shentongexpress", "申通", "申通快递"),
+    "YD": ("yd", "yunda", "yundaexpress", "韵达", "韵达快递", "韵达速递"),
+    "JTSD": ("jtsd", "jt", "jtexpress", "jitu", "jituexpress", "极兔", "极兔速递", "极兔快递"),
+    "EMS": ("ems", "chinaems", "emsexpress", "邮政ems", "中国邮政速递物流", "邮政速递"),
+    "YZPY": ("yzpy", "chinapost", "邮政", "中国邮政", "邮政快递包裹", "邮政包裹"),
+    "JD": ("jd", "jdl", "jdlogistics", "jdexpress", "京东", "京东物流", "京东快递"),
+    "DBKD": ("dbkd", "deppon", "depponexpress", "德邦", "德邦快递", "德邦物流"),
+    "HTKY": ("htky", "bestexpress", "百世", "百世快递", "百世汇通"),
+    "ZJS": ("zjs", "zjsexpress", "宅急送"),
+    "OTHER": ("other", "其他"),
+}
+_ALIAS_TO_ID = {alias: delivery_id for delivery_id, aliases in _CARRIER_ALIASES.items() for alias in aliases}
+_NOT_WORD = re.compile(r"[\W_]+")
+
+
+def _normalise_carrier(name: str) -> str:
+    return _NOT_WORD.sub("", name).casefold()
+
+
+def delivery_id_for(carrier: str, companies: Mapping[str, str]) -> str | None:
+    """The WeChat ``delivery_id`` for the hub's carrier name, if the shop's company list has it.
+
+    ``companies`` is ``delivery_id -> delivery_name`` from ``deliverycompanylist/get``."""
+    key = _normalise_carrier(carrier)
+    if not key:
+        return None
+    by_code = {_normalise_carrier(code): code for code in companies}
+    by_name = {_normalise_carrier(name): code for code, name in companies.items()}
+    candidate = _ALIAS_TO_ID.get(key) or by_code.get(key) or by_name.get(key)
+    return candidate if candidate in companies else None
+
+
+def _line_ids(line: ShipmentLine) -> tuple[str, str]:
+    """(product_id, sku_id): the line's channel ids, else its ``"<product_id>:<sku_id>[#n]"`` line id."""
+    if line.channel_product_id and line.channel_variant_id:
+        return line.channel_product_id, line.channel_variant_id
+    product_id, _, sku_id = line.external_line_id.partition("#")[0].partition(":")
+    if not (product_id.isdigit() and sku_id.isdigit()):
+        raise ValueError(f"line {line.external_line_id!r} names no WeChat product_id and sku_id")
+    return product_id, sku_id
+
+
+def _units(product_infos: Any) -> dict[tuple[str, str], int]:
+    """{(product_id, sku_id): count} of a parcel's ``product_infos`` (ids as strings)."""
+    units: dict[tuple[str, str], int] = {}
+    for product in product_infos if isinstance(product_infos, list) else []:
+        if not isinstance(product, dict):
+            continue
+        key = (str(product.get("product_id")), str(product.get("sku_id")))
+        count = product.get("product_cnt")
+        units[key] = units.get(key, 0) + (count if isinstance(count, int) else 0)
+    return units
+
+
+def _rejection(error: ApiError) -> PushResult:
+    return PushResult("rejected", detail=f"errcode {error.code}: {error.message}".strip())
+
+
+def _is_refusal(error: ApiError) -> bool:
+    """A platform refusal of this request (not credentials, quota or paging, which the caller must see)."""
+    return not isinstance(error, AuthError | QuotaExhausted | PageCapExceeded)
 
 
 class WeChatChannelsConnector(Connector):
@@ -159,6 +278,133 @@ class WeChatChannelsConnector(Connector):
         if not isinstance(order, dict):
             raise MalformedResponse("order/get answered without an order object", platform=self.platform)
         return order
+
+    # -- pushes --
+
+    _companies: dict[str, str] | None = None
+
+    def delivery_companies(self, *, refresh: bool = False) -> dict[str, str]:
+        """``delivery_id -> delivery_name`` from ``deliverycompanylist/get`` (read once per connection)."""
+        if self._companies is None or refresh:
+            listed = self.get("delivery_companies")
+            if not isinstance(listed, list):
+                raise MalformedResponse("company_list is not a list", platform=self.platform)
+            self._companies = {
+                str(c["delivery_id"]): str(c.get("delivery_name", ""))
+                for c in listed
+                if isinstance(c, dict) and c.get("delivery_id")
+            }
+        return self._companies
+
+    def push_shipment(self, push: ShipmentPush) -> PushResult:
+        """Send one parcel (``delivery/send``), or recognise it as already there, or fix its waybill."""
+        companies = self.delivery_companies()
+        delivery_id = delivery_id_for(push.carrier, companies)
+        if delivery_id is None:
+            return PushResult(
+                "rejected",
+                detail=f"carrier {push.carrier!r} has no WeChat delivery_id on the shop's company list "
+                f"({', '.join(sorted(companies))})",
+            )
+        try:
+            wanted: dict[tuple[str, str], int] = {}
+            for line in push.lines:
+                if line.quantity <= 0:
+                    raise ValueError(f"line {line.external_line_id!r} ships {line.quantity} units")
+                key = _line_ids(line)
+                wanted[key] = wanted.get(key, 0) + line.quantity
+        except ValueError as problem:
+            return PushResult("rejected", detail=str(problem))
+        if not wanted:
+            return PushResult("rejected", detail="the shipment lists no lines")
+        waybill = push.tracking_number.strip()
+        product_infos = [
+            {"product_id": product_id, "sku_id": sku_id, "product_cnt": count}
+            for (product_id, sku_id), count in wanted.items()
+        ]
+        parcel = {
+            "delivery_id": delivery_id,
+            "waybill_id": waybill,
+            "deliver_type": DELIVER_TYPE_EXPRESS,
+            "product_infos": product_infos,
+        }
+        try:
+            order = self.get_order(push.external_order_id)
+        except ApiError as error:
+            if _is_refusal(error):
+                return _rejection(error)
+            raise
+        parcels = order.get("order_detail", {}).get("delivery_info", {}).get("delivery_product_info") or []
+        parcels = [p for p in parcels if isinstance(p, dict)] if isinstance(parcels, list) else []
+        for existing in parcels:
+            if existing.get("waybill_id") == waybill and existing.get("delivery_id") == delivery_id:
+                held = _units(existing.get("product_infos"))
+                if all(held.get(key, 0) >= count for key, count in wanted.items()):
+                    return PushResult(
+                        "already_done",
+                        detail="a parcel with this waybill holds these units",
+                        platform_ref=waybill,
+                    )
+        operation, extra = "send_delivery", {"delivery_id": delivery_id}
+        if (
+            order.get("status") == STATUS_SHIPPED
+            and len(parcels) == 1
+            and _units(parcels[0].get("product_infos")) == wanted
+        ):
+            operation = "update_delivery"
+            extra["replaced_waybill_id"] = str(parcels[0].get("waybill_id", ""))
+            extra["replaced_delivery_id"] = str(parcels[0].get("delivery_id", ""))
+        try:
+            self.get(operation, body={"order_id": str(push.external_order_id), "delivery_list": [parcel]})
+        except ApiError as error:
+            if _is_refusal(error):
+                return _rejection(error)
+            raise
+        return PushResult("pushed", detail=operation, platform_ref=waybill, extra=extra)
+
+    def set_stock(self, push: StockPush) -> PushResult:
+        """Set the sellable quantity (``diff_type`` 3); per warehouse when ``location_ref`` names one."""
+        if not (push.channel_product_id and push.channel_variant_id):
+            return PushResult(
+                "rejected",
+                detail=f"WeChat stock is set per product_id and sku_id; the listing of {push.merchant_sku!r} "
+                "has none in the hub",
+            )
+        if push.quantity < 0:
+            return PushResult("rejected", detail=f"cannot set a negative stock ({push.quantity})")
+        body: dict[str, Any] = {
+            "product_id": push.channel_product_id,
+            "sku_id": push.channel_variant_id,
+            "diff_type": DIFF_TYPE_SET,
+            "num": push.quantity,
+        }
+        operation = "set_stock"
+        if push.location_ref:
+            operation, body["out_warehouse_id"] = "set_warehouse_stock", push.location_ref
+        try:
+            self.get(operation, body=body)
+        except ApiError as error:
+            if _is_refusal(error):
+                return _rejection(error)
+            raise
+        extra = {"num": str(push.quantity)}
+        if push.expected_current is not None:
+            extra["compare_and_set"] = (
+                "unsupported: WeChat has no conditional stock update; set unconditionally"
+            )
+        return PushResult(
+            "pushed",
+            detail=operation,
+            platform_ref=f"{push.channel_product_id}:{push.channel_variant_id}",
+            extra=extra,
+        )
+
+    def get_stock(self, product_id: str, sku_id: str) -> dict[str, Any]:
+        """``product/stock/get``'s ``data``: normal_stock_num, warehouse_stocks[], total_stock_num, ..."""
+        data = self.get("stock", body={"product_id": str(product_id), "sku_id": str(sku_id)})
+        if not isinstance(data, dict):
+            raise MalformedResponse("stock/get answered without a data object", platform=self.platform)
+        return data
 
 
 def connector_for_channel(credentials: ChannelCredentials, channel: ChannelConfig) -> WeChatChannelsConnector:

@@ -20,21 +20,51 @@ an order modified while we page *leaves* the window, which shifts every later or
 start; reading pages 1, 2, 3... would then skip one. So pages are read from the last to the first (the
 framework's ``backwards`` paging): a shift can then only make us read an order twice (ingest is idempotent),
 never miss one. The order that moved is picked up by the next window, whose range holds its new time.
+
+Pushes (``push_shipment``, ``set_stock``; results per ``connectors.pushes``):
+- Tracking goes to the Shipment Tracking extension (``POST /wp-json/wc-shipment-tracking/v3/orders/{id}/
+  shipment-trackings``). A store without it answers ``404 rest_no_route``; then the core fallback writes a
+  customer note "Shipped via <carrier> <number>" (WooCommerce e-mails it to the buyer). Either way the
+  order is set ``completed`` (``PUT /orders/{id}``) only when the shipment completes it: core WooCommerce
+  has no partial shipment, so a partial one leaves the order ``processing`` with its tracking recorded.
+- WooCommerce checks nothing about a shipment: not the carrier (an unknown provider is stored with an empty
+  name and link), not quantities (a tracking has no lines), not the order's status (REST even moves a
+  cancelled order to ``completed``). So the connector reads first and refuses what the shop would wrongly
+  accept: an order that is cancelled/refunded/failed/trash, an already completed order (a second shipment
+  of shipped items), a line the order does not have or more units than remain unshipped, a carrier with no
+  provider or custom mapping. It keeps its own ledger in a private order note per push ("ChannelHub
+  shipment <key>: <carrier> <number> (lines <line id>x<qty>, ...)"), which gives the units already pushed
+  and recognises a shipment pushed before under another number.
+- Idempotency by reading: the tracking number already on the order (the extension's list, or a "Shipped
+  via" note in the fallback) is ``already_done``; a retry then only adds what the first try did not finish
+  (the ledger note, the completion). A changed number for a known shipment key replaces the old tracking
+  (the extension has no update call: ``DELETE`` the old item, ``POST`` the new one); in the fallback a new
+  customer note says which number it replaces (notes cannot be edited).
+- Stock: ``PUT /products/{id}`` (simple) or ``PUT /products/{pid}/variations/{vid}`` with
+  ``{"manage_stock": true, "stock_quantity": n}``. WooCommerce has no compare-and-set; with
+  ``expected_current`` the connector reads ``stock_quantity`` first and refuses on a mismatch. That is not
+  atomic (a sale between the read and the write is overwritten), but it catches the common stale case: the
+  hub computed its figure before the channel's latest sales reached it. No locations in core: a
+  ``location_ref`` is ignored.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+import re
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import requests
 
 from connectors.auth import BasicAuth, Secret
+from connectors.errors import ApiError, AuthError
 from connectors.framework import Connector, Endpoint, PlatformSpec
 from connectors.http import ErrorPolicy, ErrorShape, RateLimitSignal, RetryPolicy
 from connectors.paginators import PageNumberPaginator
+from connectors.pushes import PushResult, ShipmentLine, ShipmentPush, StockPush
 from connectors.windows import TimeFormat, WindowSpec
 
 if TYPE_CHECKING:
@@ -49,6 +79,95 @@ GMT_WALL_TIME = TimeFormat("pattern", "%Y-%m-%dT%H:%M:%S", UTC)
 MODIFIED = WindowSpec("modified_after", "modified_before", GMT_WALL_TIME, max_span=None)
 # modified_after is exclusive: moving the start back one second (the format's granularity) includes it.
 EXCLUSIVE_START_SHIFT = timedelta(seconds=1)
+TRACKING_API = "/wp-json/wc-shipment-tracking/v3"
+TRACKINGS = TRACKING_API + "/orders/{order_id}/shipment-trackings"
+ROOTED_PREFIX = "/wp-json/"  # endpoints whose path starts here are not under /wp-json/wc/v3
+CLOSED_STATUSES = frozenset({"cancelled", "refunded", "failed", "trash"})
+
+
+@dataclass(frozen=True)
+class Carrier:
+    """How a hub carrier name is told to WooCommerce: a Shipment Tracking provider name when the shop's
+    provider list has it, else a custom provider (name and a link with the number filled in)."""
+
+    name: str  # what the customer reads (also the fallback note's carrier)
+    provider: str | None  # the extension's built-in provider name
+    custom_link: str = ""  # "{number}" is replaced; "" leaves a custom provider without a link
+
+
+# Hub carrier names (upper case, as warehouses report them) -> WooCommerce. Built-in names are the
+# extension's own spelling ("Fedex", "DHL US"); Chinese express companies are not in its list.
+CARRIERS: dict[str, Carrier] = {
+    "UPS": Carrier("UPS", "UPS"),
+    "USPS": Carrier("USPS", "USPS"),
+    "FEDEX": Carrier("FedEx", "Fedex"),
+    "ONTRAC": Carrier("OnTrac", "OnTrac"),
+    "DHL US": Carrier("DHL US", "DHL US"),
+    "DHL": Carrier("DHL", "DHL"),
+    "ROYAL MAIL": Carrier("Royal Mail", "Royal Mail"),
+    "EVRI": Carrier("EVRi", "EVRi"),
+    "CANADA POST": Carrier("Canada Post", "Canada Post"),
+    "AUSTRALIA POST": Carrier("Australia Post", "Australia Post"),
+    "POSTNL": Carrier("PostNL", "PostNL"),
+    "SF": Carrier("SF Express", None, "https://www.sf-express.com/chn/en/waybill/waybill-detail/{number}"),
+    "YTO": Carrier("YTO Express", None),
+    "ZTO": Carrier("ZTO Express", None),
+    "STO": Carrier("STO Express", None),
+    "YUNDA": Carrier("Yunda Express", None),
+    "JD": Carrier("JD Logistics", None),
+    "EMS": Carrier("China EMS", None),
+}
+_LEDGER = re.compile(
+    r"^ChannelHub shipment (?P<key>\S+): (?P<carrier>.+) (?P<number>\S+) \(lines (?P<lines>[0-9x, ]*)\)$"
+)
+_SHIPPED_VIA = re.compile(r"^Shipped via (?P<carrier>.+) (?P<number>\S+?)(?: \(replaces \S+\))?$")
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    """One earlier push, read back from its private order note."""
+
+    key: str
+    number: str
+    lines: tuple[tuple[str, int], ...]
+
+
+def carrier_for(name: str) -> Carrier | None:
+    return CARRIERS.get(" ".join(name.split()).upper())
+
+
+def _ledger_key(shipment_key: str) -> str:
+    return re.sub(r"\s+", "_", shipment_key.strip())
+
+
+def ledger_note(push: ShipmentPush, carrier: Carrier) -> str:
+    lines = ", ".join(f"{line.external_line_id}x{line.quantity}" for line in push.lines)
+    key = _ledger_key(push.shipment_key)
+    return f"ChannelHub shipment {key}: {carrier.name} {push.tracking_number} (lines {lines})"
+
+
+def read_ledger(notes: list[dict[str, Any]]) -> list[LedgerEntry]:
+    """The connector's own notes (private ones), oldest first."""
+    entries = []
+    for note in reversed(notes):  # WooCommerce lists notes newest first
+        if note.get("customer_note"):
+            continue
+        match = _LEDGER.match(str(note.get("note", "")).strip())
+        if not match:
+            continue
+        lines = []
+        for part in filter(None, (p.strip() for p in match["lines"].split(","))):
+            line_id, _, quantity = part.partition("x")
+            if quantity.isdigit():
+                lines.append((line_id, int(quantity)))
+        entries.append(LedgerEntry(match["key"], match["number"], tuple(lines)))
+    return entries
+
+
+def _words(error: ApiError) -> str:
+    """The platform's own words for a refusal: ``code: message (HTTP status)``."""
+    code = f"{error.code}: " if error.code else ""
+    return f"{code}{error.message} (HTTP {error.status})"
 
 
 def _orders_paginator(page_size: int) -> PageNumberPaginator:
@@ -86,6 +205,18 @@ def woocommerce_spec(page_size: int = MAX_PAGE_SIZE) -> PlatformSpec:
                 window=MODIFIED,
             ),
             "order": Endpoint("/orders/{order_id}"),
+            "update_order": Endpoint("/orders/{order_id}", method="PUT"),
+            "order_notes": Endpoint("/orders/{order_id}/notes", params={"type": "any"}),
+            "add_order_note": Endpoint("/orders/{order_id}/notes", method="POST", idempotent=False),
+            # The extension's own namespace, outside /wc/v3 (host-rooted paths).
+            "shipment_trackings": Endpoint(TRACKINGS),
+            "add_shipment_tracking": Endpoint(TRACKINGS, method="POST", idempotent=False),
+            "delete_shipment_tracking": Endpoint(TRACKINGS + "/{tracking_id}", method="DELETE"),
+            "shipment_tracking_providers": Endpoint(TRACKINGS + "/providers"),
+            "product": Endpoint("/products/{product_id}"),
+            "update_product": Endpoint("/products/{product_id}", method="PUT"),
+            "variation": Endpoint("/products/{product_id}/variations/{variation_id}"),
+            "update_variation": Endpoint("/products/{product_id}/variations/{variation_id}", method="PUT"),
         },
     )
 
@@ -95,6 +226,7 @@ WOOCOMMERCE = woocommerce_spec()
 
 class WooCommerceConnector(Connector):
     spec = WOOCOMMERCE
+    _providers: set[str] | None = None  # the shop's Shipment Tracking provider names, read once
 
     @classmethod
     def from_connection(
@@ -139,6 +271,219 @@ class WooCommerceConnector(Connector):
         if not str(order_id).isdigit():
             raise ValueError(f"WooCommerce order ids are numeric, got {order_id!r}")
         return self.get("order", path_params={"order_id": order_id})
+
+    # -- pushes --
+
+    def call(
+        self,
+        name: str,
+        path_params: Mapping[str, Any] | None = None,
+        *,
+        params: Mapping[str, Any] | None = None,
+        body: Mapping[str, Any] | None = None,
+    ) -> Any:
+        """One request to endpoint ``name`` (paths under ``/wp-json/`` other than wc/v3 are host-rooted);
+        returns the JSON body."""
+        request = self.build_request(name, path_params=path_params, params=params, body=body)
+        request.rooted = self.endpoint(name).path.startswith(ROOTED_PREFIX)
+        return self.client.send(request).body
+
+    def shipment_trackings(self, order_id: str) -> list[dict[str, Any]] | None:
+        """The order's Shipment Tracking items; None when the shop does not have the extension."""
+        try:
+            return list(self.call("shipment_trackings", {"order_id": order_id}))
+        except ApiError as error:
+            if error.status == 404 and error.code == "rest_no_route":
+                return None
+            raise
+
+    def shipment_providers(self, order_id: str) -> set[str]:
+        """Provider names the shop's extension knows (cached per connector: the list is the plugin's)."""
+        cached = self._providers
+        if cached is None:
+            regions = self.call("shipment_tracking_providers", {"order_id": order_id})
+            cached = {name for providers in (regions or {}).values() for name in providers}
+            self._providers = cached
+        return cached
+
+    def push_shipment(self, push: ShipmentPush) -> PushResult:
+        """Record ``push`` on the WooCommerce order (see the module docstring for every rule)."""
+        order_id = push.external_order_id
+        if not order_id.isdigit():
+            return PushResult("rejected", f"WooCommerce order ids are numeric, got {order_id!r}")
+        carrier = carrier_for(push.carrier)
+        if carrier is None:
+            return PushResult(
+                "rejected",
+                f"carrier {push.carrier!r} has no WooCommerce mapping (neither a Shipment Tracking provider "
+                "nor a custom provider in connectors.woocommerce.CARRIERS)",
+            )
+        ids = {"order_id": order_id}
+        try:
+            order = self.call("order", ids)
+        except AuthError:
+            raise
+        except ApiError as error:
+            if error.status in (400, 404):
+                return PushResult("rejected", _words(error))
+            raise
+        status = str(order.get("status"))
+        if status in CLOSED_STATUSES:
+            return PushResult("rejected", f"order {order_id} is {status!r} in WooCommerce: nothing to ship")
+        notes = list(self.call("order_notes", ids))
+        ledger = read_ledger(notes)
+        trackings = self.shipment_trackings(order_id)
+        mode = "order_note" if trackings is None else "shipment_tracking"
+        number = push.tracking_number
+        if trackings is not None:
+            on_order = {str(t.get("tracking_number")) for t in trackings}
+        else:
+            on_order = {
+                m["number"]
+                for note in notes
+                if note.get("customer_note") and (m := _SHIPPED_VIA.match(str(note.get("note", "")).strip()))
+            }
+        key = _ledger_key(push.shipment_key)
+        mine = [entry for entry in ledger if entry.key == key]
+
+        if number in on_order or any(entry.number == number for entry in mine):
+            repairs = []
+            if not any(entry.number == number for entry in mine):
+                self.call(
+                    "add_order_note", ids, body={"note": ledger_note(push, carrier), "customer_note": False}
+                )
+                repairs.append("ledger note added")
+            if push.completes_order and status != "completed":
+                self.call("update_order", ids, body={"status": "completed"})
+                repairs.append("order completed")
+            detail = f"tracking {number} is already on WooCommerce order {order_id}"
+            return PushResult(
+                "pushed" if "order completed" in repairs else "already_done",
+                detail + (f"; {', '.join(repairs)}" if repairs else ""),
+                extra={"mode": mode},
+            )
+
+        replaced = mine[-1] if mine else None
+        if replaced is None:
+            if status == "completed":
+                return PushResult(
+                    "rejected",
+                    f"order {order_id} is already 'completed' in WooCommerce (every item shipped); "
+                    f"tracking {number} is a second shipment of shipped items",
+                )
+            refusal = self._check_quantities(order, push.lines, ledger)
+            if refusal:
+                return PushResult("rejected", refusal)
+
+        extra = {"mode": mode}
+        if trackings is not None:
+            if replaced is not None:
+                for item in trackings:
+                    if str(item.get("tracking_number")) == replaced.number:
+                        self._delete_tracking(order_id, str(item.get("tracking_id")))
+                extra["replaced_tracking_number"] = replaced.number
+            body: dict[str, Any] = {
+                "tracking_number": number,
+                "date_shipped": push.shipped_at.astimezone(UTC).strftime("%Y-%m-%d"),
+            }
+            if carrier.provider and carrier.provider in self.shipment_providers(order_id):
+                body["tracking_provider"] = carrier.provider
+            else:
+                body["custom_tracking_provider"] = carrier.name
+                body["custom_tracking_link"] = carrier.custom_link.replace("{number}", number)
+            created = self.call("add_shipment_tracking", ids, body=body)
+            reference = str(created.get("tracking_id"))
+        else:
+            text = f"Shipped via {carrier.name} {number}"
+            if replaced is not None:
+                text += f" (replaces {replaced.number})"
+                extra["replaced_tracking_number"] = replaced.number
+            created = self.call("add_order_note", ids, body={"note": text, "customer_note": True})
+            reference = str(created.get("id"))
+        self.call("add_order_note", ids, body={"note": ledger_note(push, carrier), "customer_note": False})
+        if push.completes_order and status != "completed":
+            self.call("update_order", ids, body={"status": "completed"})
+            extra["completed"] = "true"
+        verb = "replaced the tracking of" if replaced is not None else "recorded on"
+        return PushResult("pushed", f"{carrier.name} {number} {verb} order {order_id}", reference, extra)
+
+    def _delete_tracking(self, order_id: str, tracking_id: str) -> None:
+        try:
+            self.call("delete_shipment_tracking", {"order_id": order_id, "tracking_id": tracking_id})
+        except ApiError as error:  # already gone (a replayed DELETE, or the merchant removed it)
+            if error.status != 404 or error.code == "rest_no_route":
+                raise
+
+    @staticmethod
+    def _check_quantities(
+        order: Mapping[str, Any], lines: tuple[ShipmentLine, ...], ledger: list[LedgerEntry]
+    ) -> str | None:
+        """Why the shop would be wrong to take these lines, or None. WooCommerce has no shipped quantities:
+        the units already pushed come from the connector's ledger notes."""
+        if not lines:
+            return "a shipment needs at least one line"
+        ordered = {
+            str(item.get("id")): int(item.get("quantity") or 0) for item in order.get("line_items", [])
+        }
+        shipped: dict[str, int] = {}
+        for entry in ledger:
+            for line_id, quantity in entry.lines:
+                shipped[line_id] = shipped.get(line_id, 0) + quantity
+        wanted: dict[str, int] = {}
+        for line in lines:
+            wanted[line.external_line_id] = wanted.get(line.external_line_id, 0) + line.quantity
+        for line_id, quantity in wanted.items():
+            if line_id not in ordered:
+                return f"order {order.get('id')} has no line item {line_id}"
+            if quantity <= 0:
+                return f"line item {line_id}: quantity must be positive, got {quantity}"
+            remaining = ordered[line_id] - shipped.get(line_id, 0)
+            if quantity > remaining:
+                return (
+                    f"line item {line_id}: {quantity} to ship but only {remaining} of {ordered[line_id]} "
+                    "remain unshipped"
+                )
+        return None
+
+    def set_stock(self, push: StockPush) -> PushResult:
+        """Set a product's or variation's ``stock_quantity`` (see the module docstring on compare-and-set)."""
+        product_id = (push.channel_product_id or "").strip()
+        variation_id = (push.channel_variant_id or "").strip()
+        if not product_id.isdigit():
+            return PushResult(
+                "rejected",
+                f"WooCommerce stock needs the listing's numeric product id (got {push.channel_product_id!r}, "
+                f"SKU {push.merchant_sku!r})",
+            )
+        is_variation = variation_id.isdigit() and variation_id not in ("0", product_id)
+        if is_variation:
+            read, write = "variation", "update_variation"
+            ids = {"product_id": product_id, "variation_id": variation_id}
+            ref = f"{product_id}/{variation_id}"
+        else:
+            read, write = "product", "update_product"
+            ids = {"product_id": product_id}
+            ref = product_id
+        try:
+            if push.expected_current is not None:
+                current = self.call(read, ids).get("stock_quantity")
+                if current != push.expected_current:
+                    return PushResult(
+                        "rejected",
+                        f"stock_quantity of {ref} is {current}, expected {push.expected_current} "
+                        "(WooCommerce has no compare-and-set: checked by reading first)",
+                        ref,
+                    )
+                if current == push.quantity:
+                    return PushResult("already_done", f"stock_quantity of {ref} is already {current}", ref)
+            updated = self.call(write, ids, body={"manage_stock": True, "stock_quantity": push.quantity})
+        except AuthError:
+            raise
+        except ApiError as error:
+            if error.status in (400, 404):
+                return PushResult("rejected", _words(error), ref)
+            raise
+        return PushResult("pushed", f"stock_quantity of {ref} set to {updated.get('stock_quantity')}", ref)
 
 
 def connector_for_channel(credentials: ChannelCredentials, channel: ChannelConfig) -> WooCommerceConnector:

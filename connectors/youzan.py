@@ -18,6 +18,31 @@ Wire facts (docs/platform-contracts.md §4):
 - Pages shift while orders change (results are sorted by update time), so records are de-duplicated by tid.
 
 Each record yielded is one item of ``data.full_order_info_list``: ``{"full_order_info": {...}, ...}``.
+
+Pushes (§4.4, §4.5; ``connectors.pushes`` for the result contract):
+- ``push_shipment``: carriers map to Youzan express ids read from ``youzan.logistics.express.get`` 3.0.0
+  (``data.allExpress[{id, name, display}]``, fetched once per connector): the hub's name ("SF", "YTO", "UPS")
+  goes through ``CARRIER_ALIASES`` to the Chinese display name, which is matched against the live list (a
+  carrier already named as Youzan names it, or given as a listed id, matches directly). No match: rejected,
+  nothing sent. The trade is read first (``youzan.trade.get``) because Youzan's ``online.confirm`` takes
+  sub-order ids, not quantities: it ships every open unit of each oid. So a line must carry exactly the
+  sub-order's open units (``num`` - refunded); fewer or more is rejected with a clear detail, and lines
+  already in a delivery with this waybill make the push ``already_done`` without a write. Then ``POST
+  youzan.logistics.online.confirm`` 3.0.0 ``{tid, out_stype, out_sid, oids: "oid1,oid2"}`` (oids always
+  named, so nothing the hub did not pack ships). Its refusals are rejections with Youzan's words:
+  102570007 already shipped (after a re-read: ``already_done`` when every oid shipped with this waybill,
+  for a push that raced another), 102570020 nothing shippable, 105000016 no such order, 105000003 bad
+  waybill. The confirm is not idempotent: the client replays it only after a throttle or a connect timeout;
+  a lost answer raises, and the next attempt's read finds the shipment and answers ``already_done``.
+- ``update_tracking``: a new waybill for lines already shipped, through ``youzan.logistics.online.update``
+  3.0.0 ``{tid, trade_express_modify: [{dist_id, express_id, express_no}]}`` on their packages.
+- ``set_stock``: ``youzan.item.quantity.update`` 3.0.0 ``{item_id, sku_id (omitted for single-spec items),
+  quantity, type: 0}`` (a full set, so replaying it is safe). Youzan has **no compare-and-set**, so
+  ``expected_current`` is not enforced: the set is unconditional and the result says so
+  (``extra["compare_and_set"] = "unsupported"``). A read-then-write check was rejected on purpose: Youzan
+  itself decrements stock on every sale, so the level read back almost never equals what the hub last pushed,
+  and such a check would refuse nearly every push while still not being atomic. ``get_stock`` reads a level
+  back (``youzan.item.get``).
 """
 
 from __future__ import annotations
@@ -29,12 +54,15 @@ from typing import TYPE_CHECKING, Any
 
 import requests
 
+from channelhub.canonical import MappingError
 from connectors.auth import Cred, Secret, TokenEndpoint, TokenEndpointAuth
-from connectors.errors import ApiError
+from connectors.errors import ApiError, AuthError, QuotaExhausted
 from connectors.framework import Connector, Endpoint, PlatformSpec
-from connectors.http import ErrorPolicy, ErrorShape, RateLimitSignal, RequestRateThrottle, RetryPolicy
+from connectors.http import ErrorPolicy, ErrorShape, RateLimitSignal, RequestRateThrottle, RetryPolicy, dig
 from connectors.paginators import PageNumberPaginator
+from connectors.pushes import PushResult, ShipmentLine, ShipmentPush, StockPush
 from connectors.windows import CHINA_WALL_TIME, WindowSpec
+from mappings.youzan import map_order
 
 if TYPE_CHECKING:
     from channelhub.config import ChannelConfig
@@ -49,7 +77,42 @@ DEFAULT_THROTTLE_CODES = frozenset({"4203"})  # [U] undocumented; override per c
 DEFAULT_REQUESTS_PER_SECOND = 10.0  # [U] order-API QPS is per capability pack and undocumented
 TOKEN_EXPIRED_CODES = frozenset({"4201"})
 TOKEN_REFUSED_CODES = frozenset({"4001", "4002"})  # the token endpoint refusing client or shop [U]
-TRANSIENT_CODES = frozenset({"106000001", "106100118"})  # "timeout, retry" [S]
+TRANSIENT_CODES = frozenset(
+    {
+        "106000001",  # timeout, retry [S]
+        "106100118",  # timeout, retry [S]
+        "102510001",  # a duplicate concurrent request: the other one is still running; look again later [S]
+    }
+)
+ALREADY_SHIPPED = "102570007"
+LOGISTICS_VERSION = "3.0.0"
+ITEM_VERSION = "3.0.0"
+# The hub's carrier names (as warehouses report them) -> the names Youzan's express list uses.
+CARRIER_ALIASES: dict[str, str] = {
+    "SF": "顺丰速运",
+    "SF EXPRESS": "顺丰速运",
+    "SHUNFENG": "顺丰速运",
+    "YTO": "圆通速递",
+    "YUANTONG": "圆通速递",
+    "ZTO": "中通快递",
+    "ZHONGTONG": "中通快递",
+    "STO": "申通快递",
+    "SHENTONG": "申通快递",
+    "YUNDA": "韵达快递",
+    "YD": "韵达快递",
+    "BEST": "百世快递",
+    "HTKY": "百世快递",
+    "EMS": "EMS",
+    "CHINA POST": "邮政快递包裹",
+    "CHINAPOST": "邮政快递包裹",
+    "JD": "京东快递",
+    "JDL": "京东快递",
+    "DEPPON": "德邦快递",
+    "DBL": "德邦快递",
+    "UPS": "UPS",
+    "USPS": "USPS",
+    "FEDEX": "FedEx",
+}
 
 UPDATE_WINDOW = WindowSpec(
     "start_update", "end_update", CHINA_WALL_TIME, max_span=MAX_WINDOW, location="body"
@@ -121,6 +184,38 @@ YOUZAN = PlatformSpec(
             json={},
             idempotent=True,
             records_path="data",
+        ),
+        "express_companies": Endpoint(
+            f"/api/youzan.logistics.express.get/{LOGISTICS_VERSION}",
+            method="POST",
+            json={},
+            idempotent=True,
+            records_path="data.allExpress",
+        ),
+        "ship": Endpoint(
+            f"/api/youzan.logistics.online.confirm/{LOGISTICS_VERSION}",
+            method="POST",
+            json={},
+            idempotent=False,  # a replay after a lost answer would be refused as "already shipped" at best
+        ),
+        "update_tracking": Endpoint(
+            f"/api/youzan.logistics.online.update/{LOGISTICS_VERSION}",
+            method="POST",
+            json={},
+            idempotent=True,  # it sets the package's waybill to a value: replaying sets the same value
+        ),
+        "set_stock": Endpoint(
+            f"/api/youzan.item.quantity.update/{ITEM_VERSION}",
+            method="POST",
+            json={"type": 0},  # 0: a full set (1 would add)
+            idempotent=True,  # a full set replayed sets the same level
+        ),
+        "item": Endpoint(
+            f"/api/youzan.item.get/{ITEM_VERSION}",
+            method="POST",
+            json={},
+            idempotent=True,
+            records_path="data.item",
         ),
     },
 )
@@ -209,6 +304,252 @@ class YouzanConnector(Connector):
         if not isinstance(value, dict):
             raise ApiError(f"youzan.trade.get answered no trade for {tid}", platform=self.platform)
         return value
+
+    # -- pushes ------------------------------------------------------------------------------------
+
+    _express_ids: dict[str, str] | None = None
+
+    def express_ids(self) -> dict[str, str]:
+        """Youzan's carriers (``youzan.logistics.express.get``): upper-cased name -> express id; read once."""
+        if self._express_ids is None:
+            companies = self.get("express_companies", body={})
+            if not isinstance(companies, list):
+                raise ApiError("youzan.logistics.express.get answered no list", platform=self.platform)
+            ids: dict[str, str] = {}
+            for company in companies:
+                if isinstance(company, dict) and company.get("id") is not None and company.get("name"):
+                    ids[_carrier_key(str(company["name"]))] = str(company["id"])
+            self._express_ids = ids
+        return self._express_ids
+
+    def express_id(self, carrier: str) -> str | None:
+        """The express id for the hub's carrier name, or None when Youzan lists no such carrier."""
+        ids = self.express_ids()
+        key = _carrier_key(carrier)
+        for candidate in (CARRIER_ALIASES.get(key), key):
+            if candidate and _carrier_key(candidate) in ids:
+                return ids[_carrier_key(candidate)]
+        return key if key in ids.values() else None  # already a listed id
+
+    def push_shipment(self, push: ShipmentPush) -> PushResult:
+        """Ship the push's sub-orders with its waybill (``youzan.logistics.online.confirm``)."""
+        if not push.lines:
+            return PushResult("rejected", "a Youzan shipment names at least one sub-order (oid)")
+        express_id = self.express_id(push.carrier)
+        if express_id is None:
+            return PushResult(
+                "rejected",
+                f"carrier {push.carrier!r} has no Youzan express id (youzan.logistics.express.get lists "
+                f"{len(self.express_ids())} companies; add an alias in CARRIER_ALIASES)",
+            )
+        trade = self._read_trade(push.external_order_id)
+        if isinstance(trade, PushResult):
+            return trade
+        if self._shipped_with(trade, push.lines, push.tracking_number):
+            return PushResult(
+                "already_done", f"sub-orders already shipped with waybill {push.tracking_number}"
+            )
+        problem = self._line_problem(trade, push.lines)
+        if problem:
+            return PushResult("rejected", problem)
+        oids = ",".join(dict.fromkeys(line.external_line_id for line in push.lines))
+        body = {"tid": push.external_order_id, "out_stype": express_id, "out_sid": push.tracking_number}
+        try:
+            response = self.client.send(
+                self.build_request("ship", body={**body, "oids": oids, "is_no_express": 0})
+            )
+        except ApiError as error:
+            if not _business_refusal(error):
+                raise
+            if error.code == ALREADY_SHIPPED and self._shipped_with(
+                self.get_order(push.external_order_id), push.lines, push.tracking_number
+            ):
+                return PushResult("already_done", _refusal_detail(error))
+            return PushResult("rejected", _refusal_detail(error))
+        if not _accepted(response.body):
+            return PushResult(
+                "rejected", f"youzan.logistics.online.confirm did not confirm: {response.body!r}"
+            )
+        return PushResult("pushed", f"shipped oids {oids}", extra={"oids": oids, "express_id": express_id})
+
+    def update_tracking(self, push: ShipmentPush) -> PushResult:
+        """Give the already-shipped sub-orders of ``push`` its (new) carrier and waybill
+        (``youzan.logistics.online.update`` on the packages that shipped them)."""
+        express_id = self.express_id(push.carrier)
+        if express_id is None:
+            return PushResult("rejected", f"carrier {push.carrier!r} has no Youzan express id")
+        trade = self._read_trade(push.external_order_id)
+        if isinstance(trade, PushResult):
+            return trade
+        shipped = _deliveries(trade)
+        missing = [line.external_line_id for line in push.lines if not shipped.get(line.external_line_id)]
+        if missing:
+            return PushResult(
+                "rejected", f"sub-orders {', '.join(missing)} have not shipped: push the shipment"
+            )
+        if self._shipped_with(trade, push.lines, push.tracking_number):
+            return PushResult("already_done", f"sub-orders already carry waybill {push.tracking_number}")
+        # The package that completed each sub-order is the last of its delivery's dists.
+        dist_ids = list(
+            dict.fromkeys(str(shipped[line.external_line_id][-1].get("dist_id")) for line in push.lines)
+        )
+        changes = [
+            {"dist_id": d, "express_id": express_id, "express_no": push.tracking_number} for d in dist_ids
+        ]
+        try:
+            response = self.client.send(
+                self.build_request(
+                    "update_tracking", body={"tid": push.external_order_id, "trade_express_modify": changes}
+                )
+            )
+        except ApiError as error:
+            if not _business_refusal(error):
+                raise
+            return PushResult("rejected", _refusal_detail(error))
+        if not _accepted(response.body):
+            return PushResult(
+                "rejected", f"youzan.logistics.online.update did not confirm: {response.body!r}"
+            )
+        return PushResult(
+            "pushed", f"waybill of packages {', '.join(dist_ids)} updated", platform_ref=dist_ids[0]
+        )
+
+    def _read_trade(self, tid: str) -> dict[str, Any] | PushResult:
+        """The trade, or the rejection Youzan gave for its id."""
+        try:
+            return self.get_order(tid)
+        except ValueError as error:
+            return PushResult("rejected", str(error))
+        except ApiError as error:
+            if not _business_refusal(error):
+                raise
+            return PushResult("rejected", _refusal_detail(error))
+
+    @staticmethod
+    def _shipped_with(trade: dict[str, Any], lines: tuple[ShipmentLine, ...], waybill: str) -> bool:
+        """Every line's sub-order is in a shipped delivery with a package carrying ``waybill``."""
+        shipped = _deliveries(trade)
+        return all(
+            any(_waybill(d) == waybill for d in shipped.get(line.external_line_id, [])) for line in lines
+        )
+
+    @staticmethod
+    def _line_problem(trade: dict[str, Any], lines: tuple[ShipmentLine, ...]) -> str | None:
+        """Why Youzan cannot ship these lines as asked (it ships whole sub-orders), or None."""
+        try:
+            order = map_order(trade)
+        except MappingError:
+            return None  # an odd payload: let the platform judge the oids
+        if order.cancelled:
+            return None  # Youzan's own refusal names the closed trade
+        by_oid = {line.external_line_id: line for line in order.lines}
+        for line in lines:
+            known = by_oid.get(line.external_line_id)
+            if known is None:
+                return f"oid {line.external_line_id} is not a sub-order of trade {order.external_id}"
+            if line.external_line_id in _deliveries(trade):
+                continue  # already shipped with another waybill: Youzan's own answer says so
+            open_units = known.quantity - known.refunded_quantity
+            if open_units <= 0:
+                continue  # refunded whole: Youzan answers "nothing to ship" in its own words
+            if line.quantity > open_units:
+                return (
+                    f"oid {line.external_line_id}: {line.quantity} units to ship but only {open_units} "
+                    f"ordered and not refunded"
+                )
+            if line.quantity < open_units:
+                return (
+                    f"oid {line.external_line_id}: Youzan ships whole sub-orders (online.confirm takes no "
+                    f"quantities); this shipment has {line.quantity} of its {open_units} open units"
+                )
+        return None
+
+    def get_stock(self, item_id: str, sku_id: str | None = None) -> int:
+        """The item's (or one of its SKUs') stock quantity on Youzan (``youzan.item.get``)."""
+        item = self.get("item", body={"item_id": int(item_id)})
+        skus = item.get("skus") if isinstance(item, dict) else None
+        if sku_id not in (None, "", "0") and skus:
+            for sku in skus:
+                if isinstance(sku, dict) and str(sku.get("sku_id")) == str(sku_id):
+                    return int(sku["quantity"])
+            raise ApiError(f"item {item_id} has no SKU {sku_id}", platform=self.platform)
+        if not isinstance(item, dict) or item.get("quantity") is None:
+            raise ApiError(f"youzan.item.get answered no quantity for item {item_id}", platform=self.platform)
+        return int(item["quantity"])
+
+    def set_stock(self, push: StockPush) -> PushResult:
+        """Set the sellable quantity of one Youzan item or SKU: a full set, unconditional (Youzan has no
+        compare-and-set, so ``expected_current`` is reported as unsupported, not enforced)."""
+        item_id = (push.channel_product_id or "").strip()
+        if not item_id.isdigit():
+            return PushResult(
+                "rejected",
+                f"a Youzan stock set needs the numeric item_id (channel_product_id), got {item_id!r}",
+            )
+        sku_id = (push.channel_variant_id or "").strip()
+        sku_id = "" if sku_id in ("", "0") else sku_id  # 0 / none: a single-spec item, sku_id is left out
+        if sku_id and not sku_id.isdigit():
+            return PushResult("rejected", f"a Youzan sku_id is numeric, got {sku_id!r}")
+        body: dict[str, Any] = {"item_id": int(item_id), "quantity": push.quantity, "type": 0}
+        if sku_id:
+            body["sku_id"] = int(sku_id)
+        try:
+            response = self.client.send(self.build_request("set_stock", body=body))
+        except ApiError as error:
+            if not _business_refusal(error):
+                raise
+            return PushResult("rejected", _refusal_detail(error))
+        if not _accepted(response.body):
+            return PushResult("rejected", f"youzan.item.quantity.update did not confirm: {response.body!r}")
+        ref = f"{item_id}:{sku_id}" if sku_id else item_id
+        detail = f"quantity set to {push.quantity}"
+        extra = {}
+        if push.expected_current is not None:
+            detail += " (unconditionally: Youzan has no compare-and-set)"
+            extra["compare_and_set"] = "unsupported"
+        return PushResult("pushed", detail, platform_ref=ref, extra=extra)
+
+
+def _carrier_key(name: str) -> str:
+    return " ".join(name.replace("_", " ").replace("-", " ").split()).upper()
+
+
+def _business_refusal(error: ApiError) -> bool:
+    """A ``success: false`` answer about this request (a rejection), not a gateway or credential problem."""
+    if isinstance(error, AuthError | QuotaExhausted):
+        return False
+    return '"gw_err_resp"' not in error.body
+
+
+def _refusal_detail(error: ApiError) -> str:
+    return f"Youzan {error.code}: {error.message}" if error.code else f"Youzan: {error.message}"
+
+
+def _accepted(body: Any) -> bool:
+    """``data.is_success`` (>= 4.0 envelope) or ``response.is_success`` (3.x); some answers carry ``true``."""
+    for path in ("data.is_success", "response.is_success", "data", "isSuccess"):
+        value = dig(body, path)
+        if isinstance(value, bool):
+            return value
+    return False
+
+
+def _deliveries(trade: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    """oid -> the packages (dists) of the shipped delivery that holds it."""
+    shipped: dict[str, list[dict[str, Any]]] = {}
+    for delivery in trade.get("delivery_order") or []:
+        if not isinstance(delivery, dict) or delivery.get("express_state") not in (1, "1"):
+            continue
+        dists = [d for d in delivery.get("dists") or [] if isinstance(d, dict)]
+        for entry in delivery.get("oids") or []:
+            if isinstance(entry, dict) and entry.get("oid") is not None:
+                shipped.setdefault(str(entry["oid"]), []).extend(dists)
+    return shipped
+
+
+def _waybill(dist: dict[str, Any]) -> str:
+    info = dist.get("express_info")
+    return str(info.get("express_no", "")) if isinstance(info, dict) else ""
 
 
 def connector_for_channel(credentials: ChannelCredentials, channel: ChannelConfig) -> YouzanConnector:

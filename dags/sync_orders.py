@@ -7,12 +7,11 @@ backfill over past dates re-pulls exactly those windows (plus the channel's over
 
 from __future__ import annotations
 
-from datetime import timedelta
-
-from airflow.sdk import Param, dag, task
+from airflow.sdk import Param
 from airflow.timetables.interval import DeltaDataIntervalTimetable
 
-from channelhub.config import ChannelConfig, load_config
+from channelhub.assets import WAREHOUSE_STOCK
+from channelhub.dag_factory import channel_dag, enabled_channels
 
 DOC = """
 ### Order sync for channel `{code}` ({platform})
@@ -30,10 +29,10 @@ queue with a typed reason; the rest of the batch carries on.
 * The task's return value (XCom) and log hold the run's counts.
 """
 
-
-def build_dag(channel: ChannelConfig):  # -> airflow.sdk.DAG
-    @dag(
-        dag_id=channel.dag_id,
+for channel in enabled_channels():
+    globals()[channel.dag_id] = channel_dag(
+        channel,
+        kind="sync_orders",
         description=f"Pull {channel.platform} orders of {channel.code} into the warehouse",
         doc_md=DOC.format(
             code=channel.code,
@@ -43,10 +42,8 @@ def build_dag(channel: ChannelConfig):  # -> airflow.sdk.DAG
             dag_id=channel.dag_id,
         ),
         schedule=DeltaDataIntervalTimetable(channel.schedule),
-        start_date=channel.start_date,
-        catchup=False,
-        max_active_runs=1,
-        tags=["channelhub", "sync", channel.platform],
+        # New orders reserve stock: the stock push DAGs run as soon as a sync lands.
+        outlets=[WAREHOUSE_STOCK],
         params={
             "since": Param(
                 None,
@@ -55,44 +52,4 @@ def build_dag(channel: ChannelConfig):  # -> airflow.sdk.DAG
                 description="Manual runs only: pull from this instant instead of the interval start.",
             )
         },
-        default_args={
-            "retries": channel.retries,
-            "retry_delay": channel.retry_delay,
-            "retry_exponential_backoff": True,
-            "max_retry_delay": timedelta(minutes=10),
-            "execution_timeout": timedelta(minutes=30),
-        },
     )
-    def sync_orders_dag() -> None:
-        @task(task_id="sync_orders", pool=channel.pool)
-        def sync_orders_task(
-            data_interval_start=None, data_interval_end=None, params=None, dag_run=None
-        ) -> dict:
-            # Imported here so that parsing the DAG file stays light.
-            from channelhub.db import get_engine
-            from channelhub.sync import parse_instant, register_config, sync_orders
-
-            config = load_config()
-            engine = get_engine()
-            register_config(engine, config)
-            configured = config.channel(channel.code)
-            # Airflow 3 gives a manual run without a logical date no data interval: it covers the
-            # schedule interval up to the moment it was triggered (or from its "since" param).
-            window_end = data_interval_end or dag_run.run_after
-            since = (params or {}).get("since")
-            if since:
-                window_start = parse_instant(since)
-            else:
-                window_start = data_interval_start or window_end - configured.schedule
-            result = sync_orders(engine, configured, window_start, window_end)
-            print(result.summary_line())  # the run's counts, readable in the task log
-            return result.as_dict()
-
-        sync_orders_task()
-
-    return sync_orders_dag()
-
-
-for _channel in load_config().channels:
-    if _channel.enabled:
-        globals()[_channel.dag_id] = build_dag(_channel)

@@ -16,6 +16,16 @@ What it reproduces, quirks included:
 - ``X-Shopify-Access-Token`` auth (401 body), a leaky bucket per token
   (``X-Shopify-Shop-Api-Call-Limit: n/40``, 429 with ``Retry-After: 2.0``), ``X-Request-Id`` on every
   response, and injectable faults (``Faults``).
+- What the hub pushes (§1.7, §1.8): ``orders/{id}/fulfillment_orders.json`` (one fulfillment order per
+  order at the shop's one location: ``open``, ``in_progress`` once partly shipped, ``closed`` when nothing is
+  left or the order was cancelled); ``POST fulfillments.json`` (201; recorded in the world's overlay, so the
+  order's ``updated_at`` moves and every renderer shows it) refusing with Shopify's 422 words: over quantity
+  -> "Invalid fulfillment order line item quantity requested.", closed -> "Fulfillment order N has an
+  unfulfillable status= closed."; ``fulfillments/{id}/update_tracking.json`` (replaces the tracking, kept
+  by the renderer; it does not move the order's ``updated_at``); ``locations.json``, ``variants/{id}.json``,
+  ``inventory_levels.json`` and ``inventory_levels/set.json`` over the overlay's stock levels; and a
+  ``graphql.json`` that implements only ``inventorySetQuantities`` (compare-and-set, ``userErrors``).
+  Unknown tracking companies are stored as given with no tracking URL (Shopify has no such refusal).
 - ``/_sandbox/*``: faults, clock and state for the demo and for humans (no auth).
 """
 
@@ -82,6 +92,39 @@ ADJUSTMENT_ID_BASE = 260_000_000_000
 CUSTOMER_ID_BASE = 6_900_000_000_000
 SHOP_LOCATION_ID = 71_234_567_890
 SHOP_OWNER_USER_ID = 91_234_567_890
+FULFILLMENTS_PER_ORDER = 16  # fulfillment ids are FULFILLMENT_ID_BASE + index * 16 + seq
+FULFILLMENT_ORDER_ID_BASE = 6_400_000_000_000
+FULFILLMENT_ORDER_LINE_ID_BASE = 14_700_000_000_000
+SHOP_LOCATION = {
+    "name": "Main Warehouse",
+    "address1": "1 Dock Street",
+    "city": "Brooklyn",
+    "zip": "11201",
+    "province": "New York",
+    "province_code": "NY",
+    "country": "US",
+    "country_code": "US",
+    "country_name": "United States",
+    "phone": "+17185550100",
+}
+MAX_INVENTORY_QUANTITY = 1_000_000_000
+
+# Carriers Shopify knows: it fills in the tracking URL for them and detects them from the number when the
+# company is left out (the docs' example detects "UPS" from a 1Z number). Any other company name is kept as
+# given ("Other" carrier) with no URL unless the caller sends one; Shopify does not reject it.
+KNOWN_CARRIER_URLS = {
+    "UPS": "https://www.ups.com/WebTracking?loc=en_US&requester=ST&trackNums={}",
+    "USPS": "https://tools.usps.com/go/TrackConfirmAction?tLabels={}",
+    "FedEx": "https://www.fedex.com/fedextrack/?trknbr={}",
+    "DHL Express": "https://www.dhl.com/en/express/tracking.html?AWB={}&brand=DHL",
+    "SF Express": "https://www.sf-express.com/us/en/dynamic_function/waybill/#search/bill-number/{}",
+    "YTO Express": "https://www.yto.net.cn/en/track?number={}",
+    "ZTO Express": "https://www.zto.com/express/expressCheck.html?txtBill={}",
+    "China Post": "https://track.chinapost.com.cn/?no={}",
+}
+_UPS_NUMBER = re.compile(r"1Z[0-9A-Z]{16}")
+_USPS_NUMBER = re.compile(r"9[2-5]\d{20}")
+_SF_NUMBER = re.compile(r"SF\d{12,13}")
 
 UNAUTHORIZED_BODY = {"errors": "[API] Invalid API key or access token (unrecognized login or wrong password)"}
 THROTTLED_BODY = {
@@ -171,6 +214,30 @@ class LeakyBucket:
             return min(self.size, math.ceil(self._level(key, self._monotonic())))
 
 
+@dataclass(frozen=True, slots=True)
+class Tracking:
+    company: str  # "" when unknown (rendered null)
+    number: str
+    url: str
+    at: int  # when it was set: the fulfillment's updated_at
+
+
+def detect_carrier(number: str) -> str:
+    """The company Shopify infers from a tracking number alone ("" when it cannot tell)."""
+    if _UPS_NUMBER.fullmatch(number):
+        return "UPS"
+    if _USPS_NUMBER.fullmatch(number):
+        return "USPS"
+    if _SF_NUMBER.fullmatch(number):
+        return "SF Express"
+    return ""
+
+
+def tracking_url_for(company: str, number: str) -> str:
+    template = KNOWN_CARRIER_URLS.get(company)
+    return template.format(number) if template and number else ""
+
+
 # --------------------------------------------------------------------------------------------------
 # Rendering
 # --------------------------------------------------------------------------------------------------
@@ -257,6 +324,8 @@ class ShopifyRenderer:
         self._money_sets: dict[str, str] = {}
         self._variant_cache: dict[tuple[int, Decimal], tuple[str, str]] = {}
         self._customer_cache: dict[int, str] = {}
+        self._tracking_overrides: dict[tuple[int, int], Tracking] = {}
+        self._tracking_lock = threading.Lock()
 
     # ---------------------------------------------------------------- ids
     def order_id(self, index: int) -> int:
@@ -477,17 +546,151 @@ class ShopifyRenderer:
             self._variant_cache[key] = cached
         return cached
 
+    def fulfillment_id(self, index: int, seq: int) -> int:
+        return FULFILLMENT_ID_BASE + index * FULFILLMENTS_PER_ORDER + seq
+
+    def fulfillment_ref(self, fulfillment_id: int) -> tuple[int, int] | None:
+        """(world index, seq) of a fulfillment id, or None when the id cannot be one of ours."""
+        if fulfillment_id < FULFILLMENT_ID_BASE:
+            return None
+        index, seq = divmod(fulfillment_id - FULFILLMENT_ID_BASE, FULFILLMENTS_PER_ORDER)
+        return (index, seq) if seq >= 1 else None
+
+    def fulfillment_order_id(self, index: int) -> int:
+        """One fulfillment order per order: every order ships from the shop's one location."""
+        return FULFILLMENT_ORDER_ID_BASE + index * 4
+
+    def index_of_fulfillment_order(self, fulfillment_order_id: int) -> int | None:
+        offset = fulfillment_order_id - FULFILLMENT_ORDER_ID_BASE
+        return offset // 4 if offset >= 0 and offset % 4 == 0 else None
+
+    def fulfillment_order_line_id(self, index: int, line_index: int) -> int:
+        return FULFILLMENT_ORDER_LINE_ID_BASE + index * 8 + line_index
+
+    def set_tracking(self, index: int, seq: int, tracking: Tracking) -> None:
+        """``update_tracking.json``: the fulfillment keeps its lines, its tracking is replaced."""
+        with self._tracking_lock:
+            self._tracking_overrides[(index, seq)] = tracking
+
+    def tracking_of(self, index: int, fulfillment: Fulfillment) -> Tracking:
+        override = (
+            self._tracking_overrides.get((index, fulfillment.seq)) if self._tracking_overrides else None
+        )
+        if override is not None:
+            return override
+        return Tracking(
+            fulfillment.tracking_company,
+            fulfillment.tracking_number,
+            fulfillment.tracking_url,
+            fulfillment.at,
+        )
+
+    def fulfillment_json(self, state: OrderState, fulfillment: Fulfillment) -> str:
+        """One fulfillment as ``POST fulfillments.json`` and ``update_tracking.json`` answer it."""
+        parts = [self._line_item_parts(state, line) for line in state.order.lines]
+        return self._fulfillment(state, fulfillment, f"#{1000 + state.order.number}", parts)
+
+    def fulfillment_orders(self, state: OrderState) -> list[dict[str, Any]]:
+        """``GET orders/{id}/fulfillment_orders.json``: the order's one fulfillment order at the shop's
+        location. Partly shipped -> ``in_progress``; nothing left, or the order cancelled -> ``closed``
+        (Shopify closes, rather than cancels, the fulfillment orders of a cancelled order; their lines keep
+        ``quantity == fulfillable_quantity`` as the community reports)."""
+        order = state.order
+        index = order.index
+        fo_id = self.fulfillment_order_id(index)
+        lines = []
+        for line in order.lines:
+            assigned = line.quantity - state.removed[line.index]
+            remaining = state.fulfillable(line.index)
+            if state.cancelled:
+                remaining = assigned = max(0, assigned - state.shipped[line.index])
+            listing = line.variant.listing("shopify")
+            lines.append(
+                {
+                    "id": self.fulfillment_order_line_id(index, line.index),
+                    "shop_id": self.shop_id,
+                    "fulfillment_order_id": fo_id,
+                    "quantity": assigned,
+                    "line_item_id": self.line_item_id(index, line.index),
+                    "inventory_item_id": listing.inventory_item_id,
+                    "fulfillable_quantity": remaining,
+                    "variant_id": listing.variant_id,
+                }
+            )
+        left = sum(state.fulfillable(i) for i in range(len(order.lines)))
+        if state.cancelled or left == 0:
+            status = "closed"
+        elif any(state.shipped):
+            status = "in_progress"
+        else:
+            status = "open"
+        updated = max([order.created_ts, *(f.at for f in state.fulfillments), state.cancelled_ts or 0])
+        address = order.shipping_address
+        return [
+            {
+                "id": fo_id,
+                "created_at": self.time.format(order.created_ts),
+                "updated_at": self.time.format(updated),
+                "shop_id": self.shop_id,
+                "order_id": self.order_id(index),
+                "assigned_location_id": SHOP_LOCATION_ID,
+                "request_status": "unsubmitted",
+                "status": status,
+                "fulfill_at": None,
+                "fulfill_by": None,
+                "supported_actions": ["create_fulfillment", "move"] if status != "closed" else [],
+                "destination": {
+                    "id": fo_id + 1,
+                    "address1": address.address1,
+                    "address2": address.address2,
+                    "city": address.city,
+                    "company": address.company,
+                    "country": address.country,
+                    "email": order.email,
+                    "first_name": address.first_name,
+                    "last_name": address.last_name,
+                    "phone": address.phone,
+                    "province": address.province,
+                    "zip": address.zip,
+                },
+                "line_items": lines,
+                "international_duties": None,
+                "fulfillment_holds": [],
+                "delivery_method": {
+                    "id": fo_id + 2,
+                    "method_type": "shipping",
+                    "min_delivery_date_time": None,
+                    "max_delivery_date_time": None,
+                },
+                "assigned_location": {
+                    "address1": SHOP_LOCATION["address1"],
+                    "address2": None,
+                    "city": SHOP_LOCATION["city"],
+                    "country_code": SHOP_LOCATION["country_code"],
+                    "location_id": SHOP_LOCATION_ID,
+                    "name": SHOP_LOCATION["name"],
+                    "phone": SHOP_LOCATION["phone"],
+                    "province": SHOP_LOCATION["province"],
+                    "zip": SHOP_LOCATION["zip"],
+                },
+                "merchant_requests": [],
+            }
+        ]
+
     def _fulfillment(
         self, state: OrderState, fulfillment: Fulfillment, name: str, line_parts: list[tuple[str, str]]
     ) -> str:
         index = state.order.index
-        fulfillment_id = FULFILLMENT_ID_BASE + index * 16 + fulfillment.seq
-        at = self._time(fulfillment.at)
+        fulfillment_id = self.fulfillment_id(index, fulfillment.seq)
+        tracking = self.tracking_of(index, fulfillment)
+        # Shopify keeps null (not "") where no company or URL is known, and empty lists beside them.
+        number = tracking.number or None
+        url = tracking.url or None
         return _obj(
             [
                 ("id", _n(fulfillment_id)),
                 ("admin_graphql_api_id", _s(f"gid://shopify/Fulfillment/{fulfillment_id}")),
-                ("created_at", at),
+                ("created_at", self._time(fulfillment.at)),
                 ("location_id", _n(SHOP_LOCATION_ID)),
                 ("name", _s(f"{name}.{fulfillment.seq}")),
                 ("order_id", _n(self.order_id(index))),
@@ -496,12 +699,12 @@ class ShopifyRenderer:
                 ("service", '"manual"'),
                 ("shipment_status", _NULL),
                 ("status", '"success"'),
-                ("tracking_company", _s(fulfillment.tracking_company)),
-                ("tracking_number", _s(fulfillment.tracking_number)),
-                ("tracking_numbers", _arr([_s(fulfillment.tracking_number)])),
-                ("tracking_url", _s(fulfillment.tracking_url)),
-                ("tracking_urls", _arr([_s(fulfillment.tracking_url)])),
-                ("updated_at", at),
+                ("tracking_company", _s(tracking.company or None)),
+                ("tracking_number", _s(number)),
+                ("tracking_numbers", _arr([_s(number)] if number else [])),
+                ("tracking_url", _s(url)),
+                ("tracking_urls", _arr([_s(url)] if url else [])),
+                ("updated_at", self._time(tracking.at)),
                 (
                     "line_items",
                     _arr([f"{line_parts[i][0]}{q}{line_parts[i][1]}" for i, q in fulfillment.lines]),
@@ -1202,6 +1405,8 @@ def create_app(
         body = '{"order":' + render_order(faults, renderer, state, wanted_fields(params_of(request))) + "}"
         return Response(body.encode(), 200, media_type=JSON_MEDIA_TYPE)
 
+    add_push_routes(app, world, renderer)
+
     @app.api_route("/admin/{rest:path}", methods=["GET", "POST", "PUT", "DELETE"])
     def unknown_admin_route(rest: str) -> Response:
         return _json_response(NOT_FOUND_BODY, 404)
@@ -1221,3 +1426,505 @@ def create_app(
     )
 
     return app
+
+
+# --------------------------------------------------------------------------------------------------
+# What the hub pushes: fulfillments with tracking, stock levels (platform-contracts.md §1.7, §1.8)
+# --------------------------------------------------------------------------------------------------
+
+INVALID_QUANTITY = "Invalid fulfillment order line item quantity requested."
+INVENTORY_REASONS = frozenset(
+    {
+        "correction",
+        "cycle_count_available",
+        "damaged",
+        "movement_created",
+        "movement_updated",
+        "movement_received",
+        "movement_canceled",
+        "other",
+        "promotion",
+        "quality_control",
+        "received",
+        "reservation_created",
+        "reservation_deleted",
+        "reservation_updated",
+        "restock",
+        "safety_stock",
+        "shrinkage",
+    }
+)
+
+
+class Unprocessable(Exception):
+    """A Shopify refusal: ``status`` and the body's ``errors`` value."""
+
+    def __init__(self, errors: Any, status: int = 422) -> None:
+        super().__init__(str(errors))
+        self.errors = errors
+        self.status = status
+
+
+def _missing(name: str) -> Unprocessable:
+    return Unprocessable({name: "Required parameter missing or invalid"}, 400)
+
+
+def _int_field(data: dict[str, Any], name: str, *, required: bool = True) -> int | None:
+    value = data.get(name)
+    if value is None and not required:
+        return None
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | str)
+        or not re.fullmatch(r"-?\d{1,19}", str(value))
+    ):
+        raise _missing(name)
+    return int(value)
+
+
+def _gid_tail(value: Any, kind: str) -> int | None:
+    match = re.fullmatch(rf"gid://shopify/{kind}/(\d{{1,19}})", value) if isinstance(value, str) else None
+    return int(match.group(1)) if match else None
+
+
+class ShopStock:
+    """The shop's stock: one location; levels live in the world's overlay (the catalog's opening stock until
+    the hub sets one). Reads and compare-and-set run under one lock, so a CAS is atomic."""
+
+    def __init__(self, world: World) -> None:
+        self.world = world
+        self.lock = threading.Lock()
+        self.by_item = {v.listing("shopify").inventory_item_id: v for v in world.catalog.variants}
+        self.by_variant_id = {v.listing("shopify").variant_id: v for v in world.catalog.variants}
+        self._set_at: dict[tuple[int, int], int] = {}
+
+    def available(self, variant_index: int, location_id: int) -> int:
+        level = self.world.overlay.stock_levels.get(("shopify", variant_index, location_id))
+        if level is not None:
+            return level
+        return (
+            self.world.catalog.variants[variant_index].opening_stock if location_id == SHOP_LOCATION_ID else 0
+        )
+
+    def set(self, variant_index: int, location_id: int, available: int, at: int) -> None:
+        self.world.overlay.record_stock_set("shopify", variant_index, location_id, available, at)
+        self._set_at[(variant_index, location_id)] = at
+
+    def updated_ts(self, variant_index: int, location_id: int) -> int:
+        return self._set_at.get((variant_index, location_id), int(self.world.start_ts))
+
+
+def add_push_routes(app: FastAPI, world: World, renderer: ShopifyRenderer) -> None:
+    """Fulfillment orders, fulfillments (create, update tracking), locations, variants, inventory levels and
+    the GraphQL ``inventorySetQuantities`` mutation (the one place Shopify offers compare-and-set)."""
+    push_lock = threading.Lock()  # validate-then-record must not interleave between two pushes
+    stock = ShopStock(world)
+    app.state.stock = stock
+
+    def refusal(error: Unprocessable) -> Response:
+        return _json_response({"errors": error.errors}, error.status)
+
+    async def json_body(request: Request) -> dict[str, Any]:
+        try:
+            body = json.loads(await request.body() or b"null")
+        except ValueError:
+            raise Unprocessable({"error": "822: unexpected token"}, 400) from None
+        if not isinstance(body, dict):
+            raise Unprocessable({"error": "822: unexpected token"}, 400)
+        return body
+
+    def current_state(index: int) -> OrderState | None:
+        return world.state(index, world.now_ts())
+
+    @app.get(API_PREFIX + "/orders/{order_ref}/fulfillment_orders.json")
+    def list_fulfillment_orders(order_ref: str) -> Response:
+        index = renderer.index_of(int(order_ref)) if order_ref.isdigit() else None
+        state = current_state(index) if index is not None else None
+        if state is None:
+            return _json_response(NOT_FOUND_BODY, 404)
+        return _json_response({"fulfillment_orders": renderer.fulfillment_orders(state)})
+
+    def tracking_from(info: Any, previous: Tracking | None, at: int) -> Tracking:
+        if info is None:
+            info = {}
+        if not isinstance(info, dict):
+            raise _missing("tracking_info")
+        number = info.get("number")
+        if number is None and isinstance(info.get("numbers"), list) and info["numbers"]:
+            number = info["numbers"][0]
+        number = "" if number is None else str(number).strip()
+        company = str(info.get("company") or "").strip() or detect_carrier(number)
+        if not company and previous is not None and not number:
+            company = previous.company
+        url = info.get("url")
+        if url is None and isinstance(info.get("urls"), list) and info["urls"]:
+            url = info["urls"][0]
+        url = str(url).strip() if url else tracking_url_for(company, number)
+        return Tracking(company, number, url, at)
+
+    def requested_lines(fulfillment: dict[str, Any]) -> tuple[int, dict[int, int] | None]:
+        """(world index, {line index: quantity}) of a create request; None quantities: everything left."""
+        groups = fulfillment.get("line_items_by_fulfillment_order")
+        if not isinstance(groups, list) or not groups:
+            raise _missing("line_items_by_fulfillment_order")
+        index: int | None = None
+        wanted: dict[int, int] | None = {}
+        for group in groups:
+            if not isinstance(group, dict):
+                raise _missing("line_items_by_fulfillment_order")
+            fo_id = _int_field(group, "fulfillment_order_id")
+            assert fo_id is not None
+            fo_index = renderer.index_of_fulfillment_order(fo_id)
+            if fo_index is None or current_state(fo_index) is None:
+                raise Unprocessable(NOT_FOUND_BODY["errors"], 404)
+            if index is not None and fo_index != index:
+                raise Unprocessable(["All fulfillment orders must belong to the same order."])
+            index = fo_index
+            items = group.get("fulfillment_order_line_items")
+            if items is None:
+                wanted = None  # the whole fulfillment order
+                continue
+            if not isinstance(items, list):
+                raise _missing("fulfillment_order_line_items")
+            for item in items:
+                if not isinstance(item, dict):
+                    raise _missing("fulfillment_order_line_items")
+                line_id, quantity = _int_field(item, "id"), _int_field(item, "quantity")
+                assert line_id is not None and quantity is not None
+                line_index = line_id - renderer.fulfillment_order_line_id(fo_index, 0)
+                if not 0 <= line_index < len(world.get(fo_index).lines) or quantity <= 0:
+                    raise Unprocessable([INVALID_QUANTITY])
+                if wanted is not None:
+                    wanted[line_index] = wanted.get(line_index, 0) + quantity
+        assert index is not None
+        return index, wanted
+
+    @app.post(API_PREFIX + "/fulfillments.json")
+    async def create_fulfillment(request: Request) -> Response:
+        try:
+            body = await json_body(request)
+            fulfillment = body.get("fulfillment")
+            if not isinstance(fulfillment, dict):
+                raise _missing("fulfillment")
+            with push_lock:
+                index, wanted = requested_lines(fulfillment)
+                now = int(world.now_ts())
+                state = current_state(index)
+                assert state is not None
+                fo = renderer.fulfillment_orders(state)[0]
+                if fo["status"] == "closed":
+                    raise Unprocessable(
+                        [f"Fulfillment order {fo['id']} has an unfulfillable status= closed."]
+                    )
+                remaining = {i: state.fulfillable(i) for i in range(len(state.order.lines))}
+                if wanted is None:
+                    wanted = {i: q for i, q in remaining.items() if q > 0}
+                if any(quantity > remaining[i] for i, quantity in wanted.items()):
+                    raise Unprocessable([INVALID_QUANTITY])
+                tracking = tracking_from(fulfillment.get("tracking_info"), None, now)
+                lines = tuple(sorted(wanted.items()))
+                world.overlay.record_fulfillment(
+                    index, now, lines, tracking.company, tracking.number, tracking.url
+                )
+                after = current_state(index)
+                assert after is not None
+                made = [
+                    f
+                    for f in after.fulfillments
+                    if f.pushed and f.at == now and f.lines == lines and f.tracking_number == tracking.number
+                ][-1]
+        except Unprocessable as error:
+            return refusal(error)
+        body_text = '{"fulfillment":' + renderer.fulfillment_json(after, made) + "}"
+        return Response(body_text.encode(), 201, media_type=JSON_MEDIA_TYPE)
+
+    @app.post(API_PREFIX + "/fulfillments/{fulfillment_ref}/update_tracking.json")
+    async def update_tracking(request: Request, fulfillment_ref: str) -> Response:
+        ref = renderer.fulfillment_ref(int(fulfillment_ref)) if fulfillment_ref.isdigit() else None
+        state = current_state(ref[0]) if ref is not None else None
+        found = [f for f in state.fulfillments if ref and f.seq == ref[1]] if state is not None else []
+        if ref is None or state is None or not found:
+            return _json_response(NOT_FOUND_BODY, 404)
+        try:
+            body = await json_body(request)
+            fulfillment = body.get("fulfillment")
+            if not isinstance(fulfillment, dict) or not isinstance(fulfillment.get("tracking_info"), dict):
+                raise _missing("tracking_info")
+            with push_lock:
+                previous = renderer.tracking_of(ref[0], found[0])
+                tracking = tracking_from(fulfillment["tracking_info"], previous, int(world.now_ts()))
+                renderer.set_tracking(ref[0], ref[1], tracking)
+        except Unprocessable as error:
+            return refusal(error)
+        return Response(
+            ('{"fulfillment":' + renderer.fulfillment_json(state, found[0]) + "}").encode(),
+            200,
+            media_type=JSON_MEDIA_TYPE,
+        )
+
+    # ---------------------------------------------------------------- stock
+    def location_json() -> dict[str, Any]:
+        created = renderer.time.format(int(world.start_ts))
+        return {
+            "id": SHOP_LOCATION_ID,
+            "name": SHOP_LOCATION["name"],
+            "address1": SHOP_LOCATION["address1"],
+            "address2": None,
+            "city": SHOP_LOCATION["city"],
+            "zip": SHOP_LOCATION["zip"],
+            "province": SHOP_LOCATION["province"],
+            "country": SHOP_LOCATION["country"],
+            "phone": SHOP_LOCATION["phone"],
+            "created_at": created,
+            "updated_at": created,
+            "country_code": SHOP_LOCATION["country_code"],
+            "country_name": SHOP_LOCATION["country_name"],
+            "province_code": SHOP_LOCATION["province_code"],
+            "legacy": False,
+            "active": True,
+            "admin_graphql_api_id": f"gid://shopify/Location/{SHOP_LOCATION_ID}",
+            "localized_country_name": SHOP_LOCATION["country_name"],
+            "localized_province_name": SHOP_LOCATION["province"],
+        }
+
+    def level_json(variant_index: int, location_id: int) -> dict[str, Any]:
+        item_id = world.catalog.variants[variant_index].listing("shopify").inventory_item_id
+        return {
+            "inventory_item_id": item_id,
+            "location_id": location_id,
+            "available": stock.available(variant_index, location_id),
+            "updated_at": renderer.time.format(stock.updated_ts(variant_index, location_id)),
+            "admin_graphql_api_id": f"gid://shopify/InventoryLevel/{location_id}?inventory_item_id={item_id}",
+        }
+
+    @app.get(API_PREFIX + "/locations.json")
+    def list_locations() -> Response:
+        return _json_response({"locations": [location_json()]})
+
+    @app.get(API_PREFIX + "/variants/{variant_ref}.json")
+    def get_variant(variant_ref: str) -> Response:
+        variant = stock.by_variant_id.get(int(variant_ref)) if variant_ref.isdigit() else None
+        if variant is None:
+            return _json_response(NOT_FOUND_BODY, 404)
+        listing = variant.listing("shopify")
+        created = renderer.time.format(int(world.start_ts))
+        options = (variant.variant_title or "Default Title").split(" / ")
+        quantity = stock.available(variant.index, SHOP_LOCATION_ID)
+        return _json_response(
+            {
+                "variant": {
+                    "id": listing.variant_id,
+                    "product_id": listing.product_id,
+                    "title": variant.variant_title or "Default Title",
+                    "price": _amount(variant.price),
+                    "sku": listing.sku,
+                    "position": 1,
+                    "inventory_policy": "deny",
+                    "compare_at_price": None,
+                    "fulfillment_service": "manual",
+                    "inventory_management": "shopify",
+                    "option1": options[0],
+                    "option2": options[1] if len(options) > 1 else None,
+                    "option3": None,
+                    "created_at": created,
+                    "updated_at": created,
+                    "taxable": True,
+                    "barcode": None,
+                    "grams": variant.grams,
+                    "weight": variant.grams / 1000,
+                    "weight_unit": "kg",
+                    "inventory_item_id": listing.inventory_item_id,
+                    "inventory_quantity": quantity,
+                    "old_inventory_quantity": quantity,
+                    "requires_shipping": True,
+                    "admin_graphql_api_id": f"gid://shopify/ProductVariant/{listing.variant_id}",
+                    "image_id": None,
+                }
+            }
+        )
+
+    def id_list(raw: str | None, name: str) -> list[int] | None:
+        if raw is None:
+            return None
+        parts = [part.strip() for part in raw.split(",") if part.strip()]
+        if not parts or not all(re.fullmatch(r"\d{1,19}", part) for part in parts) or len(parts) > 50:
+            raise _missing(name)
+        return [int(part) for part in parts]
+
+    @app.get(API_PREFIX + "/inventory_levels.json")
+    def list_inventory_levels(request: Request) -> Response:
+        params = dict(request.query_params)
+        try:
+            items = id_list(params.get("inventory_item_ids"), "inventory_item_ids")
+            locations = id_list(params.get("location_ids"), "location_ids")
+            if items is None and locations is None:
+                raise Unprocessable(["inventory_item_ids, location_ids, or both are required"])  # [U] wording
+        except Unprocessable as error:
+            return refusal(error)
+        variants = [stock.by_item[i] for i in items if i in stock.by_item] if items is not None else None
+        if variants is None:
+            variants = list(world.catalog.variants)
+        wanted_locations = (
+            [SHOP_LOCATION_ID] if locations is None else [x for x in locations if x == SHOP_LOCATION_ID]
+        )
+        with stock.lock:
+            levels = [level_json(v.index, loc) for v in variants for loc in wanted_locations]
+        return _json_response({"inventory_levels": levels})
+
+    @app.post(API_PREFIX + "/inventory_levels/set.json")
+    async def set_inventory_level(request: Request) -> Response:
+        try:
+            body = await json_body(request)
+            location_id = _int_field(body, "location_id")
+            item_id = _int_field(body, "inventory_item_id")
+            available = _int_field(body, "available")
+            assert location_id is not None and item_id is not None and available is not None
+            variant = stock.by_item.get(item_id)
+            if variant is None or location_id != SHOP_LOCATION_ID:
+                raise Unprocessable(NOT_FOUND_BODY["errors"], 404)
+            if abs(available) > MAX_INVENTORY_QUANTITY:
+                raise Unprocessable(
+                    {"available": [f"must be less than or equal to {MAX_INVENTORY_QUANTITY}"]}
+                )
+            with stock.lock:
+                stock.set(variant.index, location_id, available, int(world.now_ts()))
+                level = level_json(variant.index, location_id)
+        except Unprocessable as error:
+            return refusal(error)
+        return _json_response({"inventory_level": level})
+
+    @app.post(API_PREFIX + "/graphql.json")
+    async def graphql(request: Request) -> Response:
+        """Only ``inventorySetQuantities`` (inputs in ``variables.input``); anything else: a GraphQL error."""
+        try:
+            body = await json_body(request)
+        except Unprocessable as error:
+            return refusal(error)
+        query = body.get("query")
+        variables = body.get("variables") or {}
+        if not isinstance(query, str) or not query.strip():
+            return _json_response({"errors": [{"message": "No query string was present"}]}, 400)
+        if not re.search(r"\bmutation\b", query) or "inventorySetQuantities" not in query:
+            return _json_response(
+                {
+                    "errors": [
+                        {
+                            "message": "The sandbox's GraphQL endpoint implements only the "
+                            "inventorySetQuantities mutation",
+                            "extensions": {"code": "NOT_IMPLEMENTED"},
+                        }
+                    ]
+                }
+            )
+        payload = set_quantities(variables.get("input") if isinstance(variables, dict) else None)
+        cost = {
+            "requestedQueryCost": 10,
+            "actualQueryCost": 10,
+            "throttleStatus": {
+                "maximumAvailable": 2000.0,
+                "currentlyAvailable": 1990.0,
+                "restoreRate": 100.0,
+            },
+        }
+        return _json_response({"data": {"inventorySetQuantities": payload}, "extensions": {"cost": cost}})
+
+    def set_quantities(given: Any) -> dict[str, Any]:
+        def failed(code: str, field_path: list[str], message: str) -> dict[str, Any]:
+            return {
+                "inventoryAdjustmentGroup": None,
+                "userErrors": [{"code": code, "field": field_path, "message": message}],
+            }
+
+        if (
+            not isinstance(given, dict)
+            or not isinstance(given.get("quantities"), list)
+            or not given["quantities"]
+        ):
+            return failed(
+                "INVALID_INVENTORY_ITEM",
+                ["input", "quantities"],
+                "The specified inventory item could not be found.",
+            )
+        if given.get("name") not in ("available", "on_hand"):
+            return failed(
+                "INVALID_NAME",
+                ["input", "name"],
+                "The quantity name must be either 'available' or 'on_hand'.",
+            )
+        if given.get("reason") not in INVENTORY_REASONS:
+            return failed("INVALID_REASON", ["input", "reason"], "The specified reason is invalid.")
+        ignore_compare = given.get("ignoreCompareQuantity") is True
+        with stock.lock:
+            planned = []
+            for position, quantity in enumerate(given["quantities"]):
+                path = ["input", "quantities", str(position)]
+                if not isinstance(quantity, dict):
+                    return failed(
+                        "INVALID_INVENTORY_ITEM", path, "The specified inventory item could not be found."
+                    )
+                item_id = _gid_tail(quantity.get("inventoryItemId"), "InventoryItem")
+                location_id = _gid_tail(quantity.get("locationId"), "Location")
+                variant = stock.by_item.get(item_id) if item_id is not None else None
+                if variant is None:
+                    return failed(
+                        "INVALID_INVENTORY_ITEM",
+                        [*path, "inventoryItemId"],
+                        "The specified inventory item could not be found.",
+                    )
+                if location_id != SHOP_LOCATION_ID:
+                    return failed(
+                        "INVALID_LOCATION",
+                        [*path, "locationId"],
+                        "The specified location could not be found.",
+                    )
+                new = quantity.get("quantity")
+                if isinstance(new, bool) or not isinstance(new, int):
+                    return failed(
+                        "INVALID_QUANTITY_NEGATIVE", [*path, "quantity"], "The quantity can't be negative."
+                    )
+                if new > MAX_INVENTORY_QUANTITY:
+                    return failed(
+                        "INVALID_QUANTITY_TOO_HIGH",
+                        [*path, "quantity"],
+                        "The total quantity can't be higher than 1,000,000,000.",
+                    )
+                current = stock.available(variant.index, location_id)
+                if not ignore_compare:
+                    compare = quantity.get("compareQuantity")
+                    if compare is None:
+                        return failed(
+                            "COMPARE_QUANTITY_REQUIRED",
+                            [*path, "compareQuantity"],
+                            "The compareQuantity argument must be given to each quantity or ignored using "
+                            "ignoreCompareQuantity.",
+                        )
+                    if compare != current:
+                        return failed(
+                            "COMPARE_QUANTITY_STALE",
+                            [*path, "compareQuantity"],
+                            "The compareQuantity value does not match persisted value.",
+                        )
+                planned.append((variant, location_id, new, current))
+            now = int(world.now_ts())
+            for variant, location_id, new, _ in planned:  # all or nothing: applied only once all passed
+                stock.set(variant.index, location_id, new, now)
+        return {
+            "inventoryAdjustmentGroup": {
+                "createdAt": datetime.fromtimestamp(now, ZoneInfo("UTC")).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "reason": given["reason"],
+                "referenceDocumentUri": given.get("referenceDocumentUri"),
+                "changes": [
+                    {
+                        "name": given["name"],
+                        "delta": new - current,
+                        "quantityAfterChange": new,
+                        "item": {
+                            "id": f"gid://shopify/InventoryItem/{v.listing('shopify').inventory_item_id}"
+                        },
+                        "location": {"id": f"gid://shopify/Location/{loc}"},
+                    }
+                    for v, loc, new, current in planned
+                ],
+            },
+            "userErrors": [],
+        }

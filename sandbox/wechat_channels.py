@@ -23,6 +23,22 @@ What it reproduces, quirks included:
   ``product_id``/``sku_id`` and ``sku_code`` blank or missing where the merchant left the channel SKU
   empty, ``price_info``, ``pay_info``, ``delivery_info`` (address, ``delivery_product_info`` per parcel),
   ``aftersale_detail`` and ``finish_aftersale_sku_cnt`` for refunds, ``status`` 10/20/21/30/100/200/250.
+- Pushes (§3.A.4, §3.A.5), recorded in the world's overlay so the next ``order/get`` and listing show them:
+  ``order/deliverycompanylist/get`` -> ``company_list`` (``DELIVERY_COMPANIES``);
+  ``order/delivery/send`` ``{order_id, delivery_list: [{delivery_id, waybill_id, deliver_type: 1,
+  product_infos: [{product_id, sku_id, product_cnt}]}]}`` -> one parcel per entry in
+  ``delivery_info.delivery_product_info``, status 20 -> 21 (partly) -> 30 (all units), ``ship_done_time``;
+  ``order/deliveryinfo/update`` (same body) replaces the carrier/waybill of a fully shipped, single-parcel
+  order, once; ``product/stock/update`` / ``warehouse/stock/update`` (``diff_type`` 1 add, 2 reduce, 3 set,
+  ``out_warehouse_id`` from ``WAREHOUSES``) and ``product/stock/get`` (``normal_stock_num``,
+  ``warehouse_stocks``, ``total_stock_num``; the catalog's opening stock until a set).
+  Refusals (HTTP 200 errcode bodies): 40097 invalid args (missing ids, ``product_cnt`` <= 0, deliver_type
+  other than 1), 606031 product/sku not in the order, 10025102 delivery_id not on the company list, 109000
+  unpaid/cancelled order or more units than remain unshipped, 109001 every requested unit already shipped,
+  109002 a refused deliveryinfo/update, 10020002/10020050/10020060 unknown product / stock below zero /
+  unknown warehouse. Only 40097 and 606031 were seen in real answers; the rest are ``[U]`` (see the
+  ``ERR_*`` constants). A waybill sent twice is not refused ([U]: the real rule is not documented), so
+  a connector must recognise its own earlier parcel by reading the order.
 
 Simulator choices (the world is platform-neutral; this module adapts it):
 - Currency: the world's Decimal amounts are rendered as CNY fen (fine for a simulator). The world's sales
@@ -32,6 +48,9 @@ Simulator choices (the world is platform-neutral; this module adapts it):
   Chinese places (chosen by a hash of the address, stable) with an 11-digit mobile number.
 - WeChat has no "authorized, capture later": a world order authorized at checkout is paid at once here.
 - Lines of one order with the same variant are one ``product_infos`` entry (the platform groups by SKU).
+- Stock is not drawn down by the world's sales: a SKU holds its opening stock until the hub sets it.
+- A deliveryinfo/update is an overlay order event without a parcel: the fold ignores it, but the order's
+  ``update_time`` moves, so the next incremental pull sees the new waybill.
 - Unconfirmed details ([U] in the contract) are marked ``[U]`` where they are rendered: the error code for a
   span over 7 days, the list default page size, the not-found code of ``order/get``, after-sale statuses.
 """
@@ -56,7 +75,7 @@ from fastapi.responses import Response
 
 from sandbox.admin import RequestStats, add_admin_routes, json_response
 from sandbox.faults import Faults
-from sandbox.world import ZERO, Address, Customer, OrderQuery, OrderState, Variant, World
+from sandbox.world import ZERO, Address, Customer, Event, OrderQuery, OrderState, Variant, World
 
 # The shop's public appid (the Airflow connection's login); the app secret is the sandbox's ``access_token``.
 SANDBOX_LOGIN = "wx5c3f1e8b9a2d4706"
@@ -82,8 +101,44 @@ KNOWN_STATUSES = frozenset({10, 12, 13, 20, 21, 30, 100, 190, 200, 250})
 AFTERSALE_REFUNDED = 13  # [U] 退款完成 (refund only)
 AFTERSALE_RETURN_REFUNDED = 14  # [U] 退货退款完成 (return and refund)
 
-# Chinese carriers standing in for the world's (delivery_id codes from deliverycompanylist/get).
+# ``order/deliverycompanylist/get``: delivery_id -> delivery_name. The real list has a few hundred entries;
+# these are the mainstream ones ([C] SF/YTO/ZTO/STO/YD/EMS/OTHER from doc examples and SKIT samples; DBKD from
+# a forum request the platform accepted; JTSD/JD/YZPY/HTKY/ZJS [U] codes as commonly listed).
+DELIVERY_COMPANIES: dict[str, str] = {
+    "SF": "顺丰速运",
+    "YTO": "圆通速递",
+    "ZTO": "中通快递",
+    "STO": "申通快递",
+    "YD": "韵达快递",
+    "JTSD": "极兔速递",
+    "EMS": "中国邮政速递物流",
+    "YZPY": "邮政快递包裹",
+    "JD": "京东物流",
+    "DBKD": "德邦快递",
+    "HTKY": "百世快递",
+    "ZJS": "宅急送",
+    "OTHER": "其他",
+}
+# Chinese carriers standing in for the world's own shipments (the hub's pushes carry real delivery_ids).
 _CARRIERS = {"UPS": ("SF", "顺丰速运"), "USPS": ("YTO", "圆通速递"), "FedEx": ("ZTO", "中通快递")}
+# Regional warehouses (区域仓) the simulated shop has set up: out_warehouse_id -> the world's location id
+# (location 0 is the SKU's normal, non-regional stock).
+WAREHOUSES: dict[str, int] = {"wh-east-sh": 1, "wh-south-gz": 2}
+DELIVER_TYPE_EXPRESS = 1  # 自寄快递 self-posted express; 3 is virtual goods, 2/4 online e-waybill
+MAX_STOCK_NUM = 1_000_000  # [U] the doc gives no upper bound for num
+
+# Business errcodes of the push endpoints. Only 40097 and 606031 were seen in real answers (forum threads);
+# the others are [U]: 109000/109001 are the codes of the older 小商店 ``product/delivery/send`` (已经发货 =
+# already shipped), kept for their meaning; the rest are this simulator's choice.
+ERR_INVALID_ARGS = 40097
+ERR_WRONG_PRODUCT = 606031  # ", 发货请求里product_id或sku_id填写不正确" [C: forum]
+ERR_DELIVERY_FAILED = 109000  # [S: 小商店] 发货失败 (wrong order status, more units than remain)
+ERR_ALREADY_SHIPPED = 109001  # [S: 小商店] 已经发货
+ERR_UNKNOWN_COMPANY = 10025102  # [S: ewaybill API answer "不支持该快递公司"; U for delivery/send]
+ERR_DELIVERY_UPDATE = 109002  # [U] deliveryinfo/update refused (split parcels, not fully shipped, twice)
+ERR_PRODUCT_NOT_FOUND = 10020002  # [U] stock calls for a product/sku the shop does not have
+ERR_STOCK_NOT_ENOUGH = 10020050  # [U] diff_type 2 reducing below zero
+ERR_WAREHOUSE_NOT_FOUND = 10020060  # [U] unknown out_warehouse_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,6 +251,13 @@ class DailyQuota:
 
 
 @dataclass(frozen=True, slots=True)
+class _DeliveryChange:
+    at: int
+    delivery_id: str
+    waybill_id: str
+
+
+@dataclass(frozen=True, slots=True)
 class _Product:
     """One ``product_infos`` entry: the world lines of one variant merged."""
 
@@ -213,6 +275,8 @@ class WeChatChannelsRenderer:
 
     def __init__(self, world: World) -> None:
         self.world = world
+        # deliveryinfo/update: (order index, parcel seq) -> the parcel's new carrier and waybill
+        self.delivery_changes: dict[tuple[int, int], _DeliveryChange] = {}
 
     # ---------------------------------------------------------------- ids
     def order_id(self, index: int) -> str:
@@ -344,10 +408,19 @@ class WeChatChannelsRenderer:
             for line_index, quantity in fulfillment.lines:
                 variant_index = product_of_line[line_index].variant.index
                 units[variant_index] = units.get(variant_index, 0) + quantity
-            delivery_id, delivery_name = _CARRIERS.get(fulfillment.tracking_company, ("OTHER", "其他"))
+            if fulfillment.pushed:  # the hub pushed it through delivery/send: its own delivery_id
+                delivery_id = fulfillment.tracking_company
+                delivery_name = DELIVERY_COMPANIES.get(delivery_id, "其他")
+            else:
+                delivery_id, delivery_name = _CARRIERS.get(fulfillment.tracking_company, ("OTHER", "其他"))
+            waybill_id = fulfillment.tracking_number
+            changed = self.delivery_changes.get((state.index, fulfillment.seq))
+            if changed is not None and changed.at <= state.as_of:
+                delivery_id, waybill_id = changed.delivery_id, changed.waybill_id
+                delivery_name = DELIVERY_COMPANIES.get(delivery_id, "其他")
             parcels.append(
                 {
-                    "waybill_id": fulfillment.tracking_number,
+                    "waybill_id": waybill_id,
                     "delivery_id": delivery_id,
                     "delivery_name": delivery_name,
                     "delivery_time": fulfillment.at,
@@ -529,6 +602,90 @@ class NextKeyCodec:
 
 
 # --------------------------------------------------------------------------------------------------
+# Pushes: delivery lists and stock
+# --------------------------------------------------------------------------------------------------
+
+ListingKey = tuple[int, int]  # (product_id, sku_id)
+
+
+@dataclass(frozen=True, slots=True)
+class _Parcel:
+    """One ``delivery_list`` entry as the merchant sent it."""
+
+    delivery_id: str
+    waybill_id: str
+    units: dict[ListingKey, int]  # in the order listed
+
+
+def _positive_id(value: Any, name: str, where: str) -> int:
+    """A product/sku id: the doc types it number, its examples send digit strings; both are accepted."""
+    number = 0
+    if isinstance(value, int) and not isinstance(value, bool):
+        number = value
+    elif isinstance(value, str) and value.isdigit():
+        number = int(value)
+    if number <= 0:  # the wording of a real answer (forum thread on delivery/send)
+        shown = 0 if value in (None, "") else value
+        raise WeChatError(ERR_INVALID_ARGS, f"invalid args, {name}: expecting {where} > 0, actually {shown}")
+    return number
+
+
+def _parse_delivery_list(body: dict[str, Any]) -> list[_Parcel]:
+    deliveries = body.get("delivery_list")
+    if not isinstance(deliveries, list) or not deliveries:
+        raise WeChatError(ERR_INVALID_ARGS, "invalid args, delivery_list: expecting a non-empty array")
+    parcels = []
+    for d_index, delivery in enumerate(deliveries):
+        where = f"delivery_list[{d_index}]"
+        if not isinstance(delivery, dict):
+            raise WeChatError(47001, f"data format error: {where} must be an object")
+        deliver_type = _int_field(delivery, "deliver_type")
+        if deliver_type == 3:  # [U] wording: virtual delivery needs a deliver_method=1 (virtual) order
+            raise WeChatError(
+                ERR_INVALID_ARGS, f"invalid args, {where}.deliver_type: 3 needs deliver_method=1"
+            )
+        if deliver_type in (2, 4):  # [U] the online e-waybill flow creates its own parcels
+            raise WeChatError(ERR_INVALID_ARGS, f"invalid args, {where}.deliver_type: use the ewaybill API")
+        if deliver_type != DELIVER_TYPE_EXPRESS:
+            raise WeChatError(ERR_INVALID_ARGS, f"invalid args, deliver_type: expecting {where}.deliver_type")
+        delivery_id, waybill_id = delivery.get("delivery_id"), delivery.get("waybill_id")
+        if not isinstance(delivery_id, str) or not delivery_id:
+            raise WeChatError(ERR_INVALID_ARGS, f"invalid args, delivery_id: expecting {where}.delivery_id")
+        if not isinstance(waybill_id, str) or not waybill_id.strip():
+            raise WeChatError(ERR_INVALID_ARGS, f"invalid args, waybill_id: expecting {where}.waybill_id")
+        products = delivery.get("product_infos")
+        if not isinstance(products, list) or not products:
+            raise WeChatError(
+                ERR_INVALID_ARGS, f"invalid args, product_infos: expecting {where}.product_infos"
+            )
+        units: dict[ListingKey, int] = {}
+        for p_index, product in enumerate(products):
+            item = f"{where}.product_infos[{p_index}]"
+            if not isinstance(product, dict):
+                raise WeChatError(47001, f"data format error: {item} must be an object")
+            key = (
+                _positive_id(product.get("product_id"), "product_id", f"{item}.product_id"),
+                _positive_id(product.get("sku_id"), "sku_id", f"{item}.sku_id"),
+            )
+            count = product.get("product_cnt")
+            if isinstance(count, bool) or not isinstance(count, int) or count <= 0:
+                shown = 0 if count is None else count
+                raise WeChatError(
+                    ERR_INVALID_ARGS,
+                    f"invalid args, product_cnt: expecting {item}.product_cnt > 0, actually {shown}",
+                )
+            units[key] = units.get(key, 0) + count
+        parcels.append(_Parcel(delivery_id, waybill_id.strip(), units))
+    return parcels
+
+
+def _check_companies(parcels: list[_Parcel]) -> None:
+    for parcel in parcels:
+        if parcel.delivery_id not in DELIVERY_COMPANIES:
+            raise WeChatError(ERR_UNKNOWN_COMPANY, f"不支持该快递公司 delivery_id={parcel.delivery_id}")
+
+
+# --------------------------------------------------------------------------------------------------
 # The app
 # --------------------------------------------------------------------------------------------------
 
@@ -549,7 +706,16 @@ def create_app(
     tokens = TokenStore(world, token_lifetime_seconds)
     quota = DailyQuota(world)
     codec = NextKeyCodec(hashlib.sha256(f"channelhub-wechat-next-key:{world.seed}".encode()).digest())
-    stats = RequestStats("api_requests", "token_requests", "throttled", "quota_refused", "auth_refused")
+    stats = RequestStats(
+        "api_requests",
+        "token_requests",
+        "throttled",
+        "quota_refused",
+        "auth_refused",
+        "deliveries",
+        "delivery_updates",
+        "stock_updates",
+    )
     count = stats.count
     serials = itertools.count(1)
 
@@ -698,6 +864,214 @@ def create_app(
         except WeChatError as err:
             return error(err)
         return ok({"order": renderer.render(state, malformed=faults.order_is_malformed(state.index))})
+
+    push_lock = threading.Lock()  # a check and the record it allows happen as one step
+
+    def order_state(body: dict[str, Any]) -> OrderState:
+        raw_id = body.get("order_id")
+        if isinstance(raw_id, bool) or not isinstance(raw_id, str | int) or raw_id == "":
+            raise WeChatError(ERR_INVALID_ARGS, "invalid args, order_id")
+        index = renderer.index_of(str(raw_id))
+        state = world.state(index, world.now_ts()) if index is not None else None
+        if state is None:
+            raise WeChatError(100002, "order not exist")  # [U] as order/get
+        return state
+
+    def listing_products(state: OrderState) -> dict[ListingKey, _Product]:
+        keyed = {}
+        for product in renderer.products(state):
+            listing = product.variant.listing(renderer.platform)
+            keyed[(listing.product_id, listing.variant_id)] = product
+        return keyed
+
+    def allocate(state: OrderState, parcels: list[_Parcel]) -> list[tuple[tuple[int, int], ...]]:
+        """World (line index, quantity) pairs per parcel, or the platform's refusal."""
+        products = listing_products(state)
+        for parcel in parcels:
+            if any(key not in products for key in parcel.units):
+                raise WeChatError(ERR_WRONG_PRODUCT, ", 发货请求里product_id或sku_id填写不正确")
+        status = renderer.status(state)
+        if status == STATUS_UNPAID:
+            raise WeChatError(ERR_DELIVERY_FAILED, "发货失败, 订单未支付, 不能发货")
+        if state.cancelled:
+            raise WeChatError(ERR_DELIVERY_FAILED, "发货失败, 订单已取消, 不能发货")
+        open_units = {i: state.fulfillable(i) for i in range(len(state.order.lines))}
+        requested: dict[ListingKey, int] = {}
+        for parcel in parcels:
+            for key, count in parcel.units.items():
+                requested[key] = requested.get(key, 0) + count
+        remaining = {key: sum(open_units[i] for i in products[key].line_indices) for key in requested}
+        shipped = {key: sum(state.shipped[i] for i in products[key].line_indices) for key in requested}
+        if all(remaining[key] == 0 and shipped[key] > 0 for key in requested):
+            raise WeChatError(ERR_ALREADY_SHIPPED, "已经发货")
+        for key, count in requested.items():
+            if count > remaining[key]:
+                raise WeChatError(
+                    ERR_DELIVERY_FAILED,
+                    f"发货失败, 商品发货数量超过待发货数量 product_id={key[0]} sku_id={key[1]} "
+                    f"product_cnt={count} 待发货={remaining[key]}",
+                )
+        allocations = []
+        for parcel in parcels:
+            lines: list[tuple[int, int]] = []
+            for key, count in parcel.units.items():
+                for line_index in products[key].line_indices:  # one SKU on two lines: fill them in order
+                    take = min(count, open_units[line_index])
+                    if take > 0:
+                        lines.append((line_index, take))
+                        open_units[line_index] -= take
+                        count -= take
+            allocations.append(tuple(lines))
+        return allocations
+
+    @app.post("/channels/ec/order/deliverycompanylist/get")
+    async def delivery_companies(request: Request) -> Response:
+        try:
+            await json_body(request)
+        except WeChatError as err:
+            return error(err)
+        return ok(
+            {
+                "company_list": [
+                    {"delivery_id": delivery_id, "delivery_name": name}
+                    for delivery_id, name in DELIVERY_COMPANIES.items()
+                ]
+            }
+        )
+
+    @app.post("/channels/ec/order/delivery/send")
+    async def send_delivery(request: Request) -> Response:
+        try:
+            body = await json_body(request)
+            with push_lock:
+                state = order_state(body)
+                parcels = _parse_delivery_list(body)
+                _check_companies(parcels)
+                allocations = allocate(state, parcels)
+                at = int(world.now_ts())
+                for parcel, lines in zip(parcels, allocations, strict=True):
+                    world.overlay.record_fulfillment(
+                        state.index,
+                        at,
+                        lines=lines,
+                        tracking_company=parcel.delivery_id,
+                        tracking_number=parcel.waybill_id,
+                        tracking_url="",
+                    )
+                count("deliveries")
+        except WeChatError as err:
+            return error(err)
+        return ok({})
+
+    @app.post("/channels/ec/order/deliveryinfo/update")
+    async def update_delivery(request: Request) -> Response:
+        """Change a parcel's carrier/waybill: only a fully shipped order in one parcel, at most once (doc)."""
+        try:
+            body = await json_body(request)
+            with push_lock:
+                state = order_state(body)
+                parcels = _parse_delivery_list(body)
+                _check_companies(parcels)
+                if renderer.status(state) != STATUS_SHIPPED:
+                    raise WeChatError(ERR_DELIVERY_UPDATE, "修改物流失败, 仅发货完成的订单可以修改物流信息")
+                if len(state.fulfillments) != 1 or len(parcels) != 1:
+                    raise WeChatError(ERR_DELIVERY_UPDATE, "修改物流失败, 拆包发货的订单暂不允许修改物流")
+                shipped = state.fulfillments[0]
+                if (state.index, shipped.seq) in renderer.delivery_changes:
+                    raise WeChatError(ERR_DELIVERY_UPDATE, "修改物流失败, 物流信息最多修改1次")
+                products = listing_products(state)
+                expected = {key: sum(state.shipped[i] for i in p.line_indices) for key, p in products.items()}
+                if parcels[0].units != {key: n for key, n in expected.items() if n}:
+                    raise WeChatError(ERR_WRONG_PRODUCT, ", 发货请求里product_id或sku_id填写不正确")
+                at = int(world.now_ts())
+                renderer.delivery_changes[(state.index, shipped.seq)] = _DeliveryChange(
+                    at, parcels[0].delivery_id, parcels[0].waybill_id
+                )
+                # An event without a parcel: the fold ignores it but the order's update_time moves.
+                world.overlay.add_order_event(state.index, Event(at, "fulfilled"))
+                count("delivery_updates")
+        except WeChatError as err:
+            return error(err)
+        return ok({})
+
+    def stock_variant(body: dict[str, Any]) -> Variant:
+        product_id = _positive_id(body.get("product_id"), "product_id", "product_id")
+        sku_id = _positive_id(body.get("sku_id"), "sku_id", "sku_id")
+        variant = world.catalog.by_channel_variant(renderer.platform, sku_id)
+        if variant is None or variant.listing(renderer.platform).product_id != product_id:
+            raise WeChatError(
+                ERR_PRODUCT_NOT_FOUND, f"product not exist product_id={product_id} sku_id={sku_id}"
+            )
+        return variant
+
+    def stock_level(variant: Variant, location_id: int) -> int:
+        default = variant.opening_stock if location_id == 0 else 0
+        return world.overlay.stock_levels.get((renderer.platform, variant.index, location_id), default)
+
+    async def update_stock(request: Request, *, regional: bool) -> Response:
+        try:
+            body = await json_body(request)
+            with push_lock:
+                variant = stock_variant(body)
+                location_id = 0
+                if regional:
+                    warehouse = body.get("out_warehouse_id")
+                    if not isinstance(warehouse, str) or not warehouse:
+                        raise WeChatError(ERR_INVALID_ARGS, "invalid args, out_warehouse_id")
+                    if warehouse not in WAREHOUSES:
+                        raise WeChatError(
+                            ERR_WAREHOUSE_NOT_FOUND, f"warehouse not exist out_warehouse_id={warehouse}"
+                        )
+                    location_id = WAREHOUSES[warehouse]
+                diff_type, num = _int_field(body, "diff_type"), _int_field(body, "num")
+                if diff_type not in (1, 2, 3):
+                    raise WeChatError(ERR_INVALID_ARGS, "invalid args, diff_type: expecting 1, 2 or 3")
+                if num is None or not 0 <= num <= MAX_STOCK_NUM:
+                    raise WeChatError(ERR_INVALID_ARGS, f"invalid args, num: expecting 0..{MAX_STOCK_NUM}")
+                current = stock_level(variant, location_id)
+                level = {1: current + num, 2: current - num, 3: num}[diff_type]
+                if level < 0:
+                    raise WeChatError(ERR_STOCK_NOT_ENOUGH, f"stock not enough: {current} < {num}")
+                if level > MAX_STOCK_NUM:
+                    raise WeChatError(ERR_INVALID_ARGS, f"invalid args, num: stock over {MAX_STOCK_NUM}")
+                world.overlay.record_stock_set(
+                    renderer.platform, variant.index, location_id, level, int(world.now_ts())
+                )
+                count("stock_updates")
+        except WeChatError as err:
+            return error(err)
+        return ok({})
+
+    @app.post("/channels/ec/product/stock/update")
+    async def product_stock_update(request: Request) -> Response:
+        return await update_stock(request, regional=False)
+
+    @app.post("/channels/ec/warehouse/stock/update")
+    async def warehouse_stock_update(request: Request) -> Response:
+        return await update_stock(request, regional=True)
+
+    @app.post("/channels/ec/product/stock/get")
+    async def product_stock_get(request: Request) -> Response:
+        try:
+            variant = stock_variant(await json_body(request))
+        except WeChatError as err:
+            return error(err)
+        normal = stock_level(variant, 0)
+        regional = [
+            {"out_warehouse_id": warehouse, "num": stock_level(variant, location_id)}
+            for warehouse, location_id in WAREHOUSES.items()
+            if (renderer.platform, variant.index, location_id) in world.overlay.stock_levels
+        ]
+        return ok(
+            {
+                "data": {
+                    "normal_stock_num": normal,
+                    "limited_discount_stock_num": 0,
+                    "warehouse_stocks": regional,
+                    "total_stock_num": normal + sum(w["num"] for w in regional),
+                }
+            }
+        )
 
     @app.get("/_sandbox/wechat")
     def get_wechat_settings() -> Response:

@@ -32,6 +32,28 @@ What it reproduces, quirks included:
 - No rate limiting in WooCommerce core: ``Faults.rate_limit_storm`` injects a *host-level* 429 (an HTML page
   from the web server or WAF, with ``Retry-After``); ``server_error_rate`` a WordPress critical-error 500
   or an nginx 502/503 page; plus latency, truncated bodies and malformed orders (a line quantity as text).
+- Writes (what the hub pushes), with what WooCommerce itself checks and nothing more:
+  - the Shipment Tracking extension under ``/wp-json/wc-shipment-tracking/v3``: ``GET|POST
+    orders/{id}/shipment-trackings`` (201 ``{tracking_id, tracking_provider, tracking_link, tracking_number,
+    date_shipped}``), ``GET|DELETE .../{tracking_id}``, ``GET orders/{id}/shipment-trackings/providers`` (and
+    ``shipment-trackings/providers``). It checks only that ``tracking_number`` is present and the order
+    exists (404 ``woocommerce_rest_order_invalid_id`` "Invalid order ID."); an unknown provider is stored
+    with an empty name and link; status and duplicates are not checked. Items show in the order's
+    ``meta_data`` as ``_wc_shipment_tracking_items``; adding one does not change ``date_modified`` [U].
+    Without the extension (``POST /_sandbox/woocommerce {"shipment_tracking": false}``) these routes are
+    ``404 rest_no_route``.
+  - ``GET|POST /orders/{id}/notes`` (``customer_note``; newest first; ``type`` any|customer|internal).
+  - ``PUT /orders/{id} {"status": "completed"}`` ships every open unit in the world's overlay (core has no
+    partial shipment; the latest tracking item is the shipment's tracking), adds WooCommerce's "Order status
+    changed from Processing to Completed." note and bumps ``date_modified``. Other transitions, and
+    completing a cancelled/refunded/failed order (which real WooCommerce would do), are a labelled
+    sandbox-only 400 ``sandbox_unsupported_status_change``: the world cannot ship a cancelled order.
+  - ``GET|PUT /products/{id}`` and ``/products/{pid}/variations/{vid}`` (``manage_stock``,
+    ``stock_quantity``, ``stock_status`` recomputed); ``GET /products?sku=``. Stock sets go to the world's
+    overlay (location 0); reads fall back to the catalog's opening stock. Unknown ids are 404
+    ``woocommerce_rest_product_invalid_id`` / ``woocommerce_rest_product_variation_invalid_id``.
+  - ``POST /_sandbox/woocommerce {"fail_writes": n, "fail_writes_after_apply": bool}``: the next n writes
+    get a gateway 502, before WordPress saw them or after it applied them (the ambiguous case).
 - ``/_sandbox/*``: faults, clock, state and catalog (sandbox.admin).
 """
 
@@ -42,8 +64,10 @@ import base64
 import binascii
 import hashlib
 import hmac
+import json
 import math
 import re
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -57,7 +81,7 @@ from fastapi.responses import Response
 
 from sandbox.admin import RequestStats, add_admin_routes, json_response
 from sandbox.faults import Faults
-from sandbox.world import Address, OrderLine, OrderQuery, OrderState, World, money
+from sandbox.world import Address, OrderLine, OrderQuery, OrderState, Variant, World, money
 
 PLATFORM = "woocommerce"
 API_PREFIX = "/wp-json/wc/v3"
@@ -402,9 +426,22 @@ class WooRenderer:
         return payload
 
 
-def render_order(faults: Faults, renderer: WooRenderer, state: OrderState) -> dict[str, Any]:
-    """The order as served, broken the way the fault profile says (a line quantity as text)."""
+def render_order(
+    faults: Faults, renderer: WooRenderer, state: OrderState, store: WooStore | None = None
+) -> dict[str, Any]:
+    """The order as served, broken the way the fault profile says (a line quantity as text). Shipment
+    Tracking items show in ``meta_data`` under ``_wc_shipment_tracking_items`` (not a protected key), as a
+    real shop with the extension serves them."""
     payload = renderer.render(state)
+    items = store.tracking_items(state.index) if store is not None else []
+    if items:
+        payload["meta_data"] = [
+            {
+                "id": renderer.line_item_id(state.index, 0) * 10 + 9,
+                "key": TRACKING_META_KEY,
+                "value": [item.meta_value() for item in items],
+            }
+        ]
     if faults.order_is_malformed(state.index):
         for line in payload["line_items"][:1]:
             line["quantity"] = f"{line['quantity']} pcs"
@@ -565,6 +602,395 @@ def matching_indices(world: World, listing: Listing, now_ts: float) -> list[int]
 
 
 # --------------------------------------------------------------------------------------------------
+# What the hub writes: Shipment Tracking items, order notes, order status, product stock
+# --------------------------------------------------------------------------------------------------
+
+TRACKING_PREFIX = "/wp-json/wc-shipment-tracking/v3"
+TRACKING_META_KEY = "_wc_shipment_tracking_items"
+WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+NOTE_ID_BASE = 300  # WordPress comment ids
+CLOSED_STATUSES = ("cancelled", "refunded", "failed", "trash")
+# A subset of WC_Shipment_Tracking_Actions::get_providers(), as GET .../providers answers it: region ->
+# provider name -> link format (%1$s the tracking number, %2$s the shipping postcode).
+SHIPMENT_TRACKING_PROVIDERS: dict[str, dict[str, str]] = {
+    "Australia": {
+        "Australia Post": "https://auspost.com.au/mypost/track/#/details/%1$s",
+        "Fastway Couriers": "https://www.fastway.com.au/tools/track/?l=%1$s",
+    },
+    "Canada": {
+        "Canada Post": "https://www.canadapost-postescanada.ca/track-reperage/en#/resultList?searchFor=%1$s",
+        "Purolator": "https://www.purolator.com/purolator/ship-track/tracking-summary.page?pin=%1$s",
+    },
+    "Germany": {
+        "DHL Intraship (DE)": "https://www.dhl.de/de/privatkunden/pakete-empfangen/verfolgen.html?idc=%1$s",
+        "Hermes Germany": "https://www.myhermes.de/empfangen/sendungsverfolgung/?suche=%1$s",
+    },
+    "Netherlands": {"PostNL": "https://postnl.nl/tracktrace/?B=%1$s&P=%2$s&D=NL&T=C"},
+    "United Kingdom": {
+        "DHL": "https://www.dhl.com/content/g0/en/express/tracking.shtml?brand=DHL&AWB=%1$s",
+        "DPD.co.uk": "https://www.dpd.co.uk/apps/tracking/?reference=%1$s#results",
+        "EVRi": "https://www.evri.com/track/parcel/%1$s",
+        "ParcelForce": "https://www.parcelforce.com/track-trace?trackNumber=%1$s",
+        "Royal Mail": "https://www.royalmail.com/track-your-item#/tracking-results/%1$s",
+    },
+    "United States": {
+        "Fedex": "https://www.fedex.com/apps/fedextrack/?action=track&action=track&tracknumbers=%1$s",
+        "FedEx Sameday": "https://www.fedexsameday.com/fdx_dotracking_ua.aspx?tracknum=%1$s",
+        "OnTrac": "https://www.ontrac.com/tracking/?number=%1$s",
+        "UPS": "https://www.ups.com/track?loc=en_US&tracknum=%1$s",
+        "USPS": "https://tools.usps.com/go/TrackConfirmAction_input?qtc_tLabels1=%1$s",
+        "DHL US": "https://www.logistics.dhl/us-en/home/tracking/tracking-ecommerce.html?tracking-id=%1$s",
+    },
+}
+ORDER_INVALID_ID = _error("woocommerce_rest_order_invalid_id", "Invalid order ID.", 404)
+TRACKING_INVALID_ID = _error(
+    "woocommerce_rest_order_shipment_tracking_invalid_id", "Invalid shipment tracking ID.", 404
+)
+TRACKING_EXISTS = _error(
+    "woocommerce_rest_shop_order_shipment_tracking_exists",
+    "Cannot create existing order shipment tracking.",
+    400,
+)
+PRODUCT_INVALID_ID = _error("woocommerce_rest_product_invalid_id", "Invalid ID.", 404)
+VARIATION_INVALID_ID = _error("woocommerce_rest_product_variation_invalid_id", "Invalid ID.", 404)
+INVALID_JSON = _error("rest_invalid_json", "Invalid JSON body passed.", 400)
+# Sandbox-only: real WooCommerce lets the REST API move a cancelled order to "completed" (core validates no
+# status transition), but the world cannot ship a cancelled order. The connector never asks (it reads the
+# order first); anyone who does gets this labelled answer instead of a silent lie.
+SANDBOX_UNSUPPORTED_STATUS_CHANGE = "sandbox_unsupported_status_change"
+
+
+def _missing(*names: str) -> dict[str, Any]:
+    return _error(
+        "rest_missing_callback_param", f"Missing parameter(s): {', '.join(names)}", 400, params=list(names)
+    )
+
+
+def sanitize_title(text: str) -> str:
+    """WordPress's ``sanitize_title`` as the extension applies it to provider names ("DHL US": "dhl-us")."""
+    slug = text.strip().lower().replace(".", "-")
+    slug = re.sub(r"\s+", "-", slug)
+    slug = re.sub(r"[^a-z0-9_-]", "", slug)
+    return re.sub(r"-+", "-", slug).strip("-")
+
+
+def php_sprintf(format_: str, *values: str) -> str:
+    """The two positional forms the providers' link formats use (``%1$s``, ``%2$s``)."""
+    for position, value in enumerate(values, start=1):
+        format_ = format_.replace(f"%{position}$s", value)
+    return format_
+
+
+@dataclass(frozen=True)
+class TrackingItem:
+    """One entry of the order meta ``_wc_shipment_tracking_items``, as the extension stores it."""
+
+    tracking_id: str
+    tracking_provider: str  # sanitize_title of the provider name; "" with a custom provider
+    custom_tracking_provider: str
+    custom_tracking_link: str
+    tracking_number: str
+    date_shipped: int  # a Unix timestamp (strtotime of the request's date; 0 when it did not parse)
+
+    def formatted(self, postcode: str) -> tuple[str, str]:
+        """(provider name, tracking link) as the extension formats them: a custom provider's link as
+        given; a built-in provider's format filled in; an unknown slug gives "" and "" (not an error)."""
+        if self.custom_tracking_provider:
+            return self.custom_tracking_provider, self.custom_tracking_link
+        for providers in SHIPMENT_TRACKING_PROVIDERS.values():
+            for name, link_format in providers.items():
+                if sanitize_title(name) == self.tracking_provider:
+                    return name, php_sprintf(link_format, self.tracking_number, postcode)
+        return "", ""
+
+    def meta_value(self) -> dict[str, Any]:
+        return {
+            "tracking_provider": self.tracking_provider,
+            "custom_tracking_provider": self.custom_tracking_provider,
+            "custom_tracking_link": self.custom_tracking_link,
+            "tracking_number": self.tracking_number,
+            "date_shipped": str(self.date_shipped),
+            "tracking_id": self.tracking_id,
+        }
+
+
+@dataclass(frozen=True)
+class OrderNote:
+    id: int
+    at: int
+    note: str
+    customer_note: bool
+    added_by_user: bool
+    author: str  # "system" for notes the API or WooCommerce itself added
+
+
+class WooStore:
+    """The shop-side state the hub can write that the world does not model: the Shipment Tracking
+    extension's items (order meta), order notes (WordPress comments), per-product ``manage_stock`` flags
+    and stock on variable parents; plus the sandbox knobs (is the extension installed, failing writes).
+
+    Stock levels and completed shipments live in the world's overlay, so every renderer sees them."""
+
+    def __init__(self, world: World, *, shipment_tracking: bool = True) -> None:
+        self.world = world
+        self.shipment_tracking = shipment_tracking
+        self.trackings: dict[int, list[TrackingItem]] = {}
+        self.notes: dict[int, list[OrderNote]] = {}
+        self.manage_stock: dict[int, bool] = {}  # variant index -> flag (default True)
+        self.parent_stock: dict[int, int | None] = {}  # variable product id -> parent-level stock
+        self.parent_manage_stock: dict[int, bool] = {}
+        self.fail_writes = 0  # the next N writes get a gateway 502 ...
+        self.fail_writes_after_apply = False  # ... after WordPress applied them (the ambiguous case)
+        self._sequence = 0
+        self._lock = threading.Lock()
+        listing = "woocommerce"
+        self.simple_products: dict[int, Variant] = {}
+        self.variable_products: dict[int, list[Variant]] = {}
+        self.variations: dict[int, Variant] = {}
+        for variant in world.catalog.variants:
+            ids = variant.listing(listing)
+            if variant.variant_title is None:
+                self.simple_products[ids.product_id] = variant
+            else:
+                self.variable_products.setdefault(ids.product_id, []).append(variant)
+                self.variations[ids.variant_id] = variant
+
+    # ---------------------------------------------------------------- knobs
+    def configure(self, changes: dict[str, Any]) -> None:
+        known = {"shipment_tracking", "fail_writes", "fail_writes_after_apply"}
+        unknown = set(changes) - known
+        if unknown:
+            raise ValueError(f"unknown setting(s): {', '.join(sorted(unknown))} (known: {', '.join(known)})")
+        with self._lock:
+            if "shipment_tracking" in changes:
+                self.shipment_tracking = bool(changes["shipment_tracking"])
+            if "fail_writes" in changes:
+                count = int(changes["fail_writes"])
+                if count < 0:
+                    raise ValueError("fail_writes must be >= 0")
+                self.fail_writes = count
+            if "fail_writes_after_apply" in changes:
+                self.fail_writes_after_apply = bool(changes["fail_writes_after_apply"])
+
+    def take_write_failure(self) -> str | None:
+        """None, or "before"/"after" (apply the write, then lose its answer) for the next injected failure."""
+        with self._lock:
+            if self.fail_writes <= 0:
+                return None
+            self.fail_writes -= 1
+            return "after" if self.fail_writes_after_apply else "before"
+
+    def summary(self) -> dict[str, Any]:
+        with self._lock:
+            return {
+                "shipment_tracking": self.shipment_tracking,
+                "tracking_items": sum(len(items) for items in self.trackings.values()),
+                "order_notes": sum(len(notes) for notes in self.notes.values()),
+                "fail_writes": self.fail_writes,
+                "fail_writes_after_apply": self.fail_writes_after_apply,
+            }
+
+    # ---------------------------------------------------------------- orders
+    def tracking_items(self, index: int) -> list[TrackingItem]:
+        with self._lock:
+            return list(self.trackings.get(index, ()))
+
+    def add_tracking(self, index: int, body: dict[str, Any], now_ts: int) -> TrackingItem:
+        provider = str(body.get("tracking_provider") or "")
+        number = str(body.get("tracking_number") or "").strip()
+        with self._lock:
+            self._sequence += 1
+            slug = sanitize_title(provider)
+            digest = hashlib.md5(f"{slug}-{number}-{self._sequence}".encode(), usedforsecurity=False)
+            item = TrackingItem(
+                tracking_id=digest.hexdigest(),
+                tracking_provider=slug,
+                custom_tracking_provider=str(body.get("custom_tracking_provider") or "").strip(),
+                custom_tracking_link=str(body.get("custom_tracking_link") or "").strip(),
+                tracking_number=number,
+                date_shipped=_strtotime(body.get("date_shipped"), now_ts),
+            )
+            self.trackings.setdefault(index, []).append(item)
+            return item
+
+    def delete_tracking(self, index: int, tracking_id: str) -> TrackingItem | None:
+        with self._lock:
+            items = self.trackings.get(index, [])
+            for position, item in enumerate(items):
+                if item.tracking_id == tracking_id:
+                    return items.pop(position)
+            return None
+
+    def order_notes(self, index: int) -> list[OrderNote]:
+        with self._lock:
+            return list(reversed(self.notes.get(index, ())))  # newest first, as WooCommerce lists them
+
+    def add_note(
+        self, index: int, note: str, *, customer_note: bool, at: int, added_by_user: bool = False
+    ) -> OrderNote:
+        with self._lock:
+            self._sequence += 1
+            created = OrderNote(
+                id=NOTE_ID_BASE + self._sequence,
+                at=at,
+                note=note,
+                customer_note=customer_note,
+                added_by_user=added_by_user,
+                author="system",
+            )
+            self.notes.setdefault(index, []).append(created)
+            return created
+
+    # ---------------------------------------------------------------- stock
+    def stock_of(self, variant: Variant) -> int | None:
+        if not self.manage_stock.get(variant.index, True):
+            return None
+        return self.world.overlay.stock_levels.get((PLATFORM, variant.index, 0), variant.opening_stock)
+
+
+def _strtotime(value: Any, now_ts: int) -> int:
+    """``date_shipped`` as the extension stores it: strtotime() of the text (WordPress runs PHP in UTC);
+    missing means now, and text strtotime cannot read is stored as false, shown as 1970-01-01."""
+    if value is None or value == "":
+        return now_ts
+    text = str(value).strip()
+    try:
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return 0
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return int(parsed.timestamp())
+
+
+def _stock_status(quantity: int | None, managed: bool) -> str:
+    if not managed or quantity is None:
+        return "instock"
+    return "instock" if quantity > 0 else "outofstock"
+
+
+class CatalogRenderer:
+    """Catalog variants -> WooCommerce product and variation JSON (the stock-relevant subset)."""
+
+    def __init__(self, store: WooStore, base_url: str) -> None:
+        self.store = store
+        self.base = base_url.rstrip("/")
+
+    def _slug(self, text: str) -> str:
+        return sanitize_title(text)
+
+    def simple(self, product_id: int, variant: Variant) -> dict[str, Any]:
+        managed = self.store.manage_stock.get(variant.index, True)
+        quantity = self.store.stock_of(variant)
+        price = f"{variant.price:.2f}"
+        slug = self._slug(variant.product_title)
+        return {
+            "id": product_id,
+            "name": variant.product_title,
+            "slug": slug,
+            "permalink": f"{self.base}/product/{slug}/",
+            "type": "simple",
+            "status": "publish",
+            "sku": variant.listing(PLATFORM).sku,
+            "price": price,
+            "regular_price": price,
+            "sale_price": "",
+            "manage_stock": managed,
+            "stock_quantity": quantity,
+            "stock_status": _stock_status(quantity, managed),
+            "backorders": "no",
+            "weight": f"{variant.grams / 1000:g}",
+            "variations": [],
+            "_links": {
+                "self": [{"href": f"{self.base}{API_PREFIX}/products/{product_id}"}],
+                "collection": [{"href": f"{self.base}{API_PREFIX}/products"}],
+            },
+        }
+
+    def variable(self, product_id: int, variants: list[Variant]) -> dict[str, Any]:
+        first = variants[0]
+        managed = self.store.parent_manage_stock.get(product_id, False)
+        quantity = self.store.parent_stock.get(product_id) if managed else None
+        child_in_stock = any((self.store.stock_of(v) or 0) > 0 for v in variants)
+        slug = self._slug(first.product_title)
+        return {
+            "id": product_id,
+            "name": first.product_title,
+            "slug": slug,
+            "permalink": f"{self.base}/product/{slug}/",
+            "type": "variable",
+            "status": "publish",
+            "sku": first.product_key,
+            "price": f"{min(v.price for v in variants):.2f}",
+            "regular_price": "",
+            "sale_price": "",
+            "manage_stock": managed,
+            "stock_quantity": quantity,
+            "stock_status": _stock_status(quantity, True)
+            if managed
+            else ("instock" if child_in_stock else "outofstock"),
+            "backorders": "no",
+            "variations": [v.listing(PLATFORM).variant_id for v in variants],
+            "_links": {
+                "self": [{"href": f"{self.base}{API_PREFIX}/products/{product_id}"}],
+                "collection": [{"href": f"{self.base}{API_PREFIX}/products"}],
+            },
+        }
+
+    def variation(self, product_id: int, variant: Variant) -> dict[str, Any]:
+        ids = variant.listing(PLATFORM)
+        managed = self.store.manage_stock.get(variant.index, True)
+        quantity = self.store.stock_of(variant)
+        price = f"{variant.price:.2f}"
+        return {
+            "id": ids.variant_id,
+            "permalink": f"{self.base}/product/{self._slug(variant.product_title)}/"
+            f"?variation={ids.variant_id}",
+            "sku": ids.sku,
+            "price": price,
+            "regular_price": price,
+            "sale_price": "",
+            "status": "publish",
+            "manage_stock": managed,
+            "stock_quantity": quantity,
+            "stock_status": _stock_status(quantity, managed),
+            "backorders": "no",
+            "weight": f"{variant.grams / 1000:g}",
+            "attributes": [{"id": 0, "name": "Option", "option": variant.variant_title}],
+            "_links": {
+                "self": [
+                    {"href": f"{self.base}{API_PREFIX}/products/{product_id}/variations/{ids.variant_id}"}
+                ],
+                "collection": [{"href": f"{self.base}{API_PREFIX}/products/{product_id}/variations"}],
+                "up": [{"href": f"{self.base}{API_PREFIX}/products/{product_id}"}],
+            },
+        }
+
+
+def parse_stock_update(body: dict[str, Any]) -> tuple[bool | None, int | None]:
+    """(manage_stock, stock_quantity) from a product/variation update, validated the way WordPress's
+    schema validation does it (a numeric string passes as an integer; anything else is rest_invalid_param)."""
+    manage: bool | None = None
+    if "manage_stock" in body:
+        raw = body["manage_stock"]
+        if isinstance(raw, bool):
+            manage = raw
+        elif isinstance(raw, str) and raw.strip().lower() in ("1", "0", "true", "false"):
+            manage = raw.strip().lower() in ("1", "true")
+        else:
+            raise BadRequest({"manage_stock": "manage_stock is not of type boolean."})
+    quantity: int | None = None
+    if "stock_quantity" in body and body["stock_quantity"] is not None:
+        raw = body["stock_quantity"]
+        if isinstance(raw, bool) or not (
+            isinstance(raw, int) or (isinstance(raw, str) and re.fullmatch(r"-?\d{1,9}", raw.strip()))
+        ):
+            raise BadRequest({"stock_quantity": "stock_quantity is not of type integer."})
+        quantity = int(raw)
+    return manage, quantity
+
+
+# --------------------------------------------------------------------------------------------------
 # The app
 # --------------------------------------------------------------------------------------------------
 
@@ -583,6 +1009,329 @@ def _credentials(request: Request) -> tuple[str, str] | None:
     return None
 
 
+async def _json_body(request: Request) -> dict[str, Any] | None:
+    """The request's JSON object ({} for an empty body); None when it is not a JSON object."""
+    raw = await request.body()
+    if not raw.strip():
+        return {}
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        return None
+    return body if isinstance(body, dict) else None
+
+
+def add_write_routes(
+    app: FastAPI, world: World, renderer: WooRenderer, store: WooStore, products: CatalogRenderer
+) -> None:
+    """Order status, order notes, the Shipment Tracking extension's routes and product stock."""
+    time = renderer.time
+
+    def order_state(order_ref: str) -> OrderState | None:
+        index = renderer.index_of(int(order_ref)) if order_ref.isdigit() else None
+        return world.state(index, world.now_ts()) if index is not None else None
+
+    # ------------------------------------------------------------ PUT /orders/{id} (status only)
+    @app.put(API_PREFIX + "/orders/{order_ref}")
+    async def update_order(order_ref: str, request: Request) -> Response:
+        state = order_state(order_ref)
+        if state is None:
+            return json_response(INVALID_ID, 404)
+        body = await _json_body(request)
+        if body is None:
+            return json_response(INVALID_JSON, 400)
+        wanted = body.get("status")
+        if wanted is None:
+            return json_response(render_order(app.state.faults, renderer, state, store))
+        if wanted not in STATUSES:
+            allowed = ", ".join(STATUSES[:-1])
+            return json_response(
+                BadRequest({"status": f"status is not one of {allowed} and {STATUSES[-1]}."}).body(), 400
+            )
+        current = wc_status(state)
+        if wanted == current:  # WooCommerce saves nothing and adds no note when the status is unchanged
+            return json_response(render_order(app.state.faults, renderer, state, store))
+        if wanted != "completed" or current in CLOSED_STATUSES:
+            return json_response(
+                _error(
+                    SANDBOX_UNSUPPORTED_STATUS_CHANGE,
+                    f"The sandbox models only completing an open order (not {current} -> {wanted}).",
+                    400,
+                ),
+                400,
+            )
+        # Completing ships every unit still open (core has no partial shipment); the latest tracking item,
+        # if any, is the shipment's tracking in the world.
+        now_ts = int(world.now_ts())
+        lines = tuple(
+            (line.index, state.fulfillable(line.index))
+            for line in state.order.lines
+            if state.fulfillable(line.index) > 0
+        )
+        items = store.tracking_items(state.index)
+        company = number = url = ""
+        if items:
+            company, url = items[-1].formatted(state.order.shipping_address.zip)
+            number = items[-1].tracking_number
+        world.overlay.record_fulfillment(state.index, now_ts, lines, company, number, url)
+        store.add_note(
+            state.index,
+            f"Order status changed from {current.title()} to Completed.",
+            customer_note=False,
+            at=now_ts,
+        )
+        updated = world.state(state.index, world.now_ts())
+        assert updated is not None
+        return json_response(render_order(app.state.faults, renderer, updated, store))
+
+    # ------------------------------------------------------------ order notes
+    def render_note(order_id: int, note: OrderNote) -> dict[str, Any]:
+        base = f"{renderer.base_url}{API_PREFIX}/orders/{order_id}/notes"
+        return {
+            "id": note.id,
+            "author": note.author,
+            "date_created": time.local(note.at),
+            "date_created_gmt": time.gmt(note.at),
+            "note": note.note,
+            "customer_note": note.customer_note,
+            "added_by_user": note.added_by_user,
+            "_links": {
+                "self": [{"href": f"{base}/{note.id}"}],
+                "collection": [{"href": base}],
+                "up": [{"href": f"{renderer.base_url}{API_PREFIX}/orders/{order_id}"}],
+            },
+        }
+
+    @app.get(API_PREFIX + "/orders/{order_ref}/notes")
+    def list_notes(order_ref: str, request: Request) -> Response:
+        state = order_state(order_ref)
+        if state is None:
+            return json_response(ORDER_INVALID_ID, 404)
+        kind = request.query_params.get("type", "any")
+        if kind not in ("any", "customer", "internal"):
+            return json_response(
+                BadRequest({"type": "type is not one of any, customer and internal."}).body(), 400
+            )
+        notes = [
+            note
+            for note in store.order_notes(state.index)
+            if kind == "any" or note.customer_note == (kind == "customer")
+        ]
+        return json_response([render_note(int(order_ref), note) for note in notes])
+
+    @app.post(API_PREFIX + "/orders/{order_ref}/notes")
+    async def add_note(order_ref: str, request: Request) -> Response:
+        state = order_state(order_ref)
+        if state is None:
+            return json_response(ORDER_INVALID_ID, 404)
+        body = await _json_body(request)
+        if body is None:
+            return json_response(INVALID_JSON, 400)
+        if "note" not in body:
+            return json_response(_missing("note"), 400)
+        text = str(body["note"] or "").strip()
+        if not text:
+            return json_response(
+                _error(
+                    "woocommerce_rest_invalid_order_note", "Cannot create order note, please try again.", 500
+                ),
+                500,
+            )
+        try:
+            customer = bool(parse_flag("customer_note", body.get("customer_note", False)))
+            by_user = bool(parse_flag("added_by_user", body.get("added_by_user", False)))
+        except BadRequest as error:
+            return json_response(error.body(), 400)
+        note = store.add_note(
+            state.index, text, customer_note=customer, at=int(world.now_ts()), added_by_user=by_user
+        )
+        return json_response(render_note(int(order_ref), note), 201)
+
+    # ------------------------------------------------------------ Shipment Tracking extension
+    trackings_path = TRACKING_PREFIX + "/orders/{order_ref}/shipment-trackings"
+
+    def render_tracking(order_id: int, state: OrderState, item: TrackingItem) -> dict[str, Any]:
+        provider, link = item.formatted(state.order.shipping_address.zip)
+        base = f"{renderer.base_url}{trackings_path.format(order_ref=order_id)}"
+        return {
+            "tracking_id": item.tracking_id,
+            "tracking_provider": provider,
+            "tracking_link": link,
+            "tracking_number": item.tracking_number,
+            "date_shipped": datetime.fromtimestamp(item.date_shipped, UTC).strftime("%Y-%m-%d"),
+            "_links": {
+                "self": [{"href": f"{base}/{item.tracking_id}"}],
+                "collection": [{"href": base}],
+                "up": [{"href": f"{renderer.base_url}{TRACKING_PREFIX}/orders/{order_id}"}],
+            },
+        }
+
+    def providers_response() -> Response:
+        if not store.shipment_tracking:
+            return json_response(NO_ROUTE, 404)
+        return json_response(SHIPMENT_TRACKING_PROVIDERS)
+
+    @app.get(TRACKING_PREFIX + "/shipment-trackings/providers")
+    def providers() -> Response:
+        return providers_response()
+
+    @app.get(trackings_path + "/providers")
+    def order_providers(order_ref: str) -> Response:
+        return providers_response()
+
+    @app.get(trackings_path)
+    def list_trackings(order_ref: str) -> Response:
+        if not store.shipment_tracking:
+            return json_response(NO_ROUTE, 404)
+        state = order_state(order_ref)
+        if state is None:
+            return json_response(ORDER_INVALID_ID, 404)
+        items = store.tracking_items(state.index)
+        return json_response([render_tracking(int(order_ref), state, item) for item in items])
+
+    @app.post(trackings_path)
+    async def add_tracking(order_ref: str, request: Request) -> Response:
+        if not store.shipment_tracking:
+            return json_response(NO_ROUTE, 404)
+        body = await _json_body(request)
+        if body is None:
+            return json_response(INVALID_JSON, 400)
+        if "tracking_number" not in body:  # the route's one required argument, checked before the handler
+            return json_response(_missing("tracking_number"), 400)
+        if body.get("tracking_id"):
+            return json_response(TRACKING_EXISTS, 400)
+        state = order_state(order_ref)
+        if state is None:
+            return json_response(ORDER_INVALID_ID, 404)
+        # Like the extension: no check of the provider (an unknown one is stored with an empty name and
+        # link), of the order's status, or of a number already on the order.
+        item = store.add_tracking(state.index, body, int(world.now_ts()))
+        rendered = render_tracking(int(order_ref), state, item)
+        return json_response(rendered, 201, {"Location": rendered["_links"]["self"][0]["href"]})
+
+    @app.get(trackings_path + "/{tracking_id}")
+    def get_tracking(order_ref: str, tracking_id: str) -> Response:
+        if not store.shipment_tracking:
+            return json_response(NO_ROUTE, 404)
+        state = order_state(order_ref)
+        if state is None:
+            return json_response(ORDER_INVALID_ID, 404)
+        for item in store.tracking_items(state.index):
+            if item.tracking_id == tracking_id:
+                return json_response(render_tracking(int(order_ref), state, item))
+        return json_response(TRACKING_INVALID_ID, 404)
+
+    @app.delete(trackings_path + "/{tracking_id}")
+    def delete_tracking(order_ref: str, tracking_id: str) -> Response:
+        if not store.shipment_tracking:
+            return json_response(NO_ROUTE, 404)
+        state = order_state(order_ref)
+        if state is None:
+            return json_response(ORDER_INVALID_ID, 404)
+        removed = store.delete_tracking(state.index, tracking_id)
+        if removed is None:
+            return json_response(TRACKING_INVALID_ID, 404)
+        return json_response(render_tracking(int(order_ref), state, removed))
+
+    # ------------------------------------------------------------ products and variations (stock)
+    def numeric(ref: str) -> int | None:
+        return int(ref) if ref.isdigit() else None
+
+    @app.get(API_PREFIX + "/products")
+    def list_products(request: Request) -> Response:
+        """Only the ``sku`` lookup (simple and variable parents; variations are not products here)."""
+        sku = request.query_params.get("sku")
+        found: list[dict[str, Any]] = []
+        for product_id, variant in sorted(store.simple_products.items()):
+            if sku is None or variant.listing(PLATFORM).sku == sku:
+                found.append(products.simple(product_id, variant))
+        for product_id, variants in sorted(store.variable_products.items()):
+            if sku is None or variants[0].product_key == sku:
+                found.append(products.variable(product_id, variants))
+        headers = {"X-WP-Total": str(len(found)), "X-WP-TotalPages": "1"}
+        return json_response(found, 200, headers)
+
+    def product_answer(product_id: int) -> Response:
+        if product_id in store.simple_products:
+            return json_response(products.simple(product_id, store.simple_products[product_id]))
+        return json_response(products.variable(product_id, store.variable_products[product_id]))
+
+    @app.get(API_PREFIX + "/products/{product_ref}")
+    def get_product(product_ref: str) -> Response:
+        product_id = numeric(product_ref)
+        if product_id not in store.simple_products and product_id not in store.variable_products:
+            return json_response(PRODUCT_INVALID_ID, 404)
+        assert product_id is not None
+        return product_answer(product_id)
+
+    @app.put(API_PREFIX + "/products/{product_ref}")
+    async def update_product(product_ref: str, request: Request) -> Response:
+        product_id = numeric(product_ref)
+        if product_id not in store.simple_products and product_id not in store.variable_products:
+            return json_response(PRODUCT_INVALID_ID, 404)
+        assert product_id is not None
+        body = await _json_body(request)
+        if body is None:
+            return json_response(INVALID_JSON, 400)
+        try:
+            manage, quantity = parse_stock_update(body)
+        except BadRequest as error:
+            return json_response(error.body(), 400)
+        if product_id in store.simple_products:
+            apply_stock(store.simple_products[product_id], manage, quantity)
+        else:  # parent-level stock of a variable product: the shop's, not any one variant's
+            managed = store.parent_manage_stock.get(product_id, False) if manage is None else manage
+            store.parent_manage_stock[product_id] = managed
+            if managed and quantity is not None:
+                store.parent_stock[product_id] = quantity
+        return product_answer(product_id)
+
+    def apply_stock(variant: Variant, manage: bool | None, quantity: int | None) -> None:
+        """WooCommerce keeps ``stock_quantity`` only while it manages the stock (manage_stock true)."""
+        if manage is not None:
+            store.manage_stock[variant.index] = manage
+        if store.manage_stock.get(variant.index, True) and quantity is not None:
+            world.overlay.record_stock_set(PLATFORM, variant.index, 0, quantity, int(world.now_ts()))
+
+    def variation_of(product_ref: str, variation_ref: str) -> tuple[int, Variant] | Response:
+        product_id = numeric(product_ref)
+        if product_id not in store.simple_products and product_id not in store.variable_products:
+            return json_response(PRODUCT_INVALID_ID, 404)
+        variant = store.variations.get(numeric(variation_ref) or -1)
+        if variant is None or variant.listing(PLATFORM).product_id != product_id:
+            return json_response(VARIATION_INVALID_ID, 404)
+        assert product_id is not None
+        return product_id, variant
+
+    @app.get(API_PREFIX + "/products/{product_ref}/variations/{variation_ref}")
+    def get_variation(product_ref: str, variation_ref: str) -> Response:
+        found = variation_of(product_ref, variation_ref)
+        if isinstance(found, Response):
+            return found
+        return json_response(products.variation(*found))
+
+    @app.put(API_PREFIX + "/products/{product_ref}/variations/{variation_ref}")
+    async def update_variation(product_ref: str, variation_ref: str, request: Request) -> Response:
+        found = variation_of(product_ref, variation_ref)
+        if isinstance(found, Response):
+            return found
+        body = await _json_body(request)
+        if body is None:
+            return json_response(INVALID_JSON, 400)
+        try:
+            manage, quantity = parse_stock_update(body)
+        except BadRequest as error:
+            return json_response(error.body(), 400)
+        apply_stock(found[1], manage, quantity)
+        return json_response(products.variation(*found))
+
+
+def parse_flag(name: str, raw: Any) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    return _boolean(name, str(raw))
+
+
 def create_app(
     world: World,
     *,
@@ -590,11 +1339,16 @@ def create_app(
     faults: Faults,
     consumer_key: str = SANDBOX_LOGIN,
     site_timezone: str = DEFAULT_SITE_TIMEZONE,
+    shipment_tracking: bool = True,
 ) -> FastAPI:
-    """The WooCommerce simulator over ``world``; ``access_token`` is the consumer secret it accepts."""
+    """The WooCommerce simulator over ``world``; ``access_token`` is the consumer secret it accepts.
+    ``shipment_tracking``: whether the shop has the Shipment Tracking extension (also switchable at run
+    time with ``POST /_sandbox/woocommerce {"shipment_tracking": false}``)."""
     if not access_token or not consumer_key:
         raise ValueError("the consumer key and secret must not be empty")
     renderer = WooRenderer(world, site_timezone=site_timezone)
+    store = WooStore(world, shipment_tracking=shipment_tracking)
+    products = CatalogRenderer(store, renderer.base_url)
     stats = RequestStats("api_requests", "throttled", "unauthorized", "injected_errors")
     count = stats.count
 
@@ -602,6 +1356,7 @@ def create_app(
     app.state.world = world
     app.state.faults = faults
     app.state.renderer = renderer
+    app.state.store = store
 
     @app.middleware("http")
     async def wordpress(request: Request, call_next: Callable[[Request], Any]) -> Response:
@@ -636,6 +1391,16 @@ def create_app(
         if not hmac.compare_digest(secret.encode(), access_token.encode()):
             count("unauthorized")
             return json_response(BAD_SECRET, 401)
+        if request.method in WRITE_METHODS and (failure := store.take_write_failure()) is not None:
+            # The gateway loses a write's answer: before WordPress saw it, or after it was applied.
+            count("injected_errors")
+            if failure == "after":
+                applied = await call_next(request)
+                async for _ in applied.body_iterator:  # type: ignore[attr-defined]
+                    pass
+            page = "<html><head><title>502 Bad Gateway</title></head><body><center><h1>502 Bad Gateway"
+            page += "</h1></center></body></html>"
+            return Response(page, 502, media_type="text/html")
         response = await call_next(request)
         if response.status_code == 200 and faults.roll(faults.truncated_body_rate):
             body = b"".join([chunk async for chunk in response.body_iterator])  # type: ignore[attr-defined]
@@ -680,7 +1445,7 @@ def create_app(
         for index in indices[start : start + listing.per_page]:
             state = world.state(index, now_ts)
             if state is not None:
-                orders.append(render_order(faults, renderer, state))
+                orders.append(render_order(faults, renderer, state, store))
         headers = {
             "X-WP-Total": str(total),
             "X-WP-TotalPages": str(total_pages),
@@ -694,7 +1459,9 @@ def create_app(
         state = world.state(index, world.now_ts()) if index is not None else None
         if state is None:
             return json_response(INVALID_ID, 404)
-        return json_response(render_order(faults, renderer, state))
+        return json_response(render_order(faults, renderer, state, store))
+
+    add_write_routes(app, world, renderer, store, products)
 
     @app.api_route("/wp-json/{rest:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
     def unknown_route(rest: str) -> Response:
@@ -711,6 +1478,24 @@ def create_app(
             "site_timezone": site_timezone,
             "consumer_key": consumer_key,
             "max_per_page": MAX_PER_PAGE,
+            "store": store.summary(),
         },
     )
+
+    @app.get("/_sandbox/woocommerce")
+    def get_store_settings() -> Response:
+        return json_response(store.summary())
+
+    @app.post("/_sandbox/woocommerce")
+    async def set_store_settings(request: Request) -> Response:
+        """Body: any of {"shipment_tracking": bool, "fail_writes": n, "fail_writes_after_apply": bool}."""
+        try:
+            changes = await request.json()
+            if not isinstance(changes, dict):
+                raise ValueError("send a JSON object of settings")
+            store.configure(changes)
+        except ValueError as error:
+            return json_response({"errors": str(error)}, 400)
+        return json_response(store.summary())
+
     return app

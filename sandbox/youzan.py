@@ -39,6 +39,28 @@ How the world becomes Youzan:
 - Deliveries: Youzan ships whole sub-orders. A line appears in a ``delivery_order`` (``express_state`` 1) once
   all its units are out, in the package that completed it; earlier partial packages of the same lines are
   extra ``dists``. Hub-pushed shipments are ``express_type`` 1 (API), the world's own ones 0 (manual).
+
+What the hub can push (platform-contracts.md §4.4, §4.5):
+- ``youzan.logistics.express.get`` 3.0.0 -> ``data.allExpress[{id, name, display}]``: the carriers
+  ``out_stype`` takes. The ids below are the sandbox's [U]; a connector must read them from this call,
+  never hard-code them.
+- ``youzan.logistics.online.confirm`` 3.0.0 ``{tid, out_stype, out_sid, oids: "oid1,oid2", is_no_express}``
+  -> ``data.is_success``. It ships whole sub-orders (every unit still open on each oid; no oids: every open
+  sub-order) and records one package in the world. The whole call is refused when any named oid cannot
+  ship: ``105000016`` order not found, ``102570007`` a sub-order already shipped, ``102570020`` nothing
+  shippable (unpaid, closed or cancelled trade, a refunded or foreign oid), ``105000003`` a waybill that is
+  not 6-32 letters, digits or dashes [U rule], ``UNKNOWN_EXPRESS_CODE`` an ``out_stype`` not in the list [U].
+- ``youzan.logistics.online.update`` 3.0.0 ``{tid, trade_express_modify: [{dist_id, express_id,
+  express_no}]}`` (a list, or the JSON string of one as the Java SDK sends it) re-labels a shipped
+  package [C: SDK names and typings; errors U]. The world's fulfilment keeps its original tracking; the
+  sandbox overrides what it renders and bumps the trade's update time.
+- ``youzan.item.quantity.update`` 3.0.0 ``{item_id, sku_id (omit for single-spec items), quantity, type}``:
+  type 0 sets the quantity (default), 1 adds to it; recorded with ``world.overlay.record_stock_set`` at
+  location 0 (Youzan has no locations here). There is no compare-and-set. ``youzan.item.get`` 3.0.0
+  ``{item_id}`` -> ``data.item{item_id, title, item_no, quantity, skus[{sku_id, item_no, quantity,
+  properties_name_json}]}`` reads stock back (``skus`` is empty for a single-spec item) [U: response shape].
+- ``POST /_sandbox/youzan/fail_next {"method", "count", "after_commit"}``: the next ``count`` calls of
+  ``method`` answer a gateway 502, before acting or (``after_commit``) after acting, as a lost answer would.
 """
 
 from __future__ import annotations
@@ -62,7 +84,7 @@ from fastapi.responses import Response
 
 from sandbox.admin import RequestStats, add_admin_routes, json_response
 from sandbox.faults import Faults
-from sandbox.world import ZERO, Fulfillment, OrderLine, OrderQuery, OrderState, World, money
+from sandbox.world import ZERO, Event, Fulfillment, OrderLine, OrderQuery, OrderState, Variant, World, money
 
 SANDBOX_LOGIN = "yz_sandbox_client_0001"  # the client_id (public); the client secret is the checked token
 SANDBOX_KDT_ID = 91_234_567  # the shop (kdt_id) the sandbox app is authorised for
@@ -88,8 +110,40 @@ STATUS_TEXT = {
     "TRADE_SUCCESS": "已完成",
     "TRADE_CLOSED": "已关闭",
 }
-_EXPRESS_IDS = {"UPS": 44, "USPS": 45, "FedEx": 46}  # [U] ids of youzan.logistics.express.get
+# youzan.logistics.express.get: (id, name). [U] the real list has hundreds; these ids are the sandbox's own.
+EXPRESS_COMPANIES: tuple[tuple[int, str], ...] = (
+    (1, "申通快递"),
+    (2, "圆通速递"),
+    (3, "中通快递"),
+    (4, "韵达快递"),
+    (6, "百世快递"),
+    (7, "顺丰速运"),
+    (8, "邮政快递包裹"),
+    (9, "EMS"),
+    (11, "京东快递"),
+    (12, "德邦快递"),
+    (44, "UPS"),
+    (45, "USPS"),
+    (46, "FedEx"),
+)
+EXPRESS_NAMES = dict(EXPRESS_COMPANIES)
+EXPRESS_IDS = {name: express_id for express_id, name in EXPRESS_COMPANIES}
 OID_BASE = 1_507_387_350_000_000_000
+CONFIRM_VERSIONS = frozenset({"3.0.0"})
+UPDATE_VERSIONS = frozenset({"3.0.0"})
+EXPRESS_GET_VERSIONS = frozenset({"3.0.0"})
+QUANTITY_UPDATE_VERSIONS = frozenset({"3.0.0"})
+ITEM_GET_VERSIONS = frozenset({"3.0.0"})
+ORDER_NOT_FOUND = 105000016
+ALREADY_SHIPPED = 102570007
+NOTHING_TO_SHIP = 102570020
+BAD_WAYBILL = 105000003
+UNKNOWN_EXPRESS_CODE = 102570011  # [U] Youzan documents no code for an unknown out_stype
+UNKNOWN_DIST_CODE = 102570021  # [U] online.update naming a package the trade does not have
+ITEM_NOT_FOUND = 141500101  # [U] item APIs' codes are not in the contract
+SKU_NOT_FOUND = 141500102  # [U]
+SKU_REQUIRED = 141500103  # [U]
+_WAYBILL = re.compile(r"[A-Za-z0-9-]{6,32}")  # [U] Youzan checks waybills per carrier; this is a floor
 
 
 class BusinessError(Exception):
@@ -144,6 +198,8 @@ class YouzanRenderer:
 
     def __init__(self, world: World) -> None:
         self.world = world
+        # (order index, package seq) -> (carrier name, waybill) set through youzan.logistics.online.update
+        self.tracking_overrides: dict[tuple[int, int], tuple[str, str]] = {}
 
     # ---------------------------------------------------------------- ids
     def tid(self, index: int) -> str:
@@ -154,10 +210,30 @@ class YouzanRenderer:
         if not re.fullmatch(r"E\d{23}", tid):
             return None
         index = int(tid[-9:])
-        return index if self.tid(index) == tid else None
+        try:
+            return index if self.tid(index) == tid else None
+        except (ValueError, OverflowError, OSError):  # an index whose creation lies past year 9999
+            return None
 
     def oid(self, index: int, line: int) -> str:
         return str(OID_BASE + index * 16 + line)
+
+    def line_of(self, index: int, oid: str) -> int | None:
+        """The world line index of sub-order ``oid`` of order ``index``; None when it is not one."""
+        if not oid.isdigit():
+            return None
+        line = int(oid) - OID_BASE - index * 16
+        return line if 0 <= line < len(self.world.get(index).lines) else None
+
+    @staticmethod
+    def dist_id(index: int, package: Fulfillment) -> str:
+        return f"{datetime.fromtimestamp(package.at, CHINA):%Y%m%d%H%M%S}{index % 10**6:06d}{package.seq:04d}"
+
+    def express_info(self, index: int, package: Fulfillment) -> dict[str, Any]:
+        company, number = self.tracking_overrides.get(
+            (index, package.seq), (package.tracking_company, package.tracking_number)
+        )
+        return {"express_id": EXPRESS_IDS.get(company, 0), "express_no": number}
 
     # ---------------------------------------------------------------- pieces
     @staticmethod
@@ -232,13 +308,9 @@ class YouzanRenderer:
                     "oids": [{"oid": self.oid(index, i)} for i in lines],
                     "dists": [
                         {
-                            "dist_id": f"{datetime.fromtimestamp(p.at, CHINA):%Y%m%d%H%M%S}"
-                            f"{index % 10**6:06d}{p.seq:04d}",
+                            "dist_id": self.dist_id(index, p),
                             "create_time": china_time(p.at),
-                            "express_info": {
-                                "express_id": _EXPRESS_IDS.get(p.tracking_company, 0),
-                                "express_no": p.tracking_number,
-                            },
+                            "express_info": self.express_info(index, p),
                         }
                         for p in packages
                     ],
@@ -471,6 +543,13 @@ class QpsLimiter:
             return allowed
 
 
+def _gateway_page(status: int) -> Response:
+    """What Youzan's Tengine gateway answers when the backend fails: an HTML page, not JSON."""
+    title = "502 Bad Gateway" if status == 502 else "503 Service Temporarily Unavailable"
+    page = f"<html><head><title>{title}</title></head><body><center><h1>{title}</h1></center>"
+    return Response(page + "<hr><center>Tengine</center></body></html>", status, media_type="text/html")
+
+
 def _envelope(data: Any) -> dict[str, Any]:
     return {
         "success": True,
@@ -517,7 +596,18 @@ def create_app(
     limiter = QpsLimiter(qps_limit)
     tokens: dict[str, float] = {}  # issued token -> expiry (real epoch seconds)
     tokens_lock = threading.Lock()
-    stats = RequestStats("api_requests", "tokens_issued", "throttled", "unauthorized", "injected_errors")
+    stats = RequestStats(
+        "api_requests",
+        "tokens_issued",
+        "throttled",
+        "unauthorized",
+        "injected_errors",
+        "shipments",
+        "stock_sets",
+    )
+    fail_next: dict[str, tuple[int, bool]] = {}  # method -> (calls left to fail, after acting)
+    fail_lock = threading.Lock()
+    calls: dict[str, int] = {}  # method -> calls that reached the method (tests count pushes)
 
     app = FastAPI(title="ChannelHub Youzan sandbox", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.world = world
@@ -526,6 +616,17 @@ def create_app(
     app.state.tokens = tokens
     app.state.limiter = limiter  # tests and humans may change ``limit`` at runtime
     app.state.throttle_code = throttle_code
+    app.state.fail_next = fail_next
+    app.state.calls = calls
+
+    def take_failure(method: str) -> bool | None:
+        """None: answer normally; False: fail before acting; True: fail after acting."""
+        with fail_lock:
+            left, after_commit = fail_next.get(method, (0, False))
+            if left <= 0:
+                return None
+            fail_next[method] = (left - 1, after_commit)
+            return after_commit
 
     def revoke_tokens() -> int:
         with tokens_lock:
@@ -563,12 +664,16 @@ def create_app(
             status = faults.choose((500, 502, 503))
             if status == 500:
                 return json_response(_failure(500, "系统错误"), 500)
-            title = "502 Bad Gateway" if status == 502 else "503 Service Temporarily Unavailable"
-            page = f"<html><head><title>{title}</title></head><body><center><h1>{title}</h1></center>"
-            return Response(
-                page + "<hr><center>Tengine</center></body></html>", status, media_type="text/html"
-            )
+            return _gateway_page(status)
+        method = request.url.path.split("/")[2] if request.url.path.startswith("/api/") else ""
+        failure = take_failure(method) if method else None
+        if failure is False:
+            stats.count("injected_errors")
+            return _gateway_page(502)
         response = await call_next(request)
+        if failure is True:  # the platform acted, the answer was lost on the way back
+            stats.count("injected_errors")
+            return _gateway_page(502)
         if response.status_code == 200 and faults.roll(faults.truncated_body_rate):
             body = b"".join([chunk async for chunk in response.body_iterator])  # type: ignore[attr-defined]
             kept = {k: v for k, v in response.headers.items() if k.lower() != "content-length"}
@@ -679,9 +784,177 @@ def create_app(
             raise BusinessError(106100110, "非法的订单号")  # [S] 106100110 illegal tid
         return renderer.render(state, malformed=faults.order_is_malformed(index))
 
+    # ------------------------------------------------------------------ shipments
+    def order_for_push(body: dict[str, Any]) -> tuple[int, OrderState]:
+        tid = body.get("tid")
+        index = renderer.index_of(tid) if isinstance(tid, str) else None
+        state = world.state(index, world.now_ts()) if index is not None else None
+        if index is None or state is None:
+            raise BusinessError(ORDER_NOT_FOUND, "订单不存在")  # [U] message
+        return index, state
+
+    def express_company(value: Any, name: str) -> str:
+        express_id = value if isinstance(value, int) and not isinstance(value, bool) else None
+        if isinstance(value, str) and value.strip().isdigit():
+            express_id = int(value)
+        if express_id not in EXPRESS_NAMES:
+            raise BusinessError(UNKNOWN_EXPRESS_CODE, f"{name}对应的物流公司不存在")  # [U]
+        return EXPRESS_NAMES[express_id]
+
+    def waybill(value: Any) -> str:
+        if not isinstance(value, str) or not _WAYBILL.fullmatch(value.strip()):
+            raise BusinessError(BAD_WAYBILL, "运单号格式不正确")  # [U] message
+        return value.strip()
+
+    def logistics_confirm(body: dict[str, Any]) -> dict[str, Any]:
+        index, state = order_for_push(body)
+        no_express = _int_param(body, "is_no_express", 0)
+        if no_express not in (0, 1):
+            raise BusinessError(5000, "is_no_express只能为0或1")  # [U]
+        company, number = "", ""
+        if no_express == 0:
+            company = express_company(body.get("out_stype"), "out_stype")
+            number = waybill(body.get("out_sid"))
+        status = _status_of(index)
+        if status == "WAIT_BUYER_PAY":
+            raise BusinessError(NOTHING_TO_SHIP, "订单未支付，没有可发货的商品")  # [U] message
+        if status == "TRADE_CLOSED":
+            raise BusinessError(NOTHING_TO_SHIP, "订单已关闭，没有可发货的商品")  # [U] message
+        raw_oids = body.get("oids")
+        lines = len(state.order.lines)
+        if raw_oids in (None, ""):
+            chosen = [i for i in range(lines) if state.fulfillable(i) > 0]
+            if not chosen:
+                if any(state.shipped):
+                    raise BusinessError(ALREADY_SHIPPED, "订单已发货，请勿重复发货")  # [U] message
+                raise BusinessError(NOTHING_TO_SHIP, "没有可发货的商品")
+        else:
+            if not isinstance(raw_oids, str):
+                raise BusinessError(5000, "oids格式错误，多个子订单号用英文逗号分隔")  # [U]
+            chosen = []
+            for oid in (part.strip() for part in raw_oids.split(",")):
+                line = renderer.line_of(index, oid)
+                if line is None:
+                    raise BusinessError(NOTHING_TO_SHIP, f"子订单{oid}不属于该订单，没有可发货的商品")  # [U]
+                if state.fulfillable(line) == 0:
+                    if state.shipped[line] > 0:
+                        raise BusinessError(ALREADY_SHIPPED, f"子订单{oid}已发货，请勿重复发货")  # [U]
+                    raise BusinessError(NOTHING_TO_SHIP, f"子订单{oid}没有可发货的商品")  # [U]
+                if line not in chosen:
+                    chosen.append(line)
+        world.overlay.record_fulfillment(
+            index,
+            int(world.now_ts()),
+            lines=tuple((line, state.fulfillable(line)) for line in chosen),
+            tracking_company=company,
+            tracking_number=number,
+            tracking_url="",  # Youzan keeps no tracking URL; buyers track by carrier + waybill
+        )
+        stats.count("shipments")
+        return {"is_success": True}
+
+    def logistics_update(body: dict[str, Any]) -> dict[str, Any]:
+        index, state = order_for_push(body)
+        changes = body.get("trade_express_modify")
+        if isinstance(changes, str):  # the Java SDK sends the list as a JSON string
+            try:
+                changes = json.loads(changes)
+            except ValueError:
+                changes = None
+        if isinstance(changes, dict):
+            changes = [changes]
+        if not isinstance(changes, list) or not changes or not all(isinstance(c, dict) for c in changes):
+            raise BusinessError(5000, "trade_express_modify格式错误")  # [U]
+        packages = {renderer.dist_id(index, p): p for p in state.fulfillments}
+        updates = []
+        for change in changes:
+            package = packages.get(str(change.get("dist_id", "")))
+            if package is None:
+                raise BusinessError(UNKNOWN_DIST_CODE, "包裹不存在")  # [U]
+            updates.append(
+                (
+                    package.seq,
+                    express_company(change.get("express_id"), "express_id"),
+                    waybill(change.get("express_no")),
+                )
+            )
+        now = int(world.now_ts())
+        for seq, company, number in updates:
+            renderer.tracking_overrides[(index, seq)] = (company, number)
+        # A shipment event with no package moves nothing but the trade's update time, as a real edit does.
+        world.overlay.add_order_event(index, Event(now, "fulfilled", fulfillment=None))
+        return {"is_success": True}
+
+    def express_get(body: dict[str, Any]) -> dict[str, Any]:
+        return {"allExpress": [{"id": i, "name": name, "display": 1} for i, name in EXPRESS_COMPANIES]}
+
+    # ------------------------------------------------------------------ stock
+    def item_variants(body: dict[str, Any]) -> tuple[int, list[Variant]]:
+        item_id = _int_param(body, "item_id", 0)
+        variants = [v for v in world.catalog.variants if v.listing("youzan").product_id == item_id]
+        if not variants:
+            raise BusinessError(ITEM_NOT_FOUND, "商品不存在或已删除")  # [U]
+        return item_id, variants
+
+    def stock_of(variant: Variant) -> int:
+        return world.overlay.stock_levels.get(("youzan", variant.index, 0), variant.opening_stock)
+
+    def quantity_update(body: dict[str, Any]) -> dict[str, Any]:
+        _, variants = item_variants(body)
+        sku_id = _int_param(body, "sku_id", 0) if body.get("sku_id") not in (None, "") else 0
+        if sku_id == 0:
+            if len(variants) > 1:
+                raise BusinessError(SKU_REQUIRED, "多规格商品必须指定sku_id")  # [U]
+            variant = variants[0]
+        else:
+            found = [v for v in variants if v.listing("youzan").variant_id == sku_id]
+            if not found:
+                raise BusinessError(SKU_NOT_FOUND, f"商品规格{sku_id}不存在")  # [U]
+            variant = found[0]
+        if body.get("quantity") in (None, ""):
+            raise BusinessError(5000, "quantity不能为空")  # [U]
+        quantity = _int_param(body, "quantity", 0)
+        kind = _int_param(body, "type", 0)
+        if kind not in (0, 1):
+            raise BusinessError(5000, "type只能为0(全量)或1(增量)")  # [U]
+        level = quantity if kind == 0 else stock_of(variant) + quantity
+        if level < 0:
+            raise BusinessError(5000, "库存不能小于0")  # [U]
+        world.overlay.record_stock_set("youzan", variant.index, 0, level, int(world.now_ts()))
+        stats.count("stock_sets")
+        return {"is_success": True}
+
+    def item_get(body: dict[str, Any]) -> dict[str, Any]:
+        item_id, variants = item_variants(body)
+        single = len(variants) == 1 and variants[0].variant_title is None
+        skus = [
+            {
+                "sku_id": v.listing("youzan").variant_id,
+                "item_no": v.listing("youzan").sku,
+                "quantity": stock_of(v),
+                "properties_name_json": json.dumps([{"k": "规格", "v": v.variant_title}], ensure_ascii=False),
+            }
+            for v in variants
+        ]
+        return {
+            "item": {
+                "item_id": item_id,
+                "alias": _hash(item_id, length=13),
+                "title": variants[0].product_title,
+                "item_no": variants[0].product_key,
+                "quantity": sum(stock_of(v) for v in variants),
+                "skus": [] if single else skus,
+            }
+        }
+
     methods: dict[str, tuple[frozenset[str], Callable[[dict[str, Any]], dict[str, Any]]]] = {
         "youzan.trades.sold.get": (SOLD_GET_VERSIONS, sold_get),
         "youzan.trade.get": (TRADE_GET_VERSIONS, trade_get),
+        "youzan.logistics.express.get": (EXPRESS_GET_VERSIONS, express_get),
+        "youzan.logistics.online.confirm": (CONFIRM_VERSIONS, logistics_confirm),
+        "youzan.logistics.online.update": (UPDATE_VERSIONS, logistics_update),
+        "youzan.item.quantity.update": (QUANTITY_UPDATE_VERSIONS, quantity_update),
+        "youzan.item.get": (ITEM_GET_VERSIONS, item_get),
     }
 
     @app.post("/api/{method}/{version}")
@@ -694,6 +967,7 @@ def create_app(
             body = {}
         if "access_token" in body:
             body = {k: v for k, v in body.items() if k != "access_token"}
+        calls[method] = calls.get(method, 0) + 1
         try:
             return json_response(_envelope(known[1](body)))
         except BusinessError as error:
@@ -703,6 +977,18 @@ def create_app(
     @app.post("/_sandbox/youzan/expire_tokens")
     def expire_tokens() -> Response:
         return json_response({"revoked": revoke_tokens()})
+
+    @app.post("/_sandbox/youzan/fail_next")
+    async def set_fail_next(request: Request) -> Response:
+        body = await json_body(request) or {}
+        method, count = body.get("method"), body.get("count", 1)
+        if not isinstance(method, str) or not isinstance(count, int) or count < 0:
+            return json_response(
+                {"error": "expected {method: str, count: int >= 0, after_commit: bool}"}, 400
+            )
+        with fail_lock:
+            fail_next[method] = (count, bool(body.get("after_commit", False)))
+        return json_response({"method": method, "count": count})
 
     add_admin_routes(
         app,

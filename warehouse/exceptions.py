@@ -1,6 +1,7 @@
 """The exception queue: everything that did not fit, with a typed reason and the raw payload kept.
 
-One OPEN exception per (channel, reason, order — or the raw payload when the order id is unknown — , sku):
+One OPEN exception per (channel, reason, order — or the raw payload when the order id is unknown — , sku);
+a problem of no channel (a bad row of a store count or sales file) has channel NULL, one per subject too:
 recording the same problem again bumps ``attempts`` and refreshes ``detail`` instead of adding a row.
 Ops resolve or ignore an exception; ingest resolves ``unknown_sku`` / ``insufficient_stock`` itself once a
 retry finds the order fixed.
@@ -37,6 +38,7 @@ REASONS = (
     "status_mismatch",
     "bad_address",
     "push_failed",
+    "bad_import_row",  # a row of a store/warehouse import file that could not apply (detail: file:line: why)
 )
 DETAIL_LIMIT = 4000
 RAW_COLUMNS = (("channel_id", "bigint"), ("external_id", "text"), ("digest", "text"), ("payload", "jsonb"))
@@ -67,8 +69,9 @@ def digest_of(json_text: str) -> str:
     return hashlib.sha256(json_text.encode("utf-8")).hexdigest()
 
 
-def land_raw(conn: Connection, channel_id: int, items: Sequence[tuple[str | None, Any]]) -> list[int]:
-    """Store raw payloads once per (channel, digest); returns the raw_payload id of each item, in order."""
+def land_raw(conn: Connection, channel_id: int | None, items: Sequence[tuple[str | None, Any]]) -> list[int]:
+    """Store raw payloads once per (channel, digest); returns the raw_payload id of each item, in order.
+    ``channel_id`` None: payloads of no channel (rows of store/warehouse import files)."""
     texts = [canonical_json(payload) for _, payload in items]
     digests = [digest_of(t) for t in texts]
     ids = _raw_ids(conn, channel_id, set(digests))
@@ -88,18 +91,21 @@ def land_raw(conn: Connection, channel_id: int, items: Sequence[tuple[str | None
     return [ids[d] for d in digests]
 
 
-def _raw_ids(conn: Connection, channel_id: int, digests: set[str]) -> dict[str, int]:
+def _raw_ids(conn: Connection, channel_id: int | None, digests: set[str]) -> dict[str, int]:
     if not digests:
         return {}
+    channel_match = "channel_id IS NULL" if channel_id is None else "channel_id = %(channel_id)s"
     rows = run(
         conn,
-        "SELECT digest, id FROM raw_payloads WHERE channel_id = %(channel_id)s AND digest = ANY(%(digests)b)",
+        f"SELECT digest, id FROM raw_payloads WHERE {channel_match} AND digest = ANY(%(digests)b)",
         {"channel_id": channel_id, "digests": sorted(digests)},
     )
     return {digest: raw_id for digest, raw_id in rows}
 
 
-def upsert_exceptions(conn: Connection, channel_id: int, records: Sequence[ExceptionRecord]) -> list[int]:
+def upsert_exceptions(
+    conn: Connection, channel_id: int | None, records: Sequence[ExceptionRecord]
+) -> list[int]:
     """Open (or bump) one exception per record; returns their ids in the given order."""
     if not records:
         return []
@@ -143,7 +149,7 @@ def upsert_exceptions(conn: Connection, channel_id: int, records: Sequence[Excep
 def record_exception(
     conn: Connection,
     *,
-    channel: str,
+    channel: str | None,
     reason: str,
     external_id: str | None,
     detail: str,
@@ -151,10 +157,11 @@ def record_exception(
     raw_payload_id: int | None = None,
     sku: str | None = None,
 ) -> int:
-    """Queue one problem (landing ``raw`` first when given); returns the exception id."""
+    """Queue one problem (landing ``raw`` first when given); returns the exception id. ``channel`` None: a
+    problem of no channel (a bad row of a store/warehouse import file)."""
     if not reason or not isinstance(reason, str):
         raise ValueError(f"an exception needs a reason code, got {reason!r}")
-    channel_id = _channel_id(conn, channel)
+    channel_id = None if channel is None else _channel_id(conn, channel)
     if raw is not None and raw_payload_id is None:
         raw_payload_id = land_raw(conn, channel_id, [(external_id, raw)])[0]
     record = ExceptionRecord(reason, external_id, detail, raw_payload_id, sku)
@@ -164,10 +171,10 @@ def record_exception(
 def list_open(
     conn: Connection, channel: str | None = None, reason: str | None = None
 ) -> list[dict[str, Any]]:
-    """Open exceptions, oldest first, with their channel code."""
+    """Open exceptions, oldest first, with their channel code (None for problems of no channel)."""
     query = (
         select(channels.c.code.label("channel"), *[c for c in exceptions.c if c.name != "channel_id"])
-        .join(channels, channels.c.id == exceptions.c.channel_id)
+        .outerjoin(channels, channels.c.id == exceptions.c.channel_id)
         .where(exceptions.c.status == "open")
         .order_by(exceptions.c.created_at, exceptions.c.id)
     )
@@ -182,7 +189,7 @@ def get(conn: Connection, exception_id: int) -> dict[str, Any] | None:
     """One exception with its raw payload (``payload``), e.g. to re-map it after a mapping fix."""
     row = conn.execute(
         select(channels.c.code.label("channel"), *exceptions.c, raw_payloads.c.payload)
-        .join(channels, channels.c.id == exceptions.c.channel_id)
+        .outerjoin(channels, channels.c.id == exceptions.c.channel_id)
         .outerjoin(raw_payloads, raw_payloads.c.id == exceptions.c.raw_payload_id)
         .where(exceptions.c.id == exception_id)
     ).first()

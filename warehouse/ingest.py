@@ -18,7 +18,9 @@ a savepoint, so only the bad order is queued (``apply_failed``) and the rest lan
 
 Stock targets per resolved line, at the channel's fulfilment location (kept on the line once applied):
 
-- shipped units are deducted from on-hand, consuming the line's reservation first;
+- shipped units are deducted from on-hand, consuming the line's reservation first; a line's shipped units
+  are max(what the platform reports, what the hub's own warehouse reported: ``warehouse_shipped_quantity``,
+  see ``warehouse.store_imports``), so one shipment reported by both sides deducts once;
 - restocked units are units that came back to stock; only shipped units can come back, so at most
   ``shipped_quantity`` of them raise on-hand (an unshipped unit never left it: releasing its reservation
   is all it takes);
@@ -187,6 +189,106 @@ def retry_attention(engine: Engine, channel: str, batch_size: int = 500) -> Inge
         if last is None:
             return counts
         after = last
+
+
+def reevaluate_orders(conn: Connection, channel: str, order_ids: Sequence[int]) -> IngestCounts:
+    """Bring these orders' stock to their targets inside the caller's transaction, which must hold their
+    row locks (``SELECT ... FOR UPDATE``); queues or clears their attention exceptions like an ingest.
+
+    For facts the hub learns outside the channel's payload (a shipment the warehouse reported)."""
+    ctx = _channel_in(conn, channel)
+    ids = sorted(set(order_ids))
+    counts, problems = _evaluate(conn, ctx, ids, resolve=ids)
+    external_ids = list(conn.execute(select(orders.c.external_id).where(orders.c.id.in_(ids))).scalars())
+    _queue(conn, ctx, counts, problems, sorted(external_ids), [])
+    return counts
+
+
+RESERVING_LINES_SQL = """
+SELECT l.id, l.order_id, l.external_line_id, l.reserved_quantity, l.ledger_steps,
+       o.external_id AS order_external_id, c.id AS channel_id, c.code AS channel_code, s.code AS sku_code
+  FROM order_lines l
+  JOIN orders o ON o.id = l.order_id
+  JOIN channels c ON c.id = o.channel_id
+  JOIN skus s ON s.id = l.sku_id
+ WHERE l.sku_id = %(sku_id)s AND l.location_id = %(location_id)s AND l.reserved_quantity > 0
+ ORDER BY o.created_at DESC, o.id DESC, l.id DESC
+   FOR UPDATE OF o, l
+"""
+
+
+def release_beyond_on_hand(conn: Connection, sku_id: int, location_id: int, cause: str) -> int:
+    """On-hand fell below what is reserved (a stock count or a store sale found fewer units): release the
+    newest orders' reservations of this SKU at this location until ``reserved <= on_hand`` (invariant 3:
+    never negative availability). Their orders need attention with an ``insufficient_stock`` exception
+    naming the SKU, location and shortfall, and ``retry_attention`` re-reserves them once stock comes.
+
+    Runs in the caller's transaction; returns the units released."""
+    level = conn.execute(
+        text(
+            "SELECT on_hand, reserved FROM stock_levels "
+            "WHERE sku_id = :sku_id AND location_id = :location_id FOR UPDATE"
+        ),
+        {"sku_id": sku_id, "location_id": location_id},
+    ).first()
+    if level is None or level.reserved <= level.on_hand:
+        return 0
+    shortfall = level.reserved - level.on_hand
+    location_code = conn.execute(select(locations.c.code).where(locations.c.id == location_id)).scalar_one()
+    left = shortfall
+    ledger: list[LedgerRow] = []
+    applied: list[tuple[Any, ...]] = []
+    problems: dict[int, list[ExceptionRecord]] = {}
+    for line in run(conn, RESERVING_LINES_SQL, {"sku_id": sku_id, "location_id": location_id}):
+        if left <= 0:
+            break
+        take = min(line.reserved_quantity, left)
+        left -= take
+        steps = dict(line.ledger_steps)
+        steps["release"] = steps.get("release", 0) + 1
+        key = f"release:{line.channel_code}:{line.order_external_id}:{line.external_line_id}" + (
+            f"#{steps['release']}" if steps["release"] > 1 else ""
+        )
+        ledger.append(LedgerRow(key, sku_id, location_id, "release", 0, -take, line.order_id, line.id))
+        applied.append((line.id, line.reserved_quantity - take, json.dumps(steps)))
+        detail = (
+            f"sku {line.sku_code} at {location_code}: {cause} left on-hand {level.on_hand} below the "
+            f"{level.reserved} reserved (short {shortfall}); released {take} of line "
+            f"{line.external_line_id}, which waits for stock"
+        )
+        problems.setdefault(line.channel_id, []).append(
+            ExceptionRecord("insufficient_stock", line.order_external_id, detail, None, line.sku_code)
+        )
+    released = shortfall - left
+    if left > 0:  # reserved units no order line holds: the levels and the lines disagree
+        raise RuntimeError(f"sku_id={sku_id} at {location_code}: {left} reserved units held by no order line")
+    write_ledger(conn, ledger)
+    conn.execute(
+        text(
+            "UPDATE stock_levels SET reserved = reserved - :released, updated_at = now() "
+            "WHERE sku_id = :sku_id AND location_id = :location_id"
+        ),
+        {"released": released, "sku_id": sku_id, "location_id": location_id},
+    )
+    conn.execute(
+        text(
+            "UPDATE order_lines l SET reserved_quantity = v.reserved, ledger_steps = v.steps "
+            "FROM unnest(CAST(:ids AS bigint[]), CAST(:reserved AS int[]), CAST(:steps AS jsonb[])) "
+            "AS v(id, reserved, steps) WHERE l.id = v.id"
+        ),
+        {
+            "ids": [a[0] for a in applied],
+            "reserved": [a[1] for a in applied],
+            "steps": [a[2] for a in applied],
+        },
+    )
+    conn.execute(
+        orders.update().where(orders.c.id.in_([row.order_id for row in ledger])).values(needs_attention=True)
+    )
+    for channel_id, records in sorted(problems.items()):
+        queue.upsert_exceptions(conn, channel_id, records)
+    log.warning("sku_id=%s at %s: %s; released %d reserved units", sku_id, location_code, cause, released)
+    return released
 
 
 # -- batch and fallback --------------------------------------------------------------------------
@@ -548,7 +650,8 @@ UPDATE order_lines l SET sku_id = m.sku_id
 LINES_SQL = """
 SELECT l.id, l.order_id, l.external_line_id, l.sku_id, s.code AS sku_code,
        l.merchant_sku, l.channel_product_id, l.channel_variant_id,
-       l.quantity, l.shipped_quantity, l.refunded_quantity, l.restocked_quantity, l.removed,
+       l.quantity, l.shipped_quantity, l.warehouse_shipped_quantity, l.refunded_quantity,
+       l.restocked_quantity, l.removed,
        l.location_id, coalesce(l.location_id, CAST(%(location_id)s AS bigint)) AS stock_location_id,
        loc.code AS location_code,
        l.reserved_quantity, l.deducted_quantity, l.restocked_applied, l.ledger_steps,
@@ -617,7 +720,7 @@ def stock_targets(
 def _plan(row: Any) -> _LinePlan:
     target = stock_targets(
         row.quantity,
-        row.shipped_quantity,
+        max(row.shipped_quantity, row.warehouse_shipped_quantity),
         row.refunded_quantity,
         row.restocked_quantity,
         cancelled=row.cancelled,
@@ -838,6 +941,17 @@ def _channel(engine: Engine, code: str) -> _Channel:
             .join(locations, locations.c.id == channels.c.fulfilment_location_id)
             .where(channels.c.code == code)
         ).first()
+    if row is None:
+        raise CatalogError(f"unknown channel {code!r}: register it (and its fulfilment location) first")
+    return _Channel(*row)
+
+
+def _channel_in(conn: Connection, code: str) -> _Channel:
+    row = conn.execute(
+        select(channels.c.id, channels.c.code, channels.c.fulfilment_location_id).where(
+            channels.c.code == code
+        )
+    ).first()
     if row is None:
         raise CatalogError(f"unknown channel {code!r}: register it (and its fulfilment location) first")
     return _Channel(*row)

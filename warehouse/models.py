@@ -41,6 +41,7 @@ metadata = MetaData(naming_convention=NAMING_CONVENTION)
 LOCATION_KINDS = ("store", "warehouse")
 LEDGER_KINDS = ("receive", "reserve", "release", "deduct", "restock", "adjust")
 EXCEPTION_STATUSES = ("open", "resolved", "ignored")
+PUSH_STATUSES = ("pending", "pushed", "failed")
 
 # The identity of an open exception: one per (channel, reason, order or raw payload, sku).
 EXCEPTION_SUBJECT = "coalesce(external_id, 'raw:' || raw_payload_id::text, '')"
@@ -109,6 +110,9 @@ channel_listings = Table(
     Column("channel_variant_id", Text),
     _now("created_at"),
     _now("updated_at"),
+    # What the channel was last told it may sell (stock push), and when.
+    Column("pushed_quantity", Integer),
+    Column("pushed_at", DateTime(timezone=True)),
     CheckConstraint("merchant_sku IS NOT NULL OR channel_product_id IS NOT NULL", name="identified"),
     # One channel SKU code, and one (product, variant) pair, name one internal SKU per channel.
     Index(
@@ -148,12 +152,13 @@ raw_payloads = Table(
     "raw_payloads",
     metadata,
     _id(),
-    Column("channel_id", BigInteger, ForeignKey("channels.id"), nullable=False),
+    # NULL: a payload of no channel (a row of a store/warehouse import file).
+    Column("channel_id", BigInteger, ForeignKey("channels.id")),
     Column("external_id", Text),
     Column("digest", Text, nullable=False),  # sha256 hex of the canonical JSON (sorted keys)
     Column("payload", JSONB, nullable=False),
     _now("received_at"),
-    UniqueConstraint("channel_id", "digest"),
+    UniqueConstraint("channel_id", "digest", postgresql_nulls_not_distinct=True),
     Index("ix_raw_payloads_channel_id_external_id", "channel_id", "external_id"),
 )
 
@@ -220,6 +225,9 @@ order_lines = Table(
     _count("restocked_applied"),
     # Ledger steps taken per kind, numbering the idempotency keys ("reserve:...#2").
     Column("ledger_steps", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    # Units the hub's own warehouse/stores reported shipped (sum of shipment_lines); stock counts
+    # max(shipped_quantity, this): the same shipment reported by both sides deducts once.
+    _count("warehouse_shipped_quantity"),
     UniqueConstraint("order_id", "external_line_id"),
     CheckConstraint("quantity >= 0", name="quantity_not_negative"),
     CheckConstraint("reserved_quantity >= 0", name="reserved_not_negative"),
@@ -260,7 +268,8 @@ exceptions = Table(
     metadata,
     _id(),
     Column("reason", Text, nullable=False),
-    Column("channel_id", BigInteger, ForeignKey("channels.id"), nullable=False),
+    # NULL: a problem of no channel (a bad row of a store/warehouse import file).
+    Column("channel_id", BigInteger, ForeignKey("channels.id")),
     Column("external_id", Text),
     Column("raw_payload_id", BigInteger, ForeignKey("raw_payloads.id")),
     Column("sku", Text),
@@ -281,7 +290,97 @@ exceptions = Table(
         text(EXCEPTION_SKU),
         unique=True,
         postgresql_where=text("status = 'open'"),
+        postgresql_nulls_not_distinct=True,  # channel-less problems are one per subject too
     ),
     Index("ix_exceptions_status_reason", "status", "reason"),
     Index("ix_exceptions_channel_id_external_id", "channel_id", "external_id"),
+)
+
+# -- store and warehouse systems in (CSV imports) ---------------------------------------------------
+
+shipments = Table(
+    "shipments",
+    metadata,
+    _id(),
+    Column("channel_id", BigInteger, ForeignKey("channels.id"), nullable=False),
+    Column("order_id", BigInteger, ForeignKey("orders.id"), nullable=False),
+    Column("shipment_key", Text, nullable=False),  # the sender's shipment id, unique per channel
+    Column("carrier", Text),
+    Column("tracking_number", Text),
+    Column("shipped_at", DateTime(timezone=True), nullable=False),
+    Column("location_id", BigInteger, ForeignKey("locations.id"), nullable=False),
+    Column("source", Text, nullable=False),  # the file it came in
+    _now("created_at"),
+    # Pushing the tracking back to the channel.
+    Column("push_status", Text, nullable=False, server_default=text("'pending'")),
+    Column("pushed_at", DateTime(timezone=True)),
+    _count("push_attempts"),
+    Column("push_error", Text),
+    UniqueConstraint("channel_id", "shipment_key"),
+    CheckConstraint(_in("push_status", PUSH_STATUSES), name="push_status"),
+    Index("ix_shipments_order_id", "order_id"),
+    Index(
+        "ix_shipments_channel_id_push_status",
+        "channel_id",
+        "push_status",
+        postgresql_where=text("push_status <> 'pushed'"),
+    ),
+)
+
+shipment_lines = Table(
+    "shipment_lines",
+    metadata,
+    _id(),
+    Column("shipment_id", BigInteger, ForeignKey("shipments.id", ondelete="CASCADE"), nullable=False),
+    Column("order_line_id", BigInteger, ForeignKey("order_lines.id"), nullable=False),
+    Column("quantity", Integer, nullable=False),
+    # The file row's line reference ("line:<external line id>" or "sku:<code>"): its idempotency identity.
+    Column("line_ref", Text, nullable=False),
+    UniqueConstraint("shipment_id", "order_line_id"),
+    CheckConstraint("quantity > 0", name="quantity_positive"),
+    Index("ix_shipment_lines_order_line_id", "order_line_id"),
+)
+
+stock_counts = Table(
+    "stock_counts",
+    metadata,
+    _id(),
+    Column("idempotency_key", Text, nullable=False, unique=True),  # count:<location>:<sku>:<id or time>
+    Column("sku_id", BigInteger, ForeignKey("skus.id"), nullable=False),
+    Column("location_id", BigInteger, ForeignKey("locations.id"), nullable=False),
+    Column("count_id", Text),
+    Column("counted_quantity", Integer, nullable=False),
+    Column("counted_at", DateTime(timezone=True), nullable=False),
+    Column("on_hand_before", Integer, nullable=False),  # what the hub believed: the variance is the delta
+    Column("source", Text, nullable=False),
+    _now("created_at"),
+    CheckConstraint("counted_quantity >= 0", name="counted_not_negative"),
+    Index("ix_stock_counts_sku_id_location_id_counted_at", "sku_id", "location_id", "counted_at"),
+)
+
+# A bundle is sold as one SKU and built from components: its sellable quantity is computed from theirs.
+sku_components = Table(
+    "sku_components",
+    metadata,
+    Column("bundle_sku_id", BigInteger, ForeignKey("skus.id"), nullable=False),
+    Column("component_sku_id", BigInteger, ForeignKey("skus.id"), nullable=False),
+    Column("quantity", Integer, nullable=False),
+    PrimaryKeyConstraint("bundle_sku_id", "component_sku_id"),
+    CheckConstraint("quantity > 0", name="positive_quantity"),
+    CheckConstraint("bundle_sku_id <> component_sku_id", name="not_itself"),
+)
+
+# Every stock push attempt: what the channel was told (or refused), when.
+stock_push_log = Table(
+    "stock_push_log",
+    metadata,
+    _id(),
+    Column("listing_id", BigInteger, ForeignKey("channel_listings.id"), nullable=False),
+    Column("quantity", Integer, nullable=False),
+    Column("previous_quantity", Integer),
+    Column("status", Text, nullable=False),
+    Column("detail", Text, nullable=False, server_default=""),
+    _now("created_at"),
+    CheckConstraint("status IN ('pushed', 'already_done', 'rejected', 'failed')", name="known_status"),
+    Index("ix_stock_push_log_listing_id_created_at", "listing_id", "created_at"),
 )

@@ -1,0 +1,292 @@
+"""Store and warehouse CSV files -> typed rows. Pure: text in, records and bad rows out; no database.
+
+The formats (docs/store-imports.md): UTF-8 (a byte-order mark is fine), comma-separated, a header row naming
+the columns (any order and case; extra columns are ignored), one record per row, blank lines skipped.
+Times are ISO-8601; a time without an offset is UTC. Counts are whole numbers.
+
+A row that does not fit becomes a ``BadRow`` (its line number in the file, the reason, the raw row) and the
+rest of the file goes on. A file that cannot be read as this kind at all (not UTF-8, no header, a header
+without a required column) raises ``ImportFileError``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+KINDS = ("shipments", "counts", "sales")
+MAX_UNITS = 2**31 - 1
+_WHOLE_NUMBER = re.compile(r"[+-]?\d+")
+
+# Per kind: columns the header must have, and columns it may have. Shipments need line_id or sku (or both).
+REQUIRED = {
+    "shipments": (
+        "shipment_id",
+        "channel",
+        "order_id",
+        "quantity",
+        "carrier",
+        "tracking_number",
+        "shipped_at",
+    ),
+    "counts": ("location", "sku", "counted_quantity", "counted_at"),
+    "sales": ("receipt_id", "line_no", "location", "sku", "quantity", "sold_at"),
+}
+OPTIONAL = {
+    "shipments": ("line_id", "sku", "location"),
+    "counts": ("count_id",),
+    "sales": (),
+}
+
+
+class ImportFileError(ValueError):
+    """The file cannot be imported at all (unreadable, not UTF-8, header missing a column, unknown kind)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ShipmentRow:
+    """Units of one order line (by its line id, or by SKU) that left in one shipment."""
+
+    line: int
+    raw: dict[str, str]
+    shipment_id: str
+    channel: str
+    order_id: str  # the channel's external order id
+    line_id: str | None  # the channel's external line id
+    sku: str | None  # internal SKU code, or the channel's SKU code as on the order line
+    quantity: int
+    carrier: str | None
+    tracking_number: str | None
+    shipped_at: datetime
+    location: str | None  # None: the channel's fulfilment location
+
+    @property
+    def line_ref(self) -> str:
+        return f"line:{self.line_id}" if self.line_id else f"sku:{self.sku}"
+
+    @property
+    def key(self) -> str:
+        return f"ship:{self.channel}:{self.shipment_id}:{self.line_ref}"
+
+
+@dataclass(frozen=True, slots=True)
+class CountRow:
+    """A stock count (盘点): the units of a SKU found at a location at ``counted_at``."""
+
+    line: int
+    raw: dict[str, str]
+    count_id: str | None
+    location: str
+    sku: str
+    counted_quantity: int
+    counted_at: datetime
+
+    @property
+    def key(self) -> str:
+        return f"count:{self.location}:{self.sku}:{self.count_id or _iso(self.counted_at)}"
+
+
+@dataclass(frozen=True, slots=True)
+class SaleRow:
+    """A store (POS) receipt line: units sold over the counter; a negative quantity is a return."""
+
+    line: int
+    raw: dict[str, str]
+    receipt_id: str
+    line_no: str
+    location: str
+    sku: str
+    quantity: int
+    sold_at: datetime
+
+    @property
+    def key(self) -> str:
+        return f"pos:{self.location}:{self.receipt_id}:{self.line_no}"
+
+
+Row = ShipmentRow | CountRow | SaleRow
+
+
+@dataclass(frozen=True, slots=True)
+class BadRow:
+    line: int
+    reason: str
+    raw: dict[str, str]
+
+
+@dataclass
+class ParsedFile:
+    kind: str
+    rows: list[Row] = field(default_factory=list)
+    bad: list[BadRow] = field(default_factory=list)
+
+    @property
+    def rows_read(self) -> int:
+        return len(self.rows) + len(self.bad)
+
+    def in_file_order(self) -> list[Row | BadRow]:
+        return sorted([*self.rows, *self.bad], key=lambda item: item.line)
+
+
+class _Invalid(ValueError):
+    """One row's problem (becomes a BadRow)."""
+
+
+def decode(data: bytes) -> str:
+    """The text of an import file: UTF-8, with or without a byte-order mark."""
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise ImportFileError(
+            f"not UTF-8 (byte {err.start} is {data[err.start : err.start + 1]!r}): save the file as UTF-8"
+        ) from None
+    if "\x00" in text:
+        raise ImportFileError("the file holds NUL bytes: not a CSV text file")
+    return text
+
+
+def parse_csv(kind: str, text: str) -> ParsedFile:
+    """Every row of ``text`` as a typed record of ``kind``, or a BadRow saying why not."""
+    if kind not in KINDS:
+        raise ImportFileError(f"unknown import kind {kind!r}: expected one of {', '.join(KINDS)}")
+    parsed = ParsedFile(kind)
+    records = _records(text)
+    header_line, header = next(records, (0, None))
+    if header is None:
+        raise ImportFileError("empty file: a header row naming the columns is required")
+    columns = _columns(kind, header_line, header)
+    build = _BUILDERS[kind]
+    for line, values in records:
+        raw = {name: values[i] for i, name in enumerate(columns) if i < len(values)}
+        if len(values) > len(columns):
+            raw["_extra"] = ",".join(values[len(columns) :])
+        if len(values) != len(columns):
+            parsed.bad.append(BadRow(line, f"expected {len(columns)} fields, got {len(values)}", raw))
+            continue
+        try:
+            parsed.rows.append(build(line, raw))
+        except _Invalid as err:
+            parsed.bad.append(BadRow(line, str(err), raw))
+    return parsed
+
+
+def _records(text: str) -> Iterator[tuple[int, list[str]]]:
+    """(line number where the record starts, its fields), blank lines skipped."""
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    start = 1
+    try:
+        for values in reader:
+            if any(v.strip() for v in values):
+                yield start, values
+            start = reader.line_num + 1
+    except csv.Error as err:
+        raise ImportFileError(f"line {reader.line_num}: not valid CSV: {err}") from None
+
+
+def _columns(kind: str, line: int, header: list[str]) -> list[str]:
+    names = [name.strip().lower() for name in header]
+    repeated = sorted({n for n in names if names.count(n) > 1 and n})
+    if repeated:
+        raise ImportFileError(f"line {line}: header repeats column(s) {', '.join(repeated)}")
+    missing = [c for c in REQUIRED[kind] if c not in names]
+    if kind == "shipments" and "line_id" not in names and "sku" not in names:
+        missing.append("line_id or sku")
+    if missing:
+        raise ImportFileError(
+            f"line {line}: the header of a {kind} file lacks {', '.join(missing)} "
+            f"(it has: {', '.join(n for n in names if n) or 'nothing'})"
+        )
+    return names
+
+
+# -- fields --------------------------------------------------------------------------------------
+
+
+def _text(raw: dict[str, str], name: str, *, required: bool = True) -> str | None:
+    value = (raw.get(name) or "").strip()
+    if not value:
+        if required:
+            raise _Invalid(f"{name} is empty")
+        return None
+    return value
+
+
+def _units(raw: dict[str, str], name: str, *, minimum: int) -> int:
+    value = _text(raw, name) or ""
+    if not _WHOLE_NUMBER.fullmatch(value):
+        raise _Invalid(f"{name} {value!r} is not a whole number")
+    units = int(value)
+    if units < minimum or abs(units) > MAX_UNITS:
+        raise _Invalid(f"{name} {units} is out of range (at least {minimum}, at most {MAX_UNITS})")
+    return units
+
+
+def _instant(raw: dict[str, str], name: str) -> datetime:
+    value = _text(raw, name) or ""
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise _Invalid(f"{name} {value!r} is not an ISO-8601 time (e.g. 2026-11-20T14:05:00+08:00)") from None
+    return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _iso(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+# -- rows ----------------------------------------------------------------------------------------
+
+
+def _shipment(line: int, raw: dict[str, str]) -> ShipmentRow:
+    line_id, sku = _text(raw, "line_id", required=False), _text(raw, "sku", required=False)
+    if line_id is None and sku is None:
+        raise _Invalid("line_id and sku are both empty: name the order line by one of them")
+    return ShipmentRow(
+        line=line,
+        raw=raw,
+        shipment_id=_text(raw, "shipment_id") or "",
+        channel=_text(raw, "channel") or "",
+        order_id=_text(raw, "order_id") or "",
+        line_id=line_id,
+        sku=sku,
+        quantity=_units(raw, "quantity", minimum=1),
+        carrier=_text(raw, "carrier", required=False),
+        tracking_number=_text(raw, "tracking_number", required=False),
+        shipped_at=_instant(raw, "shipped_at"),
+        location=_text(raw, "location", required=False),
+    )
+
+
+def _count(line: int, raw: dict[str, str]) -> CountRow:
+    return CountRow(
+        line=line,
+        raw=raw,
+        count_id=_text(raw, "count_id", required=False),
+        location=_text(raw, "location") or "",
+        sku=_text(raw, "sku") or "",
+        counted_quantity=_units(raw, "counted_quantity", minimum=0),
+        counted_at=_instant(raw, "counted_at"),
+    )
+
+
+def _sale(line: int, raw: dict[str, str]) -> SaleRow:
+    quantity = _units(raw, "quantity", minimum=-MAX_UNITS)
+    if quantity == 0:
+        raise _Invalid("quantity is 0: a sale sells at least one unit (a return is negative)")
+    return SaleRow(
+        line=line,
+        raw=raw,
+        receipt_id=_text(raw, "receipt_id") or "",
+        line_no=_text(raw, "line_no") or "",
+        location=_text(raw, "location") or "",
+        sku=_text(raw, "sku") or "",
+        quantity=quantity,
+        sold_at=_instant(raw, "sold_at"),
+    )
+
+
+_BUILDERS = {"shipments": _shipment, "counts": _count, "sales": _sale}

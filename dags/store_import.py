@@ -1,0 +1,70 @@
+"""``store_import``: every few minutes, import the CSV files stores and the warehouse dropped in the folder.
+
+The DAG only decides *when*; the work is ``channelhub.import_folder.import_folder`` (which calls the same
+``warehouse.store_imports.import_file`` as ``channelhub import``). Formats: docs/store-imports.md.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime, timedelta
+
+from airflow.sdk import dag, task
+from airflow.timetables.interval import DeltaDataIntervalTimetable
+
+EVERY = timedelta(minutes=float(os.environ.get("HUB_IMPORT_EVERY_MINUTES", "5")))
+
+DOC = """
+### Store and warehouse imports
+
+Each run takes the CSV files waiting in `HUB_IMPORT_DIR` (default `.state/imports`): `shipments*.csv`,
+`counts*.csv` (stock counts, 盘点) and `sales*.csv` (store POS sales), oldest first, and applies them to the
+warehouse. Every row is idempotent (a file imported twice changes nothing). A bad row is queued as
+`bad_import_row` (detail `file:line: reason`) while the rest of the file applies; the file then moves to
+`done/`, or to `failed/` when it cannot be read at all (encoding, header). A database outage fails the run
+and leaves the files for the retry.
+
+* The task's log and return value (XCom) hold each file's report.
+* The same import by hand: `channelhub import shipments|counts|sales FILE`.
+"""
+
+
+@dag(
+    dag_id="store_import",
+    description="Import shipments, stock counts and store sales dropped as CSV files",
+    doc_md=DOC,
+    schedule=DeltaDataIntervalTimetable(EVERY),
+    start_date=datetime(2026, 1, 1, tzinfo=UTC),
+    catchup=False,
+    max_active_runs=1,
+    tags=["channelhub", "import"],
+    default_args={
+        "retries": 3,
+        "retry_delay": timedelta(seconds=30),
+        "retry_exponential_backoff": True,
+        "max_retry_delay": timedelta(minutes=10),
+        "execution_timeout": timedelta(minutes=30),
+    },
+)
+def store_import() -> None:
+    @task(task_id="import_files")
+    def import_files() -> dict:
+        # Imported here so that parsing the DAG file stays light.
+        from channelhub.config import load_config
+        from channelhub.db import get_engine
+        from channelhub.import_folder import import_dir, import_folder
+        from channelhub.sync import register_config
+
+        engine = get_engine()
+        register_config(engine, load_config())
+        results = import_folder(engine, import_dir())
+        for result in results:
+            print(result.line())  # readable in the task log
+        rejected = sum(len(r.report.rejected) for r in results if r.report)
+        print(f"{import_dir()}: {len(results)} file(s) imported, {rejected} row(s) rejected")
+        return {"folder": str(import_dir()), "files": [r.as_dict() for r in results]}
+
+    import_files()
+
+
+store_import()
