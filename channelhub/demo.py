@@ -10,6 +10,7 @@ Credentials travel only in ``AIRFLOW_CONN_*`` environment variables of the proce
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import secrets
@@ -156,6 +157,7 @@ def airflow_env(db_url: str, sandboxes: list[RunningSandbox]) -> dict[str, str]:
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
         "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
         "HUB_DATABASE_URL": db_url,
+        "HUB_IMPORT_DIR": os.environ.get("HUB_IMPORT_DIR", str(db.STATE_DIR / "imports")),
     }
     for sb in sandboxes:
         conn = sandbox_connection(sb.channel.platform, sb.base_url, sb.token)
@@ -226,18 +228,70 @@ def run_demo(once: bool, history: timedelta) -> int:
         return _serve(stack, env, sandboxes, first_run_conf, engine)
 
 
+# The carriers a warehouse would use per platform (the connectors map them to each platform's codes).
+DEMO_CARRIERS = {"shopify": "UPS", "woocommerce": "UPS", "wechat_channels": "SF", "youzan": "SF"}
+
+
+def drop_demo_shipments(engine, sandboxes: list[RunningSandbox], folder: Path, per_channel: int = 3) -> int:
+    """Write the shipments file a warehouse would send after picking a few ready orders of every channel."""
+    from warehouse.shipment_outbox import orders_ready_to_ship
+
+    rows = []
+    shipped_at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    with engine.connect() as conn:
+        for sb in sandboxes:
+            carrier = DEMO_CARRIERS[sb.channel.platform]
+            for number, (order_id, lines) in enumerate(
+                orders_ready_to_ship(conn, sb.channel.code, per_channel)
+            ):
+                serial = f"{sb.seed % 1000:03d}{number:04d}{len(rows):05d}"
+                tracking = f"1Z999AA1{serial}" if carrier == "UPS" else f"SF10{serial}"
+                rows += [
+                    {
+                        "shipment_id": f"DEMO-{sb.channel.code}-{order_id}",
+                        "channel": sb.channel.code,
+                        "order_id": order_id,
+                        "line_id": line_id,
+                        "quantity": quantity,
+                        "carrier": carrier,
+                        "tracking_number": tracking,
+                        "shipped_at": shipped_at,
+                    }
+                    for line_id, _, quantity in lines
+                ]
+    if rows:
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"shipments_demo_{datetime.now(UTC):%Y%m%d%H%M%S}.csv"
+        with path.open("w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+        old = time.time() - 60  # the folder import takes files once they are 10 s old (fully written)
+        os.utime(path, (old, old))
+    return len({row["shipment_id"] for row in rows})
+
+
 def _run_once(env, config: HubConfig, sandboxes: list[RunningSandbox], conf: str, engine) -> int:
     failed = []
-    for sb in sandboxes:
-        dag_id = sb.channel.dag_id
-        print(
-            f"- airflow dags test {dag_id} (first sync, since the start of the sandbox history) ...",
-            flush=True,
-        )
-        done = _airflow(env, "dags", "test", dag_id, "-c", conf, log_name=f"{dag_id}.log")
+
+    def dag_test(dag_id: str, *args: str) -> None:
+        done = _airflow(env, "dags", "test", dag_id, *args, log_name=f"{dag_id}.log")
         if done.returncode != 0:
             failed.append(dag_id)
             print(f"  FAILED: see {LOG_DIR / (dag_id + '.log')}", flush=True)
+
+    print("- first sync of every channel (airflow dags test sync_orders__*) ...", flush=True)
+    for sb in sandboxes:
+        dag_test(sb.channel.dag_id, "-c", conf)
+    shipments = drop_demo_shipments(engine, sandboxes, Path(env["HUB_IMPORT_DIR"]))
+    print(
+        f"- the warehouse ships {shipments} orders: store_import, push_shipments__*, push_stock__* ...",
+        flush=True,
+    )
+    dag_test("store_import")
+    for sb in sandboxes:
+        dag_test(f"push_shipments__{sb.channel.code}")
+        dag_test(f"push_stock__{sb.channel.code}")
     print()
     print_summary(engine)
     del config

@@ -8,13 +8,24 @@ from warehouse.summary import summary
 
 
 def render_summary(rows: list[dict]) -> str:
-    headers = ["channel", "platform", "orders landed", "units reserved", "exceptions (open, by reason)"]
+    headers = [
+        "channel",
+        "platform",
+        "orders landed",
+        "units reserved",
+        "shipments pushed",
+        "listings pushed",
+        "exceptions (open, by reason)",
+    ]
     table = [
         [
             row["channel"],
             row["platform"],
             str(row["orders"]),
             str(row["reserved_units"]),
+            f"{row['shipments_pushed']}"
+            + (f" ({row['shipments_pending']} pending)" if row["shipments_pending"] else ""),
+            str(row["listings_pushed"]),
             ", ".join(f"{reason}={n}" for reason, n in sorted(row["exceptions"].items())) or "none",
         ]
         for row in rows

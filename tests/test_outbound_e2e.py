@@ -25,6 +25,7 @@ from channelhub.demo import seed_from_catalog
 from channelhub.sync import register_config
 from sandbox.clock import Clock
 from sandbox.server import run_sandbox, sandbox_connection
+from warehouse.shipment_outbox import orders_ready_to_ship
 from warehouse.stock import ledger_drift, oversold, stock_level
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -130,26 +131,10 @@ def drop_csv(folder: Path, name: str, rows: list[dict]) -> None:
 
 
 def an_open_shopify_order(engine) -> tuple[str, list[tuple[str, str, int]]]:
-    """A Shopify order whose lines are all resolved, unshipped and reserved: (id, [(line, sku, qty)])."""
     with engine.connect() as conn:
-        rows = conn.execute(
-            text(
-                """
-                SELECT o.external_id, l.external_line_id, s.code, l.quantity
-                  FROM orders o JOIN channels c ON c.id = o.channel_id
-                  JOIN order_lines l ON l.order_id = o.id JOIN skus s ON s.id = l.sku_id
-                 WHERE c.code = :c AND o.id IN (
-                       SELECT order_id FROM order_lines GROUP BY order_id
-                       HAVING bool_and(sku_id IS NOT NULL AND shipped_quantity = 0 AND refunded_quantity = 0
-                                       AND reserved_quantity = quantity AND quantity > 0))
-                 ORDER BY o.external_id, l.external_line_id
-                """
-            ),
-            {"c": SHOP},
-        ).all()
-    assert rows, "the sandbox history must hold an open, reserved Shopify order"
-    order = rows[0].external_id
-    return order, [(r.external_line_id, r.code, r.quantity) for r in rows if r.external_id == order]
+        ready = orders_ready_to_ship(conn, SHOP, limit=1)
+    assert ready, "the sandbox history must hold an open, reserved Shopify order"
+    return ready[0]
 
 
 def snapshot(engine) -> dict:

@@ -13,7 +13,7 @@ from datetime import datetime
 from sqlalchemy import Connection, and_, func, select, update
 
 from warehouse.exceptions import record_exception
-from warehouse.models import channels, order_lines, orders, shipment_lines, shipments
+from warehouse.models import channels, order_lines, orders, shipment_lines, shipments, skus
 
 PUSH_FAILED = "push_failed"
 
@@ -149,3 +149,42 @@ def record_push(
             .where(where)
             .values(push_attempts=shipments.c.push_attempts + 1, push_error=detail[:2000])
         )
+
+
+def orders_ready_to_ship(
+    conn: Connection, channel: str, limit: int = 10
+) -> list[tuple[str, list[tuple[str, str, int]]]]:
+    """Open orders whose every line is resolved, unshipped and fully reserved, oldest first:
+    [(external order id, [(external line id, sku, quantity)])] — what a warehouse would pick next."""
+    ready = (
+        select(order_lines.c.order_id)
+        .group_by(order_lines.c.order_id)
+        .having(
+            func.bool_and(
+                and_(
+                    order_lines.c.sku_id.is_not(None),
+                    order_lines.c.shipped_quantity == 0,
+                    order_lines.c.warehouse_shipped_quantity == 0,
+                    order_lines.c.refunded_quantity == 0,
+                    order_lines.c.quantity > 0,
+                    order_lines.c.reserved_quantity == order_lines.c.quantity,
+                )
+            )
+        )
+    )
+    picked = (
+        select(orders.c.id, orders.c.external_id)
+        .join(channels, channels.c.id == orders.c.channel_id)
+        .where(channels.c.code == channel, orders.c.id.in_(ready), orders.c.cancelled.is_(False))
+        .order_by(orders.c.created_at, orders.c.external_id)
+        .limit(limit)
+    ).subquery()
+    result: dict[str, list[tuple[str, str, int]]] = {}
+    for row in conn.execute(
+        select(picked.c.external_id, order_lines.c.external_line_id, skus.c.code, order_lines.c.quantity)
+        .join(order_lines, order_lines.c.order_id == picked.c.id)
+        .join(skus, skus.c.id == order_lines.c.sku_id)
+        .order_by(picked.c.external_id, order_lines.c.external_line_id)
+    ):
+        result.setdefault(row.external_id, []).append((row.external_line_id, row.code, row.quantity))
+    return list(result.items())
