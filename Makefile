@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 N      ?= 100000
 
-.PHONY: install demo demo-once test lint bench-ingest clean-state
+.PHONY: install demo demo-once test lint bench-ingest bench-latency clean-state
 
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -31,6 +31,10 @@ lint: install
 
 bench-ingest: install
 	$(BIN)/python bench/ingest.py --orders $(N)
+
+MINUTES ?= 8
+bench-latency: install
+	$(BIN)/python bench/order_to_stock.py --minutes $(MINUTES)
 
 clean-state:
 	-$(BIN)/channelhub db stop

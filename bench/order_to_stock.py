@@ -1,0 +1,158 @@
+"""Order-to-stock latency on the standalone stack: from an order created on one sandbox channel to the new
+sellable quantity on every other channel.
+
+Runs ``channelhub demo`` (Postgres, the four sandbox channels, ``airflow standalone``) with every channel's
+schedule at one minute, lets the sandboxes' live order streams run for ``--minutes``, then measures from the
+warehouse's own records, for each order created meanwhile:
+
+    latency = (the last of: each other channel's first accepted stock push of the order's SKU
+               made after the order's reservation landed) - (the order's creation time on its platform)
+
+Orders whose SKUs have not yet reached every other channel when the run ends are counted as not propagated.
+It prints the figures and ends with ``order-to-stock p50 <s> s | p95 <s> s | max <s> s | orders <n>``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import yaml
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(PROJECT_ROOT))
+
+from channelhub import db  # noqa: E402
+
+LATENCY_SQL = """
+WITH new_lines AS (
+    SELECT o.id AS order_id, o.channel_id, o.created_at, o.ingested_at, l.sku_id
+      FROM orders o JOIN order_lines l ON l.order_id = o.id
+     WHERE o.created_at >= :since AND l.sku_id IS NOT NULL AND l.reserved_quantity > 0
+),
+reached AS (
+    SELECT n.order_id, n.created_at, other.id AS other_channel,
+           (SELECT min(p.created_at) FROM channel_listings cl
+              JOIN stock_push_log p ON p.listing_id = cl.id
+             WHERE cl.channel_id = other.id AND cl.sku_id = n.sku_id AND p.created_at >= n.ingested_at
+               AND p.status IN ('pushed', 'already_done')) AS seen
+      FROM new_lines n JOIN channels other ON other.id <> n.channel_id
+     WHERE EXISTS (SELECT 1 FROM channel_listings cl WHERE cl.channel_id = other.id AND cl.sku_id = n.sku_id)
+)
+SELECT order_id, min(created_at) AS created_at,
+       bool_and(seen IS NOT NULL) AS everywhere, max(seen) AS last_seen
+  FROM reached GROUP BY order_id
+"""
+
+
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
+
+
+def bench_config(folder: Path) -> Path:
+    """The demo's channels with one-minute schedules (the latency is dominated by them)."""
+    config = yaml.safe_load((PROJECT_ROOT / "config" / "channels.yaml").read_text())
+    for channel in config["channels"]:
+        channel["schedule_minutes"] = 1
+        channel["overlap_minutes"] = 2
+    path = folder / "channels.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--minutes", type=float, default=8.0, help="how long the live streams run")
+    parser.add_argument("--port", default="8080", help="the Airflow API server port")
+    args = parser.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="channelhub-latency-"))
+    server = db.local_server_url()
+    stop_server = None
+    if server is None:
+        server = db.start_embedded(work / "pgdata", "postgres")
+        stop_server = work / "pgdata"
+    database = f"channelhub_latency_{os.getpid()}"
+    db.ensure_database(server, database)
+    url = make_url(server).set(database=database).render_as_string(hide_password=False)
+    env = {
+        **os.environ,
+        "HUB_DATABASE_URL": url,
+        "HUB_STATE_DIR": str(work / "state"),
+        "HUB_CHANNELS_CONFIG": str(bench_config(work)),
+        "HUB_IMPORT_EVERY_MINUTES": "1",
+        "AIRFLOW__API__PORT": args.port,
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://localhost:{args.port}/execution/",
+    }
+    log_path = work / "demo.log"
+    print(f"- starting the standalone stack (log: {log_path}) ...", flush=True)
+    with log_path.open("wb") as log:
+        demo = subprocess.Popen(
+            [sys.executable, "-m", "channelhub.cli", "demo", "--history-hours", "0.25"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=PROJECT_ROOT,
+        )
+        try:
+            deadline = time.monotonic() + 300
+            while b"Airflow UI:" not in log_path.read_bytes():
+                if demo.poll() is not None or time.monotonic() > deadline:
+                    raise SystemExit(f"the demo did not come up; see {log_path}")
+                time.sleep(2)
+            since = datetime.now(UTC)
+            print(
+                f"- stack up; measuring orders created from {since:%H:%M:%S} for {args.minutes:g} min",
+                flush=True,
+            )
+            time.sleep(args.minutes * 60)
+            engine = create_engine(url)
+            with engine.connect() as conn:
+                rows = conn.execute(text(LATENCY_SQL), {"since": since}).all()
+            engine.dispose()
+        finally:
+            demo.send_signal(signal.SIGTERM)
+            try:
+                demo.wait(timeout=120)
+            except subprocess.TimeoutExpired:
+                demo.kill()
+    latencies = [(r.last_seen - r.created_at).total_seconds() for r in rows if r.everywhere]
+    pending = sum(1 for r in rows if not r.everywhere)
+    db.drop_database(server, database)
+    if stop_server is not None:
+        db.stop_embedded(stop_server)
+
+    print(
+        f"machine   {os.cpu_count()} cores, Python {sys.version.split()[0]}; "
+        "4 sandbox channels on 1-minute schedules"
+    )
+    print(
+        f"orders    {len(rows)} created during the run; {len(latencies)} reached every other channel; "
+        f"{pending} not yet"
+    )
+    if not latencies:
+        print("order-to-stock p50 - s | p95 - s | max - s | orders 0")
+        return 1
+    print(f"mean      {statistics.fmean(latencies):.1f} s")
+    print(
+        f"order-to-stock p50 {percentile(latencies, 0.5):.1f} s | p95 {percentile(latencies, 0.95):.1f} s | "
+        f"max {max(latencies):.1f} s | orders {len(latencies)}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
