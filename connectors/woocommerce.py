@@ -188,7 +188,7 @@ def woocommerce_spec(page_size: int = MAX_PAGE_SIZE) -> PlatformSpec:
     return PlatformSpec(
         name="woocommerce",
         base_path="/wp-json/wc/v3",
-        auth=BasicAuth(username="consumer_key", password="consumer_secret"),
+        auth=BasicAuth("consumer_key", "consumer_secret"),  # the names of the two credentials
         errors=ErrorPolicy(
             # WordPress errors: {"code": "...", "message": "...", "data": {"status": n}}; the HTTP status
             # classifies them, the body names them.

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from decimal import Decimal
 from typing import Any
 
-from channelhub.canonical import MappingError
+from channelhub.canonical import CanonicalOrder, MappingError
 
 _DECIMAL_STRING = re.compile(r"-?\d+(\.\d+)?")
 _DIGITS = re.compile(r"-?\d+")
@@ -161,3 +163,48 @@ def join_name(*parts: Any) -> str | None:
     """First and last name (or any parts) joined by a space, blanks skipped; None when nothing is left."""
     words = [part.strip() for part in parts if isinstance(part, str) and part.strip()]
     return " ".join(words) or None
+
+
+def objects(obj: dict[str, Any], key: str, where: str = "") -> list[dict[str, Any]]:
+    """obj[key] as a list of objects; absent or null is an empty list, anything else malformed an error."""
+    value = obj.get(key)
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(entry, dict) for entry in value):
+        raise MappingError(f"{where}{key}: expected a list of objects")
+    return value
+
+
+def unit_count(value: Any, field: str) -> int:
+    """A whole number of units >= 0 (booleans, floats and strings are malformed, not coerced)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise MappingError(f"{field}: expected a whole number of units >= 0, got {value!r}")
+    return value
+
+
+@contextmanager
+def about_order(platform: str, external_id: str) -> Iterator[None]:
+    """Prefix every MappingError raised inside with the order, so a detail read in the exception queue
+    points at it ("shopify order 450789469: line_items[0].price: ...")."""
+    try:
+        yield
+    except MappingError as error:
+        raise MappingError(f"{platform} order {external_id}: {error.detail}", error.reason) from error
+
+
+def map_identified(
+    platform: str,
+    display_name: str,
+    payload: Any,
+    id_field: str,
+    build: Callable[[dict[str, Any], str], CanonicalOrder],
+) -> CanonicalOrder:
+    """Check that ``payload`` is an order object with an id at ``id_field``, then ``build`` it (errors named
+    after the order)."""
+    if not isinstance(payload, dict):
+        raise MappingError(f"expected a {display_name} order object, got {type(payload).__name__}")
+    if payload.get(id_field) is None:
+        raise MappingError(f"{id_field}: missing; a {display_name} order always has one")
+    external_id = id_str(payload[id_field], id_field)
+    with about_order(platform, external_id):
+        return build(payload, external_id)

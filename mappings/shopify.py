@@ -39,10 +39,13 @@ from mappings.common import (
     blank_to_none,
     id_str,
     join_name,
+    map_identified,
     money,
+    objects,
     optional_id_str,
     parse_iso_datetime,
     parse_optional_iso_datetime,
+    unit_count,
 )
 
 PLATFORM = "shopify"
@@ -97,16 +100,7 @@ def unwrap(document: Any) -> list[dict[str, Any]]:
 
 def map_order(payload: dict[str, Any]) -> CanonicalOrder:
     """One Shopify REST order object -> CanonicalOrder; MappingError("...") names what is wrong."""
-    if not isinstance(payload, dict):
-        raise MappingError(f"expected a Shopify order object, got {type(payload).__name__}")
-    if payload.get("id") is None:
-        raise MappingError("id: missing; a Shopify order always has one")
-    external_id = id_str(payload["id"], "id")
-    try:
-        return _map(payload, external_id)
-    except MappingError as error:
-        # Prefix the order id so a detail read in the exception queue points at the order.
-        raise MappingError(f"shopify order {external_id}: {error.detail}", error.reason) from error
+    return map_identified("shopify", "Shopify", payload, "id", _map)
 
 
 def _map(payload: dict[str, Any], external_id: str) -> CanonicalOrder:
@@ -177,7 +171,7 @@ def _totals(payload: dict[str, Any], currency: str) -> Totals:
         shipping = sum(
             (
                 _required_shop_money(line, "price", f"shipping_lines[{index}].")
-                for index, line in enumerate(_objects(payload, "shipping_lines"))
+                for index, line in enumerate(objects(payload, "shipping_lines"))
             ),
             Decimal(0),
         )
@@ -193,8 +187,8 @@ def _totals(payload: dict[str, Any], currency: str) -> Totals:
 
 def _refunded_amount(payload: dict[str, Any], currency: str) -> Decimal:
     refunded = Decimal(0)
-    for r_index, refund in enumerate(_objects(payload, "refunds")):
-        for t_index, transaction in enumerate(_objects(refund, "transactions", f"refunds[{r_index}].")):
+    for r_index, refund in enumerate(objects(payload, "refunds")):
+        for t_index, transaction in enumerate(objects(refund, "transactions", f"refunds[{r_index}].")):
             if transaction.get("kind") != "refund" or transaction.get("status") != "success":
                 continue
             where = f"refunds[{r_index}].transactions[{t_index}]."
@@ -223,7 +217,7 @@ def _lines(payload: dict[str, Any], items: list[Any]) -> list[OrderLine]:
     lines = []
     for index, (item, line_id) in enumerate(zip(items, line_ids, strict=True)):
         where = f"line_items[{index}]."
-        quantity = _count(item.get("quantity"), f"{where}quantity")
+        quantity = unit_count(item.get("quantity"), f"{where}quantity")
         if refunded[line_id] > quantity:
             raise MappingError(f"{where}quantity: {quantity}, yet {refunded[line_id]} units are refunded")
         shipped_units = min(shipped[line_id], quantity)
@@ -251,7 +245,7 @@ def _lines(payload: dict[str, Any], items: list[Any]) -> list[OrderLine]:
 
 
 def _line_discount(item: dict[str, Any], where: str) -> Decimal:
-    allocations = _objects(item, "discount_allocations", where)
+    allocations = objects(item, "discount_allocations", where)
     if allocations:
         return sum(
             (
@@ -265,13 +259,13 @@ def _line_discount(item: dict[str, Any], where: str) -> Decimal:
 
 def _shipped_units(payload: dict[str, Any], line_ids: set[str]) -> Counter[str]:
     shipped: Counter[str] = Counter()
-    for f_index, fulfillment in enumerate(_objects(payload, "fulfillments")):
+    for f_index, fulfillment in enumerate(objects(payload, "fulfillments")):
         if fulfillment.get("status") != "success":  # pending, open, cancelled, error, failure
             continue
         where = f"fulfillments[{f_index}]."
-        for index, item in enumerate(_objects(fulfillment, "line_items", where)):
+        for index, item in enumerate(objects(fulfillment, "line_items", where)):
             line_id = _line_ref(item.get("id"), f"{where}line_items[{index}].id", line_ids)
-            shipped[line_id] += _count(item.get("quantity"), f"{where}line_items[{index}].quantity")
+            shipped[line_id] += unit_count(item.get("quantity"), f"{where}line_items[{index}].quantity")
     return shipped
 
 
@@ -282,12 +276,12 @@ def _refunded_units(
     refunded: Counter[str] = Counter()
     returned: Counter[str] = Counter()
     legacy: Counter[str] = Counter()
-    for r_index, refund in enumerate(_objects(payload, "refunds")):
+    for r_index, refund in enumerate(objects(payload, "refunds")):
         where = f"refunds[{r_index}]."
-        for index, item in enumerate(_objects(refund, "refund_line_items", where)):
+        for index, item in enumerate(objects(refund, "refund_line_items", where)):
             item_where = f"{where}refund_line_items[{index}]."
             line_id = _line_ref(item.get("line_item_id"), f"{item_where}line_item_id", line_ids)
-            units = _count(item.get("quantity"), f"{item_where}quantity")
+            units = unit_count(item.get("quantity"), f"{item_where}quantity")
             refunded[line_id] += units
             restock_type = item.get("restock_type")
             if restock_type == "return":
@@ -347,19 +341,3 @@ def _address(address: Any, where: str) -> Address | None:
 
 
 # -- small readers -------------------------------------------------------------------------------
-
-
-def _objects(obj: dict[str, Any], key: str, where: str = "") -> list[dict[str, Any]]:
-    """obj[key] as a list of objects; absent or null is an empty list, anything else malformed an error."""
-    value = obj.get(key)
-    if value is None:
-        return []
-    if not isinstance(value, list) or not all(isinstance(entry, dict) for entry in value):
-        raise MappingError(f"{where}{key}: expected a list of objects")
-    return value
-
-
-def _count(value: Any, field: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise MappingError(f"{field}: expected a whole number of units >= 0, got {value!r}")
-    return value

@@ -54,7 +54,14 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from channelhub.canonical import Address, CanonicalOrder, Customer, MappingError, OrderLine, Totals
-from mappings.common import blank_to_none, id_str, money_from_minor_units, parse_epoch_seconds
+from mappings.common import (
+    blank_to_none,
+    id_str,
+    map_identified,
+    money_from_minor_units,
+    parse_epoch_seconds,
+    unit_count,
+)
 
 PLATFORM = "wechat_channels"
 CURRENCY = "CNY"
@@ -108,15 +115,7 @@ def unwrap(document: Any) -> list[dict[str, Any]]:
 
 def map_order(payload: dict[str, Any]) -> CanonicalOrder:
     """One Channels order object -> CanonicalOrder; MappingError names what is wrong and where."""
-    if not isinstance(payload, dict):
-        raise MappingError(f"expected a WeChat Channels order object, got {type(payload).__name__}")
-    if payload.get("order_id") is None:
-        raise MappingError("order_id: missing; a Channels order always has one")
-    external_id = id_str(payload["order_id"], "order_id")
-    try:
-        return _map(payload, external_id)
-    except MappingError as error:
-        raise MappingError(f"wechat_channels order {external_id}: {error.detail}", error.reason) from error
+    return map_identified("wechat_channels", "WeChat Channels", payload, "order_id", _map)
 
 
 def _map(payload: dict[str, Any], external_id: str) -> CanonicalOrder:
@@ -243,8 +242,8 @@ def _lines(detail: dict[str, Any], delivery_info: dict[str, Any]) -> list[OrderL
         where = f"order_detail.product_infos[{index}]."
         product_id = id_str(item.get("product_id"), f"{where}product_id")
         sku_id = id_str(item.get("sku_id"), f"{where}sku_id")
-        quantity = _count(item.get("sku_cnt"), f"{where}sku_cnt")
-        refunded = _count(item.get("finish_aftersale_sku_cnt", 0), f"{where}finish_aftersale_sku_cnt")
+        quantity = unit_count(item.get("sku_cnt"), f"{where}sku_cnt")
+        refunded = unit_count(item.get("finish_aftersale_sku_cnt", 0), f"{where}finish_aftersale_sku_cnt")
         if refunded > quantity:
             raise MappingError(f"{where}finish_aftersale_sku_cnt: {refunded} exceeds sku_cnt {quantity}")
         unit_price = _fen(item, "sale_price", where)
@@ -290,7 +289,7 @@ def _shipped_units(delivery_info: dict[str, Any]) -> Counter[tuple[str, str]]:
                 id_str(product.get("product_id"), f"{item_where}product_id"),
                 id_str(product.get("sku_id"), f"{item_where}sku_id"),
             )
-            shipped[key] += _count(product.get("product_cnt"), f"{item_where}product_cnt")
+            shipped[key] += unit_count(product.get("product_cnt"), f"{item_where}product_cnt")
     return shipped
 
 
@@ -331,10 +330,4 @@ def _object(obj: dict[str, Any], key: str, where: str, *, required: bool = False
         return {}
     if not isinstance(value, dict):
         raise MappingError(f"{where}{key}: expected an object, got {type(value).__name__}")
-    return value
-
-
-def _count(value: Any, field: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise MappingError(f"{field}: expected a whole number of units >= 0, got {value!r}")
     return value

@@ -45,7 +45,15 @@ from decimal import Decimal
 from typing import Any
 
 from channelhub.canonical import Address, CanonicalOrder, Customer, MappingError, OrderLine, Totals
-from mappings.common import blank_to_none, id_str, join_name, money, parse_local_datetime
+from mappings.common import (
+    blank_to_none,
+    id_str,
+    join_name,
+    map_identified,
+    money,
+    objects,
+    parse_local_datetime,
+)
 
 PLATFORM = "woocommerce"
 UTC_OFFSET = timedelta(0)
@@ -91,15 +99,7 @@ def unwrap(document: Any) -> list[dict[str, Any]]:
 
 def map_order(payload: dict[str, Any]) -> CanonicalOrder:
     """One WooCommerce order object -> CanonicalOrder; MappingError("...") names what is wrong."""
-    if not isinstance(payload, dict):
-        raise MappingError(f"expected a WooCommerce order object, got {type(payload).__name__}")
-    if payload.get("id") is None:
-        raise MappingError("id: missing; a WooCommerce order always has one")
-    external_id = id_str(payload["id"], "id")
-    try:
-        return _map(payload, external_id)
-    except MappingError as error:
-        raise MappingError(f"woocommerce order {external_id}: {error.detail}", error.reason) from error
+    return map_identified("woocommerce", "WooCommerce", payload, "id", _map)
 
 
 def _map(payload: dict[str, Any], external_id: str) -> CanonicalOrder:
@@ -171,19 +171,19 @@ def _totals(payload: dict[str, Any]) -> Totals:
     lines_total = sum(
         (
             _required_money(item, "total", f"line_items[{index}].")
-            for index, item in enumerate(_objects(payload, "line_items"))
+            for index, item in enumerate(objects(payload, "line_items"))
         ),
         Decimal(0),
     )
     fees = sum(
         (
             _required_money(fee, "total", f"fee_lines[{index}].")
-            for index, fee in enumerate(_objects(payload, "fee_lines"))
+            for index, fee in enumerate(objects(payload, "fee_lines"))
         ),
         Decimal(0),
     )
     refunded = Decimal(0)
-    for index, refund in enumerate(_objects(payload, "refunds")):
+    for index, refund in enumerate(objects(payload, "refunds")):
         amount = _required_money(refund, "total", f"refunds[{index}].")
         if amount > 0:
             raise MappingError(
@@ -290,12 +290,3 @@ def _address(payload: dict[str, Any]) -> Address | None:
         address2=text("address_2"),
         postal_code=text("postcode"),
     )
-
-
-def _objects(obj: dict[str, Any], key: str) -> list[dict[str, Any]]:
-    value = obj.get(key)
-    if value is None:
-        return []
-    if not isinstance(value, list) or not all(isinstance(entry, dict) for entry in value):
-        raise MappingError(f"{key}: expected a list of objects")
-    return value

@@ -42,7 +42,15 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from channelhub.canonical import Address, CanonicalOrder, Customer, MappingError, OrderLine, Totals
-from mappings.common import blank_to_none, id_str, money, parse_local_datetime
+from mappings.common import (
+    about_order,
+    blank_to_none,
+    id_str,
+    money,
+    objects,
+    parse_local_datetime,
+    unit_count,
+)
 
 PLATFORM = "youzan"
 CURRENCY = "CNY"
@@ -110,10 +118,8 @@ def map_order(payload: dict[str, Any]) -> CanonicalOrder:
     tid = blank_to_none(order_info.get("tid"), "full_order_info.order_info.tid")
     if tid is None:
         raise MappingError("full_order_info.order_info.tid: missing")
-    try:
+    with about_order("youzan", tid):
         return _map(payload, info, order_info, tid)
-    except MappingError as error:
-        raise MappingError(f"youzan order {tid}: {error.detail}", error.reason) from error
 
 
 def _map(
@@ -132,7 +138,7 @@ def _map(
     if not isinstance(items, list) or not items:
         raise MappingError("full_order_info.orders: expected a non-empty list of sub-orders")
     oids = [_oid(item, index) for index, item in enumerate(items)]
-    refunds = _objects(payload, "refund_order")
+    refunds = objects(payload, "refund_order")
     refunded_units, refunded_total = _refunds(refunds, items, oids)
     delivered = _delivered_oids(payload, set(oids))
     consign_time = _optional_time(order_info.get("consign_time"), f"{where}consign_time")
@@ -143,7 +149,7 @@ def _map(
     lines = []
     for index, (item, oid) in enumerate(zip(items, oids, strict=True)):
         line_where = f"full_order_info.orders[{index}]."
-        quantity = _count(item.get("num"), f"{line_where}num")
+        quantity = unit_count(item.get("num"), f"{line_where}num")
         refunded = min(refunded_units[oid], quantity)
         sku_id = item.get("sku_id")
         lines.append(
@@ -247,7 +253,7 @@ def _refunds(
         fee = money(refund.get("refund_fee"), f"{where}refund_fee")
         total += fee
         covered = []
-        for o_index, entry in enumerate(_objects(refund, "oids", where)):
+        for o_index, entry in enumerate(objects(refund, "oids", where)):
             oid = id_str(entry.get("oid"), f"{where}oids[{o_index}].oid")
             if oid not in by_oid:
                 raise MappingError(f"{where}oids[{o_index}].oid: {oid} is not a sub-order of this trade")
@@ -257,7 +263,7 @@ def _refunds(
         payments = {oid: money(by_oid[oid].get("payment"), f"orders[oid={oid}].payment") for oid in covered}
         paid_total = sum(payments.values(), Decimal(0))
         for oid in covered:
-            num = _count(by_oid[oid].get("num"), f"orders[oid={oid}].num")
+            num = unit_count(by_oid[oid].get("num"), f"orders[oid={oid}].num")
             if payments[oid] <= 0 or paid_total <= 0:
                 units[oid] += num  # a free line has no fee to count by: the refund covers it whole
                 continue
@@ -273,11 +279,11 @@ def _delivered_oids(payload: dict[str, Any], oids: set[str]) -> set[str] | None:
     if payload.get("delivery_order") is None:
         return None
     delivered: set[str] = set()
-    for d_index, delivery in enumerate(_objects(payload, "delivery_order")):
+    for d_index, delivery in enumerate(objects(payload, "delivery_order")):
         if delivery.get("express_state") not in (1, "1"):
             continue  # 0: waiting to ship
         where = f"delivery_order[{d_index}]."
-        for o_index, entry in enumerate(_objects(delivery, "oids", where)):
+        for o_index, entry in enumerate(objects(delivery, "oids", where)):
             oid = id_str(entry.get("oid"), f"{where}oids[{o_index}].oid")
             if oid not in oids:
                 raise MappingError(f"{where}oids[{o_index}].oid: {oid} is not a sub-order of this trade")
@@ -350,22 +356,7 @@ def _object(obj: dict[str, Any], key: str, where: str) -> dict[str, Any]:
     return value
 
 
-def _objects(obj: dict[str, Any], key: str, where: str = "") -> list[dict[str, Any]]:
-    value = obj.get(key)
-    if value is None:
-        return []
-    if not isinstance(value, list) or not all(isinstance(entry, dict) for entry in value):
-        raise MappingError(f"{where}{key}: expected a list of objects")
-    return value
-
-
 def _oid(item: Any, index: int) -> str:
     if not isinstance(item, dict):
         raise MappingError(f"full_order_info.orders[{index}]: expected an object, got {type(item).__name__}")
     return id_str(item.get("oid"), f"full_order_info.orders[{index}].oid")
-
-
-def _count(value: Any, field: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise MappingError(f"{field}: expected a whole number of units >= 0, got {value!r}")
-    return value
