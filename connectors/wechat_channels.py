@@ -36,6 +36,18 @@ Pushes (``push_shipment``, ``set_stock``; types in ``connectors.pushes``):
 - Platform refusals (an errcode other than token/quota/throttle/busy ones) are ``rejected`` results with
   the platform's errcode and errmsg; transient trouble raises. A token expired mid-push (40001/42001) is
   refreshed once and the push replayed: WeChat checks the token before it acts.
+- Mini-program shipping info (§3.B, only when the connection's extra says ``"mini_program_shipping":
+  true``): after ``delivery/send`` succeeded (or found the parcel already there), the order's payment
+  (``order_detail.pay_info.transaction_id``, payer ``openid``) gets ``wxa/sec/order/upload_shipping_info``
+  with ``order_number_type`` 2, ``logistics_type`` 1 and one ``shipping_list`` entry per parcel of the
+  order: ``tracking_no`` = waybill, ``express_company`` = the same ``delivery_id``, ``item_desc`` from the
+  product titles. UNIFIED (``delivery_mode`` 1) when this push completes the order in its only parcel, else
+  SPLIT with ``is_all_delivered`` = ``completes_order`` and every parcel so far (an upload replaces the
+  recorded list). ``upload_time`` is ``shipped_at`` in +08:00, moved past the last recorded upload when
+  needed (updates must be later). Idempotent: ``wxa/sec/order/get_order`` first; a recorded tracking number
+  means nothing is uploaded. A refusal there (e.g. 10060004, payment not shippable) makes the result
+  ``rejected``, its detail saying the parcel itself was sent; the next retry finds the parcel
+  (``already_done``) and tries the upload again.
 - Stock: ``product/stock/update`` ``diff_type`` 3 (set) ``num``, or ``warehouse/stock/update`` with
   ``out_warehouse_id`` (the push's ``location_ref``) for regional stock. A set is replay-safe, so it is
   declared idempotent. WeChat has **no compare-and-set**: ``expected_current`` cannot be enforced, the set
@@ -48,7 +60,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
 import requests
@@ -139,10 +151,24 @@ WECHAT_CHANNELS = PlatformSpec(
         "stock": Endpoint(
             "/channels/ec/product/stock/get", method="POST", json={}, idempotent=True, records_path="data"
         ),
+        # The mini-program shipping-info service (§3.B). An upload counts against the one re-shipment a
+        # payment allows, so it is never replayed blind; get_order tells whether it landed.
+        "upload_shipping_info": Endpoint(
+            "/wxa/sec/order/upload_shipping_info", method="POST", json={}, idempotent=False
+        ),
+        "payment_order": Endpoint(
+            "/wxa/sec/order/get_order", method="POST", json={}, idempotent=True, records_path="order"
+        ),
     },
 )
 
 DELIVER_TYPE_EXPRESS = 1  # 自寄快递: the merchant's own courier and waybill
+ORDER_NUMBER_TRANSACTION_ID = 2
+DELIVERY_MODE_UNIFIED, DELIVERY_MODE_SPLIT = 1, 2
+LOGISTICS_EXPRESS = 1
+MAX_SHIPPING_PARCELS = 15
+MAX_ITEM_DESC = 120  # [U] as commonly quoted for item_desc
+CHINA_TIME = timezone(timedelta(hours=8))
 DIFF_TYPE_SET = 3
 STATUS_SHIPPED = 30
 
@@ -205,6 +231,21 @@ def _units(product_infos: Any) -> dict[tuple[str, str], int]:
     return units
 
 
+def _item_desc(product_infos: Any, titles: Mapping[tuple[str, str], str]) -> str:
+    """ "title*count" per product of a parcel, like the doc's "微信气泡狗集线器*1", capped in length."""
+    parts = [
+        f"{titles.get(key) or f'{key[0]}:{key[1]}'}*{count}" for key, count in _units(product_infos).items()
+    ]
+    text = "; ".join(parts) or "商品"
+    return text if len(text) <= MAX_ITEM_DESC else text[: MAX_ITEM_DESC - 1] + "…"
+
+
+def _masked_phone(number: Any) -> str:
+    """ "139****2901": the form the shipping-info service takes for a contact."""
+    digits = str(number or "")
+    return f"{digits[:3]}****{digits[-4:]}" if len(digits) >= 7 else ""
+
+
 def _rejection(error: ApiError) -> PushResult:
     return PushResult("rejected", detail=f"errcode {error.code}: {error.message}".strip())
 
@@ -218,6 +259,7 @@ class WeChatChannelsConnector(Connector):
     spec = WECHAT_CHANNELS
 
     page_size: int = MAX_PAGE_SIZE
+    mini_program_shipping: bool = False  # also upload to the mini-program shipping-info service (§3.B)
 
     @classmethod
     def from_connection(
@@ -231,9 +273,11 @@ class WeChatChannelsConnector(Connector):
         timeout: tuple[float, float] = (5.0, 30.0),
         session: requests.Session | None = None,
         sleep: Callable[[float], None] | None = None,
+        mini_program_shipping: bool = False,
     ) -> WeChatChannelsConnector:
         """A connector for one shop: ``base_url`` is ``https://api.weixin.qq.com`` (or a sandbox's URL),
-        ``appid``/``app_secret`` the shop's own (not a mini program's)."""
+        ``appid``/``app_secret`` the shop's own (not a mini program's). ``mini_program_shipping``: each
+        shipment push also uploads the payment's shipping info (``wxa/sec/order/upload_shipping_info``)."""
         if not appid:
             raise ValueError("the shop's appid is required (the connection's login)")
         if not 1 <= page_size <= MAX_PAGE_SIZE:
@@ -247,6 +291,7 @@ class WeChatChannelsConnector(Connector):
             sleep=sleep,
         )
         connector.page_size = page_size
+        connector.mini_program_shipping = mini_program_shipping
         return connector
 
     def endpoint(self, name: str) -> Endpoint:
@@ -340,11 +385,12 @@ class WeChatChannelsConnector(Connector):
             if existing.get("waybill_id") == waybill and existing.get("delivery_id") == delivery_id:
                 held = _units(existing.get("product_infos"))
                 if all(held.get(key, 0) >= count for key, count in wanted.items()):
-                    return PushResult(
+                    done = PushResult(
                         "already_done",
                         detail="a parcel with this waybill holds these units",
                         platform_ref=waybill,
                     )
+                    return self._with_shipping_info(push, order, parcels, done)
         operation, extra = "send_delivery", {"delivery_id": delivery_id}
         if (
             order.get("status") == STATUS_SHIPPED
@@ -360,7 +406,97 @@ class WeChatChannelsConnector(Connector):
             if _is_refusal(error):
                 return _rejection(error)
             raise
-        return PushResult("pushed", detail=operation, platform_ref=waybill, extra=extra)
+        sent = PushResult("pushed", detail=operation, platform_ref=waybill, extra=extra)
+        after = [parcel] if operation == "update_delivery" else [*parcels, parcel]
+        return self._with_shipping_info(push, order, after, sent)
+
+    def _with_shipping_info(
+        self, push: ShipmentPush, order: Mapping[str, Any], parcels: list[dict[str, Any]], sent: PushResult
+    ) -> PushResult:
+        """``sent`` once the payment's shipping info is on the mini-program service too (when configured).
+
+        ``parcels`` are the order's parcels now, this push's included (the last one)."""
+        if not self.mini_program_shipping:
+            return sent
+        waybill = push.tracking_number.strip()
+        done = {
+            "send_delivery": "delivery/send succeeded",
+            "update_delivery": "deliveryinfo/update succeeded",
+        }
+        said = f"{done.get(sent.detail, 'the parcel was already on the order')}, but upload_shipping_info"
+        detail = order.get("order_detail") if isinstance(order.get("order_detail"), dict) else {}
+        pay_info = detail.get("pay_info") if isinstance(detail.get("pay_info"), dict) else {}
+        transaction_id, openid = pay_info.get("transaction_id"), order.get("openid")
+        if not transaction_id or not openid:
+            return replace(
+                sent,
+                status="rejected",
+                detail=f"{said} cannot run: the order has no transaction_id or openid",
+            )
+        try:
+            payment = self.get("payment_order", body={"transaction_id": str(transaction_id)})
+        except ApiError as error:
+            if _is_refusal(error):
+                return replace(sent, status="rejected", detail=f"{said} failed: {_rejection(error).detail}")
+            raise
+        shipping = payment.get("shipping") if isinstance(payment, dict) else None
+        recorded = shipping.get("shipping_list") if isinstance(shipping, dict) else None
+        recorded = [e for e in recorded if isinstance(e, dict)] if isinstance(recorded, list) else []
+        if any(e.get("tracking_no") == waybill for e in recorded):
+            return replace(sent, extra={**sent.extra, "shipping_info": "already uploaded"})
+
+        titles = {
+            (str(p.get("product_id")), str(p.get("sku_id"))): str(p.get("title") or "")
+            for p in detail.get("product_infos") or []
+            if isinstance(p, dict)
+        }
+        address = detail.get("delivery_info", {}).get("address_info") or {}
+        contact = _masked_phone(address.get("tel_number") if isinstance(address, dict) else None)
+        unified = push.completes_order and len(parcels) == 1
+        if len(parcels) > MAX_SHIPPING_PARCELS:
+            return replace(
+                sent,
+                status="rejected",
+                detail=f"{said} cannot take {len(parcels)} parcels (at most {MAX_SHIPPING_PARCELS})",
+            )
+        shipping_list = [
+            {
+                "tracking_no": str(p.get("waybill_id", "")),
+                "express_company": str(p.get("delivery_id", "")),
+                "item_desc": _item_desc(p.get("product_infos"), titles),
+                **({"contact": {"receiver_contact": contact}} if contact else {}),
+            }
+            for p in parcels
+        ]
+        upload_time = push.shipped_at.astimezone(CHINA_TIME)
+        last = max(
+            (e.get("upload_time") for e in recorded if isinstance(e.get("upload_time"), int)), default=None
+        )
+        if last is not None and upload_time.timestamp() <= last:  # updates must be later than the last one
+            upload_time = datetime.fromtimestamp(last + 1, CHINA_TIME)
+        body: dict[str, Any] = {
+            "order_key": {
+                "order_number_type": ORDER_NUMBER_TRANSACTION_ID,
+                "transaction_id": str(transaction_id),
+            },
+            "delivery_mode": DELIVERY_MODE_UNIFIED if unified else DELIVERY_MODE_SPLIT,
+            "logistics_type": LOGISTICS_EXPRESS,
+            "shipping_list": shipping_list,
+            "upload_time": upload_time.isoformat(timespec="milliseconds"),
+            "payer": {"openid": str(openid)},
+        }
+        if not unified:
+            body["is_all_delivered"] = push.completes_order
+        try:
+            self.get("upload_shipping_info", body=body)
+        except ApiError as error:
+            if _is_refusal(error):
+                return replace(
+                    sent, status="rejected", detail=f"{said} was refused: {_rejection(error).detail}"
+                )
+            raise
+        mode = "unified" if unified else f"split, is_all_delivered={str(push.completes_order).lower()}"
+        return replace(sent, extra={**sent.extra, "shipping_info": f"uploaded ({mode})"})
 
     def set_stock(self, push: StockPush) -> PushResult:
         """Set the sellable quantity (``diff_type`` 3); per warehouse when ``location_ref`` names one."""
@@ -409,10 +545,13 @@ class WeChatChannelsConnector(Connector):
 
 def connector_for_channel(credentials: ChannelCredentials, channel: ChannelConfig) -> WeChatChannelsConnector:
     """The connector for a configured channel: base URL, appid (login) and app secret (password) from its
-    Airflow connection. The listing's page size is the channel's, capped at the platform's 100."""
+    Airflow connection. The listing's page size is the channel's, capped at the platform's 100. The extra's
+    ``mini_program_shipping`` (true, or "true") turns on the mini-program shipping-info upload."""
+    flag = credentials.extra.get("mini_program_shipping", False)
     return WeChatChannelsConnector.from_connection(
         credentials.base_url or DEFAULT_BASE_URL,
         credentials.login or str(credentials.extra.get("appid", "")),
         credentials.secret,
         page_size=min(channel.page_size, MAX_PAGE_SIZE),
+        mini_program_shipping=flag is True or str(flag).strip().lower() in ("true", "1", "yes"),
     )

@@ -1,0 +1,314 @@
+"""Shipment pushes that also upload the mini-program shipping info (``wxa/sec/order/upload_shipping_info``,
+platform-contracts.md §3.B), against the WeChat sandbox over real HTTP.
+
+What was recorded is read back through the sandbox's own ``wxa/sec/order/get_order`` with a token from the
+real token endpoint, the way the platform would show it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+import requests
+
+from channelhub.config import parse_config
+from channelhub.credentials import ChannelCredentials
+from connectors.auth import Secret
+from connectors.http import RetryPolicy
+from connectors.pushes import ShipmentLine, ShipmentPush
+from connectors.wechat_channels import WeChatChannelsConnector, connector_for_channel
+from mappings.wechat_channels import map_order
+from sandbox.clock import Clock
+from sandbox.server import RunningSandbox, run_sandbox
+from sandbox.wechat_channels import SANDBOX_LOGIN, SANDBOX_MCHID
+
+NOW = datetime(2026, 11, 21, 9, 0, tzinfo=UTC)
+SECRET = "wx-app-secret-5c0ffee5c0ffee5c0ffee"
+FAST = RetryPolicy(
+    max_attempts=3,
+    malformed_attempts=2,
+    rate_limit_attempts=5,
+    backoff_initial=0.01,
+    backoff_max=0.02,
+    backoff_jitter=0.005,
+    retry_after_default=0.01,
+)
+UPLOAD = "wxa/sec/order/upload_shipping_info"
+
+
+class CountingSession(requests.Session):
+    """A real session that counts requests per API path."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: dict[str, int] = {}
+
+    def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> requests.Response:
+        path = url.split("://", 1)[-1].split("/", 1)[-1].split("?", 1)[0]
+        self.calls[path] = self.calls.get(path, 0) + 1
+        return super().request(method, url, *args, **kwargs)
+
+
+@pytest.fixture
+def shop() -> Iterator[RunningSandbox]:
+    with run_sandbox(
+        "wechat_channels",
+        seed=11,
+        access_token=SECRET,
+        clock=Clock.frozen(NOW),
+        start=NOW - timedelta(days=2),
+        interval=timedelta(minutes=10),
+    ) as running:
+        yield running
+
+
+def connector_for(
+    sb: RunningSandbox, session: requests.Session | None = None, *, mini_program: bool = True
+) -> WeChatChannelsConnector:
+    return WeChatChannelsConnector.from_connection(
+        sb.base_url, SANDBOX_LOGIN, SECRET, retry=FAST, session=session, mini_program_shipping=mini_program
+    )
+
+
+def find_order(sb: RunningSandbox, status: int = 20, *, min_products: int = 1) -> str:
+    renderer = sb.app.state.renderer
+    for index in reversed(sb.world.orders_visible()):
+        state = sb.world.state(index)
+        if (
+            state is not None
+            and renderer.status(state) == status
+            and len(renderer.products(state)) >= min_products
+        ):
+            return renderer.order_id(index)
+    raise AssertionError(f"the world has no order in status {status} with {min_products}+ products")
+
+
+def shipment(
+    connector: WeChatChannelsConnector,
+    order_id: str,
+    carrier: str,
+    tracking: str,
+    quantities: dict[str, int] | None = None,
+    *,
+    shipped_at: datetime = NOW,
+) -> ShipmentPush:
+    """A push of ``quantities`` per external line id (default: every unit not yet shipped)."""
+    order = map_order(connector.get_order(order_id))
+    open_units = {
+        line.external_line_id: line.quantity - line.shipped_quantity
+        for line in order.lines
+        if line.quantity > line.shipped_quantity
+    }
+    wanted = quantities or open_units
+    by_id = {line.external_line_id: line for line in order.lines}
+    return ShipmentPush(
+        external_order_id=order_id,
+        shipment_key=tracking,
+        carrier=carrier,
+        tracking_number=tracking,
+        lines=tuple(
+            ShipmentLine(line_id, qty, by_id[line_id].channel_product_id, by_id[line_id].channel_variant_id)
+            for line_id, qty in wanted.items()
+        ),
+        shipped_at=shipped_at,
+        completes_order=wanted == open_units,
+    )
+
+
+def call(sb: RunningSandbox, path: str, body: Any) -> dict[str, Any]:
+    """One raw business call with a token from the real token endpoint."""
+    token = requests.get(
+        f"{sb.base_url}/cgi-bin/token",
+        params={"grant_type": "client_credential", "appid": SANDBOX_LOGIN, "secret": SECRET},
+        timeout=5,
+    ).json()["access_token"]
+    kwargs = {"json": body} if isinstance(body, dict) else {"data": body}
+    answer = requests.post(f"{sb.base_url}/{path}", params={"access_token": token}, timeout=5, **kwargs)
+    assert answer.status_code == 200
+    return answer.json()
+
+
+def payment(connector: WeChatChannelsConnector, order_id: str) -> tuple[str, str]:
+    """(transaction_id, openid) as the Channels order shows them."""
+    raw = connector.get_order(order_id)
+    return raw["order_detail"]["pay_info"]["transaction_id"], raw["openid"]
+
+
+def recorded(sb: RunningSandbox, transaction_id: str) -> dict[str, Any]:
+    answer = call(sb, "wxa/sec/order/get_order", {"transaction_id": transaction_id})
+    assert answer["errcode"] == 0, answer
+    return answer["order"]
+
+
+def uploads(sb: RunningSandbox) -> int:
+    return requests.get(f"{sb.base_url}/_sandbox/state", timeout=5).json()["requests"]["shipping_uploads"]
+
+
+def test_a_full_shipment_records_unified_shipping_info(shop):
+    connector = connector_for(shop)
+    order_id = find_order(shop, min_products=2)
+    raw = connector.get_order(order_id)
+    titles = [p["title"] for p in raw["order_detail"]["product_infos"]]
+    transaction_id, openid = payment(connector, order_id)
+    assert recorded(shop, transaction_id)["order_state"] == 1 and "shipping" not in recorded(
+        shop, transaction_id
+    )
+
+    result = connector.push_shipment(shipment(connector, order_id, "SF Express", "SF1400000000001"))
+
+    assert result.status == "pushed" and result.extra["shipping_info"] == "uploaded (unified)"
+    order = recorded(shop, transaction_id)
+    assert order["openid"] == openid and order["merchant_trade_no"] == order_id
+    assert order["order_state"] == 2
+    shipping = order["shipping"]
+    assert (shipping["delivery_mode"], shipping["logistics_type"], shipping["finish_shipping"]) == (
+        1,
+        1,
+        True,
+    )
+    assert shipping["shipping_list"] == [
+        {"tracking_no": "SF1400000000001", "express_company": "SF", "upload_time": int(NOW.timestamp())}
+    ]
+    assert all(f"{title}*" in shipping["goods_desc"] for title in titles)
+    [parcel] = shop.app.state.shipping[shop.app.state.renderer.index_of(order_id)].shipping_list
+    assert parcel["contact"]["receiver_contact"].count("*") == 4  # SF needs a (masked) contact
+
+
+def test_a_retry_uploads_nothing_twice(shop):
+    session = CountingSession()
+    connector = connector_for(shop, session)
+    order_id = find_order(shop)
+    push = shipment(connector, order_id, "YTO", "YT7000000000001")
+
+    assert connector.push_shipment(push).status == "pushed"
+    retried = connector.push_shipment(push)
+
+    assert retried.status == "already_done" and retried.extra["shipping_info"] == "already uploaded"
+    assert session.calls[UPLOAD] == 1 and uploads(shop) == 1
+    assert len(recorded(shop, payment(connector, order_id)[0])["shipping"]["shipping_list"]) == 1
+
+
+def test_with_the_setting_off_nothing_is_uploaded(shop):
+    session = CountingSession()
+    connector = connector_for(shop, session, mini_program=False)
+    order_id = find_order(shop)
+
+    result = connector.push_shipment(shipment(connector, order_id, "ZTO", "ZT7500000000002"))
+
+    assert result.status == "pushed" and "shipping_info" not in result.extra
+    assert not any(path.startswith("wxa/") for path in session.calls)
+    order = recorded(shop, payment(connector, order_id)[0])
+    assert order["order_state"] == 1 and "shipping" not in order
+
+
+def test_a_refused_upload_is_rejected_with_the_platforms_words(shop):
+    connector = connector_for(shop)
+    order_id = find_order(shop)
+    transaction_id, _ = payment(connector, order_id)
+    requests.post(f"{shop.base_url}/_sandbox/wechat", json={"complete_payments": [transaction_id]}, timeout=5)
+    push = shipment(connector, order_id, "STO", "77300000000001")
+
+    result = connector.push_shipment(push)
+
+    assert result.status == "rejected" and result.platform_ref == "77300000000001"
+    assert "10060004" in result.detail and "支付单处于不可发货的状态" in result.detail
+    assert "delivery/send succeeded" in result.detail
+    assert len(connector.get_order(order_id)["order_detail"]["delivery_info"]["delivery_product_info"]) == 1
+    again = connector.push_shipment(push)  # the next run: the parcel is there, the upload is refused again
+    assert (
+        again.status == "rejected" and "already on the order" in again.detail and "10060004" in again.detail
+    )
+    assert uploads(shop) == 0
+
+
+def test_a_partial_shipment_is_split_then_the_last_one_is_all_delivered(shop):
+    connector = connector_for(shop)
+    order_id = find_order(shop, min_products=2)
+    transaction_id, _ = payment(connector, order_id)
+    first = map_order(connector.get_order(order_id)).lines[0]
+
+    partial = connector.push_shipment(
+        shipment(connector, order_id, "YD", "YD4300000000001", {first.external_line_id: first.quantity})
+    )
+    assert partial.extra["shipping_info"] == "uploaded (split, is_all_delivered=false)"
+    middle = recorded(shop, transaction_id)
+    assert middle["order_state"] == 1 and middle["shipping"]["delivery_mode"] == 2
+    assert middle["shipping"]["finish_shipping"] is False
+    assert [e["tracking_no"] for e in middle["shipping"]["shipping_list"]] == ["YD4300000000001"]
+
+    # the same shipped_at: the upload moves one second past the last one (updates must be later)
+    last = connector.push_shipment(shipment(connector, order_id, "JD", "JDVA00000000002"))
+
+    assert (
+        last.status == "pushed" and last.extra["shipping_info"] == "uploaded (split, is_all_delivered=true)"
+    )
+    done = recorded(shop, transaction_id)
+    assert done["order_state"] == 2 and done["shipping"]["finish_shipping"] is True
+    assert done["shipping"]["shipping_list"] == [
+        {"tracking_no": "YD4300000000001", "express_company": "YD", "upload_time": int(NOW.timestamp())},
+        {"tracking_no": "JDVA00000000002", "express_company": "JD", "upload_time": int(NOW.timestamp()) + 1},
+    ]
+
+
+def test_connector_for_channel_reads_the_setting_from_the_connection_extra(shop):
+    config = parse_config(
+        {
+            "locations": [{"code": "WH", "name": "Warehouse"}],
+            "channels": [
+                {"code": "wx", "platform": "wechat_channels", "conn_id": "wx", "fulfilment_location": "WH"}
+            ],
+        }
+    )
+    channel = config.channel("wx")
+
+    def credentials(**extra: Any) -> ChannelCredentials:
+        return ChannelCredentials(
+            "wx", shop.base_url, login=SANDBOX_LOGIN, secret=Secret(SECRET), extra=extra
+        )
+
+    assert connector_for_channel(credentials(mini_program_shipping=True), channel).mini_program_shipping
+    assert connector_for_channel(credentials(mini_program_shipping="true"), channel).mini_program_shipping
+    assert not connector_for_channel(credentials(), channel).mini_program_shipping
+    assert not connector_for_channel(credentials(mini_program_shipping=False), channel).mini_program_shipping
+
+
+def test_the_sandbox_service_follows_the_contract(shop):
+    connector = connector_for(shop, mini_program=False)
+    order_id = find_order(shop)
+    transaction_id, openid = payment(connector, order_id)
+
+    def upload(**changes: Any) -> dict[str, Any]:
+        body = {
+            "order_key": {"order_number_type": 2, "transaction_id": transaction_id},
+            "delivery_mode": 1,
+            "logistics_type": 1,
+            "shipping_list": [{"tracking_no": "YT1", "express_company": "YTO", "item_desc": "T恤*1"}],
+            "upload_time": "2026-11-21T17:00:00.000+08:00",
+            "payer": {"openid": openid},
+        } | changes
+        return call(shop, UPLOAD, body)
+
+    two = [{"tracking_no": f"YT{n}", "express_company": "YTO", "item_desc": "T恤*1"} for n in (1, 2)]
+    assert upload(shipping_list=two)["errcode"] == 10060014  # UNIFIED takes exactly one entry
+    assert upload(delivery_mode=2, shipping_list=two)["errcode"] == 10060014  # SPLIT needs is_all_delivered
+    assert upload(delivery_mode=2, is_all_delivered=False, shipping_list=two * 8)["errcode"] == 10060014
+    assert upload(logistics_type=5)["errcode"] == 10060014
+    assert upload(upload_time="2026-11-21 17:00:00")["errcode"] == 47001  # not RFC 3339
+    assert call(shop, UPLOAD, "order_key=1&delivery_mode=1")["errcode"] == 47001  # form data, not JSON
+    unknown = upload(order_key={"order_number_type": 2, "transaction_id": "4200000000000000000000000001"})
+    assert unknown["errcode"] == 10060001 and "支付单不存在" in unknown["errmsg"]
+    sf = [{"tracking_no": "SF1", "express_company": "SF", "item_desc": "T恤*1"}]
+    assert upload(shipping_list=sf)["errcode"] == 10060014  # SF needs a contact [U]
+    assert uploads(shop) == 0
+
+    by_trade_no = {"order_number_type": 1, "mchid": SANDBOX_MCHID, "out_trade_no": order_id}
+    assert upload(order_key=by_trade_no)["errcode"] == 0
+    assert upload()["errcode"] == 10060023  # the same upload_time again: not an update
+    assert upload(upload_time="2026-11-21T17:05:00+08:00")["errcode"] == 0  # the one re-shipment
+    reshipped = upload(upload_time="2026-11-21T17:10:00+08:00")
+    assert reshipped["errcode"] == 10060003 and "重新发货" in reshipped["errmsg"]
+    shipping = recorded(shop, transaction_id)["shipping"]
+    assert shipping["finish_shipping_count"] == 2 and uploads(shop) == 2
