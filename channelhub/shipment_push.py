@@ -15,16 +15,12 @@ from sqlalchemy import Engine
 
 from channelhub.config import ChannelConfig
 from channelhub.credentials import ChannelCredentials, load_credentials
+from channelhub.outbound import push_each
 from channelhub.platforms import get_platform
-from connectors.errors import ConnectorError
 from connectors.pushes import ShipmentLine, ShipmentPush
 from warehouse.shipment_outbox import PendingShipment, pending_shipments, record_push
 
 log = logging.getLogger("channelhub.shipment_push")
-
-
-class ShipmentPushIncomplete(RuntimeError):
-    """Some shipments could not be pushed for transient reasons; the rest were, and are recorded."""
 
 
 @dataclass
@@ -67,21 +63,15 @@ def push_shipments(
     connector = get_platform(channel.platform).connector(
         credentials or load_credentials(channel.conn_id), channel
     )
-    failures: list[str] = []
-    for shipment in pending:
-        try:
-            result = connector.push_shipment(as_push(shipment))
-            status, detail = result.status, result.detail
-        except ConnectorError as err:
-            status, detail = "failed", str(err)
-            failures.append(f"{shipment.shipment_key}: {err}")
-        with engine.begin() as conn:
-            record_push(conn, channel.code, shipment, status, detail)
-        report.outcomes[status] += 1
-    log.info("shipment push %s", report.summary_line())
-    if failures:
-        raise ShipmentPushIncomplete(
-            f"{channel.code}: {len(failures)} of {len(pending)} shipment pushes failed: "
-            + "; ".join(failures[:5])
+    try:
+        report.outcomes = push_each(
+            engine,
+            pending,
+            lambda shipment: connector.push_shipment(as_push(shipment)),
+            lambda conn, shipment, status, detail: record_push(conn, channel.code, shipment, status, detail),
+            lambda shipment: shipment.shipment_key,
+            f"shipment pushes to {channel.code}",
         )
+    finally:
+        log.info("shipment push %s", report.summary_line())
     return report

@@ -16,16 +16,12 @@ from sqlalchemy import Engine
 
 from channelhub.config import ChannelConfig
 from channelhub.credentials import ChannelCredentials, load_credentials
+from channelhub.outbound import push_each
 from channelhub.platforms import get_platform
-from connectors.errors import ConnectorError
 from connectors.pushes import StockPush
-from warehouse.stock_policy import channel_stock, record_push
+from warehouse.stock_policy import ListingStock, channel_stock, record_push
 
 log = logging.getLogger("channelhub.stock_push")
-
-
-class StockPushIncomplete(RuntimeError):
-    """Some listings could not be pushed for transient reasons; the rest were, and are recorded."""
 
 
 @dataclass
@@ -55,27 +51,24 @@ def push_stock(
     connector = get_platform(channel.platform).connector(
         credentials or load_credentials(channel.conn_id), channel
     )
-    failures: list[str] = []
-    for listing in changed:
-        push = StockPush(
-            merchant_sku=listing.merchant_sku,
-            channel_product_id=listing.channel_product_id,
-            channel_variant_id=listing.channel_variant_id,
-            quantity=listing.sellable,
+    try:
+        report.outcomes = push_each(
+            engine,
+            changed,
+            lambda listing: connector.set_stock(as_push(listing)),
+            lambda conn, listing, status, detail: record_push(conn, channel.code, listing, status, detail),
+            lambda listing: listing.sku,
+            f"stock pushes to {channel.code}",
         )
-        try:
-            result = connector.set_stock(push)
-            status, detail = result.status, result.detail
-        except ConnectorError as err:  # transient after the client's own retries: record, go on, fail the run
-            status, detail = "failed", str(err)
-            failures.append(f"{listing.sku}: {err}")
-        with engine.begin() as conn:
-            record_push(conn, channel.code, listing, status, detail)
-        report.outcomes[status] += 1
-    log.info("stock push %s", report.summary_line())
-    if failures:
-        raise StockPushIncomplete(
-            f"{channel.code}: {len(failures)} of {len(changed)} stock pushes failed: "
-            + "; ".join(failures[:5])
-        )
+    finally:
+        log.info("stock push %s", report.summary_line())
     return report
+
+
+def as_push(listing: ListingStock) -> StockPush:
+    return StockPush(
+        merchant_sku=listing.merchant_sku,
+        channel_product_id=listing.channel_product_id,
+        channel_variant_id=listing.channel_variant_id,
+        quantity=listing.sellable,
+    )

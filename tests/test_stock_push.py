@@ -1,0 +1,73 @@
+"""The stock push run against the Shopify sandbox: only what changed is pushed; an outage records every
+attempt, fails the run (so Airflow retries) and leaves the listings to push again."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import text
+
+from channelhub.config import parse_config
+from channelhub.credentials import ChannelCredentials
+from channelhub.demo import seed_from_catalog
+from channelhub.outbound import PushIncomplete
+from channelhub.stock_push import push_stock
+from channelhub.sync import register_config
+from connectors.auth import Secret
+from sandbox.clock import Clock
+from sandbox.server import run_sandbox
+from warehouse import catalog
+
+
+@pytest.fixture(scope="module")
+def shop():
+    with run_sandbox("shopify", seed=71, clock=Clock.frozen(datetime(2026, 11, 23, tzinfo=UTC))) as sandbox:
+        yield sandbox
+
+
+def test_push_only_what_changed_and_survive_an_outage(engine, shop):
+    config = parse_config(
+        {
+            "locations": [{"code": "WH-PUSH", "name": "push test"}],
+            "channels": [
+                {"code": "push_shop", "platform": "shopify", "conn_id": "x", "fulfilment_location": "WH-PUSH"}
+            ],
+        }
+    )
+    register_config(engine, config)
+    channel = config.channel("push_shop")
+    seed_from_catalog(engine, channel, shop.world.catalog)
+    credentials = ChannelCredentials("x", shop.base_url, secret=Secret(shop.access_token))
+
+    first = push_stock(engine, channel, credentials=credentials)
+    listings = len(shop.world.catalog.mapped_variants)
+    assert first.changed == listings and first.outcomes == {"pushed": listings}
+    assert push_stock(engine, channel, credentials=credentials).changed == 0  # nothing changed since
+
+    sku = shop.world.catalog.mapped_variants[0].sku
+    with engine.begin() as conn:
+        catalog.receive_stock(conn, sku, "WH-PUSH", 5, f"push-test-more-{sku}")
+    shop.faults.update(server_error_rate=1.0)
+    try:
+        with pytest.raises(PushIncomplete, match="1 of 1 stock pushes to push_shop failed"):
+            push_stock(engine, channel, credentials=credentials)
+    finally:
+        shop.faults.clear()
+    with engine.connect() as conn:
+        statuses = (
+            conn.execute(
+                text(
+                    "SELECT p.status FROM stock_push_log p JOIN channel_listings cl ON cl.id = p.listing_id "
+                    "JOIN skus s ON s.id = cl.sku_id JOIN channels c ON c.id = cl.channel_id "
+                    "WHERE c.code = 'push_shop' AND s.code = :sku ORDER BY p.id"
+                ),
+                {"sku": sku},
+            )
+            .scalars()
+            .all()
+        )
+    assert statuses == ["pushed", "failed"]
+
+    retried = push_stock(engine, channel, credentials=credentials)  # the next run pushes it after all
+    assert retried.changed == 1 and retried.outcomes == {"pushed": 1}
