@@ -10,6 +10,7 @@ Credentials travel only in ``AIRFLOW_CONN_*`` environment variables of the proce
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
@@ -97,6 +98,7 @@ def start_sandbox(stack: ExitStack, channel: ChannelConfig, seed: int, history: 
         env={**os.environ, "SANDBOX_ACCESS_TOKEN": token},
         stdout=log,
         stderr=subprocess.STDOUT,
+        start_new_session=True,  # stopped as a group by _terminate
     )
     stack.callback(_terminate, process)
     base_url = f"http://127.0.0.1:{port}"
@@ -105,12 +107,18 @@ def start_sandbox(stack: ExitStack, channel: ChannelConfig, seed: int, history: 
 
 
 def _terminate(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
+    """Stop a child started in its own session, and everything it started (airflow standalone's API server,
+    scheduler and workers would outlive their parent otherwise)."""
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=30)
+    except ProcessLookupError:
+        return
+    except subprocess.TimeoutExpired:
+        pass
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)  # whatever is left of the group, the parent included
+    process.wait()
 
 
 def seed_from_catalog(engine, channel: ChannelConfig, catalog) -> None:
@@ -193,11 +201,15 @@ def prepare_airflow(env: dict[str, str], config: HubConfig) -> None:
 
 
 def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt  # SIGTERM stops the demo as cleanly as Ctrl-C
+    # The first Ctrl-C or SIGTERM stops the demo; a second one must not interrupt the clean-up itself.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    raise KeyboardInterrupt
 
 
 def run_demo(once: bool, history: timedelta) -> int:
     signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, _interrupt)
     LOG_DIR.mkdir(parents=True, exist_ok=True)
     config = load_config()
     embedded = "HUB_DATABASE_URL" not in os.environ
@@ -303,7 +315,9 @@ def _serve(stack: ExitStack, env, sandboxes: list[RunningSandbox], conf: str, en
     log = open(LOG_DIR / "airflow-standalone.log", "ab")  # noqa: SIM115 - closed by the stack
     stack.callback(log.close)
     airflow_bin = str(Path(sys.executable).parent / "airflow")
-    standalone = subprocess.Popen([airflow_bin, "standalone"], env=env, stdout=log, stderr=subprocess.STDOUT)
+    standalone = subprocess.Popen(
+        [airflow_bin, "standalone"], env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
     stack.callback(_terminate, standalone)
     print("- starting airflow standalone (API server, scheduler, DAG processor, triggerer) ...", flush=True)
     _wait_http(f"http://localhost:{port}/api/v2/monitor/health", timeout=180, process=standalone)
