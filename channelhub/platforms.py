@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from jsonschema import Draft202012Validator
 
 from channelhub.canonical import CanonicalOrder, MappingError
+from channelhub.credentials import load_credentials
 from warehouse.ingest import Landed, Rejected
 
 if TYPE_CHECKING:
@@ -25,16 +26,21 @@ if TYPE_CHECKING:
 
     from channelhub.config import ChannelConfig
     from channelhub.credentials import ChannelCredentials
+    from connectors.pushes import PushResult, ShipmentPush, StockPush
 
 SCHEMA_DIR = Path(__file__).resolve().parent.parent / "connectors" / "schemas"
 
 
-class OrderSource(Protocol):
-    """What the sync pipeline needs of a connector."""
+class ChannelConnector(Protocol):
+    """What the hub needs of a platform's connector: pull orders, push shipments and stock."""
 
     def fetch_orders(
         self, window_start: datetime, window_end: datetime
     ) -> Iterator[list[dict[str, Any]]]: ...
+
+    def push_shipment(self, push: ShipmentPush) -> PushResult: ...
+
+    def set_stock(self, push: StockPush) -> PushResult: ...
 
 
 @dataclass(frozen=True)
@@ -62,7 +68,7 @@ class Platform:
     def unwrap(self, document: Any) -> list[Any]:
         return self._mapping.unwrap(document)
 
-    def connector(self, credentials: ChannelCredentials, channel: ChannelConfig) -> OrderSource:
+    def connector(self, credentials: ChannelCredentials, channel: ChannelConfig) -> ChannelConnector:
         module, function = self.connector_factory.split(":")
         return getattr(import_module(module), function)(credentials, channel)
 
@@ -146,6 +152,13 @@ PLATFORMS: dict[str, Platform] = {
         id_field="full_order_info.order_info.tid",
     ),
 }
+
+
+def channel_connector(
+    channel: ChannelConfig, credentials: ChannelCredentials | None = None
+) -> ChannelConnector:
+    """The connector of a configured channel; credentials from its Airflow connection unless given."""
+    return get_platform(channel.platform).connector(credentials or load_credentials(channel.conn_id), channel)
 
 
 def get_platform(name: str) -> Platform:

@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from sqlalchemy import Engine
 
 from channelhub.config import ChannelConfig
-from channelhub.credentials import ChannelCredentials, load_credentials
+from channelhub.credentials import ChannelCredentials
 from channelhub.outbound import push_each
-from channelhub.platforms import get_platform
+from channelhub.platforms import channel_connector
 from connectors.pushes import ShipmentLine, ShipmentPush
 from warehouse.shipment_outbox import PendingShipment, pending_shipments, record_push
 
@@ -60,9 +60,7 @@ def push_shipments(
     report.pending = len(pending)
     if not pending:
         return report
-    connector = get_platform(channel.platform).connector(
-        credentials or load_credentials(channel.conn_id), channel
-    )
+    connector = channel_connector(channel, credentials)
     try:
         report.outcomes = push_each(
             engine,

@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from sqlalchemy import Engine
 
 from channelhub.config import ChannelConfig
-from channelhub.credentials import ChannelCredentials, load_credentials
+from channelhub.credentials import ChannelCredentials
 from channelhub.outbound import push_each
-from channelhub.platforms import get_platform
+from channelhub.platforms import channel_connector
 from connectors.pushes import StockPush
 from warehouse.stock_policy import ListingStock, channel_stock, record_push
 
@@ -48,9 +48,7 @@ def push_stock(
     if not changed:
         return report
 
-    connector = get_platform(channel.platform).connector(
-        credentials or load_credentials(channel.conn_id), channel
-    )
+    connector = channel_connector(channel, credentials)
     try:
         report.outcomes = push_each(
             engine,

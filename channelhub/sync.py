@@ -15,8 +15,8 @@ from typing import Any
 from sqlalchemy import Engine
 
 from channelhub.config import ChannelConfig, HubConfig
-from channelhub.credentials import ChannelCredentials, load_credentials
-from channelhub.platforms import get_platform
+from channelhub.credentials import ChannelCredentials
+from channelhub.platforms import channel_connector, get_platform
 from warehouse import catalog, sync_state
 from warehouse.ingest import IngestCounts, Landed, Rejected, ingest_orders
 
@@ -92,7 +92,7 @@ def sync_orders(
     if window_end <= window_start:
         raise ValueError(f"empty window [{window_start}, {window_end})")
     platform = get_platform(channel.platform)
-    connector = platform.connector(credentials or load_credentials(channel.conn_id), channel)
+    connector = channel_connector(channel, credentials)
     result = SyncResult(channel.code, window_start, window_end, pulled_from=window_start - channel.overlap)
 
     landed: list[Landed] = []
