@@ -141,9 +141,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--history-hours", type=float, default=6.0, help="how much sandbox history to load first")
     p.set_defaults(func=cmd_demo)
 
-    from channelhub import import_cli
+    from channelhub import import_cli, ops_cli
 
     import_cli.add_parser(sub)  # channelhub import shipments|counts|sales FILE
+    ops_cli.add_parsers(sub)  # channelhub exceptions ... | listings map ...
     return parser
 
 
@@ -151,10 +152,11 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from channelhub.config import ConfigError
     from channelhub.credentials import CredentialsError
+    from channelhub.ops_cli import UsageError
 
     try:
         return args.func(args)
-    except (CliError, ConfigError, CredentialsError, KeyError) as err:
+    except (CliError, UsageError, ConfigError, CredentialsError, KeyError) as err:
         message: Any = err.args[0] if isinstance(err, KeyError) and err.args else err
         print(f"channelhub: {message}", file=sys.stderr)
         return 2

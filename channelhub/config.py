@@ -51,6 +51,7 @@ class ChannelConfig:
     enabled: bool
     retries: int = 3
     retry_delay: timedelta = timedelta(seconds=30)
+    alert_after_missed_syncs: int = 3
     stock_policy: StockPolicy = field(default_factory=StockPolicy)
 
     @property
@@ -132,6 +133,7 @@ def parse_config(document: Any, source: str = "<config>") -> HubConfig:
                 enabled=raw.get("enabled", True),
                 retries=raw.get("retries", 3),
                 retry_delay=timedelta(seconds=raw.get("retry_delay_seconds", 30)),
+                alert_after_missed_syncs=raw.get("alert_after_missed_syncs", 3),
                 stock_policy=_stock_policy(raw.get("stock_policy", {})),
             )
         )

@@ -11,6 +11,7 @@ from typing import Any
 
 from airflow.sdk import Asset, dag, task
 
+from channelhub.alerts import HubNotifier
 from channelhub.config import ChannelConfig, load_config
 
 
@@ -42,6 +43,7 @@ def channel_dag(
             "retry_exponential_backoff": True,
             "max_retry_delay": timedelta(minutes=10),
             "execution_timeout": timedelta(minutes=30),
+            "on_failure_callback": [HubNotifier()],  # a run that failed for good alerts the people on duty
         },
     )
     def channel_dag_definition() -> None:

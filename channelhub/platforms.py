@@ -32,11 +32,16 @@ SCHEMA_DIR = Path(__file__).resolve().parent.parent / "connectors" / "schemas"
 
 
 class ChannelConnector(Protocol):
-    """What the hub needs of a platform's connector: pull orders, push shipments and stock."""
+    """What the hub needs of a platform's connector: pull orders (a window's, or one), push shipments and
+    stock, and read a listing's stock back (reconciliation)."""
 
     def fetch_orders(
         self, window_start: datetime, window_end: datetime
     ) -> Iterator[list[dict[str, Any]]]: ...
+
+    def get_order(self, order_id: str) -> dict[str, Any]: ...
+
+    def listed_stock(self, listing: StockPush) -> int | None: ...
 
     def push_shipment(self, push: ShipmentPush) -> PushResult: ...
 

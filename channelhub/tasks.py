@@ -58,3 +58,44 @@ def push_shipments(channel_code: str, context: dict[str, Any]) -> dict:
     report = push(engine, config.channel(channel_code))
     print(report.summary_line())
     return {"pending": report.pending, **report.outcomes}
+
+
+def reconcile_light(channel_code: str, context: dict[str, Any]) -> dict:
+    return _reconcile(channel_code, "light", context)
+
+
+def reconcile_deep(channel_code: str, context: dict[str, Any]) -> dict:
+    return _reconcile(channel_code, "deep", context)
+
+
+def _reconcile(channel_code: str, depth: str, context: dict[str, Any]) -> dict:
+    from channelhub.reconcile import reconcile_channel, window_for
+
+    config, engine = _setup()
+    window_end = context.get("data_interval_end") or context["dag_run"].run_after
+    window_start = window_for(depth, window_end, context.get("data_interval_start"))
+    report = reconcile_channel(engine, config.channel(channel_code), window_start, window_end, depth)
+    print("\n".join(report.summary_lines()))
+    return report.as_dict()
+
+
+def retest_exceptions(context: dict[str, Any]) -> dict:
+    from channelhub.exception_ops import retest_open
+
+    config, engine = _setup()
+    outcomes = retest_open(engine, config, actor=f"airflow:{context['dag'].dag_id}")
+    for outcome in outcomes:
+        print(f"#{outcome.exception_id}: {outcome.status}: {outcome.detail}")
+    resolved = sum(o.status == "resolved" for o in outcomes)
+    print(f"re-tested {len(outcomes)} open exceptions: {resolved} now pass and are resolved")
+    return {"retested": len(outcomes), "resolved": resolved}
+
+
+def check_channel_health(context: dict[str, Any]) -> dict:
+    from channelhub.alerts import check_stale_syncs
+
+    config, engine = _setup()
+    alerts = check_stale_syncs(engine, config)
+    for alert in alerts:
+        print(f"{alert.severity}: {alert.title}: {alert.message}")
+    return {"alerts": [alert.key for alert in alerts]}

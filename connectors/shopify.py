@@ -352,6 +352,14 @@ class ShopifyConnector(Connector):
         except _Refused as refused:
             return refused.result
 
+    def listed_stock(self, listing: StockPush) -> int | None:
+        """What Shopify lists as available for the listing's inventory item at its location (None: no level
+        there yet). ``listing.quantity`` is ignored."""
+        try:
+            return self._available(self._inventory_item_id(listing), self._location_id(listing))
+        except _Refused as refused:
+            raise ApiError(refused.result.detail, platform=self.platform) from None
+
     def _push_shipment(self, push: ShipmentPush) -> PushResult:
         order_id = push.external_order_id
         if not order_id.isdigit():

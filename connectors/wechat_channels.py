@@ -535,6 +535,23 @@ class WeChatChannelsConnector(Connector):
             extra=extra,
         )
 
+    def listed_stock(self, listing: StockPush) -> int | None:
+        """The sellable stock WeChat lists for the listing's SKU (of its warehouse when ``location_ref`` names
+        one). ``listing.quantity`` is ignored."""
+        if not (listing.channel_product_id and listing.channel_variant_id):
+            raise ApiError(
+                f"the listing of {listing.merchant_sku!r} has no product_id/sku_id in the hub",
+                platform=self.platform,
+            )
+        data = self.get_stock(listing.channel_product_id, listing.channel_variant_id)
+        if listing.location_ref:
+            for stock in data.get("warehouse_stocks") or []:
+                if isinstance(stock, dict) and str(stock.get("out_warehouse_id")) == listing.location_ref:
+                    return int(stock.get("num") or 0)
+            return None
+        value = data.get("normal_stock_num")
+        return None if value is None else int(value)
+
     def get_stock(self, product_id: str, sku_id: str) -> dict[str, Any]:
         """``product/stock/get``'s ``data``: normal_stock_num, warehouse_stocks[], total_stock_num, ..."""
         data = self.get("stock", body={"product_id": str(product_id), "sku_id": str(sku_id)})

@@ -445,6 +445,16 @@ class WooCommerceConnector(Connector):
                 )
         return None
 
+    def listed_stock(self, listing: StockPush) -> int | None:
+        """The product's or variation's ``stock_quantity`` (None: the shop does not manage its stock).
+        ``listing.quantity`` is ignored."""
+        product_id = (listing.channel_product_id or "").strip()
+        if not product_id.isdigit():
+            raise ApiError(f"a WooCommerce product id is numeric, got {product_id!r}", platform=self.platform)
+        read, _, ids, _ = _stock_target(product_id, (listing.channel_variant_id or "").strip())
+        value = self.call(read, ids).get("stock_quantity")
+        return None if value is None else int(value)
+
     def set_stock(self, push: StockPush) -> PushResult:
         """Set a product's or variation's ``stock_quantity`` (see the module docstring on compare-and-set)."""
         product_id = (push.channel_product_id or "").strip()
@@ -455,15 +465,7 @@ class WooCommerceConnector(Connector):
                 f"WooCommerce stock needs the listing's numeric product id (got {push.channel_product_id!r}, "
                 f"SKU {push.merchant_sku!r})",
             )
-        is_variation = variation_id.isdigit() and variation_id not in ("0", product_id)
-        if is_variation:
-            read, write = "variation", "update_variation"
-            ids = {"product_id": product_id, "variation_id": variation_id}
-            ref = f"{product_id}/{variation_id}"
-        else:
-            read, write = "product", "update_product"
-            ids = {"product_id": product_id}
-            ref = product_id
+        read, write, ids, ref = _stock_target(product_id, variation_id)
         try:
             if push.expected_current is not None:
                 current = self.call(read, ids).get("stock_quantity")
@@ -484,6 +486,14 @@ class WooCommerceConnector(Connector):
                 return PushResult("rejected", _words(error), ref)
             raise
         return PushResult("pushed", f"stock_quantity of {ref} set to {updated.get('stock_quantity')}", ref)
+
+
+def _stock_target(product_id: str, variation_id: str) -> tuple[str, str, dict[str, str], str]:
+    """(read endpoint, write endpoint, path ids, ref) of a product's or a variation's stock."""
+    if variation_id.isdigit() and variation_id not in ("0", product_id):
+        ids = {"product_id": product_id, "variation_id": variation_id}
+        return "variation", "update_variation", ids, f"{product_id}/{variation_id}"
+    return "product", "update_product", {"product_id": product_id}, product_id
 
 
 def connector_for_channel(credentials: ChannelCredentials, channel: ChannelConfig) -> WooCommerceConnector:

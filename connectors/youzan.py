@@ -477,6 +477,13 @@ class YouzanConnector(Connector):
             raise ApiError(f"youzan.item.get answered no quantity for item {item_id}", platform=self.platform)
         return int(item["quantity"])
 
+    def listed_stock(self, listing: StockPush) -> int | None:
+        """The quantity Youzan lists for the listing's item (or SKU). ``listing.quantity`` is ignored."""
+        item_id = (listing.channel_product_id or "").strip()
+        if not item_id.isdigit():
+            raise ApiError(f"a Youzan item_id is numeric, got {item_id!r}", platform=self.platform)
+        return self.get_stock(item_id, (listing.channel_variant_id or "").strip() or None)
+
     def set_stock(self, push: StockPush) -> PushResult:
         """Set the sellable quantity of one Youzan item or SKU: a full set, unconditional (Youzan has no
         compare-and-set, so ``expected_current`` is reported as unsupported, not enforced)."""

@@ -12,6 +12,8 @@ from datetime import UTC, datetime, timedelta
 from airflow.sdk import dag, task
 from airflow.timetables.interval import DeltaDataIntervalTimetable
 
+from channelhub.alerts import HubNotifier
+
 EVERY = timedelta(minutes=float(os.environ.get("HUB_IMPORT_EVERY_MINUTES", "5")))
 
 DOC = """
@@ -44,6 +46,7 @@ and leaves the files for the retry.
         "retry_exponential_backoff": True,
         "max_retry_delay": timedelta(minutes=10),
         "execution_timeout": timedelta(minutes=30),
+        "on_failure_callback": [HubNotifier()],
     },
 )
 def store_import() -> None:

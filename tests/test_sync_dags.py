@@ -131,7 +131,7 @@ def test_invalid_config_is_an_import_error_that_names_the_problem(tmp_path, monk
     )
     monkeypatch.setenv("HUB_CHANNELS_CONFIG", str(broken))
     errors = DagBag(dag_folder=str(PROJECT_ROOT / "dags")).import_errors
-    per_channel_dag_files = {"sync_orders.py", "push_stock.py", "push_shipments.py"}
+    per_channel_dag_files = {"sync_orders.py", "push_stock.py", "push_shipments.py", "reconcile.py"}
     assert {Path(file).name for file in errors} == per_channel_dag_files
     assert all("channels[0]: 'platform' is a required property" in error for error in errors.values())
 

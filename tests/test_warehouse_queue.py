@@ -48,9 +48,12 @@ def test_one_open_exception_per_problem_and_ops_can_resolve_or_ignore(shop: Shop
         assert (address["attempts"], address["detail"]) == (2, "still no city")
         assert address["raw_payload_id"] is not None  # the first record's raw payload stays linked
         assert queue.get(conn, no_id)["payload"] == "garbage"
-        assert queue.resolve(conn, first, note="fixed in the shop admin") is True
-        assert queue.resolve(conn, first) is False  # no longer open
-        assert queue.resolve(conn, no_id, status="ignored") is True
+        assert queue.close(conn, first, status="resolved", actor="ops", note="fixed in the shop admin") is True
+        assert queue.close(conn, first, status="resolved", actor="ops") is False  # no longer open
+        assert queue.close(conn, no_id, status="ignored", actor="ops") is True
+        assert [(a["action"], a["actor"], a["note"]) for a in queue.actions_of(conn, first)] == [
+            ("resolve", "ops", "fixed in the shop admin")
+        ]
         assert [e["id"] for e in queue.list_open(conn, channel=shop.channel)] == [other_sku]
         # The same problem after it was resolved opens a new exception (history stays as it was).
         reopened = queue.record_exception(
@@ -59,7 +62,7 @@ def test_one_open_exception_per_problem_and_ops_can_resolve_or_ignore(shop: Shop
         assert reopened != first
         assert queue.get(conn, first)["status"] == "resolved"
         with pytest.raises(ValueError):
-            queue.resolve(conn, other_sku, status="open")
+            queue.close(conn, other_sku, status="open", actor="ops")
 
 
 def test_watermark_only_moves_forward(shop: Shop):

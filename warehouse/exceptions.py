@@ -13,16 +13,18 @@ import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import Connection, func, select, text
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import Connection, func, insert, select, text
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from warehouse.bulk import arrays, run, unnest
 from warehouse.models import (
     EXCEPTION_SKU,
     EXCEPTION_SUBJECT,
     channels,
+    exception_actions,
     exceptions,
     raw_payloads,
 )
@@ -39,8 +41,11 @@ REASONS = (
     "bad_address",
     "push_failed",
     "bad_import_row",  # a row of a store/warehouse import file that could not apply (detail: file:line: why)
+    "ledger_drift",  # a stock level that reconciliation could not bring back to its ledger sums
 )
 DETAIL_LIMIT = 4000
+CLOSING_ACTIONS = {"resolved": "resolve", "ignored": "ignore"}
+AUTO_ACTOR = "hub:ingest"  # the actor of resolutions a later ingest or import made on its own
 RAW_COLUMNS = (("channel_id", "bigint"), ("external_id", "text"), ("digest", "text"), ("payload", "jsonb"))
 
 
@@ -112,7 +117,7 @@ def upsert_exceptions(
     merged: dict[tuple[str, str, str], ExceptionRecord] = {}
     for record in records:
         merged[record.identity] = record  # the last word on one problem wins within a batch
-    stmt = insert(exceptions)
+    stmt = pg_insert(exceptions)
     excluded = stmt.excluded
     stmt = stmt.on_conflict_do_update(
         index_elements=[
@@ -168,21 +173,56 @@ def record_exception(
     return upsert_exceptions(conn, channel_id, [record])[0]
 
 
+@dataclass(frozen=True, slots=True)
+class ExceptionFilter:
+    """Which exceptions to list or act on; every field left at its default matches all."""
+
+    status: str | None = "open"  # None: any status
+    channel: str | None = None
+    reason: str | None = None
+    sku: str | None = None
+    external_id: str | None = None
+    older_than: timedelta | None = None  # first queued at least this long ago
+    ids: tuple[int, ...] = ()
+    limit: int | None = None
+
+    def where(self) -> list[Any]:
+        conditions: list[Any] = []
+        if self.status is not None:
+            conditions.append(exceptions.c.status == self.status)
+        if self.channel is not None:
+            conditions.append(channels.c.code == self.channel)
+        if self.reason is not None:
+            conditions.append(exceptions.c.reason == self.reason)
+        if self.sku is not None:
+            conditions.append(exceptions.c.sku == self.sku)
+        if self.external_id is not None:
+            conditions.append(exceptions.c.external_id == self.external_id)
+        if self.older_than is not None:
+            conditions.append(exceptions.c.created_at <= func.now() - self.older_than)
+        if self.ids:
+            conditions.append(exceptions.c.id.in_(self.ids))
+        return conditions
+
+
+def search(conn: Connection, filters: ExceptionFilter) -> list[dict[str, Any]]:
+    """Exceptions matching ``filters``, oldest first, with their channel code (None: a problem of no
+    channel)."""
+    query = (
+        select(channels.c.code.label("channel"), *[c for c in exceptions.c if c.name != "channel_id"])
+        .outerjoin(channels, channels.c.id == exceptions.c.channel_id)
+        .where(*filters.where())
+        .order_by(exceptions.c.created_at, exceptions.c.id)
+        .limit(filters.limit)
+    )
+    return [dict(row._mapping) for row in conn.execute(query)]
+
+
 def list_open(
     conn: Connection, channel: str | None = None, reason: str | None = None
 ) -> list[dict[str, Any]]:
     """Open exceptions, oldest first, with their channel code (None for problems of no channel)."""
-    query = (
-        select(channels.c.code.label("channel"), *[c for c in exceptions.c if c.name != "channel_id"])
-        .outerjoin(channels, channels.c.id == exceptions.c.channel_id)
-        .where(exceptions.c.status == "open")
-        .order_by(exceptions.c.created_at, exceptions.c.id)
-    )
-    if channel is not None:
-        query = query.where(channels.c.code == channel)
-    if reason is not None:
-        query = query.where(exceptions.c.reason == reason)
-    return [dict(row._mapping) for row in conn.execute(query)]
+    return search(conn, ExceptionFilter(channel=channel, reason=reason))
 
 
 def get(conn: Connection, exception_id: int) -> dict[str, Any] | None:
@@ -196,18 +236,41 @@ def get(conn: Connection, exception_id: int) -> dict[str, Any] | None:
     return dict(row._mapping) if row else None
 
 
-def resolve(
-    conn: Connection, exception_id: int, *, status: str = "resolved", note: str | None = None
-) -> bool:
-    """Close an open exception as ``resolved`` or ``ignored``; False when it was not open."""
+def close(conn: Connection, exception_id: int, *, status: str, actor: str, note: str | None = None) -> bool:
+    """Close an open exception as ``resolved`` or ``ignored`` on a person's (or a job's) word, logged with
+    who and why; False when it was not open."""
     if status not in ("resolved", "ignored"):
-        raise ValueError(f"resolve to 'resolved' or 'ignored', not {status!r}")
+        raise ValueError(f"close as 'resolved' or 'ignored', not {status!r}")
     done = conn.execute(
         exceptions.update()
         .where(exceptions.c.id == exception_id, exceptions.c.status == "open")
         .values(status=status, note=note, resolved_at=func.now(), updated_at=func.now())
     )
-    return done.rowcount == 1
+    if done.rowcount != 1:
+        return False
+    log_action(conn, exception_id, CLOSING_ACTIONS[status], actor, note)
+    return True
+
+
+def log_action(
+    conn: Connection, exception_id: int, action: str, actor: str, note: str | None = None, outcome: str = ""
+) -> None:
+    """One line of an exception's audit trail: who did what, why, and what came of it."""
+    conn.execute(
+        insert(exception_actions).values(
+            exception_id=exception_id, action=action, actor=actor, note=note, outcome=outcome[:DETAIL_LIMIT]
+        )
+    )
+
+
+def actions_of(conn: Connection, exception_id: int) -> list[dict[str, Any]]:
+    """An exception's audit trail, oldest first."""
+    rows = conn.execute(
+        select(exception_actions)
+        .where(exception_actions.c.exception_id == exception_id)
+        .order_by(exception_actions.c.created_at, exception_actions.c.id)
+    )
+    return [dict(row._mapping) for row in rows]
 
 
 def resolve_cleared(
@@ -236,6 +299,7 @@ def resolve_cleared(
                           AS k(external_id, reason, sku)
                     WHERE k.external_id = e.external_id AND k.reason = e.reason
                       AND k.sku = coalesce(e.sku, ''))
+            RETURNING e.id
             """
         ),
         {
@@ -248,7 +312,21 @@ def resolve_cleared(
             "k_sku": [r.sku or "" for r in keep],
         },
     )
-    return result.rowcount
+    closed = [row.id for row in result]
+    log_auto_resolved(conn, closed, note)
+    return len(closed)
+
+
+def log_auto_resolved(conn: Connection, exception_ids: Sequence[int], note: str) -> None:
+    """Audit the exceptions that a later ingest or import found fixed and closed on its own."""
+    if exception_ids:
+        conn.execute(
+            insert(exception_actions),
+            [
+                {"exception_id": i, "action": "auto_resolve", "actor": AUTO_ACTOR, "note": note}
+                for i in exception_ids
+            ],
+        )
 
 
 def _channel_id(conn: Connection, code: str) -> int:

@@ -204,6 +204,21 @@ def reevaluate_orders(conn: Connection, channel: str, order_ids: Sequence[int]) 
     return counts
 
 
+def forget_versions(conn: Connection, channel: str, external_ids: Sequence[str]) -> int:
+    """Make the next ingest of these orders re-apply them even when the channel's version is the one already
+    held (a person chose the channel's version over a warehouse row that disagrees with it)."""
+    if not external_ids:
+        return 0
+    done = conn.execute(
+        orders.update()
+        .where(
+            orders.c.channel_id == _channel_in(conn, channel).id, orders.c.external_id.in_(list(external_ids))
+        )
+        .values(payload_digest="")
+    )
+    return done.rowcount
+
+
 RESERVING_LINES_SQL = """
 SELECT l.id, l.order_id, l.external_line_id, l.reserved_quantity, l.ledger_steps,
        o.external_id AS order_external_id, c.id AS channel_id, c.code AS channel_code, s.code AS sku_code

@@ -384,3 +384,65 @@ stock_push_log = Table(
     CheckConstraint("status IN ('pushed', 'already_done', 'rejected', 'failed')", name="known_status"),
     Index("ix_stock_push_log_listing_id_created_at", "listing_id", "created_at"),
 )
+
+# -- ops: who did what to an exception, reconciliation findings, open alerts ----------------------------
+
+EXCEPTION_ACTIONS = ("retry", "resolve", "ignore", "note", "auto_resolve")
+FINDING_OUTCOMES = ("repaired", "left_for_person", "repair_failed")
+
+# Every action on an exception, by whom and when (the queue's audit trail).
+exception_actions = Table(
+    "exception_actions",
+    metadata,
+    _id(),
+    Column("exception_id", BigInteger, ForeignKey("exceptions.id"), nullable=False),
+    Column("action", Text, nullable=False),
+    Column("actor", Text, nullable=False),  # a person's login, or "airflow:<dag_id>"
+    Column("note", Text),
+    Column("outcome", Text, nullable=False, server_default=""),  # what came of it, e.g. "still failing: ..."
+    _now("created_at"),
+    CheckConstraint(_in("action", EXCEPTION_ACTIONS), name="action"),
+    Index("ix_exception_actions_exception_id", "exception_id"),
+)
+
+# One run of a reconciliation job over one channel's window: what it checked and how it ended.
+reconciliation_runs = Table(
+    "reconciliation_runs",
+    metadata,
+    _id(),
+    Column("channel_id", BigInteger, ForeignKey("channels.id"), nullable=False),
+    Column("depth", Text, nullable=False),  # light (hourly) | deep (daily, two days)
+    Column("window_start", DateTime(timezone=True), nullable=False),
+    Column("window_end", DateTime(timezone=True), nullable=False),
+    _now("started_at"),
+    Column("finished_at", DateTime(timezone=True)),
+    Column("checked", JSONB, nullable=False, server_default=text("'{}'::jsonb")),  # {check: items compared}
+    Column("summary", Text, nullable=False, server_default=""),
+    CheckConstraint("depth IN ('light', 'deep')", name="depth"),
+    Index("ix_reconciliation_runs_channel_id_started_at", "channel_id", "started_at"),
+)
+
+reconciliation_findings = Table(
+    "reconciliation_findings",
+    metadata,
+    _id(),
+    Column("run_id", BigInteger, ForeignKey("reconciliation_runs.id", ondelete="CASCADE"), nullable=False),
+    Column("check_name", Text, nullable=False),  # orders | shipments | stock | ledger
+    Column("kind", Text, nullable=False),  # missing_order, amount_mismatch, lost_shipment, stock_drift, ...
+    Column("subject", Text, nullable=False),  # the order, shipment, listing or SKU@location concerned
+    Column("detail", Text, nullable=False),
+    Column("outcome", Text, nullable=False),
+    Column("exception_id", BigInteger, ForeignKey("exceptions.id")),  # what a person is left with
+    _now("created_at"),
+    CheckConstraint(_in("outcome", FINDING_OUTCOMES), name="outcome"),
+    Index("ix_reconciliation_findings_run_id", "run_id"),
+)
+
+# Alerts that fired and have not cleared: one notification when a problem starts, one when it ends.
+open_alerts = Table(
+    "open_alerts",
+    metadata,
+    Column("key", Text, primary_key=True),  # e.g. "stale_sync:<channel>"
+    Column("message", Text, nullable=False),
+    _now("opened_at"),
+)

@@ -7,8 +7,10 @@ words). Transient trouble only counts an attempt and keeps it pending for the ne
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Connection, and_, func, select, update
 
@@ -40,6 +42,33 @@ class PendingShipment:
 
 def pending_shipments(conn: Connection, channel: str, limit: int = 500) -> list[PendingShipment]:
     """The channel's shipments still to push, oldest first."""
+    return outbox_shipments(conn, channel, shipments.c.push_status == "pending", limit)
+
+
+def pushed_shipments(
+    conn: Connection, channel: str, since: datetime, limit: int = 5000
+) -> list[PendingShipment]:
+    """The channel's shipments recorded as pushed since ``since`` (for reconciliation to confirm)."""
+    return outbox_shipments(
+        conn, channel, (shipments.c.push_status == "pushed") & (shipments.c.pushed_at >= since), limit
+    )
+
+
+def mark_for_repush(conn: Connection, shipment_ids: Sequence[int], why: str) -> int:
+    """Put pushed (or refused) shipments back in the outbox, e.g. when the channel turned out not to have
+    them: the next push sends them again (every connector's push is idempotent)."""
+    if not shipment_ids:
+        return 0
+    done = conn.execute(
+        update(shipments)
+        .where(shipments.c.id.in_(list(shipment_ids)), shipments.c.push_status != "pending")
+        .values(push_status="pending", push_error=why[:2000])
+    )
+    return done.rowcount
+
+
+def outbox_shipments(conn: Connection, channel: str, which: Any, limit: int) -> list[PendingShipment]:
+    """The channel's shipments matching ``which`` (a condition on ``shipments``) as pushes, oldest first."""
     channel_id = select(channels.c.id).where(channels.c.code == channel).scalar_subquery()
     heads = conn.execute(
         select(
@@ -52,7 +81,7 @@ def pending_shipments(conn: Connection, channel: str, limit: int = 500) -> list[
             orders.c.external_id,
         )
         .join(orders, orders.c.id == shipments.c.order_id)
-        .where(shipments.c.channel_id == channel_id, shipments.c.push_status == "pending")
+        .where(shipments.c.channel_id == channel_id, which)
         .order_by(shipments.c.shipped_at, shipments.c.id)
         .limit(limit)
     ).all()

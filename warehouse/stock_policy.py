@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import Connection, func, insert, select, update
 
 from warehouse.catalog import CatalogError
-from warehouse.exceptions import record_exception
+from warehouse.exceptions import log_auto_resolved, record_exception
 from warehouse.models import (
     channel_listings,
     channels,
@@ -30,6 +30,7 @@ from warehouse.models import (
 )
 
 PUSH_FAILED = "push_failed"
+PUSH_SUCCEEDED = "cleared: a later push succeeded"
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,7 +159,7 @@ def record_push(conn: Connection, channel: str, listing: ListingStock, status: s
             .where(channel_listings.c.id == listing.listing_id)
             .values(pushed_quantity=listing.sellable, pushed_at=func.now())
         )
-        conn.execute(
+        cleared = conn.execute(
             update(exceptions)
             .where(
                 exceptions.c.channel_id
@@ -168,13 +169,10 @@ def record_push(conn: Connection, channel: str, listing: ListingStock, status: s
                 exceptions.c.external_id.is_(None),
                 exceptions.c.status == "open",
             )
-            .values(
-                status="resolved",
-                resolved_at=func.now(),
-                updated_at=func.now(),
-                note="a later push succeeded",
-            )
-        )
+            .values(status="resolved", resolved_at=func.now(), updated_at=func.now(), note=PUSH_SUCCEEDED)
+            .returning(exceptions.c.id)
+        ).scalars()
+        log_auto_resolved(conn, list(cleared), PUSH_SUCCEEDED)
     elif status == "rejected":
         record_exception(
             conn,

@@ -81,6 +81,7 @@ log = logging.getLogger("warehouse.store_imports")
 
 BAD_ROW = "bad_import_row"
 CHUNK_ROWS = 200
+BAD_ROW_CLEARED = "cleared: the row applied on a later import"
 
 
 @dataclass(frozen=True, slots=True)
@@ -594,24 +595,26 @@ def _resolve_bad_rows(conn: Connection, good: list[tuple[int | None, str]]) -> N
     """Rows that applied now: open ``bad_import_row`` exceptions of the same rows are cleared."""
     if not good:
         return
-    conn.execute(
+    closed = conn.execute(
         text(
             """
             UPDATE exceptions e
-               SET status = 'resolved', resolved_at = now(), updated_at = now(),
-                   note = 'cleared: the row applied on a later import'
+               SET status = 'resolved', resolved_at = now(), updated_at = now(), note = :note
               FROM raw_payloads r
              WHERE e.raw_payload_id = r.id AND e.reason = :reason AND e.status = 'open'
                AND (r.channel_id IS NULL OR r.channel_id = ANY(CAST(:channel_ids AS bigint[])))
                AND r.digest = ANY(CAST(:digests AS text[]))
+            RETURNING e.id
             """
         ),
         {
+            "note": BAD_ROW_CLEARED,
             "reason": BAD_ROW,
             "channel_ids": sorted({channel_id for channel_id, _ in good if channel_id is not None}),
             "digests": sorted({digest for _, digest in good}),
         },
-    )
+    ).scalars()
+    queue.log_auto_resolved(conn, list(closed), BAD_ROW_CLEARED)
 
 
 def _ref_text(row: ShipmentRow) -> str:
