@@ -160,6 +160,7 @@ def airflow_env(db_url: str, sandboxes: list[RunningSandbox]) -> dict[str, str]:
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
         "AIRFLOW_HOME": str(AIRFLOW_HOME),
         "AIRFLOW__CORE__DAGS_FOLDER": str(db.PROJECT_ROOT / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(db.PROJECT_ROOT / "plugins"),  # the ChannelHub page
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
@@ -327,6 +328,7 @@ def _serve(stack: ExitStack, env, sandboxes: list[RunningSandbox], conf: str, en
     password = _admin_password()
     print(
         f"\nAirflow UI: http://localhost:{port}  login: admin / {password}\n"
+        f"ChannelHub page (health, exception queue, findings): http://localhost:{port}/plugin/channelhub\n"
         f"DAGs: {', '.join(sb.channel.dag_id for sb in sandboxes)}"
         " (first run triggered; then one every interval)\n"
         f"Logs: {LOG_DIR}   Ctrl-C stops everything started here.\n",

@@ -75,6 +75,13 @@ class ReconciliationReport:
     def outcomes(self) -> Counter[str]:
         return Counter(f.outcome for f in self.findings)
 
+    def outcome_line(self) -> str:
+        outcomes = self.outcomes
+        return (
+            f"repaired {outcomes['repaired']}, left for a person {outcomes['left_for_person']}, "
+            f"repair failed {outcomes['repair_failed']}"
+        )
+
     def summary_lines(self) -> list[str]:
         """What a person reads in the task log: per check, what was compared and found, then each finding."""
         lines = [
@@ -89,11 +96,7 @@ class ReconciliationReport:
                 lines[-1] += (
                     f" ({self.checked['orders_not_yet_synced']} newer than the sync's watermark: not due)"
                 )
-        outcomes = self.outcomes
-        lines.append(
-            f"  repaired {outcomes['repaired']}, left for a person {outcomes['left_for_person']}, "
-            f"repair failed {outcomes['repair_failed']}"
-        )
+        lines.append(f"  {self.outcome_line()}")
         for f in self.findings:
             ref = f" (exception #{f.exception_id})" if f.exception_id else ""
             lines.append(f"  - [{f.outcome}] {f.check_name}/{f.kind} {f.subject}: {f.detail}{ref}")
@@ -144,7 +147,7 @@ def reconcile_channel(
         lines = report.summary_lines()
         with engine.begin() as conn:
             reconciliation_log.finish_run(
-                conn, report.run_id, dict(report.checked), report.findings, lines[-1]
+                conn, report.run_id, dict(report.checked), report.findings, report.outcome_line()
             )
         log.info("%s", "\n".join(lines))
     return report
@@ -393,7 +396,9 @@ def _check_stock(
             continue
         if listed == listing.sellable:
             continue
-        kind = "stock_push_due" if listed == listing.pushed_quantity else "stock_drift"
+        # Drift: the channel's number moved away from what the hub last told it; otherwise a push is just due.
+        drifted = listing.pushed_quantity is not None and listed != listing.pushed_quantity
+        kind = "stock_drift" if drifted else "stock_push_due"
         detail = (
             f"channel lists {listed}, hub last pushed {listing.pushed_quantity}, should be {listing.sellable}"
         )

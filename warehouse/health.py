@@ -43,7 +43,7 @@ def channel_health(conn: Connection) -> list[dict[str, Any]]:
 def open_alert(conn: Connection, key: str, message: str) -> bool:
     """Note that the problem ``key`` is happening; True only when it was not already open (notify once)."""
     stmt = insert(open_alerts).values(key=key, message=message).on_conflict_do_nothing()
-    return conn.execute(stmt).rowcount == 1
+    return conn.execute(stmt.returning(open_alerts.c.key)).scalar() is not None
 
 
 def close_alert(conn: Connection, key: str) -> str | None:

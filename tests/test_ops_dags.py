@@ -1,0 +1,163 @@
+"""Issue 5 through the real DAGs (``dag.test()``): reconciliation runs and records its findings, the channel
+health check alerts once when a channel falls behind and once when it recovers, and a run that fails for
+good alerts through the webhook, whose URL (a credential) never appears in a log line."""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import threading
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
+
+import pytest
+import yaml
+from sqlalchemy import text
+
+from channelhub.config import load_config
+from channelhub.demo import seed_from_catalog
+from channelhub.sync import register_config
+from sandbox.clock import Clock
+from sandbox.server import run_sandbox, sandbox_connection
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+NOW = datetime(2026, 11, 23, 6, 0, tzinfo=UTC)
+CODE = "ops_dag_shop"
+WEBHOOK_TOKEN = "T0KEN-hooks-secret-4242"
+
+
+class Webhook:
+    """A real HTTP receiver standing in for a chat/paging webhook."""
+
+    def __init__(self) -> None:
+        received = self.received = []
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                received.append({"path": self.path, **json.loads(body)})
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.server = HTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}/hooks/{WEBHOOK_TOKEN}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def keys(self) -> list[tuple[str, str]]:
+        return [(alert["severity"], alert["key"]) for alert in self.received]
+
+
+@pytest.fixture(scope="module")
+def shop():
+    with run_sandbox(
+        "shopify",
+        seed=33,
+        start=NOW - timedelta(hours=3),
+        interval=300,
+        clock=Clock.frozen(NOW),
+        leak_per_second=100,
+    ) as sandbox:
+        yield sandbox
+
+
+@pytest.fixture()
+def hub(tmp_path, monkeypatch, shop, engine, database_url, airflow_db):
+    webhook = Webhook()
+    config_file = tmp_path / "channels.yaml"
+    config_file.write_text(
+        yaml.safe_dump(
+            {
+                "locations": [{"code": "WH-OPSDAG", "name": "Ops DAG test warehouse"}],
+                "channels": [
+                    {
+                        "code": CODE,
+                        "platform": "shopify",
+                        "conn_id": CODE,
+                        "fulfilment_location": "WH-OPSDAG",
+                        "schedule_minutes": 15,
+                        "overlap_minutes": 0,
+                        "retries": 0,
+                        "alert_after_missed_syncs": 2,
+                        "stock_policy": {"locations": ["WH-OPSDAG"]},
+                    }
+                ],
+            }
+        )
+    )
+    monkeypatch.setenv("HUB_CHANNELS_CONFIG", str(config_file))
+    monkeypatch.setenv("HUB_DATABASE_URL", database_url)
+    monkeypatch.setenv(
+        f"AIRFLOW_CONN_{CODE.upper()}",
+        json.dumps(sandbox_connection("shopify", shop.base_url, shop.access_token)),
+    )
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_CHANNELHUB_ALERTS", json.dumps({"conn_type": "http", "host": webhook.url})
+    )
+    config = load_config(config_file)
+    register_config(engine, config)
+    seed_from_catalog(engine, config.channel(CODE), shop.world.catalog)
+    yield webhook
+    webhook.server.shutdown()
+
+
+@functools.cache
+def dag_bag(config_file: str):  # the DAG files read the config when parsed: one parse per config
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(PROJECT_ROOT / "dags"))
+    assert bag.import_errors == {}, bag.import_errors
+    return bag
+
+
+def run(dag_id: str, **options) -> str:
+    return dag_bag(os.environ["HUB_CHANNELS_CONFIG"]).get_dag(dag_id).test(**options).state
+
+
+def test_reconcile_health_and_alert_dags(hub, shop, engine, capfd):
+    # Never synced: the health check alerts once, however often it runs.
+    assert run("channel_health", logical_date=NOW) == "success"
+    assert run("channel_health", logical_date=NOW + timedelta(minutes=15)) == "success"
+    assert hub.keys() == [("warning", f"stale_sync:{CODE}")]
+    assert all(alert["path"] == f"/hooks/{WEBHOOK_TOKEN}" for alert in hub.received)
+
+    # A sync whose channel is down fails for good (retries 0): the failure is alerted.
+    shop.faults.update(server_error_rate=1.0)
+    try:
+        assert run(f"sync_orders__{CODE}", logical_date=NOW) == "failed"
+    finally:
+        shop.faults.clear()
+    assert hub.keys()[-1] == ("error", f"failed_run:sync_orders__{CODE}")
+    assert "server error" in hub.received[-1]["message"]
+
+    # The channel syncs again: the health check says so, once.
+    assert run(f"sync_orders__{CODE}", logical_date=datetime.now(UTC).replace(microsecond=0)) == "success"
+    assert run("channel_health", logical_date=NOW + timedelta(minutes=30)) == "success"
+    assert hub.keys()[-1] == ("resolved", f"stale_sync:{CODE}")
+    alerts_so_far = len(hub.received)
+
+    # The light reconciliation runs over its hour, records its run and prints its summary.
+    assert run(f"reconcile_light__{CODE}", logical_date=NOW) == "success"
+    with engine.connect() as conn:
+        depth, window_start, window_end, summary = conn.execute(
+            text(
+                "SELECT r.depth, r.window_start, r.window_end, r.summary FROM reconciliation_runs r "
+                "JOIN channels c ON c.id = r.channel_id WHERE c.code = :c ORDER BY r.id DESC LIMIT 1"
+            ),
+            {"c": CODE},
+        ).one()
+    assert (depth, window_end - window_start) == ("light", timedelta(hours=1))
+    assert summary.startswith("repaired ") and "left for a person 0" in summary
+    assert run("exceptions_retest", logical_date=NOW) == "success"
+    assert len(hub.received) == alerts_so_far  # nothing new to alert
+
+    # Everything the runs wrote (task logs included): the summary is there, the webhook URL (a credential:
+    # it carries a token) is not.
+    written = "".join(capfd.readouterr())
+    assert f"reconcile {CODE} (light)" in written and "orders    checked" in written
+    assert "ALERT WARNING" in written and "ALERT ERROR" in written
+    assert WEBHOOK_TOKEN not in written
