@@ -48,7 +48,9 @@ def test_one_open_exception_per_problem_and_ops_can_resolve_or_ignore(shop: Shop
         assert (address["attempts"], address["detail"]) == (2, "still no city")
         assert address["raw_payload_id"] is not None  # the first record's raw payload stays linked
         assert queue.get(conn, no_id)["payload"] == "garbage"
-        assert queue.close(conn, first, status="resolved", actor="ops", note="fixed in the shop admin") is True
+        assert (
+            queue.close(conn, first, status="resolved", actor="ops", note="fixed in the shop admin") is True
+        )
         assert queue.close(conn, first, status="resolved", actor="ops") is False  # no longer open
         assert queue.close(conn, no_id, status="ignored", actor="ops") is True
         assert [(a["action"], a["actor"], a["note"]) for a in queue.actions_of(conn, first)] == [
