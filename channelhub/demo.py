@@ -29,7 +29,7 @@ import requests
 
 from channelhub import db
 from channelhub.config import ChannelConfig, HubConfig, load_config
-from channelhub.report import print_summary
+from channelhub.report import print_reconciliation, print_summary
 from channelhub.sync import register_config
 from sandbox.server import sandbox_connection
 from sandbox.world import World
@@ -305,8 +305,12 @@ def _run_once(env, config: HubConfig, sandboxes: list[RunningSandbox], conf: str
     for sb in sandboxes:
         dag_test(f"push_shipments__{sb.channel.code}")
         dag_test(f"push_stock__{sb.channel.code}")
+    print("- light reconciliation of every channel (reconcile_light__*) ...", flush=True)
+    for sb in sandboxes:
+        dag_test(f"reconcile_light__{sb.channel.code}")
     print()
     print_summary(engine)
+    print_reconciliation(engine)
     del config
     return 1 if failed else 0
 
@@ -339,6 +343,7 @@ def _serve(stack: ExitStack, env, sandboxes: list[RunningSandbox], conf: str, en
             time.sleep(30)
             print(f"--- {datetime.now(UTC):%H:%M:%S} UTC", flush=True)
             print_summary(engine)
+            print_reconciliation(engine)
     except KeyboardInterrupt:
         print("\nstopping ...", flush=True)
     return 0

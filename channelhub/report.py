@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import Engine
 
+from warehouse.reconciliation_log import latest_runs
 from warehouse.summary import summary
 
 
@@ -42,3 +43,18 @@ def print_summary(engine: Engine) -> list[dict]:
         rows = summary(conn)
     print(render_summary(rows))
     return rows
+
+
+def print_reconciliation(engine: Engine) -> None:
+    """The newest reconciliation run of each channel, one line each."""
+    with engine.connect() as conn:
+        runs = latest_runs(conn, limit=50)
+    newest: dict[str, dict] = {}
+    for run in runs:
+        newest.setdefault(run["channel"], run)
+    for channel, run in sorted(newest.items()):
+        checked = ", ".join(
+            f"{k} {v}" for k, v in run["checked"].items() if k in ("orders", "shipments", "stock")
+        )
+        when = f"{run['depth']}, {run['started_at']:%H:%M} UTC"
+        print(f"reconcile {channel} ({when}): checked {checked}; {run['summary']}")
