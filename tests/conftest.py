@@ -85,3 +85,16 @@ def airflow_db() -> str:
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     return os.environ["AIRFLOW_HOME"]
+
+
+# Everything the suite writes (captured stdout/stderr/logs of every test phase, failure reports) goes to one
+# transcript, which tests/test_zz_no_credentials.py scans last for credentials.
+TRANSCRIPT = Path(tempfile.mkdtemp(prefix="channelhub-transcript-")) / "transcript.log"
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    with TRANSCRIPT.open("a", encoding="utf-8", errors="replace") as out:
+        for name, content in report.sections:
+            out.write(f"## {report.nodeid} | {name}\n{content}\n")
+        if report.failed and report.longrepr:
+            out.write(f"## {report.nodeid} | failure\n{report.longreprtext}\n")
