@@ -93,7 +93,9 @@ def retest_open(engine: Engine, config: HubConfig, actor: str) -> list[RetryOutc
         for reason in RETESTED_REASONS
         for row in list_exceptions(engine, ExceptionFilter(reason=reason))
     ]
-    return retry_exceptions(engine, config, ids, actor, note="periodic re-test", apply_channel_version=False)
+    return retry_exceptions(
+        engine, config, ids, actor, note="periodic re-test", apply_channel_version=False, log_still_open=False
+    )
 
 
 def retry_exceptions(
@@ -104,8 +106,10 @@ def retry_exceptions(
     note: str | None = None,
     *,
     apply_channel_version: bool = True,
+    log_still_open: bool = True,
 ) -> list[RetryOutcome]:
-    """Retry these exceptions (see the module docstring); each gets a logged ``retry`` and an outcome."""
+    """Retry these exceptions (see the module docstring); each gets a logged ``retry`` and an outcome
+    (the periodic re-test logs only what changed, not every unchanged half hour)."""
     rows = list_exceptions(engine, ExceptionFilter(status=None, ids=tuple(sorted(set(ids)))))
     problems: dict[int, str] = {}  # why a retry could not even be attempted, by exception id
     by_handler: dict[tuple[str, str | None], list[dict[str, Any]]] = defaultdict(list)
@@ -130,7 +134,8 @@ def retry_exceptions(
                 outcome = RetryOutcome(row["id"], "resolved", now["note"] or "resolved")
             else:
                 outcome = RetryOutcome(row["id"], "still_open", problems.get(row["id"]) or now["detail"])
-            queue.log_action(conn, row["id"], "retry", actor, note, f"{outcome.status}: {outcome.detail}")
+            if log_still_open or outcome.status != "still_open":
+                queue.log_action(conn, row["id"], "retry", actor, note, f"{outcome.status}: {outcome.detail}")
             outcomes.append(outcome)
     log.info("retry by %s: %s", actor, ", ".join(f"#{o.exception_id} {o.status}" for o in outcomes) or "none")
     return outcomes
