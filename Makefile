@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 N      ?= 100000
 
-.PHONY: install demo demo-once test lint bench-ingest bench-latency clean-state
+.PHONY: install browser demo demo-once test lint bench-ingest bench-latency clean-state
 
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -15,13 +15,17 @@ $(STAMP): pyproject.toml requirements.lock
 
 install: $(STAMP)
 
+# Headless Chromium and its driver for the UI tests (Debian packages; Playwright drives /usr/bin/chromium).
+browser:
+	test -x /usr/bin/chromium || (apt-get update -q && apt-get install -y -q chromium chromium-driver)
+
 demo: install
 	$(BIN)/channelhub demo
 
 demo-once: install
 	$(BIN)/channelhub demo --once
 
-test: install
+test: install browser
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 

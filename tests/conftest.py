@@ -98,3 +98,13 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
             out.write(f"## {report.nodeid} | {name}\n{content}\n")
         if report.failed and report.longrepr:
             out.write(f"## {report.nodeid} | failure\n{report.longreprtext}\n")
+
+
+@pytest.fixture(scope="module")
+def airflow_metadata_url(pg_server_url: str) -> Iterator[str]:
+    """A Postgres database for a running Airflow's metadata (the standalone tests): several components
+    write to it at once, which SQLite serialises and sometimes refuses ("database is locked")."""
+    name = f"channelhub_airflow_{uuid.uuid4().hex[:10]}"
+    db.ensure_database(pg_server_url, name)
+    yield make_url(pg_server_url).set(database=name).render_as_string(hide_password=False)
+    db.drop_database(pg_server_url, name)

@@ -1,0 +1,234 @@
+"""The ChannelHub page in the real Airflow UI: a real ``airflow standalone`` (plugins folder ``plugins/``),
+a real sync of a Shopify sandbox whose history holds an order with a SKU nobody mapped yet, and headless
+Chromium driven by Playwright through Airflow's own login page.
+
+An operator maps the SKU, opens ChannelHub from the nav, presses Retry on the ``unknown_sku`` exception and
+sees it resolved; ignores another one with a note; the warehouse's audit trail names the Airflow user.
+Without an Airflow login the plugin's API refuses every request.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import requests
+import yaml
+from airflow_standalone import Standalone, airflow_standalone
+from sqlalchemy import Engine
+
+from channelhub.config import ChannelConfig, load_config
+from channelhub.demo import seed_from_catalog
+from channelhub.sync import register_config
+from sandbox.clock import Clock
+from sandbox.server import RunningSandbox, run_sandbox, sandbox_connection
+from sandbox.world import Variant
+from warehouse import catalog, reconciliation_log
+from warehouse import exceptions as queue
+
+CHROMIUM = Path("/usr/bin/chromium")
+NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)  # the sandbox clock, frozen
+START = NOW - timedelta(hours=6)
+SEED = 77  # with one order every 5 minutes, this history holds an order of an unmapped variant
+CODE = "ui_shop"
+LOCATION = "WH-UI"
+
+pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium (make browser)")
+
+
+@dataclass
+class Hub:
+    airflow: Standalone
+    shop: RunningSandbox
+    channel: ChannelConfig
+    engine: Engine
+
+
+@pytest.fixture(scope="module")
+def hub(
+    tmp_path_factory: pytest.TempPathFactory, engine: Engine, database_url: str, airflow_metadata_url: str
+) -> Iterator[Hub]:
+    folder = tmp_path_factory.mktemp("ui")
+    config_file = folder / "channels.yaml"
+    config_file.write_text(
+        yaml.safe_dump(
+            {
+                "locations": [{"code": LOCATION, "name": "UI test warehouse"}],
+                "channels": [
+                    {
+                        "code": CODE,
+                        "platform": "shopify",
+                        "conn_id": CODE,
+                        "fulfilment_location": LOCATION,
+                        "schedule_minutes": 60,
+                        "overlap_minutes": 0,
+                        "start_date": START.isoformat(),
+                        "retries": 0,
+                    }
+                ],
+            }
+        )
+    )
+    config = load_config(config_file)
+    register_config(engine, config)
+    with run_sandbox("shopify", seed=SEED, start=START, interval=300, clock=Clock.frozen(NOW)) as shop:
+        seed_from_catalog(engine, config.channel(CODE), shop.world.catalog)
+        env = {
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": airflow_metadata_url,
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC": airflow_metadata_url,  # psycopg 3 is async too
+            "HUB_DATABASE_URL": database_url,
+            "HUB_CHANNELS_CONFIG": str(config_file),
+            f"AIRFLOW_CONN_{CODE.upper()}": json.dumps(
+                sandbox_connection("shopify", shop.base_url, shop.access_token)
+            ),
+        }
+        with airflow_standalone(env, home=tmp_path_factory.mktemp("airflow")) as airflow:
+            channel = config.channel(CODE)
+            airflow.wait_for_dag(channel.dag_id)
+            airflow.set_pool(channel.pool, 1)
+            airflow.unpause(channel.dag_id)
+            yield Hub(airflow, shop, channel, engine)
+
+
+def unmapped_order(shop: RunningSandbox) -> tuple[str, Variant]:
+    """The sandbox's own answer: an order of its history with a variant the hub has no listing for."""
+    unmapped = {v.index: v for v in shop.world.catalog.unmapped_variants}
+    for index in shop.world.orders_visible():
+        for line in shop.world.get(index).lines:
+            if line.variant.index in unmapped:
+                return str(shop.app.state.renderer.order_id(index)), line.variant
+    raise AssertionError(f"the sandbox history (seed {SEED}) holds no order of an unmapped variant")
+
+
+def open_exception(engine: Engine, reason: str, external_id: str) -> dict:
+    with engine.connect() as conn:
+        found = queue.search(
+            conn, queue.ExceptionFilter(channel=CODE, reason=reason, external_id=external_id)
+        )
+    assert len(found) == 1, found
+    return found[0]
+
+
+def test_an_operator_retries_and_ignores_exceptions_on_the_channelhub_page(hub: Hub) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    airflow, engine, dag_id = hub.airflow, hub.engine, hub.channel.dag_id
+    # A real sync (the DAG, run by the scheduler) lands the history; the unmapped line is an exception.
+    run_id = airflow.trigger(dag_id, conf={"since": START.isoformat()})
+    assert airflow.wait_for_run(dag_id, run_id)["state"] == "success", airflow.task_logs(dag_id)
+    order_id, variant = unmapped_order(hub.shop)
+    unknown = open_exception(engine, "unknown_sku", order_id)
+    # A problem no retry can fix, for the Ignore button.
+    with engine.begin() as conn:
+        address_id = queue.record_exception(
+            conn,
+            channel=CODE,
+            reason="bad_address",
+            external_id=order_id,
+            detail="the carrier refuses the postcode",
+            raw={"postcode": "?"},
+        )
+    # What a reconciliation run found (its DAG belongs to other tests; its log is what the page reads).
+    with engine.begin() as conn:
+        recon = reconciliation_log.start_run(conn, CODE, "light", NOW - timedelta(hours=1), NOW)
+        finding = reconciliation_log.Finding(
+            "orders", "missing_order", order_id, "on the channel, not in the warehouse: re-pulled", "repaired"
+        )
+        reconciliation_log.finish_run(conn, recon, {"orders": 12}, [finding], "1 repaired")
+    # Ops map the SKU the order used; the exception stays open until someone retries it.
+    ids = variant.platform_ids("shopify")
+    with engine.begin() as conn:
+        catalog.upsert_listing(
+            conn,
+            CODE,
+            variant.sku,
+            merchant_sku=ids["sku"] or None,
+            channel_product_id=ids["product_id"],
+            channel_variant_id=ids["variant_id"],
+        )
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True)
+        try:
+            page = browser.new_page()
+            page.set_default_timeout(30_000)
+            # Airflow's own login: the UI sends an anonymous visitor to the auth manager's login form.
+            page.goto(airflow.url("/"))
+            page.wait_for_url("**/auth/login**")
+            page.get_by_label("Username").fill(airflow.username)
+            page.get_by_label("Password").fill(airflow.password)
+            page.get_by_role("button", name="Sign in").click()
+            page.wait_for_url(lambda url: "/auth/login" not in url)
+
+            page.get_by_role("link", name="ChannelHub").click()
+            page.wait_for_url("**/plugin/channelhub**")
+            frame = page.frame_locator('iframe[title="ChannelHub"]')
+            expect(frame.get_by_role("heading", name="Channel health")).to_be_visible()
+            expect(frame.locator(f'#health tr[data-channel="{CODE}"]')).to_contain_text("shopify")
+
+            findings = frame.locator(f'#findings tr[data-run="{recon}"]')
+            expect(findings).to_contain_text("missing_order")
+            expect(findings).to_contain_text("repaired")
+
+            row = frame.locator(f'tr.exception[data-id="{unknown["id"]}"]')
+            expect(row).to_contain_text("unknown_sku")
+            expect(row).to_contain_text(order_id)
+            row.locator('input[name="note"]').fill("mapped the poster SKU")
+            row.get_by_role("button", name="Retry").click()
+            expect(row.locator(".status")).to_have_text("resolved")
+
+            other = frame.locator(f'tr.exception[data-id="{address_id}"]')
+            other.locator('input[name="note"]').fill("customer will collect")
+            other.get_by_role("button", name="Ignore").click()
+            expect(other.locator(".status")).to_have_text("ignored")
+
+            # After a reload the open queue no longer lists either of them.
+            page.reload()
+            frame = page.frame_locator('iframe[title="ChannelHub"]')
+            expect(frame.get_by_role("heading", name="Exception queue")).to_be_visible()
+            expect(frame.locator(f'tr.exception[data-id="{unknown["id"]}"]')).to_have_count(0)
+            expect(frame.locator(f'tr.exception[data-id="{address_id}"]')).to_have_count(0)
+        finally:
+            browser.close()
+
+    with engine.connect() as conn:
+        resolved, ignored = queue.get(conn, unknown["id"]), queue.get(conn, address_id)
+        retry_actions = [a for a in queue.actions_of(conn, unknown["id"]) if a["action"] == "retry"]
+        ignore_actions = [a for a in queue.actions_of(conn, address_id) if a["action"] == "ignore"]
+    assert resolved["status"] == "resolved" and ignored["status"] == "ignored"
+    assert ignored["note"] == "customer will collect"
+    assert [(a["actor"], a["note"]) for a in retry_actions] == [(airflow.username, "mapped the poster SKU")]
+    assert [(a["actor"], a["note"]) for a in ignore_actions] == [(airflow.username, "customer will collect")]
+
+
+def test_the_plugin_refuses_requests_without_an_airflow_login(hub: Hub) -> None:
+    airflow = hub.airflow
+    api = airflow.url("/channelhub/api")
+    body = {"ids": [1], "note": "no login"}
+    for method, url, kwargs in (
+        ("GET", f"{api}/health", {}),
+        ("GET", f"{api}/exceptions", {}),
+        ("GET", f"{api}/findings", {}),
+        ("POST", f"{api}/exceptions/retry", {"json": body}),
+        ("POST", f"{api}/exceptions/resolve", {"json": body}),
+        ("POST", f"{api}/exceptions/ignore", {"json": body}),
+        ("GET", airflow.url("/channelhub/"), {"headers": {"Accept": "text/html"}}),
+    ):
+        anonymous = requests.request(method, url, timeout=10, **kwargs)
+        assert anonymous.status_code == 401, (method, url, anonymous.status_code, anonymous.text)
+        forged = requests.request(method, url, timeout=10, cookies={"_token": "not-a-jwt"}, **kwargs)
+        assert forged.status_code in (401, 403), (method, url, forged.status_code)
+
+    # With the user's JWT the same requests get through.
+    bearer = {"Authorization": f"Bearer {airflow.token()}"}
+    answer = requests.get(f"{api}/health", headers=bearer, timeout=10)
+    assert answer.status_code == 200 and CODE in {row["channel"] for row in answer.json()}
+    page = requests.get(airflow.url("/channelhub/"), headers=bearer, timeout=10)
+    assert page.status_code == 200 and "Exception queue" in page.text
+    # The login page link the refused browser gets leads to Airflow's login form.
+    refused = requests.get(airflow.url("/channelhub/"), headers={"Accept": "text/html"}, timeout=10)
+    assert "/auth/login" in refused.text
