@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 N      ?= 100000
 
-.PHONY: install browser demo demo-once test lint bench-ingest bench-latency clean-state
+.PHONY: install browser demo demo-once test reliability lint bench-ingest bench-latency clean-state
 
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,6 +28,10 @@ demo-once: install
 test: install browser
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
+
+RUNS ?= 50
+reliability: install
+	$(BIN)/python -m reliability.crash --runs $(RUNS)
 
 lint: install
 	$(BIN)/ruff check .

@@ -93,6 +93,28 @@ def cmd_sync(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_push(args: argparse.Namespace) -> int:
+    from channelhub.config import load_config
+    from channelhub.db import get_engine
+    from channelhub.outbound import PushIncomplete
+    from channelhub.shipment_push import push_shipments
+    from channelhub.stock_push import push_stock
+    from channelhub.sync import register_config
+
+    config = load_config()
+    channel = config.channel(args.channel)
+    engine = get_engine()
+    register_config(engine, config)
+    push = push_shipments if args.what == "shipments" else push_stock
+    try:
+        report = push(engine, channel)
+    except PushIncomplete as err:
+        print(f"channelhub: {err}", file=sys.stderr)
+        return 1
+    print(report.summary_line())
+    return 0
+
+
 def cmd_summary(args: argparse.Namespace) -> int:
     from channelhub.db import get_engine
     from channelhub.report import print_summary
@@ -130,6 +152,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--since", help="ISO-8601; default: one schedule interval before --until")
     p.add_argument("--until", help="ISO-8601; default: now")
     p.set_defaults(func=cmd_sync)
+
+    p = sub.add_parser(
+        "push", help="push one channel's pending shipments or changed stock now, outside Airflow"
+    )
+    p.add_argument("what", choices=["shipments", "stock"])
+    p.add_argument("--channel", required=True)
+    p.set_defaults(func=cmd_push)
 
     p = sub.add_parser("summary", help="orders landed, units reserved and open exceptions per channel")
     p.set_defaults(func=cmd_summary)

@@ -118,7 +118,7 @@ def run(dag_id: str, **options) -> str:
     return dag_bag(os.environ["HUB_CHANNELS_CONFIG"]).get_dag(dag_id).test(**options).state
 
 
-def test_reconcile_health_and_alert_dags(hub, shop, engine, capfd):
+def test_reconcile_health_and_alert_dags(hub, shop, engine, capfd, caplog):
     # Never synced: the health check alerts once, however often it runs.
     assert run("channel_health", logical_date=NOW) == "success"
     assert run("channel_health", logical_date=NOW + timedelta(minutes=15)) == "success"
@@ -157,7 +157,7 @@ def test_reconcile_health_and_alert_dags(hub, shop, engine, capfd):
 
     # Everything the runs wrote (task logs included): the summary is there, the webhook URL (a credential:
     # it carries a token) is not.
-    written = "".join(capfd.readouterr())
+    written = "".join(capfd.readouterr()) + caplog.text  # log records reach one or the other
     assert f"reconcile {CODE} (light)" in written and "orders    checked" in written
     assert "ALERT WARNING" in written and "ALERT ERROR" in written
     assert WEBHOOK_TOKEN not in written
