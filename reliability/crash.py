@@ -144,11 +144,8 @@ class Hub:
     """A fresh warehouse database and fresh sandboxes (fixed seeds), configured and seeded."""
 
     def __init__(self, stack: ExitStack, server_url: str, folder: Path) -> None:
-        name = f"channelhub_crash_{uuid.uuid4().hex[:10]}"
-        db.ensure_database(server_url, name)
-        stack.callback(db.drop_database, server_url, name)
-        self.url = make_url(server_url).set(database=name).render_as_string(hide_password=False)
-        db.migrate(self.url)
+        self.url = stack.enter_context(fresh_database(server_url))
+        name = make_url(self.url).database
         self.engine = create_engine(self.url)
         stack.callback(self.engine.dispose)
         clock = Clock.frozen(NOW)
@@ -330,6 +327,20 @@ def run_trials(runs: int, seed: int, server_url: str, report=print) -> list[Tria
     return results
 
 
+@contextmanager
+def fresh_database(server_url: str | None = None) -> Iterator[str]:
+    """A new, migrated warehouse database on ``server_url`` (default: the tests' choice), dropped after."""
+    server_url = server_url or server_url_for_runs()
+    name = f"channelhub_reliability_{uuid.uuid4().hex[:10]}"
+    db.ensure_database(server_url, name)
+    try:
+        url = make_url(server_url).set(database=name).render_as_string(hide_password=False)
+        db.migrate(url)
+        yield url
+    finally:
+        db.drop_database(server_url, name)
+
+
 def server_url_for_runs() -> str:
     if url := os.environ.get("HUB_TEST_DATABASE_URL"):
         return db.normalise_url(url)
@@ -342,7 +353,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args(argv)
     results = run_trials(args.runs, args.seed, server_url_for_runs())
-    return 0 if all(r.ok for r in results) else 1
+    print()
+    from reliability.fault_matrix import run_matrix
+
+    with fresh_database() as url:
+        cells = run_matrix(url)
+    return 0 if all(r.ok for r in results) and all(c.ok for c in cells) else 1
 
 
 if __name__ == "__main__":
