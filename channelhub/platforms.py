@@ -15,6 +15,7 @@ from importlib import import_module
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+import fastjsonschema
 from jsonschema import Draft202012Validator
 
 from channelhub.canonical import CanonicalOrder, MappingError
@@ -63,6 +64,17 @@ class Platform:
         return Draft202012Validator(inline_local_refs(schema))
 
     @cached_property
+    def fast_check(self) -> Callable[[Any], Any]:
+        """The same schema compiled to Python code (fastjsonschema): ~20x faster, for the common case.
+
+        It only ever *accepts*: a payload it rejects goes to ``validator`` (jsonschema), which decides and
+        words the reason. The schemas use only keywords both read alike once the ``$ref``s are inlined, and
+        tests/test_fuzz.py checks that the two agree on generated payloads.
+        """
+        schema = {k: v for k, v in self.validator.schema.items() if k not in ("$schema", "$id")}
+        return fastjsonschema.compile({"$schema": "http://json-schema.org/draft-07/schema#", **schema})
+
+    @cached_property
     def _mapping(self) -> Any:
         return import_module(self.mapping_module)
 
@@ -84,6 +96,11 @@ class Platform:
         return None if value is None or isinstance(value, dict | list) else str(value)
 
     def schema_problem(self, payload: Any) -> str | None:
+        try:
+            self.fast_check(payload)
+            return None
+        except fastjsonschema.JsonSchemaException:
+            pass  # jsonschema decides and says why
         error = next(iter(sorted(self.validator.iter_errors(payload), key=lambda e: e.path)), None)
         if error is None:
             return None

@@ -12,8 +12,9 @@ import json
 from pathlib import Path
 from typing import Any
 
+import fastjsonschema
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
@@ -21,6 +22,7 @@ from channelhub.canonical import MappingError, canonical_order_schema
 from channelhub.config import ConfigError, parse_config
 from channelhub.csv_imports import KINDS, OPTIONAL, REQUIRED, BadRow, ImportFileError, parse_csv
 from channelhub.platforms import PLATFORMS, get_platform
+from warehouse.exceptions import canonical_json
 from warehouse.ingest import Landed, Rejected
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -89,6 +91,7 @@ def mutated(draw, originals: list[Any]) -> Any:
 
 
 def assert_typed(platform: str, payload: Any) -> None:
+    assert_checks_agree(platform, payload)
     result = get_platform(platform).prepare(payload)
     if isinstance(result, Rejected):
         assert result.reason in REJECT_REASONS, result.reason
@@ -98,6 +101,17 @@ def assert_typed(platform: str, payload: Any) -> None:
         assert isinstance(result, Landed)
         errors = [e.message for e in CANONICAL.iter_errors(result.canonical.to_json())]
         assert not errors, errors
+
+
+def assert_checks_agree(platform: str, payload: Any) -> None:
+    """The compiled fast check accepts exactly what jsonschema accepts (it may only ever short-cut)."""
+    checked = get_platform(platform)
+    try:
+        checked.fast_check(payload)
+        fast_accepts = True
+    except fastjsonschema.JsonSchemaException:
+        fast_accepts = False
+    assert fast_accepts == checked.validator.is_valid(payload), payload
 
 
 @pytest.mark.parametrize("platform", sorted(PLATFORMS))
@@ -185,3 +199,21 @@ def test_csv_files_parse_row_by_row_or_fail_as_a_whole_with_a_reason(kind_and_te
     for bad in parsed.bad:
         assert isinstance(bad, BadRow) and bad.reason.strip() and bad.line >= 1
     assert parsed.rows_read == len(parsed.rows) + len(parsed.bad)
+
+
+@settings(max_examples=300, deadline=None)
+@given(json_values)
+def test_canonical_json_is_the_sorted_compact_json_of_the_payload(value):
+    """Raw payloads are deduplicated by the digest of this text: it must be the payload, keys sorted,
+    whatever encoder writes it (only floats may be spelled differently from ``json.dumps``). NaN and
+    infinities are not JSON: the connectors refuse a body holding them."""
+    try:
+        spelled_by_json = json.dumps(
+            value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+        )
+    except ValueError:
+        assume(False)
+    written = canonical_json(value)
+    assert json.loads(written) == value
+    if "." not in spelled_by_json and "e" not in spelled_by_json.lower():  # no floats: the same text
+        assert written == spelled_by_json

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+import msgspec
 from sqlalchemy import Connection, func, insert, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
@@ -46,7 +47,8 @@ REASONS = (
 DETAIL_LIMIT = 4000
 CLOSING_ACTIONS = {"resolved": "resolve", "ignored": "ignore"}
 AUTO_ACTOR = "hub:ingest"  # the actor of resolutions a later ingest or import made on its own
-RAW_COLUMNS = (("channel_id", "bigint"), ("external_id", "text"), ("digest", "text"), ("payload", "jsonb"))
+# The payload travels as text[] and is cast per row: a jsonb[] parameter cost a third more server time.
+RAW_COLUMNS = (("channel_id", "bigint"), ("external_id", "text"), ("digest", "text"), ("payload", "text"))
 
 
 @dataclass(slots=True, frozen=True)
@@ -65,9 +67,20 @@ class ExceptionRecord:
         return (self.reason, subject, self.sku or "")
 
 
+_CANONICAL_ENCODER = msgspec.json.Encoder(order="sorted")
+
+
 def canonical_json(value: Any) -> str:
-    """The JSON text a digest is taken of: sorted keys, no insignificant whitespace."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    """The JSON text a digest is taken of: sorted keys, no insignificant whitespace.
+
+    msgspec writes it ~4x faster than ``json.dumps`` (it was a tenth of ingest time) and the same text for
+    what JSON decoding yields, but for floats, written in their shortest form (``0.00001`` for ``1e-05``).
+    What it cannot encode (lone surrogates) takes the ``json`` path.
+    """
+    try:
+        return _CANONICAL_ENCODER.encode(value).decode("utf-8")
+    except (TypeError, ValueError, UnicodeError, msgspec.EncodeError):
+        return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
 
 
 def digest_of(json_text: str) -> str:
@@ -89,7 +102,8 @@ def land_raw(conn: Connection, channel_id: int | None, items: Sequence[tuple[str
         run(
             conn,
             f"INSERT INTO raw_payloads (channel_id, external_id, digest, payload) "
-            f"SELECT * FROM {unnest(RAW_COLUMNS)} ON CONFLICT (channel_id, digest) DO NOTHING",
+            f"SELECT channel_id, external_id, digest, CAST(payload AS jsonb) FROM {unnest(RAW_COLUMNS)} "
+            f"ON CONFLICT (channel_id, digest) DO NOTHING",
             arrays(RAW_COLUMNS, [missing[d] for d in sorted(missing)]),
         )
         ids.update(_raw_ids(conn, channel_id, set(missing)))
