@@ -164,7 +164,7 @@ def test_an_operator_retries_and_ignores_exceptions_on_the_channelhub_page(hub: 
             page.get_by_role("button", name="Sign in").click()
             page.wait_for_url(lambda url: "/auth/login" not in url)
 
-            page.get_by_role("link", name="ChannelHub").click()
+            page.get_by_test_id("nav-sidebar").get_by_role("link", name="ChannelHub").click()
             page.wait_for_url("**/plugin/channelhub**")
             frame = page.frame_locator('iframe[title="ChannelHub"]')
             expect(frame.get_by_role("heading", name="Channel health")).to_be_visible()
