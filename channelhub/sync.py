@@ -3,14 +3,21 @@
 The DAGs, the CLI, the demo and the tests all call ``sync_orders``; the DAG only decides the window (its
 data interval). The pull covers ``[window_start - overlap, window_end)`` of the platform's *updated* time;
 re-reading the overlap is cheap because ingest is idempotent.
+
+The next pages are fetched in a thread while the current batch is mapped and applied (``prefetched``): the
+platform and Postgres work at the same time, and at most ``PREFETCH_PAGES`` pages wait in memory.
 """
 
 from __future__ import annotations
 
 import logging
+import queue
+import threading
+from collections.abc import Iterable, Iterator
+from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Engine
 
@@ -23,6 +30,8 @@ from warehouse.ingest import IngestCounts, Landed, Rejected, ingest_orders
 log = logging.getLogger("channelhub.sync")
 
 ORDERS_STREAM = "orders"
+PREFETCH_PAGES = 2
+T = TypeVar("T")
 
 
 @dataclass
@@ -104,17 +113,62 @@ def sync_orders(
             landed.clear()
             rejected.clear()
 
-    for page in connector.fetch_orders(result.pulled_from, window_end):
-        result.pages += 1
-        result.fetched += len(page)
-        for payload in page:
-            prepared = platform.prepare(payload)
-            (landed if isinstance(prepared, Landed) else rejected).append(prepared)
-        if len(landed) + len(rejected) >= channel.batch_size:
-            flush()
+    pages = prefetched(connector.fetch_orders(result.pulled_from, window_end), PREFETCH_PAGES)
+    with closing(pages):  # an apply error stops the fetching thread at once
+        for page in pages:
+            result.pages += 1
+            result.fetched += len(page)
+            for payload in page:
+                prepared = platform.prepare(payload)
+                (landed if isinstance(prepared, Landed) else rejected).append(prepared)
+            if len(landed) + len(rejected) >= channel.batch_size:
+                flush()
     flush()
 
     with engine.begin() as conn:
         sync_state.record_run(conn, channel.code, ORDERS_STREAM, window_end, result.as_dict())
     log.info("sync %s", result.summary_line())
     return result
+
+
+def prefetched(items: Iterable[T], depth: int) -> Iterator[T]:
+    """``items``, produced by a thread that runs at most ``depth`` items ahead of the consumer.
+
+    The producer's error surfaces after the items it produced before it, as it would unthreaded; when the
+    consumer stops (an error of its own, or ``close``), the producer stops at its next item.
+    """
+    handoff: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=depth)
+    stopped = threading.Event()
+
+    def offer(message: tuple[str, Any]) -> bool:
+        while not stopped.is_set():
+            try:
+                handoff.put(message, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not offer(("item", item)):
+                    return
+            offer(("done", None))
+        except BaseException as err:  # handed to the consumer, raised there
+            offer(("error", err))
+
+    producer = threading.Thread(target=produce, name="prefetch", daemon=True)
+    producer.start()
+    try:
+        while True:
+            kind, value = handoff.get()
+            if kind == "item":
+                yield value
+            elif kind == "error":
+                raise value
+            else:
+                return
+    finally:
+        stopped.set()
+        producer.join()

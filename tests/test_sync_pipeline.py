@@ -6,6 +6,7 @@ Airflow retries it) without landing half-checked data; credentials never reach e
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -14,9 +15,9 @@ from sqlalchemy import text
 from channelhub.config import parse_config
 from channelhub.credentials import ChannelCredentials
 from channelhub.demo import seed_from_catalog
-from channelhub.sync import register_config, sync_orders
+from channelhub.sync import prefetched, register_config, sync_orders
 from connectors.auth import Secret
-from connectors.errors import AuthError, ConnectorError
+from connectors.errors import AuthError, ConnectorError, TransientError
 from sandbox.clock import Clock
 from sandbox.server import run_sandbox
 from warehouse import exceptions as exception_queue
@@ -138,3 +139,30 @@ def test_a_bad_token_is_an_auth_error_without_the_token(engine, shop):
     assert caught.value.status == 401
     assert wrong not in str(caught.value) and wrong not in repr(caught.value)
     assert shop.access_token not in str(caught.value)
+
+
+def test_prefetched_pages_keep_their_order_and_the_fetch_error_comes_after_them():
+    def pages():
+        yield from ([1], [2], [3])
+        raise TransientError("server error", platform="shopify")
+
+    received = []
+    with pytest.raises(TransientError):
+        for page in prefetched(pages(), 2):
+            received.append(page)
+    assert received == [[1], [2], [3]]
+
+
+def test_a_consumer_that_stops_stops_the_fetching_thread():
+    produced = []
+
+    def endless():
+        while True:
+            produced.append(len(produced))
+            yield produced[-1]
+
+    pages = prefetched(endless(), 2)
+    assert [next(pages) for _ in range(3)] == [0, 1, 2]
+    pages.close()
+    assert not any(t.name == "prefetch" and t.is_alive() for t in threading.enumerate())
+    assert len(produced) <= 3 + 2 + 1  # never more than the queue's depth ahead
