@@ -39,6 +39,7 @@ from channelhub.credentials import ChannelCredentials
 from channelhub.demo import seed_from_catalog
 from channelhub.sync import register_config, sync_orders
 from connectors.auth import Secret
+from sandbox.clock import Clock
 from sandbox.server import sandbox_connection
 from sandbox.shopify import DEFAULT_ACCESS_TOKEN
 from sandbox.world import World
@@ -54,7 +55,7 @@ PLENTY = 10**9  # units received per SKU: every line reserves, the bench measure
 def run_one(orders: int, interval: float, window_hours: float, database_url: str | None) -> dict:
     """One N, measured in this process; returns the figures as a dict."""
     server = choose_server(database_url, keep=False)
-    start = NOW - timedelta(seconds=interval * orders)
+    start = NOW - timedelta(seconds=interval * (orders - 0.5))  # order N-1 is the last created before NOW
     sandbox = subprocess.Popen(
         [sys.executable, "-m", "sandbox", "shopify", "--seed", str(SEED), "--start", start.isoformat(),
          "--interval-seconds", str(interval), "--freeze-at", NOW.isoformat(),
@@ -76,7 +77,8 @@ def run_one(orders: int, interval: float, window_hours: float, database_url: str
             )  # fmt: skip
             channel = config.channel(CHANNEL)
             register_config(engine, config)
-            world = World(SEED, start=start, interval=timedelta(seconds=interval))
+            world = World(SEED, start=start, interval=timedelta(seconds=interval), clock=Clock.frozen(NOW))
+            expected = world.order_count()
             seed_from_catalog(engine, channel, world.catalog)
             with engine.begin() as conn:
                 for variant in world.catalog.variants:
@@ -101,8 +103,8 @@ def run_one(orders: int, interval: float, window_hours: float, database_url: str
             with engine.connect() as conn:
                 stored = conn.execute(text("SELECT count(*) FROM orders")).scalar_one()
                 problems = []
-                if stored != orders:
-                    problems.append(f"{stored} orders stored, {orders} expected")
+                if stored != expected or expected != orders:
+                    problems.append(f"{stored} orders stored, the sandbox has {expected}, asked {orders}")
                 if drift := stock.ledger_drift(conn):
                     problems.append(f"{len(drift)} stock levels disagree with the ledger")
                 if units := stock.oversold(conn):
