@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 N      ?= 100000
 
-.PHONY: install browser demo demo-once test reliability lint bench-ingest bench-latency clean-state
+.PHONY: install browser demo demo-once test reliability lint bench-ingest bench-backfill bench-latency clean-state
 
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -39,6 +39,10 @@ lint: install
 
 bench-ingest: install
 	$(BIN)/python bench/ingest.py --orders $(N)
+
+ORDERS ?= 100000 300000 1000000
+bench-backfill: install
+	$(BIN)/python bench/backfill.py --orders $(ORDERS)
 
 MINUTES ?= 8
 bench-latency: install

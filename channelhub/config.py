@@ -20,6 +20,12 @@ from warehouse.stock_policy import StockPolicy
 
 DEFAULT_CONFIG = PROJECT_ROOT / "config" / "channels.yaml"
 SCHEMA_PATH = PROJECT_ROOT / "config" / "channels.schema.json"
+# How far each pull reaches back before its window: re-reading is cheap (ingest is idempotent), and it also
+# covers a platform clock running a few minutes behind the hub's (an update the platform stamps just before
+# the previous window's end, but makes after that window was read) and pages shifting under a pull.
+DEFAULT_OVERLAP_MINUTES = 10
+CONNECT_TIMEOUT_SECONDS = 5.0
+DEFAULT_READ_TIMEOUT_SECONDS = 30.0  # an answer not started within this is retried (reads) or reconciled
 
 
 class ConfigError(ValueError):
@@ -53,6 +59,12 @@ class ChannelConfig:
     retry_delay: timedelta = timedelta(seconds=30)
     alert_after_missed_syncs: int = 3
     stock_policy: StockPolicy = field(default_factory=StockPolicy)
+    read_timeout_seconds: float = DEFAULT_READ_TIMEOUT_SECONDS
+
+    @property
+    def http_timeout(self) -> tuple[float, float]:
+        """(connect, read) timeouts of the channel's HTTP client, in seconds."""
+        return (CONNECT_TIMEOUT_SECONDS, self.read_timeout_seconds)
 
     @property
     def dag_id(self) -> str:
@@ -126,7 +138,7 @@ def parse_config(document: Any, source: str = "<config>") -> HubConfig:
                 conn_id=raw["conn_id"],
                 fulfilment_location=raw["fulfilment_location"],
                 schedule=timedelta(minutes=raw.get("schedule_minutes", 15)),
-                overlap=timedelta(minutes=raw.get("overlap_minutes", 10)),
+                overlap=timedelta(minutes=raw.get("overlap_minutes", DEFAULT_OVERLAP_MINUTES)),
                 start_date=start.astimezone(UTC) if start.tzinfo else start.replace(tzinfo=UTC),
                 page_size=raw.get("page_size", 250),
                 batch_size=raw.get("batch_size", 500),
@@ -135,6 +147,7 @@ def parse_config(document: Any, source: str = "<config>") -> HubConfig:
                 retry_delay=timedelta(seconds=raw.get("retry_delay_seconds", 30)),
                 alert_after_missed_syncs=raw.get("alert_after_missed_syncs", 3),
                 stock_policy=_stock_policy(raw.get("stock_policy", {})),
+                read_timeout_seconds=float(raw.get("read_timeout_seconds", DEFAULT_READ_TIMEOUT_SECONDS)),
             )
         )
     if problems:

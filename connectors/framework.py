@@ -9,8 +9,13 @@ window (param names, time format, longest span). ``Connector`` executes any spec
 
 ``fetch_orders`` splits the window to the platform's longest span, walks each sub-window's pages lazily
 (memory is bounded by one page, not by the window), and narrows a sub-window by halving it when the
-platform's page cap would be exceeded. It only fetches: overlap, schema checks, mapping and ingest belong
-to the sync pipeline.
+platform's page cap would be exceeded. Two checks keep a walk complete (each bounded, then a
+``TransientError``): a page that repeats the page before it (the same records, by ``record_key``: a lagging
+cache serving the previous cursor's or page number's answer again) is asked for again, since passed on it
+would hide the page it replaced or send a cursor paginator round in a loop; and a walk that brought back
+fewer distinct records than the listing's own total says (orders moving in the sort order while it was
+paged) is walked again. It only fetches: overlap, schema checks, mapping and ingest belong to the sync
+pipeline.
 
 Hooks a platform module may override:
 - ``records_from_page(endpoint_name, records)``: turn one page into order payloads (WeChat lists ids, then
@@ -20,6 +25,7 @@ Hooks a platform module may override:
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -30,7 +36,7 @@ from typing import Any, ClassVar, Self
 import requests
 
 from connectors.auth import AuthSpec, Secret
-from connectors.errors import MalformedResponse, PageCapExceeded
+from connectors.errors import MalformedResponse, PageCapExceeded, TransientError
 from connectors.http import ErrorPolicy, HttpClient, NoThrottle, Request, RetryPolicy, Throttle, dig
 from connectors.paginators import Page, Paginator, SinglePage
 from connectors.windows import WindowSpec, bisect_window
@@ -48,6 +54,8 @@ class Endpoint:
         None means the whole body.
     idempotent: whether replaying after an ambiguous failure is safe; None = decided by the HTTP method.
         Read-only POST endpoints (WeChat, Youzan) declare True.
+    record_key: dotted path of a record's identity (``"id"``, ``"full_order_info.order_info.tid"``); None
+        means the record itself (WeChat lists bare ids). Paging uses it to recognise a page served again.
     """
 
     path: str
@@ -59,6 +67,7 @@ class Endpoint:
     window: WindowSpec | None = None
     idempotent: bool | None = None
     missing_records_mean_empty: bool = False  # some platforms drop the list key when nothing matched
+    record_key: str | None = None
 
     def __post_init__(self) -> None:  # specs are shared module constants: make their templates read-only
         object.__setattr__(self, "params", MappingProxyType(dict(self.params)))
@@ -227,16 +236,82 @@ class Connector:
                 yield from self._walk_window(name, endpoint, half_start, half_end, path_params, params)
 
     def _walk(self, name: str, first: Request) -> Iterator[list[Any]]:
+        """Every page of one listing. Where the listing states how many records it holds (a page-number
+        total), a walk that brought back fewer distinct records missed some (an order moved into the window
+        while it was paged shifted one past us: a backwards walk of a window ending in the platform's future)
+        and is walked again, a bounded number of times; pages already passed on come again (ingest is
+        idempotent)."""
         endpoint = self.endpoint(name)
+        attempts = self.client.retry.max_attempts
+        for walk in range(1, attempts + 1):
+            seen: set[str] = set()
+            total: int | None = None
+            for page in endpoint.paginator.pages(self._page_fetcher(endpoint, name), first):
+                seen |= self._record_keys(endpoint, page.records)
+                total = endpoint.paginator.records_total(page.response)
+                records = self.records_from_page(name, page.records)
+                if records:
+                    yield records
+            if total is None or len(seen) >= total:
+                return
+            if walk < attempts:
+                log.warning(
+                    "%s %s: the listing holds %d records by its own total, %d came back (it changed while we "
+                    "paged); reading it again",
+                    self.platform,
+                    name,
+                    total,
+                    len(seen),
+                )
+        raise TransientError(
+            f"{name!r}: the listing holds {total} records by its own total, but only {len(seen)} came back, "
+            f"{attempts} walks in a row",
+            platform=self.platform,
+        )
+
+    def _page_fetcher(self, endpoint: Endpoint, name: str) -> Callable[[Request], Page]:
+        """``fetch`` for one walk. A page holding exactly the records of the page before it was served again
+        in place of the one asked for: it is asked for again rather than taken (the page it replaced would be
+        lost, or a cursor paginator sent round in a loop)."""
+        previous: frozenset[str] = frozenset()
 
         def fetch(request: Request) -> Page:
-            response = self.client.send(request)
-            return Page(self._records(endpoint, name, response.body), response)
+            nonlocal previous
+            attempts = self.client.retry.max_attempts
+            for attempt in range(1, attempts + 1):
+                response = self.client.send(request)
+                records = self._records(endpoint, name, response.body)
+                keys = self._record_keys(endpoint, records)
+                if not keys or keys != previous:
+                    previous = keys
+                    return Page(records, response)
+                if attempt < attempts:
+                    log.warning(
+                        "%s %s: the answer repeats the page before it (attempt %d); asking again: %s",
+                        self.platform,
+                        name,
+                        attempt,
+                        response.url,
+                    )
+                    self.client.wait_before_retry(attempt)
+            raise TransientError(
+                f"{name!r} answered {attempts} times with the page before the one asked for (a page served "
+                "again); giving up rather than skip the page it replaces",
+                platform=self.platform,
+                url=response.url,
+            )
 
-        for page in endpoint.paginator.pages(fetch, first):
-            records = self.records_from_page(name, page.records)
-            if records:
-                yield records
+        return fetch
+
+    @staticmethod
+    def _record_keys(endpoint: Endpoint, records: list[Any]) -> frozenset[str]:
+        """The identities of a page's records (by ``endpoint.record_key``), as text."""
+        keys = set()
+        for record in records:
+            value = dig(record, endpoint.record_key) if endpoint.record_key else None
+            value = record if value is None else value  # no identity of its own: the record as a whole
+            keys.add(value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str))
+        return frozenset(keys)
 
     def _records(self, endpoint: Endpoint, name: str, body: Any) -> list[Any]:
         records = dig(body, endpoint.records_path)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import copy
 import email.utils
+import json
 import logging
 import random
 import threading
@@ -31,6 +32,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
+import msgspec
 import requests
 import tenacity
 
@@ -455,6 +457,11 @@ class HttpClient:
                 log.info("%s: access token expired (code %s); refreshing once", self.platform, expired.code)
                 self.auth.prepare(self)
 
+    def wait_before_retry(self, failures: int) -> None:
+        """Sleep the retry policy's backoff for a retry decided above the client (a page served again)."""
+        self._count("retries")
+        self._sleep(self.retry.backoff(failures))
+
     # -- retry loop --
 
     def _send_with_retries(self, request: Request, authenticate: bool) -> ApiResponse:
@@ -592,30 +599,33 @@ class HttpClient:
         policy = self.errors
         status = response.status_code
         request_id = response.headers.get(policy.request_id_header) if policy.request_id_header else None
-        text = self._redact(response.text or "")
+
+        def text() -> str:  # redacted only for an error: scanning every page took a fifth of a backfill
+            return self._redact(response.text or "")
+
         fields = {"platform": self.platform, "status": status, "request_id": request_id, "url": shown_url}
 
         if status in policy.rate_limit.statuses:
             self._count("rate_limited")
             self.throttle.on_rate_limited()
             hint = _retry_after(response.headers.get(policy.rate_limit.retry_after_header or "", ""))
-            raise RateLimited("rate limited", retry_after=hint, body=text, **fields)
+            raise RateLimited("rate limited", retry_after=hint, body=text(), **fields)
         if status >= 500:
             self._count("server_errors")
-            raise TransientError("server error", body=text, **fields)
+            raise TransientError("server error", body=text(), **fields)
         if 300 <= status < 400:
             location = self._redact(response.headers.get("Location", ""))
-            raise ApiError(f"unexpected redirect to {location or '?'}", body=text, **fields)
+            raise ApiError(f"unexpected redirect to {location or '?'}", body=text(), **fields)
 
         body: Any = None
         if response.content:
             try:
-                body = response.json()
+                body = decode_json(response)
             except ValueError:
                 if status < 400:
                     self._count("malformed")
                     raise MalformedResponse(
-                        "response body is not valid JSON", body=text[:200], **fields
+                        "response body is not valid JSON", body=text()[:200], **fields
                     ) from None
         if policy.request_id_path and request_id is None:
             found = dig(body, policy.request_id_path)
@@ -627,27 +637,27 @@ class HttpClient:
         if status >= 400:
             summary = message or (response.reason or "error")
             if code in policy.token_expired_codes:
-                raise _TokenExpired(summary, body=text, **fields)
+                raise _TokenExpired(summary, body=text(), **fields)
             if status in policy.auth_statuses or code in policy.auth_codes:
-                raise AuthError(f"credentials refused: {summary}", body=text, **fields)
-            raise ApiError(summary, body=text, **fields)
+                raise AuthError(f"credentials refused: {summary}", body=text(), **fields)
+            raise ApiError(summary, body=text(), **fields)
         if code is not None:  # an error inside an HTTP 2xx body
             summary = message or "error"
             limit = policy.rate_limit
             if code in limit.body_codes:
                 self._count("rate_limited")
                 self.throttle.on_rate_limited()
-                raise RateLimited(f"rate limited: {summary}", retry_after=None, body=text, **fields)
+                raise RateLimited(f"rate limited: {summary}", retry_after=None, body=text(), **fields)
             if code in limit.quota_codes:
-                raise QuotaExhausted(f"quota exhausted: {summary}", body=text, **fields)
+                raise QuotaExhausted(f"quota exhausted: {summary}", body=text(), **fields)
             if code in policy.token_expired_codes:
-                raise _TokenExpired(summary, body=text, **fields)
+                raise _TokenExpired(summary, body=text(), **fields)
             if code in policy.auth_codes:
-                raise AuthError(f"credentials refused: {summary}", body=text, **fields)
+                raise AuthError(f"credentials refused: {summary}", body=text(), **fields)
             if code in policy.transient_codes:
                 self._count("server_errors")
-                raise TransientError(f"platform busy: {summary}", body=text, **fields)
-            raise ApiError(summary, body=text, **fields)
+                raise TransientError(f"platform busy: {summary}", body=text(), **fields)
+            raise ApiError(summary, body=text(), **fields)
         return ApiResponse(status, response.headers, body, shown_url, request_id, response.links)
 
     # -- helpers --
@@ -658,6 +668,22 @@ class HttpClient:
     def _count(self, name: str) -> None:
         with self._stats_lock:
             setattr(self.stats, name, getattr(self.stats, name) + 1)
+
+
+def decode_json(response: requests.Response) -> Any:
+    """The body as JSON: msgspec (about 3x faster than ``json``) for UTF-8, ``json`` for other encodings;
+    ValueError for what is not JSON, including the NaN / Infinity literals ``json`` would accept."""
+    try:
+        return _JSON_DECODER.decode(response.content)
+    except msgspec.DecodeError:
+        return json.loads(response.text, parse_constant=_not_json)
+
+
+def _not_json(literal: str) -> Any:
+    raise ValueError(f"{literal} is not JSON")
+
+
+_JSON_DECODER = msgspec.json.Decoder()
 
 
 def _retry_after(value: str) -> float | None:

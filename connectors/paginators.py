@@ -7,8 +7,9 @@ records out of the body), so a paginator only decides *which request comes next*
   carries the cursor and ``limit``; resending the original filters is a 400 there).
 - ``PageNumberPaginator``: ``page``/``page_no`` with a total (pages or results, from a header or the body)
   or a ``has_more`` flag; a page cap (Youzan ``page_no <= 100``) raises ``PageCapExceeded`` so the framework
-  narrows the window; ``backwards=True`` reads the last page first (Taobao: results sorted newest first
-  shift while you page; reading from the end turns a would-be miss into a harmless duplicate).
+  narrows the window; ``backwards=True`` reads the last page first (Taobao, Youzan: results sorted newest
+  first shift while you page; reading from the end turns a would-be miss into a harmless duplicate). A
+  total of results (``records_total``) lets the framework notice a walk that still came back short.
 - ``CursorPaginator``: opaque cursor + ``has_more`` (WeChat ``next_key``), in the query or the JSON body.
 """
 
@@ -40,6 +41,10 @@ class Paginator(ABC):
     @abstractmethod
     def pages(self, fetch: Fetch, first: Request) -> Iterator[Page]:
         """Yield pages lazily: the next request is sent only when the previous page has been consumed."""
+
+    def records_total(self, response: ApiResponse) -> int | None:
+        """How many records the whole listing holds, by this answer (None: the platform does not say)."""
+        return None
 
 
 @dataclass(frozen=True)
@@ -99,6 +104,9 @@ class PageNumberPaginator(Paginator):
         if self.size_param:
             request = request.with_value(self.size_param, self.page_size, self.location)
         return request
+
+    def records_total(self, response: ApiResponse) -> int | None:
+        return _int_or_none(self._read(response, self.total_results_header, self.total_results_path))
 
     def _total_pages(self, response: ApiResponse) -> int | None:
         pages = _int_or_none(self._read(response, self.total_pages_header, self.total_pages_path))

@@ -75,6 +75,7 @@ SHOPIFY = PlatformSpec(
             "/orders.json",
             params={"status": "any", "limit": MAX_PAGE_SIZE},
             records_path="orders",
+            record_key="id",
             paginator=LinkHeaderPaginator(),
             window=UPDATED_AT,
         ),
@@ -577,6 +578,7 @@ def connector_for_channel(credentials: ChannelCredentials, channel: ChannelConfi
         credentials.secret,
         api_version=credentials.extra.get("api_version", DEFAULT_API_VERSION),
         page_size=channel.page_size,
+        timeout=channel.http_timeout,
         leak_per_second=float(credentials.extra.get("leak_per_second", STANDARD_LEAK_PER_SECOND)),
         notify_customer=str(credentials.extra.get("notify_customer", "false")).lower()
         in ("1", "true", "yes"),

@@ -570,5 +570,6 @@ def connector_for_channel(credentials: ChannelCredentials, channel: ChannelConfi
         credentials.login or str(credentials.extra.get("appid", "")),
         credentials.secret,
         page_size=min(channel.page_size, MAX_PAGE_SIZE),
+        timeout=channel.http_timeout,
         mini_program_shipping=flag is True or str(flag).strip().lower() in ("true", "1", "yes"),
     )

@@ -201,6 +201,7 @@ def woocommerce_spec(page_size: int = MAX_PAGE_SIZE) -> PlatformSpec:
                 "/orders",
                 params={"status": "any", "orderby": "date", "order": "asc", "dates_are_gmt": "true"},
                 records_path=None,  # the body is the list itself
+                record_key="id",
                 paginator=_orders_paginator(page_size),
                 window=MODIFIED,
             ),
@@ -508,5 +509,9 @@ def connector_for_channel(credentials: ChannelCredentials, channel: ChannelConfi
     if page_size < channel.page_size:
         log.info("%s: page_size %d capped at WooCommerce's %d", channel.code, channel.page_size, page_size)
     return WooCommerceConnector.from_connection(
-        credentials.base_url, credentials.login, credentials.secret, page_size=page_size
+        credentials.base_url,
+        credentials.login,
+        credentials.secret,
+        page_size=page_size,
+        timeout=channel.http_timeout,
     )

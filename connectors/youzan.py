@@ -15,7 +15,12 @@ Wire facts (docs/platform-contracts.md §4):
   both sent (an incomplete pair is silently ignored by Youzan), span <= 3 months (we split at 90 days);
   ``page_no`` 1..100 and ``page_size`` <= 100, so one window reaches at most 10,000 orders: when
   ``data.total_results`` says more, the framework halves the window until each half fits.
-- Pages shift while orders change (results are sorted by update time), so records are de-duplicated by tid.
+- Pages shift while orders change: results are sorted by update time, newest first, so an order updated
+  while we page leaves the window (its new time is past the window's end) and every older order moves one
+  place towards page 1. Reading pages 1, 2, 3... then skips one (the fault matrix's "updates between pages"
+  found it); pages are read from the last to the first instead (the framework's ``backwards`` paging, as
+  for WooCommerce and Taobao), where a shift can only make an order come twice. Records are de-duplicated by
+  tid; a later copy still passes when its ``update_time`` is newer (ingest keeps the newest version).
 
 Each record yielded is one item of ``data.full_order_info_list``: ``{"full_order_info": {...}, ...}``.
 
@@ -168,6 +173,7 @@ YOUZAN = PlatformSpec(
             idempotent=True,  # a read, even though it is a POST
             records_path="data.full_order_info_list",
             missing_records_mean_empty=True,  # checked only after the envelope said success
+            record_key="full_order_info.order_info.tid",
             paginator=PageNumberPaginator(
                 "page_no",
                 "page_size",
@@ -175,6 +181,7 @@ YOUZAN = PlatformSpec(
                 total_results_path="data.total_results",
                 max_page=MAX_PAGE_NO,
                 location="body",
+                backwards=True,  # newest first: a forward walk skips an order when one leaves the window
             ),
             window=UPDATE_WINDOW,
         ),
@@ -226,6 +233,14 @@ def record_tid(record: Any) -> str | None:
     order_info = info.get("order_info") if isinstance(info, dict) else None
     tid = order_info.get("tid") if isinstance(order_info, dict) else None
     return tid if isinstance(tid, str) else None
+
+
+def record_update_time(record: Any) -> str:
+    """``order_info.update_time`` ("yyyy-MM-dd HH:mm:ss", Beijing time: compares as text), "" if absent."""
+    info = record.get("full_order_info") if isinstance(record, dict) else None
+    order_info = info.get("order_info") if isinstance(info, dict) else None
+    value = order_info.get("update_time") if isinstance(order_info, dict) else None
+    return value if isinstance(value, str) else ""
 
 
 class YouzanConnector(Connector):
@@ -281,17 +296,18 @@ class YouzanConnector(Connector):
         return connector
 
     def fetch_orders(self, window_start: datetime, window_end: datetime) -> Iterator[list[dict[str, Any]]]:
-        """Every order updated in the window, one page at a time, each tid once (pages shift as orders
-        change; the first copy seen is kept)."""
-        seen: set[str] = set()
+        """Every order updated in the window, one page at a time, last page first; each tid once, unless a
+        later copy is newer (pages shift as orders change)."""
+        seen: dict[str, str] = {}  # tid -> update_time of the copy passed on
         for page in self.fetch_pages("orders", window_start, window_end):
             fresh = []
             for record in page:
                 tid = record_tid(record)
                 if tid is not None:
-                    if tid in seen:
+                    updated = record_update_time(record)
+                    if tid in seen and updated <= seen[tid]:
                         continue
-                    seen.add(tid)
+                    seen[tid] = updated
                 fresh.append(record)  # a record without a tid still goes on: the schema check queues it
             if fresh:
                 yield fresh
@@ -578,4 +594,5 @@ def connector_for_channel(credentials: ChannelCredentials, channel: ChannelConfi
         page_size=channel.page_size,
         throttle_codes=[str(c) for c in throttle_codes] if throttle_codes is not None else None,
         requests_per_second=float(extra.get("requests_per_second", DEFAULT_REQUESTS_PER_SECOND)),
+        timeout=channel.http_timeout,
     )

@@ -1,11 +1,13 @@
 """The ``/_sandbox/*`` routes every simulator shares (no auth): faults, clock, state and catalog.
 
 They let the demo, the tests and a person steer a running sandbox; the platform module adds its own facts to
-``/_sandbox/state`` through ``state_extra`` and its listing ids to ``/_sandbox/catalog``.
+``/_sandbox/state`` through ``state_extra`` and its listing ids to ``/_sandbox/catalog``. Also the one fault
+every platform renders alike: an answer held back past the client's read timeout (``hold_back_answers``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 from collections.abc import Callable
@@ -43,6 +45,21 @@ def json_response(body: Any, status: int = 200, headers: dict[str, str] | None =
     )
 
 
+def hold_back_answers(app: FastAPI, faults: Faults, prefixes: tuple[str, ...]) -> None:
+    """``Faults.timeout_rate``: the platform acts on a request under ``prefixes``, then holds its answer
+    back for ``hang_seconds`` (a client with a shorter read timeout gives up, not knowing whether a write
+    landed). Register it after the platform's gateway middleware: it wraps whatever the gateway answers."""
+
+    @app.middleware("http")
+    async def hang(request: Request, call_next: Callable[[Request], Any]) -> Response:
+        if not request.url.path.startswith(prefixes):
+            return await call_next(request)
+        response = await call_next(request)
+        if (seconds := faults.hang()) > 0:
+            await asyncio.sleep(seconds)
+        return response
+
+
 def add_admin_routes(
     app: FastAPI,
     *,
@@ -71,6 +88,8 @@ def add_admin_routes(
             "now": world.clock.now().isoformat(),
             "frozen": world.clock.is_frozen,
             "offset_seconds": world.clock.offset.total_seconds(),
+            # What the platform itself reads: the clock plus Faults.clock_skew_seconds.
+            "platform_now": world.now().isoformat(),
         }
 
     @app.get("/_sandbox/clock")

@@ -1,28 +1,81 @@
-"""Injected misbehaviour shared by every platform simulator (each renders it in its platform's own way)."""
+"""Injected misbehaviour shared by every platform simulator (each renders it in its platform's own way).
+
+The knobs, and how the simulators render them:
+
+- ``rate_limit_storm``: forced throttling (Shopify/WooCommerce 429 + ``Retry-After``, WeChat errcode 45011,
+  Youzan's gateway throttle code), even with room in the platform's budget.
+- ``server_error_rate``: 500 / 502 / 503, the gateway ones with an HTML body (WeChat: half are errcode -1).
+- ``latency_seconds``: added before every API answer.
+- ``timeout_rate`` + ``hang_seconds``: the platform acts on the request, then holds its answer back for
+  ``hang_seconds`` (longer than the client's read timeout: the client gives up, not knowing whether a write
+  landed).
+- ``truncated_body_rate``: a 200 whose JSON body is cut short.
+- ``malformed_order_rate``: orders (chosen per order, so the same ones every time) served with a line quantity
+  of the wrong type, as a platform bug would.
+- ``duplicate_page_rate``: a listing serves the page it served last again instead of the one asked for (a
+  lagging cache): the previous cursor's answer for a cursor (Shopify ``page_info``, WeChat ``next_key``), the
+  previous page's content for the next page number (WooCommerce ``page``, Youzan ``page_no``).
+- ``shuffle_page_rate``: a listing page's items come in a random order (no platform promises an order inside
+  a page); cursors and totals stay what the sorted listing says.
+- ``clock_step_seconds``: every listing request moves the world clock on by this much before it is answered,
+  so orders get events and new orders appear while a window is paged (they move in the sort order).
+- ``clock_skew_seconds``: the platform's clock reads the sandbox clock plus this (negative: behind).
+- ``token_expiry_rate``: before answering, the platform expires every short-lived token it issued (WeChat
+  42001 / 40001, Youzan ``gw_err_resp`` 4201). Shopify's admin token and WooCommerce's consumer key do not
+  expire: there the knob has no effect (``credentials_revoked`` is their failure).
+- ``credentials_revoked``: the platform refuses the connection's credentials (Shopify 401 "Invalid API key
+  or access token", WooCommerce 401 ``woocommerce_rest_authentication_error``, WeChat 40125 on
+  ``cgi-bin/token`` and 40001 on calls, Youzan 4001 on ``/auth/token`` and 4201 on calls) until cleared.
+"""
 
 from __future__ import annotations
 
+import json
 import random
 import threading
+from collections.abc import Hashable
 from dataclasses import dataclass, field, fields
+from datetime import timedelta
 from typing import Any
+
+from sandbox.clock import Clock
+
+_PROBABILITIES = (
+    "rate_limit_storm",
+    "server_error_rate",
+    "timeout_rate",
+    "truncated_body_rate",
+    "malformed_order_rate",
+    "duplicate_page_rate",
+    "shuffle_page_rate",
+    "token_expiry_rate",
+)
+MAX_CLOCK_SKEW_SECONDS = 86400.0
 
 
 @dataclass
 class Faults:
     """Injected misbehaviour; mutable at runtime (``update`` or ``POST /_sandbox/faults``).
 
-    Probabilities are per API request and drawn from a seeded RNG, so a run with the same request sequence
-    meets the same faults.
+    Probabilities are per API request (per listing page for the paging ones) and drawn from a seeded RNG, so a
+    run with the same request sequence meets the same faults.
     """
 
     rate_limit_storm: float = 0.0  # forced 429 (even with room in the bucket)
     server_error_rate: float = 0.0  # 500 / 502 / 503, the gateway ones with an HTML body
     latency_seconds: float = 0.0  # added before every API response
+    timeout_rate: float = 0.0  # answers held back for hang_seconds, after the platform acted
+    hang_seconds: float = 35.0  # longer than the connectors' default 30 s read timeout
     truncated_body_rate: float = 0.0  # 200 with the JSON body cut short
     # Share of orders (chosen per order, so the same ones every time) served with a line quantity of the wrong
     # type, as a platform bug would: the connector schema must reject them, the rest of the page must land.
     malformed_order_rate: float = 0.0
+    duplicate_page_rate: float = 0.0  # a listing page served again in place of the next one
+    shuffle_page_rate: float = 0.0  # a listing page's items in a random order
+    clock_step_seconds: float = 0.0  # the world clock moves on by this on every listing request
+    clock_skew_seconds: float = 0.0  # the platform's clock = the sandbox clock + this
+    token_expiry_rate: float = 0.0  # short-lived tokens expired before answering (WeChat, Youzan)
+    credentials_revoked: bool = False  # the connection's credentials refused until cleared
     seed: int = 0
     _rng: random.Random = field(init=False, repr=False, compare=False)
     _lock: threading.Lock = field(init=False, repr=False, compare=False, default_factory=threading.Lock)
@@ -32,43 +85,45 @@ class Faults:
         self._rng = random.Random(self.seed)
 
     def _validate(self) -> None:
-        for name in ("rate_limit_storm", "server_error_rate", "truncated_body_rate", "malformed_order_rate"):
+        for name in _PROBABILITIES:
             value = getattr(self, name)
             if not 0.0 <= float(value) <= 1.0:
                 raise ValueError(f"{name} must be a probability in [0, 1], got {value!r}")
-        if self.latency_seconds < 0:
-            raise ValueError("latency_seconds must be >= 0")
+        for name in ("latency_seconds", "hang_seconds", "clock_step_seconds"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0")
+        if abs(self.clock_skew_seconds) > MAX_CLOCK_SKEW_SECONDS:
+            raise ValueError(f"clock_skew_seconds must be within ±{MAX_CLOCK_SKEW_SECONDS:.0f}")
 
-    def to_dict(self) -> dict[str, float | int]:
+    def to_dict(self) -> dict[str, float | int | bool]:
         return {f.name: getattr(self, f.name) for f in fields(self) if not f.name.startswith("_")}
 
-    def update(self, **changes: Any) -> dict[str, float | int]:
+    def update(self, **changes: Any) -> dict[str, float | int | bool]:
         known = set(self.to_dict())
         unknown = set(changes) - known
         if unknown:
             raise ValueError(f"unknown fault setting(s): {', '.join(sorted(unknown))}")
         with self._lock:
             previous = self.to_dict()
-            for name, value in changes.items():
-                setattr(self, name, int(value) if name == "seed" else float(value))
             try:
+                for name, value in changes.items():
+                    setattr(self, name, _coerce(name, value))
                 self._validate()
-            except ValueError:
+            except (TypeError, ValueError) as error:
                 for name, value in previous.items():
                     setattr(self, name, value)
-                raise
+                raise ValueError(str(error)) from None
             if "seed" in changes:
                 self._rng = random.Random(self.seed)
         return self.to_dict()
 
     def clear(self) -> None:
+        """Every knob back to its default (no misbehaviour); the seed and the RNG's position stay."""
         self.update(
-            rate_limit_storm=0.0,
-            server_error_rate=0.0,
-            latency_seconds=0.0,
-            truncated_body_rate=0.0,
-            malformed_order_rate=0.0,
+            **{f.name: f.default for f in fields(self) if not f.name.startswith("_") and f.name != "seed"}
         )
+
+    # -- drawing --------------------------------------------------------------------------------------
 
     def order_is_malformed(self, index: int) -> bool:
         rate = self.malformed_order_rate
@@ -83,3 +138,68 @@ class Faults:
     def choose(self, options: tuple[Any, ...]) -> Any:
         with self._lock:
             return self._rng.choice(options)
+
+    # -- helpers the simulators share ------------------------------------------------------------------
+
+    def hang(self) -> float:
+        """Seconds to hold this answer back (0: answer at once)."""
+        return self.hang_seconds if self.roll(self.timeout_rate) else 0.0
+
+    def shuffled(self, items: list[Any]) -> list[Any]:
+        """``items`` in a random order when ``shuffle_page_rate`` fires, else as they are."""
+        if len(items) < 2 or not self.roll(self.shuffle_page_rate):
+            return items
+        with self._lock:
+            mixed = list(items)
+            self._rng.shuffle(mixed)
+        return mixed
+
+    def step_clock(self, clock: Clock) -> None:
+        """A listing request arrived: let the world move on (``clock_step_seconds``)."""
+        if self.clock_step_seconds > 0:
+            clock.advance(timedelta(seconds=self.clock_step_seconds))
+
+
+def _coerce(name: str, value: Any) -> Any:
+    if name == "seed":
+        return int(value)
+    if name == "credentials_revoked":
+        if isinstance(value, bool):
+            return value
+        if value in (0, 1):
+            return bool(value)
+        raise ValueError(f"credentials_revoked must be true or false, got {value!r}")
+    if isinstance(value, bool):
+        raise ValueError(f"{name} must be a number, got {value!r}")
+    return float(value)
+
+
+class ServedPages:
+    """The page each listing served last, so ``duplicate_page_rate`` can serve it again (a lagging cache).
+
+    A listing is identified by ``key`` (its filters, without the page or cursor); ``page`` names the page
+    asked for (a cursor, a page number). Only a follow-up page is answered with the page served before it: the
+    first page of a walk (no cursor, page 1) always comes as asked.
+    """
+
+    def __init__(self, faults: Faults) -> None:
+        self._faults = faults
+        self._last: dict[str, tuple[Hashable, Any]] = {}
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def key(filters: Any) -> str:
+        return json.dumps(filters, sort_keys=True, default=str)
+
+    def replay(self, key: str, page: Hashable, *, first: bool) -> Any | None:
+        """The answer to serve instead of page ``page`` (the previous page's), or None to answer normally.
+        ``first``: the request is for the first page of a walk."""
+        with self._lock:
+            last = self._last.get(key)
+        if first or last is None or last[0] == page:
+            return None
+        return last[1] if self._faults.roll(self._faults.duplicate_page_rate) else None
+
+    def remember(self, key: str, page: Hashable, answer: Any) -> None:
+        with self._lock:
+            self._last[key] = (page, answer)

@@ -15,7 +15,10 @@ What it reproduces, quirks included:
   ``subtotal``/``total_tax`` as JSON numbers (a real quirk), no ``customer`` key on guest orders.
 - ``X-Shopify-Access-Token`` auth (401 body), a leaky bucket per token
   (``X-Shopify-Shop-Api-Call-Limit: n/40``, 429 with ``Retry-After: 2.0``), ``X-Request-Id`` on every
-  response, and injectable faults (``Faults``).
+  response, and injectable faults (``Faults``), Shopify's way: a duplicated page is the previous
+  ``page_info``'s answer again (its ``Link`` pointing at the cursor just asked for), a shuffled page keeps the
+  cursors of the sorted one, ``credentials_revoked`` is the 401 (an uninstalled app), ``token_expiry_rate``
+  does nothing (an admin token does not expire); hangs, clock steps and skew as in every simulator.
 - What the hub pushes (§1.7, §1.8): ``orders/{id}/fulfillment_orders.json`` (one fulfillment order per
   order at the shop's one location: ``open``, ``in_progress`` once partly shipped, ``closed`` when nothing is
   left or the order was cancelled); ``POST fulfillments.json`` (201; recorded in the world's overlay, so the
@@ -54,8 +57,8 @@ from zoneinfo import ZoneInfo
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
-from sandbox.admin import RequestStats, add_admin_routes
-from sandbox.faults import Faults
+from sandbox.admin import RequestStats, add_admin_routes, hold_back_answers
+from sandbox.faults import Faults, ServedPages
 from sandbox.world import (
     ZERO,
     Address,
@@ -1257,6 +1260,8 @@ def create_app(
     app.state.faults = faults
     app.state.bucket = bucket
     app.state.renderer = renderer
+    world.follow_skew(lambda: faults.clock_skew_seconds)
+    served = ServedPages(faults)
 
     @app.middleware("http")
     async def shopify_gateway(request: Request, call_next: Callable[[Request], Any]) -> Response:
@@ -1267,8 +1272,8 @@ def create_app(
             return response
         count("api_requests")
         token = request.headers.get("X-Shopify-Access-Token", "")
-        if not hmac.compare_digest(token.encode(), access_token.encode()):
-            count("unauthorized")
+        if faults.credentials_revoked or not hmac.compare_digest(token.encode(), access_token.encode()):
+            count("unauthorized")  # a wrong token, or the right one revoked (the app uninstalled)
             return _json_response(UNAUTHORIZED_BODY, 401, {"X-Request-Id": request_id})
         bucket_key = hashlib.sha256(token.encode()).hexdigest()  # never keep the token itself around
         allowed, used = bucket.acquire(bucket_key)
@@ -1301,6 +1306,8 @@ def create_app(
             return Response(cut, 200, headers=kept)
         return response
 
+    hold_back_answers(app, faults, ("/admin/",))
+
     def params_of(request: Request) -> dict[str, str]:
         return dict(request.query_params)
 
@@ -1328,6 +1335,7 @@ def create_app(
 
     @app.get(f"{API_PREFIX}/orders.json")
     def list_orders(request: Request) -> Response:
+        faults.step_clock(world.clock)
         params = params_of(request)
         try:
             limit = parse_limit(params)
@@ -1347,6 +1355,13 @@ def create_app(
         except BadRequest as error:
             return _json_response({"errors": error.errors}, error.status)
 
+        # A lagging cache: the answer to the previous cursor again (its Link still points at this cursor).
+        listing = ServedPages.key([asdict(filters), limit, params.get("fields")])
+        cursor = params.get("page_info", "")
+        if (replayed := served.replay(listing, cursor, first=not cursor)) is not None:
+            body, headers = replayed
+            return Response(body, 200, headers=headers, media_type=JSON_MEDIA_TYPE)
+
         now_ts = world.now_ts()
         if direction == "next":
             start = 0 if cursor_id is None else renderer.first_index_after_id(cursor_id)
@@ -1362,7 +1377,7 @@ def create_app(
             page = sorted(page[:limit])
 
         orders = []
-        for index in page:
+        for index in faults.shuffled(page):  # the cursors below still come from the sorted page
             state = world.state(index, now_ts)
             if state is not None:
                 orders.append(render_order(faults, renderer, state, wanted))
@@ -1384,8 +1399,9 @@ def create_app(
                 )
             )
         headers = {"Link": ", ".join(links)} if links else None
-        body = '{"orders":[' + ",".join(orders) + "]}"
-        return Response(body.encode(), 200, headers=headers, media_type=JSON_MEDIA_TYPE)
+        body = ('{"orders":[' + ",".join(orders) + "]}").encode()
+        served.remember(listing, cursor, (body, headers))
+        return Response(body, 200, headers=headers, media_type=JSON_MEDIA_TYPE)
 
     @app.get(f"{API_PREFIX}/orders/count.json")
     def count_orders(request: Request) -> Response:

@@ -14,7 +14,10 @@ What it reproduces, quirks included:
   unknown (or revoked), 42001 token expired, 44002 empty body, 47001 body not JSON, 40097 invalid
   arguments, 45009 daily quota (``daily_quota`` calls per UTC day of the world clock), 45011 too frequent
   (``Faults.rate_limit_storm``), -1 system busy (half of ``Faults.server_error_rate``; the other half are
-  gateway 502/503 HTML pages).
+  gateway 502/503 HTML pages). ``Faults.token_expiry_rate`` expires the issued tokens before answering
+  (42001, or 40001 as when another fetch replaced them; a token's first call is spared, as a token expires
+  with age); ``credentials_revoked`` is an app secret reset (``cgi-bin/token`` 40125, calls 40001); a
+  duplicated page is the previous ``next_key``'s answer again.
 - ``POST /channels/ec/order/list/get``: ``create_time_range`` and/or ``update_time_range`` (epoch seconds,
   both bounds inclusive, ``end - start <= 7 days``), ``status``, ``openid``, ``page_size <= 100`` (default
   10), opaque ``next_key`` (signed; first call empty) -> ``order_id_list`` of 19-digit **string** ids,
@@ -88,8 +91,8 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
-from sandbox.admin import RequestStats, add_admin_routes, json_response
-from sandbox.faults import Faults
+from sandbox.admin import RequestStats, add_admin_routes, hold_back_answers, json_response
+from sandbox.faults import Faults, ServedPages
 from sandbox.world import ZERO, Address, Customer, Event, OrderQuery, OrderState, Variant, World
 
 # The shop's public appid (the Airflow connection's login); the app secret is the sandbox's ``access_token``.
@@ -218,6 +221,7 @@ class TokenStore:
         self._expiry: dict[str, float] = {}
         self._counter = itertools.count(1)
         self._lock = threading.Lock()
+        self._presented: set[str] = set()
         self.issued = 0
 
     def issue(self) -> tuple[str, int]:
@@ -248,6 +252,19 @@ class TokenStore:
         with self._lock:
             now = self.world.now_ts()
             self._expiry = {token: min(expiry, now) for token, expiry in self._expiry.items()}
+
+    def presented_before(self, token: str) -> bool:
+        """Whether ``token`` came with an earlier call (and note that it came now). A token expires with age:
+        ``Faults.token_expiry_rate`` spares a token's first call, or a refresh could never succeed."""
+        with self._lock:
+            seen = token in self._presented
+            self._presented.add(token)
+        return seen
+
+    def revoke_all(self) -> None:
+        """Forget every issued token (an app secret reset, or tokens replaced): calls then get 40001."""
+        with self._lock:
+            self._expiry.clear()
 
 
 class DailyQuota:
@@ -879,6 +896,8 @@ def create_app(
     shipping: dict[int, ShippingRecord] = {}  # world index -> upload_shipping_info's record (§3.B)
     completed_payments: set[str] = set()  # transaction ids a test declared 交易完成 (not shippable)
     app.state.shipping = shipping
+    world.follow_skew(lambda: faults.clock_skew_seconds)
+    served = ServedPages(faults)
 
     def error(err: WeChatError) -> Response:
         return json_response(
@@ -893,8 +912,17 @@ def create_app(
         if not request.url.path.startswith(("/channels/", "/wxa/")):
             return await call_next(request)
         count("api_requests")
+        token = request.query_params.get("access_token", "")
+        if faults.credentials_revoked:
+            tokens.revoke_all()  # the app secret was reset: no token it issued is valid any more
+        elif tokens.presented_before(token) and faults.roll(faults.token_expiry_rate):
+            # Tokens expire (42001), or were replaced by a token fetched elsewhere (40001 "not latest").
+            if faults.choose(("expired", "replaced")) == "expired":
+                tokens.expire_all()
+            else:
+                tokens.revoke_all()
         try:
-            tokens.check(request.query_params.get("access_token", ""))
+            tokens.check(token)
         except WeChatError as err:
             count("auth_refused")
             return error(err)
@@ -920,6 +948,8 @@ def create_app(
             return Response(body[: max(1, len(body) // 2)], 200, headers=kept)
         return response
 
+    hold_back_answers(app, faults, ("/channels/", "/wxa/", "/cgi-bin/"))
+
     @app.get("/cgi-bin/token")
     def get_token(request: Request) -> Response:
         count("token_requests")
@@ -928,7 +958,8 @@ def create_app(
             return error(WeChatError(40002, "invalid grant_type"))
         if params.get("appid") != appid:
             return error(WeChatError(40013, "invalid appid"))
-        if not hmac.compare_digest(params.get("secret", "").encode(), access_token.encode()):
+        secret_ok = hmac.compare_digest(params.get("secret", "").encode(), access_token.encode())
+        if faults.credentials_revoked or not secret_ok:
             return error(WeChatError(40125, "invalid appsecret"))
         token, expires_in = tokens.issue()
         return json_response({"access_token": token, "expires_in": expires_in})
@@ -947,6 +978,7 @@ def create_app(
 
     @app.post("/channels/ec/order/list/get")
     async def list_orders(request: Request) -> Response:
+        faults.step_clock(world.clock)
         try:
             body = await json_body(request)
             created = _time_range(body, "create_time_range")
@@ -970,6 +1002,10 @@ def create_app(
             after = codec.decode(next_key, filters_digest) if next_key else -1
         except WeChatError as err:
             return error(err)
+        # A lagging cache: the answer to the previous next_key again (with that answer's next_key).
+        listing = ServedPages.key([filters_digest, page_size])
+        if (replayed := served.replay(listing, next_key, first=not next_key)) is not None:
+            return ok(replayed)
 
         now_ts = world.now_ts()
         predicate = None
@@ -994,13 +1030,13 @@ def create_app(
         has_more = len(page) > page_size
         page = page[:page_size]
         last = page[-1] if page else after
-        return ok(
-            {
-                "order_id_list": [renderer.order_id(index) for index in page],
-                "next_key": codec.encode(filters_digest, last),
-                "has_more": has_more,
-            }
-        )
+        answer = {
+            "order_id_list": [renderer.order_id(index) for index in faults.shuffled(page)],
+            "next_key": codec.encode(filters_digest, last),  # from the sorted page, shuffled or not
+            "has_more": has_more,
+        }
+        served.remember(listing, next_key, answer)
+        return ok(answer)
 
     @app.post("/channels/ec/order/get")
     async def get_order(request: Request) -> Response:

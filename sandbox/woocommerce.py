@@ -31,7 +31,10 @@ What it reproduces, quirks included:
   WordPress-style small integers.
 - No rate limiting in WooCommerce core: ``Faults.rate_limit_storm`` injects a *host-level* 429 (an HTML page
   from the web server or WAF, with ``Retry-After``); ``server_error_rate`` a WordPress critical-error 500
-  or an nginx 502/503 page; plus latency, truncated bodies and malformed orders (a line quantity as text).
+  or an nginx 502/503 page; plus latency, hangs, truncated bodies and malformed orders (a line quantity as
+  text). ``duplicate_page_rate`` is a page cache in front of WordPress answering ``page=n`` with the page it
+  served last (its body and headers); ``credentials_revoked`` a deleted key (401 "Consumer key is
+  invalid."); ``token_expiry_rate`` does nothing (consumer keys do not expire).
 - Writes (what the hub pushes), with what WooCommerce itself checks and nothing more:
   - the Shipment Tracking extension under ``/wp-json/wc-shipment-tracking/v3``: ``GET|POST
     orders/{id}/shipment-trackings`` (201 ``{tracking_id, tracking_provider, tracking_link, tracking_number,
@@ -79,8 +82,8 @@ from zoneinfo import ZoneInfo
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
-from sandbox.admin import RequestStats, add_admin_routes, json_response
-from sandbox.faults import Faults
+from sandbox.admin import RequestStats, add_admin_routes, hold_back_answers, json_response
+from sandbox.faults import Faults, ServedPages
 from sandbox.world import Address, OrderLine, OrderQuery, OrderState, Variant, World, money
 
 PLATFORM = "woocommerce"
@@ -111,6 +114,7 @@ def _error(code: str, message: str, status: int, **data: Any) -> dict[str, Any]:
 
 
 CANNOT_VIEW = _error("woocommerce_rest_cannot_view", "Sorry, you cannot list resources.", 401)
+NOT_FILTERS = frozenset({"page", "consumer_key", "consumer_secret"})  # what a page cache keys on: the rest
 BAD_KEY = _error("woocommerce_rest_authentication_error", "Consumer key is invalid.", 401)
 BAD_SECRET = _error("woocommerce_rest_authentication_error", "Consumer secret is invalid.", 401)
 NO_ROUTE = _error("rest_no_route", "No route was found matching the URL and request method.", 404)
@@ -1357,6 +1361,8 @@ def create_app(
     app.state.faults = faults
     app.state.renderer = renderer
     app.state.store = store
+    world.follow_skew(lambda: faults.clock_skew_seconds)
+    served = ServedPages(faults)
 
     @app.middleware("http")
     async def wordpress(request: Request, call_next: Callable[[Request], Any]) -> Response:
@@ -1385,7 +1391,8 @@ def create_app(
             count("unauthorized")
             return json_response(CANNOT_VIEW, 401)
         key, secret = supplied
-        if not hmac.compare_digest(key.encode(), consumer_key.encode()):
+        if faults.credentials_revoked or not hmac.compare_digest(key.encode(), consumer_key.encode()):
+            # A revoked key is deleted in WooCommerce: it is then as unknown as a wrong one.
             count("unauthorized")
             return json_response(BAD_KEY, 401)
         if not hmac.compare_digest(secret.encode(), access_token.encode()):
@@ -1407,6 +1414,8 @@ def create_app(
             kept = {k: v for k, v in response.headers.items() if k.lower() != "content-length"}
             return Response(body[: max(1, len(body) // 2)], 200, headers=kept)
         return response
+
+    hold_back_answers(app, faults, ("/wp-json/",))
 
     def link_header(request: Request, page: int, total_pages: int) -> str:
         query = [
@@ -1430,10 +1439,17 @@ def create_app(
 
     @app.get(API_PREFIX + "/orders")
     def list_orders(request: Request) -> Response:
+        faults.step_clock(world.clock)
         try:
             listing = parse_listing(request, renderer)
         except BadRequest as error:
             return json_response(error.body(), 400)
+        # A lagging page cache in front of WordPress: the page it served last, for the page asked for now.
+        key = ServedPages.key(
+            sorted((k, v) for k, v in request.query_params.multi_items() if k not in NOT_FILTERS)
+        )
+        if (replayed := served.replay(key, listing.page, first=listing.page == 1)) is not None:
+            return json_response(*replayed)
         now_ts = world.now_ts()
         indices = matching_indices(world, listing, now_ts)
         if listing.descending:
@@ -1442,7 +1458,7 @@ def create_app(
         start = listing.offset if listing.offset is not None else (listing.page - 1) * listing.per_page
         total_pages = math.ceil(total / listing.per_page)
         orders = []
-        for index in indices[start : start + listing.per_page]:
+        for index in faults.shuffled(indices[start : start + listing.per_page]):
             state = world.state(index, now_ts)
             if state is not None:
                 orders.append(render_order(faults, renderer, state, store))
@@ -1451,6 +1467,7 @@ def create_app(
             "X-WP-TotalPages": str(total_pages),
             "Link": link_header(request, listing.page, total_pages),
         }
+        served.remember(key, listing.page, (orders, 200, headers))
         return json_response(orders, 200, headers)
 
     @app.get(API_PREFIX + "/orders/{order_ref}")

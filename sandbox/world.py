@@ -656,6 +656,7 @@ class World:
         self._order_cached = lru_cache(maxsize=8_192)(self._compute_order)
         self._customer_cached = lru_cache(maxsize=customer_pool)(self._compute_customer)
         self._chunk_event_index = lru_cache(maxsize=2_048)(self._compute_chunk_event_index)
+        self._skew: Callable[[], float] = lambda: 0.0
 
     def __repr__(self) -> str:
         return f"World(seed={self.seed}, start={self.start.isoformat()}, interval={self.interval_seconds}s)"
@@ -665,7 +666,16 @@ class World:
         return timedelta(seconds=self.interval_seconds)
 
     def now_ts(self) -> float:
-        return self.clock.timestamp()
+        """The platform's "now": the clock plus the platform's skew (``follow_skew``)."""
+        return self.clock.timestamp() + self._skew()
+
+    def now(self) -> datetime:
+        return datetime.fromtimestamp(self.now_ts(), UTC)
+
+    def follow_skew(self, source: Callable[[], float]) -> None:
+        """Read the platform's clock skew (seconds; negative: behind the clock) from ``source`` on every
+        reading (a simulator passes its ``Faults.clock_skew_seconds``)."""
+        self._skew = source
 
     # ---------------------------------------------------------------- index arithmetic
     def created_ts(self, index: int) -> int:

@@ -23,6 +23,9 @@ What it reproduces, quirks included:
   real code is undocumented, so ``throttle_code`` is a parameter. ``qps_limit`` (per token, off by default)
   and ``Faults.rate_limit_storm`` trigger it; ``server_error_rate`` gives 500/502/503 (HTML from the
   gateway), ``truncated_body_rate`` cut bodies, ``malformed_order_rate`` a line ``num`` of "2件".
+  ``token_expiry_rate`` expires every issued token before answering (4201; a token's first call is spared);
+  ``credentials_revoked`` refuses the client on ``/auth/token`` (4001) and every token (4201); a duplicated
+  page is the page it served last for the ``page_no`` asked for now.
 
 How the world becomes Youzan:
 - Money: the world's Decimal amounts rendered as CNY yuan strings (a simulator, not an exchange rate);
@@ -82,8 +85,8 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
-from sandbox.admin import RequestStats, add_admin_routes, json_response
-from sandbox.faults import Faults
+from sandbox.admin import RequestStats, add_admin_routes, hold_back_answers, json_response
+from sandbox.faults import Faults, ServedPages
 from sandbox.world import ZERO, Event, Fulfillment, OrderLine, OrderQuery, OrderState, Variant, World, money
 
 SANDBOX_LOGIN = "yz_sandbox_client_0001"  # the client_id (public); the client secret is the checked token
@@ -595,6 +598,7 @@ def create_app(
     renderer = YouzanRenderer(world)
     limiter = QpsLimiter(qps_limit)
     tokens: dict[str, float] = {}  # issued token -> expiry (real epoch seconds)
+    presented: set[str] = set()  # tokens that came with a call already (an expiry spares a first call)
     tokens_lock = threading.Lock()
     stats = RequestStats(
         "api_requests",
@@ -618,6 +622,8 @@ def create_app(
     app.state.throttle_code = throttle_code
     app.state.fail_next = fail_next
     app.state.calls = calls
+    world.follow_skew(lambda: faults.clock_skew_seconds)
+    served = ServedPages(faults)
 
     def take_failure(method: str) -> bool | None:
         """None: answer normally; False: fail before acting; True: fail after acting."""
@@ -636,6 +642,12 @@ def create_app(
 
     app.state.revoke_tokens = revoke_tokens
 
+    def presented_before(token: str) -> bool:
+        with tokens_lock:
+            seen = token in presented
+            presented.add(token)
+        return seen
+
     def token_valid(token: str) -> bool:
         with tokens_lock:
             expiry = tokens.get(token)
@@ -650,6 +662,10 @@ def create_app(
             await asyncio.sleep(faults.latency_seconds)
         if request.url.path.startswith("/api/"):
             token = request.query_params.get("access_token", "")
+            if faults.credentials_revoked or (
+                presented_before(token) and faults.roll(faults.token_expiry_rate)
+            ):
+                revoke_tokens()  # expired (or the secret reset): every issued token is refused with 4201
             if not token or not token_valid(token):
                 stats.count("unauthorized")
                 return json_response(ILLEGAL_CREDENTIAL)
@@ -680,6 +696,8 @@ def create_app(
             return Response(body[: max(1, len(body) // 2)], 200, headers=kept)
         return response
 
+    hold_back_answers(app, faults, ("/api/", "/auth/"))
+
     async def json_body(request: Request) -> dict[str, Any] | None:
         try:
             body = await request.json()
@@ -696,8 +714,10 @@ def create_app(
             # Tool apps use authorization_code / refresh_token; this sandbox is a self-use (自用型) app.
             return json_response({"success": False, "code": 4000, "message": "不支持的authorize_type"})
         secret = str(body.get("client_secret", ""))
-        if body.get("client_id") != client_id or not hmac.compare_digest(
-            secret.encode(), access_token.encode()
+        if (
+            faults.credentials_revoked
+            or body.get("client_id") != client_id
+            or not hmac.compare_digest(secret.encode(), access_token.encode())
         ):
             stats.count("unauthorized")
             return json_response({"success": False, "code": 4001, "message": "client_id或client_secret错误"})
@@ -718,6 +738,7 @@ def create_app(
         return json_response({"success": True, "code": 200, "data": data, "message": None})
 
     def sold_get(body: dict[str, Any]) -> dict[str, Any]:
+        faults.step_clock(world.clock)
         page_no = _int_param(body, "page_no", 1)
         page_size = _int_param(body, "page_size", DEFAULT_PAGE_SIZE)
         if page_size > MAX_PAGE_SIZE:
@@ -726,6 +747,10 @@ def create_app(
             raise BusinessError(5000, "page_size必须大于0")  # [U]
         if page_no < 1 or page_no > MAX_PAGE_NO:
             raise BusinessError(5000, "page_no最大为100")  # [U] message
+        # A lagging cache: the page it served last for this query, for the page number asked for now.
+        listing = ServedPages.key({k: v for k, v in body.items() if k != "page_no"})
+        if (replayed := served.replay(listing, page_no, first=page_no == 1)) is not None:
+            return replayed
         now_ts = world.now_ts()
         bounds: dict[str, tuple[float, float]] = {}
         for kind in ("update", "created"):
@@ -766,11 +791,13 @@ def create_app(
             matches = [m for m in matches if _status_of(m[1]) == status]
         chosen = matches[(page_no - 1) * page_size : page_no * page_size]
         items = []
-        for _, index in chosen:
+        for _, index in faults.shuffled(chosen):
             state = world.state(index, now_ts)
             if state is not None:
                 items.append(renderer.render(state, malformed=faults.order_is_malformed(index)))
-        return {"total_results": len(matches), "full_order_info_list": items}
+        answer = {"total_results": len(matches), "full_order_info_list": items}
+        served.remember(listing, page_no, answer)
+        return answer
 
     def _status_of(index: int) -> str:
         state = world.state(index, world.now_ts())

@@ -8,6 +8,9 @@ import pytest
 
 from channelhub.cli import main
 from channelhub.config import ConfigError, load_config, parse_config
+from channelhub.credentials import ChannelCredentials
+from channelhub.platforms import channel_connector
+from connectors.auth import Secret
 
 
 def valid_document() -> dict:
@@ -38,6 +41,20 @@ def test_parsed_values_and_defaults():
     assert channel.overlap == timedelta(minutes=3)
     assert channel.page_size == 250 and channel.batch_size == 500 and channel.enabled
     assert channel.pool == "channel__shop_a"
+
+
+def test_read_timeout_is_configurable_per_channel_and_reaches_the_connector():
+    document = valid_document()
+    default = parse_config(document).channel("shop_a")
+    assert default.read_timeout_seconds == 30.0 and default.http_timeout == (5.0, 30.0)
+    document["channels"][0]["read_timeout_seconds"] = 1.5
+    channel = parse_config(document).channel("shop_a")
+    assert channel.http_timeout == (5.0, 1.5)
+    credentials = ChannelCredentials("shop_a", "http://127.0.0.1:9", secret=Secret("shpat_config_test"))
+    assert channel_connector(channel, credentials).client.timeout == (5.0, 1.5)
+    document["channels"][0]["read_timeout_seconds"] = 0
+    with pytest.raises(ConfigError, match="read_timeout_seconds"):
+        parse_config(document)
 
 
 def test_every_problem_is_reported_with_its_path():

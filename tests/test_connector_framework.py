@@ -563,6 +563,153 @@ def test_backwards_paging_survives_orders_leaving_the_window_while_paging(api: F
     assert {o["tid"] for o in orders} <= got  # every order still in the window was read
 
 
+def taobao_like_spec(page_size: int, *, record_key: str | None = None) -> PlatformSpec:
+    """Newest first, paged from the last page, a total of results in the body."""
+    return PlatformSpec(
+        name="taobao-like",
+        auth=HeaderToken("X-Session"),
+        endpoints={
+            "orders": Endpoint(
+                "/router/rest",
+                records_path="trades_sold_increment_get_response.trades.trade",
+                record_key=record_key,
+                paginator=PageNumberPaginator(
+                    "page_no",
+                    "page_size",
+                    page_size,
+                    total_results_path="trades_sold_increment_get_response.total_results",
+                    backwards=True,
+                ),
+                window=WindowSpec("start_modified", "end_modified", CHINA_WALL_TIME),
+            )
+        },
+    )
+
+
+def taobao_answer(orders: list[dict[str, Any]], seen: Seen) -> Reply:
+    page, size = int(seen.arg("page_no") or 1), int(seen.arg("page_size") or 40)
+    body = {"total_results": len(orders), "trades": {"trade": orders[(page - 1) * size : page * size]}}
+    return Reply({"trades_sold_increment_get_response": body})
+
+
+def test_a_walk_short_of_the_listings_own_total_is_walked_again(api: FakeApi) -> None:
+    """Regression (fault matrix, "updates inside the window"): read from the last page, a listing sorted
+    newest first loses an order when another one moves to page 1 mid-walk (the window reaches past the
+    platform's "now", so the update lands inside it): the order at the end of page 1 is pushed onto page 2,
+    already read. The walk then holds fewer distinct records than the listing's total: it is walked again."""
+    orders = [{"tid": f"T{i}", "version": 0} for i in range(6, 0, -1)]  # pages [T6 T5] [T4 T3] [T2 T1]
+    calls = {"n": 0}
+
+    def handler(seen: Seen) -> Reply:
+        calls["n"] += 1
+        if calls["n"] == 3:  # after the probe and page 3: T1 is updated and moves to the top
+            moved = orders.pop()
+            orders.insert(0, {"tid": moved["tid"], "version": 1})
+        return taobao_answer(orders, seen)
+
+    api.handler = handler
+
+    class Taobao(Connector):
+        spec = taobao_like_spec(2, record_key="tid")
+
+    connector = Taobao.connect(api.url, {"access_token": "session-xyz"}, retry=FAST)
+    pages = list(connector.fetch_orders(T0, T0 + timedelta(hours=1)))
+    got = {(r["tid"], r["version"]) for page in pages for r in page}
+    assert {o["tid"] for o in orders} == {tid for tid, _ in got}  # T3 came back in the second walk
+    assert ("T1", 1) in got
+    assert [s.arg("page_no") for s in api.seen] == ["1", "3", "2", "1", "1", "3", "2", "1"]
+
+
+def test_a_listing_whose_total_stays_out_of_reach_fails_clearly_after_bounded_walks(api: FakeApi) -> None:
+    def handler(seen: Seen) -> Reply:  # two orders in two pages of 2, but a total of 3
+        trade = [{"tid": f"T{seen.arg('page_no')}"}]
+        return Reply({"trades_sold_increment_get_response": {"total_results": 3, "trades": {"trade": trade}}})
+
+    api.handler = handler
+
+    class Taobao(Connector):
+        spec = taobao_like_spec(2, record_key="tid")
+
+    connector = Taobao.connect(api.url, {"access_token": "session-xyz"}, retry=FAST)
+    with pytest.raises(TransientError, match="holds 3 records by its own total, but only 2 came back"):
+        list(connector.fetch_orders(T0, T0 + timedelta(hours=1)))
+    assert len(api.seen) == FAST.max_attempts * 3  # each walk: the probe, page 2, page 1
+
+
+def test_a_page_served_again_in_place_of_the_next_is_asked_for_again(api: FakeApi) -> None:
+    """Regression (fault matrix, "duplicated pages"): a lagging cache answers page 2 with page 1's records.
+    Taken as page 2, it hid page 2's orders; now page 2 is asked for again."""
+    records = [{"id": i} for i in range(1, 6)]
+    lagging = {"left": 1}
+
+    def handler(seen: Seen) -> Reply:
+        page, size = int(seen.arg("page") or 1), int(seen.arg("per_page") or 10)
+        if page == 2 and lagging["left"]:
+            lagging["left"] -= 1
+            page = 1
+        pages = -(-len(records) // size)
+        return Reply(records[(page - 1) * size : page * size], headers={"X-WP-TotalPages": str(pages)})
+
+    api.handler = handler
+
+    class Woo(Connector):
+        spec = woo_like_spec(page_size=2)
+
+    connector = Woo.connect(
+        api.url, {"consumer_key": "ck_abcdef", "consumer_secret": "cs_ghijkl"}, retry=FAST
+    )
+    assert [r for page in connector.fetch_orders(T0, T0 + timedelta(days=1)) for r in page] == records
+    assert [s.arg("page") for s in api.seen] == ["1", "2", "2", "3"]
+    assert connector.client.stats.retries == 1
+
+
+def wechat_pages(ids: list[str], replay: dict[str, int]) -> Callable[[Seen], Reply]:
+    """WeChat-like ids and next_key; ``replay[key]`` times, ``key`` gets the answer to the key before it."""
+    previous: dict[str, str] = {}
+
+    def handler(seen: Seen) -> Reply:
+        if seen.path == "/cgi-bin/token":
+            return Reply({"access_token": "wx-access-abcdef", "expires_in": 7200})
+        key = str(seen.body.get("next_key") or "")
+        if replay.get(key):
+            replay[key] -= 1
+            key = previous[key]
+        start, size = int(key or 0), seen.body["page_size"]
+        previous[str(start + size)] = key
+        return Reply(
+            {
+                "errcode": 0,
+                "errmsg": "ok",
+                "order_id_list": ids[start : start + size],
+                "next_key": str(start + size),
+                "has_more": start + size < len(ids),
+            }
+        )
+
+    return handler
+
+
+def test_a_cursor_answered_with_the_previous_cursors_page_is_asked_again_not_refused(api: FakeApi) -> None:
+    """Regression (fault matrix, "duplicated pages"): next_key K answered as the key before it (its ids and
+    K again) made the paginator refuse a cursor it had already given, failing every run it met."""
+    ids = [f"37046123545597{i:05d}" for i in range(5)]
+    api.handler = wechat_pages(ids, {"2": 1, "4": 2})
+    connector = WeChat.connect(api.url, {"appid": "wx-app-1", "secret": "app-secret-777"}, retry=FAST)
+    assert [i for page in connector.fetch_orders(T0, T0 + timedelta(days=1)) for i in page] == ids
+    listed = [s.body.get("next_key", "") for s in api.seen if s.path != "/cgi-bin/token"]
+    assert listed == ["", "2", "2", "4", "4", "4"]
+
+
+def test_a_page_served_again_and_again_fails_as_transient_after_bounded_asks(api: FakeApi) -> None:
+    ids = [f"37046123545597{i:05d}" for i in range(5)]
+    api.handler = wechat_pages(ids, {"2": 100})
+    connector = WeChat.connect(api.url, {"appid": "wx-app-1", "secret": "app-secret-777"}, retry=FAST)
+    with pytest.raises(TransientError, match="page served again"):
+        list(connector.fetch_orders(T0, T0 + timedelta(days=1)))
+    listed = [s.body.get("next_key", "") for s in api.seen if s.path != "/cgi-bin/token"]
+    assert listed == ["", *["2"] * FAST.max_attempts]
+
+
 def wechat_like_spec() -> PlatformSpec:
     """WeChat Channels: token from cgi-bin/token, POST JSON with ?access_token=, errcode in HTTP-200 bodies,
     next_key + has_more paging in the body, update_time_range of at most 7 days."""
@@ -796,6 +943,20 @@ def test_read_timeouts_are_retried(api: FakeApi) -> None:
     client = client_for(api, timeout=(1.0, 0.2))
     assert client.request("GET", "/x").body == {"ok": 1}
     assert client.stats.network_errors == 1 and len(api.seen) == 2
+
+
+def test_a_push_is_not_replayed_after_a_read_timeout_but_a_read_is(api: FakeApi) -> None:
+    """A read timeout leaves it open whether the platform acted (the fault matrix's hangs act, then answer
+    late): a non-idempotent push is not replayed blind, a read (even a POST one) is."""
+    api.handler = lambda seen: Reply({"late": True}, delay=0.6)
+    client = client_for(api, timeout=(1.0, 0.2))
+    with pytest.raises(TransientError, match="read timeout"):
+        client.request("POST", "/fulfillments.json", json={"fulfillment": {}})
+    assert len(api.seen) == 1
+    api.seen.clear()
+    api.handler = lambda seen: Reply({"late": True}, delay=0.6) if len(api.seen) == 1 else Reply({"ok": 1})
+    assert client.request("POST", "/order/list/get", json={}, idempotent=True).body == {"ok": 1}
+    assert len(api.seen) == 2
 
 
 def test_connection_refused_is_transient_and_bounded() -> None:

@@ -88,8 +88,9 @@ def test_windows_longer_than_three_months_are_split(shop) -> None:
     got = tids(connector.fetch_orders(start, NOW))
     # The sandbox refuses spans over 3 months, so success means every listing was within the limit.
     assert set(got) == expected_tids(shop, start, NOW)
-    # the token, two empty spans of 90 days, then the last span's pages of 100
-    assert connector.client.stats.requests == 1 + 2 + -(-len(got) // 100)
+    # the token, two empty spans of 90 days, then the last span: page 1 for its total, then its pages of
+    # 100 from the last to the first
+    assert connector.client.stats.requests == 1 + 2 + 1 + -(-len(got) // 100)
 
 
 def test_an_expired_token_is_refreshed_once_and_the_call_replayed(shop) -> None:
@@ -191,3 +192,56 @@ def test_get_order_by_tid(shop) -> None:
     with pytest.raises(ApiError) as caught:
         connector.get_order("E20000101000000000000000")
     assert caught.value.code == "106100110"
+
+
+# -- a listing that changes while it is paged (the fault matrix's "updates between pages") -----------------
+
+MOVING_NOW = datetime(2026, 11, 19, 12, 0, tzinfo=UTC)
+MOVING_START = MOVING_NOW - timedelta(hours=3)
+
+
+def moving_shop(seed: int):
+    """A world where a few orders change in the hour after ``MOVING_NOW`` (the fault matrix's youzan world
+    is seed 903)."""
+    return run_sandbox("youzan", seed=seed, start=MOVING_START, interval=240, clock=Clock.frozen(MOVING_NOW))
+
+
+def in_window(shop, start: datetime, end: datetime) -> dict[str, str]:
+    """tid -> update_time of the orders the window holds at the platform's current time."""
+    renderer, now = shop.app.state.renderer, shop.world.now()
+    return {
+        renderer.tid(s.index): renderer.render(s)["full_order_info"]["order_info"]["update_time"]
+        for s in shop.world.updated_between(start, end, now)
+    }
+
+
+def test_an_order_leaving_the_window_mid_walk_pushes_no_other_out_of_reach() -> None:
+    """Regression: sold.get lists newest first, so an order updated while the window is paged leaves it (its
+    new time is past the window's end) and every older order moves one place towards page 1. Read forward,
+    the walk skipped one of them for good; read from the last page, every order still in the window comes."""
+    with moving_shop(903) as shop:
+        before = in_window(shop, MOVING_START, MOVING_NOW)
+        shop.faults.update(clock_step_seconds=600)
+        got = set(tids(connect(shop, page_size=10).fetch_orders(MOVING_START, MOVING_NOW)))
+        shop.faults.clear()
+        after = in_window(shop, MOVING_START, MOVING_NOW)
+    assert set(before) - set(after), "orders must leave the window while it is paged"
+    assert set(after) <= got
+
+
+def test_orders_moving_inside_the_window_mid_walk_all_come_back_at_their_newest() -> None:
+    """Regression: a window reaching past the platform's "now" takes updates in while it is paged; an order
+    updated moves to page 1 and pushes the last order of page 1 onto page 2, already read. The walk comes
+    back short of the listing's total and is read again; and the newer copy of a moved order, read after its
+    older one, is passed on (it used to be dropped as a duplicate tid)."""
+    end = MOVING_NOW + timedelta(minutes=30)
+    with moving_shop(937) as shop:  # a world where an order read on a late page then moves to page 1
+        shop.faults.update(clock_step_seconds=600)
+        newest: dict[str, str] = {}
+        for page in connect(shop, page_size=10).fetch_orders(MOVING_START, end):
+            for record in page:
+                info = record["full_order_info"]["order_info"]
+                newest[info["tid"]] = max(newest.get(info["tid"], ""), info["update_time"])
+        shop.faults.clear()
+        expected = in_window(shop, MOVING_START, end)
+    assert {tid: newest.get(tid) for tid in expected} == expected

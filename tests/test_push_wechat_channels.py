@@ -368,6 +368,29 @@ def test_a_5xx_on_a_push_is_not_replayed_and_a_later_retry_lands_once(shop):
     assert session.calls[send] == 2 and len(parcels(connector, order_id)) == 1
 
 
+def test_a_push_answered_after_the_read_timeout_is_not_replayed_and_the_retry_finds_it(shop):
+    """The platform records the parcel, then its answer comes too late (``Faults.timeout_rate``): a read
+    timeout leaves it open whether the push landed, so it is not replayed; the next attempt reads the order
+    and finds the parcel."""
+    session = CountingSession()
+    connector = WeChatChannelsConnector.from_connection(
+        shop.base_url, SANDBOX_LOGIN, SECRET, retry=FAST, session=session, timeout=(5.0, 0.3)
+    )
+    order_id = find_order(shop, 20)
+    push = shipment(pulled(connector, order_id), "SF", "SF1400000000300")
+    send = "channels/ec/order/delivery/send"
+    session.before[send] = lambda: shop.faults.update(timeout_rate=1.0, hang_seconds=1.0)
+
+    with pytest.raises(TransientError, match="read timeout"):
+        connector.push_shipment(push)
+    assert session.calls[send] == 1
+
+    shop.faults.clear()
+    session.before.clear()
+    assert connector.push_shipment(push).status == "already_done"
+    assert session.calls[send] == 1 and len(parcels(connector, order_id)) == 1
+
+
 # -- stock ---------------------------------------------------------------------------------------------
 
 

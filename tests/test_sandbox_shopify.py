@@ -457,3 +457,89 @@ def test_pushed_fulfilments_join_the_order_and_bump_updated_at() -> None:
     window = (NOW - timedelta(minutes=5), NOW)
     assert index in [s.index for s in world.updated_between(*window)]
     assert world.overlay.summary()["pushed_fulfillments"] == 1
+
+
+# ----------------------------------------------------------------------------------------- fault matrix knobs
+
+
+def test_fault_knobs_are_validated_listed_and_cleared() -> None:
+    with sandbox(faults=Faults(seed=3)) as sb:
+        url = f"{sb.base_url}/_sandbox/faults"
+        changes = {
+            "timeout_rate": 0.5,
+            "hang_seconds": 2,
+            "duplicate_page_rate": 0.25,
+            "shuffle_page_rate": 1,
+            "clock_step_seconds": 60,
+            "clock_skew_seconds": -240,
+            "token_expiry_rate": 0.1,
+            "credentials_revoked": True,
+        }
+        state = requests.post(url, json=changes, timeout=5).json()
+        assert {name: state[name] for name in changes} == {**changes, "credentials_revoked": True}
+        assert requests.get(url, timeout=5).json() == state
+        for bad in (
+            {"duplicate_page_rate": 1.5},
+            {"hang_seconds": -1},
+            {"clock_step_seconds": -5},
+            {"clock_skew_seconds": 10**6},
+            {"credentials_revoked": "maybe"},
+            {"shuffle_page_rate": True},
+        ):
+            refused = requests.post(url, json=bad, timeout=5)
+            assert refused.status_code == 400, bad
+        assert sb.faults.to_dict() == state  # a refused change leaves every knob as it was
+        sb.faults.clear()
+        assert sb.faults.to_dict() == {**Faults().to_dict(), "seed": 3}
+
+
+def test_a_revoked_token_is_shopifys_401_until_restored() -> None:
+    with sandbox() as sb:
+        sb.faults.update(credentials_revoked=True)
+        refused = get(sb, ORDERS, limit=1)
+        assert refused.status_code == 401 and refused.json()["errors"].startswith("[API] Invalid API key")
+        sb.faults.clear()
+        assert get(sb, ORDERS, limit=1).status_code == 200
+
+
+def test_a_duplicated_page_is_the_previous_cursors_answer_and_a_shuffled_page_keeps_its_cursors() -> None:
+    window = {"status": "any", "limit": 5, "created_at_min": (NOW - timedelta(minutes=40)).isoformat()}
+    with sandbox() as sb:
+        clean = walk(sb, **window)
+        assert len(clean) >= 3
+        sb.faults.update(duplicate_page_rate=1.0)
+        first = get(sb, ORDERS, **window)
+        assert first.content == clean[0].content  # a walk's first page always comes as asked
+        second = get(sb, links(first)["next"])
+        assert second.content == first.content  # the previous cursor's answer again ...
+        assert links(second)["next"] == links(first)["next"]  # ... pointing at the cursor just asked for
+        sb.faults.update(duplicate_page_rate=0.0, shuffle_page_rate=1.0)
+        shuffled = walk(sb, **window)
+        ids = [[o["id"] for o in r.json()["orders"]] for r in shuffled]
+        assert ids != [[o["id"] for o in r.json()["orders"]] for r in clean]
+        assert [sorted(page) for page in ids] == [[o["id"] for o in r.json()["orders"]] for r in clean]
+
+
+def test_a_hang_holds_the_answer_back_past_the_clients_read_timeout() -> None:
+    with sandbox() as sb:
+        sb.faults.update(timeout_rate=1.0, hang_seconds=1.0)
+        with pytest.raises(requests.ReadTimeout):
+            requests.get(f"{sb.base_url}{COUNT}", headers={"X-Shopify-Access-Token": TOKEN}, timeout=0.3)
+        started = time.monotonic()
+        assert get(sb, COUNT).status_code == 200  # a patient client gets the answer, late
+        assert time.monotonic() - started >= 1.0
+
+
+def test_clock_skew_shifts_the_platforms_now_and_listing_steps_move_the_clock() -> None:
+    with sandbox() as sb:
+        sb.faults.update(clock_skew_seconds=-3600)
+        clock = requests.get(f"{sb.base_url}/_sandbox/clock", timeout=5).json()
+        assert datetime.fromisoformat(clock["now"]) == NOW
+        assert datetime.fromisoformat(clock["platform_now"]) == NOW - timedelta(hours=1)
+        # the orders the platform has are those created by its own clock
+        count = get(sb, COUNT, status="any").json()["count"]
+        assert count == sb.world.order_count(NOW - timedelta(hours=1)) < sb.world.order_count(NOW)
+        sb.faults.update(clock_skew_seconds=0, clock_step_seconds=300)
+        get(sb, ORDERS, limit=1)
+        get(sb, COUNT)  # only listings move the clock
+        assert sb.clock.now() == NOW + timedelta(minutes=5)

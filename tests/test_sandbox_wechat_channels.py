@@ -209,3 +209,36 @@ def test_quota_frequency_and_busy_faults_answer_with_errcodes(shop):
     assert [listing(shop, tok, body)["errcode"] for _ in range(3)] == [0, 0, 45009]
     state = requests.get(f"{shop.base_url}/_sandbox/state", timeout=5).json()
     assert state["requests"]["quota_refused"] == 1 and state["wechat"]["daily_quota"] == 2
+
+
+def test_token_expiry_and_revoked_credentials_fault_knobs(shop):
+    """``token_expiry_rate`` expires issued tokens before answering (42001, or 40001 "not latest"), sparing a
+    token's first call; ``credentials_revoked`` is an app secret reset: cgi-bin/token 40125, calls 40001."""
+    shop.faults.update(token_expiry_rate=1.0, seed=5)
+    codes = []
+    for _ in range(8):
+        fresh = token(shop)
+        codes.append(listing(shop, fresh, {"update_time_range": WINDOW})["errcode"])  # a first call: spared
+        codes.append(listing(shop, fresh, {"update_time_range": WINDOW})["errcode"])
+    assert codes[0::2] == [0] * 8 and set(codes[1::2]) == {42001, 40001}
+    shop.faults.update(token_expiry_rate=0.0, credentials_revoked=True)
+    assert token_answer(shop).json()["errcode"] == 40125
+    shop.faults.update(credentials_revoked=False)
+    live = token(shop)
+    shop.faults.update(credentials_revoked=True)
+    assert listing(shop, live, {"update_time_range": WINDOW})["errcode"] == 40001
+    shop.faults.clear()
+    assert listing(shop, token(shop), {"update_time_range": WINDOW})["errcode"] == 0
+
+
+def test_a_duplicated_page_is_the_previous_next_keys_answer(shop):
+    tok = token(shop)
+    body = {"update_time_range": WINDOW, "page_size": 5}
+    first = listing(shop, tok, body)
+    shop.faults.update(duplicate_page_rate=1.0)
+    assert listing(shop, tok, body)["order_id_list"] == first["order_id_list"]  # a first page comes as asked
+    again = listing(shop, tok, {**body, "next_key": first["next_key"]})
+    assert again == first  # the same ids and the same next_key: the cursor just sent
+    shop.faults.clear()
+    second = listing(shop, tok, {**body, "next_key": first["next_key"]})
+    assert not set(second["order_id_list"]) & set(first["order_id_list"])

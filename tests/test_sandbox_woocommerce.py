@@ -195,3 +195,23 @@ def test_host_level_429_storm_and_server_errors(shop: RunningSandbox) -> None:
     finally:
         shop.faults.clear()
     assert statuses <= {500, 502, 503} and len(statuses) >= 2
+
+
+def test_a_revoked_key_is_wordpress_401_and_a_duplicated_page_is_the_previous_ones(
+    shop: RunningSandbox,
+) -> None:
+    shop.faults.update(credentials_revoked=True)
+    try:
+        refused = get(shop, "/orders")
+        assert refused.status_code == 401
+        assert refused.json()["code"] == "woocommerce_rest_authentication_error"
+        shop.faults.update(credentials_revoked=False)
+        first = get(shop, "/orders", per_page=5, page=1)
+        shop.faults.update(duplicate_page_rate=1.0)
+        lagging = get(shop, "/orders", per_page=5, page=2)  # a page cache serving what it served last
+        shop.faults.clear()
+        second = get(shop, "/orders", per_page=5, page=2)
+    finally:
+        shop.faults.clear()
+    assert lagging.json() == first.json() and lagging.headers["Link"] == first.headers["Link"]
+    assert second.json() != first.json() and second.headers["X-WP-Total"] == first.headers["X-WP-Total"]

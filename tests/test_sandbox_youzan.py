@@ -208,3 +208,47 @@ def test_refunds_and_deliveries_are_rendered_per_sub_order(shop) -> None:
     for item in with_delivery:
         for delivery in item["delivery_order"]:
             assert delivery["express_state"] == 1 and delivery["dists"][0]["express_info"]["express_no"]
+
+
+def test_token_expiry_and_revoked_credentials_fault_knobs() -> None:
+    """``token_expiry_rate`` expires the issued tokens before answering (4201), sparing a token's first call;
+    ``credentials_revoked``: /auth/token refuses the client (4001) and every call is 4201."""
+    with run_sandbox("youzan", seed=7, start=NOW - timedelta(hours=2), clock=Clock.frozen(NOW)) as sb:
+
+        def new_token() -> dict:
+            return requests.post(f"{sb.base_url}/auth/token", json=token_request(sb), timeout=10).json()
+
+        sb.faults.update(token_expiry_rate=1.0)
+        tok = new_token()["data"]["access_token"]
+        assert sold_get(sb, tok, window(1)).json()["success"] is True  # its first call is spared
+        assert sold_get(sb, tok, window(1)).json()["gw_err_resp"]["err_code"] == 4201
+        sb.faults.update(token_expiry_rate=0.0, credentials_revoked=True)
+        assert new_token()["code"] == 4001
+        sb.faults.update(credentials_revoked=False)
+        tok = new_token()["data"]["access_token"]
+        sb.faults.update(credentials_revoked=True)
+        assert sold_get(sb, tok, window(1)).json()["gw_err_resp"]["err_code"] == 4201
+        sb.faults.clear()
+        assert sold_get(sb, new_token()["data"]["access_token"], window(1)).json()["success"] is True
+
+
+def test_a_duplicated_page_is_the_previous_pages_content_for_the_next_page_no(shop) -> None:
+    token = requests.post(f"{shop.base_url}/auth/token", json=token_request(shop)).json()["data"][
+        "access_token"
+    ]
+    body = {**window(24), "page_size": 5}
+    first = sold_get(shop, token, {**body, "page_no": 1}).json()["data"]
+    shop.faults.update(duplicate_page_rate=1.0)
+    try:
+        assert sold_get(shop, token, {**body, "page_no": 2}).json()["data"] == first
+        shop.faults.update(duplicate_page_rate=0.0, shuffle_page_rate=1.0)
+        shuffled = sold_get(shop, token, {**body, "page_no": 1}).json()["data"]
+    finally:
+        shop.faults.clear()
+    second = sold_get(shop, token, {**body, "page_no": 2}).json()["data"]
+    assert second != first and second["total_results"] == first["total_results"]
+
+    def tids(data: dict) -> list[str]:
+        return [i["full_order_info"]["order_info"]["tid"] for i in data["full_order_info_list"]]
+
+    assert tids(shuffled) != tids(first) and sorted(tids(shuffled)) == sorted(tids(first))
