@@ -10,9 +10,11 @@ from importlib import import_module
 from typing import Any
 
 from airflow.sdk import Asset, dag, task
+from airflow.sdk.exceptions import AirflowFailException
 
 from channelhub.alerts import HubNotifier
 from channelhub.config import ChannelConfig, load_config
+from connectors.errors import AuthError
 
 
 def channel_dag(
@@ -50,7 +52,12 @@ def channel_dag(
         @task(task_id=kind, pool=channel.pool, outlets=list(outlets))
         def run(**context: Any) -> dict:
             work = getattr(import_module("channelhub.tasks"), kind)
-            return work(channel.code, context)
+            try:
+                return work(channel.code, context)
+            except AuthError as refused:
+                # Retrying a refused credential repeats the refusal (and may get the app locked out): the
+                # run fails at once and alerts; a person fixes the Airflow connection and clears the run.
+                raise AirflowFailException(str(refused)) from refused
 
         run()
 

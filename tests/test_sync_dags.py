@@ -264,3 +264,38 @@ def test_one_channels_outage_does_not_stop_another_channels_dag(
     assert landed_ids(engine, "iso_down") == set()
     expected = sandbox_ids_updated(shop, NOW - SCHEDULE - OVERLAP, NOW)
     assert expected and landed_ids(engine, "iso_healthy") | exception_ids(engine, "iso_healthy") == expected
+
+
+def test_a_refused_credential_fails_the_run_at_once_without_retries(
+    tmp_path, monkeypatch, shop, engine, database_url, airflow_db
+):
+    """Retrying a refused key only repeats the refusal: the task fails for good on its first try (and
+    alerts), although the channel allows retries."""
+    code = "refused_key"
+    config_file = tmp_path / "channels.yaml"
+    config_file.write_text(
+        yaml.safe_dump(
+            {
+                "locations": [{"code": "WH-DAGTEST", "name": "DAG test warehouse"}],
+                "channels": [
+                    {"code": code, "platform": "shopify", "conn_id": code,
+                     "fulfilment_location": "WH-DAGTEST", "retries": 3}
+                ],
+            }
+        )
+    )  # fmt: skip
+    monkeypatch.setenv("HUB_CHANNELS_CONFIG", str(config_file))
+    monkeypatch.setenv("HUB_DATABASE_URL", database_url)
+    monkeypatch.setenv(
+        f"AIRFLOW_CONN_{code.upper()}",
+        json.dumps({"conn_type": "http", "host": shop.base_url, "password": "shpat_not_the_real_token"}),
+    )
+    register_config(engine, load_config(config_file))
+
+    run = load_dag(f"sync_orders__{code}").test(logical_date=NOW)
+
+    (task_instance,) = run.get_task_instances()
+    assert run.state == "failed"
+    assert task_instance.state == "failed", task_instance.state
+    assert task_instance.try_number == 1  # dag.test() would have run the 3 retries (minutes of backoff)
+    assert landed_ids(engine, code) == set()
