@@ -939,8 +939,8 @@ def test_a_429_storm_longer_than_the_budget_surfaces_as_rate_limited(api: FakeAp
 
 
 def test_read_timeouts_are_retried(api: FakeApi) -> None:
-    api.handler = lambda seen: Reply({"late": True}, delay=0.6) if len(api.seen) == 1 else Reply({"ok": 1})
-    client = client_for(api, timeout=(1.0, 0.2))
+    api.handler = lambda seen: Reply({"late": True}, delay=2.0) if len(api.seen) == 1 else Reply({"ok": 1})
+    client = client_for(api, timeout=(1.0, 1.0))  # well above a loaded machine's answer times
     assert client.request("GET", "/x").body == {"ok": 1}
     assert client.stats.network_errors == 1 and len(api.seen) == 2
 
@@ -948,13 +948,13 @@ def test_read_timeouts_are_retried(api: FakeApi) -> None:
 def test_a_push_is_not_replayed_after_a_read_timeout_but_a_read_is(api: FakeApi) -> None:
     """A read timeout leaves it open whether the platform acted (the fault matrix's hangs act, then answer
     late): a non-idempotent push is not replayed blind, a read (even a POST one) is."""
-    api.handler = lambda seen: Reply({"late": True}, delay=0.6)
-    client = client_for(api, timeout=(1.0, 0.2))
+    api.handler = lambda seen: Reply({"late": True}, delay=2.0)
+    client = client_for(api, timeout=(1.0, 1.0))
     with pytest.raises(TransientError, match="read timeout"):
         client.request("POST", "/fulfillments.json", json={"fulfillment": {}})
     assert len(api.seen) == 1
     api.seen.clear()
-    api.handler = lambda seen: Reply({"late": True}, delay=0.6) if len(api.seen) == 1 else Reply({"ok": 1})
+    api.handler = lambda seen: Reply({"late": True}, delay=2.0) if len(api.seen) == 1 else Reply({"ok": 1})
     assert client.request("POST", "/order/list/get", json={}, idempotent=True).body == {"ok": 1}
     assert len(api.seen) == 2
 

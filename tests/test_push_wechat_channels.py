@@ -374,12 +374,12 @@ def test_a_push_answered_after_the_read_timeout_is_not_replayed_and_the_retry_fi
     and finds the parcel."""
     session = CountingSession()
     connector = WeChatChannelsConnector.from_connection(
-        shop.base_url, SANDBOX_LOGIN, SECRET, retry=FAST, session=session, timeout=(5.0, 0.3)
+        shop.base_url, SANDBOX_LOGIN, SECRET, retry=FAST, session=session, timeout=(5.0, 1.0)
     )
     order_id = find_order(shop, 20)
     push = shipment(pulled(connector, order_id), "SF", "SF1400000000300")
     send = "channels/ec/order/delivery/send"
-    session.before[send] = lambda: shop.faults.update(timeout_rate=1.0, hang_seconds=1.0)
+    session.before[send] = lambda: shop.faults.update(timeout_rate=1.0, hang_seconds=2.0)
 
     with pytest.raises(TransientError, match="read timeout"):
         connector.push_shipment(push)
