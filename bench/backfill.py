@@ -92,13 +92,22 @@ def run_one(orders: int, interval: float, window_hours: float, database_url: str
             )
             machine = machine_lines(engine, server)
             window = timedelta(hours=window_hours)
-            began = perf_counter()
-            pulled = 0
+            began = last_report = perf_counter()
+            pulled = reported = 0
             window_start = start
             while window_start < NOW:
                 window_end = min(window_start + window, NOW)
                 pulled += sync_orders(engine, channel, window_start, window_end, credentials=creds).fetched
                 window_start = window_end
+                if pulled - reported >= orders / 10 or window_start >= NOW:  # is it slowing down as it grows?
+                    now = perf_counter()
+                    print(
+                        f"    {pulled:>9,} pulled, {now - began:6.1f} s; the last {pulled - reported:,} at "
+                        f"{(pulled - reported) / (now - last_report):,.0f} orders/s",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+                    reported, last_report = pulled, now
             seconds = perf_counter() - began
             with engine.connect() as conn:
                 stored = conn.execute(text("SELECT count(*) FROM orders")).scalar_one()

@@ -26,11 +26,13 @@ from channelhub.credentials import ChannelCredentials
 from channelhub.platforms import channel_connector, get_platform
 from warehouse import catalog, sync_state
 from warehouse.ingest import IngestCounts, Landed, Rejected, ingest_orders
+from warehouse.maintenance import analyze_if_stale
 
 log = logging.getLogger("channelhub.sync")
 
 ORDERS_STREAM = "orders"
 PREFETCH_PAGES = 2
+STATISTICS_CHECK_EVERY = 5000  # orders
 T = TypeVar("T")
 
 
@@ -107,11 +109,17 @@ def sync_orders(
     landed: list[Landed] = []
     rejected: list[Rejected] = []
 
+    checked_at = 0  # orders fetched when the tables' statistics were last checked
+
     def flush() -> None:
+        nonlocal checked_at
         if landed or rejected:
             result.counts.merge(ingest_orders(engine, channel.code, landed, rejected))
             landed.clear()
             rejected.clear()
+        if result.fetched - checked_at >= STATISTICS_CHECK_EVERY:
+            analyze_if_stale(engine)  # a long backfill must not outgrow the planner's statistics
+            checked_at = result.fetched
 
     pages = prefetched(connector.fetch_orders(result.pulled_from, window_end), PREFETCH_PAGES)
     with closing(pages):  # an apply error stops the fetching thread at once

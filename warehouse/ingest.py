@@ -657,11 +657,15 @@ ON CONFLICT (order_id, external_line_id) DO UPDATE
 RESOLVE_SKUS_SQL = f"""
 UPDATE order_lines l SET sku_id = m.sku_id
   FROM (SELECT x.id, {_listing_match("x")} AS sku_id
-          FROM order_lines x
-         WHERE x.order_id = ANY(%(order_ids)b) AND x.sku_id IS NULL) m
+          FROM (SELECT DISTINCT unnest(CAST(%(order_ids)b AS bigint[]))) AS k(order_id)
+          JOIN order_lines x ON x.order_id = k.order_id
+         WHERE x.sku_id IS NULL) m
  WHERE l.id = m.id AND m.sku_id IS NOT NULL
 """
 
+# A batch's rows are looked up from ``unnest`` of its ids, joined by key: index lookups whatever the
+# statistics say. ``col = ANY(ids)`` let a stale estimate (tables growing fast in a backfill) choose a
+# hash join over a scan of every order, once per batch: a backfill slowed down as it went.
 LINES_SQL = """
 SELECT l.id, l.order_id, l.external_line_id, l.sku_id, s.code AS sku_code,
        l.merchant_sku, l.channel_product_id, l.channel_variant_id,
@@ -671,11 +675,11 @@ SELECT l.id, l.order_id, l.external_line_id, l.sku_id, s.code AS sku_code,
        loc.code AS location_code,
        l.reserved_quantity, l.deducted_quantity, l.restocked_applied, l.ledger_steps,
        o.external_id AS order_external_id, o.cancelled, o.payment_status
-  FROM order_lines l
-  JOIN orders o ON o.id = l.order_id
+  FROM (SELECT DISTINCT unnest(CAST(%(order_ids)b AS bigint[]))) AS k(order_id)
+  JOIN orders o ON o.id = k.order_id
+  JOIN order_lines l ON l.order_id = o.id
   JOIN locations loc ON loc.id = coalesce(l.location_id, CAST(%(location_id)s AS bigint))
   LEFT JOIN skus s ON s.id = l.sku_id
- WHERE l.order_id = ANY(%(order_ids)b)
  ORDER BY o.created_at, o.external_id, l.id
 """
 
