@@ -178,6 +178,23 @@ class Standalone:
         return json.loads(value) if isinstance(value, str) else value
 
 
+def hub_env(
+    airflow_metadata_url: str, database_url: str, config_file: Path, channel_code: str, sandbox: Any
+) -> dict[str, str]:
+    """What a standalone running the hub's DAGs for one sandbox channel needs in its environment."""
+    from sandbox.server import sandbox_connection
+
+    return {
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": airflow_metadata_url,
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC": airflow_metadata_url,  # psycopg 3 is async too
+        "HUB_DATABASE_URL": database_url,
+        "HUB_CHANNELS_CONFIG": str(config_file),
+        f"AIRFLOW_CONN_{channel_code.upper()}": json.dumps(
+            sandbox_connection(sandbox.platform, sandbox.base_url, sandbox.access_token)
+        ),
+    }
+
+
 def standalone_env(home: Path, port: int, extra: dict[str, str], passwords_file: Path) -> dict[str, str]:
     inherited = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW__", "AIRFLOW_CONN_"))}
     return {

@@ -9,7 +9,6 @@ Without an Airflow login the plugin's API refuses every request.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -18,14 +17,14 @@ from pathlib import Path
 import pytest
 import requests
 import yaml
-from airflow_standalone import Standalone, airflow_standalone
+from airflow_standalone import Standalone, airflow_standalone, hub_env
 from sqlalchemy import Engine
 
 from channelhub.config import ChannelConfig, load_config
 from channelhub.demo import seed_from_catalog
 from channelhub.sync import register_config
 from sandbox.clock import Clock
-from sandbox.server import RunningSandbox, run_sandbox, sandbox_connection
+from sandbox.server import RunningSandbox, run_sandbox
 from sandbox.world import Variant
 from warehouse import catalog, reconciliation_log
 from warehouse import exceptions as queue
@@ -77,15 +76,7 @@ def hub(
     register_config(engine, config)
     with run_sandbox("shopify", seed=SEED, start=START, interval=300, clock=Clock.frozen(NOW)) as shop:
         seed_from_catalog(engine, config.channel(CODE), shop.world.catalog)
-        env = {
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": airflow_metadata_url,
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC": airflow_metadata_url,  # psycopg 3 is async too
-            "HUB_DATABASE_URL": database_url,
-            "HUB_CHANNELS_CONFIG": str(config_file),
-            f"AIRFLOW_CONN_{CODE.upper()}": json.dumps(
-                sandbox_connection("shopify", shop.base_url, shop.access_token)
-            ),
-        }
+        env = hub_env(airflow_metadata_url, database_url, config_file, CODE, shop)
         with airflow_standalone(env, home=tmp_path_factory.mktemp("airflow")) as airflow:
             channel = config.channel(CODE)
             airflow.wait_for_dag(channel.dag_id)

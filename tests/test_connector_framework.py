@@ -367,6 +367,15 @@ def woo_like_spec(page_size: int) -> PlatformSpec:
     )
 
 
+def woo_connector(api: FakeApi) -> Connector:
+    """A WooCommerce-like connector (page numbers, X-WP-TotalPages, basic auth) over ``api``, 2 per page."""
+
+    class Woo(Connector):
+        spec = woo_like_spec(page_size=2)
+
+    return Woo.connect(api.url, {"consumer_key": "ck_abcdef", "consumer_secret": "cs_ghijkl"}, retry=FAST)
+
+
 def test_page_numbers_with_a_total_pages_header_and_basic_auth(api: FakeApi) -> None:
     records = [{"id": i} for i in range(1, 6)]
 
@@ -378,12 +387,7 @@ def test_page_numbers_with_a_total_pages_header_and_basic_auth(api: FakeApi) -> 
 
     api.handler = handler
 
-    class Woo(Connector):
-        spec = woo_like_spec(page_size=2)
-
-    connector = Woo.connect(
-        api.url, {"consumer_key": "ck_abcdef", "consumer_secret": "cs_ghijkl"}, retry=FAST
-    )
+    connector = woo_connector(api)
     pages = list(connector.fetch_orders(T0, T0 + timedelta(days=1)))
     assert pages == [records[0:2], records[2:4], records[4:5]]
     assert [s.arg("page") for s in api.seen] == ["1", "2", "3"]
@@ -652,12 +656,7 @@ def test_a_page_served_again_in_place_of_the_next_is_asked_for_again(api: FakeAp
 
     api.handler = handler
 
-    class Woo(Connector):
-        spec = woo_like_spec(page_size=2)
-
-    connector = Woo.connect(
-        api.url, {"consumer_key": "ck_abcdef", "consumer_secret": "cs_ghijkl"}, retry=FAST
-    )
+    connector = woo_connector(api)
     assert [r for page in connector.fetch_orders(T0, T0 + timedelta(days=1)) for r in page] == records
     assert [s.arg("page") for s in api.seen] == ["1", "2", "2", "3"]
     assert connector.client.stats.retries == 1
