@@ -178,21 +178,60 @@ class Standalone:
         return json.loads(value) if isinstance(value, str) else value
 
 
-def hub_env(
-    airflow_metadata_url: str, database_url: str, config_file: Path, channel_code: str, sandbox: Any
-) -> dict[str, str]:
-    """What a standalone running the hub's DAGs for one sandbox channel needs in its environment."""
-    from sandbox.server import sandbox_connection
+@dataclass
+class Hub:
+    """A running ``airflow standalone`` with the hub's DAGs for one Shopify sandbox channel."""
 
-    return {
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": airflow_metadata_url,
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC": airflow_metadata_url,  # psycopg 3 is async too
-        "HUB_DATABASE_URL": database_url,
-        "HUB_CHANNELS_CONFIG": str(config_file),
-        f"AIRFLOW_CONN_{channel_code.upper()}": json.dumps(
-            sandbox_connection(sandbox.platform, sandbox.base_url, sandbox.access_token)
-        ),
-    }
+    airflow: Standalone
+    shop: Any  # sandbox.server.RunningSandbox
+    channel: Any  # channelhub.config.ChannelConfig
+    engine: Any  # the warehouse's sqlalchemy Engine
+
+
+@contextmanager
+def standalone_hub(
+    folder: Path,
+    document: dict[str, Any],
+    code: str,
+    *,
+    engine: Any,
+    database_url: str,
+    airflow_metadata_url: str,
+    **sandbox: Any,
+) -> Iterator[Hub]:
+    """The hub's config ``document`` written and registered, a Shopify sandbox (``run_sandbox(**sandbox)``)
+    seeded into the warehouse as channel ``code``, and a standalone Airflow whose DAG of that channel is
+    parsed, unpaused (backfill runs wait while their DAG is paused) and given a pool."""
+    import yaml
+
+    from channelhub.config import load_config
+    from channelhub.demo import seed_from_catalog
+    from channelhub.sync import register_config
+    from sandbox.server import run_sandbox, sandbox_connection
+
+    config_file = folder / "channels.yaml"
+    config_file.write_text(yaml.safe_dump(document))
+    config = load_config(config_file)
+    register_config(engine, config)
+    channel = config.channel(code)
+    with run_sandbox("shopify", **sandbox) as shop:
+        seed_from_catalog(engine, channel, shop.world.catalog)
+        env = {
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": airflow_metadata_url,
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC": airflow_metadata_url,  # psycopg 3 is async too
+            "HUB_DATABASE_URL": database_url,
+            "HUB_CHANNELS_CONFIG": str(config_file),
+            f"AIRFLOW_CONN_{code.upper()}": json.dumps(
+                sandbox_connection("shopify", shop.base_url, shop.access_token)
+            ),
+        }
+        home = folder / "airflow"
+        home.mkdir(exist_ok=True)
+        with airflow_standalone(env, home=home) as airflow:
+            airflow.wait_for_dag(channel.dag_id)
+            airflow.set_pool(channel.pool, 1)
+            airflow.unpause(channel.dag_id)
+            yield Hub(airflow, shop, channel, engine)
 
 
 def standalone_env(home: Path, port: int, extra: dict[str, str], passwords_file: Path) -> dict[str, str]:

@@ -10,21 +10,16 @@ Without an Airflow login the plugin's API refuses every request.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 import requests
-import yaml
-from airflow_standalone import Standalone, airflow_standalone, hub_env
+from airflow_standalone import Hub, standalone_hub
 from sqlalchemy import Engine
 
-from channelhub.config import ChannelConfig, load_config
-from channelhub.demo import seed_from_catalog
-from channelhub.sync import register_config
 from sandbox.clock import Clock
-from sandbox.server import RunningSandbox, run_sandbox
+from sandbox.server import RunningSandbox
 from sandbox.world import Variant
 from warehouse import catalog, reconciliation_log
 from warehouse import exceptions as queue
@@ -36,53 +31,47 @@ SEED = 77  # with one order every 5 minutes, this history holds an order of an u
 CODE = "ui_shop"
 LOCATION = "WH-UI"
 
-pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium (make browser)")
 
-
-@dataclass
-class Hub:
-    airflow: Standalone
-    shop: RunningSandbox
-    channel: ChannelConfig
-    engine: Engine
+@pytest.fixture(scope="module", autouse=True)
+def chromium() -> Path:
+    """The browser is part of the set-up (``make test`` installs it): missing, the test fails, not skips."""
+    if not CHROMIUM.exists():
+        pytest.fail(f"{CHROMIUM} is missing: run `make browser` (Debian's chromium), as `make test` does")
+    return CHROMIUM
 
 
 @pytest.fixture(scope="module")
 def hub(
     tmp_path_factory: pytest.TempPathFactory, engine: Engine, database_url: str, airflow_metadata_url: str
 ) -> Iterator[Hub]:
-    folder = tmp_path_factory.mktemp("ui")
-    config_file = folder / "channels.yaml"
-    config_file.write_text(
-        yaml.safe_dump(
+    document = {
+        "locations": [{"code": LOCATION, "name": "UI test warehouse"}],
+        "channels": [
             {
-                "locations": [{"code": LOCATION, "name": "UI test warehouse"}],
-                "channels": [
-                    {
-                        "code": CODE,
-                        "platform": "shopify",
-                        "conn_id": CODE,
-                        "fulfilment_location": LOCATION,
-                        "schedule_minutes": 60,
-                        "overlap_minutes": 0,
-                        "start_date": START.isoformat(),
-                        "retries": 0,
-                    }
-                ],
+                "code": CODE,
+                "platform": "shopify",
+                "conn_id": CODE,
+                "fulfilment_location": LOCATION,
+                "schedule_minutes": 60,
+                "overlap_minutes": 0,
+                "start_date": START.isoformat(),
+                "retries": 0,
             }
-        )
-    )
-    config = load_config(config_file)
-    register_config(engine, config)
-    with run_sandbox("shopify", seed=SEED, start=START, interval=300, clock=Clock.frozen(NOW)) as shop:
-        seed_from_catalog(engine, config.channel(CODE), shop.world.catalog)
-        env = hub_env(airflow_metadata_url, database_url, config_file, CODE, shop)
-        with airflow_standalone(env, home=tmp_path_factory.mktemp("airflow")) as airflow:
-            channel = config.channel(CODE)
-            airflow.wait_for_dag(channel.dag_id)
-            airflow.set_pool(channel.pool, 1)
-            airflow.unpause(channel.dag_id)
-            yield Hub(airflow, shop, channel, engine)
+        ],
+    }
+    with standalone_hub(
+        tmp_path_factory.mktemp("ui"),
+        document,
+        CODE,
+        engine=engine,
+        database_url=database_url,
+        airflow_metadata_url=airflow_metadata_url,
+        seed=SEED,
+        start=START,
+        interval=300,
+        clock=Clock.frozen(NOW),
+    ) as running:
+        yield running
 
 
 def unmapped_order(shop: RunningSandbox) -> tuple[str, Variant]:

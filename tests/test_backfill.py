@@ -11,20 +11,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import pytest
 import requests
-import yaml
-from airflow_standalone import Standalone, airflow_standalone, hub_env
+from airflow_standalone import Hub, Standalone, standalone_hub
 from sqlalchemy import Engine, text
 
-from channelhub.config import ChannelConfig, load_config
-from channelhub.demo import seed_from_catalog
-from channelhub.sync import register_config
 from sandbox.clock import Clock
-from sandbox.server import RunningSandbox, run_sandbox
+from sandbox.server import RunningSandbox
 
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)  # the sandbox clock, frozen
 HISTORY_START = NOW - timedelta(hours=8)
@@ -47,50 +42,39 @@ CHANGE_COUNTS = (
 )
 
 
-@dataclass
-class Hub:
-    airflow: Standalone
-    shop: RunningSandbox
-    channel: ChannelConfig
-    engine: Engine
-
-
 @pytest.fixture(scope="module")
 def hub(
     tmp_path_factory: pytest.TempPathFactory, engine: Engine, database_url: str, airflow_metadata_url: str
 ) -> Iterator[Hub]:
-    config_file = tmp_path_factory.mktemp("backfill") / "channels.yaml"
-    config_file.write_text(
-        yaml.safe_dump(
+    document = {
+        "locations": [{"code": LOCATION, "name": "Backfill test warehouse"}],
+        "channels": [
             {
-                "locations": [{"code": LOCATION, "name": "Backfill test warehouse"}],
-                "channels": [
-                    {
-                        "code": CODE,
-                        "platform": "shopify",
-                        "conn_id": CODE,
-                        "fulfilment_location": LOCATION,
-                        "schedule_minutes": 60,
-                        "overlap_minutes": 0,  # each run pulls exactly its data interval
-                        "start_date": HISTORY_START.isoformat(),
-                        "page_size": 50,
-                        "retries": 0,
-                    }
-                ],
+                "code": CODE,
+                "platform": "shopify",
+                "conn_id": CODE,
+                "fulfilment_location": LOCATION,
+                "schedule_minutes": 60,
+                "overlap_minutes": 0,  # each run pulls exactly its data interval
+                "start_date": HISTORY_START.isoformat(),
+                "page_size": 50,
+                "retries": 0,
             }
-        )
-    )
-    config = load_config(config_file)
-    register_config(engine, config)
-    with run_sandbox("shopify", seed=91, start=HISTORY_START, interval=90, clock=Clock.frozen(NOW)) as shop:
-        seed_from_catalog(engine, config.channel(CODE), shop.world.catalog)
-        env = hub_env(airflow_metadata_url, database_url, config_file, CODE, shop)
-        with airflow_standalone(env, home=tmp_path_factory.mktemp("airflow")) as airflow:
-            channel = config.channel(CODE)
-            airflow.wait_for_dag(channel.dag_id)
-            airflow.set_pool(channel.pool, 1)
-            airflow.unpause(channel.dag_id)  # backfill runs wait while their DAG is paused
-            yield Hub(airflow, shop, channel, engine)
+        ],
+    }
+    with standalone_hub(
+        tmp_path_factory.mktemp("backfill"),
+        document,
+        CODE,
+        engine=engine,
+        database_url=database_url,
+        airflow_metadata_url=airflow_metadata_url,
+        seed=91,
+        start=HISTORY_START,
+        interval=90,
+        clock=Clock.frozen(NOW),
+    ) as running:
+        yield running
 
 
 def iso(value: datetime) -> str:
