@@ -446,7 +446,7 @@ def machine_lines(engine: Engine, server: Server) -> list[str]:
 def print_stages(run: IngestRun) -> None:
     total = run.seconds
     rows = [
-        ("schema check (jsonschema)", run.schema_seconds),
+        ("schema check (compiled + jsonschema)", run.schema_seconds),
         ("mapping (payload -> canonical order)", run.mapping_seconds),
         ("warehouse apply (ingest_orders)", run.apply_seconds),
     ]
