@@ -25,6 +25,8 @@ import os
 import resource
 import subprocess
 import sys
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from time import perf_counter
@@ -52,8 +54,55 @@ LOCATION = "BENCH-WH"
 PLENTY = 10**9  # units received per SKU: every line reserves, the bench measures speed not shortage
 
 
-def run_one(orders: int, interval: float, window_hours: float, database_url: str | None) -> dict:
+DOCUMENT = {
+    "locations": [{"code": LOCATION, "name": "Benchmark warehouse"}],
+    "channels": [
+        {"code": CHANNEL, "platform": "shopify", "conn_id": "bench_unused", "fulfilment_location": LOCATION,
+         "overlap_minutes": 0}
+    ],
+}  # fmt: skip
+_worker: dict = {}  # what one process needs to sync a window: engine, channel, credentials
+
+
+def _worker_setup(url: str, document: dict, conn_info: dict) -> None:
+    _worker["engine"] = create_engine(url, pool_size=2)
+    _worker["channel"] = parse_config(document, "<bench>").channel(CHANNEL)
+    _worker["credentials"] = ChannelCredentials(
+        "shopify", conn_info["host"], secret=Secret(conn_info["password"]), extra=conn_info.get("extra", {})
+    )
+
+
+def _sync_window(window: tuple[datetime, datetime]) -> int:
+    """One backfill run: the channel's sync of one window; returns the orders fetched."""
+    result = sync_orders(_worker["engine"], _worker["channel"], *window, credentials=_worker["credentials"])
+    return result.fetched
+
+
+class Progress:
+    """The rate of each tenth of N, on stderr: does the apply slow down as the tables grow?"""
+
+    def __init__(self, orders: int) -> None:
+        self.orders, self.pulled, self.reported = orders, 0, 0
+        self.began = self.last_report = perf_counter()
+
+    def add(self, fetched: int) -> None:
+        self.pulled += fetched
+        if self.pulled - self.reported >= self.orders / 10 or self.pulled >= self.orders:
+            now, count = perf_counter(), self.pulled - self.reported
+            print(
+                f"    {self.pulled:>9,} pulled, {now - self.began:6.1f} s; the last {count:,} at "
+                f"{count / (now - self.last_report):,.0f} orders/s",
+                file=sys.stderr,
+                flush=True,
+            )
+            self.reported, self.last_report = self.pulled, now
+
+
+def run_one(
+    orders: int, interval: float, window_hours: float, database_url: str | None, runs_at_once: int = 1
+) -> dict:
     """One N, measured in this process; returns the figures as a dict."""
+    document = DOCUMENT
     server = choose_server(database_url, keep=False)
     start = NOW - timedelta(seconds=interval * (orders - 0.5))  # order N-1 is the last created before NOW
     sandbox = subprocess.Popen(
@@ -66,15 +115,7 @@ def run_one(orders: int, interval: float, window_hours: float, database_url: str
         base_url = sandbox.stdout.readline().split(" at ", 1)[1].split()[0]
         with scratch_database(server, keep=False) as url:
             engine = create_engine(url, pool_size=2)
-            config = parse_config(
-                {
-                    "locations": [{"code": LOCATION, "name": "Benchmark warehouse"}],
-                    "channels": [
-                        {"code": CHANNEL, "platform": "shopify", "conn_id": "bench_unused",
-                         "fulfilment_location": LOCATION, "overlap_minutes": 0}
-                    ],
-                }, "<bench>",
-            )  # fmt: skip
+            config = parse_config(document, "<bench>")
             channel = config.channel(CHANNEL)
             register_config(engine, config)
             world = World(SEED, start=start, interval=timedelta(seconds=interval), clock=Clock.frozen(NOW))
@@ -84,31 +125,26 @@ def run_one(orders: int, interval: float, window_hours: float, database_url: str
                 for variant in world.catalog.variants:
                     catalog.receive_stock(conn, variant.sku, LOCATION, PLENTY, f"receive:bench:{variant.sku}")
             conn_info = sandbox_connection("shopify", base_url, DEFAULT_ACCESS_TOKEN)
-            creds = ChannelCredentials(
-                "shopify",
-                conn_info["host"],
-                secret=Secret(conn_info["password"]),
-                extra=conn_info.get("extra", {}),
-            )
             machine = machine_lines(engine, server)
             window = timedelta(hours=window_hours)
-            began = last_report = perf_counter()
-            pulled = reported = 0
-            window_start = start
-            while window_start < NOW:
-                window_end = min(window_start + window, NOW)
-                pulled += sync_orders(engine, channel, window_start, window_end, credentials=creds).fetched
-                window_start = window_end
-                if pulled - reported >= orders / 10 or window_start >= NOW:  # is it slowing down as it grows?
-                    now = perf_counter()
-                    print(
-                        f"    {pulled:>9,} pulled, {now - began:6.1f} s; the last {pulled - reported:,} at "
-                        f"{(pulled - reported) / (now - last_report):,.0f} orders/s",
-                        file=sys.stderr,
-                        flush=True,
+            windows = []
+            while not windows or windows[-1][1] < NOW:
+                window_start = windows[-1][1] if windows else start
+                windows.append((window_start, min(window_start + window, NOW)))
+            progress = Progress(orders)
+            with ExitStack() as stack:
+                if runs_at_once == 1:
+                    _worker_setup(url, document, conn_info)
+                    fetched_per_window = map(_sync_window, windows)
+                else:  # as `airflow backfill create --max-active-runs N`: one task process per run
+                    pool = ProcessPoolExecutor(
+                        runs_at_once, initializer=_worker_setup, initargs=(url, document, conn_info)
                     )
-                    reported, last_report = pulled, now
-            seconds = perf_counter() - began
+                    stack.enter_context(pool)
+                    fetched_per_window = pool.map(_sync_window, windows)
+                for fetched in fetched_per_window:
+                    progress.add(fetched)
+            seconds, pulled = perf_counter() - progress.began, progress.pulled
             with engine.connect() as conn:
                 stored = conn.execute(text("SELECT count(*) FROM orders")).scalar_one()
                 problems = []
@@ -119,6 +155,7 @@ def run_one(orders: int, interval: float, window_hours: float, database_url: str
                 if units := stock.oversold(conn):
                     problems.append(f"{units} units oversold")
             engine.dispose()
+            _worker.get("engine", engine).dispose()
     finally:
         sandbox_rss = _peak_rss_of(sandbox.pid)
         sandbox.terminate()
@@ -128,11 +165,22 @@ def run_one(orders: int, interval: float, window_hours: float, database_url: str
         "orders": orders,
         "pulled": pulled,
         "seconds": seconds,
-        "hub_peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        # The largest hub process: this one, or (runs at once) the largest run process, reaped by now.
+        "hub_peak_mib": max(
+            resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, _children_peak_kib(runs_at_once)
+        )
+        / 1024,
+        "runs_at_once": runs_at_once,
         "sandbox_peak_mib": sandbox_rss,
         "problems": problems,
         "machine": machine,
     }
+
+
+def _children_peak_kib(runs_at_once: int) -> int:
+    # RUSAGE_CHILDREN also counts the sandbox once it is reaped; it is measured apart (VmHWM) and larger only
+    # when no run process ran, so with one run at a time this process's own peak is the hub's.
+    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss if runs_at_once > 1 else 0
 
 
 def _peak_rss_of(pid: int) -> float:
@@ -151,12 +199,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--interval-seconds", type=float, default=10.0, help="between two orders")
     parser.add_argument("--window-hours", type=float, default=24.0, help="one sync run's window")
     parser.add_argument("--database-url", default=os.environ.get("HUB_DATABASE_URL"))
+    parser.add_argument(
+        "--runs-at-once",
+        type=int,
+        default=1,
+        help="windows synced at once, a process each",
+    )
     parser.add_argument("--one", action="store_true", help=argparse.SUPPRESS)  # the child of one N
     args = parser.parse_args(argv)
     if args.one:
-        print(
-            json.dumps(run_one(args.orders[0], args.interval_seconds, args.window_hours, args.database_url))
+        figures = run_one(
+            args.orders[0], args.interval_seconds, args.window_hours, args.database_url, args.runs_at_once
         )
+        print(json.dumps(figures))
         return 0
 
     results = []
@@ -165,6 +220,7 @@ def main(argv: list[str] | None = None) -> int:
         child = subprocess.run(
             [sys.executable, __file__, "--one", "--orders", str(orders),
              "--interval-seconds", str(args.interval_seconds), "--window-hours", str(args.window_hours),
+             "--runs-at-once", str(args.runs_at_once),
              *(["--database-url", args.database_url] if args.database_url else [])],
             stdout=subprocess.PIPE, text=True, check=True,
         )  # fmt: skip
@@ -173,13 +229,14 @@ def main(argv: list[str] | None = None) -> int:
         verdict = "ok" if not result["problems"] else "PROBLEMS: " + "; ".join(result["problems"])
         print(
             f"  {orders:>9,} orders  {result['seconds']:7.1f} s  {orders / result['seconds']:7,.0f} orders/s"
-            f"  hub peak {result['hub_peak_mib']:.0f} MiB, sandbox {result['sandbox_peak_mib']:.0f} MiB"
+            f"  peak {result['hub_peak_mib']:.0f} MiB a hub process, sandbox {result['sandbox_peak_mib']:.0f}"
             f"  {verdict}",
             flush=True,
         )
     print("\n".join(results[0]["machine"]))
     print(
-        f"windows of {args.window_hours:g} h, one order every {args.interval_seconds:g} s (Shopify sandbox)"
+        f"windows of {args.window_hours:g} h, {args.runs_at_once} at once, one order every "
+        f"{args.interval_seconds:g} s (Shopify sandbox)"
     )
     print("seconds per 100k orders: " + ", ".join(
         f"{r['orders']:,}: {r['seconds'] / r['orders'] * 100_000:.1f}" for r in results
