@@ -5,6 +5,7 @@ has had no good sync for its ``alert_after_missed_syncs`` intervals, and again w
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from importlib import import_module
 from typing import Any
 
 from airflow.sdk import dag, task
@@ -19,47 +20,38 @@ DEFAULTS = {
 }
 
 
-@dag(
-    dag_id="exceptions_retest",
-    description="Re-test open exceptions and close the ones that now pass",
-    doc_md=__doc__,
-    schedule=timedelta(minutes=30),
-    start_date=datetime(2026, 1, 1, tzinfo=UTC),
-    catchup=False,
-    max_active_runs=1,
-    tags=["channelhub", "ops"],
-    default_args=DEFAULTS,
+def hub_dag(dag_id: str, description: str, every: timedelta, task_id: str, work: str):  # -> airflow.sdk.DAG
+    """A hub-wide DAG of one task that calls ``channelhub.tasks.<work>(context)`` every ``every``."""
+
+    @dag(
+        dag_id=dag_id,
+        description=description,
+        doc_md=__doc__,
+        schedule=every,
+        start_date=datetime(2026, 1, 1, tzinfo=UTC),
+        catchup=False,
+        max_active_runs=1,
+        tags=["channelhub", "ops"],
+        default_args=DEFAULTS,
+    )
+    def definition() -> None:
+        @task(task_id=task_id)
+        def run(**context: Any) -> dict:
+            return getattr(import_module("channelhub.tasks"), work)(context)
+
+        run()
+
+    return definition()
+
+
+hub_dag(
+    "exceptions_retest",
+    "Re-test open exceptions and close the ones that now pass",
+    timedelta(minutes=30),
+    "retest",
+    "retest_exceptions",
 )
-def exceptions_retest() -> None:
-    @task(task_id="retest")
-    def retest(**context: Any) -> dict:
-        from channelhub.tasks import retest_exceptions
-
-        return retest_exceptions(context)
-
-    retest()
-
-
-@dag(
-    dag_id="channel_health",
-    description="Alert on channels whose sync is behind",
-    doc_md=__doc__,
-    schedule=timedelta(minutes=15),
-    start_date=datetime(2026, 1, 1, tzinfo=UTC),
-    catchup=False,
-    max_active_runs=1,
-    tags=["channelhub", "ops"],
-    default_args=DEFAULTS,
-)
-def channel_health() -> None:
-    @task(task_id="check_syncs")
-    def check_syncs(**context: Any) -> dict:
-        from channelhub.tasks import check_channel_health
-
-        return check_channel_health(context)
-
-    check_syncs()
-
-
-exceptions_retest()
-channel_health()
+hub_dag(
+    "channel_health", "Alert on channels whose sync is behind", timedelta(minutes=15), "check_syncs",
+    "check_channel_health",
+)  # fmt: skip
