@@ -54,7 +54,7 @@ from channelhub import db
 from channelhub.config import ChannelConfig, HubConfig, parse_config
 from channelhub.demo import seed_from_catalog
 from channelhub.platforms import Platform, get_platform
-from channelhub.sync import register_config
+from channelhub.sync import register_config, roomy_gc
 from sandbox.clock import Clock
 from sandbox.shopify import ShopifyRenderer
 from sandbox.world import World
@@ -292,30 +292,32 @@ def run_ingest(
             (landed if isinstance(prepared, Landed) else rejected).append(prepared)
 
     step = max(1, len(pages.texts) // PROGRESS_STEPS)
-    for number, page_text in enumerate(pages.texts, start=1):
-        began = perf_counter()
-        payloads = platform.unwrap(json.loads(page_text))
-        result.decode_seconds += perf_counter() - began
-        result.orders += len(payloads)
-        result.prepare_seconds += timed(lambda payloads=payloads: prepare_page(payloads))
-        if len(landed) + len(rejected) >= batch_size:
+    with roomy_gc():  # the garbage collector as sync_orders runs it
+        for number, page_text in enumerate(pages.texts, start=1):
+            began = perf_counter()
+            payloads = platform.unwrap(json.loads(page_text))
+            result.decode_seconds += perf_counter() - began
+            result.orders += len(payloads)
+            result.prepare_seconds += timed(lambda payloads=payloads: prepare_page(payloads))
+            if len(landed) + len(rejected) >= batch_size:
+                result.landed += len(landed)
+                result.rejected += len(rejected)
+                result.batch_sizes.append(len(landed) + len(rejected))
+                result.batch_seconds.append(timed(flush))
+                result.apply_seconds += result.batch_seconds[-1]
+            if number % step == 0 or number == len(pages.texts):
+                rate_now = result.orders / max(result.seconds, 1e-9)
+                print(
+                    f"  ingested {result.orders:>9,} / {pages.orders:,} orders "
+                    f"({result.seconds:6.1f} s timed, {rate_now:7.0f} orders/s)",
+                    flush=True,
+                )
+        if landed or rejected:
             result.landed += len(landed)
             result.rejected += len(rejected)
             result.batch_sizes.append(len(landed) + len(rejected))
             result.batch_seconds.append(timed(flush))
             result.apply_seconds += result.batch_seconds[-1]
-        if number % step == 0 or number == len(pages.texts):
-            print(
-                f"  ingested {result.orders:>9,} / {pages.orders:,} orders "
-                f"({result.seconds:6.1f} s timed, {result.orders / max(result.seconds, 1e-9):7.0f} orders/s)",
-                flush=True,
-            )
-    if landed or rejected:
-        result.landed += len(landed)
-        result.rejected += len(rejected)
-        result.batch_sizes.append(len(landed) + len(rejected))
-        result.batch_seconds.append(timed(flush))
-        result.apply_seconds += result.batch_seconds[-1]
     result.schema_seconds = platform.schema_seconds[0]
     return result
 

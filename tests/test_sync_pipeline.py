@@ -6,6 +6,7 @@ Airflow retries it) without landing half-checked data; credentials never reach e
 
 from __future__ import annotations
 
+import gc
 import threading
 from datetime import UTC, datetime, timedelta
 
@@ -15,7 +16,7 @@ from sqlalchemy import text
 from channelhub.config import parse_config
 from channelhub.credentials import ChannelCredentials
 from channelhub.demo import seed_from_catalog
-from channelhub.sync import prefetched, register_config, sync_orders
+from channelhub.sync import SYNC_GC_YOUNG, prefetched, register_config, roomy_gc, sync_orders
 from connectors.auth import Secret
 from connectors.errors import AuthError, ConnectorError, TransientError
 from sandbox.clock import Clock
@@ -166,3 +167,30 @@ def test_a_consumer_that_stops_stops_the_fetching_thread():
     pages.close()
     assert not any(t.name == "prefetch" and t.is_alive() for t in threading.enumerate())
     assert len(produced) <= 3 + 2 + 1  # never more than the queue's depth ahead
+
+
+def test_syncs_in_threads_share_the_roomy_gc_and_the_last_one_out_restores_it():
+    before = gc.get_threshold()
+    first_in, second_in, first_out = threading.Event(), threading.Event(), threading.Event()
+    seen: dict[str, tuple[int, ...]] = {}
+
+    def first():
+        with roomy_gc():
+            first_in.set()
+            second_in.wait(5)
+        first_out.set()
+
+    def second():
+        first_in.wait(5)
+        with roomy_gc():
+            second_in.set()
+            first_out.wait(5)
+            seen["after the first left"] = gc.get_threshold()
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert seen["after the first left"][0] == max(SYNC_GC_YOUNG, before[0])
+    assert gc.get_threshold() == before

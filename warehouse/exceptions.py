@@ -99,14 +99,16 @@ def land_raw(conn: Connection, channel_id: int | None, items: Sequence[tuple[str
             missing[digest] = (channel_id, external_id, digest, text_)
     if missing:
         # Sorted by digest so that concurrent writers of the same payloads wait in one order.
-        run(
+        landed = run(
             conn,
             f"INSERT INTO raw_payloads (channel_id, external_id, digest, payload) "
             f"SELECT channel_id, external_id, digest, CAST(payload AS jsonb) FROM {unnest(RAW_COLUMNS)} "
-            f"ON CONFLICT (channel_id, digest) DO NOTHING",
+            f"ON CONFLICT (channel_id, digest) DO NOTHING RETURNING digest, id",
             arrays(RAW_COLUMNS, [missing[d] for d in sorted(missing)]),
         )
-        ids.update(_raw_ids(conn, channel_id, set(missing)))
+        ids.update((digest, raw_id) for digest, raw_id in landed)
+        if beaten := set(missing) - ids.keys():  # a concurrent writer landed these first
+            ids.update(_raw_ids(conn, channel_id, beaten))
     return [ids[d] for d in digests]
 
 
