@@ -145,6 +145,7 @@ def run_one(
                 for fetched in fetched_per_window:
                     progress.add(fetched)
             seconds, pulled = perf_counter() - progress.began, progress.pulled
+            run_processes_kib = _children_peak_kib(runs_at_once)  # reaped by now; the sandbox is not yet
             with engine.connect() as conn:
                 stored = conn.execute(text("SELECT count(*) FROM orders")).scalar_one()
                 problems = []
@@ -165,11 +166,8 @@ def run_one(
         "orders": orders,
         "pulled": pulled,
         "seconds": seconds,
-        # The largest hub process: this one, or (runs at once) the largest run process, reaped by now.
-        "hub_peak_mib": max(
-            resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, _children_peak_kib(runs_at_once)
-        )
-        / 1024,
+        # The largest hub process: this one, or (runs at once) the largest run process.
+        "hub_peak_mib": max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, run_processes_kib) / 1024,
         "runs_at_once": runs_at_once,
         "sandbox_peak_mib": sandbox_rss,
         "problems": problems,
@@ -178,8 +176,8 @@ def run_one(
 
 
 def _children_peak_kib(runs_at_once: int) -> int:
-    # RUSAGE_CHILDREN also counts the sandbox once it is reaped; it is measured apart (VmHWM) and larger only
-    # when no run process ran, so with one run at a time this process's own peak is the hub's.
+    # The largest reaped child: taken before the sandbox (measured apart, VmHWM) is reaped too. With one run
+    # at a time there is no run process, and this process's own peak is the hub's.
     return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss if runs_at_once > 1 else 0
 
 

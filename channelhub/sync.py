@@ -10,8 +10,8 @@ time, and at most ``PREFETCH_PAGES`` pages wait in memory.
 
 While a sync runs, the garbage collector's youngest generation holds ``SYNC_GC_YOUNG`` objects instead of
 Python's 700 (``roomy_gc``): a decoded page is ~700k dicts and lists, and collecting every 700 allocations
-walked them over and over (15 % of a backfill's CPU). Nothing the sync allocates needs the cycle collector
-sooner; reference counting frees pages and batches as before.
+walked them over and over (15 % of the hub's CPU in a backfill). Nothing the sync allocates needs the cycle
+collector sooner; reference counting frees pages and batches as before.
 """
 
 from __future__ import annotations

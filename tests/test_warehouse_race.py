@@ -150,3 +150,25 @@ def test_concurrent_versions_of_one_order_never_regress(database_url: str):
         assert shop.level("A") == (1000, 2 * rounds)
     finally:
         engine.dispose()
+
+
+def test_a_raw_payload_landed_by_a_concurrent_writer_first_gets_that_writers_id(engine: Engine):
+    """``land_raw`` takes the ids of what it inserted from RETURNING; a payload another transaction landed
+    while this one waited on it is not returned, and is looked up instead."""
+    payload = {"id": "raw-race", "nonce": random.Random().random()}
+    writer_done, ids = threading.Event(), {}
+    with engine.connect() as first:
+        transaction = first.begin()
+        first_id = queue.land_raw(first, None, [("raw-race", payload)])[0]
+
+        def second_writer() -> None:
+            with engine.begin() as second:  # waits on the first writer's uncommitted row
+                ids["second"] = queue.land_raw(second, None, [("raw-race", payload)])[0]
+            writer_done.set()
+
+        thread = threading.Thread(target=second_writer)
+        thread.start()
+        assert not writer_done.wait(0.5)  # blocked on the conflict
+        transaction.commit()
+        thread.join(10)
+    assert ids["second"] == first_id
