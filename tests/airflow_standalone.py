@@ -191,17 +191,19 @@ class Hub:
 @contextmanager
 def standalone_hub(
     folder: Path,
-    document: dict[str, Any],
     code: str,
+    location: str,
+    channel_settings: dict[str, Any],
     *,
     engine: Any,
     database_url: str,
     airflow_metadata_url: str,
     **sandbox: Any,
 ) -> Iterator[Hub]:
-    """The hub's config ``document`` written and registered, a Shopify sandbox (``run_sandbox(**sandbox)``)
-    seeded into the warehouse as channel ``code``, and a standalone Airflow whose DAG of that channel is
-    parsed, unpaused (backfill runs wait while their DAG is paused) and given a pool."""
+    """A config of one Shopify channel ``code`` (hourly, no overlap, no retries, then ``channel_settings``)
+    fulfilling from ``location``, written and registered; a Shopify sandbox (``run_sandbox(**sandbox)``)
+    seeded into the warehouse as that channel; and a standalone Airflow whose DAG of that channel is parsed,
+    unpaused (backfill runs wait while their DAG is paused) and given a pool."""
     import yaml
 
     from channelhub.config import load_config
@@ -209,6 +211,21 @@ def standalone_hub(
     from channelhub.sync import register_config
     from sandbox.server import run_sandbox, sandbox_connection
 
+    document = {
+        "locations": [{"code": location, "name": f"{location} (test warehouse)"}],
+        "channels": [
+            {
+                "code": code,
+                "platform": "shopify",
+                "conn_id": code,
+                "fulfilment_location": location,
+                "schedule_minutes": 60,
+                "overlap_minutes": 0,  # each run pulls exactly its data interval
+                "retries": 0,
+                **channel_settings,
+            }
+        ],
+    }
     config_file = folder / "channels.yaml"
     config_file.write_text(yaml.safe_dump(document))
     config = load_config(config_file)

@@ -44,25 +44,11 @@ def chromium() -> Path:
 def hub(
     tmp_path_factory: pytest.TempPathFactory, engine: Engine, database_url: str, airflow_metadata_url: str
 ) -> Iterator[Hub]:
-    document = {
-        "locations": [{"code": LOCATION, "name": "UI test warehouse"}],
-        "channels": [
-            {
-                "code": CODE,
-                "platform": "shopify",
-                "conn_id": CODE,
-                "fulfilment_location": LOCATION,
-                "schedule_minutes": 60,
-                "overlap_minutes": 0,
-                "start_date": START.isoformat(),
-                "retries": 0,
-            }
-        ],
-    }
     with standalone_hub(
         tmp_path_factory.mktemp("ui"),
-        document,
         CODE,
+        LOCATION,
+        {"start_date": START.isoformat()},
         engine=engine,
         database_url=database_url,
         airflow_metadata_url=airflow_metadata_url,

@@ -46,26 +46,11 @@ CHANGE_COUNTS = (
 def hub(
     tmp_path_factory: pytest.TempPathFactory, engine: Engine, database_url: str, airflow_metadata_url: str
 ) -> Iterator[Hub]:
-    document = {
-        "locations": [{"code": LOCATION, "name": "Backfill test warehouse"}],
-        "channels": [
-            {
-                "code": CODE,
-                "platform": "shopify",
-                "conn_id": CODE,
-                "fulfilment_location": LOCATION,
-                "schedule_minutes": 60,
-                "overlap_minutes": 0,  # each run pulls exactly its data interval
-                "start_date": HISTORY_START.isoformat(),
-                "page_size": 50,
-                "retries": 0,
-            }
-        ],
-    }
     with standalone_hub(
         tmp_path_factory.mktemp("backfill"),
-        document,
         CODE,
+        LOCATION,
+        {"start_date": HISTORY_START.isoformat(), "page_size": 50},
         engine=engine,
         database_url=database_url,
         airflow_metadata_url=airflow_metadata_url,
