@@ -31,12 +31,13 @@ The knobs, and how the simulators render them:
 from __future__ import annotations
 
 import json
+import math
 import random
 import threading
 from collections.abc import Hashable
 from dataclasses import dataclass, field, fields
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from sandbox.clock import Clock
 
@@ -51,6 +52,12 @@ _PROBABILITIES = (
     "token_expiry_rate",
 )
 MAX_CLOCK_SKEW_SECONDS = 86400.0
+_Value = TypeVar("_Value")
+
+
+def _knob(default: _Value, doc: str) -> _Value:
+    """A fault setting with its one-line help (``python -m sandbox --help`` shows it)."""
+    return field(default=default, metadata={"help": doc})
 
 
 @dataclass
@@ -61,22 +68,27 @@ class Faults:
     run with the same request sequence meets the same faults.
     """
 
-    rate_limit_storm: float = 0.0  # forced 429 (even with room in the bucket)
-    server_error_rate: float = 0.0  # 500 / 502 / 503, the gateway ones with an HTML body
-    latency_seconds: float = 0.0  # added before every API response
-    timeout_rate: float = 0.0  # answers held back for hang_seconds, after the platform acted
-    hang_seconds: float = 35.0  # longer than the connectors' default 30 s read timeout
-    truncated_body_rate: float = 0.0  # 200 with the JSON body cut short
+    # Each knob's help is its ``--flag`` help in ``python -m sandbox`` (the CLI is derived from these fields).
+    rate_limit_storm: float = _knob(0.0, "forced 429 / throttle answers, even with room in the bucket")
+    server_error_rate: float = _knob(0.0, "500 / 502 / 503, the gateway ones with an HTML body")
+    latency_seconds: float = _knob(0.0, "added before every API answer")
+    timeout_rate: float = _knob(0.0, "answers held back for hang_seconds, after the platform acted")
+    hang_seconds: float = _knob(
+        35.0, "how long a timeout_rate answer is held back (past a 30 s read timeout)"
+    )
+    truncated_body_rate: float = _knob(0.0, "200 with the JSON body cut short")
     # Share of orders (chosen per order, so the same ones every time) served with a line quantity of the wrong
     # type, as a platform bug would: the connector schema must reject them, the rest of the page must land.
-    malformed_order_rate: float = 0.0
-    duplicate_page_rate: float = 0.0  # a listing page served again in place of the next one
-    shuffle_page_rate: float = 0.0  # a listing page's items in a random order
-    clock_step_seconds: float = 0.0  # the world clock moves on by this on every listing request
-    clock_skew_seconds: float = 0.0  # the platform's clock = the sandbox clock + this
-    token_expiry_rate: float = 0.0  # short-lived tokens expired before answering (WeChat, Youzan)
-    credentials_revoked: bool = False  # the connection's credentials refused until cleared
-    seed: int = 0
+    malformed_order_rate: float = _knob(0.0, "share of orders served with a wrongly typed line quantity")
+    duplicate_page_rate: float = _knob(0.0, "a listing page served again in place of the next one")
+    shuffle_page_rate: float = _knob(0.0, "a listing page's items in a random order")
+    clock_step_seconds: float = _knob(0.0, "the world clock moves on by this on every listing request")
+    clock_skew_seconds: float = _knob(
+        0.0, "the platform's clock = the sandbox clock + this (negative: behind)"
+    )
+    token_expiry_rate: float = _knob(0.0, "short-lived tokens expired before answering (WeChat, Youzan)")
+    credentials_revoked: bool = _knob(False, "the connection's credentials refused until cleared")
+    seed: int = _knob(0, "seeds the fault draws")
     _rng: random.Random = field(init=False, repr=False, compare=False)
     _lock: threading.Lock = field(init=False, repr=False, compare=False, default_factory=threading.Lock)
 
@@ -85,6 +97,10 @@ class Faults:
         self._rng = random.Random(self.seed)
 
     def _validate(self) -> None:
+        for name, value in self.to_dict().items():
+            # NaN passes every range check below, and an infinite latency would hold a request for good.
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ValueError(f"{name} must be a finite number, got {value!r}")
         for name in _PROBABILITIES:
             value = getattr(self, name)
             if not 0.0 <= float(value) <= 1.0:
@@ -160,9 +176,22 @@ class Faults:
             clock.advance(timedelta(seconds=self.clock_step_seconds))
 
 
+def check_setting(name: str, value: Any) -> float | int | bool:
+    """``value`` as fault setting ``name`` holds it, else a ValueError saying why (``update``'s rules),
+    for front ends that take the settings one at a time (the ``python -m sandbox`` flags)."""
+    if name.startswith("_") or name not in {f.name for f in fields(Faults)}:
+        raise ValueError(f"unknown fault setting: {name}")
+    coerced = _coerce(name, value)
+    Faults(**{name: coerced})  # the other settings at their defaults, which always pass
+    return coerced
+
+
 def _coerce(name: str, value: Any) -> Any:
     if name == "seed":
-        return int(value)
+        try:
+            return int(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"seed must be an integer, got {value!r}") from None
     if name == "credentials_revoked":
         if isinstance(value, bool):
             return value
@@ -171,7 +200,10 @@ def _coerce(name: str, value: Any) -> Any:
         raise ValueError(f"credentials_revoked must be true or false, got {value!r}")
     if isinstance(value, bool):
         raise ValueError(f"{name} must be a number, got {value!r}")
-    return float(value)
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number, got {value!r}") from None
 
 
 class ServedPages:

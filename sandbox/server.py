@@ -7,6 +7,7 @@ with run_sandbox("shopify", seed=7, clock=Clock.frozen(t0)) as sandbox:
 
 from __future__ import annotations
 
+import logging
 import socket
 import threading
 import time
@@ -19,6 +20,8 @@ from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
+from starlette.requests import ClientDisconnect
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from sandbox import shopify
 from sandbox.clock import Clock
@@ -27,6 +30,7 @@ from sandbox.world import DEFAULT_INTERVAL, World
 
 PLATFORMS = ("shopify", "woocommerce", "wechat_channels", "youzan")
 STARTUP_TIMEOUT_SECONDS = 15.0
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -81,6 +85,47 @@ def sandbox_connection(platform: str, base_url: str, secret: str) -> dict[str, A
     return conn
 
 
+class QuietClientDisconnects:
+    """ASGI wrapper: a client gone before its request body was read is one INFO line, not an ERROR traceback.
+
+    A handler (or a gateway middleware) reading the body of a request whose client has gone (the crash
+    harness SIGKILLs the hub mid-request; uvicorn drops even a fully received body once the socket closes)
+    gets starlette's ``ClientDisconnect``, which nothing handles, so uvicorn logs "Exception in ASGI
+    application" with a traceback. Only that case is quietened: any other exception, and a
+    ``ClientDisconnect`` while the server never told the app the client had gone, still reach uvicorn's
+    traceback logging.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        gone = False
+
+        async def watched_receive() -> Message:
+            nonlocal gone
+            message = await receive()
+            gone = gone or message["type"] == "http.disconnect"
+            return message
+
+        try:
+            await self.app(scope, watched_receive, send)
+        except Exception as error:
+            if not (gone and _client_disconnects_only(error)):
+                raise
+            log.info("%s %s: the client went away mid-request", scope.get("method"), scope.get("path"))
+
+
+def _client_disconnects_only(error: BaseException) -> bool:
+    """``error`` is a ``ClientDisconnect``, or a task group's bundle of nothing else."""
+    if isinstance(error, BaseExceptionGroup):
+        return all(_client_disconnects_only(inner) for inner in error.exceptions)
+    return isinstance(error, ClientDisconnect)
+
+
 @contextmanager
 def run_sandbox(
     platform: str = "shopify",
@@ -122,7 +167,13 @@ def run_sandbox(
         listener.close()
         raise
     bound_port = listener.getsockname()[1]
-    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off", timeout_keep_alive=30)
+    config = uvicorn.Config(
+        QuietClientDisconnects(app),
+        log_level="warning",
+        access_log=False,
+        lifespan="off",
+        timeout_keep_alive=30,
+    )
     server = uvicorn.Server(config)
     thread = threading.Thread(
         target=server.run,
