@@ -204,31 +204,19 @@ def standalone_hub(
     fulfilling from ``location``, written and registered; a Shopify sandbox (``run_sandbox(**sandbox)``)
     seeded into the warehouse as that channel; and a standalone Airflow whose DAG of that channel is parsed,
     unpaused (backfill runs wait while their DAG is paused) and given a pool."""
-    import yaml
+    from hub_configs import write_hub_config
 
-    from channelhub.config import load_config
     from channelhub.demo import seed_from_catalog
     from channelhub.sync import register_config
     from sandbox.server import run_sandbox, sandbox_connection
 
-    document = {
-        "locations": [{"code": location, "name": f"{location} (test warehouse)"}],
-        "channels": [
-            {
-                "code": code,
-                "platform": "shopify",
-                "conn_id": code,
-                "fulfilment_location": location,
-                "schedule_minutes": 60,
-                "overlap_minutes": 0,  # each run pulls exactly its data interval
-                "retries": 0,
-                **channel_settings,
-            }
-        ],
+    settings = {
+        "schedule_minutes": 60,
+        "overlap_minutes": 0,  # each run pulls exactly its data interval
+        "retries": 0,
+        **channel_settings,
     }
-    config_file = folder / "channels.yaml"
-    config_file.write_text(yaml.safe_dump(document))
-    config = load_config(config_file)
+    config_file, config = write_hub_config(folder, code, location=location, **settings)
     register_config(engine, config)
     channel = config.channel(code)
     with run_sandbox("shopify", **sandbox) as shop:

@@ -30,6 +30,12 @@ os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(PROJECT_ROOT / "dags")
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 os.environ["AIRFLOW__CORE__UNIT_TEST_MODE"] = "False"
 
+# Importing Airflow configures logging: a handler on the sys.stderr of that moment. Imported first inside a
+# test that captures output (capsys), that handler writes to a stream closed after the test, and every later
+# log record prints "--- Logging error ---" into another test's captured stderr. Imported here, it writes to
+# the session's stream.
+import airflow.settings  # noqa: E402, F401
+
 
 def _server_url(tmp_root: Path) -> str:
     if url := os.environ.get("HUB_TEST_DATABASE_URL"):

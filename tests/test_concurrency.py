@@ -16,10 +16,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-import yaml
+from hub_configs import write_hub_config
 from sqlalchemy import text
 
-from channelhub.config import load_config
 from channelhub.demo import seed_from_catalog
 from channelhub.stock_push import push_stock
 from channelhub.sync import register_config
@@ -72,33 +71,20 @@ def snapshot(engine) -> dict:
 def test_syncs_imports_and_pushes_at_once_never_oversell(
     tmp_path, monkeypatch, sandboxes, engine, database_url
 ):
-    config_file = tmp_path / "channels.yaml"
-    config_file.write_text(
-        yaml.safe_dump(
-            {
-                "locations": [{"code": LOCATION, "name": "Scarce stock"}],
-                "channels": [
-                    {
-                        "code": code,
-                        "platform": sandbox.platform,
-                        "conn_id": code,
-                        "fulfilment_location": LOCATION,
-                        "overlap_minutes": 0,
-                        "page_size": 50,
-                        "batch_size": 40,  # many small transactions: more interleaving
-                        "stock_policy": {"locations": [LOCATION]},
-                    }
-                    for code, sandbox in sandboxes.items()
-                ],
-            }
-        )
+    config_file, config = write_hub_config(
+        tmp_path,
+        {code: sandbox.platform for code, sandbox in sandboxes.items()},
+        location=LOCATION,
+        overlap_minutes=0,
+        page_size=50,
+        batch_size=40,  # many small transactions: more interleaving
+        stock_policy={"locations": [LOCATION]},
     )
     env = {**os.environ, "HUB_CHANNELS_CONFIG": str(config_file), "HUB_DATABASE_URL": database_url}
     for code, sandbox in sandboxes.items():
         conn = sandbox_connection(sandbox.platform, sandbox.base_url, sandbox.access_token)
         env[f"AIRFLOW_CONN_{code.upper()}"] = json.dumps(conn)
         monkeypatch.setenv(f"AIRFLOW_CONN_{code.upper()}", json.dumps(conn))  # for the in-process pushes
-    config = load_config(config_file)
     register_config(engine, config)
     for code, sandbox in sandboxes.items():
         seed_from_catalog(engine, config.channel(code), sandbox.world.catalog)

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 import requests
+from hub_configs import hub_config
 
-from channelhub.config import parse_config
 from channelhub.credentials import ChannelCredentials
 from connectors.auth import Secret
 from connectors.errors import AuthError, QuotaExhausted, TransientError
@@ -189,20 +189,7 @@ def test_timeouts_are_retried_then_surface_as_transient(shop):
 
 
 def test_connector_for_channel_uses_login_secret_and_caps_the_page_size(shop):
-    config = parse_config(
-        {
-            "locations": [{"code": "WH", "name": "Warehouse"}],
-            "channels": [
-                {
-                    "code": "wx_shop",
-                    "platform": "wechat_channels",
-                    "conn_id": "wx_shop",
-                    "fulfilment_location": "WH",
-                    "page_size": 250,
-                }
-            ],
-        }
-    )
+    config = hub_config("wx_shop", "wechat_channels", page_size=250)
     credentials = ChannelCredentials("wx_shop", shop.base_url, login=SANDBOX_LOGIN, secret=Secret(SECRET))
     connector = connector_for_channel(credentials, config.channel("wx_shop"))
     assert connector.page_size == 100

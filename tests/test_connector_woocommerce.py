@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 import requests
+from hub_configs import hub_config
 
-from channelhub.config import parse_config
 from channelhub.credentials import ChannelCredentials
 from connectors.auth import Secret
 from connectors.errors import ApiError, AuthError, RateLimited, TransientError
@@ -189,14 +189,7 @@ def test_get_order_and_a_missing_one(shop: RunningSandbox) -> None:
 
 
 def test_page_size_is_capped_at_100_for_a_channel_and_refused_above_it_directly(shop: RunningSandbox) -> None:
-    config = parse_config(
-        {
-            "locations": [{"code": "WH", "name": "Warehouse"}],
-            "channels": [
-                {"code": "woo", "platform": "woocommerce", "conn_id": "woo", "fulfilment_location": "WH"}
-            ],
-        }
-    )
+    config = hub_config("woo", "woocommerce")
     channel = config.channel("woo")
     assert channel.page_size == 250  # the config default, made for Shopify
     credentials = ChannelCredentials("woo", shop.base_url, login=SANDBOX_LOGIN, secret=Secret(SECRET))

@@ -13,11 +13,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import requests
-import yaml
+from hub_configs import write_hub_config
 from sqlalchemy import text
 
 from channelhub.cli import main
-from channelhub.config import load_config
 from channelhub.demo import seed_from_catalog
 from channelhub.exception_ops import retest_open
 from channelhub.sync import register_config, sync_orders
@@ -43,23 +42,8 @@ def shop():
 def hub(tmp_path, monkeypatch, shop, engine, database_url, request):
     """A channel of its own per test (so each test sees only its own exceptions), configured like ops do."""
     code = f"ops_{request.node.name[5:20]}".rstrip("_")
-    config_file = tmp_path / "channels.yaml"
-    config_file.write_text(
-        yaml.safe_dump(
-            {
-                "locations": [{"code": LOCATION, "name": "Ops test warehouse"}],
-                "channels": [
-                    {
-                        "code": code,
-                        "platform": "shopify",
-                        "conn_id": code,
-                        "fulfilment_location": LOCATION,
-                        "overlap_minutes": 0,
-                        "page_size": 100,
-                    }
-                ],
-            }
-        )
+    config_file, config = write_hub_config(
+        tmp_path, code, location=LOCATION, overlap_minutes=0, page_size=100
     )
     monkeypatch.setenv("HUB_CHANNELS_CONFIG", str(config_file))
     monkeypatch.setenv("HUB_DATABASE_URL", database_url)
@@ -67,7 +51,6 @@ def hub(tmp_path, monkeypatch, shop, engine, database_url, request):
         f"AIRFLOW_CONN_{code.upper()}",
         json.dumps(sandbox_connection("shopify", shop.base_url, shop.access_token)),
     )
-    config = load_config(config_file)
     register_config(engine, config)
     seed_from_catalog(engine, config.channel(code), shop.world.catalog)
     return config

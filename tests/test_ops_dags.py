@@ -13,10 +13,9 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
 import pytest
-import yaml
+from hub_configs import write_hub_config
 from sqlalchemy import text
 
-from channelhub.config import load_config
 from channelhub.demo import seed_from_catalog
 from channelhub.sync import register_config
 from sandbox.clock import Clock
@@ -68,26 +67,15 @@ def shop():
 @pytest.fixture()
 def hub(tmp_path, monkeypatch, shop, engine, database_url, airflow_db):
     webhook = Webhook()
-    config_file = tmp_path / "channels.yaml"
-    config_file.write_text(
-        yaml.safe_dump(
-            {
-                "locations": [{"code": "WH-OPSDAG", "name": "Ops DAG test warehouse"}],
-                "channels": [
-                    {
-                        "code": CODE,
-                        "platform": "shopify",
-                        "conn_id": CODE,
-                        "fulfilment_location": "WH-OPSDAG",
-                        "schedule_minutes": 15,
-                        "overlap_minutes": 0,
-                        "retries": 0,
-                        "alert_after_missed_syncs": 2,
-                        "stock_policy": {"locations": ["WH-OPSDAG"]},
-                    }
-                ],
-            }
-        )
+    config_file, config = write_hub_config(
+        tmp_path,
+        CODE,
+        location="WH-OPSDAG",
+        schedule_minutes=15,
+        overlap_minutes=0,
+        retries=0,
+        alert_after_missed_syncs=2,
+        stock_policy={"locations": ["WH-OPSDAG"]},
     )
     monkeypatch.setenv("HUB_CHANNELS_CONFIG", str(config_file))
     monkeypatch.setenv("HUB_DATABASE_URL", database_url)
@@ -98,7 +86,6 @@ def hub(tmp_path, monkeypatch, shop, engine, database_url, airflow_db):
     monkeypatch.setenv(
         "AIRFLOW_CONN_CHANNELHUB_ALERTS", json.dumps({"conn_type": "http", "host": webhook.url})
     )
-    config = load_config(config_file)
     register_config(engine, config)
     seed_from_catalog(engine, config.channel(CODE), shop.world.catalog)
     yield webhook

@@ -17,10 +17,9 @@ from pathlib import Path
 
 import pytest
 import requests
-import yaml
+from hub_configs import write_hub_config
 from sqlalchemy import text
 
-from channelhub.config import load_config
 from channelhub.demo import seed_from_catalog
 from channelhub.sync import register_config
 from sandbox.clock import Clock
@@ -49,27 +48,15 @@ def sandboxes():
 def hub(tmp_path, monkeypatch, sandboxes, engine, database_url, airflow_db):
     imports = tmp_path / "imports"
     imports.mkdir()
-    config_file = tmp_path / "channels.yaml"
-    config_file.write_text(
-        yaml.safe_dump(
-            {
-                "locations": [{"code": LOCATION, "name": "E2E warehouse"}],
-                "channels": [
-                    {
-                        "code": code,
-                        "platform": sandbox.platform,
-                        "conn_id": code,
-                        "fulfilment_location": LOCATION,
-                        "schedule_minutes": 15,
-                        "overlap_minutes": 0,
-                        "page_size": 100,
-                        "retries": 0,
-                        "stock_policy": {"locations": [LOCATION]},
-                    }
-                    for code, sandbox in sandboxes.items()
-                ],
-            }
-        )
+    config_file, config = write_hub_config(
+        tmp_path,
+        {code: sandbox.platform for code, sandbox in sandboxes.items()},
+        location=LOCATION,
+        schedule_minutes=15,
+        overlap_minutes=0,
+        page_size=100,
+        retries=0,
+        stock_policy={"locations": [LOCATION]},
     )
     monkeypatch.setenv("HUB_CHANNELS_CONFIG", str(config_file))
     monkeypatch.setenv("HUB_DATABASE_URL", database_url)
@@ -77,7 +64,6 @@ def hub(tmp_path, monkeypatch, sandboxes, engine, database_url, airflow_db):
     for code, sandbox in sandboxes.items():
         conn = sandbox_connection(sandbox.platform, sandbox.base_url, sandbox.access_token)
         monkeypatch.setenv(f"AIRFLOW_CONN_{code.upper()}", json.dumps(conn))
-    config = load_config(config_file)
     register_config(engine, config)
     for code, sandbox in sandboxes.items():
         seed_from_catalog(engine, config.channel(code), sandbox.world.catalog)

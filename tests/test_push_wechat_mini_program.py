@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 import requests
+from hub_configs import hub_config
 
-from channelhub.config import parse_config
 from channelhub.credentials import ChannelCredentials
 from connectors.auth import Secret
 from connectors.http import RetryPolicy
@@ -254,14 +254,7 @@ def test_a_partial_shipment_is_split_then_the_last_one_is_all_delivered(shop):
 
 
 def test_connector_for_channel_reads_the_setting_from_the_connection_extra(shop):
-    config = parse_config(
-        {
-            "locations": [{"code": "WH", "name": "Warehouse"}],
-            "channels": [
-                {"code": "wx", "platform": "wechat_channels", "conn_id": "wx", "fulfilment_location": "WH"}
-            ],
-        }
-    )
+    config = hub_config("wx", "wechat_channels")
     channel = config.channel("wx")
 
     def credentials(**extra: Any) -> ChannelCredentials:

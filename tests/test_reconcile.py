@@ -14,9 +14,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import requests
+from hub_configs import hub_config
 from sqlalchemy import text
 
-from channelhub.config import parse_config
 from channelhub.credentials import ChannelCredentials
 from channelhub.demo import seed_from_catalog
 from channelhub.exception_ops import retry_exceptions, show_exception
@@ -51,21 +51,8 @@ def shop():
 
 @pytest.fixture(scope="module")
 def channel(engine, shop):
-    config = parse_config(
-        {
-            "locations": [{"code": LOCATION, "name": "Reconciliation test warehouse"}],
-            "channels": [
-                {
-                    "code": CODE,
-                    "platform": "shopify",
-                    "conn_id": CODE,
-                    "fulfilment_location": LOCATION,
-                    "overlap_minutes": 0,
-                    "page_size": 100,
-                    "stock_policy": {"locations": [LOCATION]},
-                }
-            ],
-        }
+    config = hub_config(
+        CODE, location=LOCATION, overlap_minutes=0, page_size=100, stock_policy={"locations": [LOCATION]}
     )
     register_config(engine, config)
     seed_from_catalog(engine, config.channel(CODE), shop.world.catalog)

@@ -8,8 +8,8 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hub_configs import hub_config
 
-from channelhub.config import parse_config
 from channelhub.credentials import ChannelCredentials
 from channelhub.demo import seed_from_catalog
 from channelhub.platforms import channel_connector
@@ -29,21 +29,13 @@ START = NOW - timedelta(hours=6)
 def test_a_clean_channel_reconciles_to_no_findings_and_hand_edits_are_pushed_back(engine, platform):
     code = f"recon_{platform}"
     location = f"WH-{platform.upper()}"
-    config = parse_config(
-        {
-            "locations": [{"code": location, "name": f"{platform} reconciliation warehouse"}],
-            "channels": [
-                {
-                    "code": code,
-                    "platform": platform,
-                    "conn_id": code,
-                    "fulfilment_location": location,
-                    "overlap_minutes": 0,
-                    "page_size": 50,
-                    "stock_policy": {"locations": [location]},
-                }
-            ],
-        }
+    config = hub_config(
+        code,
+        platform,
+        location=location,
+        overlap_minutes=0,
+        page_size=50,
+        stock_policy={"locations": [location]},
     )
     channel = config.channel(code)
     # Shopify's call-limit bucket is exercised elsewhere; here it would only slow the per-listing reads.

@@ -6,9 +6,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+from hub_configs import hub_config
 from sqlalchemy import text
 
-from channelhub.config import parse_config
 from channelhub.credentials import ChannelCredentials
 from channelhub.demo import seed_from_catalog
 from channelhub.outbound import PushIncomplete
@@ -27,14 +27,7 @@ def shop():
 
 
 def test_push_only_what_changed_and_survive_an_outage(engine, shop):
-    config = parse_config(
-        {
-            "locations": [{"code": "WH-PUSH", "name": "push test"}],
-            "channels": [
-                {"code": "push_shop", "platform": "shopify", "conn_id": "x", "fulfilment_location": "WH-PUSH"}
-            ],
-        }
-    )
+    config = hub_config("push_shop", location="WH-PUSH", conn_id="x")
     register_config(engine, config)
     channel = config.channel("push_shop")
     seed_from_catalog(engine, channel, shop.world.catalog)

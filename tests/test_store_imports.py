@@ -16,7 +16,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-import yaml
+from hub_configs import write_hub_config
 from sqlalchemy import Engine, func, select
 
 from channelhub import import_cli
@@ -561,11 +561,8 @@ def test_a_file_that_cannot_be_read_as_its_kind_is_refused_whole(shop: Shop, tmp
 
 @pytest.fixture()
 def cli_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, database_url: str) -> None:
-    config = tmp_path / "channels.yaml"
-    config.write_text(
-        yaml.safe_dump({"locations": [{"code": "WH-IMPORTTEST", "name": "import test"}], "channels": []})
-    )
-    monkeypatch.setenv("HUB_CHANNELS_CONFIG", str(config))
+    config_file, _ = write_hub_config(tmp_path, [], location="WH-IMPORTTEST")
+    monkeypatch.setenv("HUB_CHANNELS_CONFIG", str(config_file))
     monkeypatch.setenv("HUB_DATABASE_URL", database_url)
 
 

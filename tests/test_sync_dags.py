@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from hub_configs import write_hub_config
 from sqlalchemy import text
 
 from channelhub.config import load_config
@@ -21,6 +22,7 @@ NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)  # the sandbox clock, frozen
 HISTORY_START = NOW - timedelta(hours=8)
 SCHEDULE = timedelta(minutes=15)
 OVERLAP = timedelta(minutes=5)
+LOCATION = "WH-DAGTEST"
 
 
 @pytest.fixture(scope="module")
@@ -35,25 +37,14 @@ def shop():
 def channel_env(tmp_path, monkeypatch, shop, engine, database_url, airflow_db, request):
     """A config with one channel of its own (so tests do not share orders), its connection and stock."""
     code = f"shop_{request.node.name[5:25].lower().replace('[', '_').replace(']', '')}".rstrip("_")
-    config_file = tmp_path / "channels.yaml"
-    config_file.write_text(
-        yaml.safe_dump(
-            {
-                "locations": [{"code": "WH-DAGTEST", "name": "DAG test warehouse"}],
-                "channels": [
-                    {
-                        "code": code,
-                        "platform": "shopify",
-                        "conn_id": code,
-                        "fulfilment_location": "WH-DAGTEST",
-                        "schedule_minutes": int(SCHEDULE.total_seconds() // 60),
-                        "overlap_minutes": int(OVERLAP.total_seconds() // 60),
-                        "start_date": "2026-11-01T00:00:00Z",
-                        "page_size": 50,
-                    }
-                ],
-            }
-        )
+    config_file, config = write_hub_config(
+        tmp_path,
+        code,
+        location=LOCATION,
+        schedule_minutes=int(SCHEDULE.total_seconds() // 60),
+        overlap_minutes=int(OVERLAP.total_seconds() // 60),
+        start_date="2026-11-01T00:00:00Z",
+        page_size=50,
     )
     monkeypatch.setenv("HUB_CHANNELS_CONFIG", str(config_file))
     monkeypatch.setenv("HUB_DATABASE_URL", database_url)
@@ -61,8 +52,8 @@ def channel_env(tmp_path, monkeypatch, shop, engine, database_url, airflow_db, r
         f"AIRFLOW_CONN_{code.upper()}",
         json.dumps({"conn_type": "http", "host": shop.base_url, "password": shop.access_token}),
     )
-    channel = load_config(config_file).channel(code)
-    register_config(engine, load_config(config_file))
+    channel = config.channel(code)
+    register_config(engine, config)
     seed_from_catalog(engine, channel, shop.world.catalog)
     return channel
 
@@ -226,35 +217,23 @@ def test_one_channels_outage_does_not_stop_another_channels_dag(
     ) as broken_shop:
         broken_shop.faults.update(server_error_rate=1.0)
         channels[1] = ("iso_down", broken_shop)
-        config_file = tmp_path / "channels.yaml"
-        config_file.write_text(
-            yaml.safe_dump(
-                {
-                    "locations": [{"code": "WH-DAGTEST", "name": "DAG test warehouse"}],
-                    "channels": [
-                        {
-                            "code": code,
-                            "platform": "shopify",
-                            "conn_id": code,
-                            "fulfilment_location": "WH-DAGTEST",
-                            "schedule_minutes": 15,
-                            "overlap_minutes": 5,
-                            "retries": 0,
-                        }
-                        for code, _ in channels
-                    ],
-                }
-            )
+        config_file, config = write_hub_config(
+            tmp_path,
+            [code for code, _ in channels],
+            location=LOCATION,
+            schedule_minutes=15,
+            overlap_minutes=5,
+            retries=0,
         )
         monkeypatch.setenv("HUB_CHANNELS_CONFIG", str(config_file))
         monkeypatch.setenv("HUB_DATABASE_URL", database_url)
-        register_config(engine, load_config(config_file))
+        register_config(engine, config)
         for code, sandbox in channels:
             monkeypatch.setenv(
                 f"AIRFLOW_CONN_{code.upper()}",
                 json.dumps({"conn_type": "http", "host": sandbox.base_url, "password": sandbox.access_token}),
             )
-            seed_from_catalog(engine, load_config(config_file).channel(code), shop.world.catalog)
+            seed_from_catalog(engine, config.channel(code), shop.world.catalog)
 
         down = load_dag("sync_orders__iso_down").test(logical_date=NOW)
         healthy = load_dag("sync_orders__iso_healthy").test(logical_date=NOW)
@@ -272,25 +251,14 @@ def test_a_refused_credential_fails_the_run_at_once_without_retries(
     """Retrying a refused key only repeats the refusal: the task fails for good on its first try (and
     alerts), although the channel allows retries."""
     code = "refused_key"
-    config_file = tmp_path / "channels.yaml"
-    config_file.write_text(
-        yaml.safe_dump(
-            {
-                "locations": [{"code": "WH-DAGTEST", "name": "DAG test warehouse"}],
-                "channels": [
-                    {"code": code, "platform": "shopify", "conn_id": code,
-                     "fulfilment_location": "WH-DAGTEST", "retries": 3}
-                ],
-            }
-        )
-    )  # fmt: skip
+    config_file, config = write_hub_config(tmp_path, code, location=LOCATION, retries=3)
     monkeypatch.setenv("HUB_CHANNELS_CONFIG", str(config_file))
     monkeypatch.setenv("HUB_DATABASE_URL", database_url)
     monkeypatch.setenv(
         f"AIRFLOW_CONN_{code.upper()}",
         json.dumps({"conn_type": "http", "host": shop.base_url, "password": "shpat_not_the_real_token"}),
     )
-    register_config(engine, load_config(config_file))
+    register_config(engine, config)
 
     run = load_dag(f"sync_orders__{code}").test(logical_date=NOW)
 

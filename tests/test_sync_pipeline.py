@@ -11,9 +11,9 @@ import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hub_configs import hub_config
 from sqlalchemy import text
 
-from channelhub.config import parse_config
 from channelhub.credentials import ChannelCredentials
 from channelhub.demo import seed_from_catalog
 from channelhub.sync import SYNC_GC_YOUNG, prefetched, register_config, roomy_gc, sync_orders
@@ -37,22 +37,7 @@ def shop():
 
 
 def make_channel(engine, shop, code: str):
-    config = parse_config(
-        {
-            "locations": [{"code": "WH-PIPE", "name": "Pipeline test warehouse"}],
-            "channels": [
-                {
-                    "code": code,
-                    "platform": "shopify",
-                    "conn_id": code,
-                    "fulfilment_location": "WH-PIPE",
-                    "overlap_minutes": 0,
-                    "page_size": 100,
-                    "batch_size": 80,
-                }
-            ],
-        }
-    )
+    config = hub_config(code, location="WH-PIPE", overlap_minutes=0, page_size=100, batch_size=80)
     register_config(engine, config)
     channel = config.channel(code)
     seed_from_catalog(engine, channel, shop.world.catalog)

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from hub_configs import hub_config
 from sqlalchemy import text
 
-from channelhub.config import parse_config
 from channelhub.credentials import ChannelCredentials
 from channelhub.demo import seed_from_catalog
 from channelhub.sync import register_config, sync_orders
@@ -36,21 +36,13 @@ def test_sync_lands_every_order_of_the_window_resolves_lines_and_is_idempotent(e
         interval=timedelta(minutes=6),
         clock=Clock.frozen(NOW),
     ) as shop:
-        config = parse_config(
-            {
-                "locations": [{"code": "WH-WX", "name": "WeChat sync test warehouse"}],
-                "channels": [
-                    {
-                        "code": "wx_sync",
-                        "platform": "wechat_channels",
-                        "conn_id": "wx_sync",
-                        "fulfilment_location": "WH-WX",
-                        "overlap_minutes": 0,
-                        "page_size": 250,  # capped to WeChat's 100 by the connector
-                        "batch_size": 40,
-                    }
-                ],
-            }
+        config = hub_config(
+            "wx_sync",
+            "wechat_channels",
+            location="WH-WX",
+            overlap_minutes=0,
+            page_size=250,  # capped to WeChat's 100 by the connector
+            batch_size=40,
         )
         register_config(engine, config)
         channel = config.channel("wx_sync")

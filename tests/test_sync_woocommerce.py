@@ -10,9 +10,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hub_configs import hub_config
 from sqlalchemy import text
 
-from channelhub.config import parse_config
 from channelhub.credentials import ChannelCredentials
 from channelhub.demo import seed_from_catalog
 from channelhub.sync import register_config, sync_orders
@@ -44,21 +44,8 @@ def shop():
 
 
 def make_channel(engine, shop, code: str):
-    config = parse_config(
-        {
-            "locations": [{"code": "WH-WOO", "name": "WooCommerce test warehouse"}],
-            "channels": [
-                {
-                    "code": code,
-                    "platform": "woocommerce",
-                    "conn_id": code,
-                    "fulfilment_location": "WH-WOO",
-                    "overlap_minutes": 0,
-                    "page_size": 40,
-                    "batch_size": 50,
-                }
-            ],
-        }
+    config = hub_config(
+        code, "woocommerce", location="WH-WOO", overlap_minutes=0, page_size=40, batch_size=50
     )
     register_config(engine, config)
     channel = config.channel(code)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from hub_configs import hub_config
 from sqlalchemy import text
 
-from channelhub.config import parse_config
 from channelhub.credentials import ChannelCredentials
 from channelhub.demo import seed_from_catalog
 from channelhub.sync import register_config, sync_orders
@@ -25,21 +25,13 @@ def test_every_youzan_order_in_the_window_lands_resolved_and_a_rerun_changes_not
     with run_sandbox(
         "youzan", seed=17, start=NOW - timedelta(hours=12), interval=120, clock=Clock.frozen(NOW)
     ) as shop:
-        config = parse_config(
-            {
-                "locations": [{"code": "WH-YZ", "name": "Youzan test warehouse"}],
-                "channels": [
-                    {
-                        "code": "yz_sync",
-                        "platform": "youzan",
-                        "conn_id": "yz_sync",
-                        "fulfilment_location": "WH-YZ",
-                        "overlap_minutes": 0,
-                        "page_size": 250,  # above Youzan's 100: the connector caps it
-                        "batch_size": 60,
-                    }
-                ],
-            }
+        config = hub_config(
+            "yz_sync",
+            "youzan",
+            location="WH-YZ",
+            overlap_minutes=0,
+            page_size=250,  # above Youzan's 100: the connector caps it
+            batch_size=60,
         )
         register_config(engine, config)
         channel = config.channel("yz_sync")
