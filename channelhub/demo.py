@@ -2,9 +2,10 @@
 
 Embedded Postgres (unless HUB_DATABASE_URL is set) -> migrations -> one sandbox per configured channel
 (a subprocess serving the platform's real API shape, with a per-run random token) -> the merchant's catalog,
-listings and opening stock seeded from the sandbox catalog -> Airflow (SQLite metadata under .state/airflow)
-with the hub's DAGs unpaused. ``--once`` runs one sync cycle of every channel through the real DAG
-(``airflow dags test``) and prints a summary; otherwise ``airflow standalone`` serves the UI until Ctrl-C.
+listings and opening stock seeded from the sandbox catalog -> Airflow (home under .state/airflow, metadata in
+``<warehouse database>_airflow`` on the warehouse's Postgres server) with the hub's DAGs unpaused. ``--once``
+runs one sync cycle of every channel through the real DAG (``airflow dags test``) and prints a summary;
+otherwise ``airflow standalone`` serves the UI until Ctrl-C.
 Credentials travel only in ``AIRFLOW_CONN_*`` environment variables of the processes started here.
 """
 
@@ -26,6 +27,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import requests
+from sqlalchemy.engine import make_url
 
 from channelhub import db
 from channelhub.config import ChannelConfig, HubConfig, load_config
@@ -153,7 +155,17 @@ def seed_from_catalog(engine, channel: ChannelConfig, catalog) -> None:
             )
 
 
-def airflow_env(db_url: str, sandboxes: list[RunningSandbox]) -> dict[str, str]:
+def airflow_metadata_url(db_url: str) -> str:
+    """Airflow's metadata database: ``<warehouse database>_airflow`` on the warehouse's server, created if
+    missing. Not SQLite: the scheduler, API server, DAG processor, triggerer and task processes write to it
+    at once, which SQLite serialises and sometimes refuses ("database is locked")."""
+    warehouse = make_url(db_url)
+    url = warehouse.set(database=f"{warehouse.database}_airflow")
+    db.ensure_database(db_url, url.database)
+    return url.render_as_string(hide_password=False)
+
+
+def airflow_env(db_url: str, metadata_url: str, sandboxes: list[RunningSandbox]) -> dict[str, str]:
     env = {
         **os.environ,
         # airflow standalone starts its components by name: the venv's bin must come first on PATH.
@@ -161,6 +173,8 @@ def airflow_env(db_url: str, sandboxes: list[RunningSandbox]) -> dict[str, str]:
         "AIRFLOW_HOME": str(AIRFLOW_HOME),
         "AIRFLOW__CORE__DAGS_FOLDER": str(db.PROJECT_ROOT / "dags"),
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(db.PROJECT_ROOT / "plugins"),  # the ChannelHub page
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": metadata_url,
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC": metadata_url,  # psycopg 3 is async too
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
@@ -186,7 +200,8 @@ def _airflow(env: dict[str, str], *args: str, log_name: str) -> subprocess.Compl
 
 def prepare_airflow(env: dict[str, str], config: HubConfig) -> None:
     AIRFLOW_HOME.mkdir(parents=True, exist_ok=True)
-    print("- Airflow metadata database (SQLite under .state/airflow) ...", flush=True)
+    database = make_url(env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]).database
+    print(f"- Airflow metadata database ({database}, on the warehouse's server) ...", flush=True)
     if _airflow(env, "db", "migrate", log_name="airflow-setup.log").returncode != 0:
         raise RuntimeError(f"airflow db migrate failed; see {LOG_DIR / 'airflow-setup.log'}")
     for channel in config.channels:
@@ -232,7 +247,7 @@ def run_demo(once: bool, history: timedelta) -> int:
             seed_from_catalog(engine, channel, World(seed=sandbox.seed).catalog)
             sandboxes.append(sandbox)
             print(f"- sandbox {channel.platform} for {channel.code}: {sandbox.base_url}", flush=True)
-        env = airflow_env(db_url, sandboxes)
+        env = airflow_env(db_url, airflow_metadata_url(db_url), sandboxes)
         prepare_airflow(env, config)
         since = history_start(history).strftime("%Y-%m-%dT%H:%M:%SZ")
         first_run_conf = json.dumps({"since": since})
