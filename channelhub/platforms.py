@@ -8,7 +8,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from importlib import import_module
@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
     from channelhub.config import ChannelConfig
     from channelhub.credentials import ChannelCredentials
+    from connectors.errors import ConnectorError
     from connectors.pushes import PushResult, ShipmentPush, StockPush
 
 SCHEMA_DIR = Path(__file__).resolve().parent.parent / "connectors" / "schemas"
@@ -34,7 +35,8 @@ SCHEMA_DIR = Path(__file__).resolve().parent.parent / "connectors" / "schemas"
 
 class ChannelConnector(Protocol):
     """What the hub needs of a platform's connector: pull orders (a window's, or one), push shipments and
-    stock, and read a listing's stock back (reconciliation)."""
+    stock, and read listings' stock back (reconciliation; ``connectors.framework.Connector`` reads many
+    listings one by one unless the platform can do better)."""
 
     def fetch_orders(
         self, window_start: datetime, window_end: datetime
@@ -43,6 +45,8 @@ class ChannelConnector(Protocol):
     def get_order(self, order_id: str) -> dict[str, Any]: ...
 
     def listed_stock(self, listing: StockPush) -> int | None: ...
+
+    def listed_stocks(self, listings: Sequence[StockPush]) -> list[int | ConnectorError | None]: ...
 
     def push_shipment(self, push: ShipmentPush) -> PushResult: ...
 

@@ -381,16 +381,14 @@ def _check_stock(
     with engine.connect() as conn:
         listings = stock_policy.channel_stock(conn, channel.code, channel.stock_policy)
     report.checked["stock"] = len(listings)
-    for listing in listings:
-        push = stock_as_push(listing)
-        try:
-            listed = connector.listed_stock(push)
-        except ConnectorError as err:
+    pushes = [stock_as_push(listing) for listing in listings]
+    for listing, push, listed in zip(listings, pushes, connector.listed_stocks(pushes), strict=True):
+        if isinstance(listed, ConnectorError):
             report.found(
                 "stock",
                 "stock_unreadable",
                 listing.sku,
-                f"could not read the channel's stock: {err}",
+                f"could not read the channel's stock: {listed}",
                 "repair_failed",
             )
             continue

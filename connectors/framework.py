@@ -20,26 +20,30 @@ pipeline.
 Hooks a platform module may override:
 - ``records_from_page(endpoint_name, records)``: turn one page into order payloads (WeChat lists ids, then
   fetches each order);
-- ``fetch_orders`` itself, when listing needs more than one endpoint.
+- ``fetch_orders`` itself, when listing needs more than one endpoint;
+- ``listed_stocks``, when the platform reads many listings' stock in one call (Shopify).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import MappingProxyType
-from typing import Any, ClassVar, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 import requests
 
 from connectors.auth import AuthSpec, Secret
-from connectors.errors import MalformedResponse, PageCapExceeded, TransientError
+from connectors.errors import ConnectorError, MalformedResponse, PageCapExceeded, TransientError
 from connectors.http import ErrorPolicy, HttpClient, NoThrottle, Request, RetryPolicy, Throttle, dig
 from connectors.paginators import Page, Paginator, SinglePage
 from connectors.windows import WindowSpec, bisect_window
+
+if TYPE_CHECKING:
+    from connectors.pushes import StockPush
 
 log = logging.getLogger(__name__)
 
@@ -371,3 +375,19 @@ class Connector:
     def fetch_orders(self, window_start: datetime, window_end: datetime) -> Iterator[list[dict[str, Any]]]:
         """Raw order payloads updated in ``[window_start, window_end)``, one page at a time."""
         yield from self.fetch_pages(self.orders_endpoint, window_start, window_end)
+
+    def listed_stock(self, listing: StockPush) -> int | None:
+        """What the channel lists as available for ``listing`` (None: no level there yet)."""
+        raise NotImplementedError(f"{self.platform} cannot read a listing's stock")
+
+    def listed_stocks(self, listings: Sequence[StockPush]) -> list[int | ConnectorError | None]:
+        """``listed_stock`` of each listing, in order; a listing that could not be read holds its error and
+        the others are still read. One request (or two) per listing here: a platform whose API reads many
+        listings in one call overrides this."""
+        results: list[int | ConnectorError | None] = []
+        for listing in listings:
+            try:
+                results.append(self.listed_stock(listing))
+            except ConnectorError as error:
+                results.append(error)
+        return results

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import requests
 
-from connectors.errors import TransientError
+from connectors.errors import ApiError, TransientError
 from connectors.http import RetryPolicy
 from connectors.pushes import ShipmentLine, ShipmentPush, StockPush
 from connectors.shopify import ShopifyConnector
@@ -328,6 +328,40 @@ def test_stock_set_then_read_back(shop: RunningSandbox) -> None:
     assert shop.world.overlay.stock_levels[("shopify", variant.index, SHOP_LOCATION_ID)] == 17
     variant_json = connector.get("variant", path_params={"variant_id": variant.listing("shopify").variant_id})
     assert variant_json["inventory_quantity"] == 17
+
+
+def test_many_listings_are_read_in_one_inventory_levels_request_and_a_bad_one_does_not_stop_the_rest(
+    shop: RunningSandbox,
+) -> None:
+    variants = shop.world.catalog.variants
+    connector = connector_for(shop)
+    assert connector.set_stock(stock_push(variants[1], 17)).status == "pushed"
+    listings = [
+        stock_push(variants[0], 0),
+        replace(stock_push(variants[0], 0), channel_variant_id=None),  # no variant id: cannot be resolved
+        replace(stock_push(variants[0], 0), channel_variant_id="999"),  # Shopify has no such variant
+        *(stock_push(v, 0) for v in variants[1:]),
+    ]
+    connector = connector_for(shop)  # nothing cached: the first read resolves every variant
+
+    first = connector.listed_stocks(listings)
+    first_requests = connector.client.stats.requests
+    again = connector.listed_stocks(listings)
+
+    assert first[0] == variants[0].opening_stock and first[3] == 17
+    assert first[3:] == [17, *(v.opening_stock for v in variants[2:])]
+    assert isinstance(first[1], ApiError) and "channel_variant_id" in str(first[1])
+    assert isinstance(first[2], ApiError) and "Not Found" in str(first[2])
+    # locations.json, one variant lookup per listing with an id, then ONE inventory_levels.json for all of
+    # them (it was one per listing). Read again, the known variants are cached: the unknown one is asked
+    # again (it may exist by now), the levels read once more.
+    assert first_requests == 1 + (len(listings) - 1) + 1
+    assert connector.client.stats.requests - first_requests == 2
+    assert again[0] == first[0] and again[3:] == first[3:]
+    assert [connector.listed_stock(listing) for listing in listings[3:6]] == first[3:6]
+    before = connector.client.stats.requests
+    assert connector.listed_stocks(listings[3:] * 3) == first[3:] * 3  # 75 listings: 50 per read
+    assert connector.client.stats.requests - before == 2
 
 
 def test_compare_and_set_applies_on_a_match_and_is_rejected_on_a_mismatch(shop: RunningSandbox) -> None:
