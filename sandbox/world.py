@@ -812,13 +812,16 @@ class World:
         Built once per chunk (events never change), it turns an updated-time window into a few bisects
         instead of a walk over every order of the preceding ``MAX_ORDER_LIFETIME``.
         """
-        pairs: list[tuple[int, int]] = []
-        for index in range(chunk * _CHUNK, (chunk + 1) * _CHUNK):
-            timeline = self._timeline_cached(index)
-            pairs.append((timeline.created_ts, index))
-            pairs.extend((at, index) for at in timeline.event_times)
-        pairs.sort()
-        return array("q", [at for at, _ in pairs]), array("q", [index for _, index in pairs])
+        # One int per event, time * _CHUNK + offset in the chunk: sorted, they are in (time, index) order
+        # without a tuple per event to build, compare and collect.
+        first = chunk * _CHUNK
+        keys: list[int] = []
+        for offset in range(_CHUNK):
+            timeline = self._timeline_cached(first + offset)
+            keys.append(timeline.created_ts * _CHUNK + offset)
+            keys.extend([at * _CHUNK + offset for at in timeline.event_times])
+        keys.sort()
+        return array("q", [key // _CHUNK for key in keys]), array("q", [first + key % _CHUNK for key in keys])
 
     def count(self, query: OrderQuery, now_ts: float) -> int:
         plain = query.predicate is None and query.status in (None, "any") and query.updated_min is None
