@@ -338,7 +338,6 @@ class ShopifyRenderer:
         self.shop_id = 54_838_000 + world.seed % 1000
         self.currency = world.currency
         self._currency_json = _s(world.currency)
-        self._money_sets: dict[str, str] = {}
         self._money_cache: dict[str, tuple[str, str]] = {}
         self._variant_cache: dict[tuple[int, Decimal], tuple[str, str]] = {}
         self._customer_cache: dict[int, tuple[str, str]] = {}  # customer index -> (customer, address)
@@ -389,22 +388,16 @@ class ShopifyRenderer:
         key = str(value)
         cached = self._money_cache.get(key)
         if cached is None:
-            cached = (f'"{_amount(value)}"', self._money_set(value))
+            text = _amount(value)
+            money_json = f'{{"amount":"{text}","currency_code":{self._currency_json}}}'
+            cached = (f'"{text}"', f'{{"shop_money":{money_json},"presentment_money":{money_json}}}')
             if len(self._money_cache) > 20_000:
                 self._money_cache.clear()
             self._money_cache[key] = cached
         return cached
 
     def _money_set(self, value: Decimal) -> str:
-        text = _amount(value)
-        fragment = self._money_sets.get(text)
-        if fragment is None:
-            money_json = f'{{"amount":"{text}","currency_code":{self._currency_json}}}'
-            fragment = f'{{"shop_money":{money_json},"presentment_money":{money_json}}}'
-            if len(self._money_sets) > 100_000:
-                self._money_sets.clear()
-            self._money_sets[text] = fragment
-        return fragment
+        return self._money(value)[1]
 
     @staticmethod
     def _address_fields(address: Address) -> str:
