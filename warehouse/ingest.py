@@ -27,6 +27,11 @@ Stock targets per resolved line, at the channel's fulfilment location (kept on t
 - reserved = 0 when the order is cancelled or voided or the line was removed, else
   ``quantity - shipped - (refunded - returned)``: units still to ship, where a refunded unit that was
   returned (restocked) had already shipped and does not reduce what is left to ship twice.
+
+A bundle SKU (``sku_components``) has no stock of its own: the stock policy sells it from its components, so
+its lines apply every step to the components, ``units per bundle`` each, all of them or none (a short
+component undoes the others), with ledger keys ending ``@<component sku>``. The components a line holds stock
+of are kept on it (``applied_components``): a recipe changed later releases what was really reserved.
 """
 
 from __future__ import annotations
@@ -35,7 +40,7 @@ import hashlib
 import json
 import logging
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -219,14 +224,18 @@ def forget_versions(conn: Connection, channel: str, external_ids: Sequence[str])
     return done.rowcount
 
 
+# Lines holding a reservation of the SKU at the location: lines of the SKU itself, and bundle lines whose
+# applied components include it.
 RESERVING_LINES_SQL = """
-SELECT l.id, l.order_id, l.external_line_id, l.reserved_quantity, l.ledger_steps,
+SELECT l.id, l.order_id, l.external_line_id, l.reserved_quantity, l.ledger_steps, l.applied_components,
        o.external_id AS order_external_id, c.id AS channel_id, c.code AS channel_code, s.code AS sku_code
   FROM order_lines l
   JOIN orders o ON o.id = l.order_id
   JOIN channels c ON c.id = o.channel_id
   JOIN skus s ON s.id = l.sku_id
- WHERE l.sku_id = %(sku_id)s AND l.location_id = %(location_id)s AND l.reserved_quantity > 0
+ WHERE l.location_id = %(location_id)s AND l.reserved_quantity > 0
+   AND ((l.sku_id = %(sku_id)s AND l.applied_components IS NULL)
+        OR (l.applied_components IS NOT NULL AND l.applied_components ? %(sku_key)s))
  ORDER BY o.created_at DESC, o.id DESC, l.id DESC
    FOR UPDATE OF o, l
 """
@@ -235,10 +244,11 @@ SELECT l.id, l.order_id, l.external_line_id, l.reserved_quantity, l.ledger_steps
 def release_beyond_on_hand(conn: Connection, sku_id: int, location_id: int, cause: str) -> int:
     """On-hand fell below what is reserved (a stock count or a store sale found fewer units): release the
     newest orders' reservations of this SKU at this location until ``reserved <= on_hand`` (invariant 3:
-    never negative availability). Their orders need attention with an ``insufficient_stock`` exception
-    naming the SKU, location and shortfall, and ``retry_attention`` re-reserves them once stock comes.
+    never negative availability). A bundle line holding it releases whole bundles, with their other
+    components. Their orders need attention with an ``insufficient_stock`` exception naming the SKU,
+    location and shortfall, and ``retry_attention`` re-reserves them once stock comes.
 
-    Runs in the caller's transaction; returns the units released."""
+    Runs in the caller's transaction; returns the units of this SKU released."""
     level = conn.execute(
         text(
             "SELECT on_hand, reserved FROM stock_levels "
@@ -253,37 +263,53 @@ def release_beyond_on_hand(conn: Connection, sku_id: int, location_id: int, caus
     left = shortfall
     ledger: list[LedgerRow] = []
     applied: list[tuple[Any, ...]] = []
+    released: Counter[int] = Counter()  # units released per SKU (a bundle's other components too)
     problems: dict[int, list[ExceptionRecord]] = {}
-    for line in run(conn, RESERVING_LINES_SQL, {"sku_id": sku_id, "location_id": location_id}):
+    params = {"sku_id": sku_id, "location_id": location_id, "sku_key": str(sku_id)}
+    for line in run(conn, RESERVING_LINES_SQL, params):
         if left <= 0:
             break
-        take = min(line.reserved_quantity, left)
-        left -= take
+        parts = {int(k): units for k, units in (line.applied_components or {str(sku_id): 1}).items()}
+        take = min(line.reserved_quantity, -(-left // parts[sku_id]))  # whole line units, rounded up
+        left -= take * parts[sku_id]
         steps = dict(line.ledger_steps)
         steps["release"] = steps.get("release", 0) + 1
         key = f"release:{line.channel_code}:{line.order_external_id}:{line.external_line_id}" + (
             f"#{steps['release']}" if steps["release"] > 1 else ""
         )
-        ledger.append(LedgerRow(key, sku_id, location_id, "release", 0, -take, line.order_id, line.id))
+        codes = _sku_codes(conn, parts) if line.applied_components else {}
+        what = f"sku {codes[sku_id]} (in bundle {line.sku_code})" if codes else f"sku {line.sku_code}"
+        for part_sku_id, units in sorted(parts.items()):
+            part_key = f"{key}@{codes[part_sku_id]}" if codes else key
+            ledger.append(
+                LedgerRow(
+                    part_key, part_sku_id, location_id, "release", 0, -take * units, line.order_id, line.id
+                )
+            )
+            released[part_sku_id] += take * units
         applied.append((line.id, line.reserved_quantity - take, json.dumps(steps)))
         detail = (
-            f"sku {line.sku_code} at {location_code}: {cause} left on-hand {level.on_hand} below the "
+            f"{what} at {location_code}: {cause} left on-hand {level.on_hand} below the "
             f"{level.reserved} reserved (short {shortfall}); released {take} of line "
             f"{line.external_line_id}, which waits for stock"
         )
         problems.setdefault(line.channel_id, []).append(
             ExceptionRecord("insufficient_stock", line.order_external_id, detail, None, line.sku_code)
         )
-    released = shortfall - left
     if left > 0:  # reserved units no order line holds: the levels and the lines disagree
         raise RuntimeError(f"sku_id={sku_id} at {location_code}: {left} reserved units held by no order line")
     write_ledger(conn, ledger)
     conn.execute(
         text(
-            "UPDATE stock_levels SET reserved = reserved - :released, updated_at = now() "
-            "WHERE sku_id = :sku_id AND location_id = :location_id"
+            "UPDATE stock_levels l SET reserved = l.reserved - v.released, updated_at = now() "
+            "FROM unnest(CAST(:skus AS bigint[]), CAST(:released AS int[])) AS v(sku_id, released) "
+            "WHERE l.sku_id = v.sku_id AND l.location_id = :location_id"
         ),
-        {"released": released, "sku_id": sku_id, "location_id": location_id},
+        {
+            "skus": sorted(released),
+            "released": [released[k] for k in sorted(released)],
+            "location_id": location_id,
+        },
     )
     conn.execute(
         text(
@@ -302,8 +328,14 @@ def release_beyond_on_hand(conn: Connection, sku_id: int, location_id: int, caus
     )
     for channel_id, records in sorted(problems.items()):
         queue.upsert_exceptions(conn, channel_id, records)
-    log.warning("sku_id=%s at %s: %s; released %d reserved units", sku_id, location_code, cause, released)
-    return released
+    log.warning(
+        "sku_id=%s at %s: %s; released %d reserved units", sku_id, location_code, cause, released[sku_id]
+    )
+    return released[sku_id]
+
+
+def _sku_codes(conn: Connection, sku_ids: Iterable[int]) -> dict[int, str]:
+    return dict(run(conn, "SELECT id, code FROM skus WHERE id = ANY(%(ids)b)", {"ids": sorted(sku_ids)}))
 
 
 # -- batch and fallback --------------------------------------------------------------------------
@@ -673,7 +705,7 @@ SELECT l.id, l.order_id, l.external_line_id, l.sku_id, s.code AS sku_code,
        l.restocked_quantity, l.removed,
        l.location_id, coalesce(l.location_id, CAST(%(location_id)s AS bigint)) AS stock_location_id,
        loc.code AS location_code,
-       l.reserved_quantity, l.deducted_quantity, l.restocked_applied, l.ledger_steps,
+       l.reserved_quantity, l.deducted_quantity, l.restocked_applied, l.ledger_steps, l.applied_components,
        o.external_id AS order_external_id, o.cancelled, o.payment_status
   FROM (SELECT DISTINCT unnest(CAST(%(order_ids)b AS bigint[]))) AS k(order_id)
   JOIN orders o ON o.id = k.order_id
@@ -682,6 +714,15 @@ SELECT l.id, l.order_id, l.external_line_id, l.sku_id, s.code AS sku_code,
   LEFT JOIN skus s ON s.id = l.sku_id
  ORDER BY o.created_at, o.external_id, l.id
 """
+
+
+@dataclass(frozen=True, slots=True)
+class _Part:
+    """Stock a line's units act on: ``units`` of ``sku_id`` per unit of the line."""
+
+    sku_id: int
+    units: int = 1
+    code: str | None = None  # a bundle component's SKU code (it names its ledger keys); None: the line's SKU
 
 
 @dataclass(slots=True)
@@ -696,6 +737,7 @@ class _LinePlan:
     deducted: int
     restocked: int
     steps_taken: dict[str, int]
+    parts: tuple[_Part, ...] = ()  # where its units act on stock: its SKU, or a bundle's components
     fact: Step | None = None  # shipments and returns (facts), with the reservation shipping consumes
     fact_parts: list[tuple[str, int, int]] = field(default_factory=list)  # (kind, d_on_hand, d_reserved)
     reserve: Step | None = None  # the reservation (or release) to reach the target
@@ -736,7 +778,8 @@ def stock_targets(
     return reserved, shipped, returned
 
 
-def _plan(row: Any) -> _LinePlan:
+def _plan(row: Any, components: tuple[_Part, ...] | None = None) -> _LinePlan:
+    """``components``: a bundle line's (see ``_bundle_parts``); a plain line acts on its own SKU."""
     target = stock_targets(
         row.quantity,
         max(row.shipped_quantity, row.warehouse_shipped_quantity),
@@ -756,6 +799,7 @@ def _plan(row: Any) -> _LinePlan:
     )
     if row.sku_id is None:
         return plan
+    plan.parts = components or (_Part(row.sku_id),)
     sku_id, location_id = row.sku_id, row.stock_location_id
     ship = plan.target_deducted - plan.deducted
     back = plan.target_restocked - plan.restocked
@@ -786,7 +830,8 @@ def _evaluate(
     if resolve:  # lines that landed in this transaction were resolved as they landed
         run(conn, RESOLVE_SKUS_SQL, {"channel_id": ctx.id, "order_ids": resolve})
     rows = run(conn, LINES_SQL, {"location_id": ctx.location_id, "order_ids": order_ids})
-    plans = [_plan(row) for row in rows]
+    components = _bundle_parts(conn, rows)
+    plans = [_plan(row, components.get(row.id)) for row in rows]
 
     steps: list[Step] = []
     owners: list[tuple[_LinePlan, str]] = []
@@ -794,15 +839,26 @@ def _evaluate(
         for which in ("fact", "reserve"):
             step = getattr(plan, which)
             if step is not None:
-                steps.append(step)
-                owners.append((plan, which))
-    for (plan, which), result in zip(owners, apply_steps(conn, steps), strict=True):
-        setattr(plan, f"{which}_ok", result is not None)
+                for part_step in _part_steps(plan, step):
+                    steps.append(part_step)
+                    owners.append((plan, which))
+    results = apply_steps(conn, steps)
+    for (plan, which), result in zip(owners, results, strict=True):
+        if result is None:
+            setattr(plan, f"{which}_ok", False)
+    # A bundle takes all its components or none: undo the components that applied beside a short one.
+    undo = [
+        Step(step.sku_id, step.location_id, -step.delta_on_hand, -step.delta_reserved)
+        for (plan, which), step, result in zip(owners, steps, results, strict=True)
+        if result is not None and not getattr(plan, f"{which}_ok")
+    ]
+    if any(result is None for result in apply_steps(conn, undo)):  # an undo frees what it had taken
+        raise RuntimeError("undoing a bundle component's step did not apply")
 
     compensations: list[tuple[_LinePlan, Step]] = []
     for plan in plans:
         _settle(ctx, plan, compensations)
-    compensated = apply_steps(conn, [step for _, step in compensations])
+    compensated = apply_steps(conn, [s for plan, step in compensations for s in _part_steps(plan, step)])
     if any(result is None for result in compensated):  # a release cannot lack stock: the data is broken
         raise RuntimeError("a reservation release did not apply; stock_levels disagree with order_lines")
     for plan, step in compensations:
@@ -862,9 +918,78 @@ def _ledger(ctx: _Channel, plan: _LinePlan, kind: str, d_on_hand: int, d_reserve
     key = f"{kind}:{ctx.code}:{row.order_external_id}:{row.external_line_id}" + (
         f"#{taken}" if taken > 1 else ""
     )
-    plan.ledger.append(
-        LedgerRow(key, row.sku_id, row.stock_location_id, kind, d_on_hand, d_reserved, row.order_id, row.id)
-    )
+    for part in plan.parts:
+        plan.ledger.append(
+            LedgerRow(
+                key if part.code is None else f"{key}@{part.code}",
+                part.sku_id,
+                row.stock_location_id,
+                kind,
+                d_on_hand * part.units,
+                d_reserved * part.units,
+                row.order_id,
+                row.id,
+            )
+        )
+
+
+def _part_steps(plan: _LinePlan, step: Step) -> list[Step]:
+    """A line's step (in the line's units) as steps of the stock its units act on."""
+    return [
+        Step(
+            part.sku_id,
+            step.location_id,
+            step.delta_on_hand * part.units,
+            step.delta_reserved * part.units,
+            step.phase,
+        )
+        for part in plan.parts
+    ]
+
+
+BUNDLE_RECIPES_SQL = """
+SELECT c.bundle_sku_id, c.component_sku_id, c.quantity, s.code
+  FROM sku_components c JOIN skus s ON s.id = c.component_sku_id
+ WHERE c.bundle_sku_id = ANY(%(sku_ids)b)
+ ORDER BY c.bundle_sku_id, s.code
+"""
+
+
+def _bundle_parts(conn: Connection, rows: Sequence[Any]) -> dict[int, tuple[_Part, ...]]:
+    """{line id: components} of the bundle lines among ``rows``.
+
+    A line holding stock keeps the components it was applied to (``applied_components``), whatever the
+    bundle's recipe says now; a line holding nothing takes the bundle's current recipe."""
+    frozen = {row.id: row.applied_components for row in rows if row.applied_components and _holds(row)}
+    fresh = {row.id: row.sku_id for row in rows if row.sku_id is not None and row.id not in frozen}
+    if not fresh and not frozen:
+        return {}
+    recipes: dict[int, list[_Part]] = {}
+    for bundle, component, units, code in run(
+        conn, BUNDLE_RECIPES_SQL, {"sku_ids": sorted(set(fresh.values()))}
+    ):
+        recipes.setdefault(bundle, []).append(_Part(component, units, code))
+    parts = {line_id: tuple(recipes[sku_id]) for line_id, sku_id in fresh.items() if sku_id in recipes}
+    if frozen:
+        codes = _sku_codes(conn, {int(sku_id) for held in frozen.values() for sku_id in held})
+        for line_id, held in frozen.items():
+            parts[line_id] = tuple(
+                sorted(
+                    (_Part(int(sku_id), units, codes[int(sku_id)]) for sku_id, units in held.items()),
+                    key=lambda part: part.code or "",
+                )
+            )
+    return parts
+
+
+def _holds(row: Any) -> bool:
+    return bool(row.reserved_quantity or row.deducted_quantity or row.restocked_applied)
+
+
+def _applied_components(plan: _LinePlan) -> str | None:
+    if not any(part.code for part in plan.parts) or not (plan.reserved or plan.deducted or plan.restocked):
+        return None
+    return json.dumps({str(part.sku_id): part.units for part in plan.parts})
 
 
 APPLIED_COLUMNS = (
@@ -874,12 +999,13 @@ APPLIED_COLUMNS = (
     ("deducted_quantity", "int"),
     ("restocked_applied", "int"),
     ("ledger_steps", "jsonb"),
+    ("applied_components", "jsonb"),
 )
 STORE_APPLIED_SQL = f"""
 UPDATE order_lines l
    SET location_id = v.location_id, reserved_quantity = v.reserved_quantity,
        deducted_quantity = v.deducted_quantity, restocked_applied = v.restocked_applied,
-       ledger_steps = v.ledger_steps
+       ledger_steps = v.ledger_steps, applied_components = v.applied_components
   FROM {unnest(APPLIED_COLUMNS)}
  WHERE l.id = v.id
 """
@@ -895,6 +1021,7 @@ def _store_lines(conn: Connection, plans: list[_LinePlan]) -> None:
                 p.deducted,
                 p.restocked,
                 json.dumps(p.steps_taken),
+                _applied_components(p),
             )
             for p in plans
         ]
@@ -919,17 +1046,29 @@ def _problems(conn: Connection, ctx: _Channel, plans: list[_LinePlan]) -> list[E
             short.setdefault((row.order_external_id, row.sku_code), []).append((plan, needed))
     if short:
         pairs = sorted(
-            {(p.row.sku_id, p.row.stock_location_id) for lines in short.values() for p, _ in lines}
+            {
+                (part.sku_id, p.row.stock_location_id)
+                for lines in short.values()
+                for p, _ in lines
+                for part in p.parts
+            }
         )
         available = availability(conn, pairs)
         for (external_id, sku_code), lines in short.items():
-            first = lines[0][0].row
+            first = lines[0][0]
+            location_id = first.row.stock_location_id
             needed = sum(n for _, n in lines)
             line_ids = ", ".join(p.row.external_line_id for p, _ in lines)
+            buildable = min(available[(part.sku_id, location_id)] // part.units for part in first.parts)
             detail = (
-                f"sku {sku_code} at {first.location_code}: needed {needed}, "
-                f"available {available[(first.sku_id, first.stock_location_id)]} (line {line_ids})"
+                f"sku {sku_code} at {first.row.location_code}: needed {needed}, available {buildable} "
+                f"(line {line_ids})"
             )
+            if first.parts[0].code is not None:
+                detail += "; a bundle of " + ", ".join(
+                    f"{part.units} x {part.code} ({available[(part.sku_id, location_id)]} available)"
+                    for part in first.parts
+                )
             problems.append(ExceptionRecord("insufficient_stock", external_id, detail, None, sku_code))
     return problems
 

@@ -228,10 +228,19 @@ order_lines = Table(
     # Units the hub's own warehouse/stores reported shipped (sum of shipment_lines); stock counts
     # max(shipped_quantity, this): the same shipment reported by both sides deducts once.
     _count("warehouse_shipped_quantity"),
+    # A bundle line's stock acts on the bundle's components: {component sku id: units per line unit}, as
+    # applied (a recipe changed later must not release what was never reserved). NULL: the line's own SKU.
+    Column("applied_components", JSONB),
     UniqueConstraint("order_id", "external_line_id"),
     CheckConstraint("quantity >= 0", name="quantity_not_negative"),
     CheckConstraint("reserved_quantity >= 0", name="reserved_not_negative"),
     Index("ix_order_lines_sku_id", "sku_id"),
+    Index(
+        "ix_order_lines_applied_components",
+        "applied_components",
+        postgresql_using="gin",
+        postgresql_where=text("applied_components IS NOT NULL"),
+    ),
 )
 
 stock_ledger = Table(
