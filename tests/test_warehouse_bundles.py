@@ -239,3 +239,52 @@ def test_workers_racing_bundles_and_components_never_oversell(database_url: str)
         assert_consistent(shop)
     finally:
         engine.dispose()
+
+
+def import_csv(shop: Shop, kind: str, header: str, *rows: str):
+    return import_text(
+        shop.engine, kind, "\n".join([header, *rows]) + "\n", file=f"{kind}.csv", source="test"
+    )
+
+
+SALES = "receipt_id,line_no,location,sku,quantity,sold_at"
+
+
+def test_a_store_sale_of_a_bundle_deducts_its_components_and_a_return_puts_them_back(shop: Shop):
+    gift, mug, tee = shop.sku("GIFT"), shop.sku("MUG"), shop.sku("TEE")
+    shop.ingest(make_order("B10", [make_line("1", mug, 7)]))
+    report = import_csv(
+        shop,
+        "sales",
+        SALES,
+        f"R1,1,{shop.location},{gift},1,2026-11-02T10:00:00Z",
+        f"R1,2,{shop.location},{gift},3,2026-11-02T10:00:00Z",  # 3 tees: only 2 are left on the shelf
+        f"R2,1,{shop.location},{gift},-1,2026-11-02T11:00:00Z",  # a set brought back
+    )
+    assert (report.applied, report.units["sold"], report.units["returned"]) == (2, 1, 1)
+    (rejected,) = report.rejected
+    assert (
+        f"sells 3 of {tee}, in 3 x bundle {gift}, at {shop.location} but only 2 are on hand"
+        in rejected.reason
+    )
+    assert (shop.level("MUG"), shop.level("TEE")) == ((10, 7), (3, 0)), "sold and returned; nothing half-sold"
+    assert [key for key, *_ in ledger(shop) if key.startswith("pos:")] == [
+        f"pos:{shop.location}:R1:1@{mug}",
+        f"pos:{shop.location}:R1:1@{tee}",
+        f"pos:{shop.location}:R2:1@{mug}",
+        f"pos:{shop.location}:R2:1@{tee}",
+    ]
+    again = import_csv(shop, "sales", SALES, f"R1,1,{shop.location},{gift},1,2026-11-02T10:00:00Z")
+    assert (again.applied, again.already_applied) == (0, 1)
+    assert_consistent(shop)
+
+
+def test_a_count_of_a_bundle_is_refused_with_its_components_named(shop: Shop):
+    gift, mug, tee = shop.sku("GIFT"), shop.sku("MUG"), shop.sku("TEE")
+    header = "count_id,location,sku,counted_quantity,counted_at"
+    report = import_csv(shop, "counts", header, f",{shop.location},{gift},4,2026-11-02T08:00:00Z")
+    (rejected,) = report.rejected
+    assert rejected.reason == (
+        f"{gift} is a bundle of 2 x {mug}, 1 x {tee}: it has no stock of its own, count its components"
+    )
+    assert shop.level("GIFT") == (0, 0)

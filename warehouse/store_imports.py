@@ -16,7 +16,8 @@ the rest goes on. Every row is idempotent: importing a file again changes nothin
   in ``stock_counts``. A count older than one already applied to that SKU and location is refused.
 - **Sale** row: a ``deduct`` ledger row (a negative quantity, a store return: ``restock``), key
   ``pos:<location>:<receipt_id>:<line_no>``. Selling more than is on hand is refused (on-hand never goes
-  negative).
+  negative). A bundle sold (``sku_components``) deducts its components, units per bundle each, keys ending
+  ``@<component>``; a count of a bundle is refused: it has no stock of its own, its components are counted.
 
 A count or sale that leaves on-hand below what is reserved releases the newest orders' reservations of
 that SKU there (``ingest.release_beyond_on_hand``): those orders wait for stock with an
@@ -68,6 +69,7 @@ from warehouse.models import (
     orders,
     shipment_lines,
     shipments,
+    sku_components,
     skus,
     stock_counts,
     stock_ledger,
@@ -196,6 +198,7 @@ class _Importer:
         self._channels: dict[str, _Channel | None] = {}
         self._skus: dict[str, int | None] = {}
         self._locations: dict[str, int | None] = {}
+        self._recipes: dict[int, list[tuple[int, str, int]]] = {}
 
     def raw_of(self, raw: dict[str, str]) -> dict[str, str]:
         """What the queue keeps of a row; its digest is the bad row's identity (kind and content, not where
@@ -292,6 +295,21 @@ class _Importer:
         if found is None:
             raise _Rejected(f"unknown SKU {code!r}")
         return found
+
+    def _recipe(self, conn: Connection, code: str) -> list[tuple[int, str, int]]:
+        """A bundle's components [(sku id, code, units per bundle)] in sku id order; [] for any other SKU."""
+        sku_id = self._sku(conn, code)
+        if sku_id not in self._recipes:
+            self._recipes[sku_id] = [
+                (component, component_code, units)
+                for component, component_code, units in conn.execute(
+                    select(sku_components.c.component_sku_id, skus.c.code, sku_components.c.quantity)
+                    .join(skus, skus.c.id == sku_components.c.component_sku_id)
+                    .where(sku_components.c.bundle_sku_id == sku_id)
+                    .order_by(sku_components.c.component_sku_id)
+                )
+            ]
+        return self._recipes[sku_id]
 
     def _location(self, conn: Connection, code: str) -> int:
         if code not in self._locations:
@@ -496,6 +514,11 @@ class _Importer:
 
     def _count(self, conn: Connection, row: CountRow, units: Counter[str]) -> bool:
         sku_id, location_id = self._sku(conn, row.sku), self._location(conn, row.location)
+        if recipe := self._recipe(conn, row.sku):
+            components = ", ".join(f"{units} x {code}" for _, code, units in recipe)
+            raise _Rejected(
+                f"{row.sku} is a bundle of {components}: it has no stock of its own, count its components"
+            )
         on_hand, reserved = _lock_level(conn, sku_id, location_id)  # serialises this SKU at this location
         applied_before = conn.execute(
             select(stock_counts.c.counted_quantity).where(stock_counts.c.idempotency_key == row.key)
@@ -538,28 +561,51 @@ class _Importer:
         return True
 
     def _sale(self, conn: Connection, row: SaleRow, units: Counter[str]) -> bool:
-        sku_id, location_id = self._sku(conn, row.sku), self._location(conn, row.location)
-        on_hand, reserved = _lock_level(conn, sku_id, location_id)
+        location_id = self._location(conn, row.location)
+        recipe = self._recipe(conn, row.sku)  # in sku id order, as ingest locks levels
+        parts, bundle = recipe or [(self._sku(conn, row.sku), row.sku, 1)], bool(recipe)
+        entries = [
+            LedgerRow(
+                f"{row.key}@{code}" if bundle else row.key,
+                sku_id,
+                location_id,
+                "deduct" if row.quantity > 0 else "restock",
+                -row.quantity * per_unit,
+                0,
+            )
+            for sku_id, code, per_unit in parts
+        ]
+        levels = [_lock_level(conn, entry.sku_id, location_id) for entry in entries]
         before = conn.execute(
-            select(stock_ledger.c.delta_on_hand).where(stock_ledger.c.idempotency_key == row.key)
+            select(stock_ledger.c.delta_on_hand).where(
+                stock_ledger.c.idempotency_key == entries[0].idempotency_key
+            )
         ).first()
-        if before is not None:
-            if before.delta_on_hand == -row.quantity:
+        if before is not None:  # every entry of the row was written in one transaction
+            if before.delta_on_hand == entries[0].delta_on_hand:
                 return False
             raise _Rejected(
-                f"receipt line {row.key} was already imported with quantity {-before.delta_on_hand}; "
-                f"this row says {row.quantity}"
+                f"receipt line {row.key} was already imported with quantity "
+                f"{-before.delta_on_hand // parts[0][2]}; this row says {row.quantity}"
             )
-        if row.quantity > on_hand:
-            raise _Rejected(
-                f"sells {row.quantity} of {row.sku} at {row.location} but only {on_hand} are on hand: "
-                f"count the shelf (a stock count corrects on-hand), then import the file again"
-            )
-        kind = "deduct" if row.quantity > 0 else "restock"
-        _change_on_hand(conn, LedgerRow(row.key, sku_id, location_id, kind, -row.quantity, 0))
+        for (_, code, _), entry, (on_hand, _) in zip(parts, entries, levels, strict=True):
+            if on_hand + entry.delta_on_hand < 0:
+                what = (
+                    f"{-entry.delta_on_hand} of {code}, in {row.quantity} x bundle {row.sku},"
+                    if bundle
+                    else f"{row.quantity} of {row.sku}"
+                )
+                raise _Rejected(
+                    f"sells {what} at {row.location} but only {on_hand} are on hand: "
+                    f"count the shelf (a stock count corrects on-hand), then import the file again"
+                )
+        for entry, (on_hand, reserved) in zip(entries, levels, strict=True):
+            _change_on_hand(conn, entry)
+            if on_hand + entry.delta_on_hand < reserved:
+                units["released"] += release_beyond_on_hand(
+                    conn, entry.sku_id, location_id, f"store sale {row.key}"
+                )
         units["sold" if row.quantity > 0 else "returned"] += abs(row.quantity)
-        if on_hand - row.quantity < reserved:
-            units["released"] += release_beyond_on_hand(conn, sku_id, location_id, f"store sale {row.key}")
         return True
 
 
