@@ -16,6 +16,7 @@ from sqlalchemy import Engine, create_engine, select
 from test_warehouse_stock import assert_consistent, ledger
 
 from warehouse import exceptions as queue
+from warehouse.catalog import CatalogError
 from warehouse.ingest import retry_attention
 from warehouse.models import channels, order_lines, orders
 from warehouse.stock_policy import StockPolicy, channel_stock, set_bundle
@@ -288,3 +289,15 @@ def test_a_count_of_a_bundle_is_refused_with_its_components_named(shop: Shop):
         f"{gift} is a bundle of 2 x {mug}, 1 x {tee}: it has no stock of its own, count its components"
     )
     assert shop.level("GIFT") == (0, 0)
+
+
+def test_bundles_are_built_from_skus_with_stock_not_from_other_bundles(shop: Shop):
+    shop.add_sku("HAMPER")
+    gift, mug = shop.sku("GIFT"), shop.sku("MUG")
+    with shop.engine.begin() as conn, pytest.raises(CatalogError, match=f"{gift} is a bundle itself"):
+        set_bundle(conn, shop.sku("HAMPER"), [(gift, 2)])
+    with (
+        shop.engine.begin() as conn,
+        pytest.raises(CatalogError, match=f"{mug} is a component of bundle {gift}"),
+    ):
+        set_bundle(conn, mug, [(shop.sku("TEE"), 1)])

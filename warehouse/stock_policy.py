@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy import ColumnElement, Connection, func, insert, select, update
 
 from warehouse.catalog import CatalogError
 from warehouse.exceptions import log_auto_resolved, record_exception
@@ -196,6 +196,15 @@ def set_bundle(conn: Connection, bundle: str, components: Sequence[tuple[str, in
         raise CatalogError(f"unknown SKU(s): {', '.join(missing)}")
     if any(quantity <= 0 for _, quantity in components) or bundle in {c for c, _ in components}:
         raise CatalogError(f"bundle {bundle}: components need positive quantities and cannot include itself")
+    # One level of components: the stock policy and the ingest read a bundle's components' own stock.
+    if nested := _bundles_among(conn, skus.c.code.in_([code for code, _ in components])):
+        raise CatalogError(
+            f"bundle {bundle}: {', '.join(nested)} is a bundle itself, with no stock of its own"
+        )
+    if part_of := _bundles_among(conn, sku_components.c.component_sku_id == ids[bundle]):
+        raise CatalogError(
+            f"{bundle} is a component of bundle {', '.join(part_of)}: it cannot be a bundle too"
+        )
     conn.execute(sku_components.delete().where(sku_components.c.bundle_sku_id == ids[bundle]))
     conn.execute(
         insert(sku_components),
@@ -204,3 +213,15 @@ def set_bundle(conn: Connection, bundle: str, components: Sequence[tuple[str, in
             for code, quantity in components
         ],
     )
+
+
+def _bundles_among(conn: Connection, condition: ColumnElement[bool]) -> list[str]:
+    """Codes of the bundles (SKUs with components) that match ``condition``."""
+    query = (
+        select(skus.c.code)
+        .join(sku_components, sku_components.c.bundle_sku_id == skus.c.id)
+        .where(condition)
+        .distinct()
+        .order_by(skus.c.code)
+    )
+    return list(conn.execute(query).scalars())
