@@ -58,6 +58,7 @@ from warehouse.catalog import CatalogError
 from warehouse.exceptions import ExceptionRecord
 from warehouse.models import channels, locations, orders
 from warehouse.stock import LedgerRow, Step, apply_steps, availability, write_ledger
+from warehouse.stock_policy import bundle_recipes
 
 log = logging.getLogger("warehouse.ingest")
 
@@ -947,14 +948,6 @@ def _part_steps(plan: _LinePlan, step: Step) -> list[Step]:
     ]
 
 
-BUNDLE_RECIPES_SQL = """
-SELECT c.bundle_sku_id, c.component_sku_id, c.quantity, s.code
-  FROM sku_components c JOIN skus s ON s.id = c.component_sku_id
- WHERE c.bundle_sku_id = ANY(%(sku_ids)b)
- ORDER BY c.bundle_sku_id, s.code
-"""
-
-
 def _bundle_parts(conn: Connection, rows: Sequence[Any]) -> dict[int, tuple[_Part, ...]]:
     """{line id: components} of the bundle lines among ``rows``.
 
@@ -964,19 +957,19 @@ def _bundle_parts(conn: Connection, rows: Sequence[Any]) -> dict[int, tuple[_Par
     fresh = {row.id: row.sku_id for row in rows if row.sku_id is not None and row.id not in frozen}
     if not fresh and not frozen:
         return {}
-    recipes: dict[int, list[_Part]] = {}
-    for bundle, component, units, code in run(
-        conn, BUNDLE_RECIPES_SQL, {"sku_ids": sorted(set(fresh.values()))}
-    ):
-        recipes.setdefault(bundle, []).append(_Part(component, units, code))
-    parts = {line_id: tuple(recipes[sku_id]) for line_id, sku_id in fresh.items() if sku_id in recipes}
+    recipes = bundle_recipes(conn, set(fresh.values()))
+    parts = {
+        line_id: tuple(_Part(component, units, code) for component, code, units in recipes[sku_id])
+        for line_id, sku_id in fresh.items()
+        if sku_id in recipes
+    }
     if frozen:
         codes = _sku_codes(conn, {int(sku_id) for held in frozen.values() for sku_id in held})
         for line_id, held in frozen.items():
             parts[line_id] = tuple(
                 sorted(
                     (_Part(int(sku_id), units, codes[int(sku_id)]) for sku_id, units in held.items()),
-                    key=lambda part: part.code or "",
+                    key=lambda part: part.sku_id,
                 )
             )
     return parts

@@ -11,7 +11,7 @@ What was last pushed is kept on the listing (``pushed_quantity``) and every push
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from sqlalchemy import ColumnElement, Connection, func, insert, select, update
@@ -225,3 +225,25 @@ def _bundles_among(conn: Connection, condition: ColumnElement[bool]) -> list[str
         .order_by(skus.c.code)
     )
     return list(conn.execute(query).scalars())
+
+
+def bundle_recipes(conn: Connection, sku_ids: Collection[int]) -> dict[int, list[tuple[int, str, int]]]:
+    """{bundle sku id: [(component sku id, component code, units per bundle)], in component id order} for the
+    bundles among ``sku_ids`` (the others are not bundles)."""
+    recipes: dict[int, list[tuple[int, str, int]]] = {}
+    if not sku_ids:
+        return recipes
+    rows = conn.execute(
+        select(
+            sku_components.c.bundle_sku_id,
+            sku_components.c.component_sku_id,
+            skus.c.code,
+            sku_components.c.quantity,
+        )
+        .join(skus, skus.c.id == sku_components.c.component_sku_id)
+        .where(sku_components.c.bundle_sku_id.in_(sorted(sku_ids)))
+        .order_by(sku_components.c.bundle_sku_id, sku_components.c.component_sku_id)
+    )
+    for bundle, component, code, units in rows:
+        recipes.setdefault(bundle, []).append((component, code, units))
+    return recipes

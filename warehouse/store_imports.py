@@ -69,13 +69,13 @@ from warehouse.models import (
     orders,
     shipment_lines,
     shipments,
-    sku_components,
     skus,
     stock_counts,
     stock_ledger,
     stock_levels,
 )
 from warehouse.stock import LedgerRow, write_ledger
+from warehouse.stock_policy import bundle_recipes
 
 __all__ = ["KINDS", "ImportFileError", "ImportReport", "RejectedRow", "import_file", "import_text"]
 
@@ -300,15 +300,7 @@ class _Importer:
         """A bundle's components [(sku id, code, units per bundle)] in sku id order; [] for any other SKU."""
         sku_id = self._sku(conn, code)
         if sku_id not in self._recipes:
-            self._recipes[sku_id] = [
-                (component, component_code, units)
-                for component, component_code, units in conn.execute(
-                    select(sku_components.c.component_sku_id, skus.c.code, sku_components.c.quantity)
-                    .join(skus, skus.c.id == sku_components.c.component_sku_id)
-                    .where(sku_components.c.bundle_sku_id == sku_id)
-                    .order_by(sku_components.c.component_sku_id)
-                )
-            ]
+            self._recipes[sku_id] = bundle_recipes(conn, [sku_id]).get(sku_id, [])
         return self._recipes[sku_id]
 
     def _location(self, conn: Connection, code: str) -> int:
