@@ -3,9 +3,9 @@
 Embedded Postgres (unless HUB_DATABASE_URL is set) -> migrations -> one sandbox per configured channel
 (a subprocess serving the platform's real API shape, with a per-run random token) -> the merchant's catalog,
 listings and opening stock seeded from the sandbox catalog -> Airflow (home under .state/airflow, metadata in
-``<warehouse database>_airflow`` on the warehouse's Postgres server) with the hub's DAGs unpaused. ``--once``
-runs one sync cycle of every channel through the real DAG (``airflow dags test``) and prints a summary;
-otherwise ``airflow standalone`` serves the UI until Ctrl-C.
+``<warehouse database>_airflow`` on the warehouse's Postgres server). ``--once`` runs one sync cycle of every
+channel through the real DAG (``airflow dags test``) and prints a summary; otherwise ``airflow standalone``
+serves the UI until Ctrl-C, with the hub's DAGs paused until its API server answers, then unpaused.
 Credentials travel only in ``AIRFLOW_CONN_*`` environment variables of the processes started here.
 """
 
@@ -21,6 +21,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -57,17 +58,38 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _wait_http(url: str, timeout: float, process: subprocess.Popen | None = None) -> None:
+def _wait_until(
+    what: str, ready: Callable[[], bool], timeout: float, process: subprocess.Popen | None = None
+) -> None:
+    """Poll ``ready`` until it holds (a failed request counts as not yet); fail early if ``process`` exits."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process is not None and process.poll() is not None:
-            raise RuntimeError(f"process for {url} exited with code {process.returncode}")
+            raise RuntimeError(f"process for {what} exited with code {process.returncode}")
         try:
-            requests.get(url, timeout=2)
-            return
+            if ready():
+                return
         except requests.RequestException:
-            time.sleep(0.3)
-    raise TimeoutError(f"{url} did not answer within {timeout:.0f} s")
+            pass
+        time.sleep(0.3)
+    raise TimeoutError(f"{what}: not within {timeout:.0f} s")
+
+
+def _wait_http(url: str, timeout: float, process: subprocess.Popen | None = None) -> None:
+    _wait_until(url, lambda: requests.get(url, timeout=2) is not None, timeout, process)
+
+
+def airflow_healthy(base_url: str) -> bool:
+    """The API server answers and reports the metadata database, scheduler, DAG processor and triggerer
+    healthy. Raises ``requests.RequestException`` while the API server is not listening yet."""
+    answer = requests.get(f"{base_url}/api/v2/monitor/health", timeout=5)
+    if answer.status_code != 200:
+        return False
+    health = answer.json()
+    return all(
+        (health.get(part) or {}).get("status") == "healthy"
+        for part in ("metadatabase", "scheduler", "dag_processor", "triggerer")
+    )
 
 
 def history_start(history: timedelta) -> datetime:
@@ -176,7 +198,8 @@ def airflow_env(db_url: str, metadata_url: str, sandboxes: list[RunningSandbox])
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": metadata_url,
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC": metadata_url,  # psycopg 3 is async too
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+        # Paused until the API server is up (see _serve); `airflow dags test` (--once) ignores pausing.
+        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
         "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
         "HUB_DATABASE_URL": db_url,
@@ -330,8 +353,25 @@ def _run_once(env, config: HubConfig, sandboxes: list[RunningSandbox], conf: str
     return 1 if failed else 0
 
 
+def hold_dags(env: dict[str, str]) -> None:
+    """Put every DAG of the DAG folder into the metadata database, all paused, before the scheduler starts.
+
+    Task processes report to the API server's Execution API; a task the scheduler queues before the API
+    server answers fails its try (``executor_state=failed``) once the task SDK's few retries run out. Pausing
+    at creation covers a new database; DAGs a previous demo left unpaused are paused again here."""
+    _airflow_ok(env, "dags", "reserialize")
+    _airflow_ok(env, "dags", "pause", "--treat-dag-id-as-regex", "--yes", ".")
+
+
+def _airflow_ok(env: dict[str, str], *args: str) -> None:
+    if _airflow(env, *args, log_name="airflow-setup.log").returncode != 0:
+        raise RuntimeError(f"airflow {' '.join(args)} failed; see {LOG_DIR / 'airflow-setup.log'}")
+
+
 def _serve(stack: ExitStack, env, sandboxes: list[RunningSandbox], conf: str, engine) -> int:
     port = env.get("AIRFLOW__API__PORT", "8080")
+    print("- every DAG into the metadata database, paused until the API server answers ...", flush=True)
+    hold_dags(env)
     log = open(LOG_DIR / "airflow-standalone.log", "ab")  # noqa: SIM115 - closed by the stack
     stack.callback(log.close)
     airflow_bin = str(Path(sys.executable).parent / "airflow")
@@ -340,9 +380,15 @@ def _serve(stack: ExitStack, env, sandboxes: list[RunningSandbox], conf: str, en
     )
     stack.callback(_terminate, standalone)
     print("- starting airflow standalone (API server, scheduler, DAG processor, triggerer) ...", flush=True)
-    _wait_http(f"http://localhost:{port}/api/v2/monitor/health", timeout=180, process=standalone)
+    _wait_until(
+        "airflow standalone healthy",
+        lambda: airflow_healthy(f"http://localhost:{port}"),
+        timeout=180,
+        process=standalone,
+    )
+    # Only now may tasks run: every DAG is in the metadata database (hold_dags) and the API server answers.
+    _airflow_ok(env, "dags", "unpause", "--treat-dag-id-as-regex", "--yes", ".")
     for sb in sandboxes:
-        _airflow(env, "dags", "unpause", sb.channel.dag_id, log_name="airflow-setup.log")
         _airflow(env, "dags", "trigger", sb.channel.dag_id, "-c", conf, log_name="airflow-setup.log")
     password = _admin_password()
     print(

@@ -30,7 +30,7 @@ from typing import Any
 
 import requests
 
-from channelhub.demo import _terminate
+from channelhub.demo import _terminate, airflow_healthy
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
@@ -263,17 +263,6 @@ def standalone_env(home: Path, port: int, extra: dict[str, str], passwords_file:
     }
 
 
-def healthy(base_url: str) -> bool:
-    answer = requests.get(f"{base_url}/api/v2/monitor/health", timeout=5)
-    if answer.status_code != 200:
-        return False
-    health = answer.json()
-    return all(
-        (health.get(part) or {}).get("status") == "healthy"
-        for part in ("metadatabase", "scheduler", "dag_processor", "triggerer")
-    )
-
-
 @contextmanager
 def airflow_standalone(
     extra_env: dict[str, str], home: Path | None = None, startup_timeout: float = 240
@@ -313,7 +302,9 @@ def airflow_standalone(
         log_path=log_path,
     )
     try:
-        airflow.wait_for("airflow standalone healthy", lambda: healthy(airflow.base_url), startup_timeout)
+        airflow.wait_for(
+            "airflow standalone healthy", lambda: airflow_healthy(airflow.base_url), startup_timeout
+        )
         yield airflow
     finally:
         _terminate(process)
