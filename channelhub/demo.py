@@ -26,6 +26,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import requests
 from sqlalchemy.engine import make_url
@@ -58,25 +59,31 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _wait_until(
-    what: str, ready: Callable[[], bool], timeout: float, process: subprocess.Popen | None = None
-) -> None:
-    """Poll ``ready`` until it holds (a failed request counts as not yet); fail early if ``process`` exits."""
+def wait_until(
+    what: str,
+    probe: Callable[[], Any],
+    timeout: float,
+    process: subprocess.Popen | None = None,
+    every: float = 0.3,
+) -> Any:
+    """Poll ``probe`` until it returns something truthy and return that. A failed request or an unreadable
+    answer counts as not yet; fail early if ``process`` exits."""
     deadline = time.monotonic() + timeout
+    last_error: Exception | None = None
     while time.monotonic() < deadline:
         if process is not None and process.poll() is not None:
             raise RuntimeError(f"process for {what} exited with code {process.returncode}")
         try:
-            if ready():
-                return
-        except requests.RequestException:
-            pass
-        time.sleep(0.3)
-    raise TimeoutError(f"{what}: not within {timeout:.0f} s")
+            if found := probe():
+                return found
+        except (requests.RequestException, KeyError, ValueError) as err:
+            last_error = err
+        time.sleep(every)
+    raise TimeoutError(f"{what}: not within {timeout:.0f} s (last error: {last_error})")
 
 
 def _wait_http(url: str, timeout: float, process: subprocess.Popen | None = None) -> None:
-    _wait_until(url, lambda: requests.get(url, timeout=2) is not None, timeout, process)
+    wait_until(url, lambda: requests.get(url, timeout=2) is not None, timeout, process)  # any answer
 
 
 def airflow_healthy(base_url: str) -> bool:
@@ -380,7 +387,7 @@ def _serve(stack: ExitStack, env, sandboxes: list[RunningSandbox], conf: str, en
     )
     stack.callback(_terminate, standalone)
     print("- starting airflow standalone (API server, scheduler, DAG processor, triggerer) ...", flush=True)
-    _wait_until(
+    wait_until(
         "airflow standalone healthy",
         lambda: airflow_healthy(f"http://localhost:{port}"),
         timeout=180,

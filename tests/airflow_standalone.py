@@ -21,7 +21,6 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
@@ -30,7 +29,7 @@ from typing import Any
 
 import requests
 
-from channelhub.demo import _terminate, airflow_healthy
+from channelhub.demo import _terminate, airflow_healthy, wait_until
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
@@ -101,23 +100,13 @@ class Standalone:
         )
 
     def wait_for(self, what: str, probe: Callable[[], Any], timeout: float, every: float = 1.0) -> Any:
-        """Poll ``probe`` until it returns something truthy; fail with the standalone log's tail."""
-        deadline = time.monotonic() + timeout
-        last_error: Exception | None = None
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(
-                    f"airflow standalone exited ({self.process.returncode}):\n{self.log_tail()}"
-                )
-            try:
-                if found := probe():
-                    return found
-            except (requests.RequestException, KeyError, ValueError) as err:
-                last_error = err
-            time.sleep(every)
-        raise TimeoutError(
-            f"{what}: not within {timeout:.0f} s (last error: {last_error})\n{self.log_tail()}"
-        )
+        """Poll ``probe`` until it returns something truthy (``demo.wait_until``); fail with the standalone
+        log's tail."""
+        try:
+            return wait_until(what, probe, timeout, self.process, every)
+        except (RuntimeError, TimeoutError) as err:
+            err.add_note(self.log_tail())  # pytest prints notes under the error
+            raise
 
     # ---------------------------------------------------------------- REST API helpers the tests share
     def wait_for_dag(self, dag_id: str, timeout: float = 120) -> dict:
