@@ -203,7 +203,7 @@ def _retry_mismatch(
 
     channel_config = config.channel(channel)
     platform = get_platform(channel_config.platform)
-    connector = channel_connector(channel_config)
+    connector = channel_connector(channel_config, engine=engine)
     problems = {}
     for row in group:
         prepared = platform.prepare(connector.get_order(row["external_id"]))

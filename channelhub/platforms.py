@@ -21,12 +21,16 @@ from jsonschema import Draft202012Validator
 from channelhub.canonical import CanonicalOrder, MappingError
 from channelhub.credentials import load_credentials
 from warehouse.ingest import Landed, Rejected
+from warehouse.token_cache import WarehouseTokenStore
 
 if TYPE_CHECKING:
     from datetime import datetime
 
+    from sqlalchemy import Engine
+
     from channelhub.config import ChannelConfig
     from channelhub.credentials import ChannelCredentials
+    from connectors.auth import TokenStore
     from connectors.errors import ConnectorError
     from connectors.pushes import PushResult, ShipmentPush, StockPush
 
@@ -89,9 +93,14 @@ class Platform:
     def unwrap(self, document: Any) -> list[Any]:
         return self._mapping.unwrap(document)
 
-    def connector(self, credentials: ChannelCredentials, channel: ChannelConfig) -> ChannelConnector:
+    def connector(
+        self,
+        credentials: ChannelCredentials,
+        channel: ChannelConfig,
+        token_store: TokenStore | None = None,
+    ) -> ChannelConnector:
         module, function = self.connector_factory.split(":")
-        return getattr(import_module(module), function)(credentials, channel)
+        return getattr(import_module(module), function)(credentials, channel, token_store=token_store)
 
     def external_id(self, payload: Any) -> str | None:
         value: Any = payload
@@ -181,10 +190,18 @@ PLATFORMS: dict[str, Platform] = {
 
 
 def channel_connector(
-    channel: ChannelConfig, credentials: ChannelCredentials | None = None
+    channel: ChannelConfig,
+    credentials: ChannelCredentials | None = None,
+    *,
+    engine: Engine | None = None,
 ) -> ChannelConnector:
-    """The connector of a configured channel; credentials from its Airflow connection unless given."""
-    return get_platform(channel.platform).connector(credentials or load_credentials(channel.conn_id), channel)
+    """The connector of a configured channel; credentials from its Airflow connection unless given. With the
+    warehouse's ``engine``, short-lived tokens are shared through it by every task and process of the hub
+    (WeChat revokes a token whenever another is fetched for the same app)."""
+    store = WarehouseTokenStore(engine) if engine is not None else None
+    return get_platform(channel.platform).connector(
+        credentials or load_credentials(channel.conn_id), channel, token_store=store
+    )
 
 
 def get_platform(name: str) -> Platform:

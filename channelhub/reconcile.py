@@ -137,7 +137,7 @@ def reconcile_channel(
     report = ReconciliationReport(channel.code, depth, window_start, window_end)
     with engine.begin() as conn:
         report.run_id = reconciliation_log.start_run(conn, channel.code, depth, window_start, window_end)
-    connector = channel_connector(channel, credentials)
+    connector = channel_connector(channel, credentials, engine=engine)
     try:
         _check_orders(engine, channel, connector, report)
         _check_shipments(engine, channel, connector, report)

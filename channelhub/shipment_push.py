@@ -60,7 +60,7 @@ def push_shipments(
     report.pending = len(pending)
     if not pending:
         return report
-    connector = channel_connector(channel, credentials)
+    connector = channel_connector(channel, credentials, engine=engine)
     try:
         report.outcomes = push_each(
             engine,

@@ -48,7 +48,7 @@ def push_stock(
     if not changed:
         return report
 
-    connector = channel_connector(channel, credentials)
+    connector = channel_connector(channel, credentials, engine=engine)
     try:
         report.outcomes = push_each(
             engine,

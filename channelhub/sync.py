@@ -111,7 +111,7 @@ def sync_orders(
     if window_end <= window_start:
         raise ValueError(f"empty window [{window_start}, {window_end})")
     platform = get_platform(channel.platform)
-    connector = channel_connector(channel, credentials)
+    connector = channel_connector(channel, credentials, engine=engine)
     result = SyncResult(channel.code, window_start, window_end, pulled_from=window_start - channel.overlap)
 
     landed: list[Landed] = []

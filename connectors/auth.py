@@ -10,13 +10,16 @@ token expired.
 from __future__ import annotations
 
 import base64
+import hashlib
 import hmac
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
+
+from cryptography.fernet import Fernet, InvalidToken
 
 from connectors.errors import AuthError, MalformedResponse
 
@@ -122,10 +125,14 @@ class Authenticator(ABC):
 
 
 class AuthSpec(ABC):
-    """How a platform authenticates, by credential *names*; ``bind`` attaches the values."""
+    """How a platform authenticates, by credential *names*; ``bind`` attaches the values. Kinds with a
+    short-lived token keep it in ``token_store`` (shared with every connector holding the same credential);
+    the others ignore it."""
 
     @abstractmethod
-    def bind(self, credentials: Mapping[str, Secret | str]) -> Authenticator: ...
+    def bind(
+        self, credentials: Mapping[str, Secret | str], *, token_store: TokenStore | None = None
+    ) -> Authenticator: ...
 
 
 # --- no auth ---------------------------------------------------------------------------------------------
@@ -141,7 +148,9 @@ class _Anonymous(Authenticator):
 
 @dataclass(frozen=True)
 class NoAuth(AuthSpec):
-    def bind(self, credentials: Mapping[str, Secret | str]) -> Authenticator:
+    def bind(
+        self, credentials: Mapping[str, Secret | str], *, token_store: TokenStore | None = None
+    ) -> Authenticator:
         return _Anonymous()
 
 
@@ -171,7 +180,9 @@ class HeaderToken(AuthSpec):
     credential: str = "access_token"
     scheme: str = ""  # "Bearer" for Authorization: Bearer <token>
 
-    def bind(self, credentials: Mapping[str, Secret | str]) -> Authenticator:
+    def bind(
+        self, credentials: Mapping[str, Secret | str], *, token_store: TokenStore | None = None
+    ) -> Authenticator:
         return _HeaderToken(self.header, _credential(credentials, self.credential), self.scheme)
 
 
@@ -200,7 +211,9 @@ class BasicAuth(AuthSpec):
     username: str = "username"
     password: str = "password"
 
-    def bind(self, credentials: Mapping[str, Secret | str]) -> Authenticator:
+    def bind(
+        self, credentials: Mapping[str, Secret | str], *, token_store: TokenStore | None = None
+    ) -> Authenticator:
         return _Basic(_credential(credentials, self.username), _credential(credentials, self.password))
 
 
@@ -228,7 +241,9 @@ class QueryParams(AuthSpec):
 
     params: Mapping[str, str] = field(default_factory=dict)
 
-    def bind(self, credentials: Mapping[str, Secret | str]) -> Authenticator:
+    def bind(
+        self, credentials: Mapping[str, Secret | str], *, token_store: TokenStore | None = None
+    ) -> Authenticator:
         return _QueryParams({param: _credential(credentials, name) for param, name in self.params.items()})
 
 
@@ -256,34 +271,112 @@ class TokenEndpoint:
     refresh_margin_seconds: float = 300.0  # renew this long before the stated expiry (clock skew, slow calls)
 
 
+class TokenStore(Protocol):
+    """Where the short-lived token of one credential is kept, shared by every connector (and, with the
+    warehouse's store, every process) holding that credential. It keeps ``(sealed, expires_at)`` pairs: the
+    token encrypted by the authenticator, and the epoch second after which it must not be used."""
+
+    def load(self, key: str) -> tuple[str, float] | None: ...
+
+    def renew(
+        self,
+        key: str,
+        replacing: str | None,
+        fetch: Callable[[], tuple[str, float]],
+        now: Callable[[], float],
+    ) -> tuple[str, float]:
+        """The stored pair unless it is ``replacing`` (refused by the platform) or expired at ``now()``;
+        else ``fetch()``'s, stored. One renewal at a time per key, so concurrent renewers fetch once."""
+        ...
+
+
+class MemoryTokenStore:
+    """A ``TokenStore`` inside one process (the default: each connector on its own, as without a store)."""
+
+    def __init__(self) -> None:
+        self._pairs: dict[str, tuple[str, float]] = {}
+        self._lock = threading.Lock()
+
+    def load(self, key: str) -> tuple[str, float] | None:
+        return self._pairs.get(key)
+
+    def renew(
+        self,
+        key: str,
+        replacing: str | None,
+        fetch: Callable[[], tuple[str, float]],
+        now: Callable[[], float],
+    ) -> tuple[str, float]:
+        with self._lock:
+            found = self._pairs.get(key)
+            if found is not None and found[0] != replacing and now() < found[1]:
+                return found
+            found = self._pairs[key] = fetch()
+            return found
+
+
 class _TokenFromEndpoint(Authenticator):
+    """A token from the platform's token endpoint, kept in a ``TokenStore`` under a key derived from the
+    credentials and the platform's origin, sealed (Fernet) with a key derived from the same secrets: whoever
+    reads the store without the app secret learns nothing."""
+
     def __init__(
         self,
         endpoint: TokenEndpoint,
         credentials: Mapping[str, Secret | str],
         param: str,
+        store: TokenStore | None = None,
         clock=time.time,
     ) -> None:
         self._endpoint = endpoint
         self._credentials = dict(credentials)
         self._param = param
+        self._store: TokenStore = store if store is not None else MemoryTokenStore()
         self._clock = clock
         self._token: Secret | None = None
+        self._sealed: str | None = None  # the stored form of ``_token``
         self._expires_at = 0.0
+        self._refused: str | None = None  # the sealed token the platform refused; replaced on next prepare
+        self._generation = 0
         self._lock = threading.Lock()
-        self.fetch_count = 0  # how many tokens were obtained (observability and tests)
+        self.fetch_count = 0  # tokens this authenticator obtained from the platform (observability, tests)
+        material = "\x1f".join(
+            f"{name}={value.reveal() if isinstance(value, Secret) else value}"
+            for name, value in sorted(self._credentials.items())
+        ).encode()
+        self._derive = lambda purpose: hmac.new(material, purpose.encode(), hashlib.sha256).digest()
+        self._fernet = Fernet(base64.urlsafe_b64encode(self._derive("channelhub token seal v1")))
 
     @property
     def generation(self) -> int:
-        return self.fetch_count
+        return self._generation
+
+    def _key(self, client: HttpClient) -> str:
+        identity = f"{client.platform}|{client.origin}|{self._endpoint.path}"
+        digest = hmac.new(self._derive("channelhub token key v1"), identity.encode(), hashlib.sha256)
+        return "token:" + digest.hexdigest()
 
     def prepare(self, client: HttpClient) -> None:
         with self._lock:
             if self._token is not None and self._clock() < self._expires_at:
                 return
-            self._fetch(client)
+            key = self._key(client)
+            stored = None if self._refused else self._store.load(key)
+            if stored is None or stored[0] == self._refused or self._clock() >= stored[1]:
+                stored = self._store.renew(key, self._refused, lambda: self._fetch(client), self._clock)
+            self._use(*stored)
 
-    def _fetch(self, client: HttpClient) -> None:
+    def _use(self, sealed: str, expires_at: float) -> None:
+        try:
+            token = self._fernet.decrypt(sealed.encode()).decode()
+        except InvalidToken:  # sealed under other credentials (a rotated secret): never ours to use
+            raise AuthError("the stored access token does not belong to these credentials") from None
+        if sealed != self._sealed:
+            self._generation += 1
+        self._token, self._sealed, self._expires_at, self._refused = Secret(token), sealed, expires_at, None
+
+    def _fetch(self, client: HttpClient) -> tuple[str, float]:
+        """A new token from the platform, sealed, with the instant to stop using it."""
         from connectors.http import dig
 
         endpoint = self._endpoint
@@ -310,9 +403,9 @@ class _TokenFromEndpoint(Authenticator):
             lifetime = float(expires_in)
         elif endpoint.expires_at_path and (expires_at := dig(response.body, endpoint.expires_at_path)):
             lifetime = float(expires_at) * endpoint.expires_at_unit - now
-        self._token = Secret(token)
-        self._expires_at = now + max(lifetime - endpoint.refresh_margin_seconds, 0.0)
         self.fetch_count += 1
+        sealed = self._fernet.encrypt(token.encode()).decode("ascii")
+        return sealed, now + max(lifetime - endpoint.refresh_margin_seconds, 0.0)
 
     def apply(self, request: Request) -> None:
         if self._token is None:
@@ -321,11 +414,12 @@ class _TokenFromEndpoint(Authenticator):
 
     def invalidate(self, generation: int) -> bool:
         with self._lock:
-            # WeChat issues a new token and revokes the old one on every fetch: two threads refreshing the
-            # same expired token would revoke each other's, so only the first one drops it.
-            if generation == self.fetch_count:
-                self._token = None
-                self._expires_at = 0.0
+            # WeChat issues a new token and revokes the old one on every fetch: two threads (or processes)
+            # refreshing the same refused token would revoke each other's, so only the token of the
+            # refused generation is replaced, and the store hands every other refresher the one new token.
+            if generation == self._generation and self._sealed is not None:
+                self._refused = self._sealed
+                self._token, self._expires_at = None, 0.0
         return True
 
     def secret_values(self) -> tuple[str, ...]:
@@ -343,13 +437,17 @@ class TokenEndpointAuth(AuthSpec):
     """Access token from ``endpoint``, sent as query parameter ``param`` on every business call.
 
     When the platform answers with one of the spec's ``token_expired_codes``, the client invalidates the
-    token, fetches a new one and replays the request once."""
+    token, gets a new one (from the store when another connector already renewed it) and replays the
+    request once."""
 
     endpoint: TokenEndpoint
     param: str = "access_token"
 
-    def bind(self, credentials: Mapping[str, Secret | str]) -> Authenticator:
-        return _TokenFromEndpoint(self.endpoint, {k: _wrap(v) for k, v in credentials.items()}, self.param)
+    def bind(
+        self, credentials: Mapping[str, Secret | str], *, token_store: TokenStore | None = None
+    ) -> Authenticator:
+        wrapped = {k: _wrap(v) for k, v in credentials.items()}
+        return _TokenFromEndpoint(self.endpoint, wrapped, self.param, token_store)
 
 
 def _wrap(value: Secret | str) -> Secret | str:

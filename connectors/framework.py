@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 import requests
 
-from connectors.auth import AuthSpec, Secret
+from connectors.auth import AuthSpec, Secret, TokenStore
 from connectors.errors import ConnectorError, MalformedResponse, PageCapExceeded, TransientError
 from connectors.http import ErrorPolicy, HttpClient, NoThrottle, Request, RetryPolicy, Throttle, dig
 from connectors.paginators import Page, Paginator, SinglePage
@@ -116,8 +116,11 @@ class Connector:
         throttle: Throttle | None = None,
         session: requests.Session | None = None,
         sleep: Callable[[float], None] | None = None,
+        token_store: TokenStore | None = None,
     ) -> Self:
-        """Build the shared client for this platform from a connection's base URL and credentials."""
+        """Build the shared client for this platform from a connection's base URL and credentials; a
+        short-lived token is kept in ``token_store`` (the hub passes the warehouse's, shared by every
+        process) or, without one, by this connector alone."""
         spec = cls.spec
         variables = {**spec.path_variables, **(path_variables or {})}
         options: dict[str, Any] = {} if sleep is None else {"sleep": sleep}
@@ -125,7 +128,7 @@ class Connector:
             base_url,
             platform=spec.name,
             base_path=spec.base_path.format(**variables),
-            auth=spec.auth.bind(credentials),
+            auth=spec.auth.bind(credentials, token_store=token_store),
             errors=spec.errors,
             throttle=throttle if throttle is not None else spec.throttle(),
             retry=retry,

@@ -54,14 +54,20 @@ _IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 
 
 def dig(data: Any, path: str | None, default: Any = None) -> Any:
-    """Value at a dotted path (``"data.full_order_info_list"``) in nested dicts; None path: the whole."""
+    """Value at a dotted path (``"data.full_order_info_list"``) in nested dicts; a numeric part indexes a
+    list (``"errors.0.extensions.code"``, GraphQL's error list); None path: the whole."""
     if path is None:
         return data
     current = data
     for key in path.split("."):
-        if not isinstance(current, Mapping) or key not in current:
+        if isinstance(current, Mapping):
+            if key not in current:
+                return default
+            current = current[key]
+        elif isinstance(current, list) and key.isdigit() and int(key) < len(current):
+            current = current[int(key)]
+        else:
             return default
-        current = current[key]
     return current
 
 
@@ -140,6 +146,9 @@ class RateLimitSignal:
     quota_codes: frozenset[str] = (
         frozenset()
     )  # give up now, waiting will not help: WeChat 45009 (daily quota)
+    # How long a body-code throttle says to wait, from the answer (GraphQL's cost and restore rate) or the
+    # clock (a per-minute budget refills at the next minute); None: the retry policy's default.
+    retry_after_from_body: Callable[[Any], float | None] | None = None
 
 
 @dataclass(frozen=True)
@@ -647,7 +656,8 @@ class HttpClient:
             if code in limit.body_codes:
                 self._count("rate_limited")
                 self.throttle.on_rate_limited()
-                raise RateLimited(f"rate limited: {summary}", retry_after=None, body=text(), **fields)
+                hint = limit.retry_after_from_body(body) if limit.retry_after_from_body else None
+                raise RateLimited(f"rate limited: {summary}", retry_after=hint, body=text(), **fields)
             if code in limit.quota_codes:
                 raise QuotaExhausted(f"quota exhausted: {summary}", body=text(), **fields)
             if code in policy.token_expired_codes:

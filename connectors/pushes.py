@@ -33,6 +33,10 @@ class ShipmentPush:
     lines: tuple[ShipmentLine, ...]
     shipped_at: datetime
     completes_order: bool  # after this shipment every unit of the order has shipped
+    # A correction: the number the shipment carried before (the channel may hold it). A connector that finds
+    # it on the platform changes that parcel's tracking with the platform's update call; one that does not
+    # (the old number never reached the channel) pushes the shipment as new.
+    previous_tracking_number: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

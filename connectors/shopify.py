@@ -142,6 +142,7 @@ mutation SetAvailable($input: InventorySetQuantitiesInput!) {
 if TYPE_CHECKING:
     from channelhub.config import ChannelConfig
     from channelhub.credentials import ChannelCredentials
+    from connectors.auth import TokenStore
 
 _API_VERSION = re.compile(r"^(\d{4}-\d{2}|unstable)$")
 
@@ -613,7 +614,9 @@ class ShopifyConnector(Connector):
             raise _Refused(platform_words(error), {"status": str(error.status)}) from None
 
 
-def connector_for_channel(credentials: ChannelCredentials, channel: ChannelConfig) -> ShopifyConnector:
+def connector_for_channel(
+    credentials: ChannelCredentials, channel: ChannelConfig, *, token_store: TokenStore | None = None
+) -> ShopifyConnector:
     """The connector for a configured channel: URL and token from its Airflow connection; the API version,
     the plan's leak rate and shipping e-mails may be set in the connection's extra (``api_version``,
     ``leak_per_second``, ``notify_customer``)."""

@@ -65,7 +65,7 @@ from typing import TYPE_CHECKING, Any
 
 import requests
 
-from connectors.auth import Cred, Secret, TokenEndpoint, TokenEndpointAuth
+from connectors.auth import Cred, Secret, TokenEndpoint, TokenEndpointAuth, TokenStore
 from connectors.errors import ApiError, AuthError, MalformedResponse, PageCapExceeded, QuotaExhausted
 from connectors.framework import Connector, Endpoint, PlatformSpec
 from connectors.http import ErrorPolicy, ErrorShape, RateLimitSignal, RetryPolicy
@@ -274,6 +274,7 @@ class WeChatChannelsConnector(Connector):
         session: requests.Session | None = None,
         sleep: Callable[[float], None] | None = None,
         mini_program_shipping: bool = False,
+        token_store: TokenStore | None = None,
     ) -> WeChatChannelsConnector:
         """A connector for one shop: ``base_url`` is ``https://api.weixin.qq.com`` (or a sandbox's URL),
         ``appid``/``app_secret`` the shop's own (not a mini program's). ``mini_program_shipping``: each
@@ -289,6 +290,7 @@ class WeChatChannelsConnector(Connector):
             timeout=timeout,
             session=session,
             sleep=sleep,
+            token_store=token_store,
         )
         connector.page_size = page_size
         connector.mini_program_shipping = mini_program_shipping
@@ -560,7 +562,9 @@ class WeChatChannelsConnector(Connector):
         return data
 
 
-def connector_for_channel(credentials: ChannelCredentials, channel: ChannelConfig) -> WeChatChannelsConnector:
+def connector_for_channel(
+    credentials: ChannelCredentials, channel: ChannelConfig, *, token_store: TokenStore | None = None
+) -> WeChatChannelsConnector:
     """The connector for a configured channel: base URL, appid (login) and app secret (password) from its
     Airflow connection. The listing's page size is the channel's, capped at the platform's 100. The extra's
     ``mini_program_shipping`` (true, or "true") turns on the mini-program shipping-info upload."""
@@ -572,4 +576,5 @@ def connector_for_channel(credentials: ChannelCredentials, channel: ChannelConfi
         page_size=min(channel.page_size, MAX_PAGE_SIZE),
         timeout=channel.http_timeout,
         mini_program_shipping=flag is True or str(flag).strip().lower() in ("true", "1", "yes"),
+        token_store=token_store,
     )

@@ -70,6 +70,7 @@ from connectors.windows import TimeFormat, WindowSpec
 if TYPE_CHECKING:
     from channelhub.config import ChannelConfig
     from channelhub.credentials import ChannelCredentials
+    from connectors.auth import TokenStore
 
 log = logging.getLogger(__name__)
 
@@ -497,7 +498,9 @@ def _stock_target(product_id: str, variation_id: str) -> tuple[str, str, dict[st
     return "product", "update_product", {"product_id": product_id}, product_id
 
 
-def connector_for_channel(credentials: ChannelCredentials, channel: ChannelConfig) -> WooCommerceConnector:
+def connector_for_channel(
+    credentials: ChannelCredentials, channel: ChannelConfig, *, token_store: TokenStore | None = None
+) -> WooCommerceConnector:
     """The connector for a configured channel: site URL, consumer key (login) and consumer secret (password)
     from its Airflow connection. The channel's page size is capped at WooCommerce's 100."""
     if not credentials.login:

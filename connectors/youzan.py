@@ -60,7 +60,7 @@ from typing import TYPE_CHECKING, Any
 import requests
 
 from channelhub.canonical import MappingError
-from connectors.auth import Cred, Secret, TokenEndpoint, TokenEndpointAuth
+from connectors.auth import Cred, Secret, TokenEndpoint, TokenEndpointAuth, TokenStore
 from connectors.errors import ApiError, AuthError, QuotaExhausted
 from connectors.framework import Connector, Endpoint, PlatformSpec
 from connectors.http import ErrorPolicy, ErrorShape, RateLimitSignal, RequestRateThrottle, RetryPolicy, dig
@@ -263,6 +263,7 @@ class YouzanConnector(Connector):
         timeout: tuple[float, float] = (5.0, 30.0),
         session: requests.Session | None = None,
         sleep: Callable[[float], None] | None = None,
+        token_store: TokenStore | None = None,
     ) -> YouzanConnector:
         """A connector for one shop (``kdt_id``) of a self-use app. ``base_url`` is
         ``https://open.youzanyun.com`` or a sandbox's URL. ``page_size`` above 100 is capped at 100."""
@@ -291,6 +292,7 @@ class YouzanConnector(Connector):
             throttle=RequestRateThrottle(requests_per_second),
             session=session,
             sleep=sleep,
+            token_store=token_store,
         )
         connector.page_size = page_size
         return connector
@@ -575,7 +577,9 @@ def _waybill(dist: dict[str, Any]) -> str:
     return str(info.get("express_no", "")) if isinstance(info, dict) else ""
 
 
-def connector_for_channel(credentials: ChannelCredentials, channel: ChannelConfig) -> YouzanConnector:
+def connector_for_channel(
+    credentials: ChannelCredentials, channel: ChannelConfig, *, token_store: TokenStore | None = None
+) -> YouzanConnector:
     """The connector for a configured channel: the Airflow connection's login is the client_id, its
     password the client_secret, ``extra.kdt_id`` the shop; ``extra.throttle_codes`` (list) and
     ``extra.requests_per_second`` are optional."""
@@ -595,4 +599,5 @@ def connector_for_channel(credentials: ChannelCredentials, channel: ChannelConfi
         throttle_codes=[str(c) for c in throttle_codes] if throttle_codes is not None else None,
         requests_per_second=float(extra.get("requests_per_second", DEFAULT_REQUESTS_PER_SECOND)),
         timeout=channel.http_timeout,
+        token_store=token_store,
     )

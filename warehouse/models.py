@@ -325,6 +325,10 @@ shipments = Table(
     Column("pushed_at", DateTime(timezone=True)),
     _count("push_attempts"),
     Column("push_error", Text),
+    # A correction (the same shipment id with a new tracking number): what the channel may still hold.
+    Column("previous_carrier", Text),
+    Column("previous_tracking_number", Text),
+    Column("corrected_at", DateTime(timezone=True)),
     UniqueConstraint("channel_id", "shipment_key"),
     CheckConstraint(_in("push_status", PUSH_STATUSES), name="push_status"),
     Index("ix_shipments_order_id", "order_id"),
@@ -334,6 +338,19 @@ shipments = Table(
         "push_status",
         postgresql_where=text("push_status <> 'pushed'"),
     ),
+)
+
+# -- short-lived platform tokens, shared by every process (warehouse.token_cache) ----------------------
+
+platform_tokens = Table(
+    "platform_tokens",
+    metadata,
+    Column("key", Text, nullable=False),  # derived from the credential, reveals nothing
+    Column("sealed", Text, nullable=False),  # the token, encrypted with a key derived from the app secret
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    _count("renewals"),
+    _now("updated_at"),
+    PrimaryKeyConstraint("key"),
 )
 
 shipment_lines = Table(
