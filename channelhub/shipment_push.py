@@ -48,6 +48,7 @@ def as_push(shipment: PendingShipment) -> ShipmentPush:
         ),
         shipped_at=shipment.shipped_at,
         completes_order=shipment.completes_order,
+        previous_tracking_number=shipment.previous_tracking_number,
     )
 
 

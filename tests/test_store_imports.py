@@ -20,6 +20,7 @@ from hub_configs import write_hub_config
 from sqlalchemy import Engine, func, select
 
 from channelhub import import_cli
+from channelhub.shipment_push import as_push
 from warehouse import catalog, stock
 from warehouse import exceptions as queue
 from warehouse.ingest import retry_attention
@@ -33,6 +34,7 @@ from warehouse.models import (
     stock_counts,
     stock_ledger,
 )
+from warehouse.shipment_outbox import pending_shipments, record_push
 from warehouse.store_imports import ImportFileError, import_file
 from warehouse.testing import T0, Shop, make_line, make_order
 
@@ -258,6 +260,85 @@ def test_bad_shipment_rows_are_rejected_and_queued_while_the_rest_applies(shop: 
     assert (again.applied, again.already_applied, len(again.rejected)) == (0, 1, 5)
     assert bad_rows(shop)["shipments_bad.csv:2"]["attempts"] == 2 and len(bad_rows(shop)) == 4
     assert shop.level("A") == (8, 1)
+
+
+def test_a_row_reusing_a_shipment_id_with_a_new_tracking_number_corrects_it(shop: Shop, tmp_path: Path):
+    shop.add_sku("A", 10)
+    shop.add_sku("B", 10)
+    order_with(shop, "5012", make_line("1", shop.sku("A"), 2), make_line("2", shop.sku("B"), 1))
+    first = [ship(shop, "S1", "5012", "1", None, 2), ship(shop, "S1", "5012", "2", None, 1)]
+    original = write_csv(tmp_path, "shipments_1.csv", SHIP_HEADER, first)
+    assert import_file(shop.engine, "shipments", original).applied == 2
+    with shop.engine.begin() as conn:  # the channel was told about it
+        [pushed] = pending_shipments(conn, shop.channel)
+        record_push(conn, shop.channel, pushed, "pushed")
+        assert pending_shipments(conn, shop.channel) == []
+    levels = (shop.level("A"), shop.level("B"))
+
+    fixed = [
+        ship(shop, "S1", "5012", "1", None, 2, carrier="SF", tracking="SF-NEW-1"),
+        ship(shop, "S1", "5012", "2", None, 1, carrier="SF", tracking="SF-NEW-1"),
+    ]
+    correction = write_csv(tmp_path, "shipments_2.csv", SHIP_HEADER, fixed)
+    report = import_file(shop.engine, "shipments", correction)
+    assert (report.applied, report.already_applied, report.rejected) == (1, 1, [])
+    assert report.units["tracking_corrected"] == 1 and report.units["shipped"] == 0
+    assert (shop.level("A"), shop.level("B")) == levels  # a correction moves no stock
+    with shop.engine.connect() as conn:
+        [again] = pending_shipments(conn, shop.channel)  # back in the outbox, as an update
+    assert (again.carrier, again.tracking_number, again.previous_tracking_number) == (
+        "SF",
+        "SF-NEW-1",
+        "1Z-S1",
+    )
+    assert as_push(again).previous_tracking_number == "1Z-S1"
+
+    # Both files again: nothing changes, and the older file does not turn the correction back.
+    for path in (correction, original):
+        report = import_file(shop.engine, "shipments", path)
+        assert (report.applied, report.already_applied, report.rejected) == (0, 2, [])
+    with shop.engine.connect() as conn:
+        [still] = pending_shipments(conn, shop.channel)
+    assert (still.tracking_number, still.previous_tracking_number) == ("SF-NEW-1", "1Z-S1")
+
+
+def test_a_correction_must_repeat_the_shipment_as_it_was_but_for_its_tracking(shop: Shop, tmp_path: Path):
+    shop.add_sku("A", 10)
+    order_with(shop, "5013", make_line("1", shop.sku("A"), 3))
+    path = write_csv(tmp_path, "shipments.csv", SHIP_HEADER, [ship(shop, "S1", "5013", "1", None, 2)])
+    assert import_file(shop.engine, "shipments", path).applied == 1
+    rows = [
+        ship(shop, "S1", "5013", "1", None, 2, tracking="NEW-1", at="2026-11-03T09:00:00Z"),  # moved in time
+        ship(shop, "S1", "5013", "1", None, 1, tracking="NEW-2"),  # other units
+        ship(shop, "S1", "5013", "1", None, 2, tracking=""),  # no number: nothing to correct to
+    ]
+    report = import_file(shop.engine, "shipments", write_csv(tmp_path, "bad.csv", SHIP_HEADER, rows))
+    assert report.applied == 0 and len(report.rejected) == 3
+    assert all("every row of a shipment must agree, except a correction" in r.reason for r in report.rejected)
+    with shop.engine.connect() as conn:
+        [shipment] = pending_shipments(conn, shop.channel)
+    assert (shipment.tracking_number, shipment.previous_tracking_number) == ("1Z-S1", None)
+
+
+def test_a_refused_push_is_cleared_once_the_corrected_shipment_is_pushed(shop: Shop, tmp_path: Path):
+    shop.add_sku("A", 10)
+    order_with(shop, "5014", make_line("1", shop.sku("A"), 1))
+    path = write_csv(tmp_path, "shipments.csv", SHIP_HEADER, [ship(shop, "S1", "5014", "1", None, 1)])
+    import_file(shop.engine, "shipments", path)
+    with shop.engine.begin() as conn:
+        [refused] = pending_shipments(conn, shop.channel)
+        record_push(conn, shop.channel, refused, "rejected", "invalid tracking number")
+    with shop.engine.connect() as conn:
+        assert [e["reason"] for e in queue.list_open(conn, channel=shop.channel)] == ["push_failed"]
+    fixed = write_csv(
+        tmp_path, "fixed.csv", SHIP_HEADER, [ship(shop, "S1", "5014", "1", None, 1, tracking="OK-1")]
+    )
+    assert import_file(shop.engine, "shipments", fixed).applied == 1
+    with shop.engine.begin() as conn:
+        [corrected] = pending_shipments(conn, shop.channel)
+        record_push(conn, shop.channel, corrected, "pushed")
+    with shop.engine.connect() as conn:
+        assert queue.list_open(conn, channel=shop.channel) == []
 
 
 def test_a_shipment_leaves_from_the_location_that_holds_the_lines_stock(shop: Shop, tmp_path: Path):

@@ -14,7 +14,8 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, func, select, update
 
-from warehouse.exceptions import record_exception
+from warehouse.catalog import channel_id_of
+from warehouse.exceptions import record_exception, resolve_cleared
 from warehouse.models import channels, order_lines, orders, shipment_lines, shipments, skus
 
 PUSH_FAILED = "push_failed"
@@ -38,6 +39,7 @@ class PendingShipment:
     shipped_at: datetime
     lines: tuple[PendingLine, ...]
     completes_order: bool
+    previous_tracking_number: str | None = None  # a correction: the number the channel may still show
 
 
 def pending_shipments(conn: Connection, channel: str, limit: int = 500) -> list[PendingShipment]:
@@ -78,6 +80,7 @@ def outbox_shipments(conn: Connection, channel: str, which: Any, limit: int) -> 
             shipments.c.tracking_number,
             shipments.c.shipped_at,
             shipments.c.order_id,
+            shipments.c.previous_tracking_number,
             orders.c.external_id,
         )
         .join(orders, orders.c.id == shipments.c.order_id)
@@ -135,6 +138,7 @@ def outbox_shipments(conn: Connection, channel: str, which: Any, limit: int) -> 
             shipped_at=h.shipped_at,
             lines=tuple(lines.get(h.id, ())),
             completes_order=not open_units.get(h.order_id),
+            previous_tracking_number=h.previous_tracking_number,
         )
         for h in heads
     ]
@@ -146,7 +150,7 @@ def record_push(
     """Record the outcome of pushing ``shipment``: pushed/already_done, rejected, or a transient failure."""
     where = shipments.c.id == shipment.shipment_id
     if status in ("pushed", "already_done"):
-        conn.execute(
+        order_id = conn.execute(
             update(shipments)
             .where(where)
             .values(
@@ -155,7 +159,21 @@ def record_push(
                 push_attempts=shipments.c.push_attempts + 1,
                 push_error=None,
             )
-        )
+            .returning(shipments.c.order_id)
+        ).scalar_one()
+        still_unpushed = conn.execute(
+            select(shipments.c.id)
+            .where(shipments.c.order_id == order_id, shipments.c.push_status != "pushed")
+            .limit(1)
+        ).first()
+        if still_unpushed is None:  # a refusal of this order's tracking is fixed (e.g. by a correction)
+            resolve_cleared(
+                conn,
+                channel_id_of(conn, channel),
+                [shipment.external_order_id],
+                [PUSH_FAILED],
+                note="cleared: every shipment of the order is now pushed",
+            )
     elif status == "rejected":
         conn.execute(
             update(shipments)

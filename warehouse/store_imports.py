@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, func, select, text
+from sqlalchemy import Connection, Engine, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 
 from channelhub.csv_imports import (
@@ -107,7 +107,8 @@ class ImportReport:
     already_applied: int = 0  # idempotent no-ops: the row was imported before
     rejected: list[RejectedRow] = field(default_factory=list)
     # Units by effect: shipped, deducted (shipped units that left on-hand), adjusted (net, counts), sold,
-    # returned (store returns), released (reservations released because on-hand fell below them).
+    # returned (store returns), released (reservations released because on-hand fell below them); and
+    # tracking_corrected: shipments whose tracking number a row corrected (pushed again as an update).
     units: Counter[str] = field(default_factory=Counter)
 
     @property
@@ -335,7 +336,9 @@ class _Importer:
                 f"(not synced yet? import the file again after the next sync)"
             )
         location_id = self._location(conn, row.location) if row.location else channel.location_id
-        shipment_id = self._shipment_header(conn, channel, order_id, location_id, row)
+        shipment_id, corrected = self._shipment_header(conn, channel, order_id, location_id, row)
+        if corrected:
+            units["tracking_corrected"] += 1
 
         done = conn.execute(
             select(func.count(), func.coalesce(func.sum(shipment_lines.c.quantity), 0)).where(
@@ -344,7 +347,7 @@ class _Importer:
         ).one()
         if done[0]:
             if done[1] == row.quantity:
-                return False
+                return corrected
             raise _Rejected(
                 f"shipment {row.shipment_id} already holds {done[1]} units of {_ref_text(row)}; "
                 f"this row says {row.quantity}"
@@ -377,8 +380,13 @@ class _Importer:
 
     def _shipment_header(
         self, conn: Connection, channel: _Channel, order_id: int, location_id: int, row: ShipmentRow
-    ) -> int:
-        """The shipment's id: inserted by its first row; later rows must agree with it."""
+    ) -> tuple[int, bool]:
+        """The shipment's id, inserted by its first row, and whether this row corrected its tracking.
+
+        Later rows must agree with the shipment, except on carrier and tracking number: a new number is a
+        correction (the old one is kept as ``previous_*`` and the shipment goes back in the outbox, so the
+        channel's own update call replaces it); a row with the number it replaced is a row of the file before
+        the correction, already applied."""
         header = {
             "order_id": order_id,
             "carrier": row.carrier,
@@ -393,33 +401,74 @@ class _Importer:
             .returning(shipments.c.id)
         ).scalar()
         if inserted is not None:
-            return inserted
+            return inserted, False
         existing = conn.execute(
             select(shipments, orders.c.external_id.label("order_external_id"), locations.c.code.label("loc"))
             .join(orders, orders.c.id == shipments.c.order_id)
             .join(locations, locations.c.id == shipments.c.location_id)
             .where(shipments.c.channel_id == channel.id, shipments.c.shipment_key == row.shipment_id)
+            .with_for_update(of=shipments)
         ).one()
         if existing.order_id != order_id:
             raise _Rejected(
                 f"shipment {row.shipment_id} belongs to order {existing.order_external_id}, "
                 f"not {row.order_id}"
             )
-        differs = [
-            f"{name} {getattr(existing, name)!r}"
-            for name in ("carrier", "tracking_number")
-            if getattr(existing, name) != header[name]
-        ]
+        differs = []
         if existing.shipped_at != row.shipped_at:
             differs.append(f"shipped_at {existing.shipped_at.isoformat()}")
         if existing.location_id != location_id:
             differs.append(f"location {existing.loc}")
+        tracking = (row.carrier, row.tracking_number)
+        if tracking == (existing.carrier, existing.tracking_number):
+            corrects = False
+        elif tracking == (existing.previous_carrier, existing.previous_tracking_number):
+            return existing.id, False  # the row as it was before the correction: superseded, no change
+        else:
+            # A correction repeats a row the shipment holds (same line, same units) with the new number.
+            held = conn.execute(
+                select(func.coalesce(func.sum(shipment_lines.c.quantity), 0)).where(
+                    shipment_lines.c.shipment_id == existing.id, shipment_lines.c.line_ref == row.line_ref
+                )
+            ).scalar()
+            corrects = not differs and bool(row.tracking_number) and held == row.quantity
+            if not corrects:
+                differs[:0] = [
+                    f"{name} {getattr(existing, name)!r}"
+                    for name in ("carrier", "tracking_number")
+                    if getattr(existing, name) != header[name]
+                ]
         if differs:
             raise _Rejected(
                 f"shipment {row.shipment_id} was imported with {', '.join(differs)} "
-                f"(from {existing.source}); every row of a shipment must agree"
+                f"(from {existing.source}); every row of a shipment must agree, except a correction: a row "
+                "it holds (same line and units, shipped_at and location) with a new tracking number"
             )
-        return existing.id
+        if corrects:
+            conn.execute(
+                update(shipments)
+                .where(shipments.c.id == existing.id)
+                .values(
+                    previous_carrier=existing.carrier,
+                    previous_tracking_number=existing.tracking_number or None,
+                    carrier=row.carrier,
+                    tracking_number=row.tracking_number,
+                    corrected_at=func.now(),
+                    push_status="pending",
+                    push_error=None,
+                )
+            )
+            log.info(
+                "shipment %s of %s: tracking %s %s -> %s %s (%s)",
+                row.shipment_id,
+                channel.code,
+                existing.carrier,
+                existing.tracking_number,
+                row.carrier,
+                row.tracking_number,
+                self.source,
+            )
+        return existing.id, corrects
 
     def _allocate(
         self,
