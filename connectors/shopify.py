@@ -783,7 +783,8 @@ class ShopifyConnector(Connector):
         except AuthError:
             raise
         except ApiError as error:
-            raise _Refused(platform_words(error), {"status": str(error.status)}) from None
+            extra = {"status": str(error.status)} | ({"code": error.code} if error.code else {})
+            raise _Refused(platform_words(error), extra) from None
 
 
 def connector_for_channel(

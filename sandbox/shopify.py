@@ -1537,7 +1537,7 @@ def create_app(
 
 
 # --------------------------------------------------------------------------------------------------
-# What the hub pushes: fulfillments with tracking, stock levels (platform-contracts.md §1.7, §1.8)
+# What the hub pushes: fulfillments with tracking, stock levels (docs/platform-notes.md, Shopify)
 # --------------------------------------------------------------------------------------------------
 
 INVALID_QUANTITY = "Invalid fulfillment order line item quantity requested."

@@ -1,7 +1,7 @@
 """Contract tests of the Shopify sandbox over real HTTP, plus the world it renders.
 
 The world's clock is frozen, so what a request sees is fixed; expected values come from the world itself
-(brute force over its orders) or from the Shopify contract (platform-contracts.md §1).
+(brute force over its orders) or from the Shopify contract (docs/platform-notes.md, Shopify).
 """
 
 from __future__ import annotations
