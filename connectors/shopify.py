@@ -505,7 +505,7 @@ class ShopifyConnector(Connector):
         retried, a bounded number of times. ``expected_current`` given: compare against exactly that; stale
         is ``rejected``. Either way a stale set whose level already is the wanted one is ``already_done``.
 
-        The key is a UUID named from this call's nonce and what the set is (item, location, quantity,
+        The key is a UUID named from a nonce drawn for each set and what the set is (item, location, quantity,
         changeFromQuantity): the client's replay of the same request (a 5xx, a timeout) carries the same key
         and is applied once; a retry after a stale read, or a later push, is a new operation with a new key
         (a key reused with other variables is ``IDEMPOTENCY_KEY_PARAMETER_MISMATCH``, and one reused for a
@@ -645,9 +645,8 @@ class ShopifyConnector(Connector):
         item_id = self._inventory_item_id(push)
         location_id = self._location_id(push)
         extra = {"inventory_item_id": str(item_id), "location_id": str(location_id)}
-        nonce = uuid.uuid4()
         if push.expected_current is not None:
-            outcome = self._set_quantity(push, item_id, location_id, push.expected_current, nonce)
+            outcome = self._set_quantity(push, item_id, location_id, push.expected_current)
             if not isinstance(outcome, str):
                 return outcome
             current = self._available(item_id, location_id)
@@ -659,7 +658,7 @@ class ShopifyConnector(Connector):
             )
         current = self._available(item_id, location_id)
         for _ in range(STALE_RETRIES):
-            outcome = self._set_quantity(push, item_id, location_id, current, nonce)
+            outcome = self._set_quantity(push, item_id, location_id, current)
             if not isinstance(outcome, str):
                 return outcome
             current = self._available(item_id, location_id)  # a sale landed between the read and the set
@@ -675,11 +674,13 @@ class ShopifyConnector(Connector):
         return PushResult("already_done", detail=detail, platform_ref=str(item_id), extra=extra)
 
     def _set_quantity(
-        self, push: StockPush, item_id: int, location_id: int, change_from: int | None, nonce: uuid.UUID
+        self, push: StockPush, item_id: int, location_id: int, change_from: int | None
     ) -> PushResult | str:
-        """One ``inventorySetQuantities``: the result, or Shopify's words when ``change_from`` was stale."""
+        """One set: the result, or Shopify's words when ``change_from`` was stale. Its key is drawn here, so
+        only the client's replays of this very request share it."""
         extra = {"inventory_item_id": str(item_id), "location_id": str(location_id)}
         for _ in range(STALE_RETRIES):
+            nonce = uuid.uuid4()
             key = uuid.uuid5(
                 _KEY_NAMESPACE, f"{nonce}|{item_id}|{location_id}|available|{push.quantity}|{change_from}"
             )
@@ -723,7 +724,6 @@ class ShopifyConnector(Connector):
             if KEY_IN_FLIGHT in codes:  # our own replay overtook the first attempt: later, same key
                 raise TransientError(f"GraphQL: {words}", platform=self.platform, code=KEY_IN_FLIGHT)
             if KEY_FAILED_BEFORE in codes:  # Shopify wants a new key for another try
-                nonce = uuid.uuid4()
                 continue
             raise _Refused(words, {**extra, "code": codes})
         raise _Refused(f"{KEY_FAILED_BEFORE} {STALE_RETRIES} times", {**extra, "code": KEY_FAILED_BEFORE})

@@ -462,6 +462,21 @@ def test_a_level_that_keeps_changing_is_rejected_after_a_bounded_number_of_sets(
     assert levels(shop, variant)[0]["available"] == variant.opening_stock - 4  # four reads, four sales
 
 
+def test_the_same_figures_set_again_later_are_a_new_operation_under_a_new_key(shop: RunningSandbox) -> None:
+    variant = a_variant(shop)
+    opening = variant.opening_stock
+    recorder = SetRecorder(shop, variant)
+    connector = recording(shop, recorder)
+
+    for quantity in (30, opening, 30):  # the third set has the first one's figures: opening -> 30
+        assert connector.set_stock(stock_push(variant, quantity)).status == "pushed"
+
+    assert recorder.change_from() == [opening, 30, opening]
+    assert len(set(recorder.keys())) == 3  # a key from the figures alone would be answered, not applied
+    assert served(shop)["inventory_sets"] == 3 and served(shop).get("idempotent_replays", 0) == 0
+    assert levels(shop, variant)[0]["available"] == 30
+
+
 class LosesTheFirstSetAnswer(requests.Session):
     """The first inventorySetQuantities reaches Shopify and is applied, but its answer never arrives."""
 
