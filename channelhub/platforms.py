@@ -32,21 +32,24 @@ if TYPE_CHECKING:
     from channelhub.credentials import ChannelCredentials
     from connectors.auth import TokenStore
     from connectors.errors import ConnectorError
+    from connectors.framework import SyncWarning
     from connectors.pushes import PushResult, ShipmentPush, StockPush
 
 SCHEMA_DIR = Path(__file__).resolve().parent.parent / "connectors" / "schemas"
 
 
 class ChannelConnector(Protocol):
-    """What the hub needs of a platform's connector: pull orders (a window's, or one), push shipments and
-    stock, and read listings' stock back (reconciliation; ``connectors.framework.Connector`` reads many
-    listings one by one unless the platform can do better)."""
+    """What the hub needs of a platform's connector: pull orders (a window's, or one) and say what a window
+    may miss, push shipments and stock, and read listings' stock back (reconciliation;
+    ``connectors.framework.Connector`` reads many listings one by one unless the platform can do better)."""
 
     def fetch_orders(
         self, window_start: datetime, window_end: datetime
     ) -> Iterator[list[dict[str, Any]]]: ...
 
     def get_order(self, order_id: str) -> dict[str, Any]: ...
+
+    def warnings_for_window(self, window_start: datetime, window_end: datetime) -> list[SyncWarning]: ...
 
     def listed_stock(self, listing: StockPush) -> int | None: ...
 

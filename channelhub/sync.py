@@ -31,6 +31,7 @@ from sqlalchemy import Engine
 from channelhub.config import ChannelConfig, HubConfig
 from channelhub.credentials import ChannelCredentials
 from channelhub.platforms import Platform, channel_connector, get_platform
+from connectors.framework import SyncWarning
 from warehouse import catalog, sync_state
 from warehouse.ingest import IngestCounts, Landed, Rejected, ingest_orders
 from warehouse.maintenance import analyze_if_stale
@@ -53,6 +54,9 @@ class SyncResult:
     fetched: int = 0
     pages: int = 0
     counts: IngestCounts = field(default_factory=IngestCounts)
+    # What may be missing from this run though it succeeded (kept with the run: the ChannelHub page shows them
+    # until a later run of the channel has none).
+    warnings: list[SyncWarning] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -63,6 +67,7 @@ class SyncResult:
             "fetched": self.fetched,
             "pages": self.pages,
             **self.counts.as_dict(),
+            "warnings": [warning.as_dict() for warning in self.warnings],
         }
 
     def summary_line(self) -> str:
@@ -72,6 +77,7 @@ class SyncResult:
             f"fetched={self.fetched} new={self.counts.new} updated={self.counts.updated} "
             f"unchanged={self.counts.unchanged} stale={self.counts.stale} "
             f"reserved_units={self.counts.reserved_units} exceptions: {exceptions}"
+            + (f" warnings: {', '.join(w.code for w in self.warnings)}" if self.warnings else "")
         )
 
 
@@ -113,6 +119,9 @@ def sync_orders(
     platform = get_platform(channel.platform)
     connector = channel_connector(channel, credentials, engine=engine)
     result = SyncResult(channel.code, window_start, window_end, pulled_from=window_start - channel.overlap)
+    result.warnings = connector.warnings_for_window(result.pulled_from, window_end)
+    for warning in result.warnings:
+        log.warning("sync %s: %s [%s]", channel.code, warning.message, warning.code)
 
     landed: list[Landed] = []
     rejected: list[Rejected] = []

@@ -21,7 +21,9 @@ Hooks a platform module may override:
 - ``records_from_page(endpoint_name, records)``: turn one page into order payloads (WeChat lists ids, then
   fetches each order);
 - ``fetch_orders`` itself, when listing needs more than one endpoint;
-- ``listed_stocks``, when the platform reads many listings' stock in one call (Shopify).
+- ``listed_stocks``, when the platform reads many listings' stock in one call (Shopify);
+- ``warnings_for_window``, when a window may be incomplete for a reason the platform can tell before the pull
+  (Shopify hides orders older than 60 days from a token without ``read_all_orders``).
 """
 
 from __future__ import annotations
@@ -46,6 +48,18 @@ if TYPE_CHECKING:
     from connectors.pushes import StockPush
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SyncWarning:
+    """Something the run should tell ops though nothing failed: what it pulled may be incomplete. ``code`` is
+    stable (what the page and alerts key on), ``message`` says what and what to do."""
+
+    code: str
+    message: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"code": self.code, "message": self.message}
 
 
 @dataclass(frozen=True)
@@ -92,7 +106,7 @@ class PlatformSpec:
     default_headers: Mapping[str, str] = field(default_factory=lambda: {"Accept": "application/json"})
     path_variables: Mapping[str, str] = field(
         default_factory=dict
-    )  # defaults, e.g. {"api_version": "2024-10"}
+    )  # defaults, e.g. {"api_version": "2026-10"}
 
 
 class Connector:
@@ -378,6 +392,10 @@ class Connector:
     def fetch_orders(self, window_start: datetime, window_end: datetime) -> Iterator[list[dict[str, Any]]]:
         """Raw order payloads updated in ``[window_start, window_end)``, one page at a time."""
         yield from self.fetch_pages(self.orders_endpoint, window_start, window_end)
+
+    def warnings_for_window(self, window_start: datetime, window_end: datetime) -> list[SyncWarning]:
+        """What may keep ``fetch_orders`` of this window from being complete (none unless a platform says)."""
+        return []
 
     def listed_stock(self, listing: StockPush) -> int | None:
         """What the channel lists as available for ``listing`` (None: no level there yet)."""

@@ -1,20 +1,34 @@
-"""Shopify Admin REST API (2024-10) as a declaration, plus named operations.
+"""Shopify Admin API 2026-10 (REST for orders and fulfillments, GraphQL for stock) as a declaration, plus
+named operations. docs/platform-notes.md (Shopify) records the sources and what changed from 2024-10.
 
-Wire facts (docs/platform-contracts.md section 1):
+Version: pinned in the platform declaration (``SHOPIFY.path_variables``), overridable per connection
+(extra ``api_version``). Shopify releases a version each quarter (January, April, July, October, 17:00 UTC)
+and supports it for 12 months, then answers it as the oldest supported one ("falls forward"): a stale pin
+silently changes the contract, so a connector is refused (``UnsupportedApiVersion``) for a version that is
+not a dated stable one or is past support on the day it is built.
+
+Wire facts:
 - ``X-Shopify-Access-Token`` header on every call; URLs ``/admin/api/{version}/...json``.
 - ``GET orders.json?status=any&updated_at_min=..&updated_at_max=..&limit=250``: ``status`` defaults to
-  ``open`` on Shopify, so ``any`` is required to see closed, archived and cancelled orders.
+  ``open`` on Shopify, so ``any`` is required to see closed, archived and cancelled orders. Only orders
+  created in the last 60 days are visible unless the token has ``read_all_orders``
+  (``GET /admin/oauth/access_scopes.json``): ``warnings_for_window`` says so before a backfill reaches
+  past that.
 - Cursor pagination through ``Link: <...page_info=...>; rel="next"``. The next URL is followed exactly as
   given: it already carries ``page_info`` and ``limit``, and adding the original filters is a 400.
-- Leaky bucket per app and shop, announced as ``X-Shopify-Shop-Api-Call-Limit: used/size``; overflow is a 429
-  with ``Retry-After`` (float seconds). The client-side limiter keeps a few slots free so 429s stay rare.
-- Errors: ``{"errors": "..."}`` or ``{"errors": {field: [..]}}``, request id in ``X-Request-Id``.
+- REST: a leaky bucket per app and shop, announced as ``X-Shopify-Shop-Api-Call-Limit: used/size``;
+  overflow is a 429 with ``Retry-After`` (float seconds). The client-side limiter keeps a few slots free.
+  GraphQL: a cost bucket; a throttled call is HTTP 200 with ``errors[0].extensions.code == "THROTTLED"``
+  and ``extensions.cost`` (requested cost, currently available, restore rate): the shared client retries
+  it, waiting as long as the bucket needs to refill for the request's cost.
+- Errors: ``{"errors": "..."}`` or ``{"errors": {field: [..]}}`` (REST), ``{"errors": [{"message": ..,
+  "extensions": {"code": ..}}]}`` (GraphQL); request id in ``X-Request-Id``.
 
-Pushes (section 1.7, 1.8): a shipment goes through the order's fulfillment orders (``POST fulfillments.json``
-with ``line_items_by_fulfillment_order`` and ``tracking_info``), a changed number through
-``update_tracking.json``; stock through ``inventory_levels/set.json``, or GraphQL ``inventorySetQuantities``
-when the hub sends ``expected_current`` (compare-and-set exists only there). See ``push_shipment`` and
-``set_stock`` for idempotency.
+Pushes: a shipment goes through the order's fulfillment orders (``POST fulfillments.json`` with
+``line_items_by_fulfillment_order`` and ``tracking_info``), a corrected number through
+``fulfillments/{id}/update_tracking.json``; stock through GraphQL ``inventorySetQuantities`` with
+``changeFromQuantity`` (compare-and-set against the level read just before) and the ``@idempotent`` key
+that 2026-04 made mandatory. See ``push_shipment`` and ``set_stock`` for idempotency.
 
 Window boundaries: ChannelHub windows are half-open ``[start, end)``, Shopify's ``updated_at_min`` and
 ``updated_at_max`` are both inclusive. We send ``updated_at_max = end`` (ceiled to the second) rather than
@@ -28,23 +42,24 @@ from __future__ import annotations
 
 import json
 import re
+import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import replace
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import requests
 
 from connectors.auth import HeaderToken, Secret
-from connectors.errors import ApiError, AuthError, ConnectorError, MalformedResponse, RateLimited
-from connectors.framework import Connector, Endpoint, PlatformSpec
+from connectors.errors import ApiError, AuthError, ConnectorError, MalformedResponse, TransientError
+from connectors.framework import Connector, Endpoint, PlatformSpec, SyncWarning
 from connectors.http import (
     ErrorPolicy,
     ErrorShape,
     HttpClient,
     LeakyBucketThrottle,
     RateLimitSignal,
+    Request,
     RetryPolicy,
     dig,
 )
@@ -52,22 +67,53 @@ from connectors.paginators import LinkHeaderPaginator
 from connectors.pushes import PushResult, ShipmentPush, StockPush
 from connectors.windows import ISO8601_UTC, WindowSpec
 
-DEFAULT_API_VERSION = "2024-10"
 MAX_PAGE_SIZE = 250
 CALL_LIMIT_HEADER = "X-Shopify-Shop-Api-Call-Limit"
 STANDARD_LEAK_PER_SECOND = 2.0  # Standard plan; Advanced 4, Plus 20
 ITEMS_PER_LEVELS_READ = 50  # inventory_levels.json takes at most 50 inventory_item_ids
+ORDER_VISIBILITY_DAYS = 60  # orders created earlier need the read_all_orders scope
+ACCESS_SCOPES_PATH = "/admin/oauth/access_scopes.json"  # unversioned
 
 UPDATED_AT = WindowSpec("updated_at_min", "updated_at_max", ISO8601_UTC, max_span=None)
+
+
+def graphql_throttle_wait(body: Any) -> float | None:
+    """Seconds until the GraphQL cost bucket holds the throttled request's cost again:
+    (requestedQueryCost - currentlyAvailable) / restoreRate, at least one point's worth (a throttle that
+    says the cost fits would otherwise be retried at once); None without the cost extension."""
+    cost = dig(body, "extensions.cost")
+    requested = dig(cost, "requestedQueryCost")
+    available = dig(cost, "throttleStatus.currentlyAvailable")
+    rate = dig(cost, "throttleStatus.restoreRate")
+    numbers = (requested, available, rate)
+    if not all(isinstance(n, int | float) and not isinstance(n, bool) for n in numbers) or rate <= 0:
+        return None
+    return max(float(requested) - float(available), 1.0) / float(rate)
+
 
 SHOPIFY = PlatformSpec(
     name="shopify",
     base_path="/admin/api/{api_version}",
-    path_variables={"api_version": DEFAULT_API_VERSION},
+    # The one place the pinned version is declared: the newest stable version (released 2026-10-01,
+    # supported until 2027-10-01). A connection's extra ``api_version`` overrides it.
+    path_variables={"api_version": "2026-10"},
     auth=HeaderToken("X-Shopify-Access-Token", credential="access_token"),
     errors=ErrorPolicy(
-        shapes=(ErrorShape(message_path="errors"), ErrorShape(message_path="error_description")),
-        rate_limit=RateLimitSignal(statuses=frozenset({429}), retry_after_header="Retry-After"),
+        shapes=(
+            # GraphQL: a code in the first error (HTTP 200). REST bodies have no such path, so they read on.
+            ErrorShape(
+                code_path="errors.0.extensions.code", message_path="errors.0.message", ok_codes=frozenset()
+            ),
+            ErrorShape(message_path="errors"),
+            ErrorShape(message_path="error_description"),
+        ),
+        rate_limit=RateLimitSignal(
+            statuses=frozenset({429}),
+            retry_after_header="Retry-After",
+            body_codes=frozenset({"THROTTLED"}),
+            retry_after_from_body=graphql_throttle_wait,
+        ),
+        transient_codes=frozenset({"INTERNAL_SERVER_ERROR"}),
         request_id_header="X-Request-Id",
     ),
     throttle=lambda: LeakyBucketThrottle(CALL_LIMIT_HEADER, STANDARD_LEAK_PER_SECOND),
@@ -84,7 +130,6 @@ SHOPIFY = PlatformSpec(
             "/orders/count.json", params={"status": "any"}, records_path="count", window=UPDATED_AT
         ),
         "order": Endpoint("/orders/{order_id}.json", records_path="order"),
-        # Pushes (platform-contracts.md §1.7, §1.8).
         "fulfillment_orders": Endpoint(
             "/orders/{order_id}/fulfillment_orders.json", records_path="fulfillment_orders"
         ),
@@ -102,15 +147,12 @@ SHOPIFY = PlatformSpec(
         "locations": Endpoint("/locations.json", records_path="locations"),
         "variant": Endpoint("/variants/{variant_id}.json", records_path="variant"),
         "inventory_levels": Endpoint("/inventory_levels.json", records_path="inventory_levels"),
-        # An absolute set: replaying it lands on the same level, so it is safe to replay.
-        "set_inventory_level": Endpoint(
-            "/inventory_levels/set.json", method="POST", records_path="inventory_level", idempotent=True
-        ),
-        # inventorySetQuantities with compareQuantity. A replay of an applied set fails the compare, and
-        # set_stock then reads the level back, so replaying cannot apply anything twice.
+        # inventorySetQuantities under an @idempotent key: a replay with the same key and variables is
+        # answered with the first answer and applied once, so replaying after a 5xx or a timeout is safe.
         "graphql_set_quantities": Endpoint("/graphql.json", method="POST", idempotent=True),
     },
 )
+DEFAULT_API_VERSION: str = SHOPIFY.path_variables["api_version"]
 
 # The hub's carrier names (as warehouses report them) -> the company names Shopify knows, for which it
 # builds tracking links. Anything else is sent as given: Shopify keeps unknown companies ("Other" carrier)
@@ -131,23 +173,72 @@ CARRIER_COMPANIES: dict[str, str] = {
 }
 
 SET_QUANTITIES_MUTATION = """
-mutation SetAvailable($input: InventorySetQuantitiesInput!) {
-  inventorySetQuantities(input: $input) {
+mutation SetAvailable($input: InventorySetQuantitiesInput!, $idempotencyKey: String!) {
+  inventorySetQuantities(input: $input) @idempotent(key: $idempotencyKey) {
     inventoryAdjustmentGroup { createdAt reason changes { name delta quantityAfterChange } }
     userErrors { code field message }
   }
 }
 """.strip()
+# Idempotency keys are UUIDs (Shopify's advice) named in this namespace from what the set is.
+_KEY_NAMESPACE = uuid.UUID("6f1d2c1e-3b0a-5c4e-9a57-0c6b1f2d7e11")
 
 if TYPE_CHECKING:
     from channelhub.config import ChannelConfig
     from channelhub.credentials import ChannelCredentials
     from connectors.auth import TokenStore
 
-_API_VERSION = re.compile(r"^(\d{4}-\d{2}|unstable)$")
-
 
 STALE_RETRIES = 3  # compare-and-set attempts while sales keep changing the level
+STALE = "CHANGE_FROM_QUANTITY_STALE"
+KEY_FAILED_BEFORE = "IDEMPOTENCY_PREVIOUS_ATTEMPT_FAILED"  # Shopify: retry with a new key
+KEY_IN_FLIGHT = "IDEMPOTENCY_CONCURRENT_REQUEST"  # Shopify: the first request is still being processed
+
+
+# --- API versions --------------------------------------------------------------------------------------
+
+RELEASE_MONTHS = (1, 4, 7, 10)
+RELEASE_HOUR_UTC = 17
+SUPPORT_MONTHS = 12
+_DATED_VERSION = re.compile(r"^(\d{4})-(01|04|07|10)$")
+
+
+class UnsupportedApiVersion(ValueError):
+    """A Shopify API version the hub will not pin: not a dated stable version, or not supported (not released
+    yet, or past its 12 months) on the day the connector is built."""
+
+
+def _released_at(year: int, month: int) -> datetime:
+    return datetime(year, month, 1, RELEASE_HOUR_UTC, tzinfo=UTC)
+
+
+def supported_versions(now: datetime) -> list[str]:
+    """The stable versions Shopify supports at ``now``, oldest first: released (quarterly, 17:00 UTC on the
+    quarter's first day) and less than 12 months ago."""
+    year, month = now.year, max(m for m in RELEASE_MONTHS if m <= now.month)
+    if _released_at(year, month) > now:  # the quarter's version comes out at 17:00 UTC
+        year, month = (year, month - 3) if month > 1 else (year - 1, 10)
+    versions = []
+    while _released_at(year + SUPPORT_MONTHS // 12, month) > now:
+        versions.append(f"{year:04d}-{month:02d}")
+        year, month = (year, month - 3) if month > 1 else (year - 1, 10)
+    return versions[::-1]
+
+
+def check_api_version(version: str, now: datetime | None = None) -> str:
+    """``version`` when Shopify supports it at ``now`` (default: this moment), else ``UnsupportedApiVersion``
+    naming the supported window."""
+    now = now or datetime.now(UTC)
+    window = supported_versions(now)
+    span = f"supported on {now:%Y-%m-%d}: {window[0]} .. {window[-1]}, each for 12 months after its release"
+    if not _DATED_VERSION.match(version):
+        raise UnsupportedApiVersion(
+            f"Shopify API version {version!r} is not a dated stable version (YYYY-01/04/07/10; {span})"
+        )
+    if version not in window:
+        state = "not released yet" if version > window[-1] else "past Shopify's support"
+        raise UnsupportedApiVersion(f"Shopify API version {version!r} is {state} ({span})")
+    return version
 
 
 class _Refused(Exception):
@@ -165,7 +256,8 @@ def carrier_company(carrier: str) -> str:
 
 
 def platform_words(error: ApiError) -> str:
-    """Shopify's own error text from an ``{"errors": ...}`` body ("..." / ["..."] / {field: [...]})."""
+    """Shopify's own error text from an ``{"errors": ...}`` body ("..." / ["..."] / {field: [...]} /
+    GraphQL's [{"message": ...}])."""
     try:
         errors = json.loads(error.body).get("errors")
     except (ValueError, AttributeError):
@@ -173,7 +265,10 @@ def platform_words(error: ApiError) -> str:
     if isinstance(errors, str):
         return errors
     if isinstance(errors, list) and errors:
-        return "; ".join(str(item) for item in errors)
+        return "; ".join(
+            str(item.get("message")) if isinstance(item, dict) and "message" in item else str(item)
+            for item in errors
+        )
     if isinstance(errors, dict) and errors:
         parts = []
         for field_name, messages in errors.items():
@@ -245,15 +340,17 @@ def _allocate(
 
 
 def _graphql_payload(answer: Any, field_name: str, platform: str) -> dict[str, Any]:
-    """The mutation's payload; top-level GraphQL errors become a throttle (retry later) or a refusal."""
+    """The mutation's payload. Top-level errors the client let through (no code, or one that is neither a
+    throttle nor transient: an invalid variable, a missing argument or directive) are Shopify refusing the
+    request as written."""
     errors = answer.get("errors") if isinstance(answer, dict) else None
     if errors:
         codes = {
-            str((error.get("extensions") or {}).get("code")) for error in errors if isinstance(error, dict)
+            str((error.get("extensions") or {}).get("code"))
+            for error in errors
+            if isinstance(error, dict) and (error.get("extensions") or {}).get("code")
         }
         words = "; ".join(str(error.get("message")) for error in errors if isinstance(error, dict))
-        if "THROTTLED" in codes:
-            raise RateLimited(f"GraphQL throttled: {words}", platform=platform)
         raise _Refused(words or "GraphQL error", {"code": ",".join(sorted(codes))})
     payload = dig(answer, f"data.{field_name}")
     if not isinstance(payload, dict):
@@ -271,6 +368,8 @@ class ShopifyConnector(Connector):
         super().__init__(client)
         self._inventory_items: dict[str, int] = {}  # variant id -> inventory item id (fixed for a variant)
         self._active_locations: list[int] | None = None
+        self._scopes: frozenset[str] | None = None  # the token's access scopes, read once
+        self.clock: Callable[[], datetime] = lambda: datetime.now(UTC)  # the 60-day visibility horizon's
 
     @classmethod
     def from_connection(
@@ -278,7 +377,7 @@ class ShopifyConnector(Connector):
         base_url: str,
         access_token: str | Secret,
         *,
-        api_version: str = DEFAULT_API_VERSION,
+        api_version: str | None = None,
         page_size: int = MAX_PAGE_SIZE,
         leak_per_second: float = STANDARD_LEAK_PER_SECOND,
         bucket_headroom: int | None = None,
@@ -287,18 +386,19 @@ class ShopifyConnector(Connector):
         session: requests.Session | None = None,
         sleep: Callable[[float], None] | None = None,
         notify_customer: bool = False,
+        now: datetime | None = None,
     ) -> ShopifyConnector:
         """A connector for one shop. ``base_url`` is the shop's URL (``https://x.myshopify.com``, or a
-        sandbox's ``http://127.0.0.1:8701``); ``leak_per_second`` is the plan's refill rate the limiter
-        plans with."""
-        if not _API_VERSION.match(api_version):
-            raise ValueError(f"Shopify API versions look like 2024-10, got {api_version!r}")
+        sandbox's ``http://127.0.0.1:8701``); ``api_version`` defaults to the declared one and must be
+        supported at ``now`` (default: this moment); ``leak_per_second`` is the plan's refill rate the
+        limiter plans with."""
+        version = check_api_version(api_version or DEFAULT_API_VERSION, now)
         if not 1 <= page_size <= MAX_PAGE_SIZE:
             raise ValueError(f"page_size must be within 1..{MAX_PAGE_SIZE}, got {page_size}")
         connector = cls.connect(
             base_url,
             {"access_token": access_token},
-            path_variables={"api_version": api_version},
+            path_variables={"api_version": version},
             retry=retry,
             timeout=timeout,
             throttle=LeakyBucketThrottle(CALL_LIMIT_HEADER, leak_per_second, headroom=bucket_headroom),
@@ -308,6 +408,10 @@ class ShopifyConnector(Connector):
         connector.page_size = page_size
         connector.notify_customer = notify_customer
         return connector
+
+    @property
+    def api_version(self) -> str:
+        return self.client.base_path.rsplit("/", 1)[-1]
 
     def fetch_orders(self, window_start: datetime, window_end: datetime) -> Iterator[list[dict[str, Any]]]:
         """Every order (any status) updated in the window, one page of raw payloads at a time."""
@@ -323,6 +427,52 @@ class ShopifyConnector(Connector):
             raise ValueError(f"Shopify order ids are numeric, got {order_id!r}")
         return self.get("order", path_params={"order_id": order_id})
 
+    # -- what a window may miss ---------------------------------------------------------------------------
+
+    def access_scopes(self) -> frozenset[str]:
+        """The token's access scopes (``GET /admin/oauth/access_scopes.json``), read once per connector."""
+        if self._scopes is None:
+            response = self.client.send(Request("GET", ACCESS_SCOPES_PATH, rooted=True))
+            handles = dig(response.body, "access_scopes")
+            if not isinstance(handles, list):
+                raise MalformedResponse("access_scopes answer without a list", platform=self.platform)
+            self._scopes = frozenset(
+                str(item["handle"]) for item in handles if isinstance(item, dict) and item.get("handle")
+            )
+        return self._scopes
+
+    def warnings_for_window(self, window_start: datetime, window_end: datetime) -> list[SyncWarning]:
+        """A window starting more than 60 days ago, pulled with a token without ``read_all_orders``, misses
+        every order created before the horizon: Shopify leaves them out without saying so. The scopes are
+        read only for such a window (once per connector)."""
+        horizon = self.clock() - timedelta(days=ORDER_VISIBILITY_DAYS)
+        if window_start >= horizon:
+            return []
+        try:
+            scopes = self.access_scopes()
+        except AuthError:
+            raise
+        except ApiError as error:  # the run can still pull what is visible; say what is unknown
+            return [
+                SyncWarning(
+                    "order_visibility_unknown",
+                    f"the window starts {window_start:%Y-%m-%d %H:%M} UTC, more than {ORDER_VISIBILITY_DAYS}"
+                    f" days ago, and the token's access scopes could not be read ({error.message}): orders "
+                    f"created before {horizon:%Y-%m-%d %H:%M} UTC are missing unless it has read_all_orders",
+                )
+            ]
+        if "read_all_orders" in scopes:
+            return []
+        return [
+            SyncWarning(
+                "order_visibility_limit",
+                f"the window starts {window_start:%Y-%m-%d %H:%M} UTC, more than {ORDER_VISIBILITY_DAYS} "
+                "days ago, and the token lacks read_all_orders: Shopify leaves out every order created "
+                f"before {horizon:%Y-%m-%d %H:%M} UTC, so this run pulled none of them. Grant the app "
+                "read_all_orders (with read_orders) and run the window again.",
+            )
+        ]
+
     # -- pushes -------------------------------------------------------------------------------------------
 
     def push_shipment(self, push: ShipmentPush) -> PushResult:
@@ -331,6 +481,9 @@ class ShopifyConnector(Connector):
         Idempotency comes from reading the order first (Shopify keeps no caller key on a fulfillment):
         - a successful fulfillment with this tracking number that covers every pushed line -> ``already_done``
           (so a retry after a lost answer records nothing twice);
+        - a correction (``push.previous_tracking_number``) whose previous number is on a fulfillment ->
+          that fulfillment's tracking changes (``update_tracking.json``); a previous number Shopify never
+          got is pushed as a new shipment;
         - the pushed lines no longer fit in what is left to ship and an earlier fulfillment holds exactly
           these lines under another number -> the tracking number changed: ``update_tracking.json``;
         - otherwise a new fulfillment. Quantities beyond what is left, or a closed fulfillment order (a
@@ -342,11 +495,21 @@ class ShopifyConnector(Connector):
             return refused.result
 
     def set_stock(self, push: StockPush) -> PushResult:
-        """Set the available quantity of the variant's inventory item at one location.
+        """Set the available quantity of the variant's inventory item at one location: GraphQL
+        ``inventorySetQuantities`` with ``changeFromQuantity`` (Shopify's compare-and-set) under an
+        ``@idempotent`` key.
 
-        ``expected_current`` set: GraphQL ``inventorySetQuantities`` with ``compareQuantity`` (Shopify's only
-        compare-and-set); a stale compare is ``rejected`` unless the level already is the wanted one
-        (``already_done``: a replay of an applied set). Otherwise REST ``inventory_levels/set.json``.
+        ``expected_current`` None (the hub): compare against the level read just before (``null`` where the
+        item has no level at the location yet, which 2026-10 sets like any other); a sale landing in
+        between makes the set stale (``CHANGE_FROM_QUANTITY_STALE``): the level is read again and the set
+        retried, a bounded number of times. ``expected_current`` given: compare against exactly that; stale
+        is ``rejected``. Either way a stale set whose level already is the wanted one is ``already_done``.
+
+        The key is a UUID named from a nonce drawn for each set and what the set is (item, location, quantity,
+        changeFromQuantity): the client's replay of the same request (a 5xx, a timeout) carries the same key
+        and is applied once; a retry after a stale read, or a later push, is a new operation with a new key
+        (a key reused with other variables is ``IDEMPOTENCY_KEY_PARAMETER_MISMATCH``, and one reused for a
+        later identical set would be answered from the first without being applied).
         The inventory item comes from ``GET variants/{channel_variant_id}.json`` (cached per connector); the
         location is ``location_ref`` or, when the shop has exactly one active location, that one.
         """
@@ -422,6 +585,12 @@ class ShopifyConnector(Connector):
                 extra={"name": str(same_number[-1].get("name") or "")},
             )
 
+        previous = (push.previous_tracking_number or "").strip()
+        if previous and previous != number:
+            corrected = [f for f in fulfillments if previous in _tracking_numbers(f)]
+            if corrected:
+                return self._update_tracking(corrected[-1], number, company, previous)
+
         left = {str(item["id"]): int(item.get("fulfillable_quantity") or 0) for item in order["line_items"]}
         if any(qty > left.get(line_id, 0) for line_id, qty in wanted.items()):
             earlier = [f for f in fulfillments if _fulfilled_lines(f) == wanted]
@@ -447,8 +616,10 @@ class ShopifyConnector(Connector):
             extra=_fulfillment_extra(created),
         )
 
-    def _update_tracking(self, fulfillment: dict[str, Any], number: str, company: str) -> PushResult:
-        previous = fulfillment.get("tracking_number") or ""
+    def _update_tracking(
+        self, fulfillment: dict[str, Any], number: str, company: str, previous: str | None = None
+    ) -> PushResult:
+        previous = previous or fulfillment.get("tracking_number") or ""
         updated = self._call(
             "update_tracking",
             path_params={"fulfillment_id": fulfillment["id"]},
@@ -473,88 +644,89 @@ class ShopifyConnector(Connector):
     def _set_stock(self, push: StockPush) -> PushResult:
         item_id = self._inventory_item_id(push)
         location_id = self._location_id(push)
-        if push.expected_current is None:
-            return self._set_stock_against_current(push, item_id, location_id)
-        return self._compare_and_set(push, item_id, location_id)
-
-    def _set_stock_against_current(self, push: StockPush, item_id: int, location_id: int) -> PushResult:
-        """Compare-and-set against what Shopify holds right now: a sale landing between the read and the
-        write fails the compare instead of being overwritten; the next read sees it and the set is retried.
-        (The hub's sellable quantity already counts every order it has ingested; the compare only guards
-        the moment between the read and the write.)"""
-        for _ in range(STALE_RETRIES):
-            current = self._available(item_id, location_id)
-            if current is None:  # no level yet at that location: nothing to compare with
-                return self._plain_set(push, item_id, location_id)
-            try:
-                return self._compare_and_set(replace(push, expected_current=current), item_id, location_id)
-            except _Refused as refused:
-                if "COMPARE_QUANTITY_STALE" not in refused.result.extra.get("code", ""):
-                    raise
-        raise _Refused(f"available kept changing during {STALE_RETRIES} compare-and-set attempts")
-
-    def _plain_set(self, push: StockPush, item_id: int, location_id: int) -> PushResult:
-        level = self._call(
-            "set_inventory_level",
-            body={"location_id": location_id, "inventory_item_id": item_id, "available": push.quantity},
-        )
-        return PushResult(
-            "pushed",
-            detail=f"available set to {level.get('available')}",
-            platform_ref=str(item_id),
-            extra={
-                "inventory_item_id": str(item_id),
-                "location_id": str(location_id),
-                "available": str(level.get("available")),
-            },
-        )
-
-    def _compare_and_set(self, push: StockPush, item_id: int, location_id: int) -> PushResult:
         extra = {"inventory_item_id": str(item_id), "location_id": str(location_id)}
-        answer = self._call(
-            "graphql_set_quantities",
-            body={
-                "query": SET_QUANTITIES_MUTATION,
-                "variables": {
-                    "input": {
-                        "name": "available",
-                        "reason": "correction",
-                        "ignoreCompareQuantity": False,
-                        "quantities": [
-                            {
-                                "inventoryItemId": f"gid://shopify/InventoryItem/{item_id}",
-                                "locationId": f"gid://shopify/Location/{location_id}",
-                                "quantity": push.quantity,
-                                "compareQuantity": push.expected_current,
-                            }
-                        ],
-                    }
-                },
-            },
-        )
-        payload = _graphql_payload(answer, "inventorySetQuantities", self.platform)
-        errors = payload.get("userErrors") or []
-        if not errors:
-            return PushResult(
-                "pushed",
-                detail=f"available set to {push.quantity} (was {push.expected_current})",
-                platform_ref=str(item_id),
-                extra={**extra, "available": str(push.quantity)},
-            )
-        words = "; ".join(str(error.get("message")) for error in errors)
-        codes = ",".join(str(error.get("code")) for error in errors)
-        if "COMPARE_QUANTITY_STALE" in codes:
+        if push.expected_current is not None:
+            outcome = self._set_quantity(push, item_id, location_id, push.expected_current)
+            if not isinstance(outcome, str):
+                return outcome
             current = self._available(item_id, location_id)
+            if current == push.quantity:  # a replay of a set that landed
+                return self._already(push, item_id, extra)
+            raise _Refused(
+                f"{outcome} (expected {push.expected_current}, Shopify has {current})",
+                {**extra, "code": STALE, "current": str(current)},
+            )
+        current = self._available(item_id, location_id)
+        for _ in range(STALE_RETRIES):
+            outcome = self._set_quantity(push, item_id, location_id, current)
+            if not isinstance(outcome, str):
+                return outcome
+            current = self._available(item_id, location_id)  # a sale landed between the read and the set
             if current == push.quantity:
+                return self._already(push, item_id, extra)
+        raise _Refused(
+            f"available kept changing during {STALE_RETRIES} compare-and-set attempts",
+            {**extra, "code": STALE, "current": str(current)},
+        )
+
+    def _already(self, push: StockPush, item_id: int, extra: dict[str, str]) -> PushResult:
+        detail = f"available is already {push.quantity}"
+        return PushResult("already_done", detail=detail, platform_ref=str(item_id), extra=extra)
+
+    def _set_quantity(
+        self, push: StockPush, item_id: int, location_id: int, change_from: int | None
+    ) -> PushResult | str:
+        """One set: the result, or Shopify's words when ``change_from`` was stale. Its key is drawn here, so
+        only the client's replays of this very request share it."""
+        extra = {"inventory_item_id": str(item_id), "location_id": str(location_id)}
+        for _ in range(STALE_RETRIES):
+            nonce = uuid.uuid4()
+            key = uuid.uuid5(
+                _KEY_NAMESPACE, f"{nonce}|{item_id}|{location_id}|available|{push.quantity}|{change_from}"
+            )
+            answer = self._call(
+                "graphql_set_quantities",
+                body={
+                    "query": SET_QUANTITIES_MUTATION,
+                    "variables": {
+                        "idempotencyKey": str(key),
+                        "input": {
+                            "name": "available",
+                            "reason": "correction",
+                            "quantities": [
+                                {
+                                    "inventoryItemId": f"gid://shopify/InventoryItem/{item_id}",
+                                    "locationId": f"gid://shopify/Location/{location_id}",
+                                    "quantity": push.quantity,
+                                    # Sent even when None: 2026-04 refuses a quantity without it; null
+                                    # means no level to compare with yet.
+                                    "changeFromQuantity": change_from,
+                                }
+                            ],
+                        },
+                    },
+                },
+            )
+            payload = _graphql_payload(answer, "inventorySetQuantities", self.platform)
+            errors = payload.get("userErrors") or []
+            if not errors:
+                was = "no level" if change_from is None else change_from
                 return PushResult(
-                    "already_done",
-                    detail=f"available is already {current}",
+                    "pushed",
+                    detail=f"available set to {push.quantity} (was {was})",
                     platform_ref=str(item_id),
-                    extra=extra,
+                    extra={**extra, "available": str(push.quantity), "idempotency_key": str(key)},
                 )
-            words = f"{words} (expected {push.expected_current}, Shopify has {current})"
-            extra["current"] = str(current)
-        raise _Refused(words, {**extra, "code": codes})
+            words = "; ".join(str(error.get("message")) for error in errors)
+            codes = ",".join(str(error.get("code")) for error in errors)
+            if STALE in codes:
+                return words
+            if KEY_IN_FLIGHT in codes:  # our own replay overtook the first attempt: later, same key
+                raise TransientError(f"GraphQL: {words}", platform=self.platform, code=KEY_IN_FLIGHT)
+            if KEY_FAILED_BEFORE in codes:  # Shopify wants a new key for another try
+                continue
+            raise _Refused(words, {**extra, "code": codes})
+        raise _Refused(f"{KEY_FAILED_BEFORE} {STALE_RETRIES} times", {**extra, "code": KEY_FAILED_BEFORE})
 
     def _inventory_item_id(self, push: StockPush) -> int:
         variant_id = push.channel_variant_id
@@ -611,7 +783,8 @@ class ShopifyConnector(Connector):
         except AuthError:
             raise
         except ApiError as error:
-            raise _Refused(platform_words(error), {"status": str(error.status)}) from None
+            extra = {"status": str(error.status)} | ({"code": error.code} if error.code else {})
+            raise _Refused(platform_words(error), extra) from None
 
 
 def connector_for_channel(
@@ -623,7 +796,7 @@ def connector_for_channel(
     return ShopifyConnector.from_connection(
         credentials.base_url,
         credentials.secret,
-        api_version=credentials.extra.get("api_version", DEFAULT_API_VERSION),
+        api_version=credentials.extra.get("api_version") or None,
         page_size=channel.page_size,
         timeout=channel.http_timeout,
         leak_per_second=float(credentials.extra.get("leak_per_second", STANDARD_LEAK_PER_SECOND)),

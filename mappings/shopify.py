@@ -1,6 +1,7 @@
-"""Shopify REST Admin API (2024-10) order object -> CanonicalOrder. Pure: no I/O, no clock, no globals.
+"""Shopify REST Admin API order object -> CanonicalOrder. Pure: no I/O, no clock, no globals.
 
-Choices this mapping makes (the payload is the docs' order shape, see platform-contracts.md section 1.6):
+The fields read here are those of the 2024-10 reference and its example order 450789469; the pinned 2026-10
+serves them alike (docs/platform-notes.md, Shopify). Choices this mapping makes:
 
 - Money is the shop's currency (``currency``): every amount is read from ``<field>_set.shop_money.amount``
   when present, else the plain ``<field>`` (also shop currency). Presentment money is never used.

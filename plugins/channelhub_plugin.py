@@ -278,10 +278,30 @@ def _health_table(rows: list[dict[str, Any]]) -> str:
             f"<td>{escape(row['platform'])}</td><td>{_when(row['last_good_sync'])}</td>"
             f"<td>{_duration(row['lag_seconds'])}</td>"
             f'<td class="num">{row["orders_last_hour"]}</td><td class="num">{row["orders_last_day"]}</td>'
-            f"<td>{exceptions or '<span class=muted>none</span>'}</td></tr>"
+            f"<td>{exceptions or '<span class=muted>none</span>'}</td>"
+            f"<td>{_warnings(row.get('warnings'))}</td></tr>"
         )
-    headers = ("channel", "platform", "last good sync", "lag", "orders 1 h", "orders 24 h", "open exceptions")
+    headers = (
+        "channel",
+        "platform",
+        "last good sync",
+        "lag",
+        "orders 1 h",
+        "orders 24 h",
+        "open exceptions",
+        "last run warned",
+    )
     return _table(headers, lines, "No channel is configured.")
+
+
+def _warnings(warnings: list[dict[str, Any]] | None) -> str:
+    """The last sync run's warnings (what it may have missed): each its code and what to do."""
+    if not warnings:
+        return '<span class="muted">none</span>'
+    return "<br>".join(
+        f'<b class="warning">{escape(str(w.get("code")))}</b>: {escape(str(w.get("message", "")))}'
+        for w in warnings
+    )
 
 
 def _options(values: Iterable[str], selected: str, any_label: str) -> str:
@@ -400,6 +420,7 @@ table { border-collapse: collapse; width: 100%; }
 th, td { border-bottom: 1px solid #e2e8f0; padding: .3rem .5rem; text-align: left; vertical-align: top; }
 th { background: #f7fafc; font-weight: 600; } .num { text-align: right; } .muted, .who { color: #718096; }
 .detail { min-width: 12rem; max-width: 30rem; overflow-wrap: anywhere; } .error { color: #c53030; }
+.warning { color: #b7791f; }
 .scroll { overflow-x: auto; } time { white-space: nowrap; }
 .filters { display: flex; gap: .75rem; flex-wrap: wrap; margin-bottom: .5rem; }
 .actions { white-space: nowrap; } .actions button { margin-right: .25rem; }

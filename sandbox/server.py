@@ -1,7 +1,7 @@
 """Serve a platform simulator on 127.0.0.1 with uvicorn in a background thread (tests, demo, benchmarks).
 
 with run_sandbox("shopify", seed=7, clock=Clock.frozen(t0)) as sandbox:
-    requests.get(f"{sandbox.base_url}/admin/api/2024-10/orders.json",
+    requests.get(f"{sandbox.base_url}/admin/api/2026-10/orders.json",
                  headers={"X-Shopify-Access-Token": sandbox.access_token})
 """
 

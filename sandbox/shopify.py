@@ -1,10 +1,17 @@
-"""A faithful Shopify Admin REST 2024-10 simulator over the sandbox world (platform-contracts.md §1).
+"""A faithful Shopify Admin API simulator (REST orders and fulfillments, GraphQL stock) over the sandbox
+world, for the versions 2026-04 to 2026-10 (docs/platform-notes.md, Shopify, records the sources).
 
 What it reproduces, quirks included:
-- ``GET /admin/api/2024-10/orders.json`` with ``status`` (default ``open``), ``created_at_*``,
-  ``updated_at_*``, ``processed_at_*`` (ISO-8601 with an offset; anything else is a 400), ``since_id``,
-  ``ids``, ``financial_status``, ``fulfillment_status``, ``limit`` (default 50, max 250) and ``fields``;
-  ``orders/{id}.json``; ``orders/count.json``.
+- Versions: ``/admin/api/{version}/...`` for each version in ``VERSIONS``; a dated quarterly version older
+  than those is answered as the oldest of them, as Shopify "falls forward" from a version past support
+  (``X-Shopify-API-Version`` names the version that answered); any other version is a 404.
+- ``GET /admin/api/{v}/orders.json`` with ``status`` (default ``open``), ``created_at_*``, ``updated_at_*``,
+  ``processed_at_*`` (ISO-8601 with an offset; anything else is a 400), ``since_id``, ``ids``,
+  ``financial_status``, ``fulfillment_status``, ``limit`` (default 50, max 250) and ``fields``;
+  ``orders/{id}.json``; ``orders/count.json``. Orders created more than 60 days ago (by the platform's
+  clock) are left out of all three, silently, unless the token has ``read_all_orders``; the token's scopes
+  are served at ``GET /admin/oauth/access_scopes.json`` (``DEFAULT_ACCESS_SCOPES`` unless set through
+  ``POST /_sandbox/access_scopes``).
 - Cursor pagination: a ``Link`` header with ``rel="previous"``/``rel="next"`` URLs carrying an opaque
   ``page_info`` (base64 JSON of the first request's filters, last id and direction, plus a signature).
   With ``page_info`` only ``limit`` and ``fields`` may be sent; anything else is Shopify's 400
@@ -13,21 +20,30 @@ What it reproduces, quirks included:
 - Payloads shaped like the docs' example order 450789469: times in the shop's UTC offset (DST-aware),
   money as 2-decimal strings with ``*_set`` shop/presentment money, ``sku`` sometimes ``""``, refund line
   ``subtotal``/``total_tax`` as JSON numbers (a real quirk), no ``customer`` key on guest orders.
-- ``X-Shopify-Access-Token`` auth (401 body), a leaky bucket per token
-  (``X-Shopify-Shop-Api-Call-Limit: n/40``, 429 with ``Retry-After: 2.0``), ``X-Request-Id`` on every
-  response, and injectable faults (``Faults``), Shopify's way: a duplicated page is the previous
-  ``page_info``'s answer again (its ``Link`` pointing at the cursor just asked for), a shuffled page keeps the
-  cursors of the sorted one, ``credentials_revoked`` is the 401 (an uninstalled app), ``token_expiry_rate``
-  does nothing (an admin token does not expire); hangs, clock steps and skew as in every simulator.
-- What the hub pushes (§1.7, §1.8): ``orders/{id}/fulfillment_orders.json`` (one fulfillment order per
-  order at the shop's one location: ``open``, ``in_progress`` once partly shipped, ``closed`` when nothing is
-  left or the order was cancelled); ``POST fulfillments.json`` (201; recorded in the world's overlay, so the
-  order's ``updated_at`` moves and every renderer shows it) refusing with Shopify's 422 words: over quantity
-  -> "Invalid fulfillment order line item quantity requested.", closed -> "Fulfillment order N has an
+- ``X-Shopify-Access-Token`` auth (401 body); REST: a leaky bucket per token
+  (``X-Shopify-Shop-Api-Call-Limit: n/40``, 429 with ``Retry-After: 2.0``); GraphQL: a cost bucket per
+  token (2000 points, 100 restored a second: the Standard plan), a throttled call answered HTTP 200 with
+  ``errors[{"message": "Throttled", "extensions": {"code": "THROTTLED"}}]`` and ``extensions.cost``;
+  ``X-Request-Id`` on every response, and injectable faults (``Faults``), Shopify's way: a rate-limit
+  storm is a 429 on REST and THROTTLED on GraphQL (``POST /_sandbox/graphql_throttle {"next": n}``
+  throttles exactly the next n GraphQL calls), a duplicated page is the previous ``page_info``'s answer
+  again (its ``Link`` pointing at the cursor just asked for), a shuffled page keeps the cursors of the
+  sorted one, ``credentials_revoked`` is the 401 (an uninstalled app), ``token_expiry_rate`` does nothing
+  (an admin token does not expire); hangs, clock steps and skew as in every simulator.
+- What the hub pushes: ``orders/{id}/fulfillment_orders.json`` (one fulfillment order per order at the
+  shop's one location: ``open``, ``in_progress`` once partly shipped, ``closed`` when nothing is left or the
+  order was cancelled); ``POST fulfillments.json`` (201; recorded in the world's overlay, so the order's
+  ``updated_at`` moves and every renderer shows it) refusing with Shopify's 422 words: over quantity ->
+  "Invalid fulfillment order line item quantity requested.", closed -> "Fulfillment order N has an
   unfulfillable status= closed."; ``fulfillments/{id}/update_tracking.json`` (replaces the tracking, kept
-  by the renderer; it does not move the order's ``updated_at``); ``locations.json``, ``variants/{id}.json``,
-  ``inventory_levels.json`` and ``inventory_levels/set.json`` over the overlay's stock levels; and a
-  ``graphql.json`` that implements only ``inventorySetQuantities`` (compare-and-set, ``userErrors``).
+  by the renderer and listed in ``app.state.tracking_updates``; it does not move the order's
+  ``updated_at``); ``locations.json``, ``variants/{id}.json``, ``inventory_levels.json`` and
+  ``inventory_levels/set.json`` over the overlay's stock levels; and a ``graphql.json`` that implements
+  only ``inventorySetQuantities`` as 2026-04 defines it: ``changeFromQuantity`` required on every quantity
+  (``null`` skips the check; a mismatch is ``CHANGE_FROM_QUANTITY_STALE``), ``compareQuantity`` and
+  ``ignoreCompareQuantity`` refused like any field the schema does not define, the ``@idempotent(key:)``
+  directive required, and the key honoured (the same key and variables: the first answer again, applied
+  once; other variables: ``IDEMPOTENCY_KEY_PARAMETER_MISMATCH``).
   Unknown tracking companies are stored as given with no tracking URL (Shopify has no such refusal).
 - ``/_sandbox/*``: faults, clock and state for the demo and for humans (no auth).
 """
@@ -47,7 +63,7 @@ import time
 import uuid
 import zlib
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -73,8 +89,31 @@ from sandbox.world import (
 )
 from sandbox.world import money as round_money
 
-API_VERSION = "2024-10"
+# The versions served, oldest first: each with 2026-04's inventorySetQuantities contract (changeFromQuantity,
+# @idempotent); an older quarterly version falls forward to the first.
+VERSIONS = ("2026-04", "2026-07", "2026-10")
+API_VERSION = VERSIONS[-1]
 API_PREFIX = f"/admin/api/{API_VERSION}"
+_VERSIONED_PATH = re.compile(r"^/admin/api/([^/]+)(/.*)?$")
+_QUARTERLY_VERSION = re.compile(r"^\d{4}-(01|04|07|10)$")
+ORDER_VISIBILITY_DAYS = 60  # older orders need read_all_orders
+# What the hub's custom app is granted (docs/platform-notes.md lists why each); only read_all_orders changes
+# what the sandbox serves.
+DEFAULT_ACCESS_SCOPES = (
+    "read_orders",
+    "read_all_orders",
+    "read_products",
+    "read_locations",
+    "read_inventory",
+    "write_inventory",
+    "read_merchant_managed_fulfillment_orders",
+    "write_merchant_managed_fulfillment_orders",
+    "write_fulfillments",
+)
+# GraphQL cost limits of the Standard plan; every call here is the one mutation, requested cost 10.
+GRAPHQL_BUCKET_POINTS = 2000.0
+GRAPHQL_RESTORE_PER_SECOND = 100.0
+MUTATION_COST = 10
 # A sandbox test credential (not a secret): real runs pass their own token.
 DEFAULT_ACCESS_TOKEN = "shpat_sandbox_00000000000000000000000000000000"
 DEFAULT_SHOP_TIMEZONE = "America/New_York"
@@ -215,6 +254,67 @@ class LeakyBucket:
     def used(self, key: str) -> int:
         with self._lock:
             return min(self.size, math.ceil(self._level(key, self._monotonic())))
+
+
+class CostBucket:
+    """Shopify's GraphQL limiter: a bucket of points per token, restored continuously; a call whose requested
+    cost is more than what is left is throttled (nothing taken)."""
+
+    def __init__(
+        self,
+        points: float = GRAPHQL_BUCKET_POINTS,
+        restore_per_second: float = GRAPHQL_RESTORE_PER_SECOND,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.points = points
+        self.restore_per_second = restore_per_second
+        self._monotonic = monotonic
+        self._levels: dict[str, tuple[float, float]] = {}  # key -> (available, at)
+        self._lock = threading.Lock()
+
+    def take(self, key: str, cost: float) -> tuple[bool, float]:
+        """(allowed, points available after the call)."""
+        with self._lock:
+            now = self._monotonic()
+            available, at = self._levels.get(key, (self.points, now))
+            available = min(self.points, available + (now - at) * self.restore_per_second)
+            allowed = available >= cost
+            if allowed:
+                available -= cost
+            self._levels[key] = (available, now)
+            return allowed, available
+
+    def cost_extension(self, available: float, actual: int | None) -> dict[str, Any]:
+        return {
+            "requestedQueryCost": MUTATION_COST,
+            "actualQueryCost": actual,
+            "throttleStatus": {
+                "maximumAvailable": self.points,
+                "currentlyAvailable": round(available, 1),
+                "restoreRate": self.restore_per_second,
+            },
+        }
+
+
+class ShopAccess:
+    """What the app's token may see and how hard GraphQL pushes back: its access scopes, and how many of the
+    next GraphQL calls are throttled whatever the bucket holds (``/_sandbox/graphql_throttle``)."""
+
+    def __init__(self, scopes: tuple[str, ...] = DEFAULT_ACCESS_SCOPES) -> None:
+        self.scopes = tuple(scopes)
+        self.throttle_next = 0
+        self._lock = threading.Lock()
+
+    @property
+    def reads_all_orders(self) -> bool:
+        return "read_all_orders" in self.scopes
+
+    def forced_throttle(self) -> bool:
+        with self._lock:
+            if self.throttle_next > 0:
+                self.throttle_next -= 1
+                return True
+            return False
 
 
 @dataclass(frozen=True, slots=True)
@@ -1146,14 +1246,43 @@ def create_app(
     codec = PageInfoCodec(hashlib.sha256(f"channelhub-sandbox-page-info:{world.seed}".encode()).digest())
     stats = RequestStats("api_requests", "throttled", "unauthorized", "injected_errors")
     count = stats.count
+    access = ShopAccess()
+    costs = CostBucket()
 
     app = FastAPI(title="ChannelHub Shopify sandbox", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.world = world
     app.state.faults = faults
     app.state.bucket = bucket
+    app.state.costs = costs
+    app.state.access = access
     app.state.renderer = renderer
     world.follow_skew(lambda: faults.clock_skew_seconds)
     served = ServedPages(faults)
+
+    def served_version(requested: str) -> str | None:
+        """The version that answers a request for ``requested``: itself, or the oldest served one for a
+        quarterly version past support (Shopify falls forward); None: no such version (404)."""
+        if requested in VERSIONS:
+            return requested
+        if _QUARTERLY_VERSION.match(requested) and requested < VERSIONS[0]:
+            return VERSIONS[0]
+        return None
+
+    def throttled_answer(available: float, headers: dict[str, str]) -> Response:
+        count("throttled")
+        body = {
+            "errors": [
+                {
+                    "message": "Throttled",
+                    "extensions": {
+                        "code": "THROTTLED",
+                        "documentation": "https://shopify.dev/api/usage/rate-limits",
+                    },
+                }
+            ],
+            "extensions": {"cost": costs.cost_extension(available, None)},
+        }
+        return _json_response(body, 200, headers)
 
     @app.middleware("http")
     async def shopify_gateway(request: Request, call_next: Callable[[Request], Any]) -> Response:
@@ -1167,16 +1296,31 @@ def create_app(
         if faults.credentials_revoked or not hmac.compare_digest(token.encode(), access_token.encode()):
             count("unauthorized")  # a wrong token, or the right one revoked (the app uninstalled)
             return _json_response(UNAUTHORIZED_BODY, 401, {"X-Request-Id": request_id})
+        headers = {"X-Request-Id": request_id}
+        versioned = _VERSIONED_PATH.match(request.url.path)
+        if versioned:
+            version = served_version(versioned.group(1))
+            if version is None:
+                return _json_response(NOT_FOUND_BODY, 404, headers)
+            headers["X-Shopify-API-Version"] = version
+            # Routes live under API_PREFIX; the version the client asked for stays in its Link headers.
+            request.scope["shopify_api_prefix"] = f"/admin/api/{versioned.group(1)}"
+            request.scope["path"] = API_PREFIX + (versioned.group(2) or "")
         bucket_key = hashlib.sha256(token.encode()).hexdigest()  # never keep the token itself around
-        allowed, used = bucket.acquire(bucket_key)
-        headers = {
-            "X-Request-Id": request_id,
-            "X-Shopify-Shop-Api-Call-Limit": f"{used}/{bucket.size}",
-            "X-Shopify-API-Version": API_VERSION,
-        }
+        graphql = bool(versioned) and versioned.group(2) == "/graphql.json"  # the cost bucket, not REST's
+        if not graphql:
+            allowed, used = bucket.acquire(bucket_key)
+            headers["X-Shopify-Shop-Api-Call-Limit"] = f"{used}/{bucket.size}"
         if faults.latency_seconds > 0:
             await asyncio.sleep(faults.latency_seconds)
-        if not allowed or faults.roll(faults.rate_limit_storm):
+        if graphql:
+            if faults.roll(faults.rate_limit_storm) or access.forced_throttle():
+                return throttled_answer(0.0, headers)  # a storm says the bucket is empty, whatever it holds
+            allowed, available = costs.take(bucket_key, MUTATION_COST)
+            if not allowed:
+                return throttled_answer(available, headers)
+            request.scope["shopify_points_left"] = available
+        elif not allowed or faults.roll(faults.rate_limit_storm):
             count("throttled")
             return _json_response(THROTTLED_BODY, 429, {**headers, "Retry-After": "2.0"})
         if faults.roll(faults.server_error_rate):
@@ -1199,6 +1343,17 @@ def create_app(
         return response
 
     hold_back_answers(app, faults, ("/admin/",))
+
+    def horizon(now_ts: float) -> float:
+        """Orders created before this are hidden from the token (none without ``read_all_orders``)."""
+        return -math.inf if access.reads_all_orders else now_ts - ORDER_VISIBILITY_DAYS * 86400
+
+    def visible(query: OrderQuery, now_ts: float) -> OrderQuery:
+        """``query`` limited to the orders the token may see; Shopify leaves the others out silently."""
+        oldest = horizon(now_ts)
+        if oldest == -math.inf or (query.created_min is not None and query.created_min >= oldest):
+            return query
+        return replace(query, created_min=oldest)
 
     def params_of(request: Request) -> dict[str, str]:
         return dict(request.query_params)
@@ -1223,7 +1378,8 @@ def create_app(
         if params.get("fields"):
             query["fields"] = params["fields"]
         base = str(request.base_url).rstrip("/")
-        return f'<{base}{API_PREFIX}/orders.json?{urlencode(query)}>; rel="{rel}"'
+        prefix = request.scope.get("shopify_api_prefix", API_PREFIX)
+        return f'<{base}{prefix}/orders.json?{urlencode(query)}>; rel="{rel}"'
 
     @app.get(f"{API_PREFIX}/orders.json")
     def list_orders(request: Request) -> Response:
@@ -1257,13 +1413,13 @@ def create_app(
         now_ts = world.now_ts()
         if direction == "next":
             start = 0 if cursor_id is None else renderer.first_index_after_id(cursor_id)
-            query = filters.to_query(min_index=start)
+            query = visible(filters.to_query(min_index=start), now_ts)
             page = _take(_iter_matching(world, filters, query, now_ts, reverse=False), limit + 1)
             has_next, has_prev = len(page) > limit, cursor_id is not None
             page = page[:limit]
         else:
             stop = renderer.first_index_after_id(cursor_id - 1)  # indices strictly before the cursor
-            query = filters.to_query(stop_index=stop)
+            query = visible(filters.to_query(stop_index=stop), now_ts)
             page = _take(_iter_matching(world, filters, query, now_ts, reverse=True), limit + 1)
             has_prev, has_next = len(page) > limit, True
             page = sorted(page[:limit])
@@ -1307,18 +1463,54 @@ def create_app(
             filters = parse_filters(params, renderer, for_count=True)
         except BadRequest as error:
             return _json_response({"errors": error.errors}, error.status)
-        return _json_response({"count": world.count(filters.to_query(), world.now_ts())})
+        now_ts = world.now_ts()
+        return _json_response({"count": world.count(visible(filters.to_query(), now_ts), now_ts)})
 
     @app.get(API_PREFIX + "/orders/{order_ref}.json")
     def get_order(request: Request, order_ref: str) -> Response:
         index = renderer.index_of(int(order_ref)) if order_ref.isdigit() else None
-        state = world.state(index, world.now_ts()) if index is not None else None
-        if state is None:
+        now_ts = world.now_ts()
+        state = world.state(index, now_ts) if index is not None else None
+        if state is None or state.order.created_ts < horizon(now_ts):
             return _json_response(NOT_FOUND_BODY, 404)
         body = '{"order":' + render_order(faults, renderer, state, wanted_fields(params_of(request))) + "}"
         return Response(body.encode(), 200, media_type=JSON_MEDIA_TYPE)
 
-    add_push_routes(app, world, renderer)
+    add_push_routes(app, world, renderer, count)
+
+    @app.get("/admin/oauth/access_scopes.json")
+    def list_access_scopes() -> Response:
+        return _json_response({"access_scopes": [{"handle": handle} for handle in access.scopes]})
+
+    @app.get("/_sandbox/access_scopes")
+    def get_access_scopes() -> Response:
+        return _json_response({"access_scopes": list(access.scopes)})
+
+    @app.post("/_sandbox/access_scopes")
+    async def set_access_scopes(request: Request) -> Response:
+        """Body: {"access_scopes": ["read_orders", ...]}: what the app's token is granted from now on."""
+        try:
+            body = await request.json()
+            scopes = body.get("access_scopes") if isinstance(body, dict) else None
+            if not isinstance(scopes, list) or not all(isinstance(x, str) and x for x in scopes):
+                raise ValueError('send {"access_scopes": ["read_orders", ...]}')
+        except ValueError as error:
+            return _json_response({"errors": str(error)}, 400)
+        access.scopes = tuple(scopes)
+        return _json_response({"access_scopes": list(access.scopes)})
+
+    @app.post("/_sandbox/graphql_throttle")
+    async def throttle_graphql(request: Request) -> Response:
+        """Body: {"next": n}: the next n GraphQL calls are answered THROTTLED, whatever the bucket holds."""
+        try:
+            body = await request.json()
+            wanted = body.get("next") if isinstance(body, dict) else None
+            if isinstance(wanted, bool) or not isinstance(wanted, int) or wanted < 0:
+                raise ValueError('send {"next": n} with n >= 0')
+        except ValueError as error:
+            return _json_response({"errors": str(error)}, 400)
+        access.throttle_next = wanted
+        return _json_response({"next": access.throttle_next})
 
     @app.api_route("/admin/{rest:path}", methods=["GET", "POST", "PUT", "DELETE"])
     def unknown_admin_route(rest: str) -> Response:
@@ -1332,6 +1524,9 @@ def create_app(
         stats=stats,
         state_extra=lambda: {
             "api_version": API_VERSION,
+            "api_versions": list(VERSIONS),
+            "access_scopes": list(access.scopes),
+            "graphql_throttle_next": access.throttle_next,
             "shop_domain": renderer.shop_domain,
             "shop_timezone": shop_timezone,
             "rate_limit": {"bucket_size": bucket.size, "leak_per_second": bucket.leak_per_second},
@@ -1342,7 +1537,7 @@ def create_app(
 
 
 # --------------------------------------------------------------------------------------------------
-# What the hub pushes: fulfillments with tracking, stock levels (platform-contracts.md §1.7, §1.8)
+# What the hub pushes: fulfillments with tracking, stock levels (docs/platform-notes.md, Shopify)
 # --------------------------------------------------------------------------------------------------
 
 INVALID_QUANTITY = "Invalid fulfillment order line item quantity requested."
@@ -1427,12 +1622,18 @@ class ShopStock:
         return self._set_at.get((variant_index, location_id), int(self.world.start_ts))
 
 
-def add_push_routes(app: FastAPI, world: World, renderer: ShopifyRenderer) -> None:
+def add_push_routes(
+    app: FastAPI, world: World, renderer: ShopifyRenderer, count: Callable[[str], None]
+) -> None:
     """Fulfillment orders, fulfillments (create, update tracking), locations, variants, inventory levels and
-    the GraphQL ``inventorySetQuantities`` mutation (the one place Shopify offers compare-and-set)."""
+    the GraphQL ``inventorySetQuantities`` mutation (the one place Shopify offers compare-and-set). ``count``
+    notes what was served (``/_sandbox/state``'s ``requests``)."""
     push_lock = threading.Lock()  # validate-then-record must not interleave between two pushes
     stock = ShopStock(world)
     app.state.stock = stock
+    tracking_updates: list[dict[str, Any]] = []  # every update_tracking.json applied, in order
+    app.state.tracking_updates = tracking_updates
+    answers_by_key: dict[str, tuple[str, dict[str, Any]]] = {}  # @idempotent key -> (variables, payload)
 
     def refusal(error: Unprocessable) -> Response:
         return _json_response({"errors": error.errors}, error.status)
@@ -1567,6 +1768,16 @@ def add_push_routes(app: FastAPI, world: World, renderer: ShopifyRenderer) -> No
                 previous = renderer.tracking_of(ref[0], found[0])
                 tracking = tracking_from(fulfillment["tracking_info"], previous, int(world.now_ts()))
                 renderer.set_tracking(ref[0], ref[1], tracking)
+                tracking_updates.append(
+                    {
+                        "fulfillment_id": int(fulfillment_ref),
+                        "previous_number": previous.number,
+                        "number": tracking.number,
+                        "company": tracking.company,
+                        "at": tracking.at,
+                    }
+                )
+                count("tracking_updates")
         except Unprocessable as error:
             return refusal(error)
         return Response(
@@ -1708,119 +1919,217 @@ def add_push_routes(app: FastAPI, world: World, renderer: ShopifyRenderer) -> No
 
     @app.post(API_PREFIX + "/graphql.json")
     async def graphql(request: Request) -> Response:
-        """Only ``inventorySetQuantities`` (inputs in ``variables.input``); anything else: a GraphQL error."""
+        """Only ``inventorySetQuantities`` with its input in a variable (anything else: a GraphQL error), as
+        2026-04 defines it (the module docstring); HTTP 200 whatever GraphQL says, like Shopify."""
         try:
             body = await json_body(request)
         except Unprocessable as error:
             return refusal(error)
         query = body.get("query")
-        variables = body.get("variables") or {}
+        variables = body.get("variables") if isinstance(body.get("variables"), dict) else {}
         if not isinstance(query, str) or not query.strip():
             return _json_response({"errors": [{"message": "No query string was present"}]}, 400)
-        if not re.search(r"\bmutation\b", query) or "inventorySetQuantities" not in query:
-            return _json_response(
-                {
-                    "errors": [
-                        {
-                            "message": "The sandbox's GraphQL endpoint implements only the "
-                            "inventorySetQuantities mutation",
-                            "extensions": {"code": "NOT_IMPLEMENTED"},
-                        }
-                    ]
-                }
+        mutation = _SET_QUANTITIES_CALL.search(query)
+        if not re.search(r"\bmutation\b", query) or mutation is None:
+            return graphql_error(
+                "The sandbox's GraphQL endpoint implements only the inventorySetQuantities mutation, with "
+                "its input in a variable",
+                "NOT_IMPLEMENTED",
             )
-        payload = set_quantities(variables.get("input") if isinstance(variables, dict) else None)
-        cost = {
-            "requestedQueryCost": 10,
-            "actualQueryCost": 10,
-            "throttleStatus": {
-                "maximumAvailable": 2000.0,
-                "currentlyAvailable": 1990.0,
-                "restoreRate": 100.0,
-            },
-        }
+        input_variable = mutation.group("input")
+        given = variables.get(input_variable)
+        if problems := input_problems(given):
+            return variable_error(query, input_variable, "InventorySetQuantitiesInput!", given, problems)
+        directive = _IDEMPOTENT_DIRECTIVE.match(query, mutation.end())
+        if directive is None:
+            return graphql_error(
+                "The @idempotent directive is required for this mutation but was not provided.", "BAD_REQUEST"
+            )
+        key = directive.group("literal")
+        if directive.group("variable"):
+            key = variables.get(directive.group("variable"))
+            if not isinstance(key, str) or not key:
+                return variable_error(
+                    query,
+                    directive.group("variable"),
+                    "String!",
+                    key,
+                    [{"path": [], "explanation": "Expected value to not be null"}],
+                )
+        if any("changeFromQuantity" not in quantity for quantity in given["quantities"]):
+            return graphql_error(
+                "InventorySetQuantityInput must include the following argument: changeFromQuantity.",
+                "INVALID_FIELD_ARGUMENTS",
+            )
+        payload = set_quantities(str(key), given)
+        points = request.scope.get("shopify_points_left", app.state.costs.points)
+        cost = app.state.costs.cost_extension(points, MUTATION_COST)
         return _json_response({"data": {"inventorySetQuantities": payload}, "extensions": {"cost": cost}})
 
-    def set_quantities(given: Any) -> dict[str, Any]:
-        def failed(code: str, field_path: list[str], message: str) -> dict[str, Any]:
-            return {
-                "inventoryAdjustmentGroup": None,
-                "userErrors": [{"code": code, "field": field_path, "message": message}],
-            }
+    def graphql_error(message: str, code: str) -> Response:
+        return _json_response({"errors": [{"message": message, "extensions": {"code": code}}]})
 
-        if (
-            not isinstance(given, dict)
-            or not isinstance(given.get("quantities"), list)
-            or not given["quantities"]
-        ):
-            return failed(
+    def variable_error(
+        query: str, name: str, type_name: str, value: Any, problems: list[dict[str, Any]]
+    ) -> Response:
+        """graphql-ruby's answer to a variable the schema refuses (an unknown field, a wrong type, a null)."""
+        message = f"Variable ${name} of type {type_name} was provided invalid value"
+        where = [
+            f"{'.'.join(str(part) for part in problem['path'])} ({problem['explanation']})"
+            for problem in problems
+            if problem["path"]
+        ]
+        if where:
+            message += " for " + ", ".join(where)
+        at = query.find(f"${name}")  # the variable's definition comes first
+        line = query.count("\n", 0, at) + 1
+        column = at - query.rfind("\n", 0, at)
+        error = {
+            "message": message,
+            "locations": [{"line": line, "column": column}],
+            "extensions": {"value": value, "problems": problems},
+        }
+        return _json_response({"errors": [error]})
+
+    def input_problems(given: Any) -> list[dict[str, Any]]:
+        """What GraphQL refuses in an ``InventorySetQuantitiesInput`` before the mutation runs: fields the
+        schema does not define (2026-04 removed ``ignoreCompareQuantity`` and ``compareQuantity``), nulls
+        in non-null fields, values that are not Ints."""
+        if not isinstance(given, dict):
+            return [{"path": [], "explanation": "Expected value to not be null"}]
+        problems: list[dict[str, Any]] = [
+            {"path": [name], "explanation": "Field is not defined on InventorySetQuantitiesInput"}
+            for name in given
+            if name not in _SET_QUANTITIES_INPUT_FIELDS
+        ]
+        problems += [
+            {"path": [name], "explanation": "Expected value to not be null"}
+            for name in ("name", "reason", "quantities")
+            if given.get(name) is None
+        ]
+        quantities = given.get("quantities")
+        if quantities is not None and not isinstance(quantities, list):
+            problems.append({"path": ["quantities"], "explanation": "Expected a list"})
+        for position, quantity in enumerate(quantities if isinstance(quantities, list) else []):
+            if not isinstance(quantity, dict):
+                problems.append(
+                    {
+                        "path": ["quantities", position],
+                        "explanation": "Expected value to be a key-value object",
+                    }
+                )
+                continue
+            for name in quantity:
+                if name not in _SET_QUANTITY_FIELDS:
+                    problems.append(
+                        {
+                            "path": ["quantities", position, name],
+                            "explanation": "Field is not defined on InventorySetQuantityInput",
+                        }
+                    )
+            for name in ("inventoryItemId", "locationId", "quantity"):
+                if quantity.get(name) is None:
+                    problems.append(
+                        {
+                            "path": ["quantities", position, name],
+                            "explanation": "Expected value to not be null",
+                        }
+                    )
+            for name in ("quantity", "changeFromQuantity"):
+                value = quantity.get(name)
+                if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+                    problems.append(
+                        {
+                            "path": ["quantities", position, name],
+                            "explanation": f"Could not coerce value {json.dumps(value)} to Int",
+                        }
+                    )
+        return problems
+
+    def set_quantities(key: str, given: dict[str, Any]) -> dict[str, Any]:
+        """The mutation under its idempotency key: the first request with a key decides; the same key with
+        the same input gets that answer again (applied once), with another input a mismatch."""
+        variables = json.dumps(given, sort_keys=True)
+        with stock.lock:
+            known = answers_by_key.get(key)
+            if known is not None:
+                first_variables, first_payload = known
+                if first_variables != variables:
+                    return _user_error(
+                        "IDEMPOTENCY_KEY_PARAMETER_MISMATCH",
+                        None,
+                        "The same idempotency key cannot be used with different operation parameters.",
+                    )
+                if first_payload["userErrors"]:  # [U] a refused first attempt: Shopify asks for a new key
+                    return _user_error(
+                        "IDEMPOTENCY_PREVIOUS_ATTEMPT_FAILED",
+                        None,
+                        "A previous request with this idempotency key failed. "
+                        "Retry with a new idempotency key.",
+                    )
+                count("idempotent_replays")
+                return first_payload
+            payload = apply_quantities(given)
+            answers_by_key[key] = (variables, payload)
+            codes = {error["code"] for error in payload["userErrors"]}
+            count("stale_sets" if "CHANGE_FROM_QUANTITY_STALE" in codes else "inventory_sets")
+            return payload
+
+    def apply_quantities(given: dict[str, Any]) -> dict[str, Any]:
+        """Validate every quantity, then set them all (all or nothing). Called under ``stock.lock``."""
+        if not given["quantities"]:
+            return _user_error(
                 "INVALID_INVENTORY_ITEM",
                 ["input", "quantities"],
                 "The specified inventory item could not be found.",
             )
-        if given.get("name") not in ("available", "on_hand"):
-            return failed(
+        if given["name"] not in ("available", "on_hand"):
+            return _user_error(
                 "INVALID_NAME",
                 ["input", "name"],
                 "The quantity name must be either 'available' or 'on_hand'.",
             )
-        if given.get("reason") not in INVENTORY_REASONS:
-            return failed("INVALID_REASON", ["input", "reason"], "The specified reason is invalid.")
-        ignore_compare = given.get("ignoreCompareQuantity") is True
-        with stock.lock:
-            planned = []
-            for position, quantity in enumerate(given["quantities"]):
-                path = ["input", "quantities", str(position)]
-                if not isinstance(quantity, dict):
-                    return failed(
-                        "INVALID_INVENTORY_ITEM", path, "The specified inventory item could not be found."
-                    )
-                item_id = _gid_tail(quantity.get("inventoryItemId"), "InventoryItem")
-                location_id = _gid_tail(quantity.get("locationId"), "Location")
-                variant = stock.by_item.get(item_id) if item_id is not None else None
-                if variant is None:
-                    return failed(
-                        "INVALID_INVENTORY_ITEM",
-                        [*path, "inventoryItemId"],
-                        "The specified inventory item could not be found.",
-                    )
-                if location_id != SHOP_LOCATION_ID:
-                    return failed(
-                        "INVALID_LOCATION",
-                        [*path, "locationId"],
-                        "The specified location could not be found.",
-                    )
-                new = quantity.get("quantity")
-                if isinstance(new, bool) or not isinstance(new, int):
-                    return failed(
-                        "INVALID_QUANTITY_NEGATIVE", [*path, "quantity"], "The quantity can't be negative."
-                    )
-                if new > MAX_INVENTORY_QUANTITY:
-                    return failed(
-                        "INVALID_QUANTITY_TOO_HIGH",
-                        [*path, "quantity"],
-                        "The total quantity can't be higher than 1,000,000,000.",
-                    )
-                current = stock.available(variant.index, location_id)
-                if not ignore_compare:
-                    compare = quantity.get("compareQuantity")
-                    if compare is None:
-                        return failed(
-                            "COMPARE_QUANTITY_REQUIRED",
-                            [*path, "compareQuantity"],
-                            "The compareQuantity argument must be given to each quantity or ignored using "
-                            "ignoreCompareQuantity.",
-                        )
-                    if compare != current:
-                        return failed(
-                            "COMPARE_QUANTITY_STALE",
-                            [*path, "compareQuantity"],
-                            "The compareQuantity value does not match persisted value.",
-                        )
-                planned.append((variant, location_id, new, current))
-            now = int(world.now_ts())
-            for variant, location_id, new, _ in planned:  # all or nothing: applied only once all passed
-                stock.set(variant.index, location_id, new, now)
+        if given["reason"] not in INVENTORY_REASONS:
+            return _user_error("INVALID_REASON", ["input", "reason"], "The specified reason is invalid.")
+        planned = []
+        for position, quantity in enumerate(given["quantities"]):
+            path = ["input", "quantities", str(position)]
+            item_id = _gid_tail(quantity["inventoryItemId"], "InventoryItem")
+            location_id = _gid_tail(quantity["locationId"], "Location")
+            variant = stock.by_item.get(item_id) if item_id is not None else None
+            if variant is None:
+                return _user_error(
+                    "INVALID_INVENTORY_ITEM",
+                    [*path, "inventoryItemId"],
+                    "The specified inventory item could not be found.",
+                )
+            if location_id != SHOP_LOCATION_ID:
+                return _user_error(
+                    "INVALID_LOCATION", [*path, "locationId"], "The specified location could not be found."
+                )
+            new = quantity["quantity"]
+            if new < 0:
+                return _user_error(
+                    "INVALID_QUANTITY_NEGATIVE", [*path, "quantity"], "The quantity can't be negative."
+                )
+            if new > MAX_INVENTORY_QUANTITY:
+                return _user_error(
+                    "INVALID_QUANTITY_TOO_HIGH",
+                    [*path, "quantity"],
+                    "The total quantity can't be higher than 1,000,000,000.",
+                )
+            current = stock.available(variant.index, location_id)
+            change_from = quantity["changeFromQuantity"]  # null: the caller opted out of the check
+            if change_from is not None and change_from != current:
+                return _user_error(
+                    "CHANGE_FROM_QUANTITY_STALE",
+                    [*path, "changeFromQuantity"],
+                    "The changeFromQuantity value does not match persisted value.",
+                )
+            planned.append((variant, location_id, new, current))
+        now = int(world.now_ts())
+        for variant, location_id, new, _ in planned:  # all or nothing: applied only once all passed
+            stock.set(variant.index, location_id, new, now)
         return {
             "inventoryAdjustmentGroup": {
                 "createdAt": datetime.fromtimestamp(now, ZoneInfo("UTC")).strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -1841,3 +2150,18 @@ def add_push_routes(app: FastAPI, world: World, renderer: ShopifyRenderer) -> No
             },
             "userErrors": [],
         }
+
+
+_SET_QUANTITIES_CALL = re.compile(r"inventorySetQuantities\s*\(\s*input\s*:\s*\$(?P<input>\w+)\s*\)")
+_IDEMPOTENT_DIRECTIVE = re.compile(
+    r'\s*@idempotent\s*\(\s*key\s*:\s*(?:\$(?P<variable>\w+)|"(?P<literal>[^"]*)")\s*\)'
+)
+_SET_QUANTITIES_INPUT_FIELDS = frozenset({"name", "reason", "referenceDocumentUri", "quantities"})
+_SET_QUANTITY_FIELDS = frozenset({"inventoryItemId", "locationId", "quantity", "changeFromQuantity"})
+
+
+def _user_error(code: str, field_path: list[str] | None, message: str) -> dict[str, Any]:
+    return {
+        "inventoryAdjustmentGroup": None,
+        "userErrors": [{"code": code, "field": field_path, "message": message}],
+    }

@@ -13,10 +13,19 @@ from typing import Any
 
 import pytest
 import requests
+from hub_configs import hub_config
 
+from channelhub.credentials import ChannelCredentials
+from connectors.auth import Secret
 from connectors.errors import ApiError, AuthError, MalformedResponse
 from connectors.http import LeakyBucketThrottle, RetryPolicy
-from connectors.shopify import ShopifyConnector
+from connectors.shopify import (
+    DEFAULT_API_VERSION,
+    ShopifyConnector,
+    UnsupportedApiVersion,
+    connector_for_channel,
+    supported_versions,
+)
 from sandbox.clock import Clock
 from sandbox.server import RunningSandbox, run_sandbox
 
@@ -178,8 +187,136 @@ def test_a_bad_token_is_an_auth_error_that_never_shows_the_token(
 def test_connection_options_are_validated() -> None:
     with pytest.raises(ValueError, match="page_size"):
         ShopifyConnector.from_connection("http://127.0.0.1:1", TOKEN, page_size=251)
-    with pytest.raises(ValueError, match="API versions"):
-        ShopifyConnector.from_connection("http://127.0.0.1:1", TOKEN, api_version="latest")
-    connector = ShopifyConnector.from_connection("http://127.0.0.1:1", TOKEN, api_version="2025-01")
-    assert connector.client.base_path == "/admin/api/2025-01"
+    connector = ShopifyConnector.from_connection("http://127.0.0.1:1", TOKEN, api_version="2026-07")
+    assert connector.client.base_path == "/admin/api/2026-07" and connector.api_version == "2026-07"
     assert TOKEN not in repr(connector)
+
+
+# --- the pinned API version --------------------------------------------------------------------------------
+
+
+def test_shopify_supports_each_quarterly_version_for_twelve_months_from_its_release() -> None:
+    assert supported_versions(datetime(2026, 12, 6, tzinfo=UTC)) == [
+        "2026-01",
+        "2026-04",
+        "2026-07",
+        "2026-10",
+    ]
+    # 2027-01 comes out at 17:00 UTC on January 1st, and 2026-01 leaves then: 2026-04 is the oldest.
+    assert supported_versions(datetime(2027, 1, 1, 16, 59, tzinfo=UTC))[-1] == "2026-10"
+    assert supported_versions(datetime(2027, 1, 1, 17, 0, tzinfo=UTC)) == [
+        "2026-04",
+        "2026-07",
+        "2026-10",
+        "2027-01",
+    ]
+    assert DEFAULT_API_VERSION in supported_versions(datetime(2027, 9, 30, tzinfo=UTC))
+
+
+def test_a_version_that_is_not_stable_or_not_supported_today_is_refused_naming_the_window() -> None:
+    today = datetime(2026, 12, 6, tzinfo=UTC)
+    window = "supported on 2026-12-06: 2026-01 .. 2026-10"
+    for version, why in (
+        ("2024-10", "past Shopify's support"),
+        ("2025-10", "past Shopify's support"),
+        ("2027-01", "not released yet"),
+        ("unstable", "not a dated stable version"),
+        ("2026-11", "not a dated stable version"),
+    ):
+        with pytest.raises(UnsupportedApiVersion) as caught:
+            ShopifyConnector.from_connection("http://127.0.0.1:1", TOKEN, api_version=version, now=today)
+        assert why in str(caught.value) and window in str(caught.value), caught.value
+        assert isinstance(caught.value, ValueError)
+    assert ShopifyConnector.from_connection("http://127.0.0.1:1", TOKEN, now=today).api_version == "2026-10"
+    with pytest.raises(UnsupportedApiVersion, match="past Shopify's support"):  # the default ages out too
+        ShopifyConnector.from_connection("http://127.0.0.1:1", TOKEN, now=datetime(2027, 10, 2, tzinfo=UTC))
+
+
+def test_every_url_follows_the_pinned_version_and_a_connection_may_pin_another(shop: RunningSandbox) -> None:
+    answered: list[tuple[str, str]] = []
+    session = requests.Session()
+    session.hooks["response"].append(
+        lambda r, *a, **k: answered.append((r.request.path_url, r.headers.get("X-Shopify-API-Version", "")))
+    )
+    pull(connector_for(shop, session=session), *WINDOW)
+    channel = hub_config("shopify_pin", platform="shopify").channel("shopify_pin")
+    pinned = connector_for_channel(
+        ChannelCredentials("pin", shop.base_url, secret=Secret(TOKEN), extra={"api_version": "2026-07"}),
+        channel,
+    )
+    pinned.client.session.hooks["response"].append(session.hooks["response"][0])
+    assert pinned.get_order(pinned.get("orders", params={"limit": 1})[0]["id"])
+
+    default_calls = [a for a in answered if a[0].startswith("/admin/api/2026-10/orders.json")]
+    assert len(default_calls) >= 4 and {version for _, version in default_calls} == {"2026-10"}
+    assert [version for path, version in answered if path.startswith("/admin/api/2026-07/")] == [
+        "2026-07",
+        "2026-07",
+    ]
+    assert all(path.startswith(("/admin/api/2026-10/", "/admin/api/2026-07/")) for path, _ in answered)
+
+
+# --- the 60 days an order stays visible without read_all_orders --------------------------------------------
+
+OLD_WINDOW = (NOW - timedelta(days=70), NOW - timedelta(days=50))
+
+
+@pytest.fixture
+def old_shop() -> Iterator[RunningSandbox]:
+    """A shop with 75 days of orders, its token without read_all_orders."""
+    with run_sandbox(
+        "shopify",
+        seed=4,
+        access_token=TOKEN,
+        start=NOW - timedelta(days=75),
+        interval=timedelta(hours=3),
+        clock=Clock.frozen(NOW),
+    ) as running:
+        set_scopes(running, ["read_orders", "read_products", "write_inventory"])
+        yield running
+
+
+def set_scopes(sb: RunningSandbox, scopes: list[str]) -> None:
+    answer = requests.post(f"{sb.base_url}/_sandbox/access_scopes", json={"access_scopes": scopes}, timeout=5)
+    answer.raise_for_status()
+
+
+def test_without_read_all_orders_older_orders_are_left_out_silently_and_a_backfill_is_warned(
+    old_shop: RunningSandbox,
+) -> None:
+    connector = connector_for(old_shop, page_size=250)
+    connector.clock = lambda: NOW
+    horizon = NOW - timedelta(days=60)
+    renderer = old_shop.app.state.renderer
+    in_window = list(old_shop.world.updated_between(*OLD_WINDOW))
+    old = [s for s in in_window if s.order.created_at < horizon]
+    assert old and len(old) < len(in_window)
+
+    pulled = {order["id"] for page in pull(connector, *OLD_WINDOW) for order in page}
+    assert pulled == {renderer.order_id(s.index) for s in in_window if s.order.created_at >= horizon}
+    assert connector.count_orders(*OLD_WINDOW) == len(pulled)
+    with pytest.raises(ApiError) as caught:
+        connector.get_order(renderer.order_id(old[0].index))
+    assert caught.value.status == 404
+
+    before = served(old_shop)["api_requests"]
+    assert connector.warnings_for_window(NOW - timedelta(days=2), NOW) == []  # recent: no scope check
+    assert served(old_shop)["api_requests"] == before
+    [warning] = connector.warnings_for_window(*OLD_WINDOW)
+    assert warning.code == "order_visibility_limit"
+    assert "read_all_orders" in warning.message and f"{horizon:%Y-%m-%d %H:%M}" in warning.message
+    assert connector.warnings_for_window(*OLD_WINDOW) == [warning]
+    assert served(old_shop)["api_requests"] == before + 1  # the scopes are read once per connector
+    assert "read_all_orders" not in connector.access_scopes()
+
+
+def test_with_read_all_orders_a_backfill_sees_every_order_and_is_not_warned(old_shop: RunningSandbox) -> None:
+    set_scopes(old_shop, ["read_orders", "read_all_orders"])
+    connector = connector_for(old_shop, page_size=250)
+    connector.clock = lambda: NOW
+    renderer = old_shop.app.state.renderer
+
+    pulled = {order["id"] for page in pull(connector, *OLD_WINDOW) for order in page}
+
+    assert pulled == {renderer.order_id(s.index) for s in old_shop.world.updated_between(*OLD_WINDOW)}
+    assert connector.warnings_for_window(*OLD_WINDOW) == []

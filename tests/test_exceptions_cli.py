@@ -22,6 +22,7 @@ from channelhub.exception_ops import retest_open
 from channelhub.sync import register_config, sync_orders
 from sandbox.clock import Clock
 from sandbox.server import run_sandbox, sandbox_connection
+from sandbox.shopify import API_PREFIX
 from warehouse import exceptions as queue
 from warehouse.store_imports import import_text
 
@@ -171,7 +172,7 @@ def test_a_shipment_row_that_came_before_its_order_clears_on_the_periodic_retest
     )
     order_id = str(shop.app.state.renderer.order_id(late.index))
     order = requests.get(
-        f"{shop.base_url}/admin/api/2024-10/orders/{order_id}.json",
+        f"{shop.base_url}{API_PREFIX}/orders/{order_id}.json",
         headers={"X-Shopify-Access-Token": shop.access_token},
         timeout=10,
     ).json()["order"]

@@ -24,6 +24,7 @@ from channelhub.demo import seed_from_catalog
 from channelhub.sync import register_config
 from sandbox.clock import Clock
 from sandbox.server import run_sandbox, sandbox_connection
+from sandbox.shopify import API_PREFIX
 from warehouse.shipment_outbox import orders_ready_to_ship
 from warehouse.stock import ledger_drift, oversold, stock_level
 
@@ -187,7 +188,7 @@ def test_orders_shipments_counts_and_stock_flow_out_to_every_channel(hub, sandbo
     run(f"push_shipments__{SHOP}", logical_date=NOW)
     run(f"push_shipments__{WECHAT}", logical_date=NOW)
     answer = requests.get(
-        f"{shop.base_url}/admin/api/2024-10/orders/{order_id}.json",
+        f"{shop.base_url}{API_PREFIX}/orders/{order_id}.json",
         headers={"X-Shopify-Access-Token": shop.access_token},
         timeout=10,
     ).json()["order"]

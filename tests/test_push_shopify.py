@@ -7,6 +7,7 @@ orders, the inventory levels, and the world's overlay (what the sandbox recorded
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import replace
@@ -23,7 +24,7 @@ from connectors.shopify import ShopifyConnector
 from mappings.shopify import map_order
 from sandbox.clock import Clock
 from sandbox.server import RunningSandbox, run_sandbox
-from sandbox.shopify import INVALID_QUANTITY, SHOP_LOCATION_ID
+from sandbox.shopify import API_PREFIX, INVALID_QUANTITY, SHOP_LOCATION_ID
 from sandbox.world import OrderState, Variant
 
 NOW = datetime(2024, 6, 1, 12, 0, tzinfo=UTC)
@@ -304,7 +305,7 @@ def stock_push(variant: Variant, quantity: int, expected: int | None = None) -> 
 def levels(sb: RunningSandbox, variant: Variant) -> list[dict[str, Any]]:
     item = variant.listing("shopify").inventory_item_id
     response = requests.get(
-        f"{sb.base_url}/admin/api/2024-10/inventory_levels.json",
+        f"{sb.base_url}{API_PREFIX}/inventory_levels.json",
         params={"inventory_item_ids": item, "location_ids": SHOP_LOCATION_ID},
         headers={"X-Shopify-Access-Token": TOKEN},
         timeout=5,
@@ -378,8 +379,8 @@ def test_compare_and_set_applies_on_a_match_and_is_rejected_on_a_mismatch(shop: 
 
     stale = connector.set_stock(stock_push(variant, 12, expected=opening))
     assert stale.status == "rejected"
-    assert "The compareQuantity value does not match persisted value." in stale.detail
-    assert stale.extra["code"] == "COMPARE_QUANTITY_STALE" and stale.extra["current"] == "30"
+    assert "The changeFromQuantity value does not match persisted value." in stale.detail
+    assert stale.extra["code"] == "CHANGE_FROM_QUANTITY_STALE" and stale.extra["current"] == "30"
     assert levels(shop, variant)[0]["available"] == 30
     assert len(shop.world.overlay.stock_history) == 1
 
@@ -396,6 +397,184 @@ def test_a_stock_push_without_a_variant_id_or_with_an_unknown_one_is_rejected(sh
     assert shop.world.overlay.stock_history == []
 
 
+def served(sb: RunningSandbox) -> dict[str, int]:
+    return requests.get(f"{sb.base_url}/_sandbox/state", timeout=5).json()["requests"]
+
+
+class SetRecorder:
+    """A requests response hook: the variables of every GraphQL call sent, and a sale (the level lowered by
+    one) landing right after each of the first ``sales`` level reads, before the set that follows it."""
+
+    def __init__(self, sb: RunningSandbox, variant: Variant, sales: int = 0) -> None:
+        self.sb, self.variant, self.sales = sb, variant, sales
+        self.sent: list[dict[str, Any]] = []
+
+    def __call__(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
+        path = requests.utils.urlparse(response.request.url).path
+        if path.endswith("/graphql.json"):
+            self.sent.append(json.loads(response.request.body)["variables"])
+        elif path.endswith("/inventory_levels.json") and self.sales > 0:
+            self.sales -= 1
+            stock = self.sb.app.state.stock
+            with stock.lock:
+                level = stock.available(self.variant.index, SHOP_LOCATION_ID)
+                stock.set(self.variant.index, SHOP_LOCATION_ID, level - 1, int(self.sb.world.now_ts()))
+
+    def change_from(self) -> list[int | None]:
+        return [v["input"]["quantities"][0]["changeFromQuantity"] for v in self.sent]
+
+    def keys(self) -> list[str]:
+        return [v["idempotencyKey"] for v in self.sent]
+
+
+def recording(sb: RunningSandbox, recorder: SetRecorder, **options: Any) -> ShopifyConnector:
+    session = requests.Session()
+    session.hooks["response"].append(recorder)
+    return connector_for(sb, session=session, **options)
+
+
+def test_a_stale_change_from_quantity_is_refused_then_read_again_and_retried_under_a_new_key(
+    shop: RunningSandbox,
+) -> None:
+    variant = a_variant(shop)
+    opening = variant.opening_stock
+    recorder = SetRecorder(shop, variant, sales=1)  # a sale lands between the first read and its set
+
+    result = recording(shop, recorder).set_stock(stock_push(variant, 25))
+
+    assert result.status == "pushed", result.detail
+    assert recorder.change_from() == [opening, opening - 1]  # refused as stale, then against the new read
+    assert len(set(recorder.keys())) == 2  # a new set, a new key (the old one would be a parameter mismatch)
+    assert all("compareQuantity" not in json.dumps(v) for v in recorder.sent)
+    assert served(shop)["stale_sets"] == 1 and served(shop)["inventory_sets"] == 1
+    assert levels(shop, variant)[0]["available"] == 25
+
+
+def test_a_level_that_keeps_changing_is_rejected_after_a_bounded_number_of_sets(shop: RunningSandbox) -> None:
+    variant = a_variant(shop)
+    recorder = SetRecorder(shop, variant, sales=10)  # a sale after every read
+
+    result = recording(shop, recorder).set_stock(stock_push(variant, 25))
+
+    assert result.status == "rejected" and "kept changing" in result.detail
+    assert result.extra["code"] == "CHANGE_FROM_QUANTITY_STALE"
+    assert len(recorder.sent) == 3 and served(shop)["stale_sets"] == 3
+    assert levels(shop, variant)[0]["available"] == variant.opening_stock - 4  # four reads, four sales
+
+
+def test_the_same_figures_set_again_later_are_a_new_operation_under_a_new_key(shop: RunningSandbox) -> None:
+    variant = a_variant(shop)
+    opening = variant.opening_stock
+    recorder = SetRecorder(shop, variant)
+    connector = recording(shop, recorder)
+
+    for quantity in (30, opening, 30):  # the third set has the first one's figures: opening -> 30
+        assert connector.set_stock(stock_push(variant, quantity)).status == "pushed"
+
+    assert recorder.change_from() == [opening, 30, opening]
+    assert len(set(recorder.keys())) == 3  # a key from the figures alone would be answered, not applied
+    assert served(shop)["inventory_sets"] == 3 and served(shop).get("idempotent_replays", 0) == 0
+    assert levels(shop, variant)[0]["available"] == 30
+
+
+class LosesTheFirstSetAnswer(requests.Session):
+    """The first inventorySetQuantities reaches Shopify and is applied, but its answer never arrives."""
+
+    lost = 0
+
+    def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+        response = super().request(method, url, *args, **kwargs)
+        if url.endswith("/graphql.json") and not self.lost:
+            self.lost += 1
+            raise requests.ReadTimeout("the answer was lost on the way back")
+        return response
+
+
+def test_a_set_replayed_after_a_lost_answer_carries_the_same_key_and_is_applied_once(
+    shop: RunningSandbox,
+) -> None:
+    variant = a_variant(shop)
+    session = LosesTheFirstSetAnswer()
+    connector = connector_for(shop, session=session)
+
+    result = connector.set_stock(stock_push(variant, 19))
+
+    assert result.status == "pushed", result.detail
+    assert session.lost == 1 and connector.client.stats.network_errors == 1
+    assert served(shop)["idempotent_replays"] == 1  # Shopify answered the replay from the first request
+    assert served(shop)["inventory_sets"] == 1 and len(shop.world.overlay.stock_history) == 1
+    assert levels(shop, variant)[0]["available"] == 19
+
+
+def test_graphql_throttled_is_retried_by_the_client_waiting_for_the_cost_to_come_back(
+    shop: RunningSandbox,
+) -> None:
+    variant = a_variant(shop)
+    requests.post(
+        f"{shop.base_url}/_sandbox/graphql_throttle", json={"next": 3}, timeout=5
+    ).raise_for_status()
+    waits: list[float] = []
+    connector = connector_for(shop, retry=replace(FAST, retry_after_max=5.0), sleep=waits.append)
+
+    result = connector.set_stock(stock_push(variant, 21))
+
+    assert result.status == "pushed", result.detail
+    assert connector.client.stats.rate_limited == 3
+    assert waits == [pytest.approx(0.1)] * 3  # (requested cost 10 - 0 available) / 100 restored a second
+    assert served(shop)["throttled"] == 3 and served(shop)["inventory_sets"] == 1
+    assert levels(shop, variant)[0]["available"] == 21
+
+
+# --- tracking corrections -----------------------------------------------------------------------------------
+
+
+def test_a_corrected_number_updates_the_fulfillment_carrying_the_previous_one(shop: RunningSandbox) -> None:
+    state = find_order(shop, lambda s: unshipped(s) and s.order.lines[0].quantity == 2)
+    connector = connector_for(shop)
+    first = shipment(shop, state, [(0, 1)], "1Z999AA10123456701")
+    second = shipment(shop, state, [(0, 1)], "1Z999AA10123456702")
+    created = connector.push_shipment(first)
+    assert created.status == "pushed" and connector.push_shipment(second).status == "pushed"
+
+    # Both parcels hold one unit of line 0: only the previous number says which one was corrected.
+    correction = replace(
+        first, tracking_number="SF1234567890199", carrier="SF", previous_tracking_number="1Z999AA10123456701"
+    )
+    result = connector.push_shipment(correction)
+
+    assert result.status == "pushed", result.detail
+    assert result.extra["action"] == "update_tracking"
+    assert result.extra["previous_tracking_number"] == "1Z999AA10123456701"
+    assert result.platform_ref == created.platform_ref
+    updates = shop.app.state.tracking_updates
+    assert [(u["fulfillment_id"], u["previous_number"], u["number"]) for u in updates] == [
+        (int(created.platform_ref), "1Z999AA10123456701", "SF1234567890199")
+    ]
+    numbers = [f["tracking_number"] for f in order_of(connector, first)["fulfillments"]]
+    assert numbers == ["SF1234567890199", "1Z999AA10123456702"]
+    assert connector.push_shipment(correction).status == "already_done"
+    assert len(updates) == 1 and pushed_count(shop) == 2
+
+
+def test_a_correction_whose_previous_number_never_reached_shopify_is_pushed_as_a_new_shipment(
+    shop: RunningSandbox,
+) -> None:
+    state = find_order(shop, unshipped)
+    connector = connector_for(shop)
+    push = replace(
+        shipment(shop, state, every_line(state), "1Z999AA10123456703"),
+        previous_tracking_number="NEVER-SENT-1",
+    )
+
+    result = connector.push_shipment(push)
+
+    assert result.status == "pushed", result.detail
+    assert "action" not in result.extra
+    assert shop.app.state.tracking_updates == [] and pushed_count(shop) == 1
+    [fulfillment] = order_of(connector, push)["fulfillments"]
+    assert fulfillment["tracking_number"] == "1Z999AA10123456703"
+
+
 # --- 5xx: replayed only when safe ---------------------------------------------------------------------------
 
 
@@ -406,11 +585,14 @@ class FaultSwitch:
     def __init__(self, sb: RunningSandbox, after: str, limit: int | None = None) -> None:
         self.sb, self.after, self.limit = sb, after, limit
         self.log: list[tuple[str, str, int]] = []
+        self.graphql_keys: list[str] = []
         self.injected = 0
 
     def __call__(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
         path = requests.utils.urlparse(response.request.url).path
         self.log.append((response.request.method or "", path, response.status_code))
+        if path.endswith("/graphql.json"):
+            self.graphql_keys.append(json.loads(response.request.body)["variables"]["idempotencyKey"])
         if response.status_code >= 500:
             self.injected += 1
             if self.limit is not None and self.injected >= self.limit:
@@ -456,5 +638,6 @@ def test_a_5xx_on_an_absolute_stock_set_is_replayed(shop: RunningSandbox) -> Non
 
     assert result.status == "pushed", result.detail
     assert switch.attempts("POST", "/graphql.json") == 3  # two 5xx, then the set
+    assert len(set(switch.graphql_keys)) == 1  # a replay carries the same idempotency key
     assert levels(shop, variant)[0]["available"] == 8
     assert len(shop.world.overlay.stock_history) == 1

@@ -27,6 +27,7 @@ from channelhub.sync import register_config, sync_orders
 from connectors.auth import Secret
 from sandbox.clock import Clock
 from sandbox.server import run_sandbox
+from sandbox.shopify import API_PREFIX
 from warehouse import exceptions as queue
 from warehouse.reconciliation_log import latest_findings
 from warehouse.shipment_outbox import orders_ready_to_ship
@@ -65,7 +66,7 @@ def credentials(shop) -> ChannelCredentials:
 
 def shopify_order(shop, order_id: str) -> dict:
     return requests.get(
-        f"{shop.base_url}/admin/api/2024-10/orders/{order_id}.json",
+        f"{shop.base_url}{API_PREFIX}/orders/{order_id}.json",
         headers={"X-Shopify-Access-Token": shop.access_token},
         timeout=10,
     ).json()["order"]

@@ -13,11 +13,12 @@ import pytest
 import requests
 from starlette.requests import ClientDisconnect
 
+from sandbox import shopify
 from sandbox.faults import Faults
 from sandbox.server import RunningSandbox, _client_disconnects_only, run_sandbox
 
 TOKEN = "shpat_sandbox_test_0123456789abcdef"
-SET_LEVEL = "/admin/api/2024-10/inventory_levels/set.json"
+SET_LEVEL = f"{shopify.API_PREFIX}/inventory_levels/set.json"
 BODY = b'{"location_id": 1, "inventory_item_id": 2, "available": 3}'
 
 

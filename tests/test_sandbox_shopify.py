@@ -1,7 +1,7 @@
 """Contract tests of the Shopify sandbox over real HTTP, plus the world it renders.
 
 The world's clock is frozen, so what a request sees is fixed; expected values come from the world itself
-(brute force over its orders) or from the Shopify contract (platform-contracts.md §1).
+(brute force over its orders) or from the Shopify contract (docs/platform-notes.md, Shopify).
 """
 
 from __future__ import annotations
@@ -22,14 +22,15 @@ import requests
 from sandbox.clock import Clock
 from sandbox.faults import Faults
 from sandbox.server import RunningSandbox, run_sandbox
+from sandbox.shopify import API_PREFIX, SHOP_LOCATION_ID
 from sandbox.world import MAX_ORDER_LIFETIME, World
 
 START = datetime(2024, 11, 1, tzinfo=UTC)  # the stream crosses the end of US daylight time (Nov 3, 06:00 UTC)
 NOW = START + timedelta(days=4)
 INTERVAL = timedelta(minutes=2)
 TOKEN = "shpat_sandbox_test_0123456789abcdef"
-ORDERS = "/admin/api/2024-10/orders.json"
-COUNT = "/admin/api/2024-10/orders/count.json"
+ORDERS = f"{API_PREFIX}/orders.json"
+COUNT = f"{API_PREFIX}/orders/count.json"
 NEW_YORK = ZoneInfo("America/New_York")
 SHOP_TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}-0[45]:00")
 MONEY = re.compile(r"-?\d+\.\d{2}")
@@ -328,6 +329,237 @@ def test_injected_faults_are_reproducible_from_their_seed() -> None:
     assert first == statuses() and 200 in first and len(set(first)) >= 2
 
 
+def test_a_storm_on_graphql_is_throttled_shopifys_graphql_way() -> None:
+    with sandbox(faults=Faults(seed=3, rate_limit_storm=1.0)) as sb:
+        answer = graphql(sb, set_quantities_body(sb, 5, change_from=None, key="storm-1"))
+        assert answer.status_code == 200  # GraphQL throttles in the body
+        assert answer.json()["errors"][0]["extensions"]["code"] == "THROTTLED"
+        assert "X-Shopify-Shop-Api-Call-Limit" not in answer.headers  # not the REST bucket
+
+
+# ------------------------------------------------------------------------------------------ API versions
+
+
+def test_supported_versions_answer_as_themselves_older_ones_fall_forward_others_are_404(
+    shop: RunningSandbox,
+) -> None:
+    for version, served in (("2026-10", "2026-10"), ("2026-07", "2026-07"), ("2026-04", "2026-04")):
+        response = get(shop, f"/admin/api/{version}/orders/count.json")
+        assert response.status_code == 200 and response.headers["X-Shopify-API-Version"] == served
+    for past in ("2024-10", "2025-10", "2026-01"):  # Shopify answers a version past support as its oldest
+        response = get(shop, f"/admin/api/{past}/orders.json", limit=1)
+        assert response.status_code == 200 and response.headers["X-Shopify-API-Version"] == "2026-04"
+        assert f"/admin/api/{past}/orders.json?" in links(response)["next"]  # the client's URL goes on
+    for unknown in ("2027-01", "unstable", "2024-11", "latest"):
+        response = get(shop, f"/admin/api/{unknown}/orders.json")
+        assert response.status_code == 404 and response.json() == {"errors": "Not Found"}
+
+
+def test_the_old_compare_and_set_is_refused_even_under_its_own_version() -> None:
+    """What the hub pinned to 2024-10 sent until 2027-01: Shopify answers it as 2026-04, which refuses it."""
+    with sandbox() as sb:
+        variant, item = a_listing(sb)
+        old = {
+            "query": "mutation SetAvailable($input: InventorySetQuantitiesInput!) { inventorySetQuantities("
+            "input: $input) { userErrors { code field message } } }",
+            "variables": {
+                "input": {
+                    "name": "available",
+                    "reason": "correction",
+                    "ignoreCompareQuantity": False,
+                    "quantities": [
+                        {
+                            "inventoryItemId": f"gid://shopify/InventoryItem/{item}",
+                            "locationId": f"gid://shopify/Location/{SHOP_LOCATION_ID}",
+                            "quantity": 7,
+                            "compareQuantity": variant.opening_stock,
+                        }
+                    ],
+                }
+            },
+        }
+        answer = graphql(sb, old, version="2024-10")
+        assert answer.status_code == 200 and answer.headers["X-Shopify-API-Version"] == "2026-04"
+        [error] = answer.json()["errors"]
+        assert error["message"] == (
+            "Variable $input of type InventorySetQuantitiesInput! was provided invalid value for "
+            "ignoreCompareQuantity (Field is not defined on InventorySetQuantitiesInput), "
+            "quantities.0.compareQuantity (Field is not defined on InventorySetQuantityInput)"
+        )
+        assert [p["path"] for p in error["extensions"]["problems"]] == [
+            ["ignoreCompareQuantity"],
+            ["quantities", 0, "compareQuantity"],
+        ]
+        assert "data" not in answer.json() and sb.world.overlay.stock_history == []
+
+
+# ---------------------------------------------------------------------------------- inventorySetQuantities
+
+
+def a_listing(sb: RunningSandbox) -> tuple[Any, int]:
+    variant = sb.world.catalog.mapped_variants[0]
+    return variant, variant.listing("shopify").inventory_item_id
+
+
+def set_quantities_body(
+    sb: RunningSandbox, quantity: int, *, change_from: Any = "current", key: str | None = "k-1"
+) -> dict[str, Any]:
+    variant, item = a_listing(sb)
+    line: dict[str, Any] = {
+        "inventoryItemId": f"gid://shopify/InventoryItem/{item}",
+        "locationId": f"gid://shopify/Location/{SHOP_LOCATION_ID}",
+        "quantity": quantity,
+    }
+    if change_from == "current":
+        line["changeFromQuantity"] = sb.app.state.stock.available(variant.index, SHOP_LOCATION_ID)
+    elif change_from != "omit":
+        line["changeFromQuantity"] = change_from
+    directive = "" if key is None else " @idempotent(key: $idempotencyKey)"
+    return {
+        "query": "mutation SetAvailable($input: InventorySetQuantitiesInput!, $idempotencyKey: String!) {\n"
+        f"  inventorySetQuantities(input: $input){directive} {{\n"
+        "    inventoryAdjustmentGroup { changes { name delta quantityAfterChange } }\n"
+        "    userErrors { code field message }\n  }\n}",
+        "variables": {
+            "idempotencyKey": key,
+            "input": {"name": "available", "reason": "correction", "quantities": [line]},
+        },
+    }
+
+
+def graphql(sb: RunningSandbox, body: dict[str, Any], version: str = "2026-10") -> requests.Response:
+    return requests.post(
+        f"{sb.base_url}/admin/api/{version}/graphql.json",
+        json=body,
+        headers={"X-Shopify-Access-Token": TOKEN},
+        timeout=10,
+    )
+
+
+def payload(answer: requests.Response) -> dict[str, Any]:
+    assert answer.status_code == 200, answer.text
+    return answer.json()["data"]["inventorySetQuantities"]
+
+
+def test_set_quantities_requires_change_from_quantity_and_the_idempotent_directive() -> None:
+    with sandbox() as sb:
+        missing = graphql(sb, set_quantities_body(sb, 5, change_from="omit")).json()
+        assert missing == {
+            "errors": [
+                {
+                    "message": "InventorySetQuantityInput must include the following argument: "
+                    "changeFromQuantity.",
+                    "extensions": {"code": "INVALID_FIELD_ARGUMENTS"},
+                }
+            ]
+        }
+        undirected = graphql(sb, set_quantities_body(sb, 5, key=None)).json()
+        assert undirected["errors"][0]["message"] == (
+            "The @idempotent directive is required for this mutation but was not provided."
+        )
+        no_key = set_quantities_body(sb, 5)
+        no_key["variables"]["idempotencyKey"] = None
+        [error] = graphql(sb, no_key).json()["errors"]
+        assert error["message"] == "Variable $idempotencyKey of type String! was provided invalid value"
+        assert error["locations"] == [{"line": 1, "column": 61}]  # where the variable is defined
+        assert sb.world.overlay.stock_history == []
+
+
+def test_set_quantities_compares_change_from_quantity_and_null_skips_the_check() -> None:
+    with sandbox() as sb:
+        variant, _ = a_listing(sb)
+        stale = payload(
+            graphql(sb, set_quantities_body(sb, 5, change_from=variant.opening_stock + 1, key="a"))
+        )
+        assert stale == {
+            "inventoryAdjustmentGroup": None,
+            "userErrors": [
+                {
+                    "code": "CHANGE_FROM_QUANTITY_STALE",
+                    "field": ["input", "quantities", "0", "changeFromQuantity"],
+                    "message": "The changeFromQuantity value does not match persisted value.",
+                }
+            ],
+        }
+        applied = payload(graphql(sb, set_quantities_body(sb, 5, key="b")))
+        assert applied["userErrors"] == []
+        assert applied["inventoryAdjustmentGroup"]["changes"][0]["quantityAfterChange"] == 5
+        unchecked = payload(graphql(sb, set_quantities_body(sb, 9, change_from=None, key="c")))
+        assert (
+            unchecked["userErrors"] == []
+            and sb.app.state.stock.available(variant.index, SHOP_LOCATION_ID) == 9
+        )
+
+
+def test_an_idempotency_key_replays_the_first_answer_and_refuses_other_variables() -> None:
+    with sandbox() as sb:
+        first = set_quantities_body(sb, 11, key="key-1")
+        answer = payload(graphql(sb, first))
+        again = graphql(sb, first)  # a replay after a lost answer
+
+        assert payload(again) == answer and len(sb.world.overlay.stock_history) == 1
+        other = set_quantities_body(sb, 12, key="key-1")
+        assert payload(graphql(sb, other))["userErrors"] == [
+            {
+                "code": "IDEMPOTENCY_KEY_PARAMETER_MISMATCH",
+                "field": None,
+                "message": "The same idempotency key cannot be used with different operation parameters.",
+            }
+        ]
+        stale = set_quantities_body(sb, 13, change_from=-1, key="key-2")
+        assert payload(graphql(sb, stale))["userErrors"][0]["code"] == "CHANGE_FROM_QUANTITY_STALE"
+        assert payload(graphql(sb, stale))["userErrors"][0]["code"] == "IDEMPOTENCY_PREVIOUS_ATTEMPT_FAILED"
+        state = requests.get(f"{sb.base_url}/_sandbox/state", timeout=5).json()["requests"]
+        assert state["idempotent_replays"] == 1 and state["inventory_sets"] == 1 and state["stale_sets"] == 1
+        assert len(sb.world.overlay.stock_history) == 1
+
+
+def test_graphql_throttles_by_query_cost_in_an_http_200_body() -> None:
+    with sandbox() as sb:
+        costs = sb.app.state.costs
+        costs.points, costs.restore_per_second = 15.0, 0.001  # room for one call of 10 points
+        ok = graphql(sb, set_quantities_body(sb, 3, key="t-1"))
+        assert ok.json()["extensions"]["cost"] == {
+            "requestedQueryCost": 10,
+            "actualQueryCost": 10,
+            "throttleStatus": {"maximumAvailable": 15.0, "currentlyAvailable": 5.0, "restoreRate": 0.001},
+        }
+        throttled = graphql(sb, set_quantities_body(sb, 4, key="t-2"))
+        assert throttled.status_code == 200
+        body = throttled.json()
+        assert body["errors"] == [
+            {
+                "message": "Throttled",
+                "extensions": {
+                    "code": "THROTTLED",
+                    "documentation": "https://shopify.dev/api/usage/rate-limits",
+                },
+            }
+        ]
+        cost = body["extensions"]["cost"]
+        assert cost["requestedQueryCost"] == 10 and cost["actualQueryCost"] is None
+        assert 5.0 <= cost["throttleStatus"]["currentlyAvailable"] < 5.1
+        assert "data" not in body and len(sb.world.overlay.stock_history) == 1
+
+        costs.points, costs.restore_per_second = 2000.0, 100.0
+        time.sleep(0.15)  # 100 points a second: room again for a call of 10
+        requests.post(
+            f"{sb.base_url}/_sandbox/graphql_throttle", json={"next": 2}, timeout=5
+        ).raise_for_status()
+        codes = [graphql(sb, set_quantities_body(sb, 4, key="t-3")).json().get("errors") for _ in range(3)]
+        assert [c[0]["extensions"]["code"] if c else None for c in codes] == ["THROTTLED", "THROTTLED", None]
+        state = requests.get(f"{sb.base_url}/_sandbox/state", timeout=5).json()
+        assert state["requests"]["throttled"] == 3 and state["graphql_throttle_next"] == 0
+
+
+def test_access_scopes_are_served_to_the_token_and_can_be_changed(shop: RunningSandbox) -> None:
+    scopes = get(shop, "/admin/oauth/access_scopes.json").json()["access_scopes"]
+    assert {"handle": "read_orders"} in scopes and {"handle": "read_all_orders"} in scopes
+    assert get(shop, "/admin/oauth/access_scopes.json", token="shpat_wrong").status_code == 401
+    bad = requests.post(f"{shop.base_url}/_sandbox/access_scopes", json={"access_scopes": "x"}, timeout=5)
+    assert bad.status_code == 400
+
+
 # ------------------------------------------------------------------------------------------ a living stream
 
 
@@ -341,14 +573,14 @@ def test_orders_evolve_as_the_clock_advances() -> None:
             if any(e.at > now.timestamp() for e in sb.world.get(i).events)
         )
         order_id = renderer.order_id(index)
-        before = get(sb, f"/admin/api/2024-10/orders/{order_id}.json").json()["order"]
+        before = get(sb, f"{API_PREFIX}/orders/{order_id}.json").json()["order"]
         count_before = get(sb, COUNT, status="any").json()["count"]
         next_order_id = renderer.order_id(sb.world.order_count())
-        assert get(sb, f"/admin/api/2024-10/orders/{next_order_id}.json").status_code == 404
+        assert get(sb, f"{API_PREFIX}/orders/{next_order_id}.json").status_code == 404
 
         clock = requests.post(f"{sb.base_url}/_sandbox/clock", json={"advance_seconds": 3 * 86400}, timeout=5)
         assert clock.ok and clock.json()["frozen"] is True
-        after = get(sb, f"/admin/api/2024-10/orders/{order_id}.json").json()["order"]
+        after = get(sb, f"{API_PREFIX}/orders/{order_id}.json").json()["order"]
         assert shop_time(after["updated_at"]) > shop_time(before["updated_at"])
         changed = {
             k
@@ -357,7 +589,7 @@ def test_orders_evolve_as_the_clock_advances() -> None:
         }
         assert changed, "an event that happened changes what the order shows"
         assert get(sb, COUNT, status="any").json()["count"] == count_before + 3 * 86400 // INTERVAL.seconds
-        assert get(sb, f"/admin/api/2024-10/orders/{next_order_id}.json").status_code == 200
+        assert get(sb, f"{API_PREFIX}/orders/{next_order_id}.json").status_code == 200
         # The updated window now finds the order by its new updated_at.
         at = after["updated_at"]
         window = get(sb, ORDERS, status="any", limit=250, updated_at_min=at, updated_at_max=at).json()[
@@ -377,10 +609,10 @@ def test_same_seed_same_payload_other_seed_other_payload() -> None:
 
 def test_single_order_and_404(shop: RunningSandbox) -> None:
     listed = get(shop, ORDERS, status="any", limit=1).json()["orders"][0]
-    single = get(shop, f"/admin/api/2024-10/orders/{listed['id']}.json")
+    single = get(shop, f"{API_PREFIX}/orders/{listed['id']}.json")
     assert single.status_code == 200 and single.json() == {"order": listed}
     for missing in (listed["id"] + 1, 450789469, "abc"):
-        response = get(shop, f"/admin/api/2024-10/orders/{missing}.json")
+        response = get(shop, f"{API_PREFIX}/orders/{missing}.json")
         assert response.status_code == 404 and response.json() == {"errors": "Not Found"}
 
 

@@ -7,10 +7,12 @@ Airflow retries it) without landing half-checked data; credentials never reach e
 from __future__ import annotations
 
 import gc
+import logging
 import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import requests
 from hub_configs import hub_config
 from sqlalchemy import text
 
@@ -22,6 +24,7 @@ from connectors.errors import AuthError, ConnectorError, TransientError
 from sandbox.clock import Clock
 from sandbox.server import run_sandbox
 from warehouse import exceptions as exception_queue
+from warehouse.health import channel_health
 from warehouse.stock import ledger_drift, oversold
 
 NOW = datetime(2026, 11, 21, 9, 0, tzinfo=UTC)
@@ -125,6 +128,56 @@ def test_a_bad_token_is_an_auth_error_without_the_token(engine, shop):
     assert caught.value.status == 401
     assert wrong not in str(caught.value) and wrong not in repr(caught.value)
     assert shop.access_token not in str(caught.value)
+
+
+def test_a_backfill_past_60_days_without_read_all_orders_warns_in_the_log_the_run_and_the_page(
+    engine, caplog
+):
+    from plugins.channelhub_plugin import _health_table
+
+    now = datetime.now(UTC).replace(microsecond=0)  # the hub tells "60 days ago" by its own clock
+    horizon = now - timedelta(days=60)
+    old = (now - timedelta(days=65), now - timedelta(days=55))
+    with run_sandbox(
+        "shopify",
+        seed=9,
+        start=now - timedelta(days=70),
+        interval=timedelta(hours=6),
+        clock=Clock.frozen(now),
+    ) as sb:
+        scopes = f"{sb.base_url}/_sandbox/access_scopes"
+        requests.post(scopes, json={"access_scopes": ["read_orders", "write_inventory"]}, timeout=5)
+        channel = make_channel(engine, sb, "pipe_visibility")
+        caplog.set_level(logging.WARNING, logger="channelhub.sync")
+
+        backfill = sync_orders(engine, channel, *old, credentials=credentials(sb))
+
+        [warning] = backfill.warnings
+        assert warning.code == "order_visibility_limit" and "read_all_orders" in warning.message
+        [logged] = [r for r in caplog.records if r.name == "channelhub.sync" and r.levelno == logging.WARNING]
+        assert "order_visibility_limit" in logged.getMessage() and channel.code in logged.getMessage()
+        assert backfill.as_dict()["warnings"] == [warning.as_dict()]
+        visible = [s for s in sb.world.updated_between(*old) if s.order.created_at >= horizon]
+        assert backfill.fetched == len(visible) < len(list(sb.world.updated_between(*old)))
+        with engine.connect() as conn:
+            [row] = [r for r in channel_health(conn) if r["channel"] == channel.code]
+        assert row["warnings"] == [warning.as_dict()]
+        page = _health_table([row])
+        assert "order_visibility_limit" in page and "read_all_orders" in page
+
+        # A later run of the channel without the warning clears it from the page.
+        assert (
+            sync_orders(engine, channel, now - timedelta(hours=2), now, credentials=credentials(sb)).warnings
+            == []
+        )
+        with engine.connect() as conn:
+            [row] = [r for r in channel_health(conn) if r["channel"] == channel.code]
+        assert row["warnings"] == [] and "order_visibility_limit" not in _health_table([row])
+
+        # Granted read_all_orders, the same backfill sees every order and says nothing.
+        requests.post(scopes, json={"access_scopes": ["read_orders", "read_all_orders"]}, timeout=5)
+        again = sync_orders(engine, channel, *old, credentials=credentials(sb))
+        assert again.warnings == [] and again.fetched == len(list(sb.world.updated_between(*old)))
 
 
 def test_prefetched_pages_keep_their_order_and_the_fetch_error_comes_after_them():

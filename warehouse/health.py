@@ -1,5 +1,6 @@
-"""Per channel, what ops look at first: the last good sync and how far behind it is, recent orders, open
-exceptions by reason (the ChannelHub page in the Airflow UI and the stale-sync alert read it); and which
+"""Per channel, what ops look at first: the last good sync and how far behind it is, what its last run warned
+of, recent orders, open exceptions by reason (the ChannelHub page in the Airflow UI and the stale-sync alert
+read it); and which
 alerts are open, so each problem is notified when it starts and when it ends, not on every check."""
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ SELECT c.code AS channel, c.platform,
        s.last_run_at AS last_good_sync,
        s.watermark,
        extract(epoch FROM now() - s.watermark)::float AS lag_seconds,
+       coalesce(s.last_counts->'warnings', '[]'::jsonb) AS warnings,
        (SELECT count(*) FROM orders o
          WHERE o.channel_id = c.id AND o.created_at >= now() - interval '1 hour') AS orders_last_hour,
        (SELECT count(*) FROM orders o
@@ -33,9 +35,10 @@ SELECT c.code AS channel, c.platform,
 def channel_health(conn: Connection) -> list[dict[str, Any]]:
     """One dict per channel: channel, platform, last_good_sync (when the last sync run finished, None before
     the first), watermark (the end of the newest window pulled), lag_seconds (now - watermark),
-    orders_last_hour / orders_last_day (by the platform's creation time), open_exceptions ({reason: n})."""
+    orders_last_hour / orders_last_day (by the platform's creation time), open_exceptions ({reason: n}),
+    warnings (the last run's ``[{code, message}]``: a run without any clears them)."""
     return [
-        {**row._mapping, "open_exceptions": dict(row.open_exceptions)}
+        {**row._mapping, "open_exceptions": dict(row.open_exceptions), "warnings": list(row.warnings)}
         for row in conn.execute(text(HEALTH_SQL))
     ]
 
