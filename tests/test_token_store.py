@@ -53,12 +53,12 @@ def test_a_refused_token_is_replaced_once_and_an_expired_one_renewed(engine):
     def fetch() -> tuple[str, float]:
         return f"t{next(counter)}", time.time() + 3600
 
-    first = store.renew("k-refused", None, fetch, time.time)
-    assert store.renew("k-refused", None, fetch, time.time) == first  # usable: kept
-    second = store.renew("k-refused", first[0], fetch, time.time)  # refused by the platform: replaced
-    assert second[0] == "t2"
+    first, _ = store.renew("k-refused", None, fetch, time.time)
+    assert store.renew("k-refused", None, fetch, time.time)[0] == first  # usable: kept
+    second, _ = store.renew("k-refused", first, fetch, time.time)  # refused by the platform: replaced
+    assert second == "t2"
     # A second process that also saw t1 refused gets t2, not a third token (which would revoke t2).
-    assert store.renew("k-refused", first[0], fetch, time.time) == second
+    assert store.renew("k-refused", first, fetch, time.time)[0] == second
     later = store.renew("k-refused", None, fetch, lambda: time.time() + 7200)  # t2 expired by then
     assert later[0] == "t3"
     with engine.connect() as conn:
