@@ -305,6 +305,9 @@ class YouzanConnector(Connector):
         page_size = min(page_size, MAX_PAGE_SIZE)
         connector_cls: type[YouzanConnector] = cls
         codes = frozenset(str(code) for code in throttle_codes) if throttle_codes is not None else None
+        if codes and (clash := sorted(codes & (TOKEN_EXPIRED_CODES | TOKEN_REFUSED_CODES))):
+            # A token refusal taken for a throttle is waited out instead of renewed (4203 once was).
+            raise ValueError(f"throttle_codes must not name token or credential codes: {', '.join(clash)}")
         if (codes is not None and codes != DEFAULT_THROTTLE_CODES) or page_size != MAX_PAGE_SIZE:
             # The spec is data: a connection with its own page size or throttle codes gets its own copy.
             orders = cls.spec.endpoints["orders"]

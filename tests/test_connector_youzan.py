@@ -329,3 +329,8 @@ def test_orders_moving_inside_the_window_mid_walk_all_come_back_at_their_newest(
         shop.faults.clear()
         expected = in_window(shop, MOVING_START, end)
     assert {tid: newest.get(tid) for tid in expected} == expected
+
+
+def test_throttle_codes_may_not_name_a_token_code(shop) -> None:
+    with pytest.raises(ValueError, match="4203"):
+        connect(shop, throttle_codes=["4101", "4203"])
