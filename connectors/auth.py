@@ -257,6 +257,12 @@ class TokenEndpoint:
     ``params``/``json`` are templates: put ``Cred("appid")`` where a credential goes. The token sits at
     ``token_path`` (dotted) in the response; its lifetime is either ``expires_in_path`` (seconds from now) or
     ``expires_at_path`` (absolute epoch, ``expires_at_unit`` seconds per unit: 0.001 for milliseconds).
+
+    ``force_new_json``: for an endpoint that hands back the token it already issued while that one is valid
+    and issues a new one (revoking the old) only when told so (Youzan ``refresh: true``). ``json`` then asks
+    without forcing, so no renewal ever revokes a token another process is using; the request is repeated
+    with these fields merged in only when the answer is the very token the platform just refused, or one
+    that expires within ``refresh_margin_seconds``.
     """
 
     path: str
@@ -269,6 +275,7 @@ class TokenEndpoint:
     expires_at_unit: float = 1.0
     default_lifetime_seconds: float = 3600.0
     refresh_margin_seconds: float = 300.0  # renew this long before the stated expiry (clock skew, slow calls)
+    force_new_json: Mapping[str, Any] | None = None
 
 
 class TokenStore(Protocol):
@@ -376,7 +383,26 @@ class _TokenFromEndpoint(Authenticator):
         self._token, self._sealed, self._expires_at, self._refused = Secret(token), sealed, expires_at, None
 
     def _fetch(self, client: HttpClient) -> tuple[str, float]:
-        """A new token from the platform, sealed, with the instant to stop using it."""
+        """A usable token from the platform, sealed, with the instant to stop using it."""
+        endpoint = self._endpoint
+        token, sealed, use_until = self._request_token(client, endpoint.json)
+        if endpoint.force_new_json is not None and (
+            use_until <= self._clock() or (self._refused is not None and token == self._unseal(self._refused))
+        ):
+            # The endpoint handed back the refused (or expiring) token: only forcing brings a new one.
+            token, sealed, use_until = self._request_token(
+                client, {**(endpoint.json or {}), **endpoint.force_new_json}
+            )
+        return sealed, use_until
+
+    def _unseal(self, sealed: str) -> str | None:
+        try:
+            return self._fernet.decrypt(sealed.encode()).decode()
+        except InvalidToken:
+            return None
+
+    def _request_token(self, client: HttpClient, json: Mapping[str, Any] | None) -> tuple[str, str, float]:
+        """(token, sealed token, the instant to stop using it) from one request to the token endpoint."""
         from connectors.http import dig
 
         endpoint = self._endpoint
@@ -384,7 +410,7 @@ class _TokenFromEndpoint(Authenticator):
             endpoint.method,
             endpoint.path,
             params=render_template(dict(endpoint.params), self._credentials),
-            json=render_template(endpoint.json, self._credentials) if endpoint.json is not None else None,
+            json=render_template(json, self._credentials) if json is not None else None,
             authenticate=False,
             rooted=True,
             idempotent=True,
@@ -405,7 +431,7 @@ class _TokenFromEndpoint(Authenticator):
             lifetime = float(expires_at) * endpoint.expires_at_unit - now
         self.fetch_count += 1
         sealed = self._fernet.encrypt(token.encode()).decode("ascii")
-        return sealed, now + max(lifetime - endpoint.refresh_margin_seconds, 0.0)
+        return token, sealed, now + max(lifetime - endpoint.refresh_margin_seconds, 0.0)
 
     def apply(self, request: Request) -> None:
         if self._token is None:

@@ -40,7 +40,7 @@ import requests
 
 from connectors.auth import AuthSpec, Secret, TokenStore
 from connectors.errors import ConnectorError, MalformedResponse, PageCapExceeded, TransientError
-from connectors.http import ErrorPolicy, HttpClient, NoThrottle, Request, RetryPolicy, Throttle, dig
+from connectors.http import ErrorPolicy, HttpClient, NoThrottle, Path, Request, RetryPolicy, Throttle, dig
 from connectors.paginators import Page, Paginator, SinglePage
 from connectors.windows import WindowSpec, bisect_window
 
@@ -69,7 +69,8 @@ class Endpoint:
     path: relative to the platform's base path; ``{name}`` placeholders are filled from path parameters.
     params/json: static query parameters / JSON body (window, paging and auth values are added per request).
     records_path: dotted path of the records in the body (``"orders"``, ``"data.full_order_info_list"``);
-        None means the whole body.
+        None means the whole body; a tuple names alternatives, the first present wins (Youzan's 4.x
+        ``data.*`` and 3.0.0 ``response.*`` envelopes).
     idempotent: whether replaying after an ambiguous failure is safe; None = decided by the HTTP method.
         Read-only POST endpoints (WeChat, Youzan) declare True.
     record_key: dotted path of a record's identity (``"id"``, ``"full_order_info.order_info.tid"``); None
@@ -80,7 +81,7 @@ class Endpoint:
     method: str = "GET"
     params: Mapping[str, Any] = field(default_factory=dict)
     json: Mapping[str, Any] | None = None
-    records_path: str | None = None
+    records_path: Path | None = None
     paginator: Paginator = field(default_factory=SinglePage)
     window: WindowSpec | None = None
     idempotent: bool | None = None

@@ -10,7 +10,8 @@ What a platform *declares* (``ErrorPolicy``, ``RateLimitSignal``, a ``Throttle``
   in an HTTP-200 body (WeChat errcode 45011, Taobao code 7), sleeping for the hint and trying again;
 - keeps under the platform's budget before it is hit (``LeakyBucketThrottle`` reads Shopify's
   ``X-Shopify-Shop-Api-Call-Limit: used/size``; ``RequestRateThrottle`` spaces calls where no header says);
-- refreshes an expired short-lived token once and replays the request (WeChat 40001/42001, Youzan 4201);
+- refreshes an expired short-lived token once and replays the request (WeChat 40001/42001, Youzan
+  4201/4202/4203);
 - turns everything else into typed errors (``connectors.errors``) carrying status, the platform's error text
   and the request id, with every credential masked: not in messages, reprs, URLs or log records.
 """
@@ -53,11 +54,23 @@ log = logging.getLogger(__name__)
 _IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 
 
-def dig(data: Any, path: str | None, default: Any = None) -> Any:
+Path = str | tuple[str, ...]  # a dotted path, or alternatives tried in order (the first present wins)
+_ABSENT = object()
+
+
+def dig(data: Any, path: Path | None, default: Any = None) -> Any:
     """Value at a dotted path (``"data.full_order_info_list"``) in nested dicts; a numeric part indexes a
-    list (``"errors.0.extensions.code"``, GraphQL's error list); None path: the whole."""
+    list (``"errors.0.extensions.code"``, GraphQL's error list); None path: the whole. A tuple of paths
+    names alternatives where one platform answers in more than one shape (Youzan's 4.x ``data.*`` and 3.0.0
+    ``response.*``): the first one present is taken."""
     if path is None:
         return data
+    if isinstance(path, tuple):
+        for alternative in path:
+            found = dig(data, alternative, _ABSENT)
+            if found is not _ABSENT:
+                return found
+        return default
     current = data
     for key in path.split("."):
         if isinstance(current, Mapping):
@@ -191,7 +204,7 @@ class ErrorPolicy:
     )  # refresh the token once and replay (WeChat 40001/42001)
     transient_codes: frozenset[str] = frozenset()  # "system busy, retry" in a 200 body (WeChat -1)
     request_id_header: str | None = "X-Request-Id"
-    request_id_path: str | None = None  # in the body: Youzan trace_id, Taobao error_response.request_id
+    request_id_path: Path | None = None  # in the body: Youzan trace_id, Taobao error_response.request_id
 
     def body_error(self, body: Any) -> tuple[str | None, str | None]:
         """The first (code, message) a shape finds; code None when no shape sees an error code."""

@@ -9,7 +9,9 @@ records out of the body), so a paginator only decides *which request comes next*
   or a ``has_more`` flag; a page cap (Youzan ``page_no <= 100``) raises ``PageCapExceeded`` so the framework
   narrows the window; ``backwards=True`` reads the last page first (Taobao, Youzan: results sorted newest
   first shift while you page; reading from the end turns a would-be miss into a harmless duplicate). A
-  total of results (``records_total``) lets the framework notice a walk that still came back short.
+  total of results (``records_total``) lets the framework notice a walk that still came back short. Body
+  paths may name alternatives (a tuple: the first present wins), for a platform whose versions state the
+  same total in different places (Youzan ``data.total_results``, ``data.paginator.total_count``).
 - ``CursorPaginator``: opaque cursor + ``has_more`` (WeChat ``next_key``), in the query or the JSON body.
 """
 
@@ -22,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from connectors.errors import ConnectorError, MalformedResponse, PageCapExceeded
-from connectors.http import ApiResponse, Request, dig
+from connectors.http import ApiResponse, Path, Request, dig
 
 Location = Literal["query", "body"]
 
@@ -84,7 +86,15 @@ class LinkHeaderPaginator(Paginator):
 @dataclass(frozen=True)
 class PageNumberPaginator(Paginator):
     """Numbered pages. Say how the end is known: ``total_pages_*``, ``total_results_*`` or ``has_more_path``;
-    with none of them the walk stops at the first short page."""
+    with none of them the walk stops at the first short page. A total wins over ``has_more_path`` when an
+    answer carries both.
+
+    A backwards walk needs the number of pages before its first read. From a total it is arithmetic; from
+    ``has_more_path`` alone (the answer only says whether a next page exists) the last page is found by
+    asking pages 2, 4, 8, ... until one says no more (or the page cap, itself still saying more, raises
+    ``PageCapExceeded``), then bisecting: about 2 log2(pages) extra requests per listing. Such a listing
+    gives no total, so ``records_total`` is None and a walk that came back short cannot be noticed: declare
+    the total paths first wherever the platform may state one."""
 
     page_param: str = "page"
     size_param: str | None = "per_page"
@@ -92,10 +102,10 @@ class PageNumberPaginator(Paginator):
     first_page: int = 1
     location: Location = "query"
     total_pages_header: str | None = None  # WooCommerce X-WP-TotalPages
-    total_pages_path: str | None = None
+    total_pages_path: Path | None = None
     total_results_header: str | None = None  # WooCommerce X-WP-Total
-    total_results_path: str | None = None  # Youzan data.total_results, Taobao ..._response.total_results
-    has_more_path: str | None = None  # Taobao has_next
+    total_results_path: Path | None = None  # Youzan data.total_results, Taobao ..._response.total_results
+    has_more_path: Path | None = None  # Taobao has_next, Youzan data.paginator.has_next
     max_page: int | None = None  # Youzan 100
     backwards: bool = False
 
@@ -116,7 +126,7 @@ class PageNumberPaginator(Paginator):
         return None if results is None else math.ceil(results / self.page_size)
 
     @staticmethod
-    def _read(response: ApiResponse, header: str | None, path: str | None) -> Any:
+    def _read(response: ApiResponse, header: str | None, path: Path | None) -> Any:
         if header and (value := response.headers.get(header)) is not None:
             return value
         return dig(response.body, path) if path else None
@@ -157,8 +167,11 @@ class PageNumberPaginator(Paginator):
     def _backwards(self, fetch: Fetch, first: Request) -> Iterator[Page]:
         probe = fetch(self._request(first, self.first_page))
         total_pages = self._total_pages(probe.response)
+        ready: Page | None = None  # the last page, when finding it was the latest read
         if total_pages is None:
-            raise ConnectorError("backwards paging needs a total (pages or results) in the first answer")
+            if self.has_more_path is None:
+                raise ConnectorError("backwards paging needs a total (pages or results) in the first answer")
+            total_pages, ready = self._count_pages(fetch, first, probe)
         self._check_cap(total_pages, probe.response)
         if total_pages <= 1:
             yield Page(probe.records, probe.response, self.first_page)
@@ -167,8 +180,49 @@ class PageNumberPaginator(Paginator):
         # leaving the window while we walk shift later records towards it.
         last = self.first_page + total_pages - 1
         for number in range(last, self.first_page - 1, -1):
-            page = fetch(self._request(first, number))
+            if ready is not None and ready.number == number:
+                # Read just now while counting: asked for again at once it would look like a page served
+                # again (the framework's lagging-cache check), so it is taken as it is.
+                page, ready = ready, None
+            else:
+                page = fetch(self._request(first, number))
             yield Page(page.records, page.response, number)
+
+    def _more(self, page: Page) -> bool:
+        return bool(page.records) and bool(dig(page.response.body, self.has_more_path))
+
+    def _count_pages(self, fetch: Fetch, first: Request, probe: Page) -> tuple[int, Page | None]:
+        """Pages of a listing that states only ``has_more_path``, and the page read last if it is the last
+        one. ``more(k)`` (page k says a next page exists) holds for every page before the last: double k
+        until it fails, then bisect."""
+        if not self._more(probe):
+            return 1, None
+        more, beyond = 1, None  # pages counted from 1: page ``more`` says more follow, page ``beyond`` not
+        latest = probe
+        while beyond is None:
+            k = more * 2 if self.max_page is None else min(more * 2, self.max_page - self.first_page + 1)
+            if k == more:  # the page cap itself still says more
+                raise PageCapExceeded(f"more than {self.max_page} pages", url=latest.response.url)
+            latest = self._read_page(fetch, first, k)
+            if self._more(latest):
+                more = k
+            else:
+                beyond = k
+        while beyond - more > 1:
+            k = (more + beyond) // 2
+            latest = self._read_page(fetch, first, k)
+            if self._more(latest):
+                more = k
+            else:
+                beyond = k
+        last = self.first_page + beyond - 1
+        return beyond, latest if latest.number == last else None
+
+    def _read_page(self, fetch: Fetch, first: Request, k: int) -> Page:
+        """The k-th page (counted from 1), numbered as the platform numbers it."""
+        number = self.first_page + k - 1
+        page = fetch(self._request(first, number))
+        return Page(page.records, page.response, number)
 
 
 @dataclass(frozen=True)

@@ -1,20 +1,34 @@
-"""Youzan 有赞云 Open API as a declaration, plus the one hook it needs (de-duplication by tid).
+"""Youzan 有赞云 Open API as a declaration, plus the hooks it needs (de-duplication by tid, pushes).
 
-Wire facts (docs/platform-contracts.md §4):
+Wire facts (sources and what is unconfirmed: docs/platform-notes.md, Youzan):
 - Token: ``POST /auth/token`` with JSON ``{client_id, client_secret, authorize_type: "silent", grant_id:
-  <kdt_id>, refresh: true}`` (a self-use app); the answer's ``data.expires`` is an absolute time in epoch
-  **milliseconds**. The token travels only as ``?access_token=`` (a header or a body field is refused).
+  <kdt_id>, refresh}`` (a self-use app); the answer's ``data.expires`` is an absolute time in epoch
+  **milliseconds**, 7 days on. ``refresh: false`` hands back the shop's current token while it is valid (a
+  new one only once it expired); ``refresh: true`` issues a new one and the old one stops working (at once
+  or within the hour: Youzan's pages disagree, so at once is assumed). So the connector always asks with
+  ``refresh: false``: twenty processes renewing at once get the same token and revoke nothing. It forces
+  (``refresh: true``) only when the answer is the very token just refused, or one about to expire; the
+  hub's warehouse token store (``channelhub.platforms.channel_connector(..., engine=)``) makes that one
+  request for every process. The token travels only as ``?access_token=`` (a header or a body field is as
+  good as none).
 - Calls: ``POST /api/{method}/{version}?access_token=...`` with a JSON body of business parameters.
-- Errors come in three shapes, all possibly with HTTP 200: the gateway's ``{"gw_err_resp":{"err_code",
-  "err_msg"}}`` (4201 "非法的请求凭证": an expired or invalid token -> refresh once and replay), the >= 4.0
-  envelope ``{"success": false, "code", "message", "data"}`` whose ``data`` may still hold an empty list (so
-  ``success`` is checked, never the list alone), and the 3.x ``{"error_response":{"code","msg"}}``.
-- Throttling is a gateway code in an HTTP-200 body; Youzan does not document it, so the codes are
-  configurable (connection extra ``throttle_codes``; default ``DEFAULT_THROTTLE_CODES``).
+- Errors come in four shapes, all with HTTP 200: the token endpoint's ``{"success": false, "code", "message",
+  "data": null}`` (1103 "Client 不存在" for an unknown client_id; 1000 a wrong secret, 1004/1005/1105 other
+  grant problems: credentials refused, ``AuthError`` at once); the gateway's ``{"gw_err_resp": {"err_code",
+  "err_msg", "trace_id"}}`` (4201 no or unusable token, 4202 token expired, 4203 "Token 不存在": refresh
+  once and replay; 4204 no permission: ``AuthError``; 4101 throttled); the >= 4.0 envelope ``{"success":
+  false, "code", "message", "data"}`` whose ``data`` may still hold an empty list (so ``success`` is checked,
+  never the list alone); and the 3.x ``{"error_response": {"code", "msg"}}``, whose success is ``{"response":
+  {...}}`` where 4.x has ``{"data": {...}}``: the 3.0.0 endpoints read either.
+- Throttling is a code in an HTTP-200 body: 4101 (gateway), 500100004 and 123000042 ("请求被限流") per
+  Youzan's throttling page [S]; configurable per connection (``extra.throttle_codes``), the token codes never
+  among the defaults.
 - ``youzan.trades.sold.get`` 4.0.4: ``start_update``/``end_update`` as ``"yyyy-MM-dd HH:mm:ss"`` Beijing time,
   both sent (an incomplete pair is silently ignored by Youzan), span <= 3 months (we split at 90 days);
-  ``page_no`` 1..100 and ``page_size`` <= 100, so one window reaches at most 10,000 orders: when
-  ``data.total_results`` says more, the framework halves the window until each half fits.
+  ``page_no`` 1..100 and ``page_size`` <= 100, so one window reaches at most 10,000 orders: when its total
+  says more, the framework halves the window until each half fits. The total is ``data.total_results``
+  (4.0.0's model) or ``data.paginator.total_count``; an answer with only ``data.paginator.has_next`` is
+  paged too (the last page found by probing, ``connectors.paginators``) [U: which shape 4.0.4 answers].
 - Pages shift while orders change: results are sorted by update time, newest first, so an order updated
   while we page leaves the window (its new time is past the window's end) and every older order moves one
   place towards page 1. Reading pages 1, 2, 3... then skips one (the fault matrix's "updates between pages"
@@ -24,23 +38,27 @@ Wire facts (docs/platform-contracts.md §4):
 
 Each record yielded is one item of ``data.full_order_info_list``: ``{"full_order_info": {...}, ...}``.
 
-Pushes (§4.4, §4.5; ``connectors.pushes`` for the result contract):
+Pushes (``connectors.pushes`` for the result contract):
 - ``push_shipment``: carriers map to Youzan express ids read from ``youzan.logistics.express.get`` 3.0.0
-  (``data.allExpress[{id, name, display}]``, fetched once per connector): the hub's name ("SF", "YTO", "UPS")
+  (``allExpress[{id, name, display}]``, fetched once per connector): the hub's name ("SF", "YTO", "UPS")
   goes through ``CARRIER_ALIASES`` to the Chinese display name, which is matched against the live list (a
   carrier already named as Youzan names it, or given as a listed id, matches directly). No match: rejected,
   nothing sent. The trade is read first (``youzan.trade.get``) because Youzan's ``online.confirm`` takes
-  sub-order ids, not quantities: it ships every open unit of each oid. So a line must carry exactly the
-  sub-order's open units (``num`` - refunded); fewer or more is rejected with a clear detail, and lines
-  already in a delivery with this waybill make the push ``already_done`` without a write. Then ``POST
-  youzan.logistics.online.confirm`` 3.0.0 ``{tid, out_stype, out_sid, oids: "oid1,oid2"}`` (oids always
-  named, so nothing the hub did not pack ships). Its refusals are rejections with Youzan's words:
-  102570007 already shipped (after a re-read: ``already_done`` when every oid shipped with this waybill,
-  for a push that raced another), 102570020 nothing shippable, 105000016 no such order, 105000003 bad
-  waybill. The confirm is not idempotent: the client replays it only after a throttle or a connect timeout;
-  a lost answer raises, and the next attempt's read finds the shipment and answers ``already_done``.
-- ``update_tracking``: a new waybill for lines already shipped, through ``youzan.logistics.online.update``
-  3.0.0 ``{tid, trade_express_modify: [{dist_id, express_id, express_no}]}`` on their packages.
+  sub-order ids, not quantities: it ships every open unit of each oid. Lines already in a delivery with this
+  waybill make the push ``already_done`` without a write. A correction (``previous_tracking_number``) whose
+  sub-orders shipped with the previous waybill changes that package's waybill with
+  ``youzan.logistics.online.update`` 3.0.0 ``{tid, trade_express_modify: [{dist_id, express_id,
+  express_no}]}`` (Youzan allows it only once the whole order has shipped; its refusal is a rejection); a
+  previous waybill that never reached Youzan is shipped as new. Otherwise a line must carry exactly the
+  sub-order's ``num`` units when no refund touched it (fewer or more is rejected with a clear detail); for a
+  refunded sub-order Youzan itself knows what is left to ship (the trade gives no unit counts), so only more
+  than ``num`` is refused here. Then ``POST youzan.logistics.online.confirm`` 3.0.0 ``{tid, out_stype,
+  out_sid, oids: "oid1,oid2"}`` (oids always named, so nothing the hub did not pack ships). Its refusals are
+  rejections with Youzan's words: 102570007 already shipped (after a re-read: ``already_done`` when every
+  oid shipped with this waybill, for a push that raced another), 102570020 nothing shippable, 105000016 no
+  such order, 105000003 bad waybill. The confirm is not idempotent: the client replays it only after a
+  throttle or a connect timeout; a lost answer raises, and the next attempt's read finds the shipment and
+  answers ``already_done``.
 - ``set_stock``: ``youzan.item.quantity.update`` 3.0.0 ``{item_id, sku_id (omitted for single-spec items),
   quantity, type: 0}`` (a full set, so replaying it is safe). Youzan has **no compare-and-set**, so
   ``expected_current`` is not enforced: the set is unconditional and the result says so
@@ -59,7 +77,6 @@ from typing import TYPE_CHECKING, Any
 
 import requests
 
-from channelhub.canonical import MappingError
 from connectors.auth import Cred, Secret, TokenEndpoint, TokenEndpointAuth, TokenStore
 from connectors.errors import ApiError, AuthError, QuotaExhausted
 from connectors.framework import Connector, Endpoint, PlatformSpec
@@ -67,7 +84,6 @@ from connectors.http import ErrorPolicy, ErrorShape, RateLimitSignal, RequestRat
 from connectors.paginators import PageNumberPaginator
 from connectors.pushes import PushResult, ShipmentLine, ShipmentPush, StockPush
 from connectors.windows import CHINA_WALL_TIME, WindowSpec
-from mappings.youzan import map_order
 
 if TYPE_CHECKING:
     from channelhub.config import ChannelConfig
@@ -78,10 +94,16 @@ TRADE_GET_VERSION = "4.0.0"
 MAX_PAGE_SIZE = 100
 MAX_PAGE_NO = 100
 MAX_WINDOW = timedelta(days=90)  # "3 months" is never shorter than 89 days; 90 keeps every split legal
-DEFAULT_THROTTLE_CODES = frozenset({"4203"})  # [U] undocumented; override per connection
+# "Too many requests": the gateway's 4101 and the two "请求被限流" business codes of Youzan's throttling
+# page [S]; never a token code (4203 once stood here and made an unknown token look like a throttle).
+DEFAULT_THROTTLE_CODES = frozenset({"4101", "500100004", "123000042"})
 DEFAULT_REQUESTS_PER_SECOND = 10.0  # [U] order-API QPS is per capability pack and undocumented
-TOKEN_EXPIRED_CODES = frozenset({"4201"})
-TOKEN_REFUSED_CODES = frozenset({"4001", "4002"})  # the token endpoint refusing client or shop [U]
+# Refresh the token once and replay: 4201 no usable token, 4202 expired [S], 4203 "Token 不存在" [C: probe].
+TOKEN_EXPIRED_CODES = frozenset({"4201", "4202", "4203"})
+# Refused for good, refreshing will not help: /auth/token's 1000 wrong secret, 1004 grant expired, 1005 bad
+# code, 1103 unknown client or no grant for the shop [C: probe, for an unknown client], 1105 wrong app type;
+# the gateway's 4204 no permission for the API [S].
+TOKEN_REFUSED_CODES = frozenset({"1000", "1004", "1005", "1103", "1105", "4204"})
 TRANSIENT_CODES = frozenset(
     {
         "106000001",  # timeout, retry [S]
@@ -92,6 +114,7 @@ TRANSIENT_CODES = frozenset(
 ALREADY_SHIPPED = "102570007"
 LOGISTICS_VERSION = "3.0.0"
 ITEM_VERSION = "3.0.0"
+REFUND_SUCCESS = 60
 # The hub's carrier names (as warehouses report them) -> the names Youzan's express list uses.
 CARRIER_ALIASES: dict[str, str] = {
     "SF": "顺丰速运",
@@ -138,8 +161,13 @@ def _errors(throttle_codes: Iterable[str]) -> ErrorPolicy:
         token_expired_codes=TOKEN_EXPIRED_CODES,
         transient_codes=TRANSIENT_CODES,
         request_id_header=None,
-        request_id_path="trace_id",
+        request_id_path=("trace_id", "gw_err_resp.trace_id", "request_id"),
     )
+
+
+def _v3(path: str) -> tuple[str, str]:
+    """A 3.0.0 answer's ``path`` in either envelope: ``data`` (as 4.x answers) or ``response`` (3.x) [U]."""
+    return f"data.{path}", f"response.{path}"
 
 
 YOUZAN = PlatformSpec(
@@ -153,13 +181,14 @@ YOUZAN = PlatformSpec(
                 "client_secret": Cred("client_secret"),
                 "authorize_type": "silent",
                 "grant_id": Cred("kdt_id"),
-                "refresh": True,
+                "refresh": False,  # the shop's current token while it is valid: renewing revokes nothing
             },
             token_path="data.access_token",
             expires_in_path=None,
             expires_at_path="data.expires",
             expires_at_unit=0.001,  # epoch milliseconds
             default_lifetime_seconds=7 * 86400,
+            force_new_json={"refresh": True},  # a new token, the old one revoked
         ),
         param="access_token",
     ),
@@ -178,7 +207,9 @@ YOUZAN = PlatformSpec(
                 "page_no",
                 "page_size",
                 MAX_PAGE_SIZE,
-                total_results_path="data.total_results",
+                # 4.0.0's model states total_results [C: SDK]; 4.0.4 is said to carry a paginator [U]
+                total_results_path=("data.total_results", "data.paginator.total_count"),
+                has_more_path="data.paginator.has_next",
                 max_page=MAX_PAGE_NO,
                 location="body",
                 backwards=True,  # newest first: a forward walk skips an order when one leaves the window
@@ -197,7 +228,7 @@ YOUZAN = PlatformSpec(
             method="POST",
             json={},
             idempotent=True,
-            records_path="data.allExpress",
+            records_path=_v3("allExpress"),
         ),
         "ship": Endpoint(
             f"/api/youzan.logistics.online.confirm/{LOGISTICS_VERSION}",
@@ -222,7 +253,7 @@ YOUZAN = PlatformSpec(
             method="POST",
             json={},
             idempotent=True,
-            records_path="data.item",
+            records_path=_v3("item"),
         ),
     },
 )
@@ -274,6 +305,9 @@ class YouzanConnector(Connector):
         page_size = min(page_size, MAX_PAGE_SIZE)
         connector_cls: type[YouzanConnector] = cls
         codes = frozenset(str(code) for code in throttle_codes) if throttle_codes is not None else None
+        if codes and (clash := sorted(codes & (TOKEN_EXPIRED_CODES | TOKEN_REFUSED_CODES))):
+            # A token refusal taken for a throttle is waited out instead of renewed (4203 once was).
+            raise ValueError(f"throttle_codes must not name token or credential codes: {', '.join(clash)}")
         if (codes is not None and codes != DEFAULT_THROTTLE_CODES) or page_size != MAX_PAGE_SIZE:
             # The spec is data: a connection with its own page size or throttle codes gets its own copy.
             orders = cls.spec.endpoints["orders"]
@@ -350,7 +384,9 @@ class YouzanConnector(Connector):
         return key if key in ids.values() else None  # already a listed id
 
     def push_shipment(self, push: ShipmentPush) -> PushResult:
-        """Ship the push's sub-orders with its waybill (``youzan.logistics.online.confirm``)."""
+        """Ship the push's sub-orders with its waybill (``youzan.logistics.online.confirm``), or, for a
+        correction whose previous waybill Youzan shows, change that package's waybill
+        (``youzan.logistics.online.update``)."""
         if not push.lines:
             return PushResult("rejected", "a Youzan shipment names at least one sub-order (oid)")
         express_id = self.express_id(push.carrier)
@@ -367,6 +403,9 @@ class YouzanConnector(Connector):
             return PushResult(
                 "already_done", f"sub-orders already shipped with waybill {push.tracking_number}"
             )
+        previous = push.previous_tracking_number
+        if previous and previous != push.tracking_number and self._shipped_with(trade, push.lines, previous):
+            return self._update_tracking(push, trade, express_id, previous)
         problem = self._line_problem(trade, push.lines)
         if problem:
             return PushResult("rejected", problem)
@@ -390,46 +429,43 @@ class YouzanConnector(Connector):
             )
         return PushResult("pushed", f"shipped oids {oids}", extra={"oids": oids, "express_id": express_id})
 
-    def update_tracking(self, push: ShipmentPush) -> PushResult:
-        """Give the already-shipped sub-orders of ``push`` its (new) carrier and waybill
-        (``youzan.logistics.online.update`` on the packages that shipped them)."""
-        express_id = self.express_id(push.carrier)
-        if express_id is None:
-            return PushResult("rejected", f"carrier {push.carrier!r} has no Youzan express id")
-        trade = self._read_trade(push.external_order_id)
-        if isinstance(trade, PushResult):
-            return trade
+    def _update_tracking(
+        self, push: ShipmentPush, trade: dict[str, Any], express_id: str, previous: str
+    ) -> PushResult:
+        """Give the packages that carry ``previous`` for the push's sub-orders its carrier and waybill."""
         shipped = _deliveries(trade)
-        missing = [line.external_line_id for line in push.lines if not shipped.get(line.external_line_id)]
-        if missing:
-            return PushResult(
-                "rejected", f"sub-orders {', '.join(missing)} have not shipped: push the shipment"
-            )
-        if self._shipped_with(trade, push.lines, push.tracking_number):
-            return PushResult("already_done", f"sub-orders already carry waybill {push.tracking_number}")
-        # The package that completed each sub-order is the last of its delivery's dists.
         dist_ids = list(
-            dict.fromkeys(str(shipped[line.external_line_id][-1].get("dist_id")) for line in push.lines)
+            dict.fromkeys(
+                str(dist.get("dist_id"))
+                for line in push.lines
+                for dist in shipped.get(line.external_line_id, [])
+                if _waybill(dist) == previous
+            )
         )
         changes = [
             {"dist_id": d, "express_id": express_id, "express_no": push.tracking_number} for d in dist_ids
         ]
+        body = {"tid": push.external_order_id, "trade_express_modify": changes}
         try:
-            response = self.client.send(
-                self.build_request(
-                    "update_tracking", body={"tid": push.external_order_id, "trade_express_modify": changes}
-                )
-            )
+            response = self.client.send(self.build_request("update_tracking", body=body))
         except ApiError as error:
             if not _business_refusal(error):
                 raise
-            return PushResult("rejected", _refusal_detail(error))
+            return PushResult("rejected", f"waybill {previous} not changed: {_refusal_detail(error)}")
         if not _accepted(response.body):
             return PushResult(
                 "rejected", f"youzan.logistics.online.update did not confirm: {response.body!r}"
             )
         return PushResult(
-            "pushed", f"waybill of packages {', '.join(dist_ids)} updated", platform_ref=dist_ids[0]
+            "pushed",
+            f"waybill of packages {', '.join(dist_ids)}: {previous} -> {push.tracking_number}",
+            platform_ref=dist_ids[0],
+            extra={
+                "action": "update_tracking",
+                "previous_tracking_number": previous,
+                "dist_ids": ",".join(dist_ids),
+                "express_id": express_id,
+            },
         )
 
     def _read_trade(self, tid: str) -> dict[str, Any] | PushResult:
@@ -453,32 +489,37 @@ class YouzanConnector(Connector):
 
     @staticmethod
     def _line_problem(trade: dict[str, Any], lines: tuple[ShipmentLine, ...]) -> str | None:
-        """Why Youzan cannot ship these lines as asked (it ships whole sub-orders), or None."""
-        try:
-            order = map_order(trade)
-        except MappingError:
+        """Why Youzan cannot ship these lines as asked (it ships whole sub-orders), or None. Read from the
+        raw trade: each sub-order's ``num``, and whether a successful refund names it (Youzan states no
+        refunded unit counts, so a refunded sub-order is checked against ``num`` only: Youzan ships what
+        it knows is left)."""
+        info = trade.get("full_order_info") if isinstance(trade, dict) else None
+        order_info = info.get("order_info") if isinstance(info, dict) else None
+        items = info.get("orders") if isinstance(info, dict) else None
+        if not isinstance(order_info, dict) or not isinstance(items, list):
             return None  # an odd payload: let the platform judge the oids
-        if order.cancelled:
+        if order_info.get("status") == "TRADE_CLOSED":
             return None  # Youzan's own refusal names the closed trade
-        by_oid = {line.external_line_id: line for line in order.lines}
+        nums = {
+            str(item["oid"]): item.get("num")
+            for item in items
+            if isinstance(item, dict) and item.get("oid") is not None
+        }
+        refunded = _refunded_oids(trade)
+        shipped = _deliveries(trade)
         for line in lines:
-            known = by_oid.get(line.external_line_id)
-            if known is None:
-                return f"oid {line.external_line_id} is not a sub-order of trade {order.external_id}"
-            if line.external_line_id in _deliveries(trade):
-                continue  # already shipped with another waybill: Youzan's own answer says so
-            open_units = known.quantity - known.refunded_quantity
-            if open_units <= 0:
-                continue  # refunded whole: Youzan answers "nothing to ship" in its own words
-            if line.quantity > open_units:
+            oid = line.external_line_id
+            if oid not in nums:
+                return f"oid {oid} is not a sub-order of trade {order_info.get('tid')}"
+            num = nums[oid]
+            if oid in shipped or not isinstance(num, int) or isinstance(num, bool):
+                continue  # shipped with another waybill (Youzan says so), or an odd num: Youzan judges
+            if line.quantity > num:
+                return f"oid {oid}: {line.quantity} units to ship but only {num} ordered"
+            if line.quantity < num and oid not in refunded:
                 return (
-                    f"oid {line.external_line_id}: {line.quantity} units to ship but only {open_units} "
-                    f"ordered and not refunded"
-                )
-            if line.quantity < open_units:
-                return (
-                    f"oid {line.external_line_id}: Youzan ships whole sub-orders (online.confirm takes no "
-                    f"quantities); this shipment has {line.quantity} of its {open_units} open units"
+                    f"oid {oid}: Youzan ships whole sub-orders (online.confirm takes no quantities); this "
+                    f"shipment has {line.quantity} of its {num} open units"
                 )
         return None
 
@@ -551,12 +592,26 @@ def _refusal_detail(error: ApiError) -> str:
 
 
 def _accepted(body: Any) -> bool:
-    """``data.is_success`` (>= 4.0 envelope) or ``response.is_success`` (3.x); some answers carry ``true``."""
-    for path in ("data.is_success", "response.is_success", "data", "isSuccess"):
+    """``data.is_success`` (>= 4.0 envelope) or ``response.is_success`` (3.x); some answers carry a bare
+    ``true`` in either."""
+    for path in ("data.is_success", "response.is_success", "data", "response", "isSuccess"):
         value = dig(body, path)
         if isinstance(value, bool):
             return value
     return False
+
+
+def _refunded_oids(trade: dict[str, Any]) -> set[str]:
+    """Sub-orders named by a successful refund (``refund_state`` 60)."""
+    oids: set[str] = set()
+    for refund in trade.get("refund_order") or []:
+        if isinstance(refund, dict) and refund.get("refund_state") in (REFUND_SUCCESS, str(REFUND_SUCCESS)):
+            oids.update(
+                str(entry["oid"])
+                for entry in refund.get("oids") or []
+                if isinstance(entry, dict) and entry.get("oid") is not None
+            )
+    return oids
 
 
 def _deliveries(trade: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
@@ -581,8 +636,8 @@ def connector_for_channel(
     credentials: ChannelCredentials, channel: ChannelConfig, *, token_store: TokenStore | None = None
 ) -> YouzanConnector:
     """The connector for a configured channel: the Airflow connection's login is the client_id, its
-    password the client_secret, ``extra.kdt_id`` the shop; ``extra.throttle_codes`` (list) and
-    ``extra.requests_per_second`` are optional."""
+    password the client_secret, ``extra.kdt_id`` the shop; ``extra.throttle_codes`` (list, replacing
+    ``DEFAULT_THROTTLE_CODES``) and ``extra.requests_per_second`` are optional."""
     extra = credentials.extra
     if not credentials.login:
         raise ValueError(f"connection {credentials.conn_id!r}: set the Youzan client_id as its login")

@@ -2,7 +2,7 @@
 ``data``) -> CanonicalOrder. Pure: no I/O, no clock, no globals.
 
 The payload is ``{"full_order_info": {order_info, orders, pay_info, buyer_info, address_info, ...},
-"refund_order": [...], "delivery_order": [...], "order_promotion": {...}}`` (platform-contracts.md §4.3;
+"refund_order": [...], "delivery_order": [...], "order_promotion": {...}}`` (docs/platform-notes.md, Youzan;
 the last three are optional: sold.get may carry only ``full_order_info``). Choices this mapping makes:
 
 - Times are naive Beijing wall times (GMT+8), "" when unset. Money is yuan strings, currency CNY;

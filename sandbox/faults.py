@@ -21,11 +21,12 @@ The knobs, and how the simulators render them:
   so orders get events and new orders appear while a window is paged (they move in the sort order).
 - ``clock_skew_seconds``: the platform's clock reads the sandbox clock plus this (negative: behind).
 - ``token_expiry_rate``: before answering, the platform expires every short-lived token it issued (WeChat
-  42001 / 40001, Youzan ``gw_err_resp`` 4201). Shopify's admin token and WooCommerce's consumer key do not
+  42001 / 40001, Youzan ``gw_err_resp`` 4202). Shopify's admin token and WooCommerce's consumer key do not
   expire: there the knob has no effect (``credentials_revoked`` is their failure).
 - ``credentials_revoked``: the platform refuses the connection's credentials (Shopify 401 "Invalid API key
   or access token", WooCommerce 401 ``woocommerce_rest_authentication_error``, WeChat 40125 on
-  ``cgi-bin/token`` and 40001 on calls, Youzan 4001 on ``/auth/token`` and 4201 on calls) until cleared.
+  ``cgi-bin/token`` and 40001 on calls, Youzan 1103 on ``/auth/token`` and 4201 on calls: the shop's grant
+  withdrawn) until cleared.
 """
 
 from __future__ import annotations

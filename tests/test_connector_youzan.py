@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import requests
 
 from connectors.errors import ApiError, AuthError, RateLimited, TransientError
 from connectors.http import RetryPolicy
@@ -73,12 +74,39 @@ def test_page_size_above_the_platform_cap_is_capped(shop) -> None:
     )
 
 
-def test_a_window_needing_more_than_100_pages_is_halved_until_it_fits(shop) -> None:
+@pytest.mark.parametrize("shape", ["paginator", "has_next"])
+def test_the_4_0_4_paginator_shapes_page_the_whole_window_backwards(shop, shape) -> None:
+    """``data.paginator`` with ``total_count``, or with only ``has_next`` (the last page then found by
+    probing), instead of ``data.total_results``: every order once, read from the last page to the first."""
+    start = NOW - timedelta(hours=20)
+    shop.app.state.list_shape = shape
+    try:
+        connector = connect(shop, page_size=10)
+        pages = list(connector.fetch_orders(start, NOW))
+    finally:
+        shop.app.state.list_shape = "total_results"
+    got = tids(pages)
+    expected = expected_tids(shop, start, NOW)
+    assert len(got) == len(set(got)) and set(got) == expected
+    last = -(-len(expected) // 10)
+    assert len(pages) == last and len(pages[0]) == len(expected) - 10 * (last - 1)  # the last page first
+    listing_requests = connector.client.stats.requests - 1  # less the token
+    if shape == "paginator":
+        assert listing_requests == 1 + last  # the probe, then every page
+    else:
+        assert last < listing_requests <= 1 + last + 2 * last.bit_length()  # a few probes to find the end
+
+
+@pytest.mark.parametrize("shape", ["total_results", "has_next"])
+def test_a_window_past_the_page_cap_is_halved_whatever_the_paging_shape(shop, shape) -> None:
     start = NOW - timedelta(days=4)
-    connector = connect(shop, page_size=2)  # 100 pages x 2 = 200 orders per window at most
+    shop.app.state.list_shape = shape
+    try:
+        got = tids(connect(shop, page_size=2).fetch_orders(start, NOW))
+    finally:
+        shop.app.state.list_shape = "total_results"
     expected = expected_tids(shop, start, NOW)
     assert len(expected) > 2 * MAX_PAGE_NO, "the window must overflow the page cap"
-    got = tids(connector.fetch_orders(start, NOW))
     assert len(got) == len(set(got)) and set(got) == expected
 
 
@@ -93,23 +121,78 @@ def test_windows_longer_than_three_months_are_split(shop) -> None:
     assert connector.client.stats.requests == 1 + 2 + 1 + -(-len(got) // 100)
 
 
-def test_an_expired_token_is_refreshed_once_and_the_call_replayed(shop) -> None:
+def sandbox_requests(shop) -> dict[str, int]:
+    return requests.get(f"{shop.base_url}/_sandbox/state", timeout=10).json()["requests"]
+
+
+@pytest.mark.parametrize(("what", "code"), [("expire_tokens", "4202"), ("revoke_tokens", "4203")])
+def test_an_expired_or_unknown_token_is_refreshed_once_and_the_call_replayed(shop, what, code) -> None:
+    """4202 (expired) and 4203 ("Token 不存在") mean: fetch a token once and replay, never a throttle to
+    wait out."""
     connector = connect(shop)
     first = tids(connector.fetch_orders(NOW - timedelta(hours=2), NOW))
-    shop.app.state.revoke_tokens()
+    held = connector.client.auth.secret_values()[-1]  # the token the connector holds
+    getattr(shop.app.state, what)()
+    refused = requests.post(
+        f"{shop.base_url}/api/youzan.trade.get/4.0.0", params={"access_token": held}, json={}, timeout=10
+    )
+    assert str(refused.json()["gw_err_resp"]["err_code"]) == code
+    before = sandbox_requests(shop)
     again = tids(connector.fetch_orders(NOW - timedelta(hours=2), NOW))
+    after = sandbox_requests(shop)
     assert again == first
-    assert connector.client.stats.token_refreshes == 1
+    assert connector.client.stats.token_refreshes == 1 and connector.client.stats.rate_limited == 0
+    assert after["unauthorized"] - before["unauthorized"] == 1
+    assert after["tokens_issued"] - before["tokens_issued"] == 1
 
 
-def test_a_wrong_client_secret_is_an_auth_error_without_the_secret(shop) -> None:
+def test_a_live_token_about_to_expire_is_replaced_with_refresh_true_once() -> None:
+    """The connector asks with ``refresh: false``, which hands back the shop's live token; when that one
+    expires within the renewal margin it asks once more with ``refresh: true`` (a new token, the old one
+    refused from then on) instead of renewing before every request."""
+    with run_sandbox("youzan", seed=5, start=NOW - timedelta(hours=3), clock=Clock.frozen(NOW)) as sb:
+        sb.app.state.token_lifetime = 120.0  # issued earlier by someone else, two minutes left
+        body = {
+            "client_id": sandbox_youzan.SANDBOX_LOGIN,
+            "client_secret": sb.access_token,
+            "authorize_type": "silent",
+            "grant_id": sandbox_youzan.SANDBOX_KDT_ID,
+        }
+        expiring = requests.post(f"{sb.base_url}/auth/token", json=body, timeout=10).json()["data"]
+        sb.app.state.token_lifetime = 7 * 86400.0
+        connector = connect(sb)
+        for _ in range(3):
+            assert tids(connector.fetch_orders(NOW - timedelta(hours=1), NOW))
+        state = sandbox_requests(sb)
+        held = connector.client.auth.secret_values()[-1]
+        old = requests.post(
+            f"{sb.base_url}/api/youzan.trade.get/4.0.0",
+            params={"access_token": expiring["access_token"]},
+            json={},
+            timeout=10,
+        )
+    assert state["token_requests"] == 3 and state["tokens_issued"] == 2  # ours: refresh false, then true
+    assert held != expiring["access_token"] and old.json()["gw_err_resp"]["err_code"] == 4203
+    assert connector.client.stats.token_refreshes == 0
+
+
+def test_bad_client_credentials_are_an_auth_error_at_once_without_the_secret(shop) -> None:
     wrong = "yz-wrong-secret-0123456789"
-    connector = connect(shop, secret=wrong)
+    before = sandbox_requests(shop)
     with pytest.raises(AuthError) as caught:
-        list(connector.fetch_orders(NOW - timedelta(hours=1), NOW))
-    assert caught.value.code == "4001"
+        list(connect(shop, secret=wrong).fetch_orders(NOW - timedelta(hours=1), NOW))
+    assert caught.value.code == "1000" and "应用信息错误" in caught.value.message
     assert wrong not in str(caught.value) and wrong not in repr(caught.value)
     assert shop.access_token not in str(caught.value)
+    unknown = YouzanConnector.from_connection(
+        shop.base_url, client_id="test", client_secret=shop.access_token, kdt_id=1, retry=FAST
+    )
+    with pytest.raises(AuthError) as caught:
+        list(unknown.fetch_orders(NOW - timedelta(hours=1), NOW))
+    assert caught.value.code == "1103" and "Client 不存在" in caught.value.message
+    after = sandbox_requests(shop)
+    assert after["token_requests"] - before["token_requests"] == 2  # one each: refused, never retried
+    assert after["api_requests"] - before["api_requests"] == 2
 
 
 def test_throttle_codes_are_waited_out_then_surface_as_rate_limited(shop) -> None:
@@ -246,3 +329,8 @@ def test_orders_moving_inside_the_window_mid_walk_all_come_back_at_their_newest(
         shop.faults.clear()
         expected = in_window(shop, MOVING_START, end)
     assert {tid: newest.get(tid) for tid in expected} == expected
+
+
+def test_throttle_codes_may_not_name_a_token_code(shop) -> None:
+    with pytest.raises(ValueError, match="4203"):
+        connect(shop, throttle_codes=["4101", "4203"])

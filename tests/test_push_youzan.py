@@ -5,6 +5,7 @@ and read-back."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -231,19 +232,67 @@ def test_an_unknown_order_is_rejected(shop, orders, connector) -> None:
     assert result.status == "rejected" and result.detail.startswith("Youzan 106100110:")
 
 
-def test_a_changed_waybill_goes_through_online_update(shop, orders, connector) -> None:
+def test_a_corrected_waybill_goes_through_online_update(shop, orders, connector) -> None:
     state = next(orders)
-    assert connector.push_shipment(shipment(shop, state, "YTO", "YT0000000000500")).status == "pushed"
-    result = connector.update_tracking(shipment(shop, state, "JD", "JD0000000000501"))
+    first = shipment(shop, state, "YTO", "YT0000000000500")
+    assert connector.push_shipment(first).status == "pushed"
+    confirms = shop.app.state.calls["youzan.logistics.online.confirm"]
+    [before] = connector.get_order(tid(shop, state))["delivery_order"]
+    corrected = replace(
+        first, carrier="JD", tracking_number="JD0000000000501", previous_tracking_number="YT0000000000500"
+    )
+
+    result = connector.push_shipment(corrected)
+
     assert result.status == "pushed", result.detail
+    assert result.extra["action"] == "update_tracking"
+    assert result.extra["previous_tracking_number"] == "YT0000000000500"
+    dist_id = before["dists"][-1]["dist_id"]
+    assert result.platform_ref == dist_id
+    assert shop.app.state.tracking_updates[-1] == {
+        "tid": tid(shop, state),
+        "dist_id": dist_id,
+        "previous_express_no": "YT0000000000500",
+        "express_id": sandbox_youzan.EXPRESS_IDS["京东快递"],
+        "express_no": "JD0000000000501",
+    }
     [delivery] = connector.get_order(tid(shop, state))["delivery_order"]
     assert delivery["dists"][-1]["express_info"] == {
         "express_id": sandbox_youzan.EXPRESS_IDS["京东快递"],
         "express_no": "JD0000000000501",
     }
-    again = connector.update_tracking(shipment(shop, state, "JD", "JD0000000000501"))
+    updates = len(shop.app.state.tracking_updates)
+    again = connect(shop).push_shipment(corrected)  # a retry, as after a crash
     assert again.status == "already_done"
+    assert len(shop.app.state.tracking_updates) == updates
+    assert shop.app.state.calls["youzan.logistics.online.confirm"] == confirms  # never shipped twice
     assert len(shop.world.state(state.index, NOW).fulfillments) == 1  # re-labelled, not shipped twice
+    order = pulled(connector, tid(shop, state))
+    assert order.fulfillment_status == "fulfilled"
+
+
+def test_a_correction_whose_first_waybill_never_reached_youzan_ships_as_new(shop, orders, connector) -> None:
+    state = next(orders)
+    push = replace(shipment(shop, state, "SF", "SF0000000000510"), previous_tracking_number="SF0000000000509")
+    updates = len(shop.app.state.tracking_updates)
+    result = connector.push_shipment(push)
+    assert result.status == "pushed" and "action" not in result.extra, result.detail
+    assert len(shop.app.state.tracking_updates) == updates
+    [delivery] = connector.get_order(tid(shop, state))["delivery_order"]
+    assert delivery["dists"][0]["express_info"]["express_no"] == "SF0000000000510"
+
+
+def test_youzan_changes_a_waybill_only_once_the_whole_order_shipped(shop, orders, connector) -> None:
+    state = next(orders)
+    part = shipment(shop, state, "ZTO", "ZT0000000000520", which=[0])
+    assert connector.push_shipment(part).status == "pushed"
+    corrected = replace(part, tracking_number="ZT0000000000521", previous_tracking_number="ZT0000000000520")
+    result = connector.push_shipment(corrected)
+    assert result.status == "rejected"
+    assert "ZT0000000000520 not changed" in result.detail
+    assert f"Youzan {sandbox_youzan.NOT_ALL_SHIPPED}:" in result.detail
+    [delivery] = connector.get_order(tid(shop, state))["delivery_order"]
+    assert delivery["dists"][-1]["express_info"]["express_no"] == "ZT0000000000520"
 
 
 def test_a_push_after_the_token_expired_refreshes_once_and_succeeds(shop, orders) -> None:
@@ -395,3 +444,31 @@ def test_sub_orders_refunded_before_shipping(shop, connector) -> None:
     order = pulled(connector, tid(shop, partly))
     assert order.fulfillment_status == "fulfilled"
     assert [line.shipped_quantity for line in order.lines] == [line.quantity for line in lines]
+
+
+def test_pushes_read_the_3x_envelope_of_the_3_0_0_methods(shop, orders) -> None:
+    """Youzan's 3.0.0 methods may answer ``{"response": ...}`` / ``{"error_response": ...}`` instead of the
+    4.x ``data`` envelope: carriers, shipments, corrections, stock sets and reads all understand both."""
+    state = next(orders)
+    shop.app.state.legacy_envelope = True
+    try:
+        connector = connect(shop)
+        shipped = connector.push_shipment(shipment(shop, state, "SF", "SF0000000000530"))
+        corrected = connector.push_shipment(
+            replace(
+                shipment(shop, state, "SF", "SF0000000000531"), previous_tracking_number="SF0000000000530"
+            )
+        )
+        tote = shop.world.catalog.by_sku("TOTE")
+        item_id = str(tote.listing("youzan").product_id)
+        stock = connector.set_stock(StockPush("TOTE", item_id, None, 6))
+        level = connector.get_stock(item_id)
+        refused = connector.set_stock(
+            StockPush("MUG-WHITE", str(youzan_listing(shop, "MUG-WHITE").product_id), None, 3)
+        )
+    finally:
+        shop.app.state.legacy_envelope = False
+    assert shipped.status == "pushed", shipped.detail
+    assert corrected.status == "pushed" and corrected.extra["action"] == "update_tracking", corrected.detail
+    assert stock.status == "pushed" and level == 6
+    assert refused.status == "rejected" and refused.detail.startswith("Youzan 141500103:")

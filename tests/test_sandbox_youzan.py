@@ -29,7 +29,7 @@ def token_request(shop, **overrides) -> dict:
         "client_secret": shop.access_token,
         "authorize_type": "silent",
         "grant_id": youzan.SANDBOX_KDT_ID,
-        "refresh": True,
+        "refresh": False,
     }
     return {**body, **overrides}
 
@@ -44,6 +44,14 @@ def token(shop) -> str:
 def sold_get(shop, token: str | None, body: dict, **kwargs) -> requests.Response:
     params = {"access_token": token} if token else None
     return requests.post(f"{shop.base_url}{SOLD_GET}", params=params, json=body, timeout=10, **kwargs)
+
+
+def gateway_error(answer: requests.Response) -> tuple[int, str]:
+    """(err_code, err_msg) of a gateway refusal, which also carries a trace id."""
+    assert answer.status_code == 200
+    error = answer.json()["gw_err_resp"]
+    assert error["trace_id"].startswith("yz7-")
+    return error["err_code"], error["err_msg"]
 
 
 def window(hours_back: float, hours_end: float = 0) -> dict:
@@ -61,21 +69,69 @@ def test_token_endpoint_issues_an_epoch_ms_expiry_and_refuses_bad_credentials(sh
     expires = answer["data"]["expires"]
     assert expires > 1_000_000_000_000  # milliseconds
     assert abs(expires / 1000 - (datetime.now(UTC) + timedelta(days=7)).timestamp()) < 60
-    wrong = requests.post(
-        f"{shop.base_url}/auth/token", json=token_request(shop, client_secret="nope")
-    ).json()
-    assert wrong["success"] is False and "access_token" not in str(wrong)
-    other_shop = requests.post(f"{shop.base_url}/auth/token", json=token_request(shop, grant_id=1)).json()
-    assert other_shop["success"] is False
+    assert answer["data"]["authority_id"] == str(youzan.SANDBOX_KDT_ID)
+
+    def refusal(**overrides) -> tuple[int, str]:
+        body = requests.post(f"{shop.base_url}/auth/token", json=token_request(shop, **overrides)).json()
+        assert body["success"] is False and body["data"] is None and "access_token" not in str(body)
+        return body["code"], body["message"]
+
+    assert refusal(client_id="test") == (1103, "Client 不存在")  # as a probe of the real endpoint saw
+    assert refusal(client_secret="nope") == (1000, "应用信息错误")
+    assert refusal(grant_id=1) == (1103, "授权关系不存在")
+    assert refusal(authorize_type="authorization_code")[0] == 1105
+    form = requests.post(f"{shop.base_url}/auth/token", data=token_request(shop)).json()
+    assert form["code"] == 1000 and "not supported" in form["message"]  # JSON only
+
+
+def own_shop(seed: int):
+    """A sandbox of its own, for a test that expires or replaces the shop's token."""
+    return run_sandbox("youzan", seed=seed, start=NOW - timedelta(hours=2), clock=Clock.frozen(NOW))
+
+
+def test_a_token_is_reused_until_refresh_true_replaces_it() -> None:
+    """``refresh: false`` hands back the live token, its expiry unchanged; ``refresh: true`` issues a new
+    one and the old one is refused from then on ("Token 不存在")."""
+    with own_shop(13) as shop:
+
+        def ask(refresh: bool) -> dict:
+            body = token_request(shop, refresh=refresh)
+            return requests.post(f"{shop.base_url}/auth/token", json=body, timeout=10).json()["data"]
+
+        first, again = ask(False), ask(False)
+        assert again == first
+        renewed = ask(True)
+        assert renewed["access_token"] != first["access_token"] and renewed["expires"] >= first["expires"]
+        assert gateway_error(sold_get(shop, first["access_token"], window(1))) == (4203, "Token 不存在")
+        assert sold_get(shop, renewed["access_token"], window(1)).json()["success"] is True
+        assert ask(False) == renewed
 
 
 def test_token_only_counts_in_the_query_string(shop, token) -> None:
-    illegal = {"gw_err_resp": {"err_msg": "非法的请求凭证", "err_code": 4201}}
+    illegal = (4201, "非法的请求凭证")
     in_header = sold_get(shop, None, window(2), headers={"Authorization": f"Bearer {token}"})
-    assert in_header.status_code == 200 and in_header.json() == illegal
-    assert sold_get(shop, None, {**window(2), "access_token": token}).json() == illegal
-    assert sold_get(shop, "not-a-token", window(2)).json() == illegal
+    assert gateway_error(in_header) == illegal
+    assert gateway_error(sold_get(shop, None, {**window(2), "access_token": token})) == illegal
+    assert gateway_error(sold_get(shop, "not-a-token", window(2))) == (4203, "Token 不存在")
     assert sold_get(shop, token, window(2)).json()["success"] is True
+
+
+def test_the_gateway_checks_address_api_and_content_type_before_the_token(shop) -> None:
+    params = {"access_token": "FAKE_TOKEN_TEST"}
+    base = shop.base_url
+    no_version = requests.post(f"{base}/api/youzan.trade.get", params=params, json={}, timeout=10)
+    assert gateway_error(no_version) == (4001, "非法请求地址")
+    for path in ("/api/youzan.nonexistent.fake.api/1.0.0", "/api/youzan.trade.get/9.9.9"):
+        answer = requests.post(f"{base}{path}", params=params, json={}, timeout=10)
+        assert gateway_error(answer) == (4005, "非法的API")
+    text = requests.post(
+        f"{base}/api/youzan.trade.get/4.0.0",
+        params=params,
+        data="{}",
+        headers={"Content-Type": "text/plain"},
+        timeout=10,
+    )
+    assert gateway_error(text) == (4007, "非法的请求姿势，httpMethod:POST, contentType:text/plain")
 
 
 def test_envelope_window_and_paging(shop, token) -> None:
@@ -168,8 +224,8 @@ def test_throttling_is_a_configurable_gateway_code_with_http_200() -> None:
         sb.faults.update(rate_limit_storm=1.0)
         throttled = sold_get(sb, tok, window(1))
         sb.faults.clear()
-    assert throttled.status_code == 200
-    assert throttled.json()["gw_err_resp"]["err_code"] == youzan.DEFAULT_THROTTLE_CODE
+    assert gateway_error(throttled) == (youzan.DEFAULT_THROTTLE_CODE, "请求太频繁")
+    assert youzan.DEFAULT_THROTTLE_CODE == 4101  # Youzan's gateway table; never a token code
 
 
 def test_qps_limit_throttles_a_burst_with_the_chosen_code() -> None:
@@ -184,13 +240,18 @@ def test_qps_limit_throttles_a_burst_with_the_chosen_code() -> None:
     assert codes[0] is None and 7001 in codes  # a burst over 3 per second is refused with the chosen code
 
 
-def test_expired_tokens_answer_4201(shop) -> None:
-    tok = requests.post(f"{shop.base_url}/auth/token", json=token_request(shop)).json()["data"][
-        "access_token"
-    ]
-    assert sold_get(shop, tok, window(1)).json()["success"] is True
-    requests.post(f"{shop.base_url}/_sandbox/youzan/expire_tokens")
-    assert sold_get(shop, tok, window(1)).json()["gw_err_resp"]["err_code"] == 4201
+def test_expired_tokens_answer_4202_and_forgotten_ones_4203() -> None:
+    with own_shop(17) as shop:
+        tok = requests.post(f"{shop.base_url}/auth/token", json=token_request(shop)).json()["data"][
+            "access_token"
+        ]
+        assert sold_get(shop, tok, window(1)).json()["success"] is True
+        requests.post(f"{shop.base_url}/_sandbox/youzan/expire_tokens")
+        assert gateway_error(sold_get(shop, tok, window(1))) == (4202, "请求凭证过期")
+        renewed = requests.post(f"{shop.base_url}/auth/token", json=token_request(shop)).json()["data"]
+        assert renewed["access_token"] != tok  # an expired token is replaced even without refresh: true
+        requests.post(f"{shop.base_url}/_sandbox/youzan/revoke_tokens")
+        assert gateway_error(sold_get(shop, renewed["access_token"], window(1)))[0] == 4203
 
 
 def test_refunds_and_deliveries_are_rendered_per_sub_order(shop) -> None:
@@ -211,8 +272,8 @@ def test_refunds_and_deliveries_are_rendered_per_sub_order(shop) -> None:
 
 
 def test_token_expiry_and_revoked_credentials_fault_knobs() -> None:
-    """``token_expiry_rate`` expires the issued tokens before answering (4201), sparing a token's first call;
-    ``credentials_revoked``: /auth/token refuses the client (4001) and every call is 4201."""
+    """``token_expiry_rate`` expires the issued tokens before answering (4202), sparing a token's first
+    call; ``credentials_revoked`` (the shop's grant withdrawn): /auth/token answers 1103, every call 4201."""
     with run_sandbox("youzan", seed=7, start=NOW - timedelta(hours=2), clock=Clock.frozen(NOW)) as sb:
 
         def new_token() -> dict:
@@ -221,15 +282,18 @@ def test_token_expiry_and_revoked_credentials_fault_knobs() -> None:
         sb.faults.update(token_expiry_rate=1.0)
         tok = new_token()["data"]["access_token"]
         assert sold_get(sb, tok, window(1)).json()["success"] is True  # its first call is spared
-        assert sold_get(sb, tok, window(1)).json()["gw_err_resp"]["err_code"] == 4201
+        assert gateway_error(sold_get(sb, tok, window(1)))[0] == 4202
         sb.faults.update(token_expiry_rate=0.0, credentials_revoked=True)
-        assert new_token()["code"] == 4001
+        refused = new_token()
+        assert (refused["code"], refused["message"]) == (1103, "授权关系不存在")
         sb.faults.update(credentials_revoked=False)
         tok = new_token()["data"]["access_token"]
         sb.faults.update(credentials_revoked=True)
-        assert sold_get(sb, tok, window(1)).json()["gw_err_resp"]["err_code"] == 4201
+        assert gateway_error(sold_get(sb, tok, window(1)))[0] == 4201
         sb.faults.clear()
-        assert sold_get(sb, new_token()["data"]["access_token"], window(1)).json()["success"] is True
+        assert sold_get(sb, tok, window(1)).json()["success"] is True  # the grant restored, the token works
+        stats = requests.get(f"{sb.base_url}/_sandbox/state", timeout=10).json()
+    assert stats["requests"]["tokens_issued"] == 2 and stats["requests"]["token_requests"] == 3
 
 
 def test_a_duplicated_page_is_the_previous_pages_content_for_the_next_page_no(shop) -> None:
@@ -252,3 +316,43 @@ def test_a_duplicated_page_is_the_previous_pages_content_for_the_next_page_no(sh
         return [i["full_order_info"]["order_info"]["tid"] for i in data["full_order_info_list"]]
 
     assert tids(shuffled) != tids(first) and sorted(tids(shuffled)) == sorted(tids(first))
+
+
+def test_sold_get_states_its_paging_in_the_chosen_shape(shop, token) -> None:
+    body = {**window(24), "page_size": 7}
+    total = sold_get(shop, token, body).json()["data"]["total_results"]
+    last = -(-total // 7)
+    try:
+        shop.app.state.list_shape = "paginator"
+        data = sold_get(shop, token, {**body, "page_no": 2}).json()["data"]
+        assert data["paginator"] == {"page": 2, "page_size": 7, "total_count": total}
+        assert "total_results" not in data and len(data["full_order_info_list"]) == 7
+        shop.app.state.list_shape = "has_next"
+        pages = {n: sold_get(shop, token, {**body, "page_no": n}).json()["data"] for n in (1, last, last + 1)}
+    finally:
+        shop.app.state.list_shape = "total_results"
+    assert pages[1]["paginator"] == {"page": 1, "page_size": 7, "has_next": True}
+    assert pages[last]["paginator"]["has_next"] is False and pages[last]["full_order_info_list"]
+    assert pages[last + 1]["paginator"]["has_next"] is False and not pages[last + 1]["full_order_info_list"]
+    assert all(
+        "total_results" not in data and "total_count" not in data["paginator"] for data in pages.values()
+    )
+
+
+def test_the_3_0_0_methods_answer_in_the_3x_envelope_when_asked(shop, token) -> None:
+    def call(path: str, body: dict) -> dict:
+        return requests.post(
+            f"{shop.base_url}/api/{path}", params={"access_token": token}, json=body, timeout=10
+        ).json()
+
+    try:
+        shop.app.state.legacy_envelope = True
+        express = call("youzan.logistics.express.get/3.0.0", {})
+        missing = call("youzan.item.get/3.0.0", {"item_id": 1})
+        listing = call("youzan.trades.sold.get/4.0.4", window(1))
+    finally:
+        shop.app.state.legacy_envelope = False
+    assert set(express) == {"response"} and express["response"]["allExpress"]
+    assert missing == {"error_response": {"code": youzan.ITEM_NOT_FOUND, "msg": "商品不存在或已删除"}}
+    assert listing["success"] is True and "data" in listing  # 4.x methods keep their envelope
+    assert set(call("youzan.logistics.express.get/3.0.0", {})) >= {"success", "code", "data"}
