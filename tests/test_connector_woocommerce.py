@@ -69,8 +69,10 @@ def connector_for(sb: RunningSandbox, **options: Any) -> WooCommerceConnector:
 
 
 def expected_ids(sb: RunningSandbox, start: datetime, end: datetime) -> set[int]:
+    """The world's orders updated in [start, end) and the shop's checkout drafts created then."""
     renderer = sb.app.state.renderer
-    return {renderer.order_id(s.index) for s in sb.world.updated_between(start, end - ONE_SECOND)}
+    orders = {renderer.order_id(s.index) for s in sb.world.updated_between(start, end - ONE_SECOND)}
+    return orders | set(renderer.drafts_between(start, end - ONE_SECOND))
 
 
 def served(sb: RunningSandbox) -> dict[str, int]:
@@ -89,8 +91,14 @@ def test_pulls_every_order_modified_in_the_window_across_pages_any_status(shop: 
     assert len(ids) == len(set(ids)) and set(ids) == expected_ids(shop, *WINDOW)
     statuses = {order["status"] for page in pages for order in page}
     assert {"processing", "completed"} <= statuses and len(statuses) >= 3  # status=any
-    # backwards: a probe of page 1, then the last page first and page 1 again at the end
-    assert connector.client.stats.status_counts == {200: len(pages) + 1}
+    # backwards: a probe of page 1, then the last page first and page 1 again at the end; plus one
+    # GET /orders/{id}/refunds per order with refunds, whose objects come along
+    refunded = [order for page in pages for order in page if order["refunds"]]
+    assert refunded and all(
+        [r["id"] for r in order["channelhub_refunds"]] == [r["id"] for r in order["refunds"]]
+        for order in refunded
+    )
+    assert connector.client.stats.status_counts == {200: len(pages) + 1 + len(refunded)}
     assert max(ids) in {order["id"] for order in pages[0]}  # the newest orders sit on the last page
 
 

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 import requests
+from woo_auth import WooOAuth
 
 from channelhub.canonical import CanonicalOrder
 from connectors.errors import TransientError
@@ -45,7 +46,9 @@ def woo(shop: RunningSandbox) -> Iterator[WooCommerceConnector]:
 
 
 def api(shop: RunningSandbox, path: str, **params: Any) -> Any:
-    response = requests.get(f"{shop.base_url}{path}", params=params, auth=(SANDBOX_LOGIN, SECRET), timeout=5)
+    response = requests.get(
+        f"{shop.base_url}{path}", params=params, auth=WooOAuth(SANDBOX_LOGIN, SECRET), timeout=5
+    )
     response.raise_for_status()
     return response.json()
 
@@ -187,7 +190,8 @@ def test_a_changed_number_replaces_the_shipments_tracking(
         push_for(order, "S-1", "1Z0000000000000002", everything(order), completes_order=True)
     )
 
-    assert fixed.status == "pushed" and fixed.extra["replaced_tracking_number"] == "1Z0000000000000001"
+    assert fixed.status == "pushed" and fixed.extra["action"] == "update_tracking"
+    assert fixed.extra["previous_tracking_number"] == "1Z0000000000000001"
     assert [t["tracking_number"] for t in trackings(shop, order["id"])] == ["1Z0000000000000002"]
     assert len(shop.world.state(shop.app.state.renderer.index_of(order["id"])).fulfillments) == 1
 
@@ -235,7 +239,7 @@ def test_the_extension_does_not_check_providers_so_the_connector_uses_custom_one
     raw = requests.post(
         f"{shop.base_url}/wp-json/wc-shipment-tracking/v3/orders/{order['id']}/shipment-trackings",
         json={"tracking_provider": "Nowhere Express", "tracking_number": "NX1"},
-        auth=(SANDBOX_LOGIN, SECRET),
+        auth=WooOAuth(SANDBOX_LOGIN, SECRET),
         timeout=5,
     )
     assert raw.status_code == 201 and (raw.json()["tracking_provider"], raw.json()["tracking_link"]) == (
@@ -258,7 +262,7 @@ def test_without_the_extension_a_customer_note_and_completion_stand_in(
     order = find_order(shop, "processing")
     missing = requests.get(
         f"{shop.base_url}/wp-json/wc-shipment-tracking/v3/orders/{order['id']}/shipment-trackings",
-        auth=(SANDBOX_LOGIN, SECRET),
+        auth=WooOAuth(SANDBOX_LOGIN, SECRET),
         timeout=5,
     )
     assert missing.status_code == 404 and missing.json()["code"] == "rest_no_route"

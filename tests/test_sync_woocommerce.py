@@ -1,8 +1,8 @@
 """End to end: sync_orders pulls a WooCommerce sandbox window into the warehouse (frozen clock, Postgres).
 
-Every order the sandbox has in the window lands, or waits in the exception queue with its reason; lines
-resolve through the channel's listing map (merchant SKU, else product/variation ids); a second run changes
-nothing.
+Every order the sandbox has in the window lands, or waits in the exception queue with its reason; checkout
+drafts (listed by status=any) are skipped; lines resolve through the channel's listing map (merchant SKU,
+else product/variation ids); a second run changes nothing.
 """
 
 from __future__ import annotations
@@ -73,10 +73,13 @@ def test_a_window_lands_completely_resolves_lines_and_a_rerun_changes_nothing(en
         for state in shop.world.updated_between(SINCE, NOW - timedelta(seconds=1))
     }
     assert len(in_window) > 100
+    drafts = renderer.drafts_between(SINCE, NOW - timedelta(seconds=1))  # status=any lists them too
+    assert drafts
 
     result = sync_orders(engine, channel, SINCE, NOW, credentials=credentials)
 
-    assert result.fetched == len(in_window) and result.pages >= 3
+    assert result.fetched == len(in_window) + len(drafts) and result.pages >= 3
+    assert result.skipped == len(drafts)  # checkout drafts: counted, neither landed nor queued
     with engine.connect() as conn:
         landed = dict(
             conn.execute(
@@ -98,7 +101,7 @@ def test_a_window_lands_completely_resolves_lines_and_a_rerun_changes_nothing(en
         ).all()
         queued = exception_queue.list_open(conn, channel=channel.code)
     waiting = {q["external_id"]: q["reason"] for q in queued}
-    assert set(landed) | set(waiting) == set(in_window)  # nothing is lost
+    assert set(landed) | set(waiting) == set(in_window)  # nothing is lost, and no draft is an order
     assert set(waiting.values()) <= {"unknown_sku"}
 
     # Lines resolve to the merchant's SKU through the listing map, blank SKUs and simple products included.
@@ -121,7 +124,7 @@ def test_a_window_lands_completely_resolves_lines_and_a_rerun_changes_nothing(en
     assert {sku for _, _, sku in resolved} == mapped_skus
 
     again = sync_orders(engine, channel, SINCE, NOW, credentials=credentials)
-    assert again.fetched == result.fetched
+    assert again.fetched == result.fetched and again.skipped == result.skipped
     assert again.counts.new == again.counts.updated == 0
     with engine.connect() as conn:
         assert len(exception_queue.list_open(conn, channel=channel.code)) == len(queued)
