@@ -278,6 +278,19 @@ def woocommerce_spec(page_size: int = MAX_PAGE_SIZE, auth: AuthSpec | None = Non
 WOOCOMMERCE = woocommerce_spec()
 
 
+class _TrustOnly(requests.adapters.HTTPAdapter):
+    """Verifies every https answer against one CA bundle. ``Session.verify`` alone would not do: requests
+    lets ``REQUESTS_CA_BUNDLE``/``CURL_CA_BUNDLE`` in the environment override it."""
+
+    def __init__(self, ca_bundle: str) -> None:
+        super().__init__()
+        self.ca_bundle = ca_bundle
+
+    def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> requests.Response:
+        kwargs["verify"] = self.ca_bundle
+        return super().send(request, *args, **kwargs)
+
+
 class WooCommerceConnector(Connector):
     spec = WOOCOMMERCE
     _providers: set[str] | None = None  # the shop's Shipment Tracking provider names, read once
@@ -305,7 +318,7 @@ class WooCommerceConnector(Connector):
         spec = woocommerce_spec(page_size, auth_for(base_url, auth))
         if ca_bundle:
             session = session or requests.Session()
-            session.verify = ca_bundle
+            session.mount("https://", _TrustOnly(ca_bundle))
         return cls.connect(
             base_url,
             {"consumer_key": consumer_key, "consumer_secret": consumer_secret},

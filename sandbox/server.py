@@ -291,6 +291,9 @@ def run_sandbox(
         )
     finally:
         server.should_exit = True
+        # An idle TLS keep-alive connection closes only when the client answers its close_notify, which a
+        # pooled client never sends: uvicorn would wait for it; drop such connections instead.
+        server.force_exit = tls
         thread.join(timeout=10)
         listener.close()
         if certificates is not None:

@@ -196,6 +196,74 @@ def test_a_changed_number_replaces_the_shipments_tracking(
     assert len(shop.world.state(shop.app.state.renderer.index_of(order["id"])).fulfillments) == 1
 
 
+def correction(push: ShipmentPush, key: str, number: str) -> ShipmentPush:
+    """``push`` corrected: the warehouse re-reported it (under ``key``) with a new tracking number."""
+    changes = {
+        "shipment_key": key,
+        "tracking_number": number,
+        "previous_tracking_number": push.tracking_number,
+    }
+    return ShipmentPush(**_fields(push) | changes)
+
+
+def test_a_correction_replaces_the_previous_number_whatever_ledger_key_recorded_it(
+    shop: RunningSandbox, woo: WooCommerceConnector
+) -> None:
+    order = find_order(shop, "processing", units=2)
+    first_qty = order["line_items"][0]["quantity"]
+    wrong = push_for(order, "S-1", "1Z0000000000000001", [(0, 1)])
+    assert woo.push_shipment(wrong).status == "pushed"
+
+    fixed = woo.push_shipment(correction(wrong, "row-7", "1Z0000000000000002"))
+
+    assert fixed.status == "pushed" and fixed.extra["action"] == "update_tracking"
+    assert fixed.extra["previous_tracking_number"] == "1Z0000000000000001"
+    assert [t["tracking_number"] for t in trackings(shop, order["id"])] == ["1Z0000000000000002"]
+    ledger = [
+        n["note"] for n in notes(shop, order["id"]) if n["note"].startswith("ChannelHub shipment row-7")
+    ]
+    assert ledger and ledger[0].endswith("replacing 1Z0000000000000001")
+    again = woo.push_shipment(correction(wrong, "row-7", "1Z0000000000000002"))
+    assert again.status == "already_done"
+    # The corrected shipment still ships one unit: the rest of the order goes out next, not refused.
+    rest = [(0, first_qty - 1), *everything(order)[1:]]
+    final = push_for(order, "S-2", "1Z0000000000000003", rest, completes_order=True)
+    assert woo.push_shipment(final).status == "pushed"
+    numbers = [t["tracking_number"] for t in trackings(shop, order["id"])]
+    assert numbers == ["1Z0000000000000002", "1Z0000000000000003"]
+
+
+def test_a_correction_without_the_extension_tells_the_buyer_which_number_it_replaces(
+    shop: RunningSandbox, woo: WooCommerceConnector
+) -> None:
+    settings(shop, shipment_tracking=False)
+    order = find_order(shop, "processing")
+    wrong = push_for(order, "S-1", "1Z0000000000000001", everything(order), completes_order=True)
+    assert woo.push_shipment(wrong).status == "pushed"
+
+    fixed = woo.push_shipment(correction(wrong, "S-1b", "1Z0000000000000002"))
+
+    assert fixed.status == "pushed" and fixed.extra["previous_tracking_number"] == "1Z0000000000000001"
+    customer = [n["note"] for n in notes(shop, order["id"]) if n["customer_note"]]
+    assert customer[0] == "Shipped via UPS 1Z0000000000000002 (replaces 1Z0000000000000001)"
+
+
+def test_a_previous_number_that_never_reached_the_shop_is_pushed_as_a_new_shipment(
+    shop: RunningSandbox, woo: WooCommerceConnector
+) -> None:
+    order = find_order(shop, "processing")
+    push = ShipmentPush(
+        **_fields(push_for(order, "S-1", "1Z0000000000000002", everything(order), completes_order=True))
+        | {"previous_tracking_number": "1Z0000000000000001"}
+    )
+
+    result = woo.push_shipment(push)
+
+    assert result.status == "pushed" and "action" not in result.extra
+    assert [t["tracking_number"] for t in trackings(shop, order["id"])] == ["1Z0000000000000002"]
+    assert api(shop, f"/wp-json/wc/v3/orders/{order['id']}")["status"] == "completed"
+
+
 @pytest.mark.parametrize(
     ("case", "expected"),
     [
