@@ -1,12 +1,30 @@
 """WooCommerce REST API v3 (``/wp-json/wc/v3``) as a declaration, plus named operations.
 
-Wire facts (platform-contracts.md section 2):
-- HTTP Basic with the consumer key as user name and the consumer secret as password (HTTPS). A refused key
-  or secret is a 401 ``{"code":"woocommerce_rest_authentication_error","message":...,"data":{"status":401}}``.
+Wire facts (docs/platform-notes.md, WooCommerce, has the sources):
+- Auth, as ``WC_REST_Authentication`` decides it: HTTP Basic (consumer key as user name, consumer secret as
+  password), or the same two as ``consumer_key``/``consumer_secret`` query parameters, is read only when
+  the request came over TLS (``is_ssl()``); otherwise, and as a fallback, OAuth 1.0a one-legged:
+  ``oauth_consumer_key``, ``oauth_timestamp`` (within 15 minutes of the server's clock), ``oauth_nonce``
+  (never twice), ``oauth_signature_method`` (HMAC-SHA1 or HMAC-SHA256) and ``oauth_signature`` in the query
+  string, signed over the method, the site's home URL plus the request path, and every query parameter.
+  ``auth_for`` picks Basic for an ``https`` URL and OAuth 1.0a for ``http``; a connection may force a kind
+  (extra ``auth``), but Basic or query keys over plain ``http`` to another machine are refused before any
+  request (``InsecureTransport``): they would cross the network in clear, and WooCommerce would not read
+  them anyway. Over http Basic is simply ignored: the shop answers as to an anonymous caller, 401
+  ``woocommerce_rest_cannot_view``. Other refusals are 401 ``woocommerce_rest_authentication_error``
+  ("Consumer key is invalid.", "Consumer secret is invalid.", "Invalid signature - ...", "Invalid
+  timestamp.", "Invalid nonce - nonce has already been used."). A private CA (or a test certificate) is
+  trusted through the extra ``ca_bundle``.
 - ``GET orders?modified_after=..&modified_before=..&dates_are_gmt=true&status=any&orderby=date&order=asc``
   with ``page``/``per_page`` (at most 100; more is a 400 ``rest_invalid_param``). The response body is a bare
   JSON list; ``X-WP-Total``/``X-WP-TotalPages`` give the totals. ``dates_are_gmt=true`` matters: without
-  it WooCommerce reads offset-less times in the *site's* time zone.
+  it WooCommerce reads offset-less times in the *site's* time zone. ``status=any`` also lists checkout
+  drafts (block checkout's carts): they are left to the mapping (``not_an_order``), not filtered out here,
+  so the listing's own total still checks the walk and a plugin's status is never silently dropped.
+- Refunds: an order's ``refunds[]`` is a summary (id, reason, negative total) without lines. For an order
+  whose summary is not empty the connector reads ``GET /orders/{id}/refunds`` (one more request per such
+  order) and attaches the objects it names under ``channelhub_refunds`` (``REFUNDS_KEY``): their line items
+  (negative quantities, ``_refunded_item_id`` meta) say which units each refund took back.
 - Core WooCommerce has no rate limiter; hosts and WAFs answer 429 (or 503) with ``Retry-After``, which the
   shared client honours. Errors are ``{"code","message","data":{"status"}}``.
 
@@ -37,9 +55,13 @@ Pushes (``push_shipment``, ``set_stock``; results per ``connectors.pushes``):
   and recognises a shipment pushed before under another number.
 - Idempotency by reading: the tracking number already on the order (the extension's list, or a "Shipped
   via" note in the fallback) is ``already_done``; a retry then only adds what the first try did not finish
-  (the ledger note, the completion). A changed number for a known shipment key replaces the old tracking
-  (the extension has no update call: ``DELETE`` the old item, ``POST`` the new one); in the fallback a new
-  customer note says which number it replaces (notes cannot be edited).
+  (the ledger note, the completion). A tracking correction replaces the number the order shows: the push's
+  ``previous_tracking_number`` when the order carries it (whichever shipment key its ledger note has), else
+  the last number pushed under the same shipment key (the extension has no update call: ``DELETE`` the old
+  item, ``POST`` the new one; in the fallback a new customer note says which number it replaces, notes
+  cannot be edited); ``extra["action"] = "update_tracking"``. A previous number the order does not carry
+  never reached the shop: the push goes as a new shipment. The ledger note of a correction ends "replacing
+  <old number>", so the units of the corrected push are not counted twice.
 - Stock: ``PUT /products/{id}`` (simple) or ``PUT /products/{pid}/variations/{vid}`` with
   ``{"manage_stock": true, "stock_quantity": n}``. WooCommerce has no compare-and-set; with
   ``expected_current`` the connector reads ``stock_quantity`` first and refuses on a mismatch. That is not

@@ -90,8 +90,8 @@ STATUSES: dict[str, tuple[str, bool]] = {
     "trash": ("paid", True),
 }
 _CANCELLED_BEFORE_PAYMENT = "voided"
-# Statuses of records that are no orders yet: a block-checkout cart (WooCommerce 6.3+) and the blank order
-# WordPress creates when an admin opens "Add order".
+# Statuses of records that are no orders yet: a cart the block checkout saved (its DraftOrders service adds
+# the status) and the blank order WordPress creates when an admin opens "Add order".
 NOT_ORDERS = {
     "checkout-draft": "a checkout draft (a cart in checkout, not placed)",
     "auto-draft": "an auto-draft (a blank order nobody saved)",
