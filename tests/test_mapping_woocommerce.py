@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import copy
 import json
+import subprocess
+import sys
 from datetime import UTC, datetime
 from decimal import Decimal
 from importlib import resources
@@ -18,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hub_configs import hub_config
+from hub_configs import hub_config, write_hub_config
 from jsonschema import Draft202012Validator
 
 from channelhub.canonical import MappingError, NotAnOrder, canonical_order_schema
@@ -283,3 +285,23 @@ def test_without_refund_objects_the_summary_alone_refunds_no_line() -> None:
     order = map_order(docs_orders()[723])  # a webhook delivery or a hand-made file: no channelhub_refunds
     assert [line.refunded_quantity for line in order.lines] == [0, 0]
     assert [line.shipped_quantity for line in order.lines] == [1, 1]
+
+
+def test_channelhub_map_takes_a_channels_status_map_and_skips_drafts(tmp_path: Path) -> None:
+    orders = copy.deepcopy(list(docs_orders().values()))
+    orders[0]["status"], orders[1]["status"] = "checkout-draft", "shipped"
+    page = tmp_path / "orders.json"
+    page.write_text(json.dumps(orders))
+    config, _ = write_hub_config(tmp_path, "woo_cli", "woocommerce", status_map={"shipped": "completed"})
+
+    def run(*options: str) -> subprocess.CompletedProcess[str]:
+        argv = [sys.executable, "-m", "channelhub.cli", "map", *options, str(page)]
+        return subprocess.run(argv, capture_output=True, text=True, timeout=60)
+
+    plain = run("--platform", "woocommerce")
+    assert plain.returncode == 1 and "unknown value 'shipped'" in plain.stderr
+    assert "727: skipped: status 'checkout-draft'" in plain.stderr and json.loads(plain.stdout) == []
+    with_channel = run("--channel", "woo_cli", "--config", str(config))
+    assert with_channel.returncode == 0, with_channel.stderr
+    [mapped] = json.loads(with_channel.stdout)
+    assert (mapped["external_id"], mapped["fulfillment_status"]) == ("723", "fulfilled")
