@@ -31,6 +31,15 @@ class MappingError(ValueError):
         self.detail = detail
 
 
+class NotAnOrder(Exception):
+    """A payload the platform lists among orders that is none (a WooCommerce checkout draft: a cart in
+    checkout). Not an error: the pipeline counts it as skipped and lands nothing."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
 @dataclass(slots=True)
 class Totals:
     subtotal: Decimal

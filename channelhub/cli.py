@@ -16,10 +16,22 @@ class CliError(Exception):
 
 def cmd_map(args: argparse.Namespace) -> int:
     from channelhub.canonical import MappingError
-    from channelhub.platforms import get_platform
+    from channelhub.config import ConfigError, load_config
+    from channelhub.platforms import Skipped, get_platform
     from warehouse.ingest import Rejected
 
-    platform = get_platform(args.platform)
+    channel = None
+    if args.channel:
+        try:
+            channel = load_config(args.config).channel(args.channel)
+        except (ConfigError, KeyError) as err:
+            raise CliError(str(err).strip("'\"")) from None
+    name = args.platform or (channel.platform if channel else None)
+    if name is None:
+        raise CliError("say --platform, or --channel to map with that channel's options")
+    if channel is not None and channel.platform != name:
+        raise CliError(f"channel {channel.code!r} is a {channel.platform} channel, not {name}")
+    platform = get_platform(name)
     try:
         document = json.loads(Path(args.file).read_text())
     except (OSError, ValueError) as err:
@@ -28,12 +40,18 @@ def cmd_map(args: argparse.Namespace) -> int:
         payloads = platform.unwrap(document)
     except MappingError as err:
         raise CliError(f"{args.file}: {err.reason}: {err.detail}") from None
-    results = [platform.prepare(payload) for payload in payloads]
+    results = [platform.prepare(payload, channel) for payload in payloads]
     failures = [(i, r) for i, r in enumerate(results) if isinstance(r, Rejected)]
     for index, failure in failures:
         ref = failure.external_id or f"#{index}"
         print(f"{args.file}: order {ref}: {failure.reason}: {failure.detail}", file=sys.stderr)
-    mapped = [r.canonical.to_json() for r in results if not isinstance(r, Rejected)]
+    for index, skipped in enumerate(results):
+        if isinstance(skipped, Skipped):
+            print(
+                f"{args.file}: {skipped.external_id or f'#{index}'}: skipped: {skipped.detail}",
+                file=sys.stderr,
+            )
+    mapped = [r.canonical.to_json() for r in results if not isinstance(r, Rejected | Skipped)]
     single = len(payloads) == 1 and not _in_a_list(document, payloads[0])
     print(json.dumps(mapped[0] if single and mapped else mapped, indent=2, ensure_ascii=False))
     return 1 if failures else 0
@@ -134,7 +152,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("map", help="print the canonical order(s) of a platform payload file")
-    p.add_argument("--platform", required=True)
+    p.add_argument("--platform", help="the payload's platform (default: --channel's)")
+    p.add_argument("--channel", help="map with this channel's options (WooCommerce: its status_map)")
+    p.add_argument("--config", help="channels config for --channel (default: HUB_CHANNELS_CONFIG or ours)")
     p.add_argument("file")
     p.set_defaults(func=cmd_map)
 

@@ -60,6 +60,8 @@ class ChannelConfig:
     alert_after_missed_syncs: int = 3
     stock_policy: StockPolicy = field(default_factory=StockPolicy)
     read_timeout_seconds: float = DEFAULT_READ_TIMEOUT_SECONDS
+    # WooCommerce plugin statuses -> the core status each means (the mapping takes it as an argument)
+    status_map: dict[str, str] = field(default_factory=dict)
 
     @property
     def http_timeout(self) -> tuple[float, float]:
@@ -123,6 +125,8 @@ def parse_config(document: Any, source: str = "<config>") -> HubConfig:
                 f"{where}.fulfilment_location: {raw['fulfilment_location']!r} is not one of the "
                 f"configured locations ({', '.join(sorted(location_codes))})"
             )
+        if raw.get("status_map") and raw["platform"] != "woocommerce":
+            problems.append(f"{where}.status_map: only WooCommerce channels declare plugin statuses")
         try:
             start = datetime.fromisoformat(
                 raw.get("start_date", "2026-01-01T00:00:00Z").replace("Z", "+00:00")
@@ -148,6 +152,7 @@ def parse_config(document: Any, source: str = "<config>") -> HubConfig:
                 alert_after_missed_syncs=raw.get("alert_after_missed_syncs", 3),
                 stock_policy=_stock_policy(raw.get("stock_policy", {})),
                 read_timeout_seconds=float(raw.get("read_timeout_seconds", DEFAULT_READ_TIMEOUT_SECONDS)),
+                status_map=dict(raw.get("status_map", {})),
             )
         )
     if problems:

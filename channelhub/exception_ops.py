@@ -31,7 +31,7 @@ from sqlalchemy import Engine, select, update
 from channelhub.config import HubConfig
 from channelhub.credentials import CredentialsError
 from channelhub.outbound import PushIncomplete
-from channelhub.platforms import channel_connector, get_platform
+from channelhub.platforms import Skipped, channel_connector, get_platform
 from connectors.errors import ConnectorError
 from warehouse import exceptions as queue
 from warehouse.exceptions import ExceptionFilter
@@ -180,14 +180,20 @@ def _retry_attention(engine: Engine, config: HubConfig, channel: str | None, gro
 def _retry_landing(
     engine: Engine, config: HubConfig, channel: str | None, group, _apply: bool
 ) -> dict[int, str]:
-    platform = get_platform(config.channel(channel).platform)
+    channel_config = config.channel(channel)
+    platform = get_platform(channel_config.platform)
     problems, landed, rejected = {}, [], []
     for row in group:
         found = _payload(engine, row["id"])
         if found is None:
             problems[row["id"]] = "no raw payload was kept for this exception: nothing to retry"
             continue
-        prepared = platform.prepare(found)
+        prepared = platform.prepare(found, channel_config)
+        if isinstance(prepared, Skipped):  # queued before the mapping knew it (a checkout draft)
+            with engine.begin() as conn:
+                note = f"not an order, nothing to land: {prepared.detail}"
+                queue.close(conn, row["id"], status="resolved", actor=queue.AUTO_ACTOR, note=note)
+            continue
         (landed if isinstance(prepared, Landed) else rejected).append(prepared)
     if landed or rejected:
         ingest_orders(engine, channel, landed, rejected)
@@ -206,7 +212,10 @@ def _retry_mismatch(
     connector = channel_connector(channel_config, engine=engine)
     problems = {}
     for row in group:
-        prepared = platform.prepare(connector.get_order(row["external_id"]))
+        prepared = platform.prepare(connector.get_order(row["external_id"]), channel_config)
+        if isinstance(prepared, Skipped):
+            problems[row["id"]] = f"the channel holds no order under this id now: {prepared.detail}"
+            continue
         if not isinstance(prepared, Landed):
             problems[row["id"]] = f"the channel's order does not map: {prepared.reason}: {prepared.detail}"
             continue

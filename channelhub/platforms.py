@@ -1,8 +1,10 @@
 """The platform registry: for each platform, its connector, its payload schema and its mapping.
 
 ``prepare`` is the pure middle of the data flow (schema check -> mapping) shared by the sync pipeline,
-``channelhub map`` and the tests: a payload becomes either ``Landed`` (a canonical order) or ``Rejected``
-(a typed reason, the raw payload kept), never an uncaught exception.
+``channelhub map``, reconciliation, the exception retry and the tests: a payload becomes ``Landed`` (a
+canonical order), ``Rejected`` (a typed reason, the raw payload kept) or ``Skipped`` (a record the platform
+lists among orders that is none, such as a WooCommerce checkout draft: counted, never landed nor queued),
+never an uncaught exception. A channel's mapping options (WooCommerce's ``status_map``) come with it.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import fastjsonschema
 from jsonschema import Draft202012Validator
 
-from channelhub.canonical import CanonicalOrder, MappingError
+from channelhub.canonical import CanonicalOrder, MappingError, NotAnOrder
 from channelhub.credentials import load_credentials
 from warehouse.ingest import Landed, Rejected
 from warehouse.token_cache import WarehouseTokenStore
@@ -36,6 +38,14 @@ if TYPE_CHECKING:
     from connectors.pushes import PushResult, ShipmentPush, StockPush
 
 SCHEMA_DIR = Path(__file__).resolve().parent.parent / "connectors" / "schemas"
+
+
+@dataclass(frozen=True, slots=True)
+class Skipped:
+    """A payload the mapping says is no order (``NotAnOrder``): the sync counts it, nothing lands."""
+
+    external_id: str | None
+    detail: str
 
 
 class ChannelConnector(Protocol):
@@ -64,7 +74,7 @@ class ChannelConnector(Protocol):
 class Platform:
     name: str
     payload_schema: str  # file name under connectors/schemas/
-    mapping_module: str  # module with map_order(payload) and unwrap(document)
+    mapping_module: str  # module with map_order(payload) and unwrap(document), maybe not_an_order(payload)
     connector_factory: str  # "module:function" taking (credentials, channel config)
     id_field: str  # dotted path to a raw payload's external id, for naming rejects
 
@@ -123,13 +133,28 @@ class Platform:
         where = "/".join(str(p) for p in error.absolute_path) or "(payload)"
         return f"{where}: {error.message}"
 
-    def prepare(self, payload: Any) -> Landed | Rejected:
-        """Schema check then mapping; every failure is a typed ``Rejected`` carrying the raw payload."""
+    @staticmethod
+    def mapping_options(channel: ChannelConfig | None) -> dict[str, Any]:
+        """What a channel's config tells its mapping (only what it set: other mappings take nothing)."""
+        if channel is not None and channel.status_map:
+            return {"status_map": dict(channel.status_map)}
+        return {}
+
+    def prepare(self, payload: Any, channel: ChannelConfig | None = None) -> Landed | Rejected | Skipped:
+        """Schema check then mapping with ``channel``'s options; every failure is a typed ``Rejected``
+        carrying the raw payload. What the mapping says is no order is ``Skipped`` first, whatever its
+        shape (a draft the schema would refuse is still no order)."""
+        options = self.mapping_options(channel)
+        not_an_order = getattr(self._mapping, "not_an_order", None)
+        if not_an_order is not None and (why := not_an_order(payload, **options)) is not None:
+            return Skipped(self.external_id(payload), why)
         problem = self.schema_problem(payload)
         if problem is not None:
             return Rejected(self.external_id(payload), "schema_invalid", problem[:2000], payload)
         try:
-            return Landed(self.map_order(payload), payload)
+            return Landed(self._mapping.map_order(payload, **options), payload)
+        except NotAnOrder as err:
+            return Skipped(self.external_id(payload), err.detail)
         except MappingError as err:
             return Rejected(self.external_id(payload), err.reason, err.detail[:2000], payload)
 

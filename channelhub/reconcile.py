@@ -34,7 +34,7 @@ from sqlalchemy import Connection, Engine, select, text
 from channelhub.canonical import CanonicalOrder
 from channelhub.config import ChannelConfig
 from channelhub.credentials import ChannelCredentials
-from channelhub.platforms import ChannelConnector, channel_connector, get_platform
+from channelhub.platforms import ChannelConnector, Skipped, channel_connector, get_platform
 from channelhub.shipment_push import as_push as shipment_as_push
 from channelhub.stock_push import as_push as stock_as_push
 from channelhub.sync import ORDERS_STREAM, as_utc
@@ -164,7 +164,9 @@ def _check_orders(
     rejected: list[Rejected] = []
     for page in connector.fetch_orders(report.window_start - channel.overlap, report.window_end):
         for payload in page:
-            prepared = platform.prepare(payload)
+            prepared = platform.prepare(payload, channel)
+            if isinstance(prepared, Skipped):
+                continue  # no order (a checkout draft): nothing to compare
             if isinstance(prepared, Rejected):
                 rejected.append(prepared)  # re-queued by the ingest below: nothing the channel holds is lost
             else:

@@ -30,7 +30,7 @@ from sqlalchemy import Engine
 
 from channelhub.config import ChannelConfig, HubConfig
 from channelhub.credentials import ChannelCredentials
-from channelhub.platforms import Platform, channel_connector, get_platform
+from channelhub.platforms import Platform, Skipped, channel_connector, get_platform
 from connectors.framework import SyncWarning
 from warehouse import catalog, sync_state
 from warehouse.ingest import IngestCounts, Landed, Rejected, ingest_orders
@@ -53,6 +53,7 @@ class SyncResult:
     pulled_from: datetime
     fetched: int = 0
     pages: int = 0
+    skipped: int = 0  # fetched records that are no orders (checkout drafts): neither landed nor queued
     counts: IngestCounts = field(default_factory=IngestCounts)
     # What may be missing from this run though it succeeded (kept with the run: the ChannelHub page shows them
     # until a later run of the channel has none).
@@ -66,6 +67,7 @@ class SyncResult:
             "pulled_from": self.pulled_from.isoformat(),
             "fetched": self.fetched,
             "pages": self.pages,
+            "skipped": self.skipped,
             **self.counts.as_dict(),
             "warnings": [warning.as_dict() for warning in self.warnings],
         }
@@ -74,8 +76,8 @@ class SyncResult:
         exceptions = ", ".join(f"{k}={v}" for k, v in sorted(self.counts.exceptions.items())) or "none"
         return (
             f"{self.channel} [{self.pulled_from:%Y-%m-%d %H:%M:%S} .. {self.window_end:%Y-%m-%d %H:%M:%S}) "
-            f"fetched={self.fetched} new={self.counts.new} updated={self.counts.updated} "
-            f"unchanged={self.counts.unchanged} stale={self.counts.stale} "
+            f"fetched={self.fetched} skipped={self.skipped} new={self.counts.new} "
+            f"updated={self.counts.updated} unchanged={self.counts.unchanged} stale={self.counts.stale} "
             f"reserved_units={self.counts.reserved_units} exceptions: {exceptions}"
             + (f" warnings: {', '.join(w.code for w in self.warnings)}" if self.warnings else "")
         )
@@ -139,14 +141,18 @@ def sync_orders(
             checked_at = result.fetched
 
     pages = prefetched(
-        prepared_pages(platform, connector.fetch_orders(result.pulled_from, window_end)), PREFETCH_PAGES
+        prepared_pages(platform, connector.fetch_orders(result.pulled_from, window_end), channel),
+        PREFETCH_PAGES,
     )
     with roomy_gc(), closing(pages):  # an apply error stops the fetching thread at once
         for page in pages:
             result.pages += 1
             result.fetched += len(page)
             for prepared in page:
-                (landed if isinstance(prepared, Landed) else rejected).append(prepared)
+                if isinstance(prepared, Skipped):
+                    result.skipped += 1
+                else:
+                    (landed if isinstance(prepared, Landed) else rejected).append(prepared)
             if len(landed) + len(rejected) >= channel.batch_size:
                 flush()
     flush()
@@ -157,11 +163,14 @@ def sync_orders(
     return result
 
 
-def prepared_pages(platform: Platform, pages: Iterable[list[Any]]) -> Iterator[list[Landed | Rejected]]:
-    """Each page's payloads schema-checked and mapped, in the fetch thread while the previous batch applies
-    (the applying thread mostly waits on Postgres, without holding the GIL)."""
+def prepared_pages(
+    platform: Platform, pages: Iterable[list[Any]], channel: ChannelConfig | None = None
+) -> Iterator[list[Landed | Rejected | Skipped]]:
+    """Each page's payloads schema-checked and mapped (with ``channel``'s mapping options), in the fetch
+    thread while the previous batch applies (the applying thread mostly waits on Postgres, without holding
+    the GIL)."""
     for page in pages:
-        yield [platform.prepare(payload) for payload in page]
+        yield [platform.prepare(payload, channel) for payload in page]
 
 
 _gc_lock = threading.Lock()

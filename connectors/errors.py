@@ -8,6 +8,7 @@ Hierarchy (callers catch the narrowest class they can act on):
     │   └── MalformedResponse  a body that is not the JSON it should be (truncated, HTML error page, ...)
     └── ApiError               the platform rejected the request (4xx, body error codes); retrying won't help
         ├── AuthError          bad, revoked or expired credentials (401/403, errcode 40001/42001, 4201)
+        │   └── InsecureTransport  refused before sending: the credential would cross the network in clear
         ├── QuotaExhausted     a quota that does not refill soon (WeChat errcode 45009, daily quota)
         └── PageCapExceeded    more records than the API lets us page through (the window gets narrowed)
 
@@ -23,7 +24,8 @@ from collections.abc import Iterable
 REDACTED = "***"
 
 # Query/body parameter names that carry credentials on some platform (WeChat/Youzan access_token, WeChat
-# appid secret, Taobao session + sign, WooCommerce consumer_secret, ...). Their values are masked in any text.
+# appid secret, Taobao session + sign, WooCommerce consumer_secret and OAuth 1.0a oauth_signature, ...). Their
+# values are masked in any text.
 SENSITIVE_PARAM_NAMES: frozenset[str] = frozenset(
     {
         "access_token",
@@ -37,6 +39,7 @@ SENSITIVE_PARAM_NAMES: frozenset[str] = frozenset(
         "sign",
         "refresh_token",
         "password",
+        "oauth_signature",
     }
 )
 _NAMES = "|".join(sorted(re.escape(name) for name in SENSITIVE_PARAM_NAMES))
@@ -128,6 +131,11 @@ class ApiError(ConnectorError):
 
 class AuthError(ApiError):
     """The credentials were refused (after one refresh, where the platform's tokens can be refreshed)."""
+
+
+class InsecureTransport(AuthError):
+    """Refused by the connector before any request: the configured credential would travel in clear text
+    (HTTP Basic or query-string keys over plain ``http://`` to a host that is not this machine)."""
 
 
 class QuotaExhausted(ApiError):

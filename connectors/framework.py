@@ -132,11 +132,13 @@ class Connector:
         session: requests.Session | None = None,
         sleep: Callable[[float], None] | None = None,
         token_store: TokenStore | None = None,
+        spec: PlatformSpec | None = None,
     ) -> Self:
         """Build the shared client for this platform from a connection's base URL and credentials; a
         short-lived token is kept in ``token_store`` (the hub passes the warehouse's, shared by every
-        process) or, without one, by this connector alone."""
-        spec = cls.spec
+        process) or, without one, by this connector alone. ``spec``: this connection's own declaration
+        when it differs from the class's (a page size, an auth kind chosen by the URL's scheme)."""
+        spec = spec or cls.spec
         variables = {**spec.path_variables, **(path_variables or {})}
         options: dict[str, Any] = {} if sleep is None else {"sleep": sleep}
         client = HttpClient(
@@ -152,7 +154,10 @@ class Connector:
             session=session,
             **options,
         )
-        return cls(client)
+        connector = cls(client)
+        if spec is not cls.spec:
+            connector.spec = spec  # type: ignore[misc]  # this connection's declaration
+        return connector
 
     @property
     def platform(self) -> str:

@@ -1,12 +1,30 @@
 """WooCommerce REST API v3 (``/wp-json/wc/v3``) as a declaration, plus named operations.
 
-Wire facts (platform-contracts.md section 2):
-- HTTP Basic with the consumer key as user name and the consumer secret as password (HTTPS). A refused key
-  or secret is a 401 ``{"code":"woocommerce_rest_authentication_error","message":...,"data":{"status":401}}``.
+Wire facts (docs/platform-notes.md, WooCommerce, has the sources):
+- Auth, as ``WC_REST_Authentication`` decides it: HTTP Basic (consumer key as user name, consumer secret as
+  password), or the same two as ``consumer_key``/``consumer_secret`` query parameters, is read only when
+  the request came over TLS (``is_ssl()``); otherwise, and as a fallback, OAuth 1.0a one-legged:
+  ``oauth_consumer_key``, ``oauth_timestamp`` (within 15 minutes of the server's clock), ``oauth_nonce``
+  (never twice), ``oauth_signature_method`` (HMAC-SHA1 or HMAC-SHA256) and ``oauth_signature`` in the query
+  string, signed over the method, the site's home URL plus the request path, and every query parameter.
+  ``auth_for`` picks Basic for an ``https`` URL and OAuth 1.0a for ``http``; a connection may force a kind
+  (extra ``auth``), but Basic or query keys over plain ``http`` to another machine are refused before any
+  request (``InsecureTransport``): they would cross the network in clear, and WooCommerce would not read
+  them anyway. Over http Basic is simply ignored: the shop answers as to an anonymous caller, 401
+  ``woocommerce_rest_cannot_view``. Other refusals are 401 ``woocommerce_rest_authentication_error``
+  ("Consumer key is invalid.", "Consumer secret is invalid.", "Invalid signature - ...", "Invalid
+  timestamp.", "Invalid nonce - nonce has already been used."). A private CA (or a test certificate) is
+  trusted through the extra ``ca_bundle``.
 - ``GET orders?modified_after=..&modified_before=..&dates_are_gmt=true&status=any&orderby=date&order=asc``
   with ``page``/``per_page`` (at most 100; more is a 400 ``rest_invalid_param``). The response body is a bare
   JSON list; ``X-WP-Total``/``X-WP-TotalPages`` give the totals. ``dates_are_gmt=true`` matters: without
-  it WooCommerce reads offset-less times in the *site's* time zone.
+  it WooCommerce reads offset-less times in the *site's* time zone. ``status=any`` also lists checkout
+  drafts (block checkout's carts): they are left to the mapping (``not_an_order``), not filtered out here,
+  so the listing's own total still checks the walk and a plugin's status is never silently dropped.
+- Refunds: an order's ``refunds[]`` is a summary (id, reason, negative total) without lines. For an order
+  whose summary is not empty the connector reads ``GET /orders/{id}/refunds`` (one more request per such
+  order) and attaches the objects it names under ``channelhub_refunds`` (``REFUNDS_KEY``): their line items
+  (negative quantities, ``_refunded_item_id`` meta) say which units each refund took back.
 - Core WooCommerce has no rate limiter; hosts and WAFs answer 429 (or 503) with ``Retry-After``, which the
   shared client honours. Errors are ``{"code","message","data":{"status"}}``.
 
@@ -37,9 +55,13 @@ Pushes (``push_shipment``, ``set_stock``; results per ``connectors.pushes``):
   and recognises a shipment pushed before under another number.
 - Idempotency by reading: the tracking number already on the order (the extension's list, or a "Shipped
   via" note in the fallback) is ``already_done``; a retry then only adds what the first try did not finish
-  (the ledger note, the completion). A changed number for a known shipment key replaces the old tracking
-  (the extension has no update call: ``DELETE`` the old item, ``POST`` the new one); in the fallback a new
-  customer note says which number it replaces (notes cannot be edited).
+  (the ledger note, the completion). A tracking correction replaces the number the order shows: the push's
+  ``previous_tracking_number`` when the order carries it (whichever shipment key its ledger note has), else
+  the last number pushed under the same shipment key (the extension has no update call: ``DELETE`` the old
+  item, ``POST`` the new one; in the fallback a new customer note says which number it replaces, notes
+  cannot be edited); ``extra["action"] = "update_tracking"``. A previous number the order does not carry
+  never reached the shop: the push goes as a new shipment. The ledger note of a correction ends "replacing
+  <old number>", so the units of the corrected push are not counted twice.
 - Stock: ``PUT /products/{id}`` (simple) or ``PUT /products/{pid}/variations/{vid}`` with
   ``{"manage_stock": true, "stock_quantity": n}``. WooCommerce has no compare-and-set; with
   ``expected_current`` the connector reads ``stock_quantity`` first and refuses on a mismatch. That is not
@@ -56,11 +78,12 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import requests
 
-from connectors.auth import BasicAuth, Secret
-from connectors.errors import ApiError, AuthError
+from connectors.auth import AuthSpec, BasicAuth, OAuth1OneLegged, QueryParams, Secret, is_loopback
+from connectors.errors import ApiError, AuthError, InsecureTransport, TransientError
 from connectors.framework import Connector, Endpoint, PlatformSpec
 from connectors.http import ErrorPolicy, ErrorShape, RateLimitSignal, RetryPolicy
 from connectors.paginators import PageNumberPaginator
@@ -84,6 +107,10 @@ TRACKING_API = "/wp-json/wc-shipment-tracking/v3"
 TRACKINGS = TRACKING_API + "/orders/{order_id}/shipment-trackings"
 ROOTED_PREFIX = "/wp-json/"  # endpoints whose path starts here are not under /wp-json/wc/v3
 CLOSED_STATUSES = frozenset({"cancelled", "refunded", "failed", "trash"})
+AUTH_KINDS = ("auto", "oauth1", "basic", "query")
+# Where an order payload carries its refund objects (GET /orders/{id}/refunds). Not a WooCommerce field: the
+# connector adds it, the schema checks it, the mapping reads it.
+REFUNDS_KEY = "channelhub_refunds"
 
 
 @dataclass(frozen=True)
@@ -119,7 +146,8 @@ CARRIERS: dict[str, Carrier] = {
     "EMS": Carrier("China EMS", None),
 }
 _LEDGER = re.compile(
-    r"^ChannelHub shipment (?P<key>\S+): (?P<carrier>.+) (?P<number>\S+) \(lines (?P<lines>[0-9x, ]*)\)$"
+    r"^ChannelHub shipment (?P<key>\S+): (?P<carrier>.+) (?P<number>\S+) \(lines (?P<lines>[0-9x, ]*)\)"
+    r"(?: replacing (?P<replaces>\S+))?$"
 )
 _SHIPPED_VIA = re.compile(r"^Shipped via (?P<carrier>.+) (?P<number>\S+?)(?: \(replaces \S+\))?$")
 
@@ -131,6 +159,7 @@ class LedgerEntry:
     key: str
     number: str
     lines: tuple[tuple[str, int], ...]
+    replaces: str | None = None  # the tracking number this push corrected
 
 
 def carrier_for(name: str) -> Carrier | None:
@@ -141,10 +170,11 @@ def _ledger_key(shipment_key: str) -> str:
     return re.sub(r"\s+", "_", shipment_key.strip())
 
 
-def ledger_note(push: ShipmentPush, carrier: Carrier) -> str:
+def ledger_note(push: ShipmentPush, carrier: Carrier, replaces: str | None = None) -> str:
     lines = ", ".join(f"{line.external_line_id}x{line.quantity}" for line in push.lines)
     key = _ledger_key(push.shipment_key)
-    return f"ChannelHub shipment {key}: {carrier.name} {push.tracking_number} (lines {lines})"
+    note = f"ChannelHub shipment {key}: {carrier.name} {push.tracking_number} (lines {lines})"
+    return note + (f" replacing {replaces}" if replaces else "")
 
 
 def read_ledger(notes: list[dict[str, Any]]) -> list[LedgerEntry]:
@@ -161,8 +191,16 @@ def read_ledger(notes: list[dict[str, Any]]) -> list[LedgerEntry]:
             line_id, _, quantity = part.partition("x")
             if quantity.isdigit():
                 lines.append((line_id, int(quantity)))
-        entries.append(LedgerEntry(match["key"], match["number"], tuple(lines)))
+        entries.append(LedgerEntry(match["key"], match["number"], tuple(lines), match["replaces"]))
     return entries
+
+
+def standing(ledger: list[LedgerEntry]) -> list[LedgerEntry]:
+    """The pushes still in force: per shipment key the latest, less any whose number a later push
+    corrected (a correction ships the same units under a new number, never more units)."""
+    latest = {entry.key: entry for entry in ledger}
+    corrected = {entry.replaces for entry in ledger if entry.replaces}
+    return [entry for entry in latest.values() if entry.number not in corrected]
 
 
 def _words(error: ApiError) -> str:
@@ -182,14 +220,41 @@ def _orders_paginator(page_size: int) -> PageNumberPaginator:
     )
 
 
-def woocommerce_spec(page_size: int = MAX_PAGE_SIZE) -> PlatformSpec:
-    """The WooCommerce declaration with ``page_size`` orders per page (1..100)."""
+def auth_for(base_url: str, kind: str = "auto") -> AuthSpec:
+    """How a connection to ``base_url`` authenticates. WooCommerce reads HTTP Basic (and query-string keys)
+    only when the request came over TLS (``is_ssl()``), and OAuth 1.0a one-legged otherwise. ``auto``:
+    Basic over ``https``, OAuth 1.0a over ``http``. A forced ``basic``/``query`` over plain ``http`` is
+    refused (``InsecureTransport``) unless the host is this machine (a local TLS-terminating proxy, a
+    sandbox): the keys would cross the network in clear."""
+    if kind not in AUTH_KINDS:
+        raise ValueError(f"auth must be one of {', '.join(AUTH_KINDS)}, got {kind!r}")
+    secure = urlsplit(base_url).scheme.lower() == "https"
+    if kind == "auto":
+        kind = "basic" if secure else "oauth1"
+    if kind == "oauth1":
+        return OAuth1OneLegged("consumer_key", "consumer_secret")
+    if not secure and not is_loopback(base_url):
+        raise InsecureTransport(
+            f"auth {kind!r} would send the consumer key and secret in clear text over plain http to "
+            f"{urlsplit(base_url).hostname}: use an https URL, or auth 'oauth1' (WooCommerce's only scheme "
+            "over http)",
+            platform="woocommerce",
+        )
+    if kind == "query":  # for servers that strip the Authorization header
+        return QueryParams({"consumer_key": "consumer_key", "consumer_secret": "consumer_secret"})
+    return BasicAuth("consumer_key", "consumer_secret")
+
+
+def woocommerce_spec(page_size: int = MAX_PAGE_SIZE, auth: AuthSpec | None = None) -> PlatformSpec:
+    """The WooCommerce declaration with ``page_size`` orders per page (1..100) and ``auth`` (default
+    Basic: an https shop)."""
     if not 1 <= page_size <= MAX_PAGE_SIZE:
         raise ValueError(f"page_size must be within 1..{MAX_PAGE_SIZE}, got {page_size}")
     return PlatformSpec(
         name="woocommerce",
         base_path="/wp-json/wc/v3",
-        auth=BasicAuth("consumer_key", "consumer_secret"),  # the names of the two credentials
+        # the names of the two credentials
+        auth=auth if auth is not None else BasicAuth("consumer_key", "consumer_secret"),
         errors=ErrorPolicy(
             # WordPress errors: {"code": "...", "message": "...", "data": {"status": n}}; the HTTP status
             # classifies them, the body names them.
@@ -207,6 +272,15 @@ def woocommerce_spec(page_size: int = MAX_PAGE_SIZE) -> PlatformSpec:
                 window=MODIFIED,
             ),
             "order": Endpoint("/orders/{order_id}"),
+            "order_refunds": Endpoint(
+                "/orders/{order_id}/refunds",
+                record_key="id",
+                paginator=PageNumberPaginator(
+                    page_size=MAX_PAGE_SIZE,
+                    total_pages_header="X-WP-TotalPages",
+                    total_results_header="X-WP-Total",
+                ),
+            ),
             "update_order": Endpoint("/orders/{order_id}", method="PUT"),
             "order_notes": Endpoint("/orders/{order_id}/notes", params={"type": "any"}),
             "add_order_note": Endpoint("/orders/{order_id}/notes", method="POST", idempotent=False),
@@ -226,6 +300,19 @@ def woocommerce_spec(page_size: int = MAX_PAGE_SIZE) -> PlatformSpec:
 WOOCOMMERCE = woocommerce_spec()
 
 
+class _TrustOnly(requests.adapters.HTTPAdapter):
+    """Verifies every https answer against one CA bundle. ``Session.verify`` alone would not do: requests
+    lets ``REQUESTS_CA_BUNDLE``/``CURL_CA_BUNDLE`` in the environment override it."""
+
+    def __init__(self, ca_bundle: str) -> None:
+        super().__init__()
+        self.ca_bundle = ca_bundle
+
+    def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> requests.Response:
+        kwargs["verify"] = self.ca_bundle
+        return super().send(request, *args, **kwargs)
+
+
 class WooCommerceConnector(Connector):
     spec = WOOCOMMERCE
     _providers: set[str] | None = None  # the shop's Shipment Tracking provider names, read once
@@ -238,24 +325,31 @@ class WooCommerceConnector(Connector):
         consumer_secret: str | Secret,
         *,
         page_size: int = MAX_PAGE_SIZE,
+        auth: str = "auto",
+        ca_bundle: str | None = None,
         retry: RetryPolicy | None = None,
         timeout: tuple[float, float] = (5.0, 30.0),
         session: requests.Session | None = None,
         sleep: Callable[[float], None] | None = None,
     ) -> WooCommerceConnector:
-        """A connector for one shop. ``base_url`` is the site's URL (``https://shop.example.com``, or a
-        sandbox's ``http://127.0.0.1:8702``); the API lives under ``/wp-json/wc/v3`` there."""
-        connector = cls.connect(
+        """A connector for one shop. ``base_url`` is the site's home URL (``https://shop.example.com``, or a
+        sandbox's ``http://127.0.0.1:8702``; OAuth signs it as WooCommerce rebuilds it from its home URL);
+        the API lives under ``/wp-json/wc/v3`` there. ``auth``: see ``auth_for`` (refused here, before any
+        request, when insecure). ``ca_bundle``: a PEM file of the CAs to trust for an https shop (a private
+        CA, a test certificate); default the system's."""
+        spec = woocommerce_spec(page_size, auth_for(base_url, auth))
+        if ca_bundle:
+            session = session or requests.Session()
+            session.mount("https://", _TrustOnly(ca_bundle))
+        return cls.connect(
             base_url,
             {"consumer_key": consumer_key, "consumer_secret": consumer_secret},
             retry=retry,
             timeout=timeout,
             session=session,
             sleep=sleep,
+            spec=spec,
         )
-        if page_size != MAX_PAGE_SIZE:
-            connector.spec = woocommerce_spec(page_size)  # type: ignore[misc]  # per-connection page size
-        return connector
 
     @property
     def page_size(self) -> int:
@@ -269,10 +363,38 @@ class WooCommerceConnector(Connector):
         yield from self.fetch_pages("orders", window_start - EXCLUSIVE_START_SHIFT, window_end)
 
     def get_order(self, order_id: int | str) -> dict[str, Any]:
-        """One order by id; raises ``ApiError`` (status 404) when the shop has no such order."""
+        """One order by id (with its refunds, as ``fetch_orders`` gives them); raises ``ApiError`` (status
+        404) when the shop has no such order."""
         if not str(order_id).isdigit():
             raise ValueError(f"WooCommerce order ids are numeric, got {order_id!r}")
-        return self.get("order", path_params={"order_id": order_id})
+        return self._with_refunds(self.get("order", path_params={"order_id": order_id}))
+
+    def records_from_page(self, endpoint_name: str, records: list[Any]) -> list[Any]:
+        """Orders with refunds get their refund objects: one more request per such order (a small share of
+        orders; the rest cost nothing)."""
+        if endpoint_name != self.orders_endpoint:
+            return records
+        return [self._with_refunds(order) if isinstance(order, dict) else order for order in records]
+
+    def _with_refunds(self, order: dict[str, Any]) -> dict[str, Any]:
+        """``order`` plus ``REFUNDS_KEY``: the objects of ``GET /orders/{id}/refunds`` its ``refunds[]``
+        summary names (refunds made since the order was read belong to its next version). The summary
+        carries no lines; these say which lines each refund covered."""
+        summary = order.get("refunds")
+        if not isinstance(summary, list) or not summary or not str(order.get("id", "")).isdigit():
+            return order
+        wanted = [item.get("id") for item in summary if isinstance(item, dict)]
+        found: dict[Any, Any] = {}
+        for page in self.fetch_pages("order_refunds", path_params={"order_id": order["id"]}):
+            found.update((refund.get("id"), refund) for refund in page if isinstance(refund, dict))
+        missing = [refund_id for refund_id in wanted if refund_id not in found]
+        if missing:  # deleted since the order was listed: its next version (without them) will say so
+            raise TransientError(
+                f"order {order['id']} lists refunds {missing} that GET /orders/{order['id']}/refunds no "
+                "longer has (the order changed while it was read)",
+                platform=self.platform,
+            )
+        return {**order, REFUNDS_KEY: [found[refund_id] for refund_id in wanted]}
 
     # -- pushes --
 
@@ -347,13 +469,14 @@ class WooCommerceConnector(Connector):
             }
         key = _ledger_key(push.shipment_key)
         mine = [entry for entry in ledger if entry.key == key]
+        previous = push.previous_tracking_number
 
         if number in on_order or any(entry.number == number for entry in mine):
             repairs = []
             if not any(entry.number == number for entry in mine):
-                self.call(
-                    "add_order_note", ids, body={"note": ledger_note(push, carrier), "customer_note": False}
-                )
+                corrects = previous if previous != number else None
+                note = ledger_note(push, carrier, corrects)
+                self.call("add_order_note", ids, body={"note": note, "customer_note": False})
                 repairs.append("ledger note added")
             if push.completes_order and status != "completed":
                 self.call("update_order", ids, body={"status": "completed"})
@@ -365,7 +488,13 @@ class WooCommerceConnector(Connector):
                 extra={"mode": mode},
             )
 
-        replaced = mine[-1] if mine else None
+        # A correction replaces the number the channel shows: the push's previous number when the order
+        # carries it (whatever shipment key its ledger note has), else this shipment's own last number.
+        previous = push.previous_tracking_number
+        if previous and previous != number and previous in on_order:
+            replaced: str | None = previous
+        else:
+            replaced = mine[-1].number if mine else None
         if replaced is None:
             if status == "completed":
                 return PushResult(
@@ -373,17 +502,20 @@ class WooCommerceConnector(Connector):
                     f"order {order_id} is already 'completed' in WooCommerce (every item shipped); "
                     f"tracking {number} is a second shipment of shipped items",
                 )
-            refusal = self._check_quantities(order, push.lines, ledger)
+            # A previous number that never reached the channel ships nothing: its units are not counted.
+            counted = [entry for entry in standing(ledger) if entry.number != previous]
+            refusal = self._check_quantities(order, push.lines, counted)
             if refusal:
                 return PushResult("rejected", refusal)
 
         extra = {"mode": mode}
+        if replaced is not None:
+            extra.update(action="update_tracking", previous_tracking_number=replaced)
         if trackings is not None:
-            if replaced is not None:
-                for item in trackings:
-                    if str(item.get("tracking_number")) == replaced.number:
-                        self._delete_tracking(order_id, str(item.get("tracking_id")))
-                extra["replaced_tracking_number"] = replaced.number
+            # The extension has no update call: the old item goes, the new one comes.
+            for item in trackings if replaced is not None else ():
+                if str(item.get("tracking_number")) == replaced:
+                    self._delete_tracking(order_id, str(item.get("tracking_id")))
             body: dict[str, Any] = {
                 "tracking_number": number,
                 "date_shipped": push.shipped_at.astimezone(UTC).strftime("%Y-%m-%d"),
@@ -398,11 +530,11 @@ class WooCommerceConnector(Connector):
         else:
             text = f"Shipped via {carrier.name} {number}"
             if replaced is not None:
-                text += f" (replaces {replaced.number})"
-                extra["replaced_tracking_number"] = replaced.number
+                text += f" (replaces {replaced})"  # notes cannot be edited: the buyer reads the change
             created = self.call("add_order_note", ids, body={"note": text, "customer_note": True})
             reference = str(created.get("id"))
-        self.call("add_order_note", ids, body={"note": ledger_note(push, carrier), "customer_note": False})
+        note = ledger_note(push, carrier, replaced)
+        self.call("add_order_note", ids, body={"note": note, "customer_note": False})
         if push.completes_order and status != "completed":
             self.call("update_order", ids, body={"status": "completed"})
             extra["completed"] = "true"
@@ -502,7 +634,8 @@ def connector_for_channel(
     credentials: ChannelCredentials, channel: ChannelConfig, *, token_store: TokenStore | None = None
 ) -> WooCommerceConnector:
     """The connector for a configured channel: site URL, consumer key (login) and consumer secret (password)
-    from its Airflow connection. The channel's page size is capped at WooCommerce's 100."""
+    from its Airflow connection, and its extras ``auth`` (``auto``, ``oauth1``, ``basic``, ``query``) and
+    ``ca_bundle``. The channel's page size is capped at WooCommerce's 100."""
     if not credentials.login:
         raise ValueError(
             f"connection {credentials.conn_id!r}: set the WooCommerce consumer key as the login "
@@ -511,10 +644,13 @@ def connector_for_channel(
     page_size = min(channel.page_size, MAX_PAGE_SIZE)
     if page_size < channel.page_size:
         log.info("%s: page_size %d capped at WooCommerce's %d", channel.code, channel.page_size, page_size)
+    extra = credentials.extra or {}
     return WooCommerceConnector.from_connection(
         credentials.base_url,
         credentials.login,
         credentials.secret,
         page_size=page_size,
+        auth=str(extra.get("auth") or "auto"),
+        ca_bundle=extra.get("ca_bundle") or None,
         timeout=channel.http_timeout,
     )

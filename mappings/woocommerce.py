@@ -1,6 +1,7 @@
 """WooCommerce REST API v3 order object -> CanonicalOrder. Pure: no I/O, no clock, no globals.
 
-Choices this mapping makes (payload shape: platform-contracts.md section 2.5, the docs' orders 727/723):
+Choices this mapping makes (payload shape: the REST API docs' orders 727/723 and refund 724; corrections
+and decisions: docs/platform-notes.md, WooCommerce):
 
 - Times come from the ``*_gmt`` fields (naive UTC). The plain ``date_*`` fields are naive *site-local*
   times whose zone the payload does not name, so they are never used.
@@ -17,21 +18,31 @@ Choices this mapping makes (payload shape: platform-contracts.md section 2.5, th
 
   | status     | payment_status                         | fulfillment | cancelled | shipped  | refunded |
   |------------|----------------------------------------|-------------|-----------|----------|----------|
-  | pending    | unpaid                                 | unfulfilled | no        | 0        | 0        |
-  | on-hold    | authorized (awaiting capture/transfer) | unfulfilled | no        | 0        | 0        |
-  | processing | paid                                   | unfulfilled | no        | 0        | 0        |
-  | completed  | paid                                   | fulfilled   | no        | quantity | 0        |
+  | pending    | unpaid                                 | unfulfilled | no        | 0        | (r)      |
+  | on-hold    | authorized (awaiting capture/transfer) | unfulfilled | no        | 0        | (r)      |
+  | processing | paid                                   | unfulfilled | no        | 0        | (r)      |
+  | completed  | paid                                   | fulfilled   | no        | (s)      | (r)      |
   | refunded   | refunded                               | (*)         | no        | (*)      | quantity |
-  | cancelled  | voided if never paid, else paid        | (*)         | yes       | (*)      | 0        |
-  | failed     | voided (the payment failed; may retry) | unfulfilled | no        | 0        | 0        |
-  | trash      | as cancelled                           | (*)         | yes       | (*)      | 0        |
+  | cancelled  | voided if never paid, else paid        | (*)         | yes       | (*)      | (r)      |
+  | failed     | voided (the payment failed; may retry) | unfulfilled | no        | 0        | (r)      |
+  | trash      | as cancelled                           | (*)         | yes       | (*)      | (r)      |
 
-  (*) fulfilled with shipped = quantity when ``date_completed_gmt`` is set (the order had been completed),
-  else unfulfilled. Any refund on top turns "paid" into "partially_refunded" (or "refunded" once the
-  refunds reach the total). Core WooCommerce records neither partial shipments nor which lines a partial
-  refund covered in the order object (that needs ``GET /orders/{id}/refunds``), so a partial refund shows
-  in totals.refunded only; a ``refunded`` order refunds every unit. Restocked quantities are 0: the order
-  does not say whether refunded goods came back. ``checkout-draft`` and plugin statuses are refused.
+  (*) as completed (s) when ``date_completed_gmt`` is set (the order had been completed), else unfulfilled
+  and 0. Any refund on top turns "paid" into "partially_refunded" (or "refunded" once the refunds reach the
+  total). ``checkout-draft`` and ``auto-draft`` are no orders (a cart in checkout, a blank admin order):
+  ``not_an_order`` says so and ``map_order`` raises ``NotAnOrder``. A plugin status maps only through the
+  channel's ``status_map`` (plugin status -> the core status it means); any other status is refused.
+- Refunded lines come from the refund objects the connector attaches under ``channelhub_refunds`` (``GET
+  /orders/{id}/refunds``; the order's own ``refunds[]`` summary has no lines): (r) = the units of the refund
+  line items whose ``_refunded_item_id`` meta names the line (their quantities are negative). Core
+  WooCommerce records no partial shipment, only completion, so (s) = quantity less the units refunded
+  before ``date_completed_gmt`` (those never shipped). Restocked units: WooCommerce keeps on the order's line
+  item ``_restock_refunded_items``, the units its refunds put back in stock, but not which refund did (the
+  refund's ``api_restock`` is write-only); units refunded before completion were never shipped, so the
+  units known to have come back from the shelf are ``min(restocked - refunded before completion, refunded
+  after completion)``, never more (an overstated return would let the hub oversell). Without
+  ``channelhub_refunds`` (a webhook delivery, a hand-made file) no line is refunded (a ``refunded`` order
+  refunds every unit), shipped is the whole quantity on completion and nothing is restocked.
 - Line titles are ``name`` with its HTML entities decoded.
 - customer: ``customer_id`` 0 is a guest (external_id null); name, email and phone come from ``billing``.
   shipping_address: ``shipping``; its phone (WC >= 5.6) falls back to the billing phone; null when blank.
@@ -40,11 +51,20 @@ Choices this mapping makes (payload shape: platform-contracts.md section 2.5, th
 from __future__ import annotations
 
 import html
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from channelhub.canonical import Address, CanonicalOrder, Customer, MappingError, OrderLine, Totals
+from channelhub.canonical import (
+    Address,
+    CanonicalOrder,
+    Customer,
+    MappingError,
+    NotAnOrder,
+    OrderLine,
+    Totals,
+)
 from mappings.common import (
     blank_to_none,
     id_str,
@@ -70,6 +90,15 @@ STATUSES: dict[str, tuple[str, bool]] = {
     "trash": ("paid", True),
 }
 _CANCELLED_BEFORE_PAYMENT = "voided"
+# Statuses of records that are no orders yet: a cart the block checkout saved (its DraftOrders service adds
+# the status) and the blank order WordPress creates when an admin opens "Add order".
+NOT_ORDERS = {
+    "checkout-draft": "a checkout draft (a cart in checkout, not placed)",
+    "auto-draft": "an auto-draft (a blank order nobody saved)",
+}
+REFUNDS_KEY = "channelhub_refunds"  # the refund objects the connector attaches (connectors.woocommerce)
+REFUNDED_ITEM = "_refunded_item_id"  # a refund line item's meta: the order line it refunds
+RESTOCKED = "_restock_refunded_items"  # an order line item's meta: units its refunds put back in stock
 
 
 def unwrap(document: Any) -> list[dict[str, Any]]:
@@ -97,18 +126,37 @@ def unwrap(document: Any) -> list[dict[str, Any]]:
     )
 
 
-def map_order(payload: dict[str, Any]) -> CanonicalOrder:
-    """One WooCommerce order object -> CanonicalOrder; MappingError("...") names what is wrong."""
-    return map_identified("woocommerce", "WooCommerce", payload, "id", _map)
+def not_an_order(payload: Any, *, status_map: Mapping[str, str] | None = None) -> str | None:
+    """Why ``payload`` is no order (a checkout draft), or None. Reads only ``status``, so it holds whatever
+    else the record lacks."""
+    status = payload.get("status") if isinstance(payload, dict) else None
+    if not isinstance(status, str):
+        return None
+    what = NOT_ORDERS.get((status_map or {}).get(status, status))
+    return None if what is None else f"status {status!r}: {what}"
 
 
-def _map(payload: dict[str, Any], external_id: str) -> CanonicalOrder:
+def map_order(payload: dict[str, Any], *, status_map: Mapping[str, str] | None = None) -> CanonicalOrder:
+    """One WooCommerce order object -> CanonicalOrder; MappingError("...") names what is wrong, NotAnOrder
+    says it is a checkout draft. ``status_map``: the channel's plugin statuses, each the core status it
+    means (``{"shipped": "completed"}``)."""
+    aliases = dict(status_map or {})
+    if (why := not_an_order(payload, status_map=aliases)) is not None:
+        raise NotAnOrder(f"woocommerce record {payload.get('id')}: {why}")
+    return map_identified("woocommerce", "WooCommerce", payload, "id", lambda p, i: _map(p, i, aliases))
+
+
+def _map(payload: dict[str, Any], external_id: str, status_map: dict[str, str]) -> CanonicalOrder:
     currency = payload.get("currency")
     if not (isinstance(currency, str) and len(currency) == 3 and currency.isalpha() and currency.isupper()):
         raise MappingError(f"currency: expected a 3-letter ISO 4217 code, got {currency!r}")
-    status = payload.get("status")
+    raw_status = payload.get("status")
+    status = status_map.get(raw_status, raw_status) if isinstance(raw_status, str) else raw_status
     if not isinstance(status, str) or status not in STATUSES:
-        raise MappingError(f"status: unknown value {status!r} (known: {', '.join(STATUSES)})")
+        raise MappingError(
+            f"status: unknown value {raw_status!r} (known: {', '.join(STATUSES)}; a plugin's status maps "
+            "through the channel's status_map)"
+        )
     number = blank_to_none(payload.get("number"), "number") or external_id
 
     updated_at = _gmt(payload, "date_modified_gmt")
@@ -127,8 +175,11 @@ def _map(payload: dict[str, Any], external_id: str) -> CanonicalOrder:
     items = payload.get("line_items")
     if not isinstance(items, list):
         raise MappingError(f"line_items: expected a list, got {type(items).__name__}")
+    refunds = _refunded_units(
+        payload, items, _optional_gmt(payload, "date_completed_gmt") if completed else None
+    )
     lines = [
-        _line(item, index, shipped_all=completed, refunded_all=status == "refunded")
+        _line(item, index, shipped_all=completed, refunded_all=status == "refunded", refunds=refunds)
         for index, item in enumerate(items)
     ]
     return CanonicalOrder(
@@ -200,16 +251,94 @@ def _totals(payload: dict[str, Any]) -> Totals:
     )
 
 
+# -- refunds -------------------------------------------------------------------------------------
+
+# Per order line id: units refunded before completion (never shipped), units refunded after it.
+RefundedUnits = dict[str, tuple[int, int]]
+
+
+def _refunded_units(
+    payload: dict[str, Any], items: list[Any], completed_at: datetime | None
+) -> RefundedUnits | None:
+    """Units each line's refunds took back, split at ``completed_at`` (None: not completed, all before);
+    None when the payload carries no refund objects."""
+    details = payload.get(REFUNDS_KEY)
+    if details is None:
+        return None
+    if not isinstance(details, list) or not all(isinstance(refund, dict) for refund in details):
+        raise MappingError(f"{REFUNDS_KEY}: expected a list of refund objects")
+    by_id = {refund.get("id"): refund for refund in details}
+    for index, summary in enumerate(objects(payload, "refunds")):
+        if summary.get("id") not in by_id:
+            raise MappingError(
+                f"refunds[{index}]: refund {summary.get('id')!r} has no object in {REFUNDS_KEY} (the order "
+                "and its refunds were read at different times)"
+            )
+    line_ids = {str(item.get("id")) for item in items if isinstance(item, dict)}
+    units: RefundedUnits = {}
+    for index, refund in enumerate(details):
+        where = f"{REFUNDS_KEY}[{index}]."
+        at = parse_local_datetime(refund.get("date_created_gmt"), UTC_OFFSET, f"{where}date_created_gmt")
+        before = completed_at is None or at < completed_at  # the same second counts as after: deducts more
+        for position, item in enumerate(objects(refund, "line_items", where)):
+            item_where = f"{where}line_items[{position}]."
+            quantity = item.get("quantity")
+            if isinstance(quantity, bool) or not isinstance(quantity, int) or quantity > 0:
+                raise MappingError(f"{item_where}quantity: expected a whole number <= 0, got {quantity!r}")
+            line_id = _refunded_item(item, item_where)
+            if line_id not in line_ids:
+                raise MappingError(
+                    f"{item_where}meta_data: {REFUNDED_ITEM} {line_id} is no line of the order"
+                )
+            earlier, later = units.get(line_id, (0, 0))
+            units[line_id] = (earlier - quantity, later) if before else (earlier, later - quantity)
+    return units
+
+
+def _refunded_item(item: dict[str, Any], where: str) -> str:
+    for meta in objects(item, "meta_data", where):
+        if meta.get("key") == REFUNDED_ITEM:
+            return id_str(meta.get("value"), f"{where}meta_data.{REFUNDED_ITEM}")
+    raise MappingError(f"{where}meta_data: no {REFUNDED_ITEM} (which order line it refunds)")
+
+
+def _restocked(item: dict[str, Any], where: str) -> int:
+    """The line's ``_restock_refunded_items`` meta: units WooCommerce put back in stock (0 when absent)."""
+    for meta in objects(item, "meta_data", where):
+        if meta.get("key") == RESTOCKED:
+            value = meta.get("value")
+            text = str(value).strip() if isinstance(value, int | str) and not isinstance(value, bool) else ""
+            if not text.isdigit():
+                raise MappingError(f"{where}meta_data.{RESTOCKED}: expected a whole number, got {value!r}")
+            return int(text)
+    return 0
+
+
 # -- lines ---------------------------------------------------------------------------------------
 
 
-def _line(item: Any, index: int, *, shipped_all: bool, refunded_all: bool) -> OrderLine:
+def _line(
+    item: Any, index: int, *, shipped_all: bool, refunded_all: bool, refunds: RefundedUnits | None
+) -> OrderLine:
     where = f"line_items[{index}]."
     if not isinstance(item, dict):
         raise MappingError(f"line_items[{index}]: expected an object, got {type(item).__name__}")
     quantity = item.get("quantity")
     if isinstance(quantity, bool) or not isinstance(quantity, int) or quantity < 0:
         raise MappingError(f"{where}quantity: expected a whole number of units >= 0, got {quantity!r}")
+    shipped = quantity if shipped_all else 0
+    refunded = quantity if refunded_all else 0
+    restocked = 0
+    if refunds is not None:
+        before, after = refunds.get(str(item.get("id")), (0, 0))
+        if before + after > quantity:
+            raise MappingError(
+                f"{where}quantity: {quantity}, but its refunds take back {before + after} units"
+            )
+        refunded = max(refunded, before + after)
+        if shipped_all:
+            shipped = quantity - before  # units refunded before completion never shipped
+            restocked = min(max(0, _restocked(item, where) - before), after)
     subtotal = _required_money(item, "subtotal", where)
     unit_price = _unit_price(subtotal, quantity)
     product_id = _positive_id(item.get("product_id"), f"{where}product_id")
@@ -226,8 +355,9 @@ def _line(item: Any, index: int, *, shipped_all: bool, refunded_all: bool) -> Or
         quantity=quantity,
         unit_price=unit_price,
         line_total=_required_money(item, "total", where),
-        shipped_quantity=quantity if shipped_all else 0,
-        refunded_quantity=quantity if refunded_all else 0,
+        shipped_quantity=shipped,
+        refunded_quantity=refunded,
+        restocked_quantity=restocked,
     )
 
 

@@ -1,4 +1,5 @@
-"""``python -m sandbox shopify --port 8701 --seed 1``: serve a simulator in the foreground (demo, humans).
+"""``python -m sandbox shopify --port 8701 --seed 1``: serve a simulator in the foreground (demo, humans);
+``--tls`` serves HTTPS (``python -m sandbox woocommerce --tls``).
 
 The access token comes from ``--access-token``, else ``SANDBOX_ACCESS_TOKEN``, else the sandbox's test token.
 Every fault setting of ``sandbox.faults.Faults`` is a flag (``--rate-limit-storm 0.2``, ``--timeout-rate``,
@@ -82,6 +83,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--bucket-size", type=int, default=40)
     parser.add_argument("--leak-per-second", type=float, default=2.0)
     parser.add_argument("--shop-timezone", default=DEFAULT_SHOP_TIMEZONE)
+    parser.add_argument(
+        "--tls",
+        action="store_true",
+        help="serve HTTPS with a throwaway certificate (its CA's PEM path is printed; e.g. WooCommerce then "
+        "takes Basic auth, which it refuses over plain http)",
+    )
     _add_fault_flags(parser)
     return parser
 
@@ -116,9 +123,12 @@ def main(argv: list[str] | None = None) -> int:
         bucket_size=args.bucket_size,
         leak_per_second=args.leak_per_second,
         shop_timezone=args.shop_timezone,
+        tls=args.tls,
     ) as sandbox:
         token_source = "the sandbox test token" if token == DEFAULT_ACCESS_TOKEN else "the token you supplied"
         print(f"{args.platform} sandbox at {sandbox.base_url} (seed {args.seed}, {token_source})", flush=True)
+        if sandbox.ca_bundle:
+            print(f"TLS: trust the CA in {sandbox.ca_bundle} (the connection extra ca_bundle)", flush=True)
         print(
             f"world starts {sandbox.world.start.isoformat()}, one order every {args.interval_seconds:g} s",
             flush=True,

@@ -3,19 +3,26 @@
 with run_sandbox("shopify", seed=7, clock=Clock.frozen(t0)) as sandbox:
     requests.get(f"{sandbox.base_url}/admin/api/2026-10/orders.json",
                  headers={"X-Shopify-Access-Token": sandbox.access_token})
+
+``tls=True`` serves HTTPS with a throwaway certificate (signed by a throwaway CA whose PEM file is
+``sandbox.ca_bundle``, for the client's ``verify``): a simulator can then tell TLS from plain HTTP by the
+transport itself (``scope["scheme"]``), as WooCommerce's ``is_ssl()`` does.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import socket
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from importlib import import_module
+from pathlib import Path
 from typing import Any
 
 import uvicorn
@@ -43,6 +50,7 @@ class RunningSandbox:
     clock: Clock
     access_token: str = field(repr=False)
     app: FastAPI = field(repr=False)
+    ca_bundle: str | None = None  # with tls: the PEM of the CA that signed the sandbox's certificate
 
 
 def create_platform_app(
@@ -73,16 +81,86 @@ def create_platform_app(
     return module.create_app(world, access_token=access_token, faults=faults)
 
 
-def sandbox_connection(platform: str, base_url: str, secret: str) -> dict[str, Any]:
+def sandbox_connection(
+    platform: str, base_url: str, secret: str, ca_bundle: str | None = None
+) -> dict[str, Any]:
     """An Airflow connection (JSON form) for a running sandbox: its URL and its one secret, plus, where the
-    platform has them, its public client id (``SANDBOX_LOGIN``) and non-secret extras (``SANDBOX_EXTRA``)."""
+    platform has them, its public client id (``SANDBOX_LOGIN``) and non-secret extras (``SANDBOX_EXTRA``),
+    and for a TLS sandbox the CA to trust (``ca_bundle``). The connector picks its auth from the URL (e.g.
+    WooCommerce: OAuth 1.0a over http, Basic over https)."""
     module = import_module(f"sandbox.{platform}")
     conn: dict[str, Any] = {"conn_type": "http", "host": base_url, "password": secret}
     if login := getattr(module, "SANDBOX_LOGIN", None):
         conn["login"] = login
     if extra := getattr(module, "SANDBOX_EXTRA", None):
         conn["extra"] = dict(extra)
+    if ca_bundle:
+        conn.setdefault("extra", {})["ca_bundle"] = ca_bundle
     return conn
+
+
+def write_test_certificate(folder: Path, host: str) -> tuple[Path, Path, Path]:
+    """(CA PEM, certificate PEM, key PEM) in ``folder``: a throwaway CA and a server certificate it signed
+    for ``host``, localhost, 127.0.0.1 and ::1, valid for a week."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    now = datetime.now(UTC)
+
+    def name(text: str) -> x509.Name:
+        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, text)])
+
+    def builder(subject: str, issuer: str, public_key: Any) -> x509.CertificateBuilder:
+        return (
+            x509.CertificateBuilder()
+            .subject_name(name(subject))
+            .issuer_name(name(issuer))
+            .public_key(public_key)
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - timedelta(days=1))
+            .not_valid_after(now + timedelta(days=7))
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
+        )
+
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca = (
+        builder("ChannelHub sandbox CA", "ChannelHub sandbox CA", ca_key.public_key())
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(
+            x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    key = ec.generate_private_key(ec.SECP256R1())
+    names: list[x509.GeneralName] = [x509.DNSName("localhost")]
+    for address in ("127.0.0.1", "::1", host):
+        try:
+            names.append(x509.IPAddress(ipaddress.ip_address(address)))
+        except ValueError:
+            names.append(x509.DNSName(address))
+    cert = (
+        builder(host, "ChannelHub sandbox CA", key.public_key())
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.SubjectAlternativeName(list(dict.fromkeys(names))), critical=False)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    ca_file, cert_file, key_file = folder / "ca.pem", folder / "cert.pem", folder / "key.pem"
+    ca_file.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return ca_file, cert_file, key_file
 
 
 class QuietClientDisconnects:
@@ -142,10 +220,12 @@ def run_sandbox(
     shop_timezone: str = shopify.DEFAULT_SHOP_TIMEZONE,
     host: str = "127.0.0.1",
     world: World | None = None,
+    tls: bool = False,
 ) -> Iterator[RunningSandbox]:
     """Serve ``platform``'s simulator until the block exits. ``port=0`` picks a free port.
 
     ``world`` overrides ``seed``/``start``/``interval``/``clock`` (for callers that built one already).
+    ``tls``: serve HTTPS (``base_url`` https, ``ca_bundle`` the CA to trust).
     """
     clock = world.clock if world is not None else (clock or Clock())
     world = world or World(seed, start=start, interval=interval, clock=clock)
@@ -167,12 +247,18 @@ def run_sandbox(
         listener.close()
         raise
     bound_port = listener.getsockname()[1]
+    certificates = tempfile.TemporaryDirectory(prefix="sandbox-tls-") if tls else None
+    ca_bundle = cert_file = key_file = None
+    if certificates is not None:
+        ca_bundle, cert_file, key_file = write_test_certificate(Path(certificates.name), host)
     config = uvicorn.Config(
         QuietClientDisconnects(app),
         log_level="warning",
         access_log=False,
         lifespan="off",
         timeout_keep_alive=30,
+        ssl_certfile=str(cert_file) if cert_file else None,
+        ssl_keyfile=str(key_file) if key_file else None,
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(
@@ -194,15 +280,21 @@ def run_sandbox(
             time.sleep(0.01)
         yield RunningSandbox(
             platform=platform,
-            base_url=f"http://{host}:{bound_port}",
+            base_url=f"{'https' if tls else 'http'}://{host}:{bound_port}",
             port=bound_port,
             world=world,
             faults=faults,
             clock=clock,
             access_token=access_token,
             app=app,
+            ca_bundle=str(ca_bundle) if ca_bundle else None,
         )
     finally:
         server.should_exit = True
+        # An idle TLS keep-alive connection closes only when the client answers its close_notify, which a
+        # pooled client never sends: uvicorn would wait for it; drop such connections instead.
+        server.force_exit = tls
         thread.join(timeout=10)
         listener.close()
+        if certificates is not None:
+            certificates.cleanup()

@@ -1,11 +1,24 @@
-"""A WooCommerce REST API v3 simulator (``/wp-json/wc/v3``) over the sandbox world (platform-contracts.md §2).
+"""A WooCommerce REST API v3 simulator (``/wp-json/wc/v3``) over the sandbox world (docs/platform-notes.md,
+WooCommerce, has the sources).
 
 What it reproduces, quirks included:
-- Auth: HTTP Basic with the consumer key as user name and the consumer secret as password, or (when a server
-  strips the Authorization header) ``?consumer_key=..&consumer_secret=..``. A wrong key or secret is a 401
-  ``{"code":"woocommerce_rest_authentication_error","message":"Consumer key is invalid.",
-  "data":{"status":401}}`` ("Consumer secret is invalid." for the secret); no credentials at all is
-  WordPress's 401 ``woocommerce_rest_cannot_view`` "Sorry, you cannot list resources.".
+- Auth exactly as ``WC_REST_Authentication`` (``WooAuthentication``). Over TLS (``run_sandbox(..., tls=True)``
+  or ``python -m sandbox woocommerce --tls``; told by the transport, ``scope["scheme"]``, as ``is_ssl()``)
+  HTTP Basic with the consumer key as user name and the consumer secret as password, or
+  ``?consumer_key=..&consumer_secret=..``: an unknown key there is no error (nothing authenticated), a wrong
+  secret 401 "Consumer secret is invalid.". Then, and over plain HTTP only this, OAuth 1.0a one-legged from
+  the query string or an ``Authorization: OAuth`` header, checked in WooCommerce's order with its words:
+  some but not all of the five ``oauth_*`` parameters are 401
+  ``woocommerce_rest_authentication_missing_parameter`` "Missing OAuth parameter(s) ..."; the rest are 401
+  ``woocommerce_rest_authentication_error``: "Consumer key is invalid.", "Invalid signature - signature
+  method is invalid." (not HMAC-SHA1/HMAC-SHA256), "Invalid signature - provided signature does not
+  match." (the base string built by WooCommerce's own steps, ``wc_signature``, over the site's home URL,
+  here the host the request named, plus the raw path), "Invalid timestamp." (more than 15 minutes off the
+  host's clock), "Invalid nonce - nonce has already been used." (within 15 minutes; one nonce kept per
+  timestamp, as WooCommerce keys them). A caller that authenticated as nobody (Basic over HTTP included: it
+  is not even read) gets the route's own 401: "Sorry, you cannot list resources."
+  (``woocommerce_rest_cannot_view``), "... view this resource.", ``woocommerce_rest_cannot_create``,
+  ``..._edit``, ``..._delete``; an unknown route stays WordPress's 404 ``rest_no_route``.
 - ``GET /wp-json/wc/v3/orders`` with ``page`` (default 1), ``per_page`` (default 10, 1..100: anything else is
   WP core's 400 ``rest_invalid_param``), ``offset``, ``after``/``before`` (created) and
   ``modified_after``/``modified_before`` (ISO-8601; both bounds *exclusive*, as ``WP_Date_Query`` with
@@ -14,10 +27,23 @@ What it reproduces, quirks included:
   (any or a list; default any, which like WordPress's ``any`` leaves ``trash`` out), ``include``/``exclude``.
   Sorting is by (creation date, id), so the order of a listing never changes while an order is modified.
 - ``X-WP-Total`` and ``X-WP-TotalPages`` on every listing, and a ``Link`` header with ``first``/``prev``/
-  ``next``/``last`` URLs carrying the request's own query (credentials left out). A page past the end is
-  ``[]``.
+  ``next``/``last`` URLs carrying the request's own query (credentials left out; WordPress itself echoes
+  every query parameter, and its CRUD controller adds only ``prev``/``next`` [not modelled]). A page past
+  the end is ``[]``.
 - ``GET /wp-json/wc/v3/orders/{id}`` (404 ``woocommerce_rest_shop_order_invalid_id`` "Invalid ID.");
   unknown routes are WordPress's 404 ``rest_no_route``.
+- ``status=any`` also lists abandoned block-checkout drafts (``checkout-draft``): one order slot in
+  ``DRAFT_SHARE`` has one, created ``DRAFT_LEAD_SECONDS`` before the slot's order, never modified, its id the
+  order's id + 3, its item ids its own; ``status=checkout-draft`` lists only them, ``GET /orders/{id}``
+  serves them (``POST /_sandbox/woocommerce {"checkout_drafts": false}`` hides them).
+- ``GET /orders/{id}/refunds`` (and ``/refunds/{refund_id}``): the refund objects of the docs' refund 724,
+  newest first, paged like any listing: ``amount`` positive, line items with negative quantities and
+  amounts whose ``_refunded_item_id`` meta names the order line, the shipping refunded as a shipping line.
+  The order's ``refunds[]`` summary lists the same refunds. A cancel of an unpaid order moves no money and
+  makes no refund; a unit dropped before the payment was captured is a 0.00 refund naming its line. Order
+  line items carry ``_reduced_stock`` once the order took stock (on-hold, processing, completed, refunded)
+  and ``_restock_refunded_items``, the units refunds put back: returns and a paid order's cancellation are
+  restocked, an out-of-stock unit is not.
 - Order JSON shaped like the docs' example orders 727/723: ``date_created``/``date_modified``/``date_paid``/
   ``date_completed`` as naive *site-local* times next to their ``_gmt`` (UTC) twins; totals as 2-decimal
   strings; ``line_items[].price`` as a JSON *number* (the line's discounted total / quantity, integral values
@@ -33,8 +59,9 @@ What it reproduces, quirks included:
   from the web server or WAF, with ``Retry-After``); ``server_error_rate`` a WordPress critical-error 500
   or an nginx 502/503 page; plus latency, hangs, truncated bodies and malformed orders (a line quantity as
   text). ``duplicate_page_rate`` is a page cache in front of WordPress answering ``page=n`` with the page it
-  served last (its body and headers); ``credentials_revoked`` a deleted key (401 "Consumer key is
-  invalid."); ``token_expiry_rate`` does nothing (consumer keys do not expire).
+  served last (its body and headers; credentials and ``oauth_*`` are no part of its key, nor of the
+  ``Link`` URLs); ``credentials_revoked`` a deleted key (OAuth: 401 "Consumer key is
+  invalid."; Basic: an anonymous caller); ``token_expiry_rate`` does nothing (consumer keys do not expire).
 - Writes (what the hub pushes), with what WooCommerce itself checks and nothing more:
   - the Shipment Tracking extension under ``/wp-json/wc-shipment-tracking/v3``: ``GET|POST
     orders/{id}/shipment-trackings`` (201 ``{tracking_id, tracking_provider, tracking_link, tracking_number,
@@ -66,25 +93,28 @@ import asyncio
 import base64
 import binascii
 import hashlib
+import heapq
 import hmac
 import json
 import math
 import re
 import threading
-from collections.abc import Callable, Iterator
+import time
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote, unquote, unquote_plus, urlencode
 from zoneinfo import ZoneInfo
 
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
+from starlette.routing import Match
 
 from sandbox.admin import RequestStats, add_admin_routes, hold_back_answers, json_response
 from sandbox.faults import Faults, ServedPages
-from sandbox.world import Address, OrderLine, OrderQuery, OrderState, Variant, World, money
+from sandbox.world import Address, OrderLine, OrderQuery, OrderState, Refund, Variant, World, money
 
 PLATFORM = "woocommerce"
 API_PREFIX = "/wp-json/wc/v3"
@@ -99,13 +129,29 @@ WC_VERSION = "9.4.2"
 
 # WordPress post ids: orders, their refunds and line items come from small sequences.
 ORDER_ID_BASE = 1_000
-ORDER_ID_STRIDE = 4  # an order id, then room for up to three refund ids
+ORDER_ID_STRIDE = 4  # an order id, then two refund ids (the world makes at most two), then a draft's id
+DRAFT_ID_OFFSET = 3  # order id + 3: the abandoned checkout draft of that order slot, when it has one
+DRAFT_SHARE = 11  # one order slot in DRAFT_SHARE has one (drafts never change and never become orders)
+DRAFT_LEAD_SECONDS = 150  # a draft was started this long before its slot's order
 LINE_ITEM_ID_BASE = 50_000
 LINE_ITEM_STRIDE = 8  # lines, then a shipping line, a tax line and a coupon line
+DRAFT_ITEM_ID_BASE = 3_000_000  # a draft's items: its own id space, the same layout
+REFUND_ITEM_ID_BASE = 6_000_000  # a refund's items: LINE_ITEM_STRIDE per (order, refund seq)
+RESTOCKING_STATUSES = frozenset({"on-hold", "processing", "completed", "refunded"})  # stock was reduced
 CUSTOMER_ID_BASE = 2
 TAX_RATE_ID_BASE = 70
 
-STATUSES = ("pending", "processing", "on-hold", "completed", "cancelled", "refunded", "failed", "trash")
+STATUSES = (
+    "pending",
+    "processing",
+    "on-hold",
+    "completed",
+    "cancelled",
+    "refunded",
+    "failed",
+    "checkout-draft",
+    "trash",
+)
 ORDERBY = ("date", "id", "include", "title", "slug")
 
 
@@ -114,7 +160,20 @@ def _error(code: str, message: str, status: int, **data: Any) -> dict[str, Any]:
 
 
 CANNOT_VIEW = _error("woocommerce_rest_cannot_view", "Sorry, you cannot list resources.", 401)
-NOT_FILTERS = frozenset({"page", "consumer_key", "consumer_secret"})  # what a page cache keys on: the rest
+# Credentials in the query string; a page cache (and the sandbox's Link header) leaves them out.
+CREDENTIAL_PARAMS = frozenset(
+    {
+        "consumer_key",
+        "consumer_secret",
+        "oauth_consumer_key",
+        "oauth_timestamp",
+        "oauth_nonce",
+        "oauth_signature",
+        "oauth_signature_method",
+        "oauth_version",
+    }
+)
+NOT_FILTERS = frozenset({"page", *CREDENTIAL_PARAMS})  # what a page cache keys on: the rest
 BAD_KEY = _error("woocommerce_rest_authentication_error", "Consumer key is invalid.", 401)
 BAD_SECRET = _error("woocommerce_rest_authentication_error", "Consumer secret is invalid.", 401)
 NO_ROUTE = _error("rest_no_route", "No route was found matching the URL and request method.", 404)
@@ -162,6 +221,11 @@ class BadRequest(Exception):
 
 def _amount(value: Decimal) -> str:
     return f"{value:.2f}"
+
+
+def _negative(value: Decimal) -> str:
+    """An amount a refund takes back, as WooCommerce writes it ("-9.00"; nothing is "0.00", not "-0.00")."""
+    return _amount(-value) if value else "0.00"
 
 
 def _price_number(value: Decimal) -> int | float:
@@ -230,6 +294,207 @@ class WooRenderer:
     def line_item_id(self, index: int, line_index: int) -> int:
         return LINE_ITEM_ID_BASE + index * LINE_ITEM_STRIDE + line_index
 
+    # ---------------------------------------------------------------- checkout drafts
+    def has_draft(self, index: int) -> bool:
+        """Whether order slot ``index`` has an abandoned block-checkout draft (``checkout-draft``)."""
+        return (index * 0x9E3779B1 + self.world.seed) % DRAFT_SHARE == 0
+
+    def draft_ts(self, index: int) -> int:
+        return self.world.timeline(index).created_ts - DRAFT_LEAD_SECONDS
+
+    def drafts_between(self, start: datetime, end: datetime) -> list[int]:
+        """Ids of the checkout drafts created in [start, end] (inclusive, whole seconds): what a listing
+        of that span serves beside the world's orders (tests compare against it)."""
+        low, high = math.ceil(start.timestamp()), math.floor(end.timestamp())
+        lead = DRAFT_LEAD_SECONDS
+        return [
+            self.order_id(index) + DRAFT_ID_OFFSET
+            for index in self.world.created_index_range(low + lead, high + lead)
+            if self.has_draft(index) and low <= self.draft_ts(index) <= high
+        ]
+
+    def draft_index_of(self, draft_id: int) -> int | None:
+        index = self.index_of(draft_id - DRAFT_ID_OFFSET)
+        return index if index is not None and self.has_draft(index) else None
+
+    def render_draft(self, index: int) -> dict[str, Any]:
+        """The draft order WooCommerce's block checkout saved when a shopper reached checkout and left: the
+        cart (the slot's order as first placed), unpaid, never modified, its own ids."""
+        state = self.world.state(index, self.world.timeline(index).created_ts)
+        assert state is not None
+        payload = self.render(state)
+        draft_id = self.order_id(index) + DRAFT_ID_OFFSET
+        at = self.draft_ts(index)
+        shift = DRAFT_ITEM_ID_BASE - LINE_ITEM_ID_BASE
+        for key in ("line_items", "shipping_lines", "tax_lines", "coupon_lines"):
+            for item in payload[key]:
+                item["id"] += shift
+                item["meta_data"] = [
+                    {**meta, "id": item["id"] * 10 + n}
+                    for n, meta in enumerate(item["meta_data"], start=1)
+                    if not meta["key"].startswith("_")  # no stock was reduced for a draft
+                ]
+        base = self.base_url.rstrip("/")
+        payload.update(
+            id=draft_id,
+            number=str(draft_id),
+            status="checkout-draft",
+            order_key="wc_order_"
+            + hashlib.md5(f"draft:{self.world.seed}:{index}".encode(), usedforsecurity=False).hexdigest()[
+                :13
+            ],
+            created_via="store-api",
+            date_created=self.time.local(at),
+            date_modified=self.time.local(at),
+            date_created_gmt=self.time.gmt(at),
+            date_modified_gmt=self.time.gmt(at),
+            date_paid=None,
+            date_paid_gmt=None,
+            date_completed=None,
+            date_completed_gmt=None,
+            transaction_id="",
+            payment_method="",
+            payment_method_title="",
+            refunds=[],
+            meta_data=[],
+            payment_url=f"{base}/checkout/order-pay/{draft_id}/",
+            is_editable=True,
+            needs_payment=True,
+        )
+        payload["_links"]["self"] = [{"href": f"{base}{API_PREFIX}/orders/{draft_id}"}]
+        return payload
+
+    # ---------------------------------------------------------------- refunds
+    def served_refunds(self, state: OrderState) -> list[Refund]:
+        """The world's refunds WooCommerce has as refund objects, newest first. Cancelling an unpaid order
+        moves no money and makes no refund (WooCommerce restores its stock itself); a unit dropped before
+        the payment was captured is a refund of 0.00 naming its line, as a merchant records it."""
+        return [
+            refund
+            for refund in reversed(state.refunds)
+            if refund.seq < DRAFT_ID_OFFSET and (refund.amount > 0 or (refund.lines and not state.cancelled))
+        ]
+
+    @staticmethod
+    def restocks(state: OrderState, refund: Refund) -> bool:
+        """Whether the merchant restocked this refund's items in WooCommerce ("Restock refunded items"):
+        returned goods back on the shelf, and a cancelled order's items; not a unit refunded because it
+        was out of stock (there was nothing to put back)."""
+        return refund.restock and (state.cancelled or any(r.restock_type == "return" for r in refund.lines))
+
+    def line_stock_meta(self, state: OrderState, line: OrderLine) -> list[dict[str, Any]]:
+        """``_reduced_stock`` (units WooCommerce took from stock for the line, less those put back) and
+        ``_restock_refunded_items`` (units put back by refunds), as ``wc_reduce_stock_levels`` and
+        ``wc_restock_refunded_items`` keep them on the order's line item; shown in its ``meta_data``."""
+        if wc_status(state) not in RESTOCKING_STATUSES:
+            return []  # never reduced (pending, failed), or given back when it was cancelled unpaid
+        restocked = sum(
+            refund_line.quantity
+            for refund in self.served_refunds(state)
+            if self.restocks(state, refund)
+            for refund_line in refund.lines
+            if refund_line.line_index == line.index
+        )
+        item_id = self.line_item_id(state.index, line.index)
+        meta = [("_reduced_stock", line.quantity - restocked, 2)]
+        if restocked:
+            meta.append(("_restock_refunded_items", restocked, 3))
+        return [
+            {
+                "id": item_id * 10 + n,
+                "key": key,
+                "value": str(value),
+                "display_key": key,
+                "display_value": str(value),
+            }
+            for key, value, n in meta
+        ]
+
+    def render_refund(self, state: OrderState, refund: Refund) -> dict[str, Any]:
+        """A refund object as ``GET /orders/{id}/refunds`` serves it (the docs' refund 724): negative line
+        quantities and amounts, each refunded item naming its order line in ``_refunded_item_id``."""
+        order = state.order
+        order_id = self.order_id(state.index)
+        refund_id = order_id + refund.seq
+        item_base = REFUND_ITEM_ID_BASE + (state.index * ORDER_ID_STRIDE + refund.seq) * LINE_ITEM_STRIDE
+        tax_rate_id = TAX_RATE_ID_BASE + sum(map(ord, order.tax_title)) % 50
+
+        def refunded_from(item_id: int, original_id: int) -> list[dict[str, Any]]:
+            value = str(original_id)
+            return [
+                {
+                    "id": item_id * 10 + 1,
+                    "key": "_refunded_item_id",
+                    "value": value,
+                    "display_key": "_refunded_item_id",
+                    "display_value": value,
+                }
+            ]
+
+        items = []
+        for position, refund_line in enumerate(refund.lines):
+            line = order.lines[refund_line.line_index]
+            rendered = self._line_item(state, line, tax_rate_id)
+            item_id = item_base + position
+            tax = _negative(refund_line.tax)
+            items.append(
+                {
+                    "id": item_id,
+                    "name": rendered["name"],
+                    "product_id": rendered["product_id"],
+                    "variation_id": rendered["variation_id"],
+                    "quantity": -refund_line.quantity,
+                    "tax_class": "",
+                    "subtotal": _negative(refund_line.subtotal),
+                    "subtotal_tax": tax,
+                    "total": _negative(refund_line.subtotal),
+                    "total_tax": tax,
+                    "taxes": []
+                    if order.tax_rate == 0
+                    else [{"id": tax_rate_id, "total": tax, "subtotal": tax}],
+                    "meta_data": refunded_from(item_id, rendered["id"]),
+                    "sku": rendered["sku"],
+                    "price": _price_number(-refund_line.subtotal / refund_line.quantity),
+                    "image": rendered["image"],
+                    "parent_name": rendered["parent_name"],
+                }
+            )
+        shipping = []
+        if refund.shipping > 0:
+            shipping_id = item_base + 4
+            shipping.append(
+                {
+                    "id": shipping_id,
+                    "method_title": order.shipping.title,
+                    "method_id": "free_shipping" if order.shipping.code == "FREE" else "flat_rate",
+                    "instance_id": "1" if order.shipping.code == "FREE" else "2",
+                    "total": _negative(refund.shipping),
+                    "total_tax": "0.00",
+                    "taxes": [],
+                    "meta_data": refunded_from(shipping_id, self.line_item_id(state.index, 0) + 4),
+                }
+            )
+        base = f"{self.base_url.rstrip('/')}{API_PREFIX}/orders/{order_id}"
+        return {
+            "id": refund_id,
+            "date_created": self.time.local(refund.at),
+            "date_created_gmt": self.time.gmt(refund.at),
+            "amount": _amount(refund.amount),
+            "reason": refund.note,
+            "refunded_by": 1,
+            "refunded_payment": order.gateway != "manual",
+            "meta_data": [],
+            "line_items": items,
+            "shipping_lines": shipping,
+            "tax_lines": [],
+            "fee_lines": [],
+            "_links": {
+                "self": [{"href": f"{base}/refunds/{refund_id}"}],
+                "collection": [{"href": f"{base}/refunds"}],
+                "up": [{"href": base}],
+            },
+        }
+
     # ---------------------------------------------------------------- pieces
     def _address(
         self, address: Address, *, email: str | None = None, billing: bool = False
@@ -274,6 +539,7 @@ class WooRenderer:
                     "display_value": variant.variant_title,
                 }
             )
+        meta_data += self.line_stock_meta(state, line)
         return {
             "id": self.line_item_id(state.index, line.index),
             "name": variant.title,
@@ -312,13 +578,8 @@ class WooRenderer:
         lines = [self._line_item(state, line, tax_rate_id) for line in order.lines]
         base = self.base_url.rstrip("/")
         refunds = [
-            {
-                "id": order_id + refund.seq,
-                "reason": refund.note,
-                "total": "-" + _amount(refund.amount),
-            }
-            for refund in reversed(state.refunds)  # newest first, as WooCommerce lists them
-            if refund.amount > 0 and refund.seq < ORDER_ID_STRIDE
+            {"id": order_id + refund.seq, "reason": refund.note, "total": "-" + _amount(refund.amount)}
+            for refund in self.served_refunds(state)
         ]
         line_base = self.line_item_id(index, 0)
         place = order.shipping_address
@@ -470,6 +731,8 @@ class Listing:
     modified_before: float | None
     include: frozenset[int] | None
     exclude: frozenset[int]
+    include_drafts: frozenset[int] = frozenset()  # slot indices of the checkout drafts named by id
+    exclude_drafts: frozenset[int] = frozenset()
 
 
 def _integer(name: str, raw: str, minimum: int, maximum: int | None = None) -> int:
@@ -546,12 +809,12 @@ def parse_listing(request: Request, renderer: WooRenderer) -> Listing:
         if name in params
     }
 
-    def ids(name: str) -> frozenset[int]:
+    def ids(name: str, of: Callable[[int], int | None]) -> frozenset[int]:
         found = set()
         for value in _list_param(request, name):
             if not value.isdigit():
                 raise BadRequest({name: f"{name}[0] is not of type integer."})
-            index = renderer.index_of(int(value))
+            index = of(int(value))
             if index is not None:
                 found.add(index)
         return frozenset(found)
@@ -566,26 +829,70 @@ def parse_listing(request: Request, renderer: WooRenderer) -> Listing:
         created_before=times.get("before"),
         modified_after=times.get("modified_after"),
         modified_before=times.get("modified_before"),
-        include=ids("include") if _list_param(request, "include") else None,
-        exclude=ids("exclude"),
+        include=ids("include", renderer.index_of) if _list_param(request, "include") else None,
+        exclude=ids("exclude", renderer.index_of),
+        include_drafts=ids("include", renderer.draft_index_of),
+        exclude_drafts=ids("exclude", renderer.draft_index_of),
     )
+
+
+# WP_Date_Query bounds are exclusive; the world's are inclusive, in whole seconds.
+def _above(ts: float | None) -> float | None:
+    return None if ts is None else float(math.floor(ts) + 1)
+
+
+def _below(ts: float | None) -> float | None:
+    return None if ts is None else float(math.ceil(ts) - 1)
+
+
+def listing_entries(
+    renderer: WooRenderer, listing: Listing, now_ts: float, *, drafts: bool
+) -> list[tuple[int, bool]]:
+    """(slot index, is a checkout draft) of every order the listing holds, ascending by (creation date,
+    id): the world's orders and, with ``drafts``, the checkout drafts ``status=any`` also returns."""
+    orders = matching_indices(renderer.world, listing, now_ts)
+    found = matching_drafts(renderer, listing, now_ts) if drafts else []
+    if not found:
+        return [(index, False) for index in orders]
+    world = renderer.world
+    keyed_orders = ((world.timeline(i).created_ts, renderer.order_id(i), i, False) for i in orders)
+    keyed_drafts = ((renderer.draft_ts(i), renderer.order_id(i) + DRAFT_ID_OFFSET, i, True) for i in found)
+    return [(index, draft) for _, _, index, draft in heapq.merge(keyed_orders, keyed_drafts)]
+
+
+def matching_drafts(renderer: WooRenderer, listing: Listing, now_ts: float) -> list[int]:
+    """Slot indices of the checkout drafts the listing holds, by creation time (a draft never changes:
+    its modified time is its creation time)."""
+    if listing.statuses is not None and "checkout-draft" not in listing.statuses:
+        return []
+    bounds_low = [t for t in (_above(listing.created_after), _above(listing.modified_after)) if t is not None]
+    bounds_high = [_below(listing.created_before), _below(listing.modified_before), float(math.floor(now_ts))]
+    low = max(bounds_low, default=None)
+    high = min(t for t in bounds_high if t is not None)
+    if listing.include is not None:
+        candidates: Iterable[int] = sorted(listing.include_drafts)
+    else:
+        lead = DRAFT_LEAD_SECONDS
+        candidates = renderer.world.created_index_range(None if low is None else low + lead, high + lead)
+    return [
+        index
+        for index in candidates
+        if renderer.has_draft(index)
+        and index not in listing.exclude_drafts
+        and (low is None or low <= renderer.draft_ts(index))
+        and renderer.draft_ts(index) <= high
+    ]
 
 
 def matching_indices(world: World, listing: Listing, now_ts: float) -> list[int]:
     """World indices of the listing, ascending by (creation date, id): stable while orders change."""
-
-    # WP_Date_Query bounds are exclusive; the world's are inclusive, in whole seconds.
-    def above(ts: float | None) -> float | None:
-        return None if ts is None else float(math.floor(ts) + 1)
-
-    def below(ts: float | None) -> float | None:
-        return None if ts is None else float(math.ceil(ts) - 1)
-
+    if listing.statuses is not None and not listing.statuses - {"checkout-draft"}:
+        return []  # the world's orders are never drafts
     query = OrderQuery(
-        created_min=above(listing.created_after),
-        created_max=below(listing.created_before),
-        updated_min=above(listing.modified_after),
-        updated_max=below(listing.modified_before),
+        created_min=_above(listing.created_after),
+        created_max=_below(listing.created_before),
+        updated_min=_above(listing.modified_after),
+        updated_max=_below(listing.modified_before),
     )
     if listing.include is not None:
         candidates: Iterator[int] = (
@@ -735,9 +1042,10 @@ class WooStore:
 
     Stock levels and completed shipments live in the world's overlay, so every renderer sees them."""
 
-    def __init__(self, world: World, *, shipment_tracking: bool = True) -> None:
+    def __init__(self, world: World, *, shipment_tracking: bool = True, checkout_drafts: bool = True) -> None:
         self.world = world
         self.shipment_tracking = shipment_tracking
+        self.checkout_drafts = checkout_drafts  # abandoned block-checkout drafts show in status=any
         self.trackings: dict[int, list[TrackingItem]] = {}
         self.notes: dict[int, list[OrderNote]] = {}
         self.manage_stock: dict[int, bool] = {}  # variant index -> flag (default True)
@@ -761,13 +1069,15 @@ class WooStore:
 
     # ---------------------------------------------------------------- knobs
     def configure(self, changes: dict[str, Any]) -> None:
-        known = {"shipment_tracking", "fail_writes", "fail_writes_after_apply"}
+        known = {"shipment_tracking", "checkout_drafts", "fail_writes", "fail_writes_after_apply"}
         unknown = set(changes) - known
         if unknown:
             raise ValueError(f"unknown setting(s): {', '.join(sorted(unknown))} (known: {', '.join(known)})")
         with self._lock:
             if "shipment_tracking" in changes:
                 self.shipment_tracking = bool(changes["shipment_tracking"])
+            if "checkout_drafts" in changes:
+                self.checkout_drafts = bool(changes["checkout_drafts"])
             if "fail_writes" in changes:
                 count = int(changes["fail_writes"])
                 if count < 0:
@@ -788,6 +1098,7 @@ class WooStore:
         with self._lock:
             return {
                 "shipment_tracking": self.shipment_tracking,
+                "checkout_drafts": self.checkout_drafts,
                 "tracking_items": sum(len(items) for items in self.trackings.values()),
                 "order_notes": sum(len(notes) for notes in self.notes.values()),
                 "fail_writes": self.fail_writes,
@@ -999,18 +1310,222 @@ def parse_stock_update(body: dict[str, Any]) -> tuple[bool | None, int | None]:
 # --------------------------------------------------------------------------------------------------
 
 
-def _credentials(request: Request) -> tuple[str, str] | None:
-    header = request.headers.get("Authorization", "")
-    if header[:6].lower() == "basic ":
-        try:
-            user, _, password = base64.b64decode(header[6:].strip(), validate=True).decode().partition(":")
-        except (binascii.Error, UnicodeDecodeError):
+# --------------------------------------------------------------------------------------------------
+# Authentication: WC_REST_Authentication (woocommerce/woocommerce, includes/class-wc-rest-authentication.php)
+# --------------------------------------------------------------------------------------------------
+
+OAUTH_PARAMS = (
+    "oauth_consumer_key",
+    "oauth_timestamp",
+    "oauth_nonce",
+    "oauth_signature",
+    "oauth_signature_method",
+)
+OAUTH_WINDOW_SECONDS = 15 * 60  # a timestamp within 15 minutes of the server's clock; nonces kept as long
+_OAUTH_HEADER_PARAM = re.compile(r'(oauth_[a-z_-]*)=(:?"([^"]*)"|([^,]*))')
+
+
+def php_empty(value: Any) -> bool:
+    """PHP's ``empty()`` of a request value: missing, "" and "0" are empty."""
+    return value is None or value == "" or value == "0" or value == [] or value == {}
+
+
+def php_query(pairs: list[tuple[str, str]]) -> dict[str, Any]:
+    """``$_GET`` from decoded query pairs, as PHP builds it: a repeated name keeps its last value, ``a[]`` and
+    ``a[k]`` make arrays, and dots and spaces in a name become underscores."""
+    found: dict[str, Any] = {}
+    for raw_name, value in pairs:
+        name, bracket, rest = raw_name.partition("[")
+        name = name.lstrip(" ").replace(".", "_").replace(" ", "_")
+        if not name:
+            continue
+        if not bracket or "]" not in rest:
+            found[name] = value
+            continue
+        inner = rest.split("]", 1)[0]
+        array = found.get(name)
+        if not isinstance(array, dict):
+            array = found[name] = {}
+        if inner == "":
+            numeric = [key for key in array if isinstance(key, int)]
+            array[max(numeric) + 1 if numeric else 0] = value
+        else:
+            array[int(inner) if inner.isdigit() else inner] = value
+    return found
+
+
+def rawurlencode(value: Any) -> Any:
+    """``wc_rest_urlencode_rfc3986``: PHP ``rawurlencode`` of a value, or of each value of an array."""
+    if isinstance(value, dict):
+        return {key: rawurlencode(item) for key, item in value.items()}
+    return quote(str(value), safe="")
+
+
+def _join_with_equals_sign(params: dict[Any, Any], joined: list[str], key: str = "") -> list[str]:
+    for param_key, param_value in params.items():
+        name = f"{key}%5B{param_key}%5D" if key else str(param_key)  # nested arrays: name[key]
+        if isinstance(param_value, dict):
+            _join_with_equals_sign(param_value, joined, name)
+        else:
+            joined.append(rawurlencode(f"{name}={param_value}"))
+    return joined
+
+
+def wc_signature(method: str, base_request_uri: str, params: dict[str, Any], secret: str) -> str:
+    """``check_oauth_signature``'s own computation, step by step: sort by name (``strcmp``), encode names and
+    values, join each pair with ``=`` and encode it again, join the pairs with ``%26``; the string to sign is
+    ``METHOD&rawurlencode(base request URI)&pairs``; HMAC keyed by ``consumer_secret . '&'``."""
+    ordered = dict(sorted(params.items(), key=lambda item: item[0].encode()))
+    normalized = {rawurlencode(key): rawurlencode(value) for key, value in ordered.items()}
+    query_string = "%26".join(_join_with_equals_sign(normalized, []))
+    string_to_sign = f"{method.upper()}&{rawurlencode(base_request_uri)}&{query_string}"
+    algorithm = str(params["oauth_signature_method"]).replace("HMAC-", "").lower()
+    digest = hmac.new(f"{secret}&".encode(), string_to_sign.encode(), algorithm).digest()
+    return base64.b64encode(digest).decode("ascii")
+
+
+class WooAuthentication:
+    """Who a request is, the way WooCommerce decides it: over TLS (``is_ssl()``) HTTP Basic, or the
+    ``consumer_key``/``consumer_secret`` query parameters, are tried first; then (always, and only, over
+    plain HTTP) OAuth 1.0a one-legged from the query string or an ``Authorization: OAuth`` header. A form-
+    encoded POST body is not read here (WooCommerce merges ``$_POST`` in too): the hub sends JSON bodies.
+
+    ``authenticate`` answers True (a valid key), an error body (a 401 WooCommerce raises itself), or None:
+    no credential it reads (the route's own permission check then refuses, 401 ``woocommerce_rest_cannot_*``).
+    The OAuth timestamp is checked against the host's clock (plus the faults' skew): what a WordPress server
+    compares with, whatever moment the order world is frozen at.
+    """
+
+    def __init__(self, consumer_key: str, consumer_secret: str, faults: Faults) -> None:
+        self.consumer_key = consumer_key
+        self.consumer_secret = consumer_secret
+        self.faults = faults
+        self._nonces: dict[Any, str] = {}  # the key's ``nonces`` column: timestamp -> nonce
+        self._lock = threading.Lock()
+
+    def now(self) -> float:
+        return time.time() + self.faults.clock_skew_seconds
+
+    def _known(self, key: str) -> bool:
+        # A revoked key is deleted in WooCommerce: it is then as unknown as a wrong one.
+        return not self.faults.credentials_revoked and hmac.compare_digest(
+            key.encode(), self.consumer_key.encode()
+        )
+
+    def authenticate(self, request: Request) -> bool | dict[str, Any] | None:
+        error: dict[str, Any] | None = None
+        if request.url.scheme == "https":  # is_ssl(): from the transport itself
+            verdict = self._basic(request)
+            if verdict is True:
+                return True
+            error = verdict
+        verdict = self._oauth(request)
+        if verdict is True:
+            return True
+        return verdict or error
+
+    def _basic(self, request: Request) -> bool | dict[str, Any] | None:
+        """``perform_basic_authentication``: the query parameters first, else the Basic header. An unknown key
+        is no error (nothing authenticated); a known key with the wrong secret is."""
+        key, secret = request.query_params.get("consumer_key"), request.query_params.get("consumer_secret")
+        if php_empty(key) or php_empty(secret):
+            key = secret = None
+            header = request.headers.get("Authorization", "")
+            if header[:6].lower() == "basic ":
+                try:
+                    decoded = base64.b64decode(header[6:].strip(), validate=True).decode()
+                except (binascii.Error, UnicodeDecodeError):
+                    decoded = ""
+                key, _, secret = decoded.partition(":")
+        if php_empty(key) or php_empty(secret) or not self._known(str(key)):
             return None
-        return user, password
-    key, secret = request.query_params.get("consumer_key"), request.query_params.get("consumer_secret")
-    if key is not None or secret is not None:
-        return key or "", secret or ""
-    return None
+        if not hmac.compare_digest(str(secret).encode(), self.consumer_secret.encode()):
+            return BAD_SECRET
+        return True
+
+    def _oauth(self, request: Request) -> bool | dict[str, Any] | None:
+        """``perform_oauth_authentication``: every check and error in WooCommerce's order."""
+        params: dict[str, Any] = php_query(request.query_params.multi_items())
+        header = request.headers.get("Authorization", "").strip()
+        if header.startswith("OAuth "):
+            for match in _OAUTH_HEADER_PARAM.finditer(header):
+                params[match[1]] = unquote_plus(match[3] or match[4])
+        missing = [name for name in OAUTH_PARAMS if php_empty(params.get(name))]
+        if len(missing) == len(OAUTH_PARAMS):
+            return None  # not even trying OAuth
+        if missing:
+            word = "parameter" if len(missing) == 1 else "parameters"
+            return _error(
+                "woocommerce_rest_authentication_missing_parameter",
+                f"Missing OAuth {word} {', '.join(missing)}",
+                401,
+            )
+        if not self._known(str(params["oauth_consumer_key"])):
+            return BAD_KEY
+        # The base request URI: the site's home URL (here: the host the request named), the scheme of the
+        # transport, and the request's raw path.
+        scheme = "https" if request.url.scheme == "https" else "http"
+        raw_path = request.scope.get("raw_path") or request.url.path.encode()
+        home = f"{scheme}://{request.headers.get('host', request.url.netloc)}"
+        base_request_uri = f"{home}/{raw_path.decode('latin-1').lstrip('/')}"
+        provided = unquote(str(params.pop("oauth_signature")).replace(" ", "+"))
+        if params["oauth_signature_method"] not in ("HMAC-SHA1", "HMAC-SHA256"):
+            return _error(
+                "woocommerce_rest_authentication_error",
+                "Invalid signature - signature method is invalid.",
+                401,
+            )
+        expected = wc_signature(request.method, base_request_uri, params, self.consumer_secret)
+        if not hmac.compare_digest(expected.encode(), provided.encode()):
+            return _error(
+                "woocommerce_rest_authentication_error",
+                "Invalid signature - provided signature does not match.",
+                401,
+            )
+        return self._timestamp_and_nonce(str(params["oauth_timestamp"]), str(params["oauth_nonce"]))
+
+    def _timestamp_and_nonce(self, timestamp: str, nonce: str) -> bool | dict[str, Any]:
+        """``check_oauth_timestamp_and_nonce``. WooCommerce keeps one nonce per timestamp (the array is keyed
+        by it): a second request in the same second replaces the first one's nonce."""
+        now = self.now()
+        try:
+            at = float(timestamp)
+        except ValueError:
+            at = math.nan
+        if not now - OAUTH_WINDOW_SECONDS <= at <= now + OAUTH_WINDOW_SECONDS:
+            return _error("woocommerce_rest_authentication_error", "Invalid timestamp.", 401)
+        with self._lock:
+            if nonce in self._nonces.values():
+                return _error(
+                    "woocommerce_rest_authentication_error",
+                    "Invalid nonce - nonce has already been used.",
+                    401,
+                )
+            self._nonces[int(timestamp) if timestamp.isdigit() else timestamp] = nonce
+            for kept in list(self._nonces):
+                if float(kept) < now - OAUTH_WINDOW_SECONDS:
+                    del self._nonces[kept]
+        return True
+
+
+def refused(method: str, path: str) -> dict[str, Any]:
+    """What a route's permission check answers a request that authenticated as no one (WooCommerce's
+    ``WC_REST_Posts_Controller`` / ``WC_REST_CRUD_Controller`` wording; 401 while not logged in)."""
+    last = path.rstrip("/").rsplit("/", 1)[-1]
+    one = last.isdigit() or re.fullmatch(r"[0-9a-f]{32}", last) is not None
+    if method in ("GET", "HEAD"):
+        if one:
+            return _error("woocommerce_rest_cannot_view", "Sorry, you cannot view this resource.", 401)
+        return CANNOT_VIEW
+    if method == "DELETE":
+        return _error(
+            "woocommerce_rest_cannot_delete", "Sorry, you are not allowed to delete this resource.", 401
+        )
+    if one:  # POST, PUT, PATCH on one resource: an update
+        return _error(
+            "woocommerce_rest_cannot_edit", "Sorry, you are not allowed to edit this resource.", 401
+        )
+    return _error("woocommerce_rest_cannot_create", "Sorry, you are not allowed to create resources.", 401)
 
 
 async def _json_body(request: Request) -> dict[str, Any] | None:
@@ -1344,14 +1859,16 @@ def create_app(
     consumer_key: str = SANDBOX_LOGIN,
     site_timezone: str = DEFAULT_SITE_TIMEZONE,
     shipment_tracking: bool = True,
+    checkout_drafts: bool = True,
 ) -> FastAPI:
     """The WooCommerce simulator over ``world``; ``access_token`` is the consumer secret it accepts.
-    ``shipment_tracking``: whether the shop has the Shipment Tracking extension (also switchable at run
-    time with ``POST /_sandbox/woocommerce {"shipment_tracking": false}``)."""
+    ``shipment_tracking``: whether the shop has the Shipment Tracking extension; ``checkout_drafts``:
+    whether abandoned checkout drafts show in listings (both also switchable at run time with ``POST
+    /_sandbox/woocommerce {"shipment_tracking": false, "checkout_drafts": false}``)."""
     if not access_token or not consumer_key:
         raise ValueError("the consumer key and secret must not be empty")
     renderer = WooRenderer(world, site_timezone=site_timezone)
-    store = WooStore(world, shipment_tracking=shipment_tracking)
+    store = WooStore(world, shipment_tracking=shipment_tracking, checkout_drafts=checkout_drafts)
     products = CatalogRenderer(store, renderer.base_url)
     stats = RequestStats("api_requests", "throttled", "unauthorized", "injected_errors")
     count = stats.count
@@ -1363,6 +1880,16 @@ def create_app(
     app.state.store = store
     world.follow_skew(lambda: faults.clock_skew_seconds)
     served = ServedPages(faults)
+    auth = WooAuthentication(consumer_key, access_token, faults)
+
+    def route_exists(scope: Any) -> bool:
+        for route in app.router.routes:
+            if getattr(route, "path", "") == "/wp-json/{rest:path}":
+                continue  # the catch-all that answers rest_no_route
+            match, _ = route.matches(scope)
+            if match is Match.FULL:
+                return True
+        return False
 
     @app.middleware("http")
     async def wordpress(request: Request, call_next: Callable[[Request], Any]) -> Response:
@@ -1386,18 +1913,12 @@ def create_app(
             page = f"<html><head><title>{title}</title></head><body><center><h1>{title}</h1></center>"
             page += "</body></html>"
             return Response(page, status, media_type="text/html")
-        supplied = _credentials(request)
-        if supplied is None:
+        verdict = auth.authenticate(request)
+        if verdict is not True:
+            if verdict is None and not route_exists(request.scope):
+                return json_response(NO_ROUTE, 404)  # WordPress routes before the permission check
             count("unauthorized")
-            return json_response(CANNOT_VIEW, 401)
-        key, secret = supplied
-        if faults.credentials_revoked or not hmac.compare_digest(key.encode(), consumer_key.encode()):
-            # A revoked key is deleted in WooCommerce: it is then as unknown as a wrong one.
-            count("unauthorized")
-            return json_response(BAD_KEY, 401)
-        if not hmac.compare_digest(secret.encode(), access_token.encode()):
-            count("unauthorized")
-            return json_response(BAD_SECRET, 401)
+            return json_response(verdict or refused(request.method, request.url.path), 401)
         if request.method in WRITE_METHODS and (failure := store.take_write_failure()) is not None:
             # The gateway loses a write's answer: before WordPress saw it, or after it was applied.
             count("injected_errors")
@@ -1421,7 +1942,7 @@ def create_app(
         query = [
             (k, v)
             for k, v in request.query_params.multi_items()
-            if k not in ("page", "consumer_key", "consumer_secret")
+            if k != "page" and k not in CREDENTIAL_PARAMS
         ]
         base = str(request.base_url).rstrip("/") + request.url.path
 
@@ -1451,16 +1972,17 @@ def create_app(
         if (replayed := served.replay(key, listing.page, first=listing.page == 1)) is not None:
             return json_response(*replayed)
         now_ts = world.now_ts()
-        indices = matching_indices(world, listing, now_ts)
+        entries = listing_entries(renderer, listing, now_ts, drafts=store.checkout_drafts)
         if listing.descending:
-            indices.reverse()
-        total = len(indices)
+            entries.reverse()
+        total = len(entries)
         start = listing.offset if listing.offset is not None else (listing.page - 1) * listing.per_page
         total_pages = math.ceil(total / listing.per_page)
         orders = []
-        for index in faults.shuffled(indices[start : start + listing.per_page]):
-            state = world.state(index, now_ts)
-            if state is not None:
+        for index, draft in faults.shuffled(entries[start : start + listing.per_page]):
+            if draft:
+                orders.append(renderer.render_draft(index))
+            elif (state := world.state(index, now_ts)) is not None:
                 orders.append(render_order(faults, renderer, state, store))
         headers = {
             "X-WP-Total": str(total),
@@ -1470,13 +1992,52 @@ def create_app(
         served.remember(key, listing.page, (orders, 200, headers))
         return json_response(orders, 200, headers)
 
+    def state_of(order_ref: str) -> OrderState | None:
+        index = renderer.index_of(int(order_ref)) if order_ref.isdigit() else None
+        return world.state(index, world.now_ts()) if index is not None else None
+
     @app.get(API_PREFIX + "/orders/{order_ref}")
     def get_order(order_ref: str) -> Response:
-        index = renderer.index_of(int(order_ref)) if order_ref.isdigit() else None
-        state = world.state(index, world.now_ts()) if index is not None else None
+        state = state_of(order_ref)
         if state is None:
+            draft = renderer.draft_index_of(int(order_ref)) if order_ref.isdigit() else None
+            if draft is not None and store.checkout_drafts and renderer.draft_ts(draft) <= world.now_ts():
+                return json_response(renderer.render_draft(draft))
             return json_response(INVALID_ID, 404)
         return json_response(render_order(faults, renderer, state, store))
+
+    @app.get(API_PREFIX + "/orders/{order_ref}/refunds")
+    def list_refunds(order_ref: str, request: Request) -> Response:
+        """Newest first (WordPress's default ``order=desc`` by date). An unknown order lists nothing:
+        WooCommerce queries refunds by parent id without checking the parent [U]."""
+        params = request.query_params
+        try:
+            page = _integer("page", params["page"], 1) if "page" in params else 1
+            per_page = (
+                _integer("per_page", params["per_page"], 1, MAX_PER_PAGE)
+                if "per_page" in params
+                else DEFAULT_PER_PAGE
+            )
+        except BadRequest as error:
+            return json_response(error.body(), 400)
+        state = state_of(order_ref)
+        refunds = renderer.served_refunds(state) if state is not None else []
+        chosen = refunds[(page - 1) * per_page : page * per_page]
+        assert state is not None or not chosen
+        body = [renderer.render_refund(state, refund) for refund in chosen]  # type: ignore[arg-type]
+        headers = {
+            "X-WP-Total": str(len(refunds)),
+            "X-WP-TotalPages": str(math.ceil(len(refunds) / per_page)),
+        }
+        return json_response(body, 200, headers)
+
+    @app.get(API_PREFIX + "/orders/{order_ref}/refunds/{refund_ref}")
+    def get_refund(order_ref: str, refund_ref: str) -> Response:
+        state = state_of(order_ref)
+        for refund in renderer.served_refunds(state) if state is not None else []:
+            if str(renderer.order_id(state.index) + refund.seq) == refund_ref:  # type: ignore[union-attr]
+                return json_response(renderer.render_refund(state, refund))  # type: ignore[arg-type]
+        return json_response(_error("woocommerce_rest_shop_order_refund_invalid_id", "Invalid ID.", 404), 404)
 
     add_write_routes(app, world, renderer, store, products)
 
@@ -1505,7 +2066,8 @@ def create_app(
 
     @app.post("/_sandbox/woocommerce")
     async def set_store_settings(request: Request) -> Response:
-        """Body: any of {"shipment_tracking": bool, "fail_writes": n, "fail_writes_after_apply": bool}."""
+        """Body: any of {"shipment_tracking": bool, "checkout_drafts": bool, "fail_writes": n,
+        "fail_writes_after_apply": bool}."""
         try:
             changes = await request.json()
             if not isinstance(changes, dict):

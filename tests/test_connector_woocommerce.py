@@ -15,18 +15,27 @@ import requests
 from hub_configs import hub_config
 
 from channelhub.credentials import ChannelCredentials
-from connectors.auth import Secret
-from connectors.errors import ApiError, AuthError, RateLimited, TransientError
+from connectors.auth import (
+    BasicAuth,
+    OAuth1OneLegged,
+    QueryParams,
+    Secret,
+    is_loopback,
+    oauth1_base_string,
+    oauth1_params,
+)
+from connectors.errors import ApiError, AuthError, InsecureTransport, RateLimited, TransientError
 from connectors.http import RetryPolicy
 from connectors.woocommerce import (
     MAX_PAGE_SIZE,
     WooCommerceConnector,
+    auth_for,
     connector_for_channel,
     woocommerce_spec,
 )
 from sandbox.clock import Clock
 from sandbox.server import RunningSandbox, run_sandbox
-from sandbox.woocommerce import SANDBOX_LOGIN
+from sandbox.woocommerce import SANDBOX_LOGIN, wc_signature
 
 NOW = datetime(2026, 5, 4, 15, 0, tzinfo=UTC)
 WINDOW = (NOW - timedelta(hours=6), NOW)
@@ -69,8 +78,10 @@ def connector_for(sb: RunningSandbox, **options: Any) -> WooCommerceConnector:
 
 
 def expected_ids(sb: RunningSandbox, start: datetime, end: datetime) -> set[int]:
+    """The world's orders updated in [start, end) and the shop's checkout drafts created then."""
     renderer = sb.app.state.renderer
-    return {renderer.order_id(s.index) for s in sb.world.updated_between(start, end - ONE_SECOND)}
+    orders = {renderer.order_id(s.index) for s in sb.world.updated_between(start, end - ONE_SECOND)}
+    return orders | set(renderer.drafts_between(start, end - ONE_SECOND))
 
 
 def served(sb: RunningSandbox) -> dict[str, int]:
@@ -89,8 +100,14 @@ def test_pulls_every_order_modified_in_the_window_across_pages_any_status(shop: 
     assert len(ids) == len(set(ids)) and set(ids) == expected_ids(shop, *WINDOW)
     statuses = {order["status"] for page in pages for order in page}
     assert {"processing", "completed"} <= statuses and len(statuses) >= 3  # status=any
-    # backwards: a probe of page 1, then the last page first and page 1 again at the end
-    assert connector.client.stats.status_counts == {200: len(pages) + 1}
+    # backwards: a probe of page 1, then the last page first and page 1 again at the end; plus one
+    # GET /orders/{id}/refunds per order with refunds, whose objects come along
+    refunded = [order for page in pages for order in page if order["refunds"]]
+    assert refunded and all(
+        [r["id"] for r in order["channelhub_refunds"]] == [r["id"] for r in order["refunds"]]
+        for order in refunded
+    )
+    assert connector.client.stats.status_counts == {200: len(pages) + 1 + len(refunded)}
     assert max(ids) in {order["id"] for order in pages[0]}  # the newest orders sit on the last page
 
 
@@ -200,3 +217,101 @@ def test_page_size_is_capped_at_100_for_a_channel_and_refused_above_it_directly(
         woocommerce_spec(MAX_PAGE_SIZE + 1)
     with pytest.raises(ValueError, match="consumer key"):
         connector_for_channel(ChannelCredentials("woo", shop.base_url, secret=Secret(SECRET)), channel)
+
+
+# ------------------------------------------------------------------------------------------ auth by scheme
+
+
+def test_over_plain_http_every_request_is_signed_with_oauth1(shop: RunningSandbox) -> None:
+    connector = connector_for(shop)
+    assert isinstance(connector.spec.auth, OAuth1OneLegged)
+    first = next(iter(connector.fetch_orders(*WINDOW)))[0]
+    assert connector.get_order(first["id"]) == first
+    seen: list[str] = []  # the URLs as sent, through a session hook
+    connector.client.session.hooks["response"].append(lambda response, **_: seen.append(response.url))
+    connector.get_order(first["id"])
+    assert seen and all("oauth_signature=" in url and "oauth_nonce=" in url for url in seen)
+    assert not any("consumer_secret" in url or SECRET in url for url in seen)
+
+
+def test_over_https_basic_auth_with_the_connections_ca_bundle() -> None:
+    with sandbox(seed=6, tls=True) as sb:
+        assert sb.base_url.startswith("https://") and sb.ca_bundle
+        credentials = ChannelCredentials(
+            "woo", sb.base_url, login=SANDBOX_LOGIN, secret=Secret(SECRET), extra={"ca_bundle": sb.ca_bundle}
+        )
+        connector = connector_for_channel(credentials, hub_config("woo", "woocommerce").channel("woo"))
+        assert isinstance(connector.spec.auth, BasicAuth)
+        ids = ids_of(list(connector.fetch_orders(*WINDOW)))
+        assert set(ids) == expected_ids(sb, *WINDOW)
+        for kind in ("query", "oauth1"):  # the other two kinds WooCommerce reads over TLS
+            other = connector_for(sb, auth=kind, ca_bundle=sb.ca_bundle, page_size=MAX_PAGE_SIZE)
+            assert set(ids_of(list(other.fetch_orders(*WINDOW)))) == set(ids)
+        untrusted = connector_for(sb, retry=RetryPolicy(max_attempts=1))  # no ca_bundle: not verified
+        with pytest.raises(TransientError, match=r"CERTIFICATE_VERIFY_FAILED"):
+            list(untrusted.fetch_orders(*WINDOW))
+
+
+def test_basic_over_http_to_this_machine_is_sent_and_woocommerce_refuses_it(shop: RunningSandbox) -> None:
+    """Loopback may carry Basic (a local TLS-terminating proxy); the sandbox, plain WordPress over http,
+    does not read it: the route refuses the anonymous caller."""
+    for kind in ("basic", "query"):
+        connector = connector_for(shop, auth=kind)
+        with pytest.raises(AuthError) as caught:
+            list(connector.fetch_orders(*WINDOW))
+        assert (caught.value.status, caught.value.code) == (401, "woocommerce_rest_cannot_view")
+        assert SECRET not in str(caught.value)
+
+
+@pytest.mark.parametrize("kind", ["basic", "query"])
+@pytest.mark.parametrize("url", ["http://shop.example.com", "http://10.0.0.8:8080", "http://[2001:db8::1]"])
+def test_basic_or_query_keys_over_http_to_another_host_are_refused_before_any_request(
+    kind: str, url: str
+) -> None:
+    credentials = ChannelCredentials(
+        "woo", url, login=SANDBOX_LOGIN, secret=Secret(SECRET), extra={"auth": kind}
+    )
+    with pytest.raises(InsecureTransport) as caught:
+        connector_for_channel(credentials, hub_config("woo", "woocommerce").channel("woo"))
+    assert isinstance(caught.value, AuthError) and "clear text over plain http" in str(caught.value)
+    assert SECRET not in str(caught.value) and SANDBOX_LOGIN not in str(caught.value)
+
+
+def test_which_auth_each_url_gets() -> None:
+    assert isinstance(auth_for("https://shop.example.com"), BasicAuth)
+    assert isinstance(auth_for("http://shop.example.com"), OAuth1OneLegged)
+    assert isinstance(auth_for("https://shop.example.com", "oauth1"), OAuth1OneLegged)
+    assert isinstance(auth_for("https://shop.example.com", "query"), QueryParams)
+    for local in ("http://127.0.0.1:8702", "http://127.8.0.1", "http://localhost:8080", "http://[::1]:81"):
+        assert is_loopback(local) and isinstance(auth_for(local, "basic"), BasicAuth)
+    assert not is_loopback("http://localhost.example.com") and not is_loopback("http://0.0.0.0")
+    with pytest.raises(ValueError, match="auth must be one of"):
+        auth_for("https://shop.example.com", "bearer")
+
+
+def test_the_signature_is_woocommerces_own() -> None:
+    """The base string of the REST API docs' example, and a signature equal to the one the sandbox computes
+    by WooCommerce's own steps (each pair encoded, re-encoded joined by '=', pairs joined by %26) for
+    parameters that need encoding and a URL that carries a query of its own."""
+    base = oauth1_base_string(
+        "get",
+        "HTTP://WWW.Example.com:80/wp-json/wc/v3/orders",
+        {"oauth_consumer_key": "abc123", "oauth_signature_method": "HMAC-SHA1"},
+    )
+    docs = (
+        "GET&http%3A%2F%2Fwww.example.com%2Fwp-json%2Fwc%2Fv3%2Forders"
+        "&oauth_consumer_key%3Dabc123%26oauth_signature_method%3DHMAC-SHA1"
+    )
+    assert base == docs
+    url = "http://127.0.0.1:8702/wp-json/wc/v3/orders?search=caf%C3%A9+au+lait"
+    params = {"modified_after": "2026-05-04T09:00:00", "per_page": 100, "status": "any", "q": "a&b=c~d*e"}
+    for method in ("HMAC-SHA1", "HMAC-SHA256"):
+        oauth = oauth1_params(
+            "GET", url, params, "ck_1", "cs_2", timestamp=1_700_000_000, nonce="abc", signature_method=method
+        )
+        signed = {"search": "café au lait", **{k: str(v) for k, v in params.items()}, **oauth}
+        home = "http://127.0.0.1:8702/wp-json/wc/v3/orders"
+        assert (
+            wc_signature("GET", home, {k: v for k, v in signed.items() if k != "oauth_signature"}, "cs_2")
+            == (oauth["oauth_signature"])
+        )

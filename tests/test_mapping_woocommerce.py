@@ -2,13 +2,17 @@
 
 Fixtures (tests/fixtures/woocommerce): orders_list_docs_example.json is the "List all orders" response of
 the official docs (woocommerce/woocommerce-rest-api-docs, wp-api-v3/_orders.md: orders 727 and 723),
-verbatim; the order_*.json files were rendered by the WooCommerce sandbox, one per status and quirk.
+verbatim; order_723_with_refunds_docs_example.json is that order 723 with, under channelhub_refunds, the
+docs' "List all refunds" answer for it (wp-api-v3/_order-refunds.md: refunds 726 and 724), verbatim; the
+other order_*.json files were rendered by the WooCommerce sandbox, one per status and quirk.
 """
 
 from __future__ import annotations
 
 import copy
 import json
+import subprocess
+import sys
 from datetime import UTC, datetime
 from decimal import Decimal
 from importlib import resources
@@ -16,10 +20,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hub_configs import hub_config, write_hub_config
 from jsonschema import Draft202012Validator
 
-from channelhub.canonical import MappingError, canonical_order_schema
-from mappings.woocommerce import map_order, unwrap
+from channelhub.canonical import MappingError, NotAnOrder, canonical_order_schema
+from channelhub.platforms import Skipped, get_platform
+from mappings.woocommerce import map_order, not_an_order, unwrap
+from warehouse.ingest import Landed, Rejected
 
 FIXTURES = Path(__file__).parent / "fixtures" / "woocommerce"
 FIXTURE_FILES = sorted(path.name for path in FIXTURES.glob("*.json"))
@@ -159,7 +166,7 @@ def test_a_cancelled_order_that_had_been_paid_stays_paid_and_one_refunded_in_ful
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        (lambda p: p.update(status="checkout-draft"), "status: unknown value 'checkout-draft'"),
+        (lambda p: p.update(status="shipped"), "status: unknown value 'shipped'"),
         (lambda p: p.update(date_modified_gmt="2017-03-22T19:28:08+00:00"), "date_modified_gmt"),
         (lambda p: p["line_items"][0].update(quantity="2 pcs"), "line_items[0].quantity"),
         (lambda p: p["line_items"][0].update(subtotal=6.0), None),  # a float amount is read exactly
@@ -195,3 +202,106 @@ def test_unwrap_takes_a_listing_an_order_or_a_batch_answer_and_refuses_error_bod
         unwrap({"code": "woocommerce_rest_authentication_error", "message": "Consumer key is invalid."})
     with pytest.raises(MappingError, match="expected an order object"):
         unwrap([1, 2])
+
+
+# -------------------------------------------------------------------------------------- drafts and plugins
+
+WOO = get_platform("woocommerce")
+
+
+@pytest.mark.parametrize("status", ["checkout-draft", "auto-draft"])
+def test_drafts_are_no_orders_and_are_skipped_whatever_their_shape(status: str) -> None:
+    payload = copy.deepcopy(docs_orders()[727])
+    payload["status"] = status
+    assert not_an_order(payload) is not None
+    with pytest.raises(NotAnOrder, match=status):
+        map_order(payload)
+    skipped = WOO.prepare(payload)
+    assert isinstance(skipped, Skipped) and skipped.external_id == "727" and status in skipped.detail
+    del payload["date_modified_gmt"]  # the schema would refuse it: still skipped, never queued
+    assert isinstance(WOO.prepare(payload), Skipped)
+
+
+def test_a_plugin_status_maps_through_the_channels_status_map_and_otherwise_fails() -> None:
+    payload = copy.deepcopy(docs_orders()[723])
+    payload["status"] = "shipped"
+    rejected = WOO.prepare(payload)
+    assert isinstance(rejected, Rejected) and rejected.reason == "mapping_failed"
+    assert "unknown value 'shipped'" in rejected.detail and "status_map" in rejected.detail
+    order = map_order(payload, status_map={"shipped": "completed"})
+    assert (order.payment_status, order.fulfillment_status) == ("partially_refunded", "fulfilled")
+    config = hub_config("woo_plugins", "woocommerce", status_map={"shipped": "completed"})
+    landed = WOO.prepare(payload, config.channel("woo_plugins"))
+    assert isinstance(landed, Landed) and landed.canonical.fulfillment_status == "fulfilled"
+    payload["status"] = "awaiting-pickup"  # declared nowhere: still a mapping_failed exception
+    assert isinstance(WOO.prepare(payload, config.channel("woo_plugins")), Rejected)
+
+
+# ------------------------------------------------------------------------------------------ refunds
+
+
+def docs_order_with_refunds() -> dict[str, Any]:
+    return one("order_723_with_refunds_docs_example.json")
+
+
+def test_refund_objects_say_which_line_was_refunded_docs_refund_724() -> None:
+    order = map_order(docs_order_with_refunds())
+    album, ninja = order.lines
+    # refund 724 took back one "Woo Album #2" (line 311) after completion; refund 726 is money only
+    assert (album.external_line_id, album.refunded_quantity, album.shipped_quantity) == ("311", 1, 1)
+    assert (ninja.refunded_quantity, ninja.shipped_quantity) == (0, 1)
+    assert album.restocked_quantity == 0  # the line carries no _restock_refunded_items: nothing came back
+    assert order.totals.refunded == Decimal("19.00")
+
+
+def test_restocked_units_are_those_put_back_after_completion_never_more() -> None:
+    payload = docs_order_with_refunds()
+    album = payload["line_items"][0]
+    album["meta_data"] = [{"id": 1, "key": "_restock_refunded_items", "value": "1"}]
+    assert map_order(payload).lines[0].restocked_quantity == 1
+    # The same refund made before completion: the unit never shipped, so its restock is no return.
+    payload["channelhub_refunds"][1]["date_created_gmt"] = "2017-03-21T19:50:00"
+    line = map_order(payload).lines[0]
+    assert (line.refunded_quantity, line.shipped_quantity, line.restocked_quantity) == (1, 0, 0)
+
+
+def test_refund_objects_must_cover_the_summary_and_name_real_lines() -> None:
+    payload = docs_order_with_refunds()
+    payload["channelhub_refunds"] = payload["channelhub_refunds"][:1]
+    with pytest.raises(MappingError, match="refund 724 has no object in channelhub_refunds"):
+        map_order(payload)
+    payload = docs_order_with_refunds()
+    payload["channelhub_refunds"][1]["line_items"][0]["meta_data"][0]["value"] = "999"
+    with pytest.raises(MappingError, match="_refunded_item_id 999 is no line of the order"):
+        map_order(payload)
+    payload = docs_order_with_refunds()
+    payload["channelhub_refunds"][1]["line_items"][0]["quantity"] = 1
+    assert any("channelhub_refunds/1/line_items/0/quantity" in e for e in schema_errors(payload))
+    with pytest.raises(MappingError, match="expected a whole number <= 0"):
+        map_order(payload)
+
+
+def test_without_refund_objects_the_summary_alone_refunds_no_line() -> None:
+    order = map_order(docs_orders()[723])  # a webhook delivery or a hand-made file: no channelhub_refunds
+    assert [line.refunded_quantity for line in order.lines] == [0, 0]
+    assert [line.shipped_quantity for line in order.lines] == [1, 1]
+
+
+def test_channelhub_map_takes_a_channels_status_map_and_skips_drafts(tmp_path: Path) -> None:
+    orders = copy.deepcopy(list(docs_orders().values()))
+    orders[0]["status"], orders[1]["status"] = "checkout-draft", "shipped"
+    page = tmp_path / "orders.json"
+    page.write_text(json.dumps(orders))
+    config, _ = write_hub_config(tmp_path, "woo_cli", "woocommerce", status_map={"shipped": "completed"})
+
+    def run(*options: str) -> subprocess.CompletedProcess[str]:
+        argv = [sys.executable, "-m", "channelhub.cli", "map", *options, str(page)]
+        return subprocess.run(argv, capture_output=True, text=True, timeout=60)
+
+    plain = run("--platform", "woocommerce")
+    assert plain.returncode == 1 and "unknown value 'shipped'" in plain.stderr
+    assert "727: skipped: status 'checkout-draft'" in plain.stderr and json.loads(plain.stdout) == []
+    with_channel = run("--channel", "woo_cli", "--config", str(config))
+    assert with_channel.returncode == 0, with_channel.stderr
+    [mapped] = json.loads(with_channel.stdout)
+    assert (mapped["external_id"], mapped["fulfillment_status"]) == ("723", "fulfilled")

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 import requests
+from woo_auth import WooOAuth
 
 from channelhub.canonical import CanonicalOrder
 from connectors.errors import TransientError
@@ -45,7 +46,9 @@ def woo(shop: RunningSandbox) -> Iterator[WooCommerceConnector]:
 
 
 def api(shop: RunningSandbox, path: str, **params: Any) -> Any:
-    response = requests.get(f"{shop.base_url}{path}", params=params, auth=(SANDBOX_LOGIN, SECRET), timeout=5)
+    response = requests.get(
+        f"{shop.base_url}{path}", params=params, auth=WooOAuth(SANDBOX_LOGIN, SECRET), timeout=5
+    )
     response.raise_for_status()
     return response.json()
 
@@ -187,9 +190,78 @@ def test_a_changed_number_replaces_the_shipments_tracking(
         push_for(order, "S-1", "1Z0000000000000002", everything(order), completes_order=True)
     )
 
-    assert fixed.status == "pushed" and fixed.extra["replaced_tracking_number"] == "1Z0000000000000001"
+    assert fixed.status == "pushed" and fixed.extra["action"] == "update_tracking"
+    assert fixed.extra["previous_tracking_number"] == "1Z0000000000000001"
     assert [t["tracking_number"] for t in trackings(shop, order["id"])] == ["1Z0000000000000002"]
     assert len(shop.world.state(shop.app.state.renderer.index_of(order["id"])).fulfillments) == 1
+
+
+def correction(push: ShipmentPush, key: str, number: str) -> ShipmentPush:
+    """``push`` corrected: the warehouse re-reported it (under ``key``) with a new tracking number."""
+    changes = {
+        "shipment_key": key,
+        "tracking_number": number,
+        "previous_tracking_number": push.tracking_number,
+    }
+    return ShipmentPush(**_fields(push) | changes)
+
+
+def test_a_correction_replaces_the_previous_number_whatever_ledger_key_recorded_it(
+    shop: RunningSandbox, woo: WooCommerceConnector
+) -> None:
+    order = find_order(shop, "processing", units=2)
+    first_qty = order["line_items"][0]["quantity"]
+    wrong = push_for(order, "S-1", "1Z0000000000000001", [(0, 1)])
+    assert woo.push_shipment(wrong).status == "pushed"
+
+    fixed = woo.push_shipment(correction(wrong, "row-7", "1Z0000000000000002"))
+
+    assert fixed.status == "pushed" and fixed.extra["action"] == "update_tracking"
+    assert fixed.extra["previous_tracking_number"] == "1Z0000000000000001"
+    assert [t["tracking_number"] for t in trackings(shop, order["id"])] == ["1Z0000000000000002"]
+    ledger = [
+        n["note"] for n in notes(shop, order["id"]) if n["note"].startswith("ChannelHub shipment row-7")
+    ]
+    assert ledger and ledger[0].endswith("replacing 1Z0000000000000001")
+    again = woo.push_shipment(correction(wrong, "row-7", "1Z0000000000000002"))
+    assert again.status == "already_done"
+    # The corrected shipment still ships one unit: the rest of the order goes out next, not refused.
+    rest = [(0, first_qty - 1), *everything(order)[1:]]
+    final = push_for(order, "S-2", "1Z0000000000000003", rest, completes_order=True)
+    assert woo.push_shipment(final).status == "pushed"
+    numbers = [t["tracking_number"] for t in trackings(shop, order["id"])]
+    assert numbers == ["1Z0000000000000002", "1Z0000000000000003"]
+
+
+def test_a_correction_without_the_extension_tells_the_buyer_which_number_it_replaces(
+    shop: RunningSandbox, woo: WooCommerceConnector
+) -> None:
+    settings(shop, shipment_tracking=False)
+    order = find_order(shop, "processing")
+    wrong = push_for(order, "S-1", "1Z0000000000000001", everything(order), completes_order=True)
+    assert woo.push_shipment(wrong).status == "pushed"
+
+    fixed = woo.push_shipment(correction(wrong, "S-1b", "1Z0000000000000002"))
+
+    assert fixed.status == "pushed" and fixed.extra["previous_tracking_number"] == "1Z0000000000000001"
+    customer = [n["note"] for n in notes(shop, order["id"]) if n["customer_note"]]
+    assert customer[0] == "Shipped via UPS 1Z0000000000000002 (replaces 1Z0000000000000001)"
+
+
+def test_a_previous_number_that_never_reached_the_shop_is_pushed_as_a_new_shipment(
+    shop: RunningSandbox, woo: WooCommerceConnector
+) -> None:
+    order = find_order(shop, "processing")
+    push = ShipmentPush(
+        **_fields(push_for(order, "S-1", "1Z0000000000000002", everything(order), completes_order=True))
+        | {"previous_tracking_number": "1Z0000000000000001"}
+    )
+
+    result = woo.push_shipment(push)
+
+    assert result.status == "pushed" and "action" not in result.extra
+    assert [t["tracking_number"] for t in trackings(shop, order["id"])] == ["1Z0000000000000002"]
+    assert api(shop, f"/wp-json/wc/v3/orders/{order['id']}")["status"] == "completed"
 
 
 @pytest.mark.parametrize(
@@ -235,7 +307,7 @@ def test_the_extension_does_not_check_providers_so_the_connector_uses_custom_one
     raw = requests.post(
         f"{shop.base_url}/wp-json/wc-shipment-tracking/v3/orders/{order['id']}/shipment-trackings",
         json={"tracking_provider": "Nowhere Express", "tracking_number": "NX1"},
-        auth=(SANDBOX_LOGIN, SECRET),
+        auth=WooOAuth(SANDBOX_LOGIN, SECRET),
         timeout=5,
     )
     assert raw.status_code == 201 and (raw.json()["tracking_provider"], raw.json()["tracking_link"]) == (
@@ -258,7 +330,7 @@ def test_without_the_extension_a_customer_note_and_completion_stand_in(
     order = find_order(shop, "processing")
     missing = requests.get(
         f"{shop.base_url}/wp-json/wc-shipment-tracking/v3/orders/{order['id']}/shipment-trackings",
-        auth=(SANDBOX_LOGIN, SECRET),
+        auth=WooOAuth(SANDBOX_LOGIN, SECRET),
         timeout=5,
     )
     assert missing.status_code == 404 and missing.json()["code"] == "rest_no_route"
