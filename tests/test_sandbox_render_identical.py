@@ -27,11 +27,11 @@ ORDERS = 700
 CLOCKS = (3600.0 * 9, 86400.0 * 1.5, 86400.0 * 5)
 WANTED = frozenset({"id", "updated_at", "line_items", "customer", "refunds", "shipping_lines"})
 TOKEN = "shpat_identity"
-# Recorded with the sandbox as of 344547c (before the render and world optimisations). Recorded again since, each
-# time on purpose: "pages" when the Shopify sandbox moved from 2024-10 to 2026-10 (the Link headers' URLs carry
-# the version; asked at /admin/api/2024-10/, the old digest still comes out: the bodies did not change);
-# "renders" when WooCommerce line items gained their stock meta (_reduced_stock, _restock_refunded_items) and a
-# unit dropped before payment became a 0.00 refund.
+# Recorded with the sandbox as of 344547c (before the render and world optimisations). Recorded again since,
+# each time on purpose: "pages" when the Shopify sandbox moved from 2024-10 to 2026-10 (the Link headers' URLs
+# carry the version; asked at /admin/api/2024-10/, the old digest still comes out: the bodies did not change);
+# "renders" when WooCommerce line items gained their stock meta (_reduced_stock, _restock_refunded_items) and
+# a unit dropped before payment became a 0.00 refund.
 EXPECTED = {
     "renders": "53dcc160d2d6608e9a1c6b3b55bee9b7f6beee7d2334be5b8f305b69bdc4b601",
     "pages": "e1481c8ff31d4ec57290d68728ab94543924248983024d3f92abeb8f8a58fa83",
