@@ -257,6 +257,11 @@ class TokenEndpoint:
     ``params``/``json`` are templates: put ``Cred("appid")`` where a credential goes. The token sits at
     ``token_path`` (dotted) in the response; its lifetime is either ``expires_in_path`` (seconds from now) or
     ``expires_at_path`` (absolute epoch, ``expires_at_unit`` seconds per unit: 0.001 for milliseconds).
+
+    ``force_json``: for an endpoint that hands out the same token while it is valid (WeChat's
+    ``cgi-bin/stable_token``), the body that forces a new one. It is sent only when the token being replaced
+    was refused by the platform and the ordinary request handed that very token back; forcing is rationed
+    (WeChat: 20 a day), and the store's single renewal makes it once per refusal across every process.
     """
 
     path: str
@@ -269,6 +274,7 @@ class TokenEndpoint:
     expires_at_unit: float = 1.0
     default_lifetime_seconds: float = 3600.0
     refresh_margin_seconds: float = 300.0  # renew this long before the stated expiry (clock skew, slow calls)
+    force_json: Mapping[str, Any] | None = None
 
 
 class TokenStore(Protocol):
@@ -340,6 +346,7 @@ class _TokenFromEndpoint(Authenticator):
         self._generation = 0
         self._lock = threading.Lock()
         self.fetch_count = 0  # tokens this authenticator obtained from the platform (observability, tests)
+        self.forced_count = 0  # of those, obtained with ``force_json``
         material = "\x1f".join(
             f"{name}={value.reveal() if isinstance(value, Secret) else value}"
             for name, value in sorted(self._credentials.items())
@@ -377,6 +384,28 @@ class _TokenFromEndpoint(Authenticator):
 
     def _fetch(self, client: HttpClient) -> tuple[str, float]:
         """A new token from the platform, sealed, with the instant to stop using it."""
+        endpoint = self._endpoint
+        token, lifetime = self._request_token(client, endpoint.json)
+        refused = self._refused_token()
+        if endpoint.force_json is not None and refused is not None and token == refused:
+            # The platform still deems valid the token it refused: only a forced renewal replaces it.
+            token, lifetime = self._request_token(client, endpoint.force_json)
+            self.forced_count += 1
+        now = self._clock()
+        self.fetch_count += 1
+        sealed = self._fernet.encrypt(token.encode()).decode("ascii")
+        return sealed, now + max(lifetime - endpoint.refresh_margin_seconds, 0.0)
+
+    def _refused_token(self) -> str | None:
+        if self._refused is None:
+            return None
+        try:
+            return self._fernet.decrypt(self._refused.encode()).decode()
+        except InvalidToken:
+            return None
+
+    def _request_token(self, client: HttpClient, body: Mapping[str, Any] | None) -> tuple[str, float]:
+        """(token, lifetime in seconds) from one request to the token endpoint."""
         from connectors.http import dig
 
         endpoint = self._endpoint
@@ -384,7 +413,7 @@ class _TokenFromEndpoint(Authenticator):
             endpoint.method,
             endpoint.path,
             params=render_template(dict(endpoint.params), self._credentials),
-            json=render_template(endpoint.json, self._credentials) if endpoint.json is not None else None,
+            json=render_template(body, self._credentials) if body is not None else None,
             authenticate=False,
             rooted=True,
             idempotent=True,
@@ -394,7 +423,6 @@ class _TokenFromEndpoint(Authenticator):
             raise MalformedResponse(
                 f"token endpoint answered without {endpoint.token_path!r}", platform=client.platform
             )
-        now = self._clock()
         lifetime = endpoint.default_lifetime_seconds
         if (
             endpoint.expires_in_path
@@ -402,10 +430,8 @@ class _TokenFromEndpoint(Authenticator):
         ):
             lifetime = float(expires_in)
         elif endpoint.expires_at_path and (expires_at := dig(response.body, endpoint.expires_at_path)):
-            lifetime = float(expires_at) * endpoint.expires_at_unit - now
-        self.fetch_count += 1
-        sealed = self._fernet.encrypt(token.encode()).decode("ascii")
-        return sealed, now + max(lifetime - endpoint.refresh_margin_seconds, 0.0)
+            lifetime = float(expires_at) * endpoint.expires_at_unit - self._clock()
+        return token, lifetime
 
     def apply(self, request: Request) -> None:
         if self._token is None:
