@@ -247,7 +247,7 @@ class QueryParams(AuthSpec):
         return _QueryParams({param: _credential(credentials, name) for param, name in self.params.items()})
 
 
-# --- short-lived token from a token endpoint (WeChat cgi-bin/token, Youzan /auth/token) --------------------
+# --- short-lived token from a token endpoint (WeChat cgi-bin/stable_token, Youzan /auth/token) -------------
 
 
 @dataclass(frozen=True)
@@ -440,9 +440,10 @@ class _TokenFromEndpoint(Authenticator):
 
     def invalidate(self, generation: int) -> bool:
         with self._lock:
-            # WeChat issues a new token and revokes the old one on every fetch: two threads (or processes)
-            # refreshing the same refused token would revoke each other's, so only the token of the
-            # refused generation is replaced, and the store hands every other refresher the one new token.
+            # A renewal may revoke the token in force (WeChat's cgi-bin/token, a stable_token force refresh):
+            # two threads (or processes) refreshing the same refused token would revoke each other's, so
+            # only the token of the refused generation is replaced, and the store hands every other
+            # refresher the one new token.
             if generation == self._generation and self._sealed is not None:
                 self._refused = self._sealed
                 self._token, self._expires_at = None, 0.0

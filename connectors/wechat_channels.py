@@ -13,8 +13,8 @@ Wire facts (docs/platform-notes.md, WeChat section, with their sources):
 - Errors are HTTP 200 bodies ``{"errcode": n, "errmsg": "... rid: <hex epoch>-..."}``: 45011 (minute quota
   reached) -> wait for the platform's next minute (read from the ``rid``, else the hub's clock) plus up to a
   second of jitter, then retry; 45009 (daily quota) -> fail now; -1 (system busy) -> retry with backoff like
-  a 5xx. 40013/40125/40164/41001/48001 (appid, secret, IP whitelist, no token, no permission) are
-  credential problems a new token cannot fix.
+  a 5xx. 40013/40125/40164/45035/61004/41001/48001 (appid, secret, IP whitelist, no token, no permission)
+  are credential problems a new token cannot fix.
 - ``order/list/get`` takes ``update_time_range {start_time, end_time}`` in epoch seconds, at most 7 days
   apart (longer windows are split here), ``page_size <= 100`` and an opaque ``next_key`` + ``has_more``.
   It returns **ids only**; ``records_from_page`` fetches each with ``order/get``. Ids are 19-digit strings
@@ -150,7 +150,8 @@ WECHAT_ERRORS = ErrorPolicy(
         quota_codes=frozenset({"45009"}),
         retry_after_from_body=seconds_to_next_minute,
     ),
-    auth_codes=frozenset({"40002", "40013", "40125", "40164", "41001", "48001"}),
+    # appid, secret, IP whitelist (40164; 45035/61004 on the shop's calls), no token, no permission
+    auth_codes=frozenset({"40002", "40013", "40125", "40164", "41001", "45035", "48001", "61004"}),
     token_expired_codes=frozenset({"40001", "40014", "42001"}),
     transient_codes=frozenset({"-1"}),
     request_id_header=None,  # WeChat's request id is the "rid: ..." at the end of errmsg

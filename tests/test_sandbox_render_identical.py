@@ -27,9 +27,11 @@ ORDERS = 700
 CLOCKS = (3600.0 * 9, 86400.0 * 1.5, 86400.0 * 5)
 WANTED = frozenset({"id", "updated_at", "line_items", "customer", "refunds", "shipping_lines"})
 TOKEN = "shpat_identity"
-# Recorded with the sandbox as of 344547c (before the render and world optimisations).
+# Recorded with the sandbox as of 344547c (before the render and world optimisations). Renders re-recorded for
+# issue 16: a WeChat order lists one after-sale order per refunded product (was one per refund); with the
+# old list the renders still give d9f3b0f7... (checked when re-recording).
 EXPECTED = {
-    "renders": "d9f3b0f706d203d9009fc89bbcd91073249256893f30de08dc004464a63b4b5c",
+    "renders": "c3ccb1da58f69383d530db614441056f7298fa26f95c902e360b4207c8a401fd",
     "pages": "9bc1b64067de4c62fbdd3b7a180b0f412e4b88cf453bc48c06b15942371b25a9",
 }
 
