@@ -71,6 +71,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import requests
 
@@ -784,7 +785,8 @@ def connector_for_channel(
                 "secret as password"
             )
         mini_program = (linked.login, linked.secret)
-        mini_program_base_url = linked.base_url or None
+        # A connection without a host (the usual api.weixin.qq.com) calls where the shop's does.
+        mini_program_base_url = linked.base_url if urlsplit(linked.base_url).netloc else None
     return WeChatChannelsConnector.from_connection(
         credentials.base_url or DEFAULT_BASE_URL,
         credentials.login or str(credentials.extra.get("appid", "")),

@@ -1,6 +1,6 @@
 """WeChat Channels shop (微信小店) order object (``order/get``'s ``order``) -> CanonicalOrder. Pure.
 
-Choices this mapping makes (platform-contracts.md section 3.A.3):
+Choices this mapping makes (sources and corrections: docs/platform-notes.md, WeChat section):
 
 - Ids: ``order_id`` is the external id and the number the merchant sees; it is read as a string (a JSON
   integer is rendered exactly, a float is refused: 19-digit ids do not survive one). ``product_id`` and

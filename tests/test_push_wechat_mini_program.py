@@ -285,9 +285,8 @@ def test_a_partial_shipment_is_split_then_the_last_one_is_all_delivered(shop):
 
 def test_the_setting_needs_the_mini_programs_own_connection(shop):
     channel = hub_config("wx", "wechat_channels").channel("wx")
-    mini = ChannelCredentials(
-        "wx_mp", shop.base_url, login=SANDBOX_MINI_PROGRAM_APPID, secret=Secret(MP_SECRET)
-    )
+    # a connection without a host (load_credentials makes its base_url "https://"): the shop's URL is used
+    mini = ChannelCredentials("wx_mp", "https://", login=SANDBOX_MINI_PROGRAM_APPID, secret=Secret(MP_SECRET))
 
     def credentials(**extra: Any) -> ChannelCredentials:
         return ChannelCredentials(
@@ -300,9 +299,8 @@ def test_the_setting_needs_the_mini_programs_own_connection(shop):
         )
 
     linked = {"mini_program_conn_id": "wx_mp"}
-    assert connector_for_channel(
-        credentials(mini_program_shipping=True, **linked), channel
-    ).mini_program_shipping
+    enabled = connector_for_channel(credentials(mini_program_shipping=True, **linked), channel)
+    assert enabled.mini_program is not None and enabled.mini_program.client.origin == shop.base_url
     assert connector_for_channel(
         credentials(mini_program_shipping="true", **linked), channel
     ).mini_program_shipping
