@@ -7,6 +7,7 @@ reveals it, on the wire.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +25,19 @@ class ChannelCredentials:
     login: str | None = None
     secret: Secret = field(default_factory=lambda: Secret(""))
     extra: dict[str, Any] = field(default_factory=dict)
+    # Connections this one names in its extra, already resolved (tests, harnesses); others are loaded.
+    links: Mapping[str, ChannelCredentials] = field(default_factory=dict, repr=False)
+
+    def linked(self, key: str) -> ChannelCredentials | None:
+        """The credentials of the second Airflow connection this one's extra names under ``key`` (an app of
+        its own the channel also calls, e.g. WeChat's mini program); None when the extra names none."""
+        conn_id = self.extra.get(key)
+        if conn_id in (None, ""):
+            return None
+        if not isinstance(conn_id, str):
+            raise CredentialsError(f"connection {self.conn_id!r}: extra {key!r} must name a connection id")
+        found = self.links.get(conn_id)
+        return found if found is not None else load_credentials(conn_id)
 
 
 def load_credentials(conn_id: str) -> ChannelCredentials:

@@ -400,7 +400,7 @@ def is_loopback(url: str) -> bool:
         return False
 
 
-# --- short-lived token from a token endpoint (WeChat cgi-bin/token, Youzan /auth/token) --------------------
+# --- short-lived token from a token endpoint (WeChat cgi-bin/stable_token, Youzan /auth/token) -------------
 
 
 @dataclass(frozen=True)
@@ -412,10 +412,11 @@ class TokenEndpoint:
     ``expires_at_path`` (absolute epoch, ``expires_at_unit`` seconds per unit: 0.001 for milliseconds).
 
     ``force_new_json``: for an endpoint that hands back the token it already issued while that one is valid
-    and issues a new one (revoking the old) only when told so (Youzan ``refresh: true``). ``json`` then asks
-    without forcing, so no renewal ever revokes a token another process is using; the request is repeated
-    with these fields merged in only when the answer is the very token the platform just refused, or one
-    that expires within ``refresh_margin_seconds``.
+    and issues a new one (revoking the old) only when told so (Youzan ``refresh: true``, WeChat
+    ``stable_token``'s ``force_refresh: true``, rationed to 20 a day). ``json`` then asks without forcing, so
+    no renewal ever revokes a token another process is using; the request is repeated with these fields
+    merged in only when the answer is the very token the platform just refused, or one that expires within
+    ``refresh_margin_seconds``; the store's single renewal makes that once across every process.
     """
 
     path: str
@@ -500,6 +501,7 @@ class _TokenFromEndpoint(Authenticator):
         self._generation = 0
         self._lock = threading.Lock()
         self.fetch_count = 0  # tokens this authenticator obtained from the platform (observability, tests)
+        self.forced_count = 0  # of those, obtained by forcing (``TokenEndpoint.force_new_json``)
         material = "\x1f".join(
             f"{name}={value.reveal() if isinstance(value, Secret) else value}"
             for name, value in sorted(self._credentials.items())
@@ -527,10 +529,9 @@ class _TokenFromEndpoint(Authenticator):
             self._use(*stored)
 
     def _use(self, sealed: str, expires_at: float) -> None:
-        try:
-            token = self._fernet.decrypt(sealed.encode()).decode()
-        except InvalidToken:  # sealed under other credentials (a rotated secret): never ours to use
-            raise AuthError("the stored access token does not belong to these credentials") from None
+        token = self._unseal(sealed)
+        if token is None:  # sealed under other credentials (a rotated secret): never ours to use
+            raise AuthError("the stored access token does not belong to these credentials")
         if sealed != self._sealed:
             self._generation += 1
         self._token, self._sealed, self._expires_at, self._refused = Secret(token), sealed, expires_at, None
@@ -546,9 +547,12 @@ class _TokenFromEndpoint(Authenticator):
             token, sealed, use_until = self._request_token(
                 client, {**(endpoint.json or {}), **endpoint.force_new_json}
             )
+            self.forced_count += 1
+        self.fetch_count += 1
         return sealed, use_until
 
     def _unseal(self, sealed: str) -> str | None:
+        """The token a sealed text holds; None when these credentials did not seal it."""
         try:
             return self._fernet.decrypt(sealed.encode()).decode()
         except InvalidToken:
@@ -582,7 +586,6 @@ class _TokenFromEndpoint(Authenticator):
             lifetime = float(expires_in)
         elif endpoint.expires_at_path and (expires_at := dig(response.body, endpoint.expires_at_path)):
             lifetime = float(expires_at) * endpoint.expires_at_unit - now
-        self.fetch_count += 1
         sealed = self._fernet.encrypt(token.encode()).decode("ascii")
         return token, sealed, now + max(lifetime - endpoint.refresh_margin_seconds, 0.0)
 
@@ -593,9 +596,10 @@ class _TokenFromEndpoint(Authenticator):
 
     def invalidate(self, generation: int) -> bool:
         with self._lock:
-            # WeChat issues a new token and revokes the old one on every fetch: two threads (or processes)
-            # refreshing the same refused token would revoke each other's, so only the token of the
-            # refused generation is replaced, and the store hands every other refresher the one new token.
+            # A renewal may revoke the token in force (WeChat's cgi-bin/token, a stable_token force refresh):
+            # two threads (or processes) refreshing the same refused token would revoke each other's, so
+            # only the token of the refused generation is replaced, and the store hands every other
+            # refresher the one new token.
             if generation == self._generation and self._sealed is not None:
                 self._refused = self._sealed
                 self._token, self._expires_at = None, 0.0

@@ -1,67 +1,77 @@
-"""WeChat Channels shop (微信小店) ``channels/ec/*`` as a declaration, plus the one hook it needs.
+"""WeChat Channels shop (微信小店) ``channels/ec/*`` as a declaration, plus the few hooks it needs.
 
-Wire facts (docs/platform-contracts.md section 3.A):
-- ``GET /cgi-bin/token?grant_type=client_credential&appid=&secret=`` gives ``access_token`` (7200 s), sent as
-  ``?access_token=`` on every business call; each call is ``POST`` with a JSON body.
-- Errors are HTTP 200 bodies ``{"errcode": n, "errmsg": "..."}``: 40001/40014/42001 (token invalid or
-  expired) -> the client drops the token, fetches a new one and replays once; 45011 (too frequent) -> wait
-  and retry; 45009 (daily quota) -> fail now, waiting minutes cannot help; -1 (system busy) -> retry with
-  backoff like a 5xx. 40013/40125/40164/41001/48001 (appid, secret, IP whitelist, no token, no permission)
-  are credential problems a refresh cannot fix.
+Wire facts (docs/platform-notes.md, WeChat section, with their sources):
+- Tokens come from ``POST /cgi-bin/stable_token`` ``{grant_type, appid, secret, force_refresh}``: the ordinary
+  call hands out the token in force while it is valid (a new one only in its last 5 minutes, the old one
+  staying valid), so every task and process of the hub may ask without revoking anyone's token; it is
+  kept in the hub's token store (the warehouse's, shared by every process) and renewed there once.
+  ``cgi-bin/token`` is not used: each call of it replaces the app's token (other systems' on the same appid
+  included) and counts against its daily quota. A token refused on a call (40001/40014/42001) is replaced
+  once and the call replayed; only when the ordinary call hands back that very token is ``force_refresh:
+  true`` sent (20 a day, 30 s apart), once per refusal across all processes. Business calls are
+  ``POST <path>?access_token=`` with a JSON body.
+- Errors are HTTP 200 bodies ``{"errcode": n, "errmsg": "... rid: <hex epoch>-..."}``: 45011 (minute quota
+  reached) -> wait for the platform's next minute (read from the ``rid``, else the hub's clock) plus up to a
+  second of jitter, then retry; 45009 (daily quota) -> fail now; -1 (system busy) -> retry with backoff like
+  a 5xx. 40013/40125/40164/45035/61004/41001/48001 (appid, secret, IP whitelist, no token, no permission)
+  are credential problems a new token cannot fix.
 - ``order/list/get`` takes ``update_time_range {start_time, end_time}`` in epoch seconds, at most 7 days
   apart (longer windows are split here), ``page_size <= 100`` and an opaque ``next_key`` + ``has_more``.
-  It returns **ids only**; ``records_from_page`` fetches each with ``order/get`` and yields the order objects
-  (records keyed by ``order_id``). Ids are 19-digit strings and stay strings: they are sent back exactly as
-  listed, and the JSON parser keeps any numeric id an exact ``int``, never a float.
+  It returns **ids only**; ``records_from_page`` fetches each with ``order/get``. Ids are 19-digit strings
+  and stay strings.
+- Refunds: an order lists its after-sale orders by id (``aftersale_detail.aftersale_order_list``); each one
+  listed is read with ``aftersale/getaftersaleorder`` (only orders that have any cost the extra calls) and
+  the answers are attached to the order under ``channelhub_aftersale_orders`` (a refusal for one of them
+  under ``channelhub_aftersale_errors``), so the mapping computes refunded amounts and returned units exactly.
 
 Window boundaries: both ends of ``update_time_range`` are taken as inclusive, so a window ``[start, end)`` is
 sent as ``start`` floored and ``end`` ceiled to the second; an order updated exactly at ``end`` is read by
 this window and the next (harmless: ingest is idempotent).
 
 Pushes (``push_shipment``, ``set_stock``; types in ``connectors.pushes``):
-- Carrier: ``order/deliverycompanylist/get`` gives the shop's ``delivery_id`` codes (read once per
-  connection). The hub's carrier name is matched by alias ("SF Express", "顺丰" -> ``SF``), then as a
-  code, then as a company name, and must be on that list; anything else is rejected here, before any
-  push. ``OTHER`` is used only when the hub says "OTHER": a parcel under OTHER cannot be tracked.
+- Carrier: the shop's live company list (``order/deliverycompanylist/new/get``, read once per connector)
+  gives the official ``delivery_id`` codes. The hub's carrier name is matched as a listed code, then as a
+  listed company name, then through ``CARRIER_NAMES`` (English and Chinese names of the official codes);
+  the code must be on the live list, else the push is rejected before anything is sent, naming the list.
+  ``OTHER`` (non-mainstream carriers, accepted by ``delivery/send`` per its doc) only when the hub says so.
 - Shipment: ``order/delivery/send`` with one ``delivery_list`` entry (``deliver_type`` 1, self-posted
-  express) whose ``product_infos`` are the pushed lines grouped by (product_id, sku_id). The push is not
-  idempotent, so the HTTP client never replays it after an ambiguous failure; idempotency comes from
-  reading the order first (``order/get``): a parcel with this waybill and carrier that holds the pushed
-  units means ``already_done``. A WeChat parcel carries no reference of ours, so a retry of a partial
-  shipment could not be told apart from the next parcel any other way (the platform would accept it).
-- Changed tracking: when no parcel has this waybill but the order is fully shipped in exactly one parcel
-  holding exactly the pushed units, ``order/deliveryinfo/update`` replaces its carrier and waybill (the
-  platform allows this once, and not for split parcels; anything else goes to ``delivery/send`` and is
-  refused there, "已经发货", which the exception queue shows).
-- Platform refusals (an errcode other than token/quota/throttle/busy ones) are ``rejected`` results with
-  the platform's errcode and errmsg; transient trouble raises. A token expired mid-push (40001/42001) is
-  refreshed once and the push replayed: WeChat checks the token before it acts.
-- Mini-program shipping info (§3.B, only when the connection's extra says ``"mini_program_shipping":
-  true``): after ``delivery/send`` succeeded (or found the parcel already there), the order's payment
-  (``order_detail.pay_info.transaction_id``, payer ``openid``) gets ``wxa/sec/order/upload_shipping_info``
-  with ``order_number_type`` 2, ``logistics_type`` 1 and one ``shipping_list`` entry per parcel of the
-  order: ``tracking_no`` = waybill, ``express_company`` = the same ``delivery_id``, ``item_desc`` from the
-  product titles. UNIFIED (``delivery_mode`` 1) when this push completes the order in its only parcel, else
-  SPLIT with ``is_all_delivered`` = ``completes_order`` and every parcel so far (an upload replaces the
-  recorded list). ``upload_time`` is ``shipped_at`` in +08:00, moved past the last recorded upload when
-  needed (updates must be later). Idempotent: ``wxa/sec/order/get_order`` first; a recorded tracking number
-  means nothing is uploaded. A refusal there (e.g. 10060004, payment not shippable) makes the result
-  ``rejected``, its detail saying the parcel itself was sent; the next retry finds the parcel
-  (``already_done``) and tries the upload again.
+  express) whose ``product_infos`` are the pushed lines grouped by (product_id, sku_id). Not idempotent, so
+  never replayed after an ambiguous failure; the order is read first (``order/get``): a parcel with this
+  waybill and carrier holding the pushed units means ``already_done``.
+- Tracking correction (``previous_tracking_number``): the parcel holding the previous waybill gets the new
+  carrier and waybill through ``order/deliveryinfo/update`` with ``change_infos [{old, new}]`` (allowed for
+  split parcels; at most three changes while the order is not completed); the result is ``pushed`` with
+  ``extra["action"] = "update_tracking"``. The new waybill already there: ``already_done``. The previous
+  waybill not on the order (it never reached WeChat): sent as a new parcel.
+- Platform refusals (an errcode other than token/quota/throttle/busy ones) are ``rejected`` results with the
+  platform's errcode and errmsg; transient trouble raises.
+- Mini-program shipping info (§3.B; the connection's extra ``"mini_program_shipping": true`` with
+  ``"mini_program_conn_id"`` naming the mini program's own Airflow connection: login = its appid, password =
+  its app secret): the upload is the mini program's API, called with the mini program's own token (its own
+  ``stable_token``, through the same store). The payer's openid must be the one under the mini program's
+  appid; a Channels order's ``openid`` is under the shop's appid (and its ``unionid`` cannot be turned into
+  a mini-program openid by any API), so the openid is the one the mini program's own
+  ``wxa/sec/order/get_order`` gives for the payment (``pay_info.transaction_id``), read first anyway: a
+  recorded tracking number means no upload. A payment the mini program does not know (10060001) or any
+  refusal is a ``rejected`` result whose detail says the parcel itself was sent. ``order_number_type`` 2,
+  ``logistics_type`` 1, one ``shipping_list`` entry per parcel of the order; UNIFIED when this push
+  completes the order in its only parcel, else SPLIT with ``is_all_delivered``; ``upload_time`` =
+  ``shipped_at`` in +08:00, moved past the last recorded upload (updates must be later).
 - Stock: ``product/stock/update`` ``diff_type`` 3 (set) ``num``, or ``warehouse/stock/update`` with
-  ``out_warehouse_id`` (the push's ``location_ref``) for regional stock. A set is replay-safe, so it is
-  declared idempotent. WeChat has **no compare-and-set**: ``expected_current`` cannot be enforced, the set
-  is unconditional and the result says so (``extra["compare_and_set"]``); a sale between the hub's
-  computation and the set is overwritten. ``get_stock`` reads ``product/stock/get``.
+  ``out_warehouse_id`` (the push's ``location_ref``). A set is replay-safe (declared idempotent). WeChat has
+  **no compare-and-set**: the set is unconditional and the result says so (``extra["compare_and_set"]``).
 """
 
 from __future__ import annotations
 
+import random
 import re
+import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import requests
 
@@ -81,6 +91,10 @@ DEFAULT_BASE_URL = "https://api.weixin.qq.com"
 MAX_PAGE_SIZE = 100
 MAX_WINDOW = timedelta(days=7)
 TOKEN_LIFETIME_SECONDS = 7200.0
+MINUTE_JITTER_SECONDS = 1.0  # spreads processes throttled in the same minute over the next one's first second
+AFTERSALE_ORDERS_KEY = "channelhub_aftersale_orders"  # what the hub attaches to an order (not WeChat's)
+AFTERSALE_ERRORS_KEY = "channelhub_aftersale_errors"
+MINI_PROGRAM_CONN_KEY = "mini_program_conn_id"  # connection extra naming the mini program's connection
 
 UPDATE_TIME_RANGE = WindowSpec(
     "start_time",
@@ -91,28 +105,59 @@ UPDATE_TIME_RANGE = WindowSpec(
     container="update_time_range",
 )
 
+_RID_TIME = re.compile(r"rid:\s*([0-9a-f]{8})-")
+
+
+def seconds_to_next_minute(
+    body: Any,
+    *,
+    clock: Callable[[], float] = time.time,
+    jitter: Callable[[float, float], float] = random.uniform,
+) -> float:
+    """How long a 45011 ("api minute-quota reach limit ... retry next minute") says to wait: until the
+    platform's next minute, by the instant its ``rid`` carries (8 hex digits of epoch seconds), else by the
+    hub's clock; plus up to ``MINUTE_JITTER_SECONDS`` so throttled processes do not all return at once."""
+    message = body.get("errmsg") if isinstance(body, Mapping) else None
+    found = _RID_TIME.search(message) if isinstance(message, str) else None
+    now = int(found.group(1), 16) if found else clock()
+    return 60.0 - (now % 60.0) + jitter(0.0, MINUTE_JITTER_SECONDS)
+
+
+STABLE_TOKEN = TokenEndpointAuth(
+    TokenEndpoint(
+        "/cgi-bin/stable_token",
+        method="POST",
+        json={
+            "grant_type": "client_credential",
+            "appid": Cred("appid"),
+            "secret": Cred("secret"),
+            "force_refresh": False,
+        },
+        force_new_json={"force_refresh": True},  # rationed (20 a day): only for a refused token handed back
+        default_lifetime_seconds=TOKEN_LIFETIME_SECONDS,
+    )
+)
+
+WECHAT_ERRORS = ErrorPolicy(
+    shapes=(ErrorShape(code_path="errcode", message_path="errmsg"),),
+    rate_limit=RateLimitSignal(
+        statuses=frozenset({429}),
+        retry_after_header=None,
+        body_codes=frozenset({"45011"}),
+        quota_codes=frozenset({"45009"}),
+        retry_after_from_body=seconds_to_next_minute,
+    ),
+    # appid, secret, IP whitelist (40164; 45035/61004 on the shop's calls), no token, no permission
+    auth_codes=frozenset({"40002", "40013", "40125", "40164", "41001", "45035", "48001", "61004"}),
+    token_expired_codes=frozenset({"40001", "40014", "42001"}),
+    transient_codes=frozenset({"-1"}),
+    request_id_header=None,  # WeChat's request id is the "rid: ..." at the end of errmsg
+)
+
 WECHAT_CHANNELS = PlatformSpec(
     name="wechat_channels",
-    auth=TokenEndpointAuth(
-        TokenEndpoint(
-            "/cgi-bin/token",
-            params={"grant_type": "client_credential", "appid": Cred("appid"), "secret": Cred("secret")},
-            default_lifetime_seconds=TOKEN_LIFETIME_SECONDS,
-        )
-    ),
-    errors=ErrorPolicy(
-        shapes=(ErrorShape(code_path="errcode", message_path="errmsg"),),
-        rate_limit=RateLimitSignal(
-            statuses=frozenset({429}),
-            retry_after_header=None,
-            body_codes=frozenset({"45011"}),
-            quota_codes=frozenset({"45009"}),
-        ),
-        auth_codes=frozenset({"40002", "40013", "40125", "40164", "41001", "48001"}),
-        token_expired_codes=frozenset({"40001", "40014", "42001"}),
-        transient_codes=frozenset({"-1"}),
-        request_id_header=None,  # WeChat's request id is the "rid: ..." at the end of errmsg
-    ),
+    auth=STABLE_TOKEN,
+    errors=WECHAT_ERRORS,
     endpoints={
         "orders": Endpoint(
             "/channels/ec/order/list/get",
@@ -129,10 +174,18 @@ WECHAT_CHANNELS = PlatformSpec(
         "order": Endpoint(
             "/channels/ec/order/get", method="POST", json={}, idempotent=True, records_path="order"
         ),
-        "delivery_companies": Endpoint(
-            "/channels/ec/order/deliverycompanylist/get",
+        "aftersale_order": Endpoint(
+            "/channels/ec/aftersale/getaftersaleorder",
             method="POST",
             json={},
+            idempotent=True,
+            records_path="after_sale_order",
+        ),
+        # The current list (the old ``deliverycompanylist/get`` is marked 旧 in the docs).
+        "delivery_companies": Endpoint(
+            "/channels/ec/order/deliverycompanylist/new/get",
+            method="POST",
+            json={"ewaybill_only": False},
             idempotent=True,
             records_path="company_list",
         ),
@@ -140,6 +193,7 @@ WECHAT_CHANNELS = PlatformSpec(
         "send_delivery": Endpoint(
             "/channels/ec/order/delivery/send", method="POST", json={}, idempotent=False
         ),
+        # Each change counts against the order's few allowed changes: never replayed blind either.
         "update_delivery": Endpoint(
             "/channels/ec/order/deliveryinfo/update", method="POST", json={}, idempotent=False
         ),
@@ -151,8 +205,17 @@ WECHAT_CHANNELS = PlatformSpec(
         "stock": Endpoint(
             "/channels/ec/product/stock/get", method="POST", json={}, idempotent=True, records_path="data"
         ),
-        # The mini-program shipping-info service (§3.B). An upload counts against the one re-shipment a
-        # payment allows, so it is never replayed blind; get_order tells whether it landed.
+    },
+)
+
+# The mini program's own API (§3.B), called with the mini program's own token.
+WECHAT_MINI_PROGRAM = PlatformSpec(
+    name="wechat_mini_program",
+    auth=STABLE_TOKEN,
+    errors=WECHAT_ERRORS,
+    endpoints={
+        # An upload counts against the one re-shipment a payment allows: never replayed blind; get_order
+        # tells whether it landed.
         "upload_shipping_info": Endpoint(
             "/wxa/sec/order/upload_shipping_info", method="POST", json={}, idempotent=False
         ),
@@ -170,25 +233,25 @@ MAX_SHIPPING_PARCELS = 15
 MAX_ITEM_DESC = 120  # [U] as commonly quoted for item_desc
 CHINA_TIME = timezone(timedelta(hours=8))
 DIFF_TYPE_SET = 3
-STATUS_SHIPPED = 30
+OTHER_CARRIER = "OTHER"
 
-# Hub carrier names -> WeChat delivery_id. Keys are normalised (casefolded, punctuation and spaces dropped).
-_CARRIER_ALIASES: dict[str, tuple[str, ...]] = {
-    "SF": ("sf", "sfexpress", "shunfeng", "shunfengexpress", "顺丰", "顺丰速运", "顺丰快递", "顺丰速递"),
-    "YTO": ("yto", "ytoexpress", "yuantong", "yuantongexpress", "圆通", "圆通速递", "圆通快递"),
-    "ZTO": ("zto", "ztoexpress", "zhongtong", "zhongtongexpress", "中通", "中通快递", "中通速递"),
-    "STO": ("sto", "stoexpress", "shentong", "shentongexpress", "申通", "申通快递"),
-    "YD": ("yd", "yunda", "yundaexpress", "韵达", "韵达快递", "韵达速递"),
-    "JTSD": ("jtsd", "jt", "jtexpress", "jitu", "jituexpress", "极兔", "极兔速递", "极兔快递"),
-    "EMS": ("ems", "chinaems", "emsexpress", "邮政ems", "中国邮政速递物流", "邮政速递"),
-    "YZPY": ("yzpy", "chinapost", "邮政", "中国邮政", "邮政快递包裹", "邮政包裹"),
-    "JD": ("jd", "jdl", "jdlogistics", "jdexpress", "京东", "京东物流", "京东快递"),
-    "DBKD": ("dbkd", "deppon", "depponexpress", "德邦", "德邦快递", "德邦物流"),
-    "HTKY": ("htky", "bestexpress", "百世", "百世快递", "百世汇通"),
-    "ZJS": ("zjs", "zjsexpress", "宅急送"),
-    "OTHER": ("other", "其他"),
+# The hub's carrier names for WeChat's official delivery_id codes (the documented company table of
+# deliverycompanylist/new/get). Used after the live list's own codes and names; a code found here must still
+# be on the shop's live list. Matching ignores case, spaces and punctuation.
+CARRIER_NAMES: dict[str, tuple[str, ...]] = {
+    "SF": ("SF Express", "Shunfeng", "S.F. Express", "顺丰", "顺丰速运", "顺丰快递", "顺丰速递"),
+    "YTO": ("YTO Express", "Yuantong", "圆通", "圆通速递", "圆通快递"),
+    "ZTO": ("ZTO Express", "Zhongtong", "中通", "中通快递", "中通速递"),
+    "STO": ("STO Express", "Shentong", "申通", "申通快递"),
+    "YUNDA": ("Yunda", "Yunda Express", "韵达", "韵达快递", "韵达速递"),
+    "JTSD": ("J&T Express", "J&T", "Jitu", "极兔", "极兔速递", "极兔快递"),
+    "EMS": ("China Post", "China Post EMS", "China EMS", "中国邮政", "邮政", "邮政EMS", "中国邮政速递物流"),
+    "JD": ("JD Logistics", "JD Express", "JDL", "京东", "京东物流", "京东快递"),
+    "DBKD": ("Deppon", "Deppon Express", "德邦", "德邦快递", "德邦物流"),
+    "CNSD": ("Cainiao", "Danniao", "菜鸟速递", "丹鸟", "菜鸟速递(丹鸟)"),
+    "ZJS": ("ZJS Express", "宅急送"),
+    OTHER_CARRIER: ("其他",),
 }
-_ALIAS_TO_ID = {alias: delivery_id for delivery_id, aliases in _CARRIER_ALIASES.items() for alias in aliases}
 _NOT_WORD = re.compile(r"[\W_]+")
 
 
@@ -196,17 +259,28 @@ def _normalise_carrier(name: str) -> str:
     return _NOT_WORD.sub("", name).casefold()
 
 
-def delivery_id_for(carrier: str, companies: Mapping[str, str]) -> str | None:
-    """The WeChat ``delivery_id`` for the hub's carrier name, if the shop's company list has it.
+_NAME_TO_CODE = {
+    _normalise_carrier(name): code for code, names in CARRIER_NAMES.items() for name in (code, *names)
+}
 
-    ``companies`` is ``delivery_id -> delivery_name`` from ``deliverycompanylist/get``."""
+
+def delivery_id_for(carrier: str, companies: Mapping[str, str]) -> str | None:
+    """The WeChat ``delivery_id`` for the hub's carrier name: a code on the shop's live list (``companies``,
+    ``delivery_id -> delivery_name``), found as a listed code, a listed name, or a ``CARRIER_NAMES`` name;
+    ``OTHER`` when the hub names no carrier but "OTHER". None: not on the list."""
     key = _normalise_carrier(carrier)
     if not key:
         return None
     by_code = {_normalise_carrier(code): code for code in companies}
-    by_name = {_normalise_carrier(name): code for code, name in companies.items()}
-    candidate = _ALIAS_TO_ID.get(key) or by_code.get(key) or by_name.get(key)
-    return candidate if candidate in companies else None
+    by_name = {_normalise_carrier(name): code for code, name in companies.items() if name}
+    if key in by_code:
+        return by_code[key]
+    if key in by_name:
+        return by_name[key]
+    code = _NAME_TO_CODE.get(key)
+    if code == OTHER_CARRIER:
+        return OTHER_CARRIER  # accepted by delivery/send whether the list shows it or not
+    return code if code in companies else None
 
 
 def _line_ids(line: ShipmentLine) -> tuple[str, str]:
@@ -229,6 +303,13 @@ def _units(product_infos: Any) -> dict[tuple[str, str], int]:
         count = product.get("product_cnt")
         units[key] = units.get(key, 0) + (count if isinstance(count, int) else 0)
     return units
+
+
+def _product_infos(units: Mapping[tuple[str, str], int]) -> list[dict[str, Any]]:
+    return [
+        {"product_id": product_id, "sku_id": sku_id, "product_cnt": count}
+        for (product_id, sku_id), count in units.items()
+    ]
 
 
 def _item_desc(product_infos: Any, titles: Mapping[tuple[str, str], str]) -> str:
@@ -255,11 +336,40 @@ def _is_refusal(error: ApiError) -> bool:
     return not isinstance(error, AuthError | QuotaExhausted | PageCapExceeded)
 
 
+def _parcels_of(order: Mapping[str, Any]) -> list[dict[str, Any]]:
+    detail = order.get("order_detail")
+    delivery = detail.get("delivery_info") if isinstance(detail, dict) else None
+    parcels = delivery.get("delivery_product_info") if isinstance(delivery, dict) else None
+    return [p for p in parcels if isinstance(p, dict)] if isinstance(parcels, list) else []
+
+
+def _aftersale_ids(order: Mapping[str, Any]) -> list[str]:
+    """The after-sale order ids an order lists (``aftersale_detail.aftersale_order_list``), as strings."""
+    detail = order.get("aftersale_detail")
+    listed = detail.get("aftersale_order_list") if isinstance(detail, dict) else None
+    ids = []
+    for entry in listed if isinstance(listed, list) else []:
+        value = entry.get("aftersale_order_id") if isinstance(entry, dict) else None
+        if isinstance(value, str | int) and not isinstance(value, bool) and str(value):
+            ids.append(str(value))
+    return ids
+
+
+class MiniProgramShipping(Connector):
+    """The mini program's shipping-info service (``wxa/sec/order/*``) under the mini program's own appid."""
+
+    spec = WECHAT_MINI_PROGRAM
+
+
 class WeChatChannelsConnector(Connector):
     spec = WECHAT_CHANNELS
 
     page_size: int = MAX_PAGE_SIZE
-    mini_program_shipping: bool = False  # also upload to the mini-program shipping-info service (§3.B)
+    mini_program: MiniProgramShipping | None = None  # also upload to the shipping-info service (§3.B)
+
+    @property
+    def mini_program_shipping(self) -> bool:
+        return self.mini_program is not None
 
     @classmethod
     def from_connection(
@@ -273,28 +383,43 @@ class WeChatChannelsConnector(Connector):
         timeout: tuple[float, float] = (5.0, 30.0),
         session: requests.Session | None = None,
         sleep: Callable[[float], None] | None = None,
-        mini_program_shipping: bool = False,
         token_store: TokenStore | None = None,
+        mini_program: tuple[str, str | Secret] | None = None,
+        mini_program_base_url: str | None = None,
     ) -> WeChatChannelsConnector:
         """A connector for one shop: ``base_url`` is ``https://api.weixin.qq.com`` (or a sandbox's URL),
-        ``appid``/``app_secret`` the shop's own (not a mini program's). ``mini_program_shipping``: each
-        shipment push also uploads the payment's shipping info (``wxa/sec/order/upload_shipping_info``)."""
+        ``appid``/``app_secret`` the shop's own. ``mini_program``: the mini program's own (appid, app secret);
+        each shipment push then also uploads the payment's shipping info (``upload_shipping_info``)."""
         if not appid:
             raise ValueError("the shop's appid is required (the connection's login)")
         if not 1 <= page_size <= MAX_PAGE_SIZE:
             raise ValueError(f"page_size must be within 1..{MAX_PAGE_SIZE}, got {page_size}")
+        options: dict[str, Any] = {"retry": retry, "timeout": timeout, "sleep": sleep}
         connector = cls.connect(
             base_url,
             {"appid": appid, "secret": app_secret},
-            retry=retry,
-            timeout=timeout,
             session=session,
-            sleep=sleep,
             token_store=token_store,
+            **options,
         )
         connector.page_size = page_size
-        connector.mini_program_shipping = mini_program_shipping
+        if mini_program is not None:
+            mp_appid, mp_secret = mini_program
+            if not mp_appid or not mp_secret:
+                raise ValueError("the mini program's appid and app secret are both required")
+            connector.mini_program = MiniProgramShipping.connect(
+                mini_program_base_url or base_url,
+                {"appid": mp_appid, "secret": mp_secret},
+                session=session,
+                token_store=token_store,
+                **options,
+            )
         return connector
+
+    def close(self) -> None:
+        super().close()
+        if self.mini_program is not None:
+            self.mini_program.close()
 
     def endpoint(self, name: str) -> Endpoint:
         """The declared endpoint; the listing pages with this connection's page size."""
@@ -315,7 +440,33 @@ class WeChatChannelsConnector(Connector):
         return [self.get_order(order_id) for order_id in records]
 
     def get_order(self, order_id: str | int) -> dict[str, Any]:
-        """One order object (``order/get``'s ``order``)."""
+        """One order object (``order/get``'s ``order``) with its after-sale orders attached."""
+        order = self._read_order(order_id)
+        ids = _aftersale_ids(order)
+        if ids:
+            fetched, refused = [], {}
+            for aftersale_id in dict.fromkeys(ids):
+                try:
+                    fetched.append(self.get_aftersale_order(aftersale_id))
+                except ApiError as error:
+                    if not _is_refusal(error):
+                        raise
+                    refused[aftersale_id] = _rejection(error).detail  # the mapping says why it cannot land
+            order[AFTERSALE_ORDERS_KEY] = fetched
+            if refused:
+                order[AFTERSALE_ERRORS_KEY] = refused
+        return order
+
+    def get_aftersale_order(self, aftersale_order_id: str) -> dict[str, Any]:
+        """``aftersale/getaftersaleorder``'s ``after_sale_order``."""
+        found = self.get("aftersale_order", body={"after_sale_order_id": str(aftersale_order_id)})
+        if not isinstance(found, dict):
+            raise MalformedResponse(
+                "getaftersaleorder answered without an after_sale_order object", platform=self.platform
+            )
+        return found
+
+    def _read_order(self, order_id: str | int) -> dict[str, Any]:
         if isinstance(order_id, bool) or not isinstance(order_id, str | int):
             raise MalformedResponse(
                 f"the order list held a {type(order_id).__name__} where an order id belongs",
@@ -331,7 +482,7 @@ class WeChatChannelsConnector(Connector):
     _companies: dict[str, str] | None = None
 
     def delivery_companies(self, *, refresh: bool = False) -> dict[str, str]:
-        """``delivery_id -> delivery_name`` from ``deliverycompanylist/get`` (read once per connection)."""
+        """``delivery_id -> delivery_name`` from ``deliverycompanylist/new/get`` (read once per connector)."""
         if self._companies is None or refresh:
             listed = self.get("delivery_companies")
             if not isinstance(listed, list):
@@ -344,13 +495,14 @@ class WeChatChannelsConnector(Connector):
         return self._companies
 
     def push_shipment(self, push: ShipmentPush) -> PushResult:
-        """Send one parcel (``delivery/send``), or recognise it as already there, or fix its waybill."""
+        """Send one parcel (``delivery/send``), recognise it as already there, or correct its tracking
+        (``deliveryinfo/update``) when the push names the previous tracking number."""
         companies = self.delivery_companies()
         delivery_id = delivery_id_for(push.carrier, companies)
         if delivery_id is None:
             return PushResult(
                 "rejected",
-                detail=f"carrier {push.carrier!r} has no WeChat delivery_id on the shop's company list "
+                detail=f"carrier {push.carrier!r} is not on the shop's WeChat company list "
                 f"({', '.join(sorted(companies))})",
             )
         try:
@@ -365,24 +517,15 @@ class WeChatChannelsConnector(Connector):
         if not wanted:
             return PushResult("rejected", detail="the shipment lists no lines")
         waybill = push.tracking_number.strip()
-        product_infos = [
-            {"product_id": product_id, "sku_id": sku_id, "product_cnt": count}
-            for (product_id, sku_id), count in wanted.items()
-        ]
-        parcel = {
-            "delivery_id": delivery_id,
-            "waybill_id": waybill,
-            "deliver_type": DELIVER_TYPE_EXPRESS,
-            "product_infos": product_infos,
-        }
         try:
-            order = self.get_order(push.external_order_id)
+            order = self._read_order(push.external_order_id)
         except ApiError as error:
             if _is_refusal(error):
                 return _rejection(error)
             raise
-        parcels = order.get("order_detail", {}).get("delivery_info", {}).get("delivery_product_info") or []
-        parcels = [p for p in parcels if isinstance(p, dict)] if isinstance(parcels, list) else []
+        parcels = _parcels_of(order)
+        previous = (push.previous_tracking_number or "").strip()
+        correction = {"action": "update_tracking", "previous_tracking_number": previous} if previous else {}
         for existing in parcels:
             if existing.get("waybill_id") == waybill and existing.get("delivery_id") == delivery_id:
                 held = _units(existing.get("product_infos"))
@@ -391,34 +534,76 @@ class WeChatChannelsConnector(Connector):
                         "already_done",
                         detail="a parcel with this waybill holds these units",
                         platform_ref=waybill,
+                        extra=dict(correction),
                     )
                     return self._with_shipping_info(push, order, parcels, done)
-        operation, extra = "send_delivery", {"delivery_id": delivery_id}
-        if (
-            order.get("status") == STATUS_SHIPPED
-            and len(parcels) == 1
-            and _units(parcels[0].get("product_infos")) == wanted
-        ):
-            operation = "update_delivery"
-            extra["replaced_waybill_id"] = str(parcels[0].get("waybill_id", ""))
-            extra["replaced_delivery_id"] = str(parcels[0].get("delivery_id", ""))
+        if previous:
+            old = next((p for p in parcels if p.get("waybill_id") == previous), None)
+            if old is not None:
+                return self._change_tracking(push, order, parcels, old, delivery_id, correction)
+        parcel = {
+            "delivery_id": delivery_id,
+            "waybill_id": waybill,
+            "deliver_type": DELIVER_TYPE_EXPRESS,
+            "product_infos": _product_infos(wanted),
+        }
         try:
-            self.get(operation, body={"order_id": str(push.external_order_id), "delivery_list": [parcel]})
+            self.get(
+                "send_delivery", body={"order_id": str(push.external_order_id), "delivery_list": [parcel]}
+            )
         except ApiError as error:
             if _is_refusal(error):
                 return _rejection(error)
             raise
-        sent = PushResult("pushed", detail=operation, platform_ref=waybill, extra=extra)
-        after = [parcel] if operation == "update_delivery" else [*parcels, parcel]
-        return self._with_shipping_info(push, order, after, sent)
+        sent = PushResult(
+            "pushed", detail="send_delivery", platform_ref=waybill, extra={"delivery_id": delivery_id}
+        )
+        return self._with_shipping_info(push, order, [*parcels, parcel], sent)
+
+    def _change_tracking(
+        self,
+        push: ShipmentPush,
+        order: Mapping[str, Any],
+        parcels: list[dict[str, Any]],
+        old: dict[str, Any],
+        delivery_id: str,
+        correction: dict[str, str],
+    ) -> PushResult:
+        """The parcel ``old`` gets the push's carrier and waybill (``change_infos``: one parcel of possibly
+        several); its goods stay as WeChat lists them."""
+        waybill = push.tracking_number.strip()
+        goods = _product_infos(_units(old.get("product_infos")))
+        was = {"delivery_id": str(old.get("delivery_id", "")), "waybill_id": str(old.get("waybill_id", ""))}
+        now = {"delivery_id": delivery_id, "waybill_id": waybill}
+        body = {
+            "order_id": str(push.external_order_id),
+            "change_infos": [
+                {"old": {**was, "product_infos": goods}, "new": {**now, "product_infos": goods}}
+            ],
+        }
+        try:
+            self.get("update_delivery", body=body)
+        except ApiError as error:
+            if _is_refusal(error):
+                return _rejection(error)
+            raise
+        changed = PushResult(
+            "pushed",
+            detail="update_delivery",
+            platform_ref=waybill,
+            extra={**correction, "delivery_id": delivery_id, "replaced_delivery_id": was["delivery_id"]},
+        )
+        after = [{**p, **now} if p is old else p for p in parcels]
+        return self._with_shipping_info(push, order, after, changed)
 
     def _with_shipping_info(
         self, push: ShipmentPush, order: Mapping[str, Any], parcels: list[dict[str, Any]], sent: PushResult
     ) -> PushResult:
-        """``sent`` once the payment's shipping info is on the mini-program service too (when configured).
+        """``sent`` once the payment's shipping info is on the mini program's service too (when configured).
 
-        ``parcels`` are the order's parcels now, this push's included (the last one)."""
-        if not self.mini_program_shipping:
+        ``parcels`` are the order's parcels now, this push's included."""
+        mini = self.mini_program
+        if mini is None:
             return sent
         waybill = push.tracking_number.strip()
         done = {
@@ -428,20 +613,24 @@ class WeChatChannelsConnector(Connector):
         said = f"{done.get(sent.detail, 'the parcel was already on the order')}, but upload_shipping_info"
         detail = order.get("order_detail") if isinstance(order.get("order_detail"), dict) else {}
         pay_info = detail.get("pay_info") if isinstance(detail.get("pay_info"), dict) else {}
-        transaction_id, openid = pay_info.get("transaction_id"), order.get("openid")
-        if not transaction_id or not openid:
+        transaction_id = pay_info.get("transaction_id")
+        if not transaction_id:
             return replace(
-                sent,
-                status="rejected",
-                detail=f"{said} cannot run: the order has no transaction_id or openid",
+                sent, status="rejected", detail=f"{said} cannot run: the order has no transaction_id"
             )
         try:
-            payment = self.get("payment_order", body={"transaction_id": str(transaction_id)})
+            payment = mini.get("payment_order", body={"transaction_id": str(transaction_id)})
         except ApiError as error:
             if _is_refusal(error):
                 return replace(sent, status="rejected", detail=f"{said} failed: {_rejection(error).detail}")
             raise
-        shipping = payment.get("shipping") if isinstance(payment, dict) else None
+        payment = payment if isinstance(payment, dict) else {}
+        payer = payment.get("openid")  # the payer under the mini program's appid, not the shop's
+        if not isinstance(payer, str) or not payer:
+            return replace(
+                sent, status="rejected", detail=f"{said} cannot run: the mini program shows no payer openid"
+            )
+        shipping = payment.get("shipping")
         recorded = shipping.get("shipping_list") if isinstance(shipping, dict) else None
         recorded = [e for e in recorded if isinstance(e, dict)] if isinstance(recorded, list) else []
         if any(e.get("tracking_no") == waybill for e in recorded):
@@ -452,8 +641,9 @@ class WeChatChannelsConnector(Connector):
             for p in detail.get("product_infos") or []
             if isinstance(p, dict)
         }
-        address = detail.get("delivery_info", {}).get("address_info") or {}
-        contact = _masked_phone(address.get("tel_number") if isinstance(address, dict) else None)
+        delivery = detail.get("delivery_info") if isinstance(detail.get("delivery_info"), dict) else {}
+        address = delivery.get("address_info") if isinstance(delivery.get("address_info"), dict) else {}
+        contact = _masked_phone(address.get("tel_number"))
         unified = push.completes_order and len(parcels) == 1
         if len(parcels) > MAX_SHIPPING_PARCELS:
             return replace(
@@ -485,12 +675,12 @@ class WeChatChannelsConnector(Connector):
             "logistics_type": LOGISTICS_EXPRESS,
             "shipping_list": shipping_list,
             "upload_time": upload_time.isoformat(timespec="milliseconds"),
-            "payer": {"openid": str(openid)},
+            "payer": {"openid": payer},
         }
         if not unified:
             body["is_all_delivered"] = push.completes_order
         try:
-            self.get("upload_shipping_info", body=body)
+            mini.get("upload_shipping_info", body=body)
         except ApiError as error:
             if _is_refusal(error):
                 return replace(
@@ -562,19 +752,44 @@ class WeChatChannelsConnector(Connector):
         return data
 
 
+def _flag(value: Any) -> bool:
+    return value is True or str(value).strip().lower() in ("true", "1", "yes")
+
+
 def connector_for_channel(
     credentials: ChannelCredentials, channel: ChannelConfig, *, token_store: TokenStore | None = None
 ) -> WeChatChannelsConnector:
     """The connector for a configured channel: base URL, appid (login) and app secret (password) from its
     Airflow connection. The listing's page size is the channel's, capped at the platform's 100. The extra's
-    ``mini_program_shipping`` (true, or "true") turns on the mini-program shipping-info upload."""
-    flag = credentials.extra.get("mini_program_shipping", False)
+    ``mini_program_shipping`` (true, or "true") turns on the mini-program shipping-info upload; it needs
+    ``mini_program_conn_id``, the mini program's own connection (login = its appid, password = its app
+    secret), and is refused here without it: the upload runs under the mini program's appid, not the shop's.
+    """
+    mini_program: tuple[str, Secret] | None = None
+    mini_program_base_url = None
+    if _flag(credentials.extra.get("mini_program_shipping", False)):
+        linked = credentials.linked(MINI_PROGRAM_CONN_KEY)
+        if linked is None:
+            raise ValueError(
+                f"connection {credentials.conn_id!r}: mini_program_shipping needs the mini program's own "
+                f"Airflow connection named in its extra as {MINI_PROGRAM_CONN_KEY!r} (login = the mini "
+                "program's appid, password = its app secret); the shop's appid cannot upload shipping info"
+            )
+        if not linked.login or not linked.secret:
+            raise ValueError(
+                f"connection {linked.conn_id!r} (the mini program's) needs its appid as login and its app "
+                "secret as password"
+            )
+        mini_program = (linked.login, linked.secret)
+        # A connection without a host (the usual api.weixin.qq.com) calls where the shop's does.
+        mini_program_base_url = linked.base_url if urlsplit(linked.base_url).netloc else None
     return WeChatChannelsConnector.from_connection(
         credentials.base_url or DEFAULT_BASE_URL,
         credentials.login or str(credentials.extra.get("appid", "")),
         credentials.secret,
         page_size=min(channel.page_size, MAX_PAGE_SIZE),
         timeout=channel.http_timeout,
-        mini_program_shipping=flag is True or str(flag).strip().lower() in ("true", "1", "yes"),
         token_store=token_store,
+        mini_program=mini_program,
+        mini_program_base_url=mini_program_base_url,
     )

@@ -1,6 +1,6 @@
 """WeChat Channels shop (微信小店) order object (``order/get``'s ``order``) -> CanonicalOrder. Pure.
 
-Choices this mapping makes (platform-contracts.md section 3.A.3):
+Choices this mapping makes (sources and corrections: docs/platform-notes.md, WeChat section):
 
 - Ids: ``order_id`` is the external id and the number the merchant sees; it is read as a string (a JSON
   integer is rendered exactly, a float is refused: 19-digit ids do not survive one). ``product_id`` and
@@ -15,9 +15,16 @@ Choices this mapping makes (platform-contracts.md section 3.A.3):
   covers coupons, merchant/finder discounts, points deduction and price changes alike.
 - Lines: unit_price = ``sale_price``; line_total = ``real_price`` (the line's paid total), else
   sale_price * sku_cnt. shipped_quantity = units of the line's (product_id, sku_id) in
-  ``delivery_info.delivery_product_info[].product_infos[]``; refunded_quantity = ``finish_aftersale_sku_cnt``
-  (finished after-sales). restocked_quantity stays 0: the order does not say whether an after-sale was a
-  return (goods back) or a refund only; that lives in the after-sale order.
+  ``delivery_info.delivery_product_info[].product_infos[]``.
+- Refunds come from the after-sale orders the connector attached (``channelhub_aftersale_orders``, each
+  ``getaftersaleorder``'s ``after_sale_order``); an order that lists after-sale ids
+  (``aftersale_detail.aftersale_order_list``) without all of them attached is a ``mapping_failed``: its
+  refunds cannot be exact. An after-sale counts once finished: ``MERCHANT_REFUND_SUCCESS`` (退款完成) or
+  ``MERCHANT_RETURN_SUCCESS`` (退货退款完成); every other known status (in progress, rejected, closed,
+  cancelled, refund failed) counts nothing, and an unknown status or type is a ``mapping_failed``.
+  refunded_quantity = the finished after-sales' ``product_info.count`` of the line's (product_id, sku_id);
+  restocked_quantity = those of type ``RETURN`` finished as ``MERCHANT_RETURN_SUCCESS`` (the buyer sent the
+  goods back and the merchant received them before refunding); a ``REFUND`` (money only) restocks nothing.
 - Status codes:
 
   ====  =======================================  ===============  ======================  =========
@@ -36,10 +43,10 @@ Choices this mapping makes (platform-contracts.md section 3.A.3):
   ====  =======================================  ===============  ======================  =========
 
   (*) "partially_refunded" when some units finished an after-sale, "refunded" when all did.
+  ``12``/``13`` are not confirmed beyond the contract's table.
   "From parcels": nothing shipped -> unfulfilled, every unit shipped -> fulfilled, else partial.
-- totals.refunded: the whole ``order_price`` for 190/200. Otherwise each line's ``real_price`` in proportion
-  to its finished after-sale units (rounded to the fen). This is an estimate: the exact refund amounts are
-  in the after-sale orders (``aftersale/getaftersaleorder``), which the order object only lists by id.
+- totals.refunded: the sum of the finished after-sales' ``refund_info.amount`` (fen, exact). A 190/200
+  order (cancelled after payment) with no after-sale order at all was refunded whole: ``order_price``.
 - cancelled_at: the order carries no cancel time; for a cancelled order it is ``update_time``, the moment
   the order reached its final state.
 - Customer: ``openid`` only (no name, email or phone apart from the address). Address: ``address_info``,
@@ -50,7 +57,8 @@ Choices this mapping makes (platform-contracts.md section 3.A.3):
 from __future__ import annotations
 
 from collections import Counter
-from decimal import ROUND_HALF_UP, Decimal
+from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from channelhub.canonical import Address, CanonicalOrder, Customer, MappingError, OrderLine, Totals
@@ -66,6 +74,30 @@ from mappings.common import (
 PLATFORM = "wechat_channels"
 CURRENCY = "CNY"
 FEN = Decimal("0.01")
+AFTERSALE_ORDERS_KEY = "channelhub_aftersale_orders"  # attached by the connector (not a WeChat field)
+AFTERSALE_ERRORS_KEY = "channelhub_aftersale_errors"
+
+# getaftersaleorder's status values (AfterSaleStatus). Only the two "success" ones moved money.
+AFTERSALE_FINISHED = frozenset({"MERCHANT_REFUND_SUCCESS", "MERCHANT_RETURN_SUCCESS"})
+AFTERSALE_STATUSES = AFTERSALE_FINISHED | frozenset(
+    {
+        "USER_CANCELD",  # sic
+        "MERCHANT_PROCESSING",
+        "MERCHANT_REJECT_REFUND",
+        "MERCHANT_REJECT_RETURN",
+        "USER_WAIT_RETURN",
+        "RETURN_CLOSED",
+        "MERCHANT_WAIT_RECEIPT",
+        "MERCHANT_OVERDUE_REFUND",
+        "PLATFORM_REFUNDING",
+        "PLATFORM_REFUND_FAIL",
+        "USER_WAIT_CONFIRM",
+        "MERCHANT_REFUND_RETRY_FAIL",
+        "MERCHANT_FAIL",
+    }
+)
+AFTERSALE_RETURN_DONE = "MERCHANT_RETURN_SUCCESS"
+AFTERSALE_TYPES = frozenset({"REFUND", "RETURN"})  # 仅退款 / 退货退款
 
 PAID_STATUSES = frozenset({12, 13, 20, 21, 30, 100})
 CANCELLED_AFTER_PAYMENT = frozenset({190, 200})
@@ -127,8 +159,9 @@ def _map(payload: dict[str, Any], external_id: str) -> CanonicalOrder:
     price_info = _object(detail, "price_info", "order_detail.", required=True)
     delivery_info = _object(detail, "delivery_info", "order_detail.")
 
-    lines = _lines(detail, delivery_info)
-    totals = _totals(price_info, lines, status)
+    aftersales = _aftersales(payload)
+    lines = _lines(detail, delivery_info, aftersales)
+    totals = _totals(price_info, status, aftersales)
     updated_at = parse_epoch_seconds(payload.get("update_time"), "update_time")
     cancelled = status in CANCELLED_AFTER_PAYMENT or status == STATUS_CANCELLED_UNPAID
     openid = blank_to_none(payload.get("openid"), "openid")
@@ -192,7 +225,7 @@ def _fen(obj: dict[str, Any], key: str, where: str, *, default: int | None = Non
     return amount
 
 
-def _totals(price_info: dict[str, Any], lines: list[OrderLine], status: int) -> Totals:
+def _totals(price_info: dict[str, Any], status: int, aftersales: list[_AfterSale]) -> Totals:
     where = "order_detail.price_info."
     total = _fen(price_info, "order_price", where)
     if price_info.get("is_change_freight") is True:
@@ -206,18 +239,15 @@ def _totals(price_info: dict[str, Any], lines: list[OrderLine], status: int) -> 
     discount = product_price - subtotal
     if discount < 0:
         raise MappingError(f"{where}order_price: goods paid {subtotal} exceed product_price {product_price}")
-    if status in CANCELLED_AFTER_PAYMENT:
-        refunded = total
+    finished = [a for a in aftersales if a.finished]
+    if status in CANCELLED_AFTER_PAYMENT and not aftersales:
+        refunded = total  # cancelled after payment without any after-sale order: refunded whole [U]
     else:
-        refunded = sum(
-            (
-                (line.line_total * line.refunded_quantity / line.quantity).quantize(FEN, ROUND_HALF_UP)
-                for line in lines
-                if line.quantity and line.refunded_quantity
-            ),
-            Decimal("0.00"),
+        refunded = sum((a.amount for a in finished), Decimal("0.00"))
+    if refunded > total:
+        raise MappingError(
+            f"{AFTERSALE_ORDERS_KEY}: finished after-sales refund {refunded}, more than the order's {total}"
         )
-        refunded = min(refunded, total)
     return Totals(
         subtotal=subtotal,
         discount=discount,
@@ -228,14 +258,94 @@ def _totals(price_info: dict[str, Any], lines: list[OrderLine], status: int) -> 
     )
 
 
+# -- after-sales ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _AfterSale:
+    key: tuple[str, str]  # (product_id, sku_id)
+    units: int
+    amount: Decimal  # refund_info.amount in yuan
+    finished: bool  # the money went back
+    returned: bool  # the goods came back first (RETURN, MERCHANT_RETURN_SUCCESS)
+
+
+def _aftersales(payload: dict[str, Any]) -> list[_AfterSale]:
+    """The order's after-sale orders, every one its ``aftersale_detail`` lists, from what the connector
+    attached; MappingError when one is missing, unknown or malformed (refunds must be exact)."""
+    detail = _object(payload, "aftersale_detail", "")
+    listed = detail.get("aftersale_order_list") or []
+    if not isinstance(listed, list) or not all(isinstance(entry, dict) for entry in listed):
+        raise MappingError("aftersale_detail.aftersale_order_list: expected a list of objects")
+    wanted = [
+        id_str(
+            entry.get("aftersale_order_id"), f"aftersale_detail.aftersale_order_list[{n}].aftersale_order_id"
+        )
+        for n, entry in enumerate(listed)
+    ]
+    attached = payload.get(AFTERSALE_ORDERS_KEY)
+    if attached is None:
+        if wanted:
+            raise MappingError(
+                f"aftersale_detail lists {len(wanted)} after-sale order(s) but none was fetched "
+                f"({AFTERSALE_ORDERS_KEY} is missing): refunds cannot be exact"
+            )
+        return []
+    if not isinstance(attached, list) or not all(isinstance(found, dict) for found in attached):
+        raise MappingError(f"{AFTERSALE_ORDERS_KEY}: expected a list of objects")
+    by_id: dict[str, dict[str, Any]] = {}
+    for n, found in enumerate(attached):
+        by_id[
+            id_str(found.get("after_sale_order_id"), f"{AFTERSALE_ORDERS_KEY}[{n}].after_sale_order_id")
+        ] = found
+    missing = [aftersale_id for aftersale_id in dict.fromkeys(wanted) if aftersale_id not in by_id]
+    if missing:
+        errors = payload.get(AFTERSALE_ERRORS_KEY)
+        why = errors.get(missing[0]) if isinstance(errors, dict) else None
+        raise MappingError(
+            f"after-sale order {missing[0]} is listed but was not fetched"
+            + (f" ({why})" if isinstance(why, str) else "")
+            + ": refunds cannot be exact"
+        )
+    return [_aftersale(found, f"{AFTERSALE_ORDERS_KEY}[{found_id}].") for found_id, found in by_id.items()]
+
+
+def _aftersale(found: dict[str, Any], where: str) -> _AfterSale:
+    status, kind = found.get("status"), found.get("type")
+    if status not in AFTERSALE_STATUSES:
+        raise MappingError(f"{where}status: unknown after-sale status {status!r}")
+    if kind not in AFTERSALE_TYPES:
+        raise MappingError(f"{where}type: unknown after-sale type {kind!r} (known: REFUND, RETURN)")
+    product = _object(found, "product_info", where, required=True)
+    key = (
+        id_str(product.get("product_id"), f"{where}product_info.product_id"),
+        id_str(product.get("sku_id"), f"{where}product_info.sku_id"),
+    )
+    units = unit_count(product.get("count"), f"{where}product_info.count")
+    refund = _object(found, "refund_info", where)
+    finished = status in AFTERSALE_FINISHED
+    amount = _fen(refund, "amount", f"{where}refund_info.", default=0 if not finished else None)
+    return _AfterSale(
+        key, units, amount, finished, finished and kind == "RETURN" and status == AFTERSALE_RETURN_DONE
+    )
+
+
 # -- lines ---------------------------------------------------------------------------------------
 
 
-def _lines(detail: dict[str, Any], delivery_info: dict[str, Any]) -> list[OrderLine]:
+def _lines(
+    detail: dict[str, Any], delivery_info: dict[str, Any], aftersales: list[_AfterSale]
+) -> list[OrderLine]:
     items = detail.get("product_infos")
     if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
         raise MappingError("order_detail.product_infos: expected a list of objects")
     shipped = _shipped_units(delivery_info)
+    refunded: Counter[tuple[str, str]] = Counter()
+    restocked: Counter[tuple[str, str]] = Counter()
+    for aftersale in aftersales:
+        if aftersale.finished:
+            refunded[aftersale.key] += aftersale.units
+            restocked[aftersale.key] += aftersale.units if aftersale.returned else 0
     seen: Counter[str] = Counter()
     lines = []
     for index, item in enumerate(items):
@@ -243,9 +353,6 @@ def _lines(detail: dict[str, Any], delivery_info: dict[str, Any]) -> list[OrderL
         product_id = id_str(item.get("product_id"), f"{where}product_id")
         sku_id = id_str(item.get("sku_id"), f"{where}sku_id")
         quantity = unit_count(item.get("sku_cnt"), f"{where}sku_cnt")
-        refunded = unit_count(item.get("finish_aftersale_sku_cnt", 0), f"{where}finish_aftersale_sku_cnt")
-        if refunded > quantity:
-            raise MappingError(f"{where}finish_aftersale_sku_cnt: {refunded} exceeds sku_cnt {quantity}")
         unit_price = _fen(item, "sale_price", where)
         line_total = (
             _fen(item, "real_price", where) if item.get("real_price") is not None else unit_price * quantity
@@ -254,6 +361,10 @@ def _lines(detail: dict[str, Any], delivery_info: dict[str, Any]) -> list[OrderL
         seen[key] += 1
         shipped_here = min(shipped[(product_id, sku_id)], quantity)
         shipped[(product_id, sku_id)] -= shipped_here  # one SKU on two lines: fill them in order
+        refunded_here = min(refunded[(product_id, sku_id)], quantity)
+        refunded[(product_id, sku_id)] -= refunded_here
+        restocked_here = min(restocked[(product_id, sku_id)], refunded_here)
+        restocked[(product_id, sku_id)] -= restocked_here
         lines.append(
             OrderLine(
                 external_line_id=key if seen[key] == 1 else f"{key}#{seen[key]}",
@@ -265,8 +376,16 @@ def _lines(detail: dict[str, Any], delivery_info: dict[str, Any]) -> list[OrderL
                 unit_price=unit_price,
                 line_total=line_total,
                 shipped_quantity=shipped_here,
-                refunded_quantity=refunded,
+                refunded_quantity=refunded_here,
+                restocked_quantity=restocked_here,
             )
+        )
+    left = {key: units for key, units in refunded.items() if units > 0}
+    if left:
+        (product_id, sku_id), units = next(iter(left.items()))
+        raise MappingError(
+            f"{AFTERSALE_ORDERS_KEY}: {units} unit(s) of product {product_id} sku {sku_id} refunded beyond "
+            "what the order holds of it"
         )
     return lines
 

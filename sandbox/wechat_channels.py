@@ -1,23 +1,34 @@
-"""A WeChat Channels shop (微信小店, formerly 视频号小店) ``channels/ec/*`` simulator.
+"""A WeChat Channels shop (微信小店, formerly 视频号小店) ``channels/ec/*`` simulator, with the shop's mini
+program (its shipping-info service, ``wxa/sec/order/*``) as a second app.
 
-See platform-contracts.md §3.A.
+Sources and corrections: docs/platform-notes.md, WeChat section.
 
 What it reproduces, quirks included:
-- ``GET /cgi-bin/token?grant_type=client_credential&appid=&secret=``
-  -> ``{"access_token", "expires_in": 7200}``.
-  Tokens live ``token_lifetime_seconds`` of the *world clock* (a test advances the clock, or posts
-  ``{"expire_tokens": true}`` to ``/_sandbox/wechat``). Fetching a new token leaves older ones valid for
-  five more minutes at most, as WeChat does. Wrong appid -> 40013, wrong secret -> 40125, wrong grant_type
-  -> 40002.
+- Two apps with their own appid, secret, tokens and openids: the shop (``SANDBOX_LOGIN``, secret = the
+  sandbox's ``access_token``) and its mini program (``SANDBOX_MINI_PROGRAM_APPID``, secret =
+  ``mini_program_secret(access_token)``). ``channels/*`` takes the shop's token, ``wxa/*`` the mini
+  program's; another app's token is 48001 [U]. Wrong appid -> 40013, wrong secret -> 40125, wrong
+  grant_type -> 40002, on both token endpoints.
+- ``POST /cgi-bin/stable_token`` (JSON only) ``{grant_type, appid, secret, force_refresh}``: normal mode hands
+  out the app's token in force with its remaining ``expires_in`` (a new one in its last 5 minutes, the old
+  one keeping its expiry); ``force_refresh: true`` invalidates it at once and issues a new one, at most 20
+  a day (then 45009 [U]) and not within 30 s of the last (the token in force comes back unchanged).
+  ``GET /cgi-bin/token`` (old) issues a new token on every call and leaves the app's earlier ones five
+  minutes; the two kinds are isolated. Tokens live ``token_lifetime_seconds`` of the *world clock* (a test
+  advances the clock, or posts ``{"expire_tokens": true}`` to ``/_sandbox/wechat``; ``{"distrust_tokens":
+  true}`` makes calls refuse the live tokens with 40001 while stable_token still hands them out, the case
+  ``force_refresh`` is for). ``/_sandbox/wechat`` counts tokens issued (``stable_tokens_issued``,
+  ``force_refreshes``) and ``/_sandbox/state`` the requests (``stable_token_requests``).
 - Every business call is ``POST <path>?access_token=`` with a JSON body, and every answer is HTTP 200 with
-  ``{"errcode", "errmsg"}`` (errmsg ends with WeChat's `` rid: ...``): 41001 token missing, 40001 token
-  unknown (or revoked), 42001 token expired, 44002 empty body, 47001 body not JSON, 40097 invalid
-  arguments, 45009 daily quota (``daily_quota`` calls per UTC day of the world clock), 45011 too frequent
-  (``Faults.rate_limit_storm``), -1 system busy (half of ``Faults.server_error_rate``; the other half are
-  gateway 502/503 HTML pages). ``Faults.token_expiry_rate`` expires the issued tokens before answering
-  (42001, or 40001 as when another fetch replaced them; a token's first call is spared, as a token expires
-  with age); ``credentials_revoked`` is an app secret reset (``cgi-bin/token`` 40125, calls 40001); a
-  duplicated page is the previous ``next_key``'s answer again.
+  ``{"errcode", "errmsg"}``; errmsg ends with `` rid: <8 hex digits of the world clock's epoch second>-...``
+  (WeChat's rid starts with the answer's time): 41001 token missing, 40001 token unknown (or revoked),
+  42001 token expired, 44002 empty body, 47001 body not JSON, 40097 invalid arguments, 45009 daily quota
+  (``daily_quota`` calls per UTC day of the world clock), 45011 minute quota (``Faults.rate_limit_storm``),
+  -1 system busy (half of ``Faults.server_error_rate``; the other half are gateway 502/503 HTML pages).
+  ``Faults.token_expiry_rate`` expires the issued tokens before answering (42001, or 40001 as when they
+  were replaced; a token's first call is spared, as a token expires with age); ``credentials_revoked`` is an
+  app secret reset (token endpoints 40125, calls 40001); a duplicated page is the previous ``next_key``'s
+  answer again.
 - ``POST /channels/ec/order/list/get``: ``create_time_range`` and/or ``update_time_range`` (epoch seconds,
   both bounds inclusive, ``end - start <= 7 days``), ``status``, ``openid``, ``page_size <= 100`` (default
   10), opaque ``next_key`` (signed; first call empty) -> ``order_id_list`` of 19-digit **string** ids,
@@ -25,37 +36,46 @@ What it reproduces, quirks included:
 - ``order/get`` renders ``{"order": {...}}``: integer **fen**, epoch seconds, ``product_infos`` with string
   ``product_id``/``sku_id`` and ``sku_code`` blank or missing where the merchant left the channel SKU
   empty, ``price_info``, ``pay_info``, ``delivery_info`` (address, ``delivery_product_info`` per parcel),
-  ``aftersale_detail`` and ``finish_aftersale_sku_cnt`` for refunds, ``status`` 10/20/21/30/100/200/250.
+  ``aftersale_detail`` (after-sale ids with their numeric status) and ``finish_aftersale_sku_cnt`` for
+  refunds, ``status`` 10/20/21/30/100/200/250. ``aftersale/getaftersaleorder {after_sale_order_id}`` ->
+  ``after_sale_order`` (one product each: ``product_info.count``, ``refund_info.amount`` in fen, ``type``
+  REFUND or RETURN, ``status`` MERCHANT_REFUND_SUCCESS / MERCHANT_RETURN_SUCCESS); unknown id 100002 [U].
 - Pushes (§3.A.4, §3.A.5), recorded in the world's overlay so the next ``order/get`` and listing show them:
-  ``order/deliverycompanylist/get`` -> ``company_list`` (``DELIVERY_COMPANIES``);
+  ``order/deliverycompanylist/new/get {ewaybill_only}`` (and the old ``deliverycompanylist/get``) ->
+  ``company_list``: the official table (``DELIVERY_COMPANIES``: YUNDA, EMS, ...);
   ``order/delivery/send`` ``{order_id, delivery_list: [{delivery_id, waybill_id, deliver_type: 1,
   product_infos: [{product_id, sku_id, product_cnt}]}]}`` -> one parcel per entry in
   ``delivery_info.delivery_product_info``, status 20 -> 21 (partly) -> 30 (all units), ``ship_done_time``;
-  ``order/deliveryinfo/update`` (same body) replaces the carrier/waybill of a fully shipped, single-parcel
-  order, once; ``product/stock/update`` / ``warehouse/stock/update`` (``diff_type`` 1 add, 2 reduce, 3 set,
+  ``order/deliveryinfo/update`` changes parcels' carrier/waybill: ``change_infos [{old, new}]`` (any parcel,
+  split ones too; goods unchanged) or ``delivery_list`` (an order shipped in one parcel), at most three
+  changes while the order is not completed (every change is kept in ``app.state.delivery_updates``);
+  ``product/stock/update`` / ``warehouse/stock/update`` (``diff_type`` 1 add, 2 reduce, 3 set,
   ``out_warehouse_id`` from ``WAREHOUSES``) and ``product/stock/get`` (``normal_stock_num``,
   ``warehouse_stocks``, ``total_stock_num``; the catalog's opening stock until a set).
   Refusals (HTTP 200 errcode bodies): 40097 invalid args (missing ids, ``product_cnt`` <= 0, deliver_type
-  other than 1), 606031 product/sku not in the order, 10025102 delivery_id not on the company list, 109000
-  unpaid/cancelled order or more units than remain unshipped, 109001 every requested unit already shipped,
-  109002 a refused deliveryinfo/update, 10020002/10020050/10020060 unknown product / stock below zero /
-  unknown warehouse. Only 40097 and 606031 were seen in real answers; the rest are ``[U]`` (see the
-  ``ERR_*`` constants). A waybill sent twice is not refused ([U]: the real rule is not documented), so
-  a connector must recognise its own earlier parcel by reading the order.
+  other than 1, a changed parcel not on the order), 606031 product/sku not in the order, 606004
+  delivery_id not on the list (OTHER is taken), 606005 blank waybill, 606040 whole-order change of split
+  parcels, 606041 changes used up, 606042 a change's goods not the parcel's, 101100 a change on an order
+  not shipped or completed, 109000 unpaid/cancelled order or more units than remain unshipped, 109001
+  every requested unit already shipped, 10020002/10020050/10020060 unknown product / stock below zero /
+  unknown warehouse (see the ``ERR_*`` constants for which are confirmed). A waybill sent twice is not
+  refused ([U]: the real rule is not documented), so a connector must recognise its own earlier parcel by
+  reading the order.
 
-- The mini-program shipping-info service (§3.B, same token and gateway as the shop's calls here):
-  ``wxa/sec/order/upload_shipping_info`` ``{order_key {order_number_type 1: mchid + out_trade_no (this
-  shop's ``SANDBOX_MCHID`` and the Channels order id) | 2: transaction_id (``pay_info.transaction_id`` of a
-  paid order)}, delivery_mode 1 UNIFIED (exactly one entry) | 2 SPLIT (is_all_delivered required, <= 15
-  entries), logistics_type 1..4, shipping_list [{tracking_no, express_company (the company list's codes),
-  item_desc, contact}], upload_time (RFC 3339, later than the last upload), payer {openid}}``. An upload
-  replaces the recorded list ([U]); after the shipping is finished, one more upload (the re-shipment) is
-  allowed. ``wxa/sec/order/get_order`` ``{transaction_id | merchant_id + merchant_trade_no}`` reads it back
-  (``order_state`` 1 待发货 / 2 已发货 / 3 确认收货 (status 100) / 5 已退款 (cancelled); 4 交易完成 when a
-  test posts ``complete_payments`` to ``/_sandbox/wechat``). Refusals: 10060001 no such payment (unpaid
-  orders have none) [S], 10060003 the re-shipment used [S], 10060004 payment not shippable [C], 47001 data
-  format (types, upload_time not RFC 3339) [C], 10060014 any other invalid value [U], 10060023 upload_time
-  not increasing [U]; SF without a contact is refused [U].
+- The mini program's shipping-info service (§3.B): ``wxa/sec/order/upload_shipping_info`` ``{order_key
+  {order_number_type 1: mchid + out_trade_no (this shop's ``SANDBOX_MCHID`` and the Channels order id) | 2:
+  transaction_id (``pay_info.transaction_id`` of a paid order)}, delivery_mode 1 UNIFIED (exactly one
+  entry) | 2 SPLIT (is_all_delivered required, <= 15 entries), logistics_type 1..4, shipping_list
+  [{tracking_no, express_company (the company list's codes), item_desc, contact}], upload_time (RFC 3339,
+  later than the last upload), payer {openid under the mini program}}``. An upload replaces the recorded
+  list ([U]); after the shipping is finished, one more upload (the re-shipment) is allowed.
+  ``wxa/sec/order/get_order`` ``{transaction_id | merchant_id + merchant_trade_no}`` reads it back with the
+  payer's ``openid`` under the mini program (``order_state`` 1 待发货 / 2 已发货 / 3 确认收货 (status 100)
+  / 5 已退款 (cancelled); 4 交易完成 for ``complete_payments`` posted to ``/_sandbox/wechat``). Refusals:
+  10060001 no such payment (unpaid orders, and ``foreign_payments``: paid outside the mini program) [S],
+  10060003 the re-shipment used [S], 10060004 payment not shippable [C], 10060031 payer openid not the
+  payer's (the shop's openid is not) [S], 47001 data format (types, upload_time not RFC 3339) [C],
+  10060014 any other invalid value [U], 10060023 upload_time not increasing [U]; SF without a contact [U].
 
 Simulator choices (the world is platform-neutral; this module adapts it):
 - Currency: the world's Decimal amounts are rendered as CNY fen (fine for a simulator). The world's sales
@@ -65,11 +85,15 @@ Simulator choices (the world is platform-neutral; this module adapts it):
   Chinese places (chosen by a hash of the address, stable) with an 11-digit mobile number.
 - WeChat has no "authorized, capture later": a world order authorized at checkout is paid at once here.
 - Lines of one order with the same variant are one ``product_infos`` entry (the platform groups by SKU).
+- A world refund is one after-sale order per product it covers; a refund of the whole order carries the
+  freight on its last after-sale order [U]; a return with restock "return" is a RETURN, any other refund a
+  REFUND. Every Channels payment is the mini program's unless posted as ``foreign_payments`` [U].
 - Stock is not drawn down by the world's sales: a SKU holds its opening stock until the hub sets it.
 - A deliveryinfo/update is an overlay order event without a parcel: the fold ignores it, but the order's
   ``update_time`` moves, so the next incremental pull sees the new waybill.
-- Unconfirmed details ([U] in the contract) are marked ``[U]`` where they are rendered: the error code for a
-  span over 7 days, the list default page size, the not-found code of ``order/get``, after-sale statuses.
+- Unconfirmed details are marked ``[U]`` where they are rendered: the error code for a span over 7 days, the
+  list default page size, the not-found codes, no change on a completed order, 48001 for another app's
+  token, the code of the force-refresh limit.
 """
 
 from __future__ import annotations
@@ -97,15 +121,22 @@ from sandbox.world import ZERO, Address, Customer, Event, OrderQuery, OrderState
 
 # The shop's public appid (the Airflow connection's login); the app secret is the sandbox's ``access_token``.
 SANDBOX_LOGIN = "wx5c3f1e8b9a2d4706"
+# The mini program whose payments the shipping-info service (§3.B) tracks: an app of its own, with its own
+# appid, secret (``mini_program_secret(app secret)``), tokens and openids.
+SANDBOX_MINI_PROGRAM_APPID = "wx3d8e1f5a7c9b2046"
 TOKEN_LIFETIME_SECONDS = 7200
-OLD_TOKEN_GRACE_SECONDS = 300  # WeChat keeps the previous token usable this long after a refresh
+OLD_TOKEN_GRACE_SECONDS = 300  # cgi-bin/token: the previous token stays usable this long after a refresh
+STABLE_RENEW_BEFORE_SECONDS = 300  # stable_token normal mode hands out a new token in the last 5 minutes
+FORCE_REFRESH_INTERVAL_SECONDS = 30  # a force_refresh within 30 s of the last one refreshes nothing
+FORCE_REFRESHES_PER_DAY = 20
 MAX_SPAN_SECONDS = 7 * 86400
 MAX_PAGE_SIZE = 100
 DEFAULT_PAGE_SIZE = 10  # [U] the doc marks page_size optional without a default
 
 ORDER_ID_BASE = 3_704_000_000_000_000_000  # 19 digits, like 3704612354559743232 in the doc example
 ORDER_ID_STRIDE = 100_000
-AFTERSALE_ID_BASE = 1_934_000_000_000_000
+AFTERSALE_ID_BASE = 1_934_000_000_000_000  # 16 digits, like 1934164653012121 in a doc example
+AFTERSALE_ID_STRIDE = 256  # per order: 16 refunds of up to 16 products each
 FEN = Decimal(100)
 
 STATUS_UNPAID = 10
@@ -116,27 +147,35 @@ STATUS_COMPLETED = 100
 STATUS_CANCELLED_AFTER_AFTERSALE = 200
 STATUS_CANCELLED_UNPAID = 250
 KNOWN_STATUSES = frozenset({10, 12, 13, 20, 21, 30, 100, 190, 200, 250})
-AFTERSALE_REFUNDED = 13  # [U] 退款完成 (refund only)
-AFTERSALE_RETURN_REFUNDED = 14  # [U] 退货退款完成 (return and refund)
+# After-sale statuses: getaftersaleorder names them, order/get lists them by number (AfterSaleStatus enum).
+AFTERSALE_REFUNDED = ("MERCHANT_REFUND_SUCCESS", 13)  # 退款完成
+AFTERSALE_RETURNED = ("MERCHANT_RETURN_SUCCESS", 14)  # 退货退款完成: the goods came back, then the money
 
-# ``order/deliverycompanylist/get``: delivery_id -> delivery_name. The real list has a few hundred entries;
-# these are the mainstream ones ([C] SF/YTO/ZTO/STO/YD/EMS/OTHER from doc examples and SKIT samples; DBKD from
-# a forum request the platform accepted; JTSD/JD/YZPY/HTKY/ZJS [U] codes as commonly listed).
+# ``order/deliverycompanylist/new/get``: the official delivery_id table of its doc (codes and names). The real
+# list is longer; delivery/send also takes OTHER for carriers off the list (doc).
 DELIVERY_COMPANIES: dict[str, str] = {
-    "SF": "顺丰速运",
-    "YTO": "圆通速递",
-    "ZTO": "中通快递",
-    "STO": "申通快递",
-    "YD": "韵达快递",
-    "JTSD": "极兔速递",
-    "EMS": "中国邮政速递物流",
-    "YZPY": "邮政快递包裹",
-    "JD": "京东物流",
+    "ZTO": "中通",
+    "YTO": "圆通",
+    "YUNDA": "韵达",
+    "JTSD": "极兔",
+    "STO": "申通",
+    "SF": "顺丰速运",  # the doc's answer example; the table says 顺丰
+    "JD": "京东",
+    "EMS": "中国邮政",
+    "CNSD": "菜鸟速递(丹鸟)",
     "DBKD": "德邦快递",
-    "HTKY": "百世快递",
+    "SXJD": "顺心捷达",
+    "ZTOKY": "中通快运",
+    "YDKY": "韵达快运",
+    "ANEKY": "安能物流",
+    "BTWL": "百世快运",
+    "KYSY": "跨越速运",
+    "YMDD": "壹米滴答",
+    "RJTCSD": "锐界同城速递",
     "ZJS": "宅急送",
-    "OTHER": "其他",
+    "XFEX": "信丰物流",
 }
+OTHER_CARRIER = "OTHER"
 # Chinese carriers standing in for the world's own shipments (the hub's pushes carry real delivery_ids).
 _CARRIERS = {"UPS": ("SF", "顺丰速运"), "USPS": ("YTO", "圆通速递"), "FedEx": ("ZTO", "中通快递")}
 # Regional warehouses (区域仓) the simulated shop has set up: out_warehouse_id -> the world's location id
@@ -145,15 +184,22 @@ WAREHOUSES: dict[str, int] = {"wh-east-sh": 1, "wh-south-gz": 2}
 DELIVER_TYPE_EXPRESS = 1  # 自寄快递 self-posted express; 3 is virtual goods, 2/4 online e-waybill
 MAX_STOCK_NUM = 1_000_000  # [U] the doc gives no upper bound for num
 
-# Business errcodes of the push endpoints. Only 40097 and 606031 were seen in real answers (forum threads);
-# the others are [U]: 109000/109001 are the codes of the older 小商店 ``product/delivery/send`` (已经发货 =
-# already shipped), kept for their meaning; the rest are this simulator's choice.
+# Business errcodes of the push endpoints. 40097 and 606031 were seen in real answers (forum threads); the
+# 6060xx/101100 codes are deliveryinfo/update's documented table [C]; 109000/109001 are the codes of the
+# older 小商店 ``product/delivery/send`` (已经发货 = already shipped), kept for their meaning [S]; the
+# rest are this simulator's choice [U].
 ERR_INVALID_ARGS = 40097
 ERR_WRONG_PRODUCT = 606031  # ", 发货请求里product_id或sku_id填写不正确" [C: forum]
 ERR_DELIVERY_FAILED = 109000  # [S: 小商店] 发货失败 (wrong order status, more units than remain)
 ERR_ALREADY_SHIPPED = 109001  # [S: 小商店] 已经发货
-ERR_UNKNOWN_COMPANY = 10025102  # [S: ewaybill API answer "不支持该快递公司"; U for delivery/send]
-ERR_DELIVERY_UPDATE = 109002  # [U] deliveryinfo/update refused (split parcels, not fully shipped, twice)
+ERR_UNKNOWN_COMPANY = 606004  # [C for deliveryinfo/update; U for delivery/send] delivery_id不合法
+ERR_BAD_WAYBILL = 606005  # [C] waybill_id不合法
+ERR_STATUS_NO_DELIVERY = 101100  # [C] 当前订单状态不允许发货 (also: no change on a completed order [U])
+ERR_SPLIT_NO_UPDATE = 606040  # [C] 拆单发货暂不支持修改物流 (the whole-order delivery_list form)
+ERR_UPDATES_EXHAUSTED = 606041  # [C] 修改物流次数已达上限
+ERR_UPDATE_GOODS = 606042  # [C] 商品信息有误 (old/new goods that are not the parcel's)
+MAX_DELIVERY_UPDATES = 3  # [C] at most three changes while the order is not completed (current doc)
+ERR_AFTERSALE_NOT_FOUND = 100002  # [U] as order/get's "not exist"
 ERR_PRODUCT_NOT_FOUND = 10020002  # [U] stock calls for a product/sku the shop does not have
 ERR_STOCK_NOT_ENOUGH = 10020050  # [U] diff_type 2 reducing below zero
 ERR_WAREHOUSE_NOT_FOUND = 10020060  # [U] unknown out_warehouse_id
@@ -167,6 +213,8 @@ ERR_RESHIPPED = 10060003  # [S: forum answer] 支付单已使用重新发货机�
 ERR_NOT_SHIPPABLE = 10060004  # [C] 支付单处于不可发货的状态 (refunded, confirmed or completed payments)
 ERR_MP_INVALID = 10060014  # [U] 参数错误: a value outside the documented rules (the message says which)
 ERR_NOT_UPDATED = 10060023  # [U] 发货信息未更新: upload_time not later than the last upload
+ERR_NOT_PAYER = 10060031  # [S: forum] 该笔支付单不属于 openid 所指定的用户
+ERR_API_UNAUTHORIZED = 48001  # a token of another app (the shop's on wxa/*, the mini program's on channels/*)
 MAX_PARCELS = 15  # SPLIT_DELIVERY takes up to 15 shipping_list entries [C]
 MAX_ITEM_DESC = 120  # [U] the doc caps item_desc; 120 characters as commonly quoted
 MP_ORDER_TO_SHIP, MP_ORDER_SHIPPED, MP_ORDER_CONFIRMED, MP_ORDER_COMPLETED, MP_ORDER_REFUNDED = 1, 2, 3, 4, 5
@@ -212,46 +260,117 @@ def _fen(amount: Decimal) -> int:
 # --------------------------------------------------------------------------------------------------
 
 
+def mini_program_secret(app_secret: str) -> str:
+    """The sandbox mini program's app secret, derived from the shop's (one secret configures a sandbox)."""
+    return "mp-" + hashlib.sha256(f"mini-program:{app_secret}".encode()).hexdigest()[:32]
+
+
+@dataclass(slots=True)
+class _Issued:
+    appid: str
+    stable: bool  # from cgi-bin/stable_token (isolated from cgi-bin/token's)
+    expiry: float  # world epoch seconds
+    distrusted: bool = False  # refused on calls (40001) while stable_token's normal mode still hands it out
+
+
 class TokenStore:
-    """Issued access tokens and their expiry on the world clock (thread-safe)."""
+    """Issued access tokens per appid and their expiry on the *world clock* (thread-safe).
+
+    ``cgi-bin/token``: every fetch issues a new token and leaves the appid's earlier ones 5 minutes at most.
+    ``cgi-bin/stable_token`` (isolated from the former): normal mode hands out the appid's token in force
+    with its remaining ``expires_in`` (a new one only in its last 5 minutes, the old one keeping its expiry);
+    ``force_refresh`` revokes it at once and issues a new one, at most 20 times a day and not within 30 s of
+    the last (then the token in force comes back unchanged)."""
 
     def __init__(self, world: World, lifetime_seconds: int = TOKEN_LIFETIME_SECONDS) -> None:
         self.world = world
         self.lifetime_seconds = lifetime_seconds
-        self._expiry: dict[str, float] = {}
+        self._tokens: dict[str, _Issued] = {}
+        self._stable: dict[str, str] = {}  # appid -> its stable token in force
+        self._forced: dict[str, list[float]] = {}  # appid -> world times of its force refreshes
         self._counter = itertools.count(1)
         self._lock = threading.Lock()
         self._presented: set[str] = set()
         self.issued = 0
+        self.stable_issued = 0
+        self.force_refreshes = 0
 
-    def issue(self) -> tuple[str, int]:
+    def _new(self, appid: str, *, stable: bool, now: float) -> str:
+        serial = next(self._counter)
+        digest = hashlib.sha256(f"{self.world.seed}:wechat-token:{serial}".encode()).hexdigest()
+        token = f"{80 + serial % 10}_{base64.urlsafe_b64encode(bytes.fromhex(digest)).decode().rstrip('=')}"
+        self._tokens[token] = _Issued(appid, stable, now + self.lifetime_seconds)
+        self.issued += 1
+        if stable:
+            self._stable[appid] = token
+            self.stable_issued += 1
+        return token
+
+    def issue(self, appid: str) -> tuple[str, int]:
+        """``cgi-bin/token``: a new token; the appid's earlier ones (not stable tokens) die in 5 minutes."""
         with self._lock:
             now = self.world.now_ts()
-            for token, expiry in self._expiry.items():
-                self._expiry[token] = min(expiry, now + OLD_TOKEN_GRACE_SECONDS)
-            serial = next(self._counter)
-            digest = hashlib.sha256(f"{self.world.seed}:wechat-token:{serial}".encode()).hexdigest()
-            token = (
-                f"{80 + serial % 10}_{base64.urlsafe_b64encode(bytes.fromhex(digest)).decode().rstrip('=')}"
-            )
-            self._expiry[token] = now + self.lifetime_seconds
-            self.issued += 1
-            return token, self.lifetime_seconds
+            for issued in self._tokens.values():
+                if issued.appid == appid and not issued.stable:
+                    issued.expiry = min(issued.expiry, now + OLD_TOKEN_GRACE_SECONDS)
+            return self._new(appid, stable=False, now=now), self.lifetime_seconds
 
-    def check(self, token: str) -> None:
+    def stable(self, appid: str, *, force: bool) -> tuple[str, int]:
+        """``cgi-bin/stable_token``: (token, expires_in)."""
+        with self._lock:
+            now = self.world.now_ts()
+            current = self._stable.get(appid)
+            issued = self._tokens.get(current) if current else None
+            live = issued is not None and now < issued.expiry
+            if force:
+                forced = self._forced.setdefault(appid, [])
+                if live and forced and now - forced[-1] < FORCE_REFRESH_INTERVAL_SECONDS:
+                    assert current is not None and issued is not None
+                    return current, int(issued.expiry - now)  # too soon: not refreshed (doc)
+                if (
+                    sum(1 for at in forced if int(at // 86400) == int(now // 86400))
+                    >= FORCE_REFRESHES_PER_DAY
+                ):
+                    raise WeChatError(45009, "reach max api daily quota limit")  # [U] the code of this limit
+                if current is not None:
+                    self._tokens.pop(current, None)  # the previous token is invalid at once (doc)
+                forced.append(now)
+                self.force_refreshes += 1
+                return self._new(appid, stable=True, now=now), self.lifetime_seconds
+            if live and issued.expiry - now > STABLE_RENEW_BEFORE_SECONDS:
+                assert current is not None
+                return current, int(issued.expiry - now)
+            return self._new(appid, stable=True, now=now), self.lifetime_seconds
+
+    def check(self, token: str, appid: str) -> None:
+        """A call of ``appid``'s API with ``token``: the platform's refusal, if any."""
         if not token:
             raise WeChatError(41001, "access_token missing")
         with self._lock:
-            expiry = self._expiry.get(token)
-        if expiry is None:
-            raise WeChatError(40001, "invalid credential, access_token is invalid or not latest")
-        if self.world.now_ts() >= expiry:
-            raise WeChatError(42001, "access_token expired")
+            issued = self._tokens.get(token)
+            if issued is None or issued.distrusted:
+                raise WeChatError(
+                    40001,
+                    "invalid credential, access_token is invalid or not latest, could get access_token by "
+                    "getStableAccessToken, more details at https://mmbizurl.cn/s/JtxxFh33r",
+                )
+            if self.world.now_ts() >= issued.expiry:
+                raise WeChatError(42001, "access_token expired")
+            if issued.appid != appid:
+                raise WeChatError(ERR_API_UNAUTHORIZED, "api unauthorized")  # [U] another app's token
 
     def expire_all(self) -> None:
         with self._lock:
             now = self.world.now_ts()
-            self._expiry = {token: min(expiry, now) for token, expiry in self._expiry.items()}
+            for issued in self._tokens.values():
+                issued.expiry = min(issued.expiry, now)
+
+    def distrust_all(self) -> None:
+        """Calls refuse every live token (40001) while stable_token's normal mode still hands them out: the
+        case ``force_refresh`` exists for (the docs: a leaked token). [U] whether WeChat ever does this."""
+        with self._lock:
+            for issued in self._tokens.values():
+                issued.distrusted = True
 
     def presented_before(self, token: str) -> bool:
         """Whether ``token`` came with an earlier call (and note that it came now). A token expires with age:
@@ -264,7 +383,8 @@ class TokenStore:
     def revoke_all(self) -> None:
         """Forget every issued token (an app secret reset, or tokens replaced): calls then get 40001."""
         with self._lock:
-            self._expiry.clear()
+            self._tokens.clear()
+            self._stable.clear()
 
 
 class DailyQuota:
@@ -320,8 +440,8 @@ class WeChatChannelsRenderer:
 
     def __init__(self, world: World) -> None:
         self.world = world
-        # deliveryinfo/update: (order index, parcel seq) -> the parcel's new carrier and waybill
-        self.delivery_changes: dict[tuple[int, int], _DeliveryChange] = {}
+        # deliveryinfo/update: (order index, parcel seq) -> the parcel's carrier/waybill changes, in order
+        self.delivery_changes: dict[tuple[int, int], list[_DeliveryChange]] = {}
 
     # ---------------------------------------------------------------- ids
     def order_id(self, index: int) -> str:
@@ -338,9 +458,28 @@ class WeChatChannelsRenderer:
         return index if self.order_id(index) == order_id else None
 
     def openid(self, order_index: int, customer: Customer | None) -> str:
+        """The buyer's openid under the shop's appid (what a Channels order shows)."""
         key = f"customer:{customer.index}" if customer is not None else f"guest:{order_index}"
         digest = hashlib.sha256(f"{self.world.seed}:openid:{key}".encode()).digest()
         return "o" + base64.urlsafe_b64encode(digest).decode()[:27]
+
+    def payer_openid(self, order_index: int, customer: Customer | None) -> str:
+        """The same buyer's openid under the mini program's appid: an openid is per app, so it differs."""
+        key = f"customer:{customer.index}" if customer is not None else f"guest:{order_index}"
+        digest = hashlib.sha256(f"{self.world.seed}:mini-program-openid:{key}".encode()).digest()
+        return "o" + base64.urlsafe_b64encode(digest).decode()[:27]
+
+    @staticmethod
+    def aftersale_id(index: int, refund_seq: int, product: int) -> str:
+        return str(AFTERSALE_ID_BASE + index * AFTERSALE_ID_STRIDE + refund_seq * 16 + product)
+
+    @staticmethod
+    def aftersale_key(aftersale_id: str) -> tuple[int, int, int] | None:
+        """(order index, refund seq, product number) of an after-sale order id, None for anything else."""
+        if not aftersale_id.isdigit() or int(aftersale_id) < AFTERSALE_ID_BASE:
+            return None
+        index, rest = divmod(int(aftersale_id) - AFTERSALE_ID_BASE, AFTERSALE_ID_STRIDE)
+        return index, rest // 16, rest % 16
 
     @staticmethod
     def transaction_id(order_seed: int, index: int) -> str:
@@ -474,10 +613,10 @@ class WeChatChannelsRenderer:
             else:
                 delivery_id, delivery_name = _CARRIERS.get(fulfillment.tracking_company, ("OTHER", "其他"))
             waybill_id = fulfillment.tracking_number
-            changed = self.delivery_changes.get((state.index, fulfillment.seq))
-            if changed is not None and changed.at <= state.as_of:
-                delivery_id, waybill_id = changed.delivery_id, changed.waybill_id
-                delivery_name = DELIVERY_COMPANIES.get(delivery_id, "其他")
+            for changed in self.delivery_changes.get((state.index, fulfillment.seq), ()):
+                if changed.at <= state.as_of:
+                    delivery_id, waybill_id = changed.delivery_id, changed.waybill_id
+                    delivery_name = DELIVERY_COMPANIES.get(delivery_id, "其他")
             parcels.append(
                 {
                     "waybill_id": waybill_id,
@@ -499,19 +638,70 @@ class WeChatChannelsRenderer:
             )
         return parcels
 
-    def _aftersales(self, state: OrderState, paid: bool) -> dict[str, Any]:
-        if not paid:
-            return {"on_aftersale_order_cnt": 0, "aftersale_order_list": []}
-        listed = []
+    def aftersales(self, state: OrderState) -> list[dict[str, Any]]:
+        """The after-sale orders of a paid order (``getaftersaleorder``'s ``after_sale_order``), in order.
+
+        WeChat keeps one after-sale order per product: a world refund of several variants is several. A
+        refund of every unit with the shipping (a cancel) also returns the freight, carried by its last
+        after-sale order [U where WeChat puts it]. Goods that came back (restock "return") make a RETURN
+        after-sale order finished as MERCHANT_RETURN_SUCCESS; the rest are REFUND (money only)."""
+        if self.paid_ts(state) is None:
+            return []
+        order = state.order
+        variant_of_line = {line.index: line.variant for line in order.lines}
+        order_id = self.order_id(state.index)
+        openid = self.openid(state.index, order.customer)
+        found = []
         for refund in state.refunds:
-            aftersale_id = AFTERSALE_ID_BASE + state.index * 16 + refund.seq
-            returned = any(line.restock_type == "return" for line in refund.lines)
-            listed.append(
-                {
-                    "aftersale_order_id": str(aftersale_id),
-                    "status": AFTERSALE_RETURN_REFUNDED if returned else AFTERSALE_REFUNDED,
-                }
-            )
+            by_variant: dict[int, list[Any]] = {}
+            for line in refund.lines:
+                by_variant.setdefault(variant_of_line[line.line_index].index, []).append(line)
+            groups = list(by_variant.values())
+            for number, lines in enumerate(groups):
+                variant = variant_of_line[lines[0].line_index]
+                listing = variant.listing(self.platform)
+                amount = _fen(sum((line.subtotal for line in lines), ZERO))
+                if number == len(groups) - 1:
+                    amount += _fen(refund.shipping)
+                returned = any(line.restock_type == "return" for line in lines)
+                status, _ = AFTERSALE_RETURNED if returned else AFTERSALE_REFUNDED
+                found.append(
+                    {
+                        "after_sale_order_id": self.aftersale_id(state.index, refund.seq, number),
+                        "status": status,
+                        "openid": openid,
+                        "unionid": "",
+                        "product_info": {
+                            "product_id": str(listing.product_id),
+                            "sku_id": str(listing.variant_id),
+                            "count": sum(line.quantity for line in lines),
+                        },
+                        "details": {
+                            "desc": refund.note,
+                            "receive_product": returned,
+                            "cancel_time": 0,
+                            "prove_imgs": [],
+                            "tel_number": "",
+                        },
+                        "refund_info": {"amount": amount},
+                        "return_info": {"waybill_id": "", "delivery_id": "", "delivery_name": ""},
+                        "merchant_upload_info": {"reject_reason": "", "refund_certificates": []},
+                        "create_time": refund.at - 3600,
+                        "update_time": refund.at,
+                        "reason": "NO_LONGER_WANT",  # [U] the reason codes beyond the doc example
+                        "refund_resp": {"code": "", "ret": 0, "message": ""},
+                        "type": "RETURN" if returned else "REFUND",
+                        "order_id": order_id,
+                    }
+                )
+        return found
+
+    def _aftersale_detail(self, state: OrderState) -> dict[str, Any]:
+        numbers = dict((AFTERSALE_REFUNDED, AFTERSALE_RETURNED))
+        listed = [
+            {"aftersale_order_id": found["after_sale_order_id"], "status": numbers[found["status"]]}
+            for found in self.aftersales(state)
+        ]
         return {"on_aftersale_order_cnt": 0, "aftersale_order_list": listed}
 
     # ---------------------------------------------------------------- the order
@@ -592,7 +782,7 @@ class WeChatChannelsRenderer:
                 "sku_sharer_infos": [],
                 "commission_infos": [],
             },
-            "aftersale_detail": self._aftersales(state, paid),
+            "aftersale_detail": self._aftersale_detail(state),
             "is_present": False,
         }
 
@@ -602,9 +792,11 @@ class WeChatChannelsRenderer:
 # --------------------------------------------------------------------------------------------------
 
 
-def _rid(seed: int, serial: int) -> str:
+def _rid(seed: int, serial: int, now_ts: float) -> str:
+    """WeChat's request id: its first part is the answer's epoch second in hex (a forum thread's rid
+    649d7280 is the 2023-06-29T20:01:04+08:00 of its request); the rest identifies the request."""
     digest = hashlib.sha256(f"{seed}:rid:{serial}".encode()).hexdigest()
-    return f"{digest[:8]}-{digest[8:16]}-{digest[16:24]}"
+    return f"{int(now_ts) & 0xFFFFFFFF:08x}-{digest[8:16]}-{digest[16:24]}"
 
 
 def _int_field(body: dict[str, Any], name: str) -> int | None:
@@ -737,10 +929,45 @@ def _parse_delivery_list(body: dict[str, Any]) -> list[_Parcel]:
     return parcels
 
 
+def _units_of(products: Any, where: str) -> dict[ListingKey, int]:
+    """{(product_id, sku_id): count} of a request's ``product_infos`` (ids as numbers or digit strings)."""
+    if not isinstance(products, list) or not products:
+        raise WeChatError(ERR_INVALID_ARGS, f"invalid args, product_infos: expecting {where}.product_infos")
+    units: dict[ListingKey, int] = {}
+    for n, product in enumerate(products):
+        item = f"{where}.product_infos[{n}]"
+        if not isinstance(product, dict):
+            raise WeChatError(47001, f"data format error: {item} must be an object")
+        key = (
+            _positive_id(product.get("product_id"), "product_id", f"{item}.product_id"),
+            _positive_id(product.get("sku_id"), "sku_id", f"{item}.sku_id"),
+        )
+        count = product.get("product_cnt")
+        if isinstance(count, bool) or not isinstance(count, int) or count <= 0:
+            raise WeChatError(
+                ERR_INVALID_ARGS, f"invalid args, product_cnt: expecting {item}.product_cnt > 0"
+            )
+        units[key] = units.get(key, 0) + count
+    return units
+
+
+def _parcel_units(parcel: dict[str, Any]) -> dict[ListingKey, int]:
+    """{(product_id, sku_id): count} of a parcel as ``order/get`` renders it."""
+    units: dict[ListingKey, int] = {}
+    for product in parcel["product_infos"]:
+        key = (int(product["product_id"]), int(product["sku_id"]))
+        units[key] = units.get(key, 0) + product["product_cnt"]
+    return units
+
+
+def _check_company(delivery_id: str) -> None:
+    if delivery_id not in DELIVERY_COMPANIES and delivery_id != OTHER_CARRIER:
+        raise WeChatError(ERR_UNKNOWN_COMPANY, "delivery_id不合法,请使用获取快递公司列表接口获取delivery_id")
+
+
 def _check_companies(parcels: list[_Parcel]) -> None:
     for parcel in parcels:
-        if parcel.delivery_id not in DELIVERY_COMPANIES:
-            raise WeChatError(ERR_UNKNOWN_COMPANY, f"不支持该快递公司 delivery_id={parcel.delivery_id}")
+        _check_company(parcel.delivery_id)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -862,11 +1089,13 @@ def create_app(
     faults: Faults,
     appid: str = SANDBOX_LOGIN,
     token_lifetime_seconds: int = TOKEN_LIFETIME_SECONDS,
+    mini_program_appid: str = SANDBOX_MINI_PROGRAM_APPID,
 ) -> FastAPI:
-    """The Channels shop simulator over ``world``; ``access_token`` is the app secret ``cgi-bin/token``
-    checks."""
+    """The Channels shop simulator over ``world``; ``access_token`` is the shop's app secret the token
+    endpoints check (the mini program's is ``mini_program_secret(access_token)``)."""
     if not access_token:
         raise ValueError("the app secret must not be empty")
+    secrets = {appid: access_token, mini_program_appid: mini_program_secret(access_token)}
     renderer = WeChatChannelsRenderer(world)
     tokens = TokenStore(world, token_lifetime_seconds)
     quota = DailyQuota(world)
@@ -874,6 +1103,7 @@ def create_app(
     stats = RequestStats(
         "api_requests",
         "token_requests",
+        "stable_token_requests",
         "throttled",
         "quota_refused",
         "auth_refused",
@@ -895,13 +1125,20 @@ def create_app(
     app.state.quota = quota
     shipping: dict[int, ShippingRecord] = {}  # world index -> upload_shipping_info's record (§3.B)
     completed_payments: set[str] = set()  # transaction ids a test declared 交易完成 (not shippable)
+    foreign_payments: set[str] = set()  # paid outside the mini program: its service does not know them
     app.state.shipping = shipping
+    app.state.mini_program = (mini_program_appid, secrets[mini_program_appid])
+    delivery_updates: list[dict[str, Any]] = []  # every accepted deliveryinfo/update (tests read it)
+    app.state.delivery_updates = delivery_updates
     world.follow_skew(lambda: faults.clock_skew_seconds)
     served = ServedPages(faults)
 
     def error(err: WeChatError) -> Response:
         return json_response(
-            {"errcode": err.errcode, "errmsg": f"{err.errmsg} rid: {_rid(world.seed, next(serials))}"}
+            {
+                "errcode": err.errcode,
+                "errmsg": f"{err.errmsg} rid: {_rid(world.seed, next(serials), world.now_ts())}",
+            }
         )
 
     def ok(body: dict[str, Any]) -> Response:
@@ -921,8 +1158,8 @@ def create_app(
                 tokens.expire_all()
             else:
                 tokens.revoke_all()
-        try:
-            tokens.check(token)
+        try:  # channels/* is the shop's API, wxa/* the mini program's: each takes its own app's token
+            tokens.check(token, mini_program_appid if request.url.path.startswith("/wxa/") else appid)
         except WeChatError as err:
             count("auth_refused")
             return error(err)
@@ -950,18 +1187,43 @@ def create_app(
 
     hold_back_answers(app, faults, ("/channels/", "/wxa/", "/cgi-bin/"))
 
+    def app_of(grant_type: Any, app_id: Any, secret: Any) -> str:
+        """The appid whose credentials these are, or the token endpoints' refusal."""
+        if grant_type != "client_credential":
+            raise WeChatError(40002, "invalid grant_type")
+        if not isinstance(app_id, str) or app_id not in secrets:
+            raise WeChatError(40013, "invalid appid")
+        given = secret.encode() if isinstance(secret, str) else b""
+        if faults.credentials_revoked or not hmac.compare_digest(given, secrets[app_id].encode()):
+            raise WeChatError(40125, "invalid appsecret")
+        return app_id
+
     @app.get("/cgi-bin/token")
     def get_token(request: Request) -> Response:
+        """The old token endpoint: every call replaces the appid's token (the previous one lives 5 min)."""
         count("token_requests")
         params = request.query_params
-        if params.get("grant_type") != "client_credential":
-            return error(WeChatError(40002, "invalid grant_type"))
-        if params.get("appid") != appid:
-            return error(WeChatError(40013, "invalid appid"))
-        secret_ok = hmac.compare_digest(params.get("secret", "").encode(), access_token.encode())
-        if faults.credentials_revoked or not secret_ok:
-            return error(WeChatError(40125, "invalid appsecret"))
-        token, expires_in = tokens.issue()
+        try:
+            app_id = app_of(params.get("grant_type"), params.get("appid"), params.get("secret"))
+        except WeChatError as err:
+            return error(err)
+        token, expires_in = tokens.issue(app_id)
+        return json_response({"access_token": token, "expires_in": expires_in})
+
+    @app.post("/cgi-bin/stable_token")
+    async def get_stable_token(request: Request) -> Response:
+        """POST JSON only: {grant_type, appid, secret, force_refresh (default false)}."""
+        count("token_requests")
+        count("stable_token_requests")
+        try:
+            body = await json_body(request)
+            app_id = app_of(body.get("grant_type"), body.get("appid"), body.get("secret"))
+            force = body.get("force_refresh", False)
+            if not isinstance(force, bool):
+                raise WeChatError(47001, "data format error: force_refresh must be a boolean")
+            token, expires_in = tokens.stable(app_id, force=force)
+        except WeChatError as err:
+            return error(err)
         return json_response({"access_token": token, "expires_in": expires_in})
 
     async def json_body(request: Request) -> dict[str, Any]:
@@ -1053,6 +1315,23 @@ def create_app(
             return error(err)
         return ok({"order": renderer.render(state, malformed=faults.order_is_malformed(state.index))})
 
+    @app.post("/channels/ec/aftersale/getaftersaleorder")
+    async def get_aftersale_order(request: Request) -> Response:
+        try:
+            body = await json_body(request)
+            raw_id = body.get("after_sale_order_id")
+            if isinstance(raw_id, bool) or not isinstance(raw_id, str | int) or raw_id == "":
+                raise WeChatError(ERR_INVALID_ARGS, "invalid args, after_sale_order_id")
+            key = renderer.aftersale_key(str(raw_id))
+            state = world.state(key[0], world.now_ts()) if key is not None else None
+            listed = renderer.aftersales(state) if state is not None else []
+            found = [a for a in listed if a["after_sale_order_id"] == str(raw_id)]
+            if not found:
+                raise WeChatError(ERR_AFTERSALE_NOT_FOUND, "aftersale order not exist")
+        except WeChatError as err:
+            return error(err)
+        return ok({"after_sale_order": found[0]})
+
     push_lock = threading.Lock()  # a check and the record it allows happen as one step
 
     def order_state(body: dict[str, Any]) -> OrderState:
@@ -1112,12 +1391,7 @@ def create_app(
             allocations.append(tuple(lines))
         return allocations
 
-    @app.post("/channels/ec/order/deliverycompanylist/get")
-    async def delivery_companies(request: Request) -> Response:
-        try:
-            await json_body(request)
-        except WeChatError as err:
-            return error(err)
+    def company_list() -> Response:
         return ok(
             {
                 "company_list": [
@@ -1126,6 +1400,26 @@ def create_app(
                 ]
             }
         )
+
+    @app.post("/channels/ec/order/deliverycompanylist/new/get")
+    async def delivery_companies(request: Request) -> Response:
+        """The current list: ``ewaybill_only`` (boolean) is required."""
+        try:
+            body = await json_body(request)
+            if not isinstance(body.get("ewaybill_only"), bool):
+                raise WeChatError(ERR_INVALID_ARGS, "invalid args, ewaybill_only: expecting a boolean")
+        except WeChatError as err:
+            return error(err)
+        return company_list()
+
+    @app.post("/channels/ec/order/deliverycompanylist/get")
+    async def delivery_companies_old(request: Request) -> Response:
+        """The old list (旧 in the docs), an empty JSON body: the same table here."""
+        try:
+            await json_body(request)
+        except WeChatError as err:
+            return error(err)
+        return company_list()
 
     @app.post("/channels/ec/order/delivery/send")
     async def send_delivery(request: Request) -> Response:
@@ -1153,34 +1447,95 @@ def create_app(
 
     @app.post("/channels/ec/order/deliveryinfo/update")
     async def update_delivery(request: Request) -> Response:
-        """Change a parcel's carrier/waybill: only a fully shipped order in one parcel, at most once (doc)."""
+        """Change parcels' carrier/waybill (current doc): ``change_infos [{old, new}]`` one parcel at a time
+        (split parcels too), or ``delivery_list`` for an order shipped in one parcel; at most three changes
+        while the order is not completed; the goods of a parcel do not change."""
         try:
             body = await json_body(request)
             with push_lock:
                 state = order_state(body)
-                parcels = _parse_delivery_list(body)
-                _check_companies(parcels)
-                if renderer.status(state) != STATUS_SHIPPED:
-                    raise WeChatError(ERR_DELIVERY_UPDATE, "修改物流失败, 仅发货完成的订单可以修改物流信息")
-                if len(state.fulfillments) != 1 or len(parcels) != 1:
-                    raise WeChatError(ERR_DELIVERY_UPDATE, "修改物流失败, 拆包发货的订单暂不允许修改物流")
-                shipped = state.fulfillments[0]
-                if (state.index, shipped.seq) in renderer.delivery_changes:
-                    raise WeChatError(ERR_DELIVERY_UPDATE, "修改物流失败, 物流信息最多修改1次")
-                products = listing_products(state)
-                expected = {key: sum(state.shipped[i] for i in p.line_indices) for key, p in products.items()}
-                if parcels[0].units != {key: n for key, n in expected.items() if n}:
-                    raise WeChatError(ERR_WRONG_PRODUCT, ", 发货请求里product_id或sku_id填写不正确")
-                at = int(world.now_ts())
-                renderer.delivery_changes[(state.index, shipped.seq)] = _DeliveryChange(
-                    at, parcels[0].delivery_id, parcels[0].waybill_id
+                status = renderer.status(state)
+                if status not in (STATUS_PARTLY_SHIPPED, STATUS_SHIPPED):
+                    raise WeChatError(ERR_STATUS_NO_DELIVERY, "当前订单状态不允许发货,请检查订单状态")
+                current = {
+                    parcel["waybill_id"]: (parcel, fulfillment)
+                    for parcel, fulfillment in zip(
+                        renderer.render(state)["order_detail"]["delivery_info"]["delivery_product_info"],
+                        state.fulfillments,
+                        strict=True,
+                    )
+                }
+                changes = _parse_delivery_changes(body, current, state)
+                done = sum(
+                    len(c) for (index, _), c in renderer.delivery_changes.items() if index == state.index
                 )
+                if done + len(changes) > MAX_DELIVERY_UPDATES:
+                    raise WeChatError(ERR_UPDATES_EXHAUSTED, "修改物流次数已达上限")
+                at = int(world.now_ts())
+                for seq, old, new in changes:
+                    renderer.delivery_changes.setdefault((state.index, seq), []).append(
+                        _DeliveryChange(at, new[0], new[1])
+                    )
+                    delivery_updates.append(
+                        {"order_id": renderer.order_id(state.index), "old": old, "new": new, "at": at}
+                    )
                 # An event without a parcel: the fold ignores it but the order's update_time moves.
                 world.overlay.add_order_event(state.index, Event(at, "fulfilled"))
                 count("delivery_updates")
         except WeChatError as err:
             return error(err)
         return ok({})
+
+    def _parse_delivery_changes(
+        body: dict[str, Any], current: dict[str, tuple[dict[str, Any], Any]], state: OrderState
+    ) -> list[tuple[int, tuple[str, str], tuple[str, str]]]:
+        """(parcel seq, (old delivery_id, waybill), (new delivery_id, waybill)) per requested change."""
+        change_infos, whole = body.get("change_infos"), body.get("delivery_list")
+        if change_infos is None and whole is not None:  # the whole order in one parcel
+            if len(current) != 1:
+                raise WeChatError(ERR_SPLIT_NO_UPDATE, "拆单发货暂不支持修改物流")
+            [(old_parcel, fulfillment)] = current.values()
+            parcels = _parse_delivery_list(body)
+            if len(parcels) != 1:
+                raise WeChatError(ERR_SPLIT_NO_UPDATE, "拆单发货暂不支持修改物流")
+            parcel = parcels[0]
+            if parcel.units != _parcel_units(old_parcel):
+                raise WeChatError(ERR_UPDATE_GOODS, "商品信息有误,请检查商品id,商品数量是否正确")
+            _check_company(parcel.delivery_id)
+            old = (old_parcel["delivery_id"], old_parcel["waybill_id"])
+            return [(fulfillment.seq, old, (parcel.delivery_id, parcel.waybill_id))]
+        if not isinstance(change_infos, list) or not change_infos:
+            raise WeChatError(ERR_INVALID_ARGS, "invalid args, change_infos: expecting a non-empty array")
+        changes = []
+        for n, change in enumerate(change_infos):
+            where = f"change_infos[{n}]"
+            if not isinstance(change, dict) or not all(
+                isinstance(change.get(k), dict) for k in ("old", "new")
+            ):
+                raise WeChatError(47001, f"data format error: {where} needs objects old and new")
+            old, new = change["old"], change["new"]
+            found = current.get(old.get("waybill_id")) if isinstance(old.get("waybill_id"), str) else None
+            if found is None or found[0]["delivery_id"] != old.get("delivery_id"):
+                raise WeChatError(ERR_INVALID_ARGS, f"invalid args, {where}.old: no such parcel on the order")
+            old_parcel, fulfillment = found
+            goods = _parcel_units(old_parcel)
+            if (
+                _units_of(old.get("product_infos"), f"{where}.old") != goods
+                or _units_of(new.get("product_infos"), f"{where}.new") != goods
+            ):
+                raise WeChatError(ERR_UPDATE_GOODS, "商品信息有误,请检查商品id,商品数量是否正确")
+            delivery_id, waybill_id = new.get("delivery_id"), new.get("waybill_id")
+            if not isinstance(delivery_id, str) or not delivery_id:
+                raise WeChatError(
+                    ERR_INVALID_ARGS, f"invalid args, delivery_id: expecting {where}.new.delivery_id"
+                )
+            _check_company(delivery_id)
+            if not isinstance(waybill_id, str) or not waybill_id.strip():
+                raise WeChatError(ERR_BAD_WAYBILL, "waybill_id不合法,请检查waybill_id是否填写有误")
+            changes.append(
+                (fulfillment.seq, (old["delivery_id"], old["waybill_id"]), (delivery_id, waybill_id.strip()))
+            )
+        return changes
 
     def stock_variant(body: dict[str, Any]) -> Variant:
         product_id = _positive_id(body.get("product_id"), "product_id", "product_id")
@@ -1272,6 +1627,8 @@ def create_app(
         state = world.state(index, world.now_ts()) if index is not None else None
         if state is None or renderer.paid_ts(state) is None:
             raise WeChatError(ERR_PAYMENT_NOT_FOUND, "支付单不存在")
+        if renderer.transaction_id(state.order.seed, state.index) in foreign_payments:
+            raise WeChatError(ERR_PAYMENT_NOT_FOUND, "支付单不存在")
         return state
 
     def payment_order_state(state: OrderState) -> int:
@@ -1300,8 +1657,8 @@ def create_app(
                     None if by_transaction else key.get("mchid"),
                     None if by_transaction else key.get("out_trade_no"),
                 )
-                if upload.openid != renderer.openid(state.index, state.order.customer):
-                    raise WeChatError(ERR_MP_INVALID, "参数错误, payer.openid is not the payer of this order")
+                if upload.openid != renderer.payer_openid(state.index, state.order.customer):
+                    raise WeChatError(ERR_NOT_PAYER, "该笔支付单不属于 openid 所指定的用户")
                 if payment_order_state(state) not in (MP_ORDER_TO_SHIP, MP_ORDER_SHIPPED):
                     raise WeChatError(ERR_NOT_SHIPPABLE, "支付单处于不可发货的状态")
                 record = shipping.get(state.index)
@@ -1355,7 +1712,7 @@ def create_app(
             if rendered["order_detail"]["product_infos"]
             else "",
             "paid_amount": rendered["order_detail"]["price_info"]["order_price"],
-            "openid": rendered["openid"],
+            "openid": renderer.payer_openid(state.index, state.order.customer),  # under the mini program
             "trade_create_time": rendered["create_time"],
             "pay_time": rendered["order_detail"]["pay_info"]["pay_time"],
             "order_state": payment_order_state(state),
@@ -1383,16 +1740,21 @@ def create_app(
     @app.post("/_sandbox/wechat")
     async def set_wechat_settings(request: Request) -> Response:
         """Body: any of {"token_lifetime_seconds": n, "daily_quota": n | null, "expire_tokens": true,
-        "reset_quota": true, "complete_payments": [transaction_id, ...]} (the last marks payment orders
-        交易完成, which the shipping-info service refuses with 10060004)."""
+        "distrust_tokens": true, "reset_quota": true, "complete_payments": [transaction_id, ...]}.
+        ``distrust_tokens``: calls refuse every live token (40001) while stable_token's normal mode still
+        hands them out, so only a force_refresh helps. ``complete_payments`` marks payment orders 交易完成,
+        which the shipping-info service refuses with 10060004; ``foreign_payments`` are Channels payments
+        not made in the mini program (its service answers 10060001 for them)."""
         try:
             changes = await request.json()
             allowed = {
                 "token_lifetime_seconds",
                 "daily_quota",
                 "expire_tokens",
+                "distrust_tokens",
                 "reset_quota",
                 "complete_payments",
+                "foreign_payments",
             }
             if not isinstance(changes, dict) or set(changes) - allowed:
                 raise ValueError(f"send a JSON object with any of {sorted(allowed)}")
@@ -1406,13 +1768,18 @@ def create_app(
                 quota.limit = None if limit is None else int(limit)
             if changes.get("expire_tokens"):
                 tokens.expire_all()
+            if changes.get("distrust_tokens"):
+                tokens.distrust_all()
             if changes.get("reset_quota"):
                 quota.reset()
-            if "complete_payments" in changes:
-                ids = changes["complete_payments"]
+            for name, payments in (
+                ("complete_payments", completed_payments),
+                ("foreign_payments", foreign_payments),
+            ):
+                ids = changes.get(name, [])
                 if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
-                    raise ValueError("complete_payments must be a list of transaction ids")
-                completed_payments.update(ids)
+                    raise ValueError(f"{name} must be a list of transaction ids")
+                payments.update(ids)
         except (TypeError, ValueError) as err:
             return json_response({"errors": str(err)}, 400)
         return json_response(wechat_settings())
@@ -1422,6 +1789,9 @@ def create_app(
             "appid": appid,
             "token_lifetime_seconds": tokens.lifetime_seconds,
             "tokens_issued": tokens.issued,
+            "stable_tokens_issued": tokens.stable_issued,
+            "force_refreshes": tokens.force_refreshes,
+            "mini_program_appid": mini_program_appid,
             "daily_quota": quota.limit,
         }
 

@@ -19,7 +19,7 @@ from channelhub.credentials import ChannelCredentials
 from connectors.auth import Secret
 from connectors.errors import AuthError, QuotaExhausted, TransientError
 from connectors.http import RetryPolicy
-from connectors.wechat_channels import WeChatChannelsConnector, connector_for_channel
+from connectors.wechat_channels import WeChatChannelsConnector, connector_for_channel, seconds_to_next_minute
 from sandbox.clock import Clock
 from sandbox.server import RunningSandbox, run_sandbox
 from sandbox.wechat_channels import SANDBOX_LOGIN
@@ -35,13 +35,15 @@ FAST = RetryPolicy(
     backoff_max=0.02,
     backoff_jitter=0.005,
     retry_after_default=0.01,  # 45011 carries no wait hint; production waits retry_after_default
+    retry_after_max=0.01,  # 45011 says "the next minute": the tests do not wait it out
 )
 
 
 def sandbox(**options: Any) -> Any:
     options.setdefault("start", NOW - timedelta(days=2))
     options.setdefault("interval", timedelta(minutes=10))
-    return run_sandbox("wechat_channels", seed=5, access_token=SECRET, clock=Clock.frozen(NOW), **options)
+    options.setdefault("clock", Clock.frozen(NOW))
+    return run_sandbox("wechat_channels", seed=5, access_token=SECRET, **options)
 
 
 @pytest.fixture
@@ -62,6 +64,11 @@ def expected_ids(sb: RunningSandbox, start: datetime, end: datetime) -> set[str]
     return {renderer.order_id(state.index) for state in sb.world.updated_between(start, end)}
 
 
+def aftersale_count(sb: RunningSandbox, start: datetime, end: datetime) -> int:
+    renderer = sb.app.state.renderer
+    return sum(len(renderer.aftersales(state)) for state in sb.world.updated_between(start, end))
+
+
 def served(sb: RunningSandbox) -> dict[str, Any]:
     return requests.get(f"{sb.base_url}/_sandbox/state", timeout=5).json()
 
@@ -79,9 +86,21 @@ def test_lists_ids_then_fetches_each_order_page_by_page(shop):
     assert all(1 <= len(page) <= 7 for page in pages) and len(pages) == -(-len(expected) // 7)
     assert all("order_detail" in order and isinstance(order["order_id"], str) for p in pages for order in p)
     assert all(len(order_id) == 19 for order_id in got)
-    # one list call per page, one order/get per order, one token for the whole pull
-    assert connector.client.stats.requests == len(pages) + len(expected) + 1
-    assert served(shop)["wechat"]["tokens_issued"] == 1
+    # one list call per page, one order/get per order, one getaftersaleorder per after-sale order listed (only
+    # orders with refunds have any), one token for the whole pull
+    aftersales = aftersale_count(shop, *WINDOW)
+    assert aftersales > 0
+    assert connector.client.stats.requests == len(pages) + len(expected) + aftersales + 1
+    attached = [o for page in pages for o in page if "channelhub_aftersale_orders" in o]
+    assert sum(len(o["channelhub_aftersale_orders"]) for o in attached) == aftersales
+    assert all(
+        [a["after_sale_order_id"] for a in o["channelhub_aftersale_orders"]]
+        == [e["aftersale_order_id"] for e in o["aftersale_detail"]["aftersale_order_list"]]
+        for o in attached
+    )
+    wechat = served(shop)["wechat"]
+    assert wechat["tokens_issued"] == wechat["stable_tokens_issued"] == 1
+    assert served(shop)["requests"]["stable_token_requests"] == 1
 
 
 def test_pages_are_fetched_lazily(shop):
@@ -89,7 +108,9 @@ def test_pages_are_fetched_lazily(shop):
     pages = connector.fetch_orders(*WINDOW)
     first = next(pages)
     assert len(first) == 7
-    assert connector.client.stats.requests == 1 + 1 + 7  # token, one listing, its seven orders
+    aftersales = sum(len(order.get("channelhub_aftersale_orders", ())) for order in first)
+    # token, one listing, its seven orders and their after-sale orders
+    assert connector.client.stats.requests == 1 + 1 + 7 + aftersales
     pages.close()
 
 
@@ -100,7 +121,7 @@ def test_windows_longer_than_7_days_are_split_and_nothing_is_missed():
         got = ids_of(list(connector.fetch_orders(start, NOW)))
         expected = expected_ids(sb, start, NOW)
         assert len(expected) > 90 and set(got) == expected  # the sandbox refuses any span over 7 days
-        listings = connector.client.stats.requests - len(got) - 1
+        listings = connector.client.stats.requests - len(got) - aftersale_count(sb, start, NOW) - 1
         assert listings == 3  # 18 days -> 7 + 7 + 4
 
 
@@ -127,6 +148,69 @@ def test_a_token_lifetime_shorter_than_the_pull_is_renewed_as_needed(shop):
     got += ids_of(list(pages))
     shop.clock.set(NOW)
     assert set(got) == expected_ids(shop, *WINDOW)
+
+
+def test_connectors_without_a_shared_store_get_the_same_stable_token(shop):
+    """stable_token's normal mode hands out the token in force: a second connector (another task, another
+    system on the same appid) does not revoke the first one's, unlike cgi-bin/token."""
+    first, second = connector_for(shop), connector_for(shop)
+    first.get_order(sorted(expected_ids(shop, *WINDOW))[0])
+    second.get_order(sorted(expected_ids(shop, *WINDOW))[1])
+    first.get_order(sorted(expected_ids(shop, *WINDOW))[2])  # still valid: nobody revoked it
+    assert served(shop)["requests"]["stable_token_requests"] == 2
+    assert served(shop)["wechat"]["stable_tokens_issued"] == 1 and first.client.stats.token_refreshes == 0
+
+
+def test_a_refused_token_that_stable_token_hands_back_is_force_refreshed_once(shop):
+    connector = connector_for(shop)
+    ids = sorted(expected_ids(shop, *WINDOW))
+    connector.get_order(ids[0])
+    requests.post(f"{shop.base_url}/_sandbox/wechat", json={"distrust_tokens": True}, timeout=5)
+
+    assert connector.get_order(ids[1])["order_id"] == ids[1]  # 40001, normal mode: the same token, forced
+
+    auth = connector.client.auth
+    assert (auth.fetch_count, auth.forced_count, connector.client.stats.token_refreshes) == (2, 1, 1)
+    wechat = served(shop)["wechat"]
+    assert wechat["force_refreshes"] == 1 and wechat["stable_tokens_issued"] == 2
+    assert served(shop)["requests"]["stable_token_requests"] == 3  # first, normal (same token), forced
+    connector.get_order(ids[2])
+    assert served(shop)["wechat"]["force_refreshes"] == 1
+
+
+def test_an_expired_token_is_renewed_in_normal_mode_without_forcing(shop):
+    connector = connector_for(shop)
+    ids = sorted(expected_ids(shop, *WINDOW))
+    connector.get_order(ids[0])
+    requests.post(f"{shop.base_url}/_sandbox/wechat", json={"expire_tokens": True}, timeout=5)
+    connector.get_order(ids[1])
+    assert connector.client.auth.forced_count == 0 and served(shop)["wechat"]["force_refreshes"] == 0
+
+
+def test_45011_waits_until_the_platforms_next_minute():
+    """The minute quota refills at the platform's next minute: its clock (the answer's rid) says 09:00:47,
+    so the client waits 13 s and up to a second of jitter, whatever the hub's own clock says."""
+    with sandbox(clock=Clock.frozen(NOW + timedelta(seconds=47))) as sb:
+        waits: list[float] = []
+
+        def sleep(seconds: float) -> None:  # the client's injectable sleep: note the wait, end the storm
+            waits.append(seconds)
+            sb.faults.clear()
+
+        connector = connector_for(sb, retry=RetryPolicy(), sleep=sleep)
+        order_id = sorted(expected_ids(sb, NOW - timedelta(hours=6), NOW))[0]
+        connector.get_order(order_id)  # the token first, while the platform is calm
+        sb.faults.update(rate_limit_storm=1.0)
+        assert connector.get_order(order_id)["order_id"] == order_id
+        [waited] = waits
+        assert 13.0 <= waited <= 14.0 and connector.client.stats.rate_limited == 1
+
+
+def test_without_a_rid_the_wait_runs_to_the_hubs_next_minute():
+    calm = {"errcode": 45011, "errmsg": "api minute-quota reach limit  mustslower  retry next minute"}
+    assert seconds_to_next_minute(calm, clock=lambda: 1_800_000_020.5, jitter=lambda low, high: 0.0) == 39.5
+    stamped = {"errcode": 45011, "errmsg": "api minute-quota reach limit rid: 649d7280-2a7d3107-6dce4e47"}
+    assert seconds_to_next_minute(stamped, jitter=lambda low, high: high) == 60 - 0x649D7280 % 60 + 1.0
 
 
 def test_frequency_limit_45011_waits_and_retries(shop):

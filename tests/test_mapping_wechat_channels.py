@@ -118,8 +118,14 @@ def test_completed_with_a_return_and_changed_freight():
     canonical = map_order(order("order_3719455021877555200_completed_return_freight_changed.json"))
     assert (canonical.payment_status, canonical.fulfillment_status) == ("partially_refunded", "fulfilled")
     assert canonical.totals.shipping == Decimal("0.00")  # change_freight wins when is_change_freight
-    assert canonical.totals.refunded == Decimal("19.00")  # half of the tee line's real_price 38.00
-    assert [(line.shipped_quantity, line.refunded_quantity) for line in canonical.lines] == [(2, 1), (1, 0)]
+    assert canonical.totals.refunded == Decimal("19.00")  # the after-sale order's refund_info.amount
+    # a RETURN finished as MERCHANT_RETURN_SUCCESS: the unit came back before the money went out
+    assert [
+        (line.shipped_quantity, line.refunded_quantity, line.restocked_quantity) for line in canonical.lines
+    ] == [
+        (2, 1, 1),
+        (1, 0, 0),
+    ]
 
 
 @pytest.mark.parametrize(
@@ -171,11 +177,66 @@ def test_a_bad_quantity_fails_the_schema_and_the_mapping_names_the_field():
         map_order(payload)
 
 
-def test_more_units_refunded_than_bought_is_refused():
-    payload = order("order_get_3705115058471208928_to_ship.json")
-    payload["order_detail"]["product_infos"][0]["finish_aftersale_sku_cnt"] = 11
-    with pytest.raises(MappingError, match="exceeds sku_cnt"):
+def returned_order() -> dict[str, Any]:
+    """The completed order with one RETURN after-sale (1 of the 2 tees, 19.00)."""
+    return order("order_3719455021877555200_completed_return_freight_changed.json")
+
+
+def test_refund_amounts_and_units_are_the_after_sale_orders_exactly():
+    payload = returned_order()
+    [aftersale] = payload["channelhub_aftersale_orders"]
+    aftersale["refund_info"]["amount"] = 1777  # a partial refund the lines' prices could never tell
+    canonical = map_order(payload)
+    assert canonical.totals.refunded == Decimal("17.77")
+    assert canonical.payment_status == "partially_refunded"
+
+    aftersale.update(type="REFUND", status="MERCHANT_REFUND_SUCCESS")  # money only: the buyer kept it
+    line = map_order(payload).lines[0]
+    assert (line.refunded_quantity, line.restocked_quantity) == (1, 0)
+
+    for status in ("MERCHANT_PROCESSING", "USER_WAIT_RETURN", "MERCHANT_REJECT_REFUND", "PLATFORM_REFUNDING"):
+        aftersale.update(type="RETURN", status=status)  # nothing moved yet, or never will
+        canonical = map_order(payload)
+        assert canonical.totals.refunded == Decimal("0.00") and canonical.payment_status == "paid"
+        assert [(li.refunded_quantity, li.restocked_quantity) for li in canonical.lines] == [(0, 0), (0, 0)]
+
+
+def test_a_cancelled_order_is_refunded_by_its_after_sale_orders():
+    canonical = map_order(order("order_3206234603854759168_cancelled_after_aftersale.json"))
+    assert canonical.totals.refunded == Decimal("67.50")  # 29.50 + 38.00
+    assert [(line.refunded_quantity, line.restocked_quantity) for line in canonical.lines] == [(1, 0), (1, 0)]
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        (lambda p: p.pop("channelhub_aftersale_orders"), "none was fetched"),
+        (lambda p: p["channelhub_aftersale_orders"].clear(), "is listed but was not fetched"),
+        (
+            lambda p: (
+                p["channelhub_aftersale_orders"].clear(),
+                p.update(channelhub_aftersale_errors={"1934588095124121": "errcode 100002: not exist"}),
+            ),
+            r"not fetched \(errcode 100002",
+        ),
+        (
+            lambda p: p["channelhub_aftersale_orders"][0].update(status="MERCHANT_MAYBE"),
+            "unknown after-sale status",
+        ),
+        (lambda p: p["channelhub_aftersale_orders"][0].update(type="EXCHANGE"), "unknown after-sale type"),
+        (lambda p: p["channelhub_aftersale_orders"][0]["product_info"].update(count=3), "refunded beyond"),
+        (
+            lambda p: p["channelhub_aftersale_orders"][0]["refund_info"].update(amount=99999),
+            "more than the order",
+        ),
+    ],
+)
+def test_refunds_that_cannot_be_exact_are_refused(change, reason):
+    payload = returned_order()
+    change(payload)
+    with pytest.raises(MappingError, match=reason):
         map_order(payload)
+    assert PLATFORM.prepare(payload).reason in ("mapping_failed", "schema_invalid")
 
 
 def test_one_sku_on_two_lines_gets_distinct_line_ids_and_shipments_fill_in_order():

@@ -8,6 +8,7 @@ are picked from the world by their rendered status; push lines come from the rea
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -34,6 +35,7 @@ FAST = RetryPolicy(
     backoff_max=0.02,
     backoff_jitter=0.005,
     retry_after_default=0.01,
+    retry_after_max=0.01,  # 45011 says "the next minute": the tests do not wait it out
 )
 
 
@@ -136,27 +138,45 @@ def sandbox_state(sb: RunningSandbox) -> dict[str, Any]:
 @pytest.mark.parametrize(
     ("carrier", "expected"),
     [
-        ("SF Express", "SF"),
-        ("sf", "SF"),
-        ("顺丰", "SF"),
+        ("SF", "SF"),  # a listed code
+        ("yunda", "YUNDA"),
+        ("韵达", "YUNDA"),  # a listed name
         ("顺丰速运", "SF"),
-        ("YTO", "YTO"),
+        ("SF Express", "SF"),  # the table of names
+        ("顺丰", "SF"),
         ("ZTO Express", "ZTO"),
         ("J&T Express", "JTSD"),
-        ("Yunda", "YD"),
+        ("Yunda Express", "YUNDA"),
+        ("China Post", "EMS"),
         ("中国邮政速递物流", "EMS"),
+        ("JD Logistics", "JD"),
+        ("OTHER", "OTHER"),  # delivery/send takes it for carriers off the list
+        ("YD", None),  # the old alias codes are not WeChat's
+        ("YZPY", None),
         ("UPS", None),
         ("FedEx", None),
         ("", None),
     ],
 )
-def test_carrier_names_map_to_the_company_list(carrier, expected):
+def test_carrier_names_map_to_the_official_codes_on_the_live_list(carrier, expected):
     assert delivery_id_for(carrier, DELIVERY_COMPANIES) == expected
 
 
 def test_a_carrier_missing_from_the_shops_list_is_not_mapped():
     assert delivery_id_for("SF Express", {"YTO": "圆通速递"}) is None
     assert delivery_id_for("圆通速递", {"YTO": "圆通速递"}) == "YTO"
+    assert delivery_id_for("Fengwang", {"FWX": "Fengwang"}) == "FWX"  # a listed name the table does not know
+
+
+def test_the_company_list_comes_from_the_current_endpoint_once_per_connector(shop):
+    session = CountingSession()
+    connector = connector_for(shop, session)
+    assert connector.delivery_companies() == DELIVERY_COMPANIES
+    connector.delivery_companies()
+    assert session.calls == {
+        "cgi-bin/stable_token": 1,
+        "channels/ec/order/deliverycompanylist/new/get": 1,
+    }
 
 
 # -- shipments -----------------------------------------------------------------------------------------
@@ -251,7 +271,8 @@ def test_unknown_carrier_is_rejected_before_anything_is_sent(shop):
 
     result = connector.push_shipment(shipment(order, "UPS", "1Z999AA10123456784"))
 
-    assert result.status == "rejected" and "'UPS'" in result.detail and "SF" in result.detail
+    assert result.status == "rejected" and "'UPS'" in result.detail and "YUNDA" in result.detail
+    assert "company list" in result.detail
     assert "channels/ec/order/delivery/send" not in session.calls
 
 
@@ -259,16 +280,16 @@ def test_the_platform_refuses_a_delivery_id_off_its_list(shop):
     connector = connector_for(shop)
     order = pulled(connector, find_order(shop, 20))
     line = order.lines[0]
-    answer = requests.get(  # a valid token through the real token endpoint
-        f"{shop.base_url}/cgi-bin/token",
-        params={"grant_type": "client_credential", "appid": SANDBOX_LOGIN, "secret": SECRET},
+    answer = requests.post(  # a valid token through the real token endpoint
+        f"{shop.base_url}/cgi-bin/stable_token",
+        json={"grant_type": "client_credential", "appid": SANDBOX_LOGIN, "secret": SECRET},
         timeout=5,
     ).json()
     body = {
         "order_id": order.external_id,
         "delivery_list": [
             {
-                "delivery_id": "UPS",
+                "delivery_id": "YD",  # Yunda's code is YUNDA
                 "waybill_id": "1Z999AA10123456784",
                 "deliver_type": 1,
                 "product_infos": [
@@ -288,7 +309,7 @@ def test_the_platform_refuses_a_delivery_id_off_its_list(shop):
         timeout=5,
     )
     assert refused.status_code == 200
-    assert refused.json()["errcode"] == 10025102 and "不支持该快递公司" in refused.json()["errmsg"]
+    assert refused.json()["errcode"] == 606004 and "delivery_id不合法" in refused.json()["errmsg"]
 
 
 def test_a_cancelled_order_is_rejected(shop):
@@ -309,29 +330,100 @@ def test_shipping_already_shipped_items_again_is_the_platforms_already_shipped(s
     order = pulled(connector, order_id)
     first = order.lines[0]
     only_first = {first.external_line_id: first.quantity}
-    assert connector.push_shipment(shipment(order, "YD", "YD4300000000001", only_first)).status == "pushed"
+    assert connector.push_shipment(shipment(order, "YUNDA", "4300000000001", only_first)).status == "pushed"
 
-    result = connector.push_shipment(shipment(order, "YD", "YD4300000000002", only_first, key="s2"))
+    result = connector.push_shipment(shipment(order, "YUNDA", "4300000000002", only_first, key="s2"))
 
     assert result.status == "rejected" and "109001" in result.detail and "已经发货" in result.detail
     assert len(parcels(connector, order_id)) == 1
 
 
-def test_a_changed_tracking_number_updates_the_parcel_once(shop):
+def correction(push: ShipmentPush, carrier: str, tracking: str) -> ShipmentPush:
+    return replace(
+        push, carrier=carrier, tracking_number=tracking, previous_tracking_number=push.tracking_number
+    )
+
+
+def test_a_corrected_tracking_number_reaches_deliveryinfo_update(shop):
     connector = connector_for(shop)
     order_id = find_order(shop, 20)
-    order = pulled(connector, order_id)
-    assert connector.push_shipment(shipment(order, "SF", "SF1400000000100")).status == "pushed"
+    first = shipment(pulled(connector, order_id), "SF", "SF1400000000100")
+    assert connector.push_shipment(first).status == "pushed"
 
-    changed = connector.push_shipment(shipment(order, "JD", "JDVA00000000101", key="s1"))
+    fixed = correction(first, "JD", "JDVA00000000101")
+    changed = connector.push_shipment(fixed)
 
     assert changed.status == "pushed" and changed.detail == "update_delivery"
-    assert changed.extra["replaced_waybill_id"] == "SF1400000000100"
+    assert changed.extra["action"] == "update_tracking"
+    assert changed.extra["previous_tracking_number"] == "SF1400000000100"
+    assert changed.platform_ref == "JDVA00000000101" and changed.extra["replaced_delivery_id"] == "SF"
+    [update] = shop.app.state.delivery_updates
+    assert update["order_id"] == order_id
+    assert update["old"] == ("SF", "SF1400000000100") and update["new"] == ("JD", "JDVA00000000101")
     [parcel] = parcels(connector, order_id)
     assert (parcel["delivery_id"], parcel["waybill_id"]) == ("JD", "JDVA00000000101")
-    assert connector.push_shipment(shipment(order, "JD", "JDVA00000000101")).status == "already_done"
-    again = connector.push_shipment(shipment(order, "SF", "SF1400000000102"))
-    assert again.status == "rejected" and "最多修改1次" in again.detail  # the platform allows one change
+    assert sandbox_state(shop)["requests"]["deliveries"] == 1  # the parcel was changed, not sent again
+
+    again = connector.push_shipment(fixed)  # a retry of the correction: the new number is there
+    assert again.status == "already_done" and again.extra["action"] == "update_tracking"
+    assert len(shop.app.state.delivery_updates) == 1
+
+
+def test_a_correction_changes_one_parcel_of_a_split_shipment(shop):
+    connector = connector_for(shop)
+    order_id = find_order(shop, 20, min_products=2)
+    order = pulled(connector, order_id)
+    head = order.lines[0]
+    one = shipment(order, "YTO", "YT7000000000001", {head.external_line_id: head.quantity})
+    assert connector.push_shipment(one).status == "pushed"
+    rest = shipment(pulled(connector, order_id), "ZTO", "ZT7500000000002", key="s2")
+    assert connector.push_shipment(rest).status == "pushed"
+
+    changed = connector.push_shipment(correction(rest, "STO", "77300000000003"))
+
+    assert changed.status == "pushed" and changed.detail == "update_delivery"
+    assert [(p["delivery_id"], p["waybill_id"]) for p in parcels(connector, order_id)] == [
+        ("YTO", "YT7000000000001"),
+        ("STO", "77300000000003"),
+    ]
+    assert pulled(connector, order_id).fulfillment_status == "fulfilled"
+
+
+def test_a_previous_number_that_never_reached_wechat_is_pushed_as_a_new_parcel(shop):
+    connector = connector_for(shop)
+    order_id = find_order(shop, 20)
+    push = replace(
+        shipment(pulled(connector, order_id), "SF", "SF1400000000200"),
+        previous_tracking_number="SF1400000000199",
+    )
+
+    result = connector.push_shipment(push)
+
+    assert result.status == "pushed" and result.detail == "send_delivery"
+    assert [p["waybill_id"] for p in parcels(connector, order_id)] == ["SF1400000000200"]
+    assert shop.app.state.delivery_updates == []
+
+
+def test_corrections_stop_at_the_platforms_limit_and_a_bare_new_number_is_refused(shop):
+    connector = connector_for(shop)
+    order_id = find_order(shop, 20)
+    push = shipment(pulled(connector, order_id), "SF", "SF1400000000300")
+    assert connector.push_shipment(push).status == "pushed"
+    for n in range(1, 4):  # three changes while the order is not completed
+        push = correction(push, "SF", f"SF140000000030{n}")
+        assert connector.push_shipment(push).status == "pushed"
+
+    refused = connector.push_shipment(correction(push, "SF", "SF1400000000309"))
+
+    assert (
+        refused.status == "rejected"
+        and "606041" in refused.detail
+        and "修改物流次数已达上限" in refused.detail
+    )
+    # without the previous number a new number for shipped units is a second parcel: the platform refuses it
+    bare = connector.push_shipment(replace(push, tracking_number="SF1400000000310"))
+    assert bare.status == "rejected" and "109001" in bare.detail
+    assert [p["waybill_id"] for p in parcels(connector, order_id)] == ["SF1400000000303"]
 
 
 def test_a_push_after_token_expiry_refreshes_once_and_succeeds(shop):

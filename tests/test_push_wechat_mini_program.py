@@ -1,13 +1,17 @@
 """Shipment pushes that also upload the mini-program shipping info (``wxa/sec/order/upload_shipping_info``,
-platform-contracts.md §3.B), against the WeChat sandbox over real HTTP.
+§3.B), against the WeChat sandbox over real HTTP.
 
-What was recorded is read back through the sandbox's own ``wxa/sec/order/get_order`` with a token from the
-real token endpoint, the way the platform would show it.
+The upload is the mini program's API: it takes the mini program's own token (its own appid and secret, a
+second Airflow connection) and the payer's openid under the mini program's appid, which the mini program's
+``wxa/sec/order/get_order`` gives (a Channels order's openid is the shop's). What was recorded is read back
+through the sandbox's ``get_order`` with a token from the real token endpoint.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -15,7 +19,7 @@ import pytest
 import requests
 from hub_configs import hub_config
 
-from channelhub.credentials import ChannelCredentials
+from channelhub.credentials import ChannelCredentials, CredentialsError
 from connectors.auth import Secret
 from connectors.http import RetryPolicy
 from connectors.pushes import ShipmentLine, ShipmentPush
@@ -23,10 +27,16 @@ from connectors.wechat_channels import WeChatChannelsConnector, connector_for_ch
 from mappings.wechat_channels import map_order
 from sandbox.clock import Clock
 from sandbox.server import RunningSandbox, run_sandbox
-from sandbox.wechat_channels import SANDBOX_LOGIN, SANDBOX_MCHID
+from sandbox.wechat_channels import (
+    SANDBOX_LOGIN,
+    SANDBOX_MCHID,
+    SANDBOX_MINI_PROGRAM_APPID,
+    mini_program_secret,
+)
 
 NOW = datetime(2026, 11, 21, 9, 0, tzinfo=UTC)
 SECRET = "wx-app-secret-5c0ffee5c0ffee5c0ffee"
+MP_SECRET = mini_program_secret(SECRET)
 FAST = RetryPolicy(
     max_attempts=3,
     malformed_attempts=2,
@@ -35,6 +45,7 @@ FAST = RetryPolicy(
     backoff_max=0.02,
     backoff_jitter=0.005,
     retry_after_default=0.01,
+    retry_after_max=0.01,  # 45011 says "the next minute": the tests do not wait it out
 )
 UPLOAD = "wxa/sec/order/upload_shipping_info"
 
@@ -69,7 +80,12 @@ def connector_for(
     sb: RunningSandbox, session: requests.Session | None = None, *, mini_program: bool = True
 ) -> WeChatChannelsConnector:
     return WeChatChannelsConnector.from_connection(
-        sb.base_url, SANDBOX_LOGIN, SECRET, retry=FAST, session=session, mini_program_shipping=mini_program
+        sb.base_url,
+        SANDBOX_LOGIN,
+        SECRET,
+        retry=FAST,
+        session=session,
+        mini_program=(SANDBOX_MINI_PROGRAM_APPID, MP_SECRET) if mini_program else None,
     )
 
 
@@ -118,23 +134,37 @@ def shipment(
     )
 
 
-def call(sb: RunningSandbox, path: str, body: Any) -> dict[str, Any]:
-    """One raw business call with a token from the real token endpoint."""
-    token = requests.get(
-        f"{sb.base_url}/cgi-bin/token",
-        params={"grant_type": "client_credential", "appid": SANDBOX_LOGIN, "secret": SECRET},
+def token_of(sb: RunningSandbox, appid: str, secret: str) -> str:
+    return requests.post(
+        f"{sb.base_url}/cgi-bin/stable_token",
+        json={"grant_type": "client_credential", "appid": appid, "secret": secret},
         timeout=5,
     ).json()["access_token"]
+
+
+def call(sb: RunningSandbox, path: str, body: Any, *, as_shop: bool = False) -> dict[str, Any]:
+    """One raw call of the mini program's API (the shop's with ``as_shop``), with a token from the real
+    token endpoint."""
+    token = (
+        token_of(sb, SANDBOX_LOGIN, SECRET)
+        if as_shop
+        else token_of(sb, SANDBOX_MINI_PROGRAM_APPID, MP_SECRET)
+    )
     kwargs = {"json": body} if isinstance(body, dict) else {"data": body}
     answer = requests.post(f"{sb.base_url}/{path}", params={"access_token": token}, timeout=5, **kwargs)
     assert answer.status_code == 200
     return answer.json()
 
 
-def payment(connector: WeChatChannelsConnector, order_id: str) -> tuple[str, str]:
-    """(transaction_id, openid) as the Channels order shows them."""
+def payment(sb: RunningSandbox, connector: WeChatChannelsConnector, order_id: str) -> tuple[str, str]:
+    """(transaction_id, the payer's openid under the mini program): the Channels order gives the first, and
+    its own openid (the shop's) is not the second."""
     raw = connector.get_order(order_id)
-    return raw["order_detail"]["pay_info"]["transaction_id"], raw["openid"]
+    renderer = sb.app.state.renderer
+    state = sb.world.state(renderer.index_of(order_id))
+    payer = renderer.payer_openid(state.index, state.order.customer)
+    assert raw["openid"] != payer
+    return raw["order_detail"]["pay_info"]["transaction_id"], payer
 
 
 def recorded(sb: RunningSandbox, transaction_id: str) -> dict[str, Any]:
@@ -152,7 +182,7 @@ def test_a_full_shipment_records_unified_shipping_info(shop):
     order_id = find_order(shop, min_products=2)
     raw = connector.get_order(order_id)
     titles = [p["title"] for p in raw["order_detail"]["product_infos"]]
-    transaction_id, openid = payment(connector, order_id)
+    transaction_id, openid = payment(shop, connector, order_id)
     assert recorded(shop, transaction_id)["order_state"] == 1 and "shipping" not in recorded(
         shop, transaction_id
     )
@@ -188,7 +218,7 @@ def test_a_retry_uploads_nothing_twice(shop):
 
     assert retried.status == "already_done" and retried.extra["shipping_info"] == "already uploaded"
     assert session.calls[UPLOAD] == 1 and uploads(shop) == 1
-    assert len(recorded(shop, payment(connector, order_id)[0])["shipping"]["shipping_list"]) == 1
+    assert len(recorded(shop, payment(shop, connector, order_id)[0])["shipping"]["shipping_list"]) == 1
 
 
 def test_with_the_setting_off_nothing_is_uploaded(shop):
@@ -200,14 +230,14 @@ def test_with_the_setting_off_nothing_is_uploaded(shop):
 
     assert result.status == "pushed" and "shipping_info" not in result.extra
     assert not any(path.startswith("wxa/") for path in session.calls)
-    order = recorded(shop, payment(connector, order_id)[0])
+    order = recorded(shop, payment(shop, connector, order_id)[0])
     assert order["order_state"] == 1 and "shipping" not in order
 
 
 def test_a_refused_upload_is_rejected_with_the_platforms_words(shop):
     connector = connector_for(shop)
     order_id = find_order(shop)
-    transaction_id, _ = payment(connector, order_id)
+    transaction_id, _ = payment(shop, connector, order_id)
     requests.post(f"{shop.base_url}/_sandbox/wechat", json={"complete_payments": [transaction_id]}, timeout=5)
     push = shipment(connector, order_id, "STO", "77300000000001")
 
@@ -227,17 +257,17 @@ def test_a_refused_upload_is_rejected_with_the_platforms_words(shop):
 def test_a_partial_shipment_is_split_then_the_last_one_is_all_delivered(shop):
     connector = connector_for(shop)
     order_id = find_order(shop, min_products=2)
-    transaction_id, _ = payment(connector, order_id)
+    transaction_id, _ = payment(shop, connector, order_id)
     first = map_order(connector.get_order(order_id)).lines[0]
 
     partial = connector.push_shipment(
-        shipment(connector, order_id, "YD", "YD4300000000001", {first.external_line_id: first.quantity})
+        shipment(connector, order_id, "YUNDA", "4300000000001", {first.external_line_id: first.quantity})
     )
     assert partial.extra["shipping_info"] == "uploaded (split, is_all_delivered=false)"
     middle = recorded(shop, transaction_id)
     assert middle["order_state"] == 1 and middle["shipping"]["delivery_mode"] == 2
     assert middle["shipping"]["finish_shipping"] is False
-    assert [e["tracking_no"] for e in middle["shipping"]["shipping_list"]] == ["YD4300000000001"]
+    assert [e["tracking_no"] for e in middle["shipping"]["shipping_list"]] == ["4300000000001"]
 
     # the same shipped_at: the upload moves one second past the last one (updates must be later)
     last = connector.push_shipment(shipment(connector, order_id, "JD", "JDVA00000000002"))
@@ -248,30 +278,103 @@ def test_a_partial_shipment_is_split_then_the_last_one_is_all_delivered(shop):
     done = recorded(shop, transaction_id)
     assert done["order_state"] == 2 and done["shipping"]["finish_shipping"] is True
     assert done["shipping"]["shipping_list"] == [
-        {"tracking_no": "YD4300000000001", "express_company": "YD", "upload_time": int(NOW.timestamp())},
+        {"tracking_no": "4300000000001", "express_company": "YUNDA", "upload_time": int(NOW.timestamp())},
         {"tracking_no": "JDVA00000000002", "express_company": "JD", "upload_time": int(NOW.timestamp()) + 1},
     ]
 
 
-def test_connector_for_channel_reads_the_setting_from_the_connection_extra(shop):
-    config = hub_config("wx", "wechat_channels")
-    channel = config.channel("wx")
+def test_the_setting_needs_the_mini_programs_own_connection(shop):
+    channel = hub_config("wx", "wechat_channels").channel("wx")
+    # a connection without a host (load_credentials makes its base_url "https://"): the shop's URL is used
+    mini = ChannelCredentials("wx_mp", "https://", login=SANDBOX_MINI_PROGRAM_APPID, secret=Secret(MP_SECRET))
 
     def credentials(**extra: Any) -> ChannelCredentials:
         return ChannelCredentials(
-            "wx", shop.base_url, login=SANDBOX_LOGIN, secret=Secret(SECRET), extra=extra
+            "wx",
+            shop.base_url,
+            login=SANDBOX_LOGIN,
+            secret=Secret(SECRET),
+            extra=extra,
+            links={"wx_mp": mini},
         )
 
-    assert connector_for_channel(credentials(mini_program_shipping=True), channel).mini_program_shipping
-    assert connector_for_channel(credentials(mini_program_shipping="true"), channel).mini_program_shipping
-    assert not connector_for_channel(credentials(), channel).mini_program_shipping
+    linked = {"mini_program_conn_id": "wx_mp"}
+    enabled = connector_for_channel(credentials(mini_program_shipping=True, **linked), channel)
+    assert enabled.mini_program is not None and enabled.mini_program.client.origin == shop.base_url
+    assert connector_for_channel(
+        credentials(mini_program_shipping="true", **linked), channel
+    ).mini_program_shipping
+    assert not connector_for_channel(credentials(**linked), channel).mini_program_shipping
     assert not connector_for_channel(credentials(mini_program_shipping=False), channel).mini_program_shipping
+    with pytest.raises(ValueError, match="mini_program_conn_id") as refused:
+        connector_for_channel(credentials(mini_program_shipping=True), channel)  # the shop's appid cannot
+    assert SECRET not in str(refused.value)
+    keyless = ChannelCredentials("wx_mp", shop.base_url, login=SANDBOX_MINI_PROGRAM_APPID)
+    broken = replace(credentials(mini_program_shipping=True, **linked), links={"wx_mp": keyless})
+    with pytest.raises(ValueError, match="app secret as password"):
+        connector_for_channel(broken, channel)
+
+
+def test_the_linked_connection_is_read_from_airflow(shop, monkeypatch):
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_WX_MP_LINKED",
+        json.dumps(
+            {
+                "conn_type": "http",
+                "host": shop.base_url,
+                "login": SANDBOX_MINI_PROGRAM_APPID,
+                "password": MP_SECRET,
+            }
+        ),
+    )
+    credentials = ChannelCredentials(
+        "wx",
+        shop.base_url,
+        login=SANDBOX_LOGIN,
+        secret=Secret(SECRET),
+        extra={"mini_program_shipping": True, "mini_program_conn_id": "wx_mp_linked"},
+    )
+    connector = connector_for_channel(credentials, hub_config("wx", "wechat_channels").channel("wx"))
+    order_id = find_order(shop)
+
+    result = connector.push_shipment(shipment(connector, order_id, "SF", "SF1400000000901"))
+
+    assert result.status == "pushed" and result.extra["shipping_info"] == "uploaded (unified)"
+    missing = replace(credentials, extra={**credentials.extra, "mini_program_conn_id": "wx_mp_nowhere"})
+    with pytest.raises(CredentialsError, match="AIRFLOW_CONN_WX_MP_NOWHERE"):
+        connector_for_channel(missing, hub_config("wx", "wechat_channels").channel("wx"))
+
+
+def test_the_upload_runs_under_the_mini_programs_own_token(shop):
+    session = CountingSession()
+    connector = connector_for(shop, session)
+    order_id = find_order(shop)
+
+    assert connector.push_shipment(shipment(connector, order_id, "ZTO", "ZT7500000000009")).status == "pushed"
+
+    assert session.calls["cgi-bin/stable_token"] == 2  # the shop's token and the mini program's
+    assert connector.mini_program is not None and connector.mini_program.client.auth.fetch_count == 1
+    transaction_id, _ = payment(shop, connector, order_id)
+    shop_token = call(shop, "wxa/sec/order/get_order", {"transaction_id": transaction_id}, as_shop=True)
+    assert shop_token["errcode"] == 48001  # the shop's token does not open the mini program's API
+
+
+def test_a_payment_the_mini_program_does_not_know_is_rejected_with_its_words(shop):
+    connector = connector_for(shop)
+    order_id = find_order(shop)
+    transaction_id, _ = payment(shop, connector, order_id)
+    requests.post(f"{shop.base_url}/_sandbox/wechat", json={"foreign_payments": [transaction_id]}, timeout=5)
+
+    result = connector.push_shipment(shipment(connector, order_id, "SF", "SF1400000000777"))
+
+    assert result.status == "rejected" and "10060001" in result.detail and "支付单不存在" in result.detail
+    assert "delivery/send succeeded" in result.detail and uploads(shop) == 0
 
 
 def test_the_sandbox_service_follows_the_contract(shop):
     connector = connector_for(shop, mini_program=False)
     order_id = find_order(shop)
-    transaction_id, openid = payment(connector, order_id)
+    transaction_id, openid = payment(shop, connector, order_id)
 
     def upload(**changes: Any) -> dict[str, Any]:
         body = {
@@ -284,6 +387,8 @@ def test_the_sandbox_service_follows_the_contract(shop):
         } | changes
         return call(shop, UPLOAD, body)
 
+    shops_openid = connector.get_order(order_id)["openid"]
+    assert upload(payer={"openid": shops_openid})["errcode"] == 10060031  # the shop's openid is not the payer
     two = [{"tracking_no": f"YT{n}", "express_company": "YTO", "item_desc": "T恤*1"} for n in (1, 2)]
     assert upload(shipping_list=two)["errcode"] == 10060014  # UNIFIED takes exactly one entry
     assert upload(delivery_mode=2, shipping_list=two)["errcode"] == 10060014  # SPLIT needs is_all_delivered

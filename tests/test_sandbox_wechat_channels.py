@@ -13,7 +13,7 @@ import requests
 
 from sandbox.clock import Clock
 from sandbox.server import RunningSandbox, run_sandbox
-from sandbox.wechat_channels import SANDBOX_LOGIN
+from sandbox.wechat_channels import SANDBOX_LOGIN, SANDBOX_MINI_PROGRAM_APPID, mini_program_secret
 
 NOW = datetime(2026, 11, 21, 9, 0, tzinfo=UTC)
 SECRET = "wx-app-secret-0123456789abcdef"
@@ -242,3 +242,167 @@ def test_a_duplicated_page_is_the_previous_next_keys_answer(shop):
     shop.faults.clear()
     second = listing(shop, tok, {**body, "next_key": first["next_key"]})
     assert not set(second["order_id_list"]) & set(first["order_id_list"])
+
+
+# -- stable tokens, apps, after-sales, carriers and parcel changes -----------------------------------------
+
+
+def stable(sb: RunningSandbox, *, appid: str = SANDBOX_LOGIN, secret: str = SECRET, **body: Any) -> dict:
+    answer = requests.post(
+        f"{sb.base_url}/cgi-bin/stable_token",
+        json={"grant_type": "client_credential", "appid": appid, "secret": secret, **body},
+        timeout=5,
+    )
+    assert answer.status_code == 200
+    return answer.json()
+
+
+def wechat_state(sb: RunningSandbox) -> dict[str, Any]:
+    return requests.get(f"{sb.base_url}/_sandbox/state", timeout=5).json()["wechat"]
+
+
+def test_stable_token_hands_out_the_token_in_force_and_force_refresh_replaces_it(shop):
+    first = stable(shop)
+    assert first["expires_in"] == 7200
+    shop.clock.advance(timedelta(seconds=100))
+    try:
+        again = stable(shop, force_refresh=False)
+        assert again == {"access_token": first["access_token"], "expires_in": 7100}  # normal mode: the same
+        classic = token(shop)  # cgi-bin/token is isolated: it revokes none of the stable tokens
+        assert listing(shop, first["access_token"], {"update_time_range": WINDOW})["errcode"] == 0
+        assert token(shop) != classic  # ... while each call of it replaces its own
+        shop.clock.advance(
+            timedelta(seconds=6800)
+        )  # 300 s left: normal mode renews ahead, the old one lives on
+        renewed = stable(shop)
+        assert renewed["access_token"] != first["access_token"] and renewed["expires_in"] == 7200
+        assert listing(shop, first["access_token"], {"update_time_range": WINDOW})["errcode"] == 0
+        shop.clock.advance(timedelta(seconds=300))
+        assert listing(shop, first["access_token"], {"update_time_range": WINDOW})["errcode"] == 42001
+
+        forced = stable(shop, force_refresh=True)  # the previous token is invalid at once
+        assert forced["access_token"] != renewed["access_token"]
+        assert listing(shop, renewed["access_token"], {"update_time_range": WINDOW})["errcode"] == 40001
+        assert stable(shop, force_refresh=True) == {**forced, "expires_in": 7200}  # within 30 s: no refresh
+        for _ in range(19):  # 20 forced refreshes a day
+            shop.clock.advance(timedelta(seconds=31))
+            assert stable(shop, force_refresh=True)["access_token"]
+        shop.clock.advance(timedelta(seconds=31))
+        assert stable(shop, force_refresh=True)["errcode"] == 45009
+        assert wechat_state(shop)["force_refreshes"] == 20
+    finally:
+        shop.clock.set(NOW)
+    assert stable(shop, secret="wrong")["errcode"] == 40125
+    assert stable(shop, force_refresh="yes")["errcode"] == 47001
+    assert requests.get(f"{shop.base_url}/cgi-bin/stable_token", timeout=5).status_code == 405  # POST only
+
+
+def test_each_app_has_its_own_tokens_and_the_rid_carries_the_platforms_time(shop):
+    mini = stable(shop, appid=SANDBOX_MINI_PROGRAM_APPID, secret=mini_program_secret(SECRET))["access_token"]
+    shops = stable(shop)["access_token"]
+    assert mini != shops
+    wrong_app = listing(shop, mini, {"update_time_range": WINDOW})
+    assert wrong_app["errcode"] == 48001
+    assert wrong_app["errmsg"].endswith(f"rid: {int(NOW.timestamp()):08x}" + wrong_app["errmsg"][-18:])
+    answer = call(shop, "/wxa/sec/order/get_order", {"transaction_id": "4200000000000000000000000001"}, shops)
+    assert answer.json()["errcode"] == 48001
+
+
+def test_after_sale_orders_carry_the_exact_refunds(shop):
+    tok = stable(shop)["access_token"]
+    renderer = shop.app.state.renderer
+    kinds = set()
+    for state in shop.world.updated_between(NOW - timedelta(days=2), NOW):
+        order = call(shop, "/channels/ec/order/get", {"order_id": renderer.order_id(state.index)}, tok).json()
+        listed = order["order"]["aftersale_detail"]["aftersale_order_list"]
+        found = [
+            call(
+                shop,
+                "/channels/ec/aftersale/getaftersaleorder",
+                {"after_sale_order_id": e["aftersale_order_id"]},
+                tok,
+            ).json()["after_sale_order"]
+            for e in listed
+        ]
+        for entry, aftersale in zip(listed, found, strict=True):
+            kinds.add((aftersale["type"], aftersale["status"]))
+            assert {aftersale["type"], aftersale["status"], entry["status"]} in (
+                {"REFUND", "MERCHANT_REFUND_SUCCESS", 13},
+                {"RETURN", "MERCHANT_RETURN_SUCCESS", 14},
+            )
+            assert (
+                aftersale["order_id"] == order["order"]["order_id"] and aftersale["product_info"]["count"] > 0
+            )
+        if order["order"]["status"] == 200:  # cancelled after payment: every fen back, freight included
+            paid = order["order"]["order_detail"]["price_info"]["order_price"]
+            assert sum(a["refund_info"]["amount"] for a in found) == paid and len(found) == len(
+                order["order"]["order_detail"]["product_infos"]
+            )
+    assert kinds == {("REFUND", "MERCHANT_REFUND_SUCCESS"), ("RETURN", "MERCHANT_RETURN_SUCCESS")}
+    missing = call(
+        shop, "/channels/ec/aftersale/getaftersaleorder", {"after_sale_order_id": "1934000000000001"}, tok
+    )
+    assert missing.json()["errcode"] == 100002
+
+
+def test_the_company_list_is_the_official_table(shop):
+    tok = stable(shop)["access_token"]
+    new = call(shop, "/channels/ec/order/deliverycompanylist/new/get", {"ewaybill_only": False}, tok).json()
+    codes = {c["delivery_id"]: c["delivery_name"] for c in new["company_list"]}
+    assert {"SF", "YTO", "ZTO", "STO", "YUNDA", "JTSD", "EMS", "JD", "DBKD"} <= set(codes)
+    assert codes["YUNDA"] == "韵达" and codes["EMS"] == "中国邮政" and not {"YD", "YZPY"} & set(codes)
+    assert (
+        call(shop, "/channels/ec/order/deliverycompanylist/new/get", {"x": 1}, tok).json()["errcode"] == 40097
+    )
+    old = call(shop, "/channels/ec/order/deliverycompanylist/get", {}, tok).json()
+    assert old["company_list"] == new["company_list"]
+
+
+def test_deliveryinfo_update_changes_parcels_within_the_documented_limits(shop):
+    tok = stable(shop)["access_token"]
+    renderer = shop.app.state.renderer
+
+    def order_in(status: int, parcels: int) -> dict[str, Any]:
+        for index in reversed(shop.world.orders_visible()):
+            state = shop.world.state(index)
+            if state is not None and renderer.status(state) == status and len(state.fulfillments) == parcels:
+                return renderer.render(state)
+        raise AssertionError(f"no order in status {status} with {parcels} parcels")
+
+    def update(order: dict[str, Any], **body: Any) -> int:
+        answer = call(
+            shop, "/channels/ec/order/deliveryinfo/update", {"order_id": order["order_id"], **body}, tok
+        )
+        return answer.json()["errcode"]
+
+    def change(parcel: dict[str, Any], **new: Any) -> dict[str, Any]:
+        was = {k: parcel[k] for k in ("delivery_id", "waybill_id", "product_infos")}
+        return {"old": was, "new": {**was, **new}}
+
+    done = order_in(100, 1)
+    [parcel] = done["order_detail"]["delivery_info"]["delivery_product_info"]
+    assert update(done, change_infos=[change(parcel, waybill_id="X1")]) == 101100  # completed: no change [U]
+
+    split = order_in(30, 2)
+    first, second = split["order_detail"]["delivery_info"]["delivery_product_info"]
+    whole = {**second, "deliver_type": 1, "waybill_id": "X2"}
+    assert update(split, delivery_list=[whole]) == 606040  # the whole-order form: not for split parcels
+    assert update(split, change_infos=[change(second, delivery_id="YD")]) == 606004
+    assert update(split, change_infos=[change(second, waybill_id=" ")]) == 606005
+    fewer = change(second, waybill_id="X3")
+    fewer["new"]["product_infos"] = [{**second["product_infos"][0], "product_cnt": 99}]
+    assert update(split, change_infos=[fewer]) == 606042
+    stranger = change(second, waybill_id="X4")
+    stranger["old"]["waybill_id"] = "NOT-ON-THE-ORDER"
+    assert update(split, change_infos=[stranger]) == 40097
+    assert update(split, change_infos=[change(second, delivery_id="EMS", waybill_id="EA100000001CN")]) == 0
+    shown = call(shop, "/channels/ec/order/get", {"order_id": split["order_id"]}, tok).json()["order"]
+    assert [
+        (p["delivery_id"], p["waybill_id"])
+        for p in shown["order_detail"]["delivery_info"]["delivery_product_info"]
+    ] == [
+        (first["delivery_id"], first["waybill_id"]),
+        ("EMS", "EA100000001CN"),
+    ]
+    assert shown["update_time"] > split["update_time"]  # the next incremental pull sees the change
+    assert len(shop.app.state.delivery_updates) == 1
