@@ -32,10 +32,10 @@ if TYPE_CHECKING:
 
     from channelhub.config import ChannelConfig
     from channelhub.credentials import ChannelCredentials
-    from connectors.auth import TokenStore
     from connectors.errors import ConnectorError
     from connectors.framework import SyncWarning
     from connectors.pushes import PushResult, ShipmentPush, StockPush
+    from connectors.tokens import TokenStore
 
 SCHEMA_DIR = Path(__file__).resolve().parent.parent / "connectors" / "schemas"
 

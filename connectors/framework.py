@@ -38,10 +38,11 @@ from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 import requests
 
-from connectors.auth import AuthSpec, Secret, TokenStore
+from connectors.auth import AuthSpec, Secret
 from connectors.errors import ConnectorError, MalformedResponse, PageCapExceeded, TransientError
 from connectors.http import ErrorPolicy, HttpClient, NoThrottle, Path, Request, RetryPolicy, Throttle, dig
 from connectors.paginators import Page, Paginator, SinglePage
+from connectors.tokens import TokenStore
 from connectors.windows import WindowSpec, bisect_window
 
 if TYPE_CHECKING:

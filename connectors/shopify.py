@@ -186,7 +186,7 @@ _KEY_NAMESPACE = uuid.UUID("6f1d2c1e-3b0a-5c4e-9a57-0c6b1f2d7e11")
 if TYPE_CHECKING:
     from channelhub.config import ChannelConfig
     from channelhub.credentials import ChannelCredentials
-    from connectors.auth import TokenStore
+    from connectors.tokens import TokenStore
 
 
 STALE_RETRIES = 3  # compare-and-set attempts while sales keep changing the level

@@ -75,12 +75,13 @@ from urllib.parse import urlsplit
 
 import requests
 
-from connectors.auth import Cred, Secret, TokenEndpoint, TokenEndpointAuth, TokenStore
+from connectors.auth import Cred, Secret
 from connectors.errors import ApiError, AuthError, MalformedResponse, PageCapExceeded, QuotaExhausted
 from connectors.framework import Connector, Endpoint, PlatformSpec
 from connectors.http import ErrorPolicy, ErrorShape, RateLimitSignal, RetryPolicy
 from connectors.paginators import CursorPaginator
 from connectors.pushes import PushResult, ShipmentLine, ShipmentPush, StockPush
+from connectors.tokens import TokenEndpoint, TokenEndpointAuth, TokenStore
 from connectors.windows import EPOCH_SECONDS, WindowSpec
 
 if TYPE_CHECKING:

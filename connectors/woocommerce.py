@@ -82,10 +82,11 @@ from urllib.parse import urlsplit
 
 import requests
 
-from connectors.auth import AuthSpec, BasicAuth, OAuth1OneLegged, QueryParams, Secret, is_loopback
+from connectors.auth import AuthSpec, BasicAuth, QueryParams, Secret, is_loopback
 from connectors.errors import ApiError, AuthError, InsecureTransport, TransientError
 from connectors.framework import Connector, Endpoint, PlatformSpec
 from connectors.http import ErrorPolicy, ErrorShape, RateLimitSignal, RetryPolicy
+from connectors.oauth1 import OAuth1OneLegged
 from connectors.paginators import PageNumberPaginator
 from connectors.pushes import PushResult, ShipmentLine, ShipmentPush, StockPush
 from connectors.windows import TimeFormat, WindowSpec
@@ -93,7 +94,7 @@ from connectors.windows import TimeFormat, WindowSpec
 if TYPE_CHECKING:
     from channelhub.config import ChannelConfig
     from channelhub.credentials import ChannelCredentials
-    from connectors.auth import TokenStore
+    from connectors.tokens import TokenStore
 
 log = logging.getLogger(__name__)
 

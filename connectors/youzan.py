@@ -77,12 +77,13 @@ from typing import TYPE_CHECKING, Any
 
 import requests
 
-from connectors.auth import Cred, Secret, TokenEndpoint, TokenEndpointAuth, TokenStore
+from connectors.auth import Cred, Secret
 from connectors.errors import ApiError, AuthError, QuotaExhausted
 from connectors.framework import Connector, Endpoint, PlatformSpec
 from connectors.http import ErrorPolicy, ErrorShape, RateLimitSignal, RequestRateThrottle, RetryPolicy, dig
 from connectors.paginators import PageNumberPaginator
 from connectors.pushes import PushResult, ShipmentLine, ShipmentPush, StockPush
+from connectors.tokens import TokenEndpoint, TokenEndpointAuth, TokenStore
 from connectors.windows import CHINA_WALL_TIME, WindowSpec
 
 if TYPE_CHECKING:

@@ -22,7 +22,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from connectors.auth import BasicAuth, Cred, HeaderToken, Secret, TokenEndpoint, TokenEndpointAuth
+from connectors.auth import BasicAuth, Cred, HeaderToken, Secret
 from connectors.errors import (
     ApiError,
     AuthError,
@@ -44,6 +44,7 @@ from connectors.http import (
     RetryPolicy,
 )
 from connectors.paginators import CursorPaginator, LinkHeaderPaginator, PageNumberPaginator
+from connectors.tokens import TokenEndpoint, TokenEndpointAuth
 from connectors.windows import (
     CHINA_WALL_TIME,
     EPOCH_SECONDS,

@@ -15,17 +15,10 @@ import requests
 from hub_configs import hub_config
 
 from channelhub.credentials import ChannelCredentials
-from connectors.auth import (
-    BasicAuth,
-    OAuth1OneLegged,
-    QueryParams,
-    Secret,
-    is_loopback,
-    oauth1_base_string,
-    oauth1_params,
-)
+from connectors.auth import BasicAuth, QueryParams, Secret, is_loopback
 from connectors.errors import ApiError, AuthError, InsecureTransport, RateLimited, TransientError
 from connectors.http import RetryPolicy
+from connectors.oauth1 import OAuth1OneLegged, oauth1_base_string, oauth1_params
 from connectors.woocommerce import (
     MAX_PAGE_SIZE,
     WooCommerceConnector,

@@ -22,7 +22,7 @@ import requests
 from jsonschema import Draft202012Validator
 from woo_auth import WooOAuth
 
-from connectors.auth import oauth1_params
+from connectors.oauth1 import oauth1_params
 from connectors.woocommerce import MAX_PAGE_SIZE
 from sandbox.clock import Clock
 from sandbox.server import RunningSandbox, run_sandbox

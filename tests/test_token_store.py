@@ -16,8 +16,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from sqlalchemy import select
 
-from connectors.auth import Cred, MemoryTokenStore, TokenEndpoint, TokenEndpointAuth
+from connectors.auth import Cred
 from connectors.http import HttpClient
+from connectors.tokens import MemoryTokenStore, TokenEndpoint, TokenEndpointAuth
 from warehouse.models import platform_tokens
 from warehouse.token_cache import WarehouseTokenStore
 

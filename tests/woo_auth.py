@@ -1,5 +1,5 @@
 """``requests`` auth for tests that call a WooCommerce sandbox directly: OAuth 1.0a one-legged over plain
-http (what WooCommerce requires there), signed by the connector's own ``connectors.auth.oauth1_params``.
+http (what WooCommerce requires there), signed by the connector's own ``connectors.oauth1.oauth1_params``.
 
     requests.get(f"{shop.base_url}/wp-json/wc/v3/orders", auth=WooOAuth(SANDBOX_LOGIN, SECRET))
 """
@@ -12,7 +12,7 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import requests
 
-from connectors.auth import oauth1_params
+from connectors.oauth1 import oauth1_params
 
 
 class WooOAuth(requests.auth.AuthBase):

@@ -24,7 +24,7 @@ Sealed = tuple[str, float]  # (sealed token, expires at, epoch seconds)
 
 
 class WarehouseTokenStore:
-    """``connectors.auth.TokenStore`` over the warehouse database."""
+    """``connectors.tokens.TokenStore`` over the warehouse database."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
