@@ -45,7 +45,7 @@ Pushes (``push_shipment``, ``set_stock``; types in ``connectors.pushes``):
   waybill not on the order (it never reached WeChat): sent as a new parcel.
 - Platform refusals (an errcode other than token/quota/throttle/busy ones) are ``rejected`` results with the
   platform's errcode and errmsg; transient trouble raises.
-- Mini-program shipping info (§3.B; the connection's extra ``"mini_program_shipping": true`` with
+- Mini-program shipping info (the connection's extra ``"mini_program_shipping": true`` with
   ``"mini_program_conn_id"`` naming the mini program's own Airflow connection: login = its appid, password =
   its app secret): the upload is the mini program's API, called with the mini program's own token (its own
   ``stable_token``, through the same store). The payer's openid must be the one under the mini program's
@@ -209,7 +209,7 @@ WECHAT_CHANNELS = PlatformSpec(
     },
 )
 
-# The mini program's own API (§3.B), called with the mini program's own token.
+# The mini program's own API, called with the mini program's own token.
 WECHAT_MINI_PROGRAM = PlatformSpec(
     name="wechat_mini_program",
     auth=STABLE_TOKEN,
@@ -366,7 +366,7 @@ class WeChatChannelsConnector(Connector):
     spec = WECHAT_CHANNELS
 
     page_size: int = MAX_PAGE_SIZE
-    mini_program: MiniProgramShipping | None = None  # also upload to the shipping-info service (§3.B)
+    mini_program: MiniProgramShipping | None = None  # also upload to the shipping-info service
 
     @property
     def mini_program_shipping(self) -> bool:

@@ -40,7 +40,7 @@ What it reproduces, quirks included:
   refunds, ``status`` 10/20/21/30/100/200/250. ``aftersale/getaftersaleorder {after_sale_order_id}`` ->
   ``after_sale_order`` (one product each: ``product_info.count``, ``refund_info.amount`` in fen, ``type``
   REFUND or RETURN, ``status`` MERCHANT_REFUND_SUCCESS / MERCHANT_RETURN_SUCCESS); unknown id 100002 [U].
-- Pushes (§3.A.4, §3.A.5), recorded in the world's overlay so the next ``order/get`` and listing show them:
+- Pushes, recorded in the world's overlay so the next ``order/get`` and listing show them:
   ``order/deliverycompanylist/new/get {ewaybill_only}`` (and the old ``deliverycompanylist/get``) ->
   ``company_list``: the official table (``DELIVERY_COMPANIES``: YUNDA, EMS, ...);
   ``order/delivery/send`` ``{order_id, delivery_list: [{delivery_id, waybill_id, deliver_type: 1,
@@ -62,7 +62,7 @@ What it reproduces, quirks included:
   refused ([U]: the real rule is not documented), so a connector must recognise its own earlier parcel by
   reading the order.
 
-- The mini program's shipping-info service (§3.B): ``wxa/sec/order/upload_shipping_info`` ``{order_key
+- The mini program's shipping-info service: ``wxa/sec/order/upload_shipping_info`` ``{order_key
   {order_number_type 1: mchid + out_trade_no (this shop's ``SANDBOX_MCHID`` and the Channels order id) | 2:
   transaction_id (``pay_info.transaction_id`` of a paid order)}, delivery_mode 1 UNIFIED (exactly one
   entry) | 2 SPLIT (is_all_delivered required, <= 15 entries), logistics_type 1..4, shipping_list
@@ -121,7 +121,7 @@ from sandbox.world import ZERO, Address, Customer, Event, OrderQuery, OrderState
 
 # The shop's public appid (the Airflow connection's login); the app secret is the sandbox's ``access_token``.
 SANDBOX_LOGIN = "wx5c3f1e8b9a2d4706"
-# The mini program whose payments the shipping-info service (§3.B) tracks: an app of its own, with its own
+# The mini program whose payments the shipping-info service tracks: an app of its own, with its own
 # appid, secret (``mini_program_secret(app secret)``), tokens and openids.
 SANDBOX_MINI_PROGRAM_APPID = "wx3d8e1f5a7c9b2046"
 TOKEN_LIFETIME_SECONDS = 7200
@@ -204,7 +204,7 @@ ERR_PRODUCT_NOT_FOUND = 10020002  # [U] stock calls for a product/sku the shop d
 ERR_STOCK_NOT_ENOUGH = 10020050  # [U] diff_type 2 reducing below zero
 ERR_WAREHOUSE_NOT_FOUND = 10020060  # [U] unknown out_warehouse_id
 
-# The mini-program shipping-info service (发货信息管理, §3.B, ``wxa/sec/order/*``). The shop's payments are
+# The mini-program shipping-info service (发货信息管理, ``wxa/sec/order/*``). The shop's payments are
 # WeChat Pay transactions of this merchant; ``out_trade_no`` / ``merchant_trade_no`` is the Channels order id
 # ([U] a simulator choice: the real merchant trade number is whatever the shop's payment flow chose).
 SANDBOX_MCHID = "1900012345"
@@ -971,7 +971,7 @@ def _check_companies(parcels: list[_Parcel]) -> None:
 
 
 # --------------------------------------------------------------------------------------------------
-# The mini-program shipping-info service (§3.B)
+# The mini-program shipping-info service
 # --------------------------------------------------------------------------------------------------
 
 
@@ -1008,7 +1008,8 @@ def _mp_int(body: dict[str, Any], name: str, allowed: tuple[int, ...]) -> int:
 
 
 def _parse_shipping_upload(body: dict[str, Any]) -> ShippingUpload:
-    """The request of ``upload_shipping_info``, checked against §3.B (payment order not yet looked up)."""
+    """The request of ``upload_shipping_info``, checked as the service checks it (the payment order not yet
+    looked up)."""
     order_key = body.get("order_key")
     if not isinstance(order_key, dict):
         raise WeChatError(47001, "data format error: order_key must be an object")
@@ -1123,7 +1124,7 @@ def create_app(
     app.state.renderer = renderer
     app.state.tokens = tokens
     app.state.quota = quota
-    shipping: dict[int, ShippingRecord] = {}  # world index -> upload_shipping_info's record (§3.B)
+    shipping: dict[int, ShippingRecord] = {}  # world index -> upload_shipping_info's record
     completed_payments: set[str] = set()  # transaction ids a test declared 交易完成 (not shippable)
     foreign_payments: set[str] = set()  # paid outside the mini program: its service does not know them
     app.state.shipping = shipping
@@ -1616,7 +1617,7 @@ def create_app(
             }
         )
 
-    # ---------------------------------------------------------------- mini-program shipping info (§3.B)
+    # ---------------------------------------------------------------- mini-program shipping info
     def payment_state(transaction_id: Any, mchid: Any, trade_no: Any) -> OrderState:
         """The order behind a payment (transaction_id, or this merchant's mchid + trade number)."""
         index = None

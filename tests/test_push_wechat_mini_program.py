@@ -1,5 +1,5 @@
-"""Shipment pushes that also upload the mini-program shipping info (``wxa/sec/order/upload_shipping_info``,
-§3.B), against the WeChat sandbox over real HTTP.
+"""Shipment pushes that also upload the mini-program shipping info (``wxa/sec/order/upload_shipping_info``),
+against the WeChat sandbox over real HTTP.
 
 The upload is the mini program's API: it takes the mini program's own token (its own appid and secret, a
 second Airflow connection) and the payer's openid under the mini program's appid, which the mini program's

@@ -1,4 +1,5 @@
-"""Contract tests of the Youzan sandbox: token, call pattern, envelope, limits and error shapes (§4)."""
+"""Contract tests of the Youzan sandbox: token, call pattern, envelope, limits and error shapes
+(docs/platform-notes.md, Youzan)."""
 
 from __future__ import annotations
 
