@@ -75,7 +75,7 @@ class Platform:
     name: str
     payload_schema: str  # file name under connectors/schemas/
     mapping_module: str  # module with map_order(payload) and unwrap(document), maybe not_an_order(payload)
-    connector_factory: str  # "module:function" taking (credentials, channel config)
+    connector_factory: str  # "module:function" taking (credentials, channel config, token_store=None)
     id_field: str  # dotted path to a raw payload's external id, for naming rejects
 
     @cached_property
