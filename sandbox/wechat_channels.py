@@ -903,28 +903,7 @@ def _parse_delivery_list(body: dict[str, Any]) -> list[_Parcel]:
             raise WeChatError(ERR_INVALID_ARGS, f"invalid args, delivery_id: expecting {where}.delivery_id")
         if not isinstance(waybill_id, str) or not waybill_id.strip():
             raise WeChatError(ERR_INVALID_ARGS, f"invalid args, waybill_id: expecting {where}.waybill_id")
-        products = delivery.get("product_infos")
-        if not isinstance(products, list) or not products:
-            raise WeChatError(
-                ERR_INVALID_ARGS, f"invalid args, product_infos: expecting {where}.product_infos"
-            )
-        units: dict[ListingKey, int] = {}
-        for p_index, product in enumerate(products):
-            item = f"{where}.product_infos[{p_index}]"
-            if not isinstance(product, dict):
-                raise WeChatError(47001, f"data format error: {item} must be an object")
-            key = (
-                _positive_id(product.get("product_id"), "product_id", f"{item}.product_id"),
-                _positive_id(product.get("sku_id"), "sku_id", f"{item}.sku_id"),
-            )
-            count = product.get("product_cnt")
-            if isinstance(count, bool) or not isinstance(count, int) or count <= 0:
-                shown = 0 if count is None else count
-                raise WeChatError(
-                    ERR_INVALID_ARGS,
-                    f"invalid args, product_cnt: expecting {item}.product_cnt > 0, actually {shown}",
-                )
-            units[key] = units.get(key, 0) + count
+        units = _units_of(delivery.get("product_infos"), where)
         parcels.append(_Parcel(delivery_id, waybill_id.strip(), units))
     return parcels
 
@@ -944,8 +923,10 @@ def _units_of(products: Any, where: str) -> dict[ListingKey, int]:
         )
         count = product.get("product_cnt")
         if isinstance(count, bool) or not isinstance(count, int) or count <= 0:
+            shown = 0 if count is None else count
             raise WeChatError(
-                ERR_INVALID_ARGS, f"invalid args, product_cnt: expecting {item}.product_cnt > 0"
+                ERR_INVALID_ARGS,
+                f"invalid args, product_cnt: expecting {item}.product_cnt > 0, actually {shown}",
             )
         units[key] = units.get(key, 0) + count
     return units
