@@ -40,7 +40,7 @@ import requests
 
 from connectors.auth import AuthSpec, Secret
 from connectors.errors import ConnectorError, MalformedResponse, PageCapExceeded, TransientError
-from connectors.http import ErrorPolicy, HttpClient, NoThrottle, Path, Request, RetryPolicy, Throttle, dig
+from connectors.http import ErrorPolicy, HttpClient, NoThrottle, BodyPath, Request, RetryPolicy, Throttle, dig
 from connectors.paginators import Page, Paginator, SinglePage
 from connectors.tokens import TokenStore
 from connectors.windows import WindowSpec, bisect_window
@@ -82,7 +82,7 @@ class Endpoint:
     method: str = "GET"
     params: Mapping[str, Any] = field(default_factory=dict)
     json: Mapping[str, Any] | None = None
-    records_path: Path | None = None
+    records_path: BodyPath | None = None
     paginator: Paginator = field(default_factory=SinglePage)
     window: WindowSpec | None = None
     idempotent: bool | None = None

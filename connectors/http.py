@@ -54,11 +54,11 @@ log = logging.getLogger(__name__)
 _IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 
 
-Path = str | tuple[str, ...]  # a dotted path, or alternatives tried in order (the first present wins)
+BodyPath = str | tuple[str, ...]  # a dotted path, or alternatives tried in order (the first present wins)
 _ABSENT = object()
 
 
-def dig(data: Any, path: Path | None, default: Any = None) -> Any:
+def dig(data: Any, path: BodyPath | None, default: Any = None) -> Any:
     """Value at a dotted path (``"data.full_order_info_list"``) in nested dicts; a numeric part indexes a
     list (``"errors.0.extensions.code"``, GraphQL's error list); None path: the whole. A tuple of paths
     names alternatives where one platform answers in more than one shape (Youzan's 4.x ``data.*`` and 3.0.0
@@ -204,7 +204,7 @@ class ErrorPolicy:
     )  # refresh the token once and replay (WeChat 40001/42001)
     transient_codes: frozenset[str] = frozenset()  # "system busy, retry" in a 200 body (WeChat -1)
     request_id_header: str | None = "X-Request-Id"
-    request_id_path: Path | None = None  # in the body: Youzan trace_id, Taobao error_response.request_id
+    request_id_path: BodyPath | None = None  # in the body: Youzan trace_id, Taobao error_response.request_id
 
     def body_error(self, body: Any) -> tuple[str | None, str | None]:
         """The first (code, message) a shape finds; code None when no shape sees an error code."""

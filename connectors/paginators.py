@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from connectors.errors import ConnectorError, MalformedResponse, PageCapExceeded
-from connectors.http import ApiResponse, Path, Request, dig
+from connectors.http import ApiResponse, BodyPath, Request, dig
 
 Location = Literal["query", "body"]
 
@@ -102,10 +102,10 @@ class PageNumberPaginator(Paginator):
     first_page: int = 1
     location: Location = "query"
     total_pages_header: str | None = None  # WooCommerce X-WP-TotalPages
-    total_pages_path: Path | None = None
+    total_pages_path: BodyPath | None = None
     total_results_header: str | None = None  # WooCommerce X-WP-Total
-    total_results_path: Path | None = None  # Youzan data.total_results, Taobao ..._response.total_results
-    has_more_path: Path | None = None  # Taobao has_next, Youzan data.paginator.has_next
+    total_results_path: BodyPath | None = None  # Youzan data.total_results, Taobao ..._response.total_results
+    has_more_path: BodyPath | None = None  # Taobao has_next, Youzan data.paginator.has_next
     max_page: int | None = None  # Youzan 100
     backwards: bool = False
 
@@ -126,7 +126,7 @@ class PageNumberPaginator(Paginator):
         return None if results is None else math.ceil(results / self.page_size)
 
     @staticmethod
-    def _read(response: ApiResponse, header: str | None, path: Path | None) -> Any:
+    def _read(response: ApiResponse, header: str | None, path: BodyPath | None) -> Any:
         if header and (value := response.headers.get(header)) is not None:
             return value
         return dig(response.body, path) if path else None
