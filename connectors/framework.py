@@ -40,7 +40,7 @@ import requests
 
 from connectors.auth import AuthSpec, Secret
 from connectors.errors import ConnectorError, MalformedResponse, PageCapExceeded, TransientError
-from connectors.http import ErrorPolicy, HttpClient, NoThrottle, BodyPath, Request, RetryPolicy, Throttle, dig
+from connectors.http import BodyPath, ErrorPolicy, HttpClient, NoThrottle, Request, RetryPolicy, Throttle, dig
 from connectors.paginators import Page, Paginator, SinglePage
 from connectors.tokens import TokenStore
 from connectors.windows import WindowSpec, bisect_window
