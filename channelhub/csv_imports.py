@@ -218,7 +218,9 @@ def _text(raw: dict[str, str], name: str, *, required: bool = True) -> str | Non
 def _units(raw: dict[str, str], name: str, *, minimum: int) -> int:
     value = _text(raw, name) or ""
     if not _WHOLE_NUMBER.fullmatch(value):
-        raise _Invalid(f"{name} {value!r} is not a whole number")
+        raise _Invalid(f"{name} {value[:40]!r} is not a whole number")
+    if len(value.lstrip("+-").lstrip("0")) > len(str(MAX_UNITS)):  # int() refuses past 4,300 digits
+        raise _Invalid(f"{name} has {len(value)} digits: out of range (at most {MAX_UNITS})")
     units = int(value)
     if units < minimum or abs(units) > MAX_UNITS:
         raise _Invalid(f"{name} {units} is out of range (at least {minimum}, at most {MAX_UNITS})")

@@ -5,8 +5,10 @@ kind and ends in ``.csv`` (``shipments*.csv``, ``counts*.csv``, ``sales*.csv``, 
 (modification time, then name), once it has been left alone for ``min_age`` (a writer that is still writing
 should write under another name, e.g. ``.part``, and rename when done). Each file goes through
 ``warehouse.store_imports.import_file`` and then moves to ``done/`` (its bad rows are in the report and the
-exception queue), or to ``failed/`` when it cannot be read as its kind at all. A database failure raises
-and leaves the file where it is for the next run (importing it again is harmless: rows are idempotent).
+exception queue), or to ``failed/`` with ``<name>.report.txt`` beside it when it cannot be read as its kind
+at all, or its import failed in a way no rule foresaw: one bad file never blocks the files after it. A
+database failure raises and leaves the file where it is for the next run (importing it again is harmless:
+rows are idempotent).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from sqlalchemy import Engine
 
 from channelhub.csv_imports import KINDS
 from channelhub.db import STATE_DIR
+from warehouse.ingest import DB_ERRORS
 from warehouse.store_imports import ImportFileError, ImportReport, import_file
 
 log = logging.getLogger("channelhub.import_folder")
@@ -97,13 +100,31 @@ def import_folder(
     for path, kind in pending_files(folder, min_age):
         try:
             report = import_file(engine, kind, path)
+        except DB_ERRORS:
+            raise  # the warehouse is down: the file waits for the run's retry (rows are idempotent)
         except ImportFileError as err:
-            result = FolderImport(path, kind, _move(path, folder / FAILED), error=str(err))
+            result = _failed(path, kind, folder, str(err))
+        except Exception as err:  # a file no rule foresaw must not block every file after it
+            log.exception("%s: the import failed unexpectedly", path)
+            result = _failed(path, kind, folder, f"unexpected error {type(err).__name__}: {err}"[:2000])
         else:
             result = FolderImport(path, kind, _move(path, folder / DONE), report=report)
         log.info("%s", result.line())
         results.append(result)
     return results
+
+
+def _failed(path: Path, kind: str, folder: Path, error: str) -> FolderImport:
+    """Move a file that could not be imported to ``failed/``, with ``<name>.report.txt`` beside it saying
+    why (what a person opening the folder needs; the task log says it too)."""
+    moved = _move(path, folder / FAILED)
+    report = moved.with_name(moved.name + ".report.txt")
+    report.write_text(
+        f"{path.name} ({kind}) was not imported, {datetime.now(UTC):%Y-%m-%d %H:%M:%S} UTC:\n{error}\n"
+        "Fix the file and drop it into the import folder again: rows applied before do not apply twice.\n",
+        encoding="utf-8",
+    )
+    return FolderImport(path, kind, moved, error=error)
 
 
 def _move(path: Path, target_dir: Path) -> Path:

@@ -620,6 +620,27 @@ def test_malformed_rows_are_reported_with_file_line_and_reason(shop: Shop, tmp_p
     assert raw == {"kind": "counts", "location": shop.location, "sku": sku, "counted_quantity": "3"}
 
 
+def test_a_quantity_too_long_for_any_number_is_a_typed_rejection_and_the_rest_applies(
+    shop: Shop, tmp_path: Path
+):
+    sku = shop.add_sku("A", 5)
+    rows = [
+        [
+            "",
+            shop.location,
+            sku,
+            "9" * 5000,
+            "2026-11-02T08:00:00Z",
+        ],  # int() itself refuses past 4,300 digits
+        ["", shop.location, sku, "0" * 60 + "4", "2026-11-02T09:00:00Z"],  # leading zeros are still 4
+    ]
+    report = import_file(shop.engine, "counts", write_csv(tmp_path, "counts_huge.csv", COUNT_HEADER, rows))
+    assert report.applied == 1 and shop.level("A") == (4, 0)
+    [(line, reason)] = [(r.line, r.reason) for r in report.rejected]
+    assert (line, reason) == (2, "counted_quantity has 5000 digits: out of range (at most 2147483647)")
+    assert set(channel_less_bad_rows(shop.engine, "counts_huge.csv")) == {"counts_huge.csv:2"}
+
+
 def test_a_file_that_cannot_be_read_as_its_kind_is_refused_whole(shop: Shop, tmp_path: Path):
     no_sku_column = tmp_path / "counts_header.csv"
     no_sku_column.write_text("location,counted_quantity,counted_at\nX,1,2026-11-02T00:00:00Z\n")
@@ -722,7 +743,12 @@ def test_the_dag_imports_a_dropped_folder_once(shop: Shop, tmp_path: Path, cli_e
         "sales_0902.csv",
         "shipments_0901.csv",
     ]
-    assert [p.name for p in (folder / "failed").iterdir()] == ["counts_broken.csv"]
+    assert sorted(p.name for p in (folder / "failed").iterdir()) == [
+        "counts_broken.csv",
+        "counts_broken.csv.report.txt",  # why, beside it
+    ]
+    why = (folder / "failed" / "counts_broken.csv.report.txt").read_text()
+    assert "counts_broken.csv (counts) was not imported" in why and "lacks location" in why
     assert sorted(p.name for p in folder.iterdir() if p.is_file()) == ["readme.txt"]
     ledger = keys(shop)
 
