@@ -179,9 +179,14 @@ def _stock_policy(raw: dict[str, Any]) -> StockPolicy:
 def load_config(path: Path | str | None = None) -> HubConfig:
     file = Path(path) if path else config_path()
     try:
-        document = yaml.safe_load(file.read_text())
+        document = yaml.safe_load(file.read_bytes().decode("utf-8"))
     except FileNotFoundError:
         raise ConfigError(str(file), ["file not found"]) from None
+    except UnicodeDecodeError as err:
+        raise ConfigError(
+            str(file),
+            [f"not UTF-8 (byte {err.start} is {err.object[err.start : err.start + 1]!r}): save it as UTF-8"],
+        ) from None
     except yaml.YAMLError as err:
         raise ConfigError(str(file), [f"not valid YAML: {err}"]) from None
     return parse_config(document, str(file))

@@ -27,11 +27,20 @@ class UsageError(Exception):
     """Reported in one line with exit code 2."""
 
 
+MAX_AGE = timedelta(days=36_500)  # a century: older than any queued problem; far more leaves Postgres' range
+
+
 def parse_duration(text: str) -> timedelta:
     match = DURATION.match(text.strip())
     if not match:
         raise argparse.ArgumentTypeError(f"{text!r}: write a duration like 30m, 2h or 3d")
-    return timedelta(**{UNITS[match[2]]: float(match[1])})
+    try:
+        age = timedelta(**{UNITS[match[2]]: float(match[1])})
+    except OverflowError:
+        age = MAX_AGE + MAX_AGE
+    if age > MAX_AGE:
+        raise argparse.ArgumentTypeError(f"{text!r}: at most {MAX_AGE.days} days")
+    return age
 
 
 def default_actor() -> str:

@@ -97,3 +97,11 @@ def test_cli_check_reports_a_clear_error(tmp_path, capsys):
 def test_cli_check_accepts_the_repository_config(capsys):
     assert main(["config", "check"]) == 0
     assert "sync_orders__" in capsys.readouterr().out
+
+
+def test_a_config_file_that_is_not_utf8_is_a_config_error(tmp_path):
+    path = tmp_path / "channels.yaml"
+    path.write_bytes("locations: []\nchannels: []  # 门店\n".encode("gb18030"))
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert caught.value.problems[0].startswith("not UTF-8 (byte ")

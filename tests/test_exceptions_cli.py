@@ -127,6 +127,10 @@ def test_resolve_and_ignore_need_a_note_and_record_who(hub, engine, capsys):
     assert code == 2 and "needs --note" in err
     code, _, err = cli(capsys, "exceptions", "retry")
     assert code == 2 and "name exception ids, or a filter" in err
+    for age in ("99999999999d", "36501d"):  # past what a timedelta, or Postgres, holds: a usage error
+        with pytest.raises(SystemExit) as exited:
+            cli(capsys, "exceptions", "list", "--older-than", age)
+        assert exited.value.code == 2 and "at most 36500 days" in capsys.readouterr().err
 
     # Age filter: nothing is older than an hour until the first one is.
     code, out, _ = cli(capsys, "exceptions", "list", "--channel", channel.code, "--older-than", "1h")
