@@ -13,6 +13,7 @@ import logging
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 from airflow.sdk import BaseNotifier
@@ -21,6 +22,8 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait
 
 from channelhub.config import HubConfig
 from channelhub.credentials import CredentialsError, load_credentials
+from connectors.errors import register_secret
+from connectors.http import install_urllib_filter
 from warehouse import health
 
 log = logging.getLogger("channelhub.alerts")
@@ -55,6 +58,10 @@ def send(alert: Alert) -> bool:
     url = webhook_url()
     if url is None:
         return False
+    # The URL is a credential (its path holds the webhook's token): urllib3 logs the path at DEBUG.
+    parts = urlsplit(url)
+    register_secret(parts.path + (f"?{parts.query}" if parts.query else ""))
+    install_urllib_filter()
     try:
         for attempt in Retrying(
             stop=stop_after_attempt(3),

@@ -23,9 +23,10 @@ from collections.abc import Iterable
 
 REDACTED = "***"
 
-# Query/body parameter names that carry credentials on some platform (WeChat/Youzan access_token, WeChat
-# appid secret, Taobao session + sign, WooCommerce consumer_secret and OAuth 1.0a oauth_signature, ...). Their
-# values are masked in any text.
+# Names whose value is a credential on some platform, wherever they stand in a text: query and form parameters
+# (WeChat/Youzan access_token, Taobao session + sign, WooCommerce consumer_secret and OAuth 1.0a
+# oauth_signature, webhook signature / hmac / msg_signature), JSON and Python-repr keys ('access_token': ...)
+# and HTTP headers (Authorization: Bearer ..., X-Shopify-Access-Token: ...). Their values are masked.
 SENSITIVE_PARAM_NAMES: frozenset[str] = frozenset(
     {
         "access_token",
@@ -33,25 +34,47 @@ SENSITIVE_PARAM_NAMES: frozenset[str] = frozenset(
         "secret",
         "client_secret",
         "appsecret",
+        "app_secret",
         "consumer_key",
         "consumer_secret",
         "session",
         "sign",
+        "signature",
+        "msg_signature",
+        "oauth_signature",
+        "hmac",
         "refresh_token",
         "password",
-        "oauth_signature",
+        "authorization",
+        "x-shopify-access-token",
+        "x-shopify-hmac-sha256",
+        "x-wc-webhook-signature",
     }
 )
-_NAMES = "|".join(sorted(re.escape(name) for name in SENSITIVE_PARAM_NAMES))
+_NAMES = "|".join(sorted((re.escape(name) for name in SENSITIVE_PARAM_NAMES), key=len, reverse=True))
 _PARAM_PATTERN = re.compile(
-    r"(?<![A-Za-z0-9_])(?P<key>(?:" + _NAMES + r"))(?P<sep>=|%3D|\"\s*:\s*\")(?P<value>[^&\s\"']+)",
+    r"(?<![A-Za-z0-9_-])(?P<key>(?:" + _NAMES + r"))"
+    # name=value, url-encoded, "name": "value" (JSON), 'name': 'value' (a Python repr), Name: value (a header,
+    # with its scheme kept)
+    r"(?P<sep>=|%3D|\"\s*:\s*\"|'\s*:\s*'|\s*:\s*(?:(?:Bearer|Basic|Token|OAuth)\s+)?)"
+    r"(?P<value>[^&\s\"',;}]+)",
     re.IGNORECASE,
 )
+# Values this process knows to be secret wherever they appear (a webhook URL's path holds its token): a tuple,
+# replaced whole on registration, so a redaction in another thread never sees it change under it.
+_registered: tuple[str, ...] = ()
+
+
+def register_secret(value: str) -> None:
+    """Mask ``value`` in every text this process redacts from now on (connector errors, urllib3's logs)."""
+    global _registered
+    if value and len(value) >= 4 and value not in _registered:
+        _registered = (*_registered, value)
 
 
 def redact(text: str, secrets: Iterable[str] = ()) -> str:
     """Mask every known secret value and every sensitive ``name=value`` pair in ``text``."""
-    for secret in secrets:
+    for secret in (*secrets, *_registered):
         if secret and len(secret) >= 4:  # a 1-3 character "secret" would mask random text, and is no secret
             text = text.replace(secret, REDACTED)
     return _PARAM_PATTERN.sub(lambda m: f"{m.group('key')}{m.group('sep')}{REDACTED}", text)

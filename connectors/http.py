@@ -367,7 +367,8 @@ class _UrllibRedactingFilter(logging.Filter):
 _URLLIB_FILTER = _UrllibRedactingFilter()
 
 
-def _install_urllib_filter() -> None:
+def install_urllib_filter() -> None:
+    """Mask credentials in urllib3's DEBUG lines (request paths with their query strings)."""
     urllib_log = logging.getLogger("urllib3.connectionpool")
     if _URLLIB_FILTER not in urllib_log.filters:
         urllib_log.addFilter(_URLLIB_FILTER)
@@ -408,7 +409,7 @@ class HttpClient:
         self.stats = ClientStats()
         self._sleep = sleep
         self._stats_lock = threading.Lock()
-        _install_urllib_filter()
+        install_urllib_filter()
 
     def __repr__(self) -> str:
         return f"HttpClient({self.platform!r}, {self.origin}{self.base_path}, auth={self.auth!r})"

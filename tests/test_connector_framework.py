@@ -262,6 +262,35 @@ def test_redact_masks_secret_values_and_sensitive_parameters() -> None:
     assert redact("design=plain") == "design=plain"  # only whole parameter names
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "{'access_token': 'abc123xyz', 'page': 2}",  # a Python repr
+        "Authorization: Bearer abc123xyz",
+        "X-Shopify-Access-Token: abc123xyz",
+        "x-shopify-access-token:abc123xyz",
+        "GET /orders?oauth_signature=abc123xyz&page=2",
+        "?signature=abc123xyz&timestamp=1",
+        "sign=abc123xyz",
+        "hmac=abc123xyz",
+        "msg_signature=abc123xyz",
+        '{"app_secret": "abc123xyz"}',
+        "X-Shopify-Hmac-Sha256: abc123xyz",
+    ],
+)
+def test_redact_masks_credentials_in_every_form_they_are_written(text: str) -> None:
+    cleaned = redact(text)
+    assert "abc123xyz" not in cleaned and "***" in cleaned
+    assert redact("the signature was checked: ok, page=2").endswith("page=2")
+
+
+def test_a_registered_secret_is_masked_in_any_text() -> None:
+    from connectors.errors import register_secret
+
+    register_secret("/hooks/T0-registered-path-secret")
+    assert redact('POST /hooks/T0-registered-path-secret HTTP/1.1" 200') == 'POST *** HTTP/1.1" 200'
+
+
 def test_an_auth_error_never_carries_the_token_in_str_repr_pickle_or_logs(
     api: FakeApi, caplog: pytest.LogCaptureFixture
 ) -> None:

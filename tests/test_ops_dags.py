@@ -148,3 +148,23 @@ def test_reconcile_health_and_alert_dags(hub, shop, engine, capfd, caplog):
     assert f"reconcile {CODE} (light)" in written and "orders    checked" in written
     assert "ALERT WARNING" in written and "ALERT ERROR" in written
     assert WEBHOOK_TOKEN not in written
+
+
+def test_the_alert_webhook_path_never_reaches_a_log_line_even_at_debug(monkeypatch, caplog):
+    import logging
+
+    from channelhub.alerts import Alert, send
+
+    webhook = Webhook()
+    try:
+        monkeypatch.setenv(
+            "AIRFLOW_CONN_CHANNELHUB_ALERTS", json.dumps({"conn_type": "http", "host": webhook.url})
+        )
+        caplog.set_level(logging.DEBUG, logger="urllib3")
+        assert send(Alert(key="k", severity="warning", title="t", message="m"))
+    finally:
+        webhook.server.shutdown()
+    assert [alert["path"] for alert in webhook.received] == [f"/hooks/{WEBHOOK_TOKEN}"]
+    urllib_lines = [r.getMessage() for r in caplog.records if r.name.startswith("urllib3")]
+    assert any('"POST ***' in line for line in urllib_lines), urllib_lines  # urllib3 logged the request
+    assert WEBHOOK_TOKEN not in caplog.text
