@@ -83,7 +83,7 @@ def close_exceptions(
 ) -> int:
     """Resolve or ignore these exceptions on a person's word; returns how many were open and closed."""
     with engine.begin() as conn:
-        return sum(queue.close(conn, i, status=status, actor=actor, note=note) for i in sorted(set(ids)))
+        return len(queue.close_many(conn, ids, status=status, actor=actor, note=note))
 
 
 def retest_open(engine: Engine, config: HubConfig, actor: str) -> list[RetryOutcome]:

@@ -19,12 +19,13 @@ from urllib.parse import urlencode
 
 from airflow.api_fastapi.app import get_auth_manager
 from airflow.api_fastapi.auth.managers.models.base_user import BaseUser
+from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity
 from airflow.api_fastapi.core_api.security import GetUserDep
 from airflow.plugins_manager import AirflowPlugin
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import HTMLResponse, JSONResponse, Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictInt
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger("channelhub.plugin")
@@ -37,10 +38,17 @@ FINDINGS_LIMIT = 50
 # ------------------------------------------------------------------------------------------------ auth
 def _authorized(method: Literal["GET", "POST"]) -> Callable[[BaseUser], BaseUser]:
     """A dependency: the logged-in Airflow user (401 without a valid token), allowed to ``method`` the
-    ChannelHub view (403 otherwise). Reading is GET; acting on exceptions is POST."""
+    ChannelHub view (403 otherwise). Reading is GET; acting on exceptions is POST, and also needs what a
+    Viewer lacks: editing DAG runs (a retry pushes to the platforms, as a run does). Auth managers may ignore
+    the method of a custom view (SimpleAuthManager lets a Viewer POST it), so the view alone cannot guard an
+    action."""
 
     def check(user: GetUserDep) -> BaseUser:
-        if not get_auth_manager().is_authorized_custom_view(method=method, resource_name=RESOURCE, user=user):
+        manager = get_auth_manager()
+        allowed = manager.is_authorized_custom_view(method=method, resource_name=RESOURCE, user=user)
+        if allowed and method != "GET":
+            allowed = manager.is_authorized_dag(method="PUT", access_entity=DagAccessEntity.RUN, user=user)
+        if not allowed:
             raise HTTPException(status_code=403, detail="Forbidden")
         return user
 
@@ -89,14 +97,20 @@ def _status_filter(status: str) -> str | None:
 
 
 # ------------------------------------------------------------------------------------------------ app
+# No /docs, /redoc or /openapi.json: they would describe the API to anyone, logged in or not.
 app = FastAPI(
     title="ChannelHub",
     description="Channel health, the exception queue and the reconciliation findings of the warehouse.",
+    docs_url=None,
+    redoc_url=None,
+    openapi_url=None,
 )
+MAX_IDS_PER_ACTION = 500  # one request's work stays bounded (300 000 ids held a worker for 100 s)
 
 
 class ActionBody(BaseModel):
-    ids: list[int] = Field(min_length=1, description="exception ids")
+    # Strict: "4" or true is a client's mistake, not an id.
+    ids: list[StrictInt] = Field(min_length=1, max_length=MAX_IDS_PER_ACTION, description="exception ids")
     note: str | None = Field(default=None, max_length=2000, description="why (kept in the audit trail)")
 
 

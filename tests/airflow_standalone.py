@@ -34,6 +34,8 @@ from channelhub.demo import _terminate, airflow_healthy, wait_until
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
 ADMIN = "admin"
+# One user of each SimpleAuthManager role (the user's name is the role's), each with a known password.
+ROLES = ("admin", "op", "user", "viewer")
 TERMINAL_RUN_STATES = {"success", "failed"}
 
 
@@ -52,16 +54,19 @@ class Standalone:
     password: str = field(repr=False)
     process: subprocess.Popen = field(repr=False)
     log_path: Path = field(repr=False)
+    passwords: dict[str, str] = field(default_factory=dict, repr=False)  # every role's user
     _session: requests.Session | None = field(default=None, repr=False)
 
     def url(self, path: str) -> str:
         return f"{self.base_url}{path}"
 
     def token(self, username: str | None = None, password: str | None = None) -> str:
-        """A JWT from the auth manager's login endpoint (what the UI's login form calls too)."""
+        """A JWT from the auth manager's login endpoint (what the UI's login form calls too); of the admin,
+        or of ``username`` (a role's user: its password is known)."""
+        username = username or self.username
         answer = requests.post(
             self.url("/auth/token"),
-            json={"username": username or self.username, "password": password or self.password},
+            json={"username": username, "password": password or self.passwords.get(username, self.password)},
             timeout=30,
         )
         answer.raise_for_status()
@@ -240,7 +245,7 @@ def standalone_env(home: Path, port: int, extra: dict[str, str], passwords_file:
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(PROJECT_ROOT / "plugins"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{ADMIN}:admin",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": ",".join(f"{role}:{role}" for role in ROLES),
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords_file),
         "AIRFLOW__CORE__PARALLELISM": "4",
         # Workers reach the Execution API through base_url: it must name the port picked here.
@@ -262,9 +267,9 @@ def airflow_standalone(
     on exit."""
     home = home or Path(tempfile.mkdtemp(prefix="channelhub-standalone-"))
     port = free_port()
-    password = secrets.token_urlsafe(12)
+    passwords = {role: secrets.token_urlsafe(12) for role in ROLES}
     passwords_file = home / "passwords.json"
-    passwords_file.write_text(json.dumps({ADMIN: password}))
+    passwords_file.write_text(json.dumps(passwords))
     env = standalone_env(home, port, extra_env, passwords_file)
     if "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN" not in extra_env:
         # SQLite's default journal lets one component's open read block another's commit ("database is
@@ -286,8 +291,9 @@ def airflow_standalone(
         home=home,
         env=env,
         username=ADMIN,
-        password=password,
+        password=passwords[ADMIN],
         process=process,
+        passwords=passwords,
         log_path=log_path,
     )
     try:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from airflow_standalone import Hub, standalone_hub
+from airflow_standalone import ROLES, Hub, standalone_hub
 from sqlalchemy import Engine
 
 from sandbox.clock import Clock
@@ -198,3 +198,36 @@ def test_the_plugin_refuses_requests_without_an_airflow_login(hub: Hub) -> None:
     # The login page link the refused browser gets leads to Airflow's login form.
     refused = requests.get(airflow.url("/channelhub/"), headers={"Accept": "text/html"}, timeout=10)
     assert "/auth/login" in refused.text
+
+
+def test_a_viewer_reads_the_page_but_only_users_who_may_run_dags_act(hub: Hub, engine: Engine) -> None:
+    """SimpleAuthManager's four roles with real tokens: every role reads; an action (a retry pushes to the
+    platforms) needs DAG-run edit, which a Viewer lacks. The API's description is not served to anyone."""
+    airflow = hub.airflow
+    api = airflow.url("/channelhub/api")
+    with engine.begin() as conn:
+        exception_id = queue.record_exception(
+            conn, channel=CODE, reason="bad_address", external_id="ROLES-1", detail="no street"
+        )
+    viewer = {"Authorization": f"Bearer {airflow.token('viewer')}"}
+    refused = requests.post(
+        f"{api}/exceptions/ignore", json={"ids": [exception_id], "note": "x"}, headers=viewer, timeout=60
+    )
+    assert refused.status_code == 403
+    with engine.connect() as conn:
+        assert queue.get(conn, exception_id)["status"] == "open"  # nothing was done
+    for role in ROLES:
+        bearer = {"Authorization": f"Bearer {airflow.token(role)}"}
+        assert requests.get(f"{api}/health", headers=bearer, timeout=10).status_code == 200, role
+        for action in ("retry", "resolve", "ignore"):
+            body = {"ids": [999_999_999], "note": f"{role} tries {action}"}
+            answer = requests.post(f"{api}/exceptions/{action}", json=body, headers=bearer, timeout=60)
+            assert answer.status_code == (403 if role == "viewer" else 200), (role, action, answer.text)
+    admin = {"Authorization": f"Bearer {airflow.token()}"}
+    for loose in (["4"], [True], [1.5], list(range(1, 502)), []):  # strict integers, 1 to 500 of them
+        answer = requests.post(
+            f"{api}/exceptions/resolve", json={"ids": loose, "note": "x"}, headers=admin, timeout=10
+        )
+        assert answer.status_code == 422, (loose[:3], answer.status_code)
+    for path in ("/channelhub/docs", "/channelhub/redoc", "/channelhub/openapi.json"):
+        assert requests.get(airflow.url(path), headers=admin, timeout=10).status_code == 404, path

@@ -268,6 +268,32 @@ def close(conn: Connection, exception_id: int, *, status: str, actor: str, note:
     return True
 
 
+def close_many(
+    conn: Connection, exception_ids: Sequence[int], *, status: str, actor: str, note: str | None = None
+) -> list[int]:
+    """``close`` for many exceptions in one UPDATE (and one INSERT of their audit lines); returns the ids
+    that were open and are now closed."""
+    if status not in ("resolved", "ignored"):
+        raise ValueError(f"close as 'resolved' or 'ignored', not {status!r}")
+    closed = list(
+        conn.execute(
+            exceptions.update()
+            .where(exceptions.c.id.in_(sorted(set(exception_ids))), exceptions.c.status == "open")
+            .values(status=status, note=note, resolved_at=func.now(), updated_at=func.now())
+            .returning(exceptions.c.id)
+        ).scalars()
+    )
+    if closed:
+        conn.execute(
+            insert(exception_actions),
+            [
+                {"exception_id": i, "action": CLOSING_ACTIONS[status], "actor": actor, "note": note}
+                for i in sorted(closed)
+            ],
+        )
+    return closed
+
+
 def log_action(
     conn: Connection, exception_id: int, action: str, actor: str, note: str | None = None, outcome: str = ""
 ) -> None:
