@@ -100,6 +100,10 @@ def required_credential(credentials: Mapping[str, Secret | str], name: str) -> S
 class Authenticator(ABC):
     """Bound credentials of one connection."""
 
+    # Whether what ``apply`` puts on the wire may cross a network in clear text: only a signature that
+    # reveals no secret (OAuth 1.0a), or nothing at all. The client refuses plain http otherwise.
+    safe_in_clear: bool = False
+
     def prepare(self, client: HttpClient) -> None:  # noqa: B027 - only token kinds need it
         """Make sure a usable credential is at hand (fetch a token); may do I/O through ``client``."""
 
@@ -137,6 +141,8 @@ class AuthSpec(ABC):
 
 
 class _Anonymous(Authenticator):
+    safe_in_clear = True
+
     def apply(self, request: Request) -> None:
         return None
 

@@ -37,11 +37,12 @@ import msgspec
 import requests
 import tenacity
 
-from connectors.auth import Authenticator, NoAuth
+from connectors.auth import Authenticator, NoAuth, is_loopback
 from connectors.errors import (
     ApiError,
     AuthError,
     ConnectorError,
+    InsecureTransport,
     MalformedResponse,
     QuotaExhausted,
     RateLimited,
@@ -396,6 +397,18 @@ class HttpClient:
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise ValueError(f"base_url must be an http(s) URL, got {base_url!r}")
         self.origin = f"{parts.scheme}://{parts.netloc}"
+        if (
+            parts.scheme == "http"
+            and auth is not None
+            and not auth.safe_in_clear
+            and not is_loopback(base_url)
+        ):
+            raise InsecureTransport(
+                f"the credentials would cross the network in clear text over plain http to {parts.hostname}: "
+                "use the platform's https URL (or a scheme that signs instead of sending its secret, such as "
+                "WooCommerce's OAuth 1.0a)",
+                platform=platform,
+            )
         self.base_path = (parts.path.rstrip("/") + "/" + base_path.strip("/")).rstrip("/")
         self.platform = platform
         self.auth = auth or NoAuth().bind({})

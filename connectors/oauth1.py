@@ -100,6 +100,8 @@ def oauth1_params(
 
 
 class _OAuth1(Authenticator):
+    safe_in_clear = True  # a signature, a nonce and the key's public half: the secret never travels
+
     def __init__(
         self,
         key: Secret,

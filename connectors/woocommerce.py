@@ -82,8 +82,8 @@ from urllib.parse import urlsplit
 
 import requests
 
-from connectors.auth import AuthSpec, BasicAuth, QueryParams, Secret, is_loopback
-from connectors.errors import ApiError, AuthError, InsecureTransport, TransientError
+from connectors.auth import AuthSpec, BasicAuth, QueryParams, Secret
+from connectors.errors import ApiError, AuthError, TransientError
 from connectors.framework import Connector, Endpoint, PlatformSpec
 from connectors.http import ErrorPolicy, ErrorShape, RateLimitSignal, RetryPolicy
 from connectors.oauth1 import OAuth1OneLegged
@@ -225,8 +225,8 @@ def auth_for(base_url: str, kind: str = "auto") -> AuthSpec:
     """How a connection to ``base_url`` authenticates. WooCommerce reads HTTP Basic (and query-string keys)
     only when the request came over TLS (``is_ssl()``), and OAuth 1.0a one-legged otherwise. ``auto``:
     Basic over ``https``, OAuth 1.0a over ``http``. A forced ``basic``/``query`` over plain ``http`` is
-    refused (``InsecureTransport``) unless the host is this machine (a local TLS-terminating proxy, a
-    sandbox): the keys would cross the network in clear."""
+    refused by the client (``InsecureTransport``, before any request) unless the host is this machine (a
+    local TLS-terminating proxy, a sandbox): the keys would cross the network in clear."""
     if kind not in AUTH_KINDS:
         raise ValueError(f"auth must be one of {', '.join(AUTH_KINDS)}, got {kind!r}")
     secure = urlsplit(base_url).scheme.lower() == "https"
@@ -234,13 +234,6 @@ def auth_for(base_url: str, kind: str = "auto") -> AuthSpec:
         kind = "basic" if secure else "oauth1"
     if kind == "oauth1":
         return OAuth1OneLegged("consumer_key", "consumer_secret")
-    if not secure and not is_loopback(base_url):
-        raise InsecureTransport(
-            f"auth {kind!r} would send the consumer key and secret in clear text over plain http to "
-            f"{urlsplit(base_url).hostname}: use an https URL, or auth 'oauth1' (WooCommerce's only scheme "
-            "over http)",
-            platform="woocommerce",
-        )
     if kind == "query":  # for servers that strip the Authorization header
         return QueryParams({"consumer_key": "consumer_key", "consumer_secret": "consumer_secret"})
     return BasicAuth("consumer_key", "consumer_secret")

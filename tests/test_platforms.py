@@ -79,3 +79,37 @@ def test_prepare_turns_every_failure_into_a_typed_reject():
     assert isinstance(rejected, Rejected) and rejected.reason == "mapping_failed"
     assert "teleported" in rejected.detail
     assert isinstance(platform.prepare("not an order"), Rejected)
+
+
+@pytest.mark.parametrize("platform", sorted(PLATFORMS))
+def test_no_connector_sends_a_credential_in_clear_text_over_the_network(platform):
+    """Over plain http to another host, only a scheme that signs without sending its secret is allowed
+    (WooCommerce's OAuth 1.0a, what it picks for an http shop); any other credential is refused before a
+    request is made. A sandbox on this machine is still reachable over http."""
+    from hub_configs import hub_config
+
+    from channelhub.credentials import ChannelCredentials
+    from channelhub.platforms import channel_connector
+    from connectors.auth import Secret
+    from connectors.errors import InsecureTransport
+    from sandbox.server import sandbox_connection
+
+    channel = hub_config("clear", platform).channel("clear")
+
+    def credentials(url: str, **extra: str) -> ChannelCredentials:
+        conn = sandbox_connection(platform, url, "a-secret-value-1234")
+        return ChannelCredentials(
+            "clear", url, conn.get("login"), Secret(conn["password"]), {**conn.get("extra", {}), **extra}
+        )
+
+    remote = "http://shop.example.com"
+    if platform == "woocommerce":
+        assert channel_connector(channel, credentials(remote)) is not None  # OAuth 1.0a over http
+        remote_credentials = credentials(remote, auth="basic")
+    else:
+        remote_credentials = credentials(remote)
+    with pytest.raises(InsecureTransport) as refused:
+        channel_connector(channel, remote_credentials)
+    assert "clear text over plain http to shop.example.com" in str(refused.value)
+    assert "a-secret-value-1234" not in str(refused.value)
+    assert channel_connector(channel, credentials("http://127.0.0.1:9")) is not None
