@@ -11,6 +11,7 @@ for the custom view ``ChannelHub``. The page is thin: the data and the actions a
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from html import escape
@@ -238,10 +239,13 @@ def _section(load: Callable[[], list[dict[str, Any]]]) -> _Section:
     """One part of the page; a failing part shows its error instead of taking the whole page down."""
     try:
         return _Section(load())
-    except Exception as err:
-        log.exception("ChannelHub page: a section failed")
+    except Exception:
+        # The error's text can name the database host, user and SQL: it goes to the API server's log under
+        # an id, and the page (which every role reads) shows only the id.
+        log_id = uuid.uuid4().hex[:12]
+        log.exception("ChannelHub page: a section failed [log id %s]", log_id)
         return _Section(
-            [], f'<p class="error">unavailable: {escape(type(err).__name__)}: {escape(str(err))}</p>'
+            [], f'<p class="error">unavailable (the API server log has the cause under log id {log_id})</p>'
         )
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import requests
 from airflow_standalone import ROLES, Hub, standalone_hub
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 
 from sandbox.clock import Clock
 from sandbox.server import RunningSandbox
@@ -231,3 +231,19 @@ def test_a_viewer_reads_the_page_but_only_users_who_may_run_dags_act(hub: Hub, e
         assert answer.status_code == 422, (loose[:3], answer.status_code)
     for path in ("/channelhub/docs", "/channelhub/redoc", "/channelhub/openapi.json"):
         assert requests.get(airflow.url(path), headers=admin, timeout=10).status_code == 404, path
+
+
+def test_a_failing_section_shows_a_log_id_not_the_database_error(caplog: pytest.LogCaptureFixture) -> None:
+    """Every role reads the page: a section that fails shows a log id; the cause (host, user, SQL) is only
+    in the API server's log."""
+    from sqlalchemy import create_engine
+
+    from plugins.channelhub_plugin import _section
+
+    unreachable = create_engine("postgresql+psycopg://hub_reader@127.0.0.1:9/warehouse")
+    section = _section(lambda: list(unreachable.connect().execute(text("SELECT 1"))))
+    assert section.rows == [] and section.error is not None
+    assert "log id" in section.error
+    assert "127.0.0.1" not in section.error and "hub_reader" not in section.error
+    log_id = section.error.split("log id ")[1].split(")")[0]
+    assert f"[log id {log_id}]" in caplog.text and "127.0.0.1" in caplog.text
