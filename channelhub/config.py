@@ -16,6 +16,7 @@ import yaml
 from jsonschema import Draft202012Validator
 
 from channelhub.db import PROJECT_ROOT
+from warehouse.models import DEFAULT_MAX_UNITS_PER_ROW
 from warehouse.stock_policy import StockPolicy
 
 DEFAULT_CONFIG = PROJECT_ROOT / "config" / "channels.yaml"
@@ -40,6 +41,9 @@ class LocationConfig:
     code: str
     name: str
     kind: str = "warehouse"
+    # A count or POS line of more units is held for a person (bad_import_row), not applied: a typo or a
+    # scanner's misread must not become sellable stock on every channel.
+    max_units_per_row: int = DEFAULT_MAX_UNITS_PER_ROW
 
 
 @dataclass(frozen=True, slots=True)

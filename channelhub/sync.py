@@ -100,7 +100,9 @@ def register_config(engine: Engine, config: HubConfig) -> None:
     """Make the warehouse know every configured location and channel (idempotent)."""
     with engine.begin() as conn:
         for location in config.locations:
-            catalog.upsert_location(conn, location.code, location.name, location.kind)
+            catalog.upsert_location(
+                conn, location.code, location.name, location.kind, location.max_units_per_row
+            )
         for channel in config.channels:
             catalog.upsert_channel(
                 conn, channel.code, channel.platform, channel.name, channel.fulfilment_location

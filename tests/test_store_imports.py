@@ -641,6 +641,32 @@ def test_a_quantity_too_long_for_any_number_is_a_typed_rejection_and_the_rest_ap
     assert set(channel_less_bad_rows(shop.engine, "counts_huge.csv")) == {"counts_huge.csv:2"}
 
 
+def test_rows_beyond_a_locations_sanity_limit_wait_for_a_person(shop: Shop, tmp_path: Path):
+    sku = shop.add_sku("A", 10)
+    store = store_of(shop)
+    with shop.engine.begin() as conn:  # this store accepts at most 50 units per row
+        catalog.upsert_location(conn, store, f"store of {shop.prefix}", "store", max_units_per_row=50)
+    sales = [
+        ["R1", "1", shop.location, sku, -2_000_000_000, "2026-11-02T09:00:00Z"],  # the default limit
+        ["R2", "1", store, sku, -60, "2026-11-02T09:01:00Z"],  # over this store's 50
+        ["R3", "1", shop.location, sku, 2, "2026-11-02T09:02:00Z"],
+    ]
+    report = import_file(shop.engine, "sales", write_csv(tmp_path, "sales_odd.csv", SALE_HEADER, sales))
+    assert report.applied == 1 and shop.level("A") == (8, 0)
+    reasons = {r.line: r.reason for r in report.rejected}
+    assert reasons[2].startswith(
+        f"quantity -2000000000 is beyond the 100000 units per row that {shop.location}"
+    )
+    assert reasons[3].startswith(f"quantity -60 is beyond the 50 units per row that {store} accepts")
+    counts = [["", store, sku, 51, "2026-11-02T10:00:00Z"], ["", store, sku, 50, "2026-11-02T10:01:00Z"]]
+    report = import_file(shop.engine, "counts", write_csv(tmp_path, "counts_odd.csv", COUNT_HEADER, counts))
+    assert report.applied == 1 and [r.line for r in report.rejected] == [2]
+    with shop.engine.connect() as conn:
+        assert stock.stock_level(conn, sku, store) == (50, 0)
+    queued = channel_less_bad_rows(shop.engine, "sales_odd.csv")
+    assert set(queued) == {"sales_odd.csv:2", "sales_odd.csv:3"}  # kept for a person, with the row
+
+
 def test_a_file_that_cannot_be_read_as_its_kind_is_refused_whole(shop: Shop, tmp_path: Path):
     no_sku_column = tmp_path / "counts_header.csv"
     no_sku_column.write_text("location,counted_quantity,counted_at\nX,1,2026-11-02T00:00:00Z\n")

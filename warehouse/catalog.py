@@ -9,7 +9,14 @@ from __future__ import annotations
 from sqlalchemy import Connection, select, text
 from sqlalchemy.dialects.postgresql import insert
 
-from warehouse.models import LOCATION_KINDS, channel_listings, channels, locations, skus
+from warehouse.models import (
+    DEFAULT_MAX_UNITS_PER_ROW,
+    LOCATION_KINDS,
+    channel_listings,
+    channels,
+    locations,
+    skus,
+)
 from warehouse.stock import apply_keyed_step
 
 
@@ -17,11 +24,18 @@ class CatalogError(LookupError):
     """A code that the catalog does not know, or a listing that contradicts an existing one."""
 
 
-def upsert_location(conn: Connection, code: str, name: str, kind: str = "warehouse") -> int:
+def upsert_location(
+    conn: Connection,
+    code: str,
+    name: str,
+    kind: str = "warehouse",
+    max_units_per_row: int = DEFAULT_MAX_UNITS_PER_ROW,
+) -> int:
     if kind not in LOCATION_KINDS:
         raise ValueError(f"location kind {kind!r}: expected one of {', '.join(LOCATION_KINDS)}")
-    stmt = insert(locations).values(code=code, name=name, kind=kind)
-    stmt = stmt.on_conflict_do_update(index_elements=["code"], set_={"name": name, "kind": kind})
+    values = {"name": name, "kind": kind, "max_units_per_row": max_units_per_row}
+    stmt = insert(locations).values(code=code, **values)
+    stmt = stmt.on_conflict_do_update(index_elements=["code"], set_=values)
     return conn.execute(stmt.returning(locations.c.id)).scalar_one()
 
 

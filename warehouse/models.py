@@ -37,6 +37,7 @@ NAMING_CONVENTION = {
 }
 
 metadata = MetaData(naming_convention=NAMING_CONVENTION)
+DEFAULT_MAX_UNITS_PER_ROW = 100_000  # per store row, unless the location's config says otherwise
 
 LOCATION_KINDS = ("store", "warehouse")
 LEDGER_KINDS = ("receive", "reserve", "release", "deduct", "restock", "adjust")
@@ -76,7 +77,10 @@ locations = Table(
     Column("name", Text, nullable=False),
     Column("kind", Text, nullable=False, server_default=text("'warehouse'")),
     _now("created_at"),
+    # A store row (count, POS line) of more units waits for a person instead of moving stock.
+    Column("max_units_per_row", Integer, nullable=False, server_default=text(str(DEFAULT_MAX_UNITS_PER_ROW))),
     CheckConstraint(_in("kind", LOCATION_KINDS), name="kind"),
+    CheckConstraint("max_units_per_row > 0", name="max_units_per_row"),
 )
 
 skus = Table(

@@ -198,7 +198,7 @@ class _Importer:
         # Catalog lookups, read once per import (codes never change their id).
         self._channels: dict[str, _Channel | None] = {}
         self._skus: dict[str, int | None] = {}
-        self._locations: dict[str, int | None] = {}
+        self._locations: dict[str, tuple[int, int] | None] = {}
         self._recipes: dict[int, list[tuple[int, str, int]]] = {}
 
     def raw_of(self, raw: dict[str, str]) -> dict[str, str]:
@@ -305,14 +305,30 @@ class _Importer:
         return self._recipes[sku_id]
 
     def _location(self, conn: Connection, code: str) -> int:
+        return self._location_row(conn, code)[0]
+
+    def _location_row(self, conn: Connection, code: str) -> tuple[int, int]:
+        """(id, max_units_per_row) of a location."""
         if code not in self._locations:
-            self._locations[code] = conn.execute(
-                select(locations.c.id).where(locations.c.code == code)
-            ).scalar()
+            row = conn.execute(
+                select(locations.c.id, locations.c.max_units_per_row).where(locations.c.code == code)
+            ).first()
+            self._locations[code] = None if row is None else (row.id, row.max_units_per_row)
         found = self._locations[code]
         if found is None:
             raise _Rejected(f"unknown location {code!r}")
         return found
+
+    def _sane(self, conn: Connection, location: str, name: str, units: int) -> None:
+        """A row of more units than its location accepts per row waits for a person (a typo, a misread
+        scan, a sign flipped) instead of becoming stock every channel may sell or must lose."""
+        limit = self._location_row(conn, location)[1]
+        if abs(units) > limit:
+            raise _Rejected(
+                f"{name} {units} is beyond the {limit} units per row that {location} accepts "
+                "(max_units_per_row in config/channels.yaml): check the row; to apply it, raise the limit "
+                "and import the file again"
+            )
 
     # -- shipments -----------------------------------------------------------------------------
 
@@ -555,6 +571,7 @@ class _Importer:
 
     def _count(self, conn: Connection, row: CountRow, units: Counter[str]) -> bool:
         sku_id, location_id = self._sku(conn, row.sku), self._location(conn, row.location)
+        self._sane(conn, row.location, "counted_quantity", row.counted_quantity)
         if recipe := self._recipe(conn, row.sku):
             components = ", ".join(f"{units} x {code}" for _, code, units in recipe)
             raise _Rejected(
@@ -603,6 +620,7 @@ class _Importer:
 
     def _sale(self, conn: Connection, row: SaleRow, units: Counter[str]) -> bool:
         location_id = self._location(conn, row.location)
+        self._sane(conn, row.location, "quantity", row.quantity)
         recipe = self._recipe(conn, row.sku)  # in sku id order, as ingest locks levels
         parts, bundle = recipe or [(self._sku(conn, row.sku), row.sku, 1)], bool(recipe)
         entries = [
