@@ -380,6 +380,13 @@ def _check_ledger(engine: Engine, report: ReconciliationReport) -> None:
 def _check_stock(
     engine: Engine, channel: ChannelConfig, connector: ChannelConnector, report: ReconciliationReport
 ) -> None:
+    with stock_policy.stock_push_lock(engine, channel.code):  # no other pusher between read and record
+        _repair_stock(engine, channel, connector, report)
+
+
+def _repair_stock(
+    engine: Engine, channel: ChannelConfig, connector: ChannelConnector, report: ReconciliationReport
+) -> None:
     with engine.connect() as conn:
         listings = stock_policy.channel_stock(conn, channel.code, channel.stock_policy)
     report.checked["stock"] = len(listings)

@@ -64,3 +64,32 @@ def test_push_only_what_changed_and_survive_an_outage(engine, shop):
 
     retried = push_stock(engine, channel, credentials=credentials)  # the next run pushes it after all
     assert retried.changed == 1 and retried.outcomes == {"pushed": 1}
+
+
+def test_a_second_pusher_of_a_channel_waits_until_the_first_has_recorded(engine, shop):
+    """Reads, writes and records of two pushers never interleave (a Retry from the page while the run
+    pushes): while one holds the channel's push lock, the other neither reads nor pushes."""
+    import threading
+
+    from warehouse.stock_policy import stock_push_lock
+
+    config = hub_config("lock_shop", location="WH-LOCK", conn_id="x")
+    register_config(engine, config)
+    channel = config.channel("lock_shop")
+    seed_from_catalog(engine, channel, shop.world.catalog)
+    credentials = ChannelCredentials("x", shop.base_url, secret=Secret(shop.access_token))
+    sets_before = len(shop.world.overlay.stock_history)
+    reports = []
+    with stock_push_lock(engine, "lock_shop"):
+        pusher = threading.Thread(
+            target=lambda: reports.append(push_stock(engine, channel, credentials=credentials))
+        )
+        pusher.start()
+        pusher.join(timeout=1.5)
+        assert pusher.is_alive() and reports == []  # waiting for the lock
+        assert len(shop.world.overlay.stock_history) == sets_before  # pushed nothing meanwhile
+    pusher.join(timeout=60)
+    assert not pusher.is_alive() and reports[0].outcomes == {"pushed": reports[0].changed}
+    assert len(shop.world.overlay.stock_history) == sets_before + reports[0].changed
+    with stock_push_lock(engine, "other_channel"), stock_push_lock(engine, "lock_shop"):
+        pass  # another channel's lock is another lock, and a released one is free again

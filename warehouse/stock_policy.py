@@ -11,10 +11,11 @@ What was last pushed is kept on the listing (``pushed_quantity``) and every push
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from sqlalchemy import ColumnElement, Connection, func, insert, select, update
+from sqlalchemy import ColumnElement, Connection, Engine, func, insert, select, text, update
 
 from warehouse.catalog import CatalogError
 from warehouse.exceptions import log_auto_resolved, record_exception
@@ -105,6 +106,24 @@ def available_units(
     if not recipe:
         return free.get(sku_id, 0)
     return min(max(0, free.get(component, 0)) // per_bundle for component, per_bundle in recipe)
+
+
+@contextmanager
+def stock_push_lock(engine: Engine, channel: str) -> Iterator[None]:
+    """Held by whoever pushes ``channel``'s stock, from reading the sellable quantities to recording what was
+    pushed (the push run, a Retry from the page, reconciliation's repair, two runs of a backfill's pool): two
+    pushers interleaving read, write, record could leave the channel showing an older, higher number while
+    the hub believes it current. A session advisory lock on its own connection, so the pusher's own
+    transactions commit as they go; released when the block ends (or the process dies)."""
+    with engine.connect() as conn:
+        key = {"key": f"stock_push:{channel}"}
+        conn.execute(text("SELECT pg_advisory_lock(hashtextextended(:key, 0))"), key)
+        conn.commit()
+        try:
+            yield
+        finally:
+            conn.execute(text("SELECT pg_advisory_unlock(hashtextextended(:key, 0))"), key)
+            conn.commit()
 
 
 def channel_stock(conn: Connection, channel: str, policy: StockPolicy) -> list[ListingStock]:
