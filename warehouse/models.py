@@ -8,6 +8,7 @@ money, ``timestamptz`` for instants, ``jsonb`` for payloads, integer unit counts
 from __future__ import annotations
 
 from sqlalchemy import (
+    DDL,
     BigInteger,
     Boolean,
     CheckConstraint,
@@ -23,6 +24,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    event,
     func,
     text,
 )
@@ -152,6 +154,32 @@ stock_levels = Table(
     Index("ix_stock_levels_location_id", "location_id"),
 )
 
+# "Reserved never exceeds on hand", kept by the database itself and not only by the conditional updates: a
+# deferred constraint trigger checks each touched level's final state at commit (a count may lower on-hand
+# below what is reserved and release reservations after it, in the same transaction).
+RESERVED_WITHIN_ON_HAND = (
+    """
+CREATE FUNCTION stock_levels_reserved_within_on_hand() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM stock_levels l
+                WHERE l.sku_id = NEW.sku_id AND l.location_id = NEW.location_id
+                  AND l.reserved > l.on_hand) THEN
+        RAISE EXCEPTION 'stock level of sku % at location % reserves more than is on hand',
+            NEW.sku_id, NEW.location_id
+            USING ERRCODE = 'check_violation', CONSTRAINT = 'reserved_within_on_hand';
+    END IF;
+    RETURN NULL;
+END
+$$
+""",
+    """
+CREATE CONSTRAINT TRIGGER reserved_within_on_hand AFTER INSERT OR UPDATE ON stock_levels
+    DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION stock_levels_reserved_within_on_hand()
+""",
+)
+for _statement in RESERVED_WITHIN_ON_HAND:  # DDL formats its text: RAISE's % placeholders doubled
+    event.listen(stock_levels, "after_create", DDL(_statement.replace("%", "%%")))
+
 raw_payloads = Table(
     "raw_payloads",
     metadata,
@@ -264,6 +292,20 @@ stock_ledger = Table(
     Index("ix_stock_ledger_sku_id_location_id", "sku_id", "location_id"),
     Index("ix_stock_ledger_order_line_id", "order_line_id"),
 )
+
+# The ledger is append-only: a correction is a new row, never an edit of history (migration 0001).
+for _statement in (
+    """
+CREATE FUNCTION stock_ledger_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'stock_ledger is append-only (%% refused)', TG_OP
+        USING ERRCODE = 'restrict_violation';
+END $$
+""",
+    "CREATE TRIGGER stock_ledger_append_only BEFORE UPDATE OR DELETE ON stock_ledger "
+    "FOR EACH ROW EXECUTE FUNCTION stock_ledger_append_only()",
+):
+    event.listen(stock_ledger, "after_create", DDL(_statement))
 
 sync_state = Table(
     "sync_state",
