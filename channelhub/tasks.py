@@ -80,10 +80,22 @@ def _reconcile(channel_code: str, depth: str, context: dict[str, Any]) -> dict:
 
 
 def retest_exceptions(context: dict[str, Any]) -> dict:
-    from channelhub.exception_ops import retest_open
+    """The periodic re-test; or, for a run triggered with ``{"ids": [...], "actor": ..., "note": ...}`` (the
+    ChannelHub page's bulk Retry), a retry of exactly those exceptions on that person's behalf."""
+    from channelhub.exception_ops import retest_open, retry_exceptions
 
     config, engine = _setup()
-    outcomes = retest_open(engine, config, actor=f"airflow:{context['dag'].dag_id}")
+    asked = dict(getattr(context.get("dag_run"), "conf", None) or {})
+    if "ids" in asked:
+        ids, actor = asked["ids"], asked.get("actor")
+        if not (
+            isinstance(ids, list) and all(type(i) is int for i in ids) and isinstance(actor, str) and actor
+        ):
+            raise ValueError("a retry run's conf holds ids (a list of integers) and actor (who asked)")
+        note = asked.get("note") if isinstance(asked.get("note"), str) else None
+        outcomes = retry_exceptions(engine, config, ids, actor=actor, note=note)
+    else:
+        outcomes = retest_open(engine, config, actor=f"airflow:{context['dag'].dag_id}")
     for outcome in outcomes:
         print(f"#{outcome.exception_id}: {outcome.status}: {outcome.detail}")
     resolved = sum(o.status == "resolved" for o in outcomes)

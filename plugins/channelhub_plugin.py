@@ -107,6 +107,8 @@ app = FastAPI(
     openapi_url=None,
 )
 MAX_IDS_PER_ACTION = 500  # one request's work stays bounded (300 000 ids held a worker for 100 s)
+INLINE_RETRIES = 5  # more ids than this are retried by a DAG run, not inside the request
+RETRY_DAG = "exceptions_retest"
 
 
 class ActionBody(BaseModel):
@@ -156,14 +158,34 @@ def api_findings(user: Reader, limit: Annotated[int, Query(ge=1, le=500)] = FIND
 
 # Actions take JSON only: a cross-site HTML form cannot send it, and the login cookie is SameSite=Lax.
 @app.post("/api/exceptions/retry")
-def api_retry(body: ActionBody, user: Actor) -> dict[str, Any]:
+def api_retry(body: ActionBody, user: Actor, response: Response) -> dict[str, Any]:
+    """A few ids are retried here and now (the page's row buttons); more run as a run of the
+    ``exceptions_retest`` DAG (202 with its run id): a retry may push to the platforms, which must not hold a
+    worker of the API server, and the run's log and audit trail keep what each did."""
     from channelhub.config import load_config
     from channelhub.exception_ops import retry_exceptions
 
+    if len(body.ids) > INLINE_RETRIES:
+        response.status_code = 202
+        return _queue_retries(body, user)
     outcomes = retry_exceptions(_engine(), load_config(), body.ids, actor=user.get_name(), note=_note(body))
     return {
         "outcomes": [{"id": o.exception_id, "status": o.status, "detail": o.detail} for o in outcomes],
     }
+
+
+def _queue_retries(body: ActionBody, user: BaseUser) -> dict[str, Any]:
+    from airflow.api.common.trigger_dag import trigger_dag
+    from airflow.utils.types import DagRunTriggeredByType
+
+    run = trigger_dag(
+        RETRY_DAG,
+        triggered_by=DagRunTriggeredByType.REST_API,
+        triggering_user_name=user.get_name(),
+        conf={"ids": list(body.ids), "actor": user.get_name(), "note": _note(body)},
+    )
+    run_id = run.run_id if run is not None else None
+    return {"queued": len(body.ids), "dag_id": RETRY_DAG, "dag_run_id": run_id}
 
 
 def _close(body: ActionBody, user: BaseUser, status: Literal["resolved", "ignored"]) -> dict[str, Any]:

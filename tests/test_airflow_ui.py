@@ -247,3 +247,34 @@ def test_a_failing_section_shows_a_log_id_not_the_database_error(caplog: pytest.
     assert "127.0.0.1" not in section.error and "hub_reader" not in section.error
     log_id = section.error.split("log id ")[1].split(")")[0]
     assert f"[log id {log_id}]" in caplog.text and "127.0.0.1" in caplog.text
+
+
+def test_a_bulk_retry_runs_as_a_dag_run_on_the_askers_behalf(hub: Hub, engine: Engine) -> None:
+    """More than a few ids are not retried inside the web request: the page queues a run of the
+    exceptions_retest DAG with them, and that run retries exactly those, logged as the person who asked."""
+    airflow = hub.airflow
+    with engine.begin() as conn:
+        ids = [
+            queue.record_exception(
+                conn, channel=CODE, reason="bad_address", external_id=f"BULK-{n}", detail="no street"
+            )
+            for n in range(6)
+        ]
+    bearer = {"Authorization": f"Bearer {airflow.token('op')}"}
+    answer = requests.post(
+        airflow.url("/channelhub/api/exceptions/retry"),
+        json={"ids": ids, "note": "after the address fix"},
+        headers=bearer,
+        timeout=60,
+    )
+    assert answer.status_code == 202, answer.text
+    queued = answer.json()
+    assert (queued["queued"], queued["dag_id"]) == (6, "exceptions_retest") and queued["dag_run_id"]
+    airflow.wait_for_dag("exceptions_retest")
+    airflow.unpause("exceptions_retest")
+    run = airflow.wait_for_run("exceptions_retest", queued["dag_run_id"], timeout=240)
+    assert run["state"] == "success", airflow.task_logs("exceptions_retest")
+    with engine.connect() as conn:
+        for exception_id in ids:
+            retries = [a for a in queue.actions_of(conn, exception_id) if a["action"] == "retry"]
+            assert [(a["actor"], a["note"]) for a in retries] == [("op", "after the address fix")]
