@@ -22,6 +22,7 @@ from jsonschema import Draft202012Validator
 
 from channelhub.canonical import CanonicalOrder, MappingError, NotAnOrder
 from channelhub.credentials import load_credentials
+from connectors.http import UNREADABLE_KEY
 from warehouse.ingest import Landed, Rejected
 from warehouse.token_cache import WarehouseTokenStore
 
@@ -144,6 +145,12 @@ class Platform:
         """Schema check then mapping with ``channel``'s options; every failure is a typed ``Rejected``
         carrying the raw payload. What the mapping says is no order is ``Skipped`` first, whatever its
         shape (a draft the schema would refuse is still no order)."""
+        if isinstance(payload, dict) and (unreadable := payload.get(UNREADABLE_KEY)):
+            detail = (
+                f"values no decoder keeps as they are (half a surrogate pair, a number out of range) at "
+                f"{', '.join(map(str, unreadable))}: kept as their JSON text; fix the order on the platform"
+            )
+            return Rejected(self.external_id(payload), "schema_invalid", detail[:2000], payload)
         options = self.mapping_options(channel)
         not_an_order = getattr(self._mapping, "not_an_order", None)
         if not_an_order is not None and (why := not_an_order(payload, **options)) is not None:

@@ -1032,6 +1032,13 @@ def render_order(
 ) -> str:
     """The order's JSON, broken the way the fault profile says (decoded only when it must be)."""
     text = renderer.render_json(state, wanted)
+    if faults.order_is_unreadable(state.order.index):
+        # Written as text: no encoder would write a lone surrogate escape or 1e400 from a Python value.
+        order = json.loads(text)
+        order.pop("note", None)
+        order.pop("total_weight", None)
+        body = json.dumps(order)[1:-1]
+        text = '{"note":"half an emoji \\ud83d","total_weight":1e400,' + body + "}"
     if not faults.order_is_malformed(state.order.index):
         return text
     order = json.loads(text)

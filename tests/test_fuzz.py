@@ -219,3 +219,35 @@ def test_canonical_json_is_the_sorted_compact_json_of_the_payload(value):
     assert json.loads(written) == value
     if "." not in spelled_by_json and "e" not in spelled_by_json.lower():  # no floats: the same text
         assert written == spelled_by_json
+
+
+_HOSTILE_TEXT = st.sampled_from(
+    ['"\\ud83d"', '"ok \\ude00 half"', "1e400", "-1e999", "9" * 5000, '"fine"', "12.5", "[]", "{}"]
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(values=st.lists(_HOSTILE_TEXT, min_size=1, max_size=6), depth=st.sampled_from([1, 3, 5000]))
+def test_a_page_decodes_to_something_storable_or_is_refused_as_not_json(values, depth):
+    """Lone surrogates, numbers past any float or 4,300 digits, nesting past any decoder: a page either
+    decodes to values the warehouse can digest and store (unreadable ones kept as their JSON text, their
+    objects marked) or is refused as not JSON (a MalformedResponse for the client); never another error."""
+    import requests
+
+    from connectors.http import UNREADABLE_KEY, decode_json
+    from warehouse.exceptions import canonical_json, digest_of
+
+    record = "{" + ",".join(f'"k{n}":{value}' for n, value in enumerate(values)) + "}"
+    page = '{"orders":[' + "[" * (depth - 1) + record + "]" * (depth - 1) + ',{"id":1}]}'
+    response = requests.Response()
+    response._content = page.encode()
+    response.encoding = "utf-8"
+    try:
+        body = decode_json(response)
+    except ValueError:
+        assert depth > 1000  # only nesting past what a decoder follows is refused
+        return
+    digest_of(canonical_json(body))  # storable: no UnicodeEncodeError, no infinity
+    hostile = any(v in ('"\\ud83d"', '"ok \\ude00 half"', "1e400", "-1e999", "9" * 5000) for v in values)
+    assert (UNREADABLE_KEY in body) == hostile
+    assert body["orders"][-1] == {"id": 1}  # the page's other record is untouched

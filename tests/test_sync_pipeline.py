@@ -56,6 +56,40 @@ def open_exceptions(engine, code: str, reason: str) -> list[dict]:
         return exception_queue.list_open(conn, channel=code, reason=reason)
 
 
+def test_orders_no_decoder_keeps_are_queued_with_their_text_and_the_rest_lands(engine, shop):
+    """Half an emoji in a buyer's note (a lone surrogate) and 1e400: the page used to fail on every retry (the
+    payload could not be digested or stored), stopping the channel. Now each such order is a typed exception
+    holding its values' exact JSON text, and the rest of its page lands."""
+    channel = make_channel(engine, shop, "pipe_unreadable")
+    in_window = list(shop.world.updated_between(SINCE, NOW))
+    shop.faults.update(unreadable_order_rate=0.1)
+    try:
+        unreadable = {
+            str(shop.app.state.renderer.order_id(s.index))
+            for s in in_window
+            if shop.faults.order_is_unreadable(s.index)
+        }
+        result = sync_orders(engine, channel, SINCE, NOW, credentials=credentials(shop))
+    finally:
+        shop.faults.clear()
+
+    assert unreadable, "the fault profile must hit some orders in the window"
+    assert result.fetched == len(in_window)
+    assert result.counts.exceptions["schema_invalid"] == len(unreadable)
+    assert result.counts.new == len(in_window) - len(unreadable)
+    queued = open_exceptions(engine, channel.code, "schema_invalid")
+    assert {q["external_id"] for q in queued} == unreadable
+    assert all("no decoder keeps" in q["detail"] and "note" in q["detail"] for q in queued)
+    with engine.connect() as conn:
+        kept = exception_queue.get(conn, queued[0]["id"])["payload"]
+    assert kept["note"] == "half an emoji \\ud83d" and kept["total_weight"] == "1e400"  # exact text kept
+
+    # Once the platform serves them right, the same window lands them and closes their exceptions.
+    fixed = sync_orders(engine, channel, SINCE, NOW, credentials=credentials(shop))
+    assert fixed.counts.new == len(unreadable)
+    assert open_exceptions(engine, channel.code, "schema_invalid") == []
+
+
 def test_malformed_orders_are_queued_and_the_rest_of_the_batch_lands(engine, shop):
     channel = make_channel(engine, shop, "pipe_malformed")
     in_window = list(shop.world.updated_between(SINCE, NOW))
