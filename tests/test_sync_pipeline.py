@@ -56,27 +56,36 @@ def open_exceptions(engine, code: str, reason: str) -> list[dict]:
         return exception_queue.list_open(conn, channel=code, reason=reason)
 
 
+def sync_with_bad_orders(engine, shop, channel, knob: str, is_bad: str) -> tuple[set[str], list]:
+    """Sync the window while the sandbox serves a tenth of its orders broken (fault ``knob``, chosen by
+    ``Faults.<is_bad>``); checks that exactly those were queued as schema_invalid and the rest landed, and
+    returns their ids and the window's order states."""
+    in_window = list(shop.world.updated_between(SINCE, NOW))
+    shop.faults.update(**{knob: 0.1})
+    try:
+        bad = {
+            str(shop.app.state.renderer.order_id(s.index))
+            for s in in_window
+            if getattr(shop.faults, is_bad)(s.index)
+        }
+        result = sync_orders(engine, channel, SINCE, NOW, credentials=credentials(shop))
+    finally:
+        shop.faults.clear()
+    assert bad, "the fault profile must hit some orders in the window"
+    assert result.fetched == len(in_window)
+    assert result.counts.exceptions["schema_invalid"] == len(bad)
+    assert result.counts.new == len(in_window) - len(bad)
+    return bad, in_window
+
+
 def test_orders_no_decoder_keeps_are_queued_with_their_text_and_the_rest_lands(engine, shop):
     """Half an emoji in a buyer's note (a lone surrogate) and 1e400: the page used to fail on every retry (the
     payload could not be digested or stored), stopping the channel. Now each such order is a typed exception
     holding its values' exact JSON text, and the rest of its page lands."""
     channel = make_channel(engine, shop, "pipe_unreadable")
-    in_window = list(shop.world.updated_between(SINCE, NOW))
-    shop.faults.update(unreadable_order_rate=0.1)
-    try:
-        unreadable = {
-            str(shop.app.state.renderer.order_id(s.index))
-            for s in in_window
-            if shop.faults.order_is_unreadable(s.index)
-        }
-        result = sync_orders(engine, channel, SINCE, NOW, credentials=credentials(shop))
-    finally:
-        shop.faults.clear()
-
-    assert unreadable, "the fault profile must hit some orders in the window"
-    assert result.fetched == len(in_window)
-    assert result.counts.exceptions["schema_invalid"] == len(unreadable)
-    assert result.counts.new == len(in_window) - len(unreadable)
+    unreadable, _ = sync_with_bad_orders(
+        engine, shop, channel, "unreadable_order_rate", "order_is_unreadable"
+    )
     queued = open_exceptions(engine, channel.code, "schema_invalid")
     assert {q["external_id"] for q in queued} == unreadable
     assert all("no decoder keeps" in q["detail"] and "note" in q["detail"] for q in queued)
@@ -92,22 +101,9 @@ def test_orders_no_decoder_keeps_are_queued_with_their_text_and_the_rest_lands(e
 
 def test_malformed_orders_are_queued_and_the_rest_of_the_batch_lands(engine, shop):
     channel = make_channel(engine, shop, "pipe_malformed")
-    in_window = list(shop.world.updated_between(SINCE, NOW))
-    shop.faults.update(malformed_order_rate=0.1)
-    try:
-        malformed = {
-            str(shop.app.state.renderer.order_id(s.index))
-            for s in in_window
-            if shop.faults.order_is_malformed(s.index)
-        }
-        result = sync_orders(engine, channel, SINCE, NOW, credentials=credentials(shop))
-    finally:
-        shop.faults.clear()
-
-    assert malformed, "the fault profile must hit some orders in the window"
-    assert result.fetched == len(in_window)
-    assert result.counts.exceptions["schema_invalid"] == len(malformed)
-    assert result.counts.new == len(in_window) - len(malformed)
+    malformed, in_window = sync_with_bad_orders(
+        engine, shop, channel, "malformed_order_rate", "order_is_malformed"
+    )
 
     queued = open_exceptions(engine, channel.code, "schema_invalid")
     assert {q["external_id"] for q in queued} == malformed
