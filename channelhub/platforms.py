@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import fastjsonschema
 from jsonschema import Draft202012Validator
 
-from channelhub.canonical import CanonicalOrder, MappingError, NotAnOrder
+from channelhub.canonical import MappingError, NotAnOrder
 from channelhub.credentials import load_credentials
 from connectors.http import UNREADABLE_KEY
 from warehouse.ingest import Landed, Rejected
@@ -99,10 +99,6 @@ class Platform:
     @cached_property
     def _mapping(self) -> Any:
         return import_module(self.mapping_module)
-
-    @property
-    def map_order(self) -> Callable[[dict[str, Any]], CanonicalOrder]:
-        return self._mapping.map_order
 
     def unwrap(self, document: Any) -> list[Any]:
         return self._mapping.unwrap(document)
