@@ -22,7 +22,7 @@ from jsonschema import Draft202012Validator
 
 from channelhub.canonical import MappingError, NotAnOrder
 from channelhub.credentials import load_credentials
-from connectors.http import UNREADABLE_KEY
+from connectors.json_body import UNREADABLE_KEY
 from warehouse.ingest import Landed, Rejected
 from warehouse.token_cache import WarehouseTokenStore
 

@@ -22,7 +22,6 @@ import copy
 import email.utils
 import json
 import logging
-import math
 import random
 import threading
 import time
@@ -34,7 +33,6 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
-import msgspec
 import requests
 import tenacity
 
@@ -50,6 +48,7 @@ from connectors.errors import (
     TransientError,
     redact,
 )
+from connectors.json_body import decode_json
 
 log = logging.getLogger(__name__)
 
@@ -188,7 +187,6 @@ class ErrorShape:
 
 
 def _compact(value: Any) -> str:
-    import json
 
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
 
@@ -706,80 +704,6 @@ class HttpClient:
     def _count(self, name: str) -> None:
         with self._stats_lock:
             setattr(self.stats, name, getattr(self.stats, name) + 1)
-
-
-UNREADABLE_KEY = "_channelhub_unreadable"
-
-
-class Unreadable(str):
-    """A JSON value no decoder keeps as it is: a string holding half of a surrogate pair (an emoji cut in
-    half), a number past a float's range (``1e400``) or past Python's 4,300-digit integers. It stands in the
-    payload as its JSON text, escaped to ASCII, so the payload can be stored exactly and queued."""
-
-
-def decode_json(response: requests.Response) -> Any:
-    """The body as JSON: msgspec (about 3x faster than ``json``) for UTF-8, ``json`` for other encodings;
-    ValueError for what is not JSON, including the NaN / Infinity literals ``json`` would accept, and for
-    nesting deeper than the decoder can follow.
-
-    What msgspec refuses is read again by ``json``, where a value no decoder keeps as it is becomes an
-    ``Unreadable`` and every object holding it, at any depth, lists where under ``UNREADABLE_KEY``: so the
-    one order that carries it is queued as a typed rejection (``channelhub.platforms``), and the rest of its
-    page lands, instead of the page failing on every retry (a digest, a store or an encode refuses it)."""
-    try:
-        return _JSON_DECODER.decode(response.content)
-    except msgspec.DecodeError:
-        pass
-    except RecursionError:
-        raise ValueError("nested deeper than a JSON decoder can follow") from None
-    try:
-        body = json.loads(
-            response.text,
-            parse_constant=_not_json,
-            parse_float=_float_or_unreadable,
-            parse_int=_int_or_unreadable,
-        )
-        _mark_unreadable(body)
-    except RecursionError:
-        raise ValueError("nested deeper than a JSON decoder can follow") from None
-    return body
-
-
-def _not_json(literal: str) -> Any:
-    raise ValueError(f"{literal} is not JSON")
-
-
-def _float_or_unreadable(text: str) -> float | Unreadable:
-    value = float(text)
-    return value if math.isfinite(value) else Unreadable(text)
-
-
-def _int_or_unreadable(text: str) -> int | Unreadable:
-    return int(text) if len(text) <= 4000 else Unreadable(text)
-
-
-def _mark_unreadable(node: Any) -> list[str]:
-    """Replace each string holding a lone surrogate by an ``Unreadable``; list, in every object above an
-    unreadable value, the paths to it (``UNREADABLE_KEY``). Returns the paths under ``node``."""
-    found: list[str] = []
-    items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
-    for key, value in list(items):
-        if isinstance(value, Unreadable):
-            found.append(str(key))
-        elif isinstance(value, str):
-            try:
-                value.encode("utf-8")
-            except UnicodeEncodeError:
-                node[key] = Unreadable(json.dumps(value)[1:-1])
-                found.append(str(key))
-        elif isinstance(value, dict | list):
-            found.extend(f"{key}/{path}" for path in _mark_unreadable(value))
-    if found and isinstance(node, dict):
-        node[UNREADABLE_KEY] = found
-    return found
-
-
-_JSON_DECODER = msgspec.json.Decoder()
 
 
 def _retry_after(value: str) -> float | None:

@@ -12,8 +12,9 @@ The knobs, and how the simulators render them:
 - ``truncated_body_rate``: a 200 whose JSON body is cut short.
 - ``malformed_order_rate``: orders (chosen per order, so the same ones every time) served with a line quantity
   of the wrong type, as a platform bug would.
-- ``unreadable_order_rate``: orders (per order) with a lone surrogate escape in the buyer's note and
-  ``1e400`` as their weight: values a decoder cannot keep as they are (Shopify's sandbox serves them).
+- ``unreadable_order_rate``: orders (per order) with a lone surrogate escape in the buyer's note, ``1e400``
+  as their weight and a note attribute nested 2,000 levels deep: values a decoder cannot keep as they are
+  (Shopify's sandbox serves them).
 - ``duplicate_page_rate``: a listing serves the page it served last again instead of the one asked for (a
   lagging cache): the previous cursor's answer for a cursor (Shopify ``page_info``, WeChat ``next_key``), the
   previous page's content for the next page number (WooCommerce ``page``, Youzan ``page_no``).
@@ -85,8 +86,9 @@ class Faults:
     # type, as a platform bug would: the connector schema must reject them, the rest of the page must land.
     malformed_order_rate: float = _knob(0.0, "share of orders served with a wrongly typed line quantity")
     # Share of orders (again per order) whose text or numbers no decoder can keep as they are: a buyer note
-    # with half an emoji (a lone surrogate escape) and a number past a float's range (1e400). Shopify only.
-    unreadable_order_rate: float = _knob(0.0, "share of orders with a lone surrogate and 1e400 (Shopify)")
+    # with half an emoji (a lone surrogate escape), a number past a float's range (1e400) and a note attribute
+    # nested past any decoder. Shopify only.
+    unreadable_order_rate: float = _knob(0.0, "share of orders with a surrogate, 1e400, deep nesting")
     duplicate_page_rate: float = _knob(0.0, "a listing page served again in place of the next one")
     shuffle_page_rate: float = _knob(0.0, "a listing page's items in a random order")
     clock_step_seconds: float = _knob(0.0, "the world clock moves on by this on every listing request")

@@ -1027,18 +1027,26 @@ class ShopifyRenderer:
 # --------------------------------------------------------------------------------------------------
 
 
+UNREADABLE_NESTING = 2000  # past msgspec's 999 levels and json's recursion limit
+
+
 def render_order(
     faults: Faults, renderer: ShopifyRenderer, state: OrderState, wanted: frozenset[str] | None
 ) -> str:
     """The order's JSON, broken the way the fault profile says (decoded only when it must be)."""
     text = renderer.render_json(state, wanted)
     if faults.order_is_unreadable(state.order.index):
-        # Written as text: no encoder would write a lone surrogate escape or 1e400 from a Python value.
+        # Written as text: no encoder would write a lone surrogate escape or 1e400 from a Python value, and
+        # no decoder follows 2,000 levels of nesting.
         order = json.loads(text)
-        order.pop("note", None)
-        order.pop("total_weight", None)
+        for key in ("note", "total_weight", "note_attributes"):
+            order.pop(key, None)
         body = json.dumps(order)[1:-1]
-        text = '{"note":"half an emoji \\ud83d","total_weight":1e400,' + body + "}"
+        nest = "[" * UNREADABLE_NESTING + "]" * UNREADABLE_NESTING
+        text = (
+            '{"note":"half an emoji \\ud83d","total_weight":1e400,'
+            f'"note_attributes":[{{"name":"gift wrap","value":{nest}}}],{body}}}'
+        )
     if not faults.order_is_malformed(state.order.index):
         return text
     order = json.loads(text)

@@ -79,9 +79,10 @@ def sync_with_bad_orders(engine, shop, channel, knob: str, is_bad: str) -> tuple
 
 
 def test_orders_no_decoder_keeps_are_queued_with_their_text_and_the_rest_lands(engine, shop):
-    """Half an emoji in a buyer's note (a lone surrogate) and 1e400: the page used to fail on every retry (the
-    payload could not be digested or stored), stopping the channel. Now each such order is a typed exception
-    holding its values' exact JSON text, and the rest of its page lands."""
+    """Half an emoji in a buyer's note (a lone surrogate), 1e400 and nesting past any decoder: the page used
+    to fail on every retry (the payload could not be decoded, digested or stored), stopping the channel. Now
+    each such order is a typed exception holding its values' exact JSON text, and the rest of its page
+    lands."""
     channel = make_channel(engine, shop, "pipe_unreadable")
     unreadable, _ = sync_with_bad_orders(
         engine, shop, channel, "unreadable_order_rate", "order_is_unreadable"
@@ -92,6 +93,10 @@ def test_orders_no_decoder_keeps_are_queued_with_their_text_and_the_rest_lands(e
     with engine.connect() as conn:
         kept = exception_queue.get(conn, queued[0]["id"])["payload"]
     assert kept["note"] == "half an emoji \\ud83d" and kept["total_weight"] == "1e400"  # exact text kept
+    nest, levels = kept["note_attributes"][0]["value"], 0
+    while isinstance(nest, list):  # decoded down to the decoder's depth, the rest kept as its text
+        nest, levels = nest[0], levels + 1
+    assert nest == "[" * (2000 - levels) + "]" * (2000 - levels)
 
     # Once the platform serves them right, the same window lands them and closes their exceptions.
     fixed = sync_orders(engine, channel, SINCE, NOW, credentials=credentials(shop))
