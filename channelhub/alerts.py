@@ -116,7 +116,7 @@ def check_stale_syncs(engine: Engine, config: HubConfig, now: datetime | None = 
             if not channel.enabled:
                 continue
             key = f"stale_sync:{channel.code}"
-            allowed = channel.schedule * channel.alert_after_missed_syncs
+            allowed = channel.stale_after
             watermark = by_channel.get(channel.code, {}).get("watermark")
             behind = None if watermark is None else now - watermark
             if behind is None or behind > allowed:

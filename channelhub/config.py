@@ -80,6 +80,12 @@ class ChannelConfig:
     def pool(self) -> str:
         return f"channel__{self.code}"
 
+    @property
+    def stale_after(self) -> timedelta:
+        """How far its order sync may fall behind now before it counts as stale: alerted, and its stock pushed
+        only downwards."""
+        return self.schedule * self.alert_after_missed_syncs
+
 
 @dataclass(frozen=True, slots=True)
 class HubConfig:

@@ -37,7 +37,7 @@ from channelhub.credentials import ChannelCredentials
 from channelhub.platforms import ChannelConnector, Skipped, channel_connector, get_platform
 from channelhub.shipment_push import as_push as shipment_as_push
 from channelhub.stock_push import as_push as stock_as_push
-from channelhub.sync import ORDERS_STREAM, as_utc
+from channelhub.sync import ORDERS_STREAM, as_utc, sync_is_current
 from connectors.errors import ConnectorError
 from warehouse import reconciliation_log, shipment_outbox, stock_policy, sync_state
 from warehouse.catalog import channel_id_of
@@ -95,6 +95,10 @@ class ReconciliationReport:
             if check == "orders" and self.checked["orders_not_yet_synced"]:
                 lines[-1] += (
                     f" ({self.checked['orders_not_yet_synced']} newer than the sync's watermark: not due)"
+                )
+            if check == "stock" and self.checked["stock_held_sync_stale"]:
+                lines[-1] += (
+                    f" ({self.checked['stock_held_sync_stale']} not raised: the channel's sync is stale)"
                 )
         lines.append(f"  {self.outcome_line()}")
         for f in self.findings:
@@ -389,6 +393,7 @@ def _repair_stock(
 ) -> None:
     with engine.connect() as conn:
         listings = stock_policy.channel_stock(conn, channel.code, channel.stock_policy)
+        current = sync_is_current(conn, channel)
     report.checked["stock"] = len(listings)
     pushes = [stock_as_push(listing) for listing in listings]
     for listing, push, listed in zip(listings, pushes, connector.listed_stocks(pushes), strict=True):
@@ -402,6 +407,10 @@ def _repair_stock(
             )
             continue
         if listed == listing.sellable:
+            continue
+        if not current and (listed is None or listed < listing.sellable):
+            # The channel's sync is stale: raising its number could offer units it sold meanwhile.
+            report.checked["stock_held_sync_stale"] += 1
             continue
         # Drift: the channel's number moved away from what the hub last told it; otherwise a push is just due.
         drifted = listing.pushed_quantity is not None and listed != listing.pushed_quantity

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from channelhub.config import ChannelConfig, HubConfig
 from channelhub.credentials import ChannelCredentials
@@ -43,6 +43,14 @@ PREFETCH_PAGES = 2
 STATISTICS_CHECK_EVERY = 5000  # orders
 SYNC_GC_YOUNG = 100_000  # objects allocated between two collections of the youngest generation
 T = TypeVar("T")
+
+
+def sync_is_current(conn: Connection, channel: ChannelConfig, now: datetime | None = None) -> bool:
+    """Whether a sync of ``channel``'s orders succeeded within its ``stale_after`` (the hub's clock). Before
+    its first good run, or while its runs fail, the units it sold are not reserved in the warehouse."""
+    state = sync_state.get_state(conn, channel.code, ORDERS_STREAM)
+    last_good = state and state["last_run_at"]
+    return last_good is not None and (now or datetime.now(UTC)) - last_good <= channel.stale_after
 
 
 @dataclass

@@ -74,3 +74,15 @@ def write_hub_config(
     config_file = folder / "channels.yaml"
     config_file.write_text(yaml.safe_dump(hub_document(channels, platform, location=location, **settings)))
     return config_file, load_config(config_file)
+
+
+def mark_synced(engine, channel: str) -> None:
+    """Record that ``channel``'s order sync succeeded just now, for tests of stock pushes that do not sync:
+    until a channel has a good sync, its stock is only pushed down (``channelhub.stock_push``)."""
+    from datetime import UTC, datetime
+
+    from channelhub.sync import ORDERS_STREAM
+    from warehouse.sync_state import record_run
+
+    with engine.begin() as conn:
+        record_run(conn, channel, ORDERS_STREAM, datetime.now(UTC), {})

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from hub_configs import hub_config
+from hub_configs import hub_config, mark_synced
 from sqlalchemy import text
 
 from channelhub.credentials import ChannelCredentials
@@ -31,6 +31,7 @@ def test_push_only_what_changed_and_survive_an_outage(engine, shop):
     register_config(engine, config)
     channel = config.channel("push_shop")
     seed_from_catalog(engine, channel, shop.world.catalog)
+    mark_synced(engine, channel.code)
     credentials = ChannelCredentials("x", shop.base_url, secret=Secret(shop.access_token))
 
     first = push_stock(engine, channel, credentials=credentials)
@@ -77,6 +78,7 @@ def test_a_second_pusher_of_a_channel_waits_until_the_first_has_recorded(engine,
     register_config(engine, config)
     channel = config.channel("lock_shop")
     seed_from_catalog(engine, channel, shop.world.catalog)
+    mark_synced(engine, channel.code)
     credentials = ChannelCredentials("x", shop.base_url, secret=Secret(shop.access_token))
     sets_before = len(shop.world.overlay.stock_history)
     reports = []
@@ -93,3 +95,72 @@ def test_a_second_pusher_of_a_channel_waits_until_the_first_has_recorded(engine,
     assert len(shop.world.overlay.stock_history) == sets_before + reports[0].changed
     with stock_push_lock(engine, "other_channel"), stock_push_lock(engine, "lock_shop"):
         pass  # another channel's lock is another lock, and a released one is free again
+
+
+def test_until_the_channel_has_a_good_sync_its_stock_is_only_pushed_down(engine, shop):
+    """Units a channel sold since its last good sync are not reserved here yet, so an absolute set could
+    offer them again: until its order sync succeeds (never ran, or failing for ``stale_after``), a listing
+    the channel shows above its sellable quantity is pushed down and the others are held. After a good sync,
+    every listing is pushed."""
+    from datetime import timedelta
+
+    from channelhub.platforms import channel_connector
+    from channelhub.stock_push import as_push
+    from channelhub.sync import sync_is_current, sync_orders
+    from warehouse.stock import adjust_stock
+    from warehouse.stock_policy import channel_stock
+
+    # Only this test's location counts: the other tests of the module stock the same SKUs elsewhere.
+    config = hub_config(
+        "stale_shop", location="WH-STALE", conn_id="x", stock_policy={"locations": ["WH-STALE"]}
+    )
+    register_config(engine, config)
+    channel = config.channel("stale_shop")
+    seed_from_catalog(engine, channel, shop.world.catalog)
+    credentials = ChannelCredentials("x", shop.base_url, secret=Secret(shop.access_token))
+
+    def stock() -> dict[str, int]:
+        with engine.connect() as conn:
+            return {
+                listing.sku: listing.sellable
+                for listing in channel_stock(conn, "stale_shop", channel.stock_policy)
+            }
+
+    with engine.connect() as conn:
+        listings = channel_stock(conn, "stale_shop", channel.stock_policy)
+    listed = dict(
+        zip(
+            (listing.sku for listing in listings),
+            channel_connector(channel, credentials).listed_stocks([as_push(x) for x in listings]),
+            strict=True,
+        )
+    )
+    down, up = listings[0].sku, listings[1].sku
+    with engine.begin() as conn:  # one listing below what the channel shows, one above
+        adjust_stock(conn, down, "WH-STALE", listed[down] - 1 - listings[0].sellable, "stale-test-down")
+        adjust_stock(conn, up, "WH-STALE", listed[up] + 5 - listings[1].sellable, "stale-test-up")
+    sellable = stock()
+    lower = {sku for sku, quantity in sellable.items() if quantity < listed[sku]}
+    assert down in lower and up not in lower
+
+    sets_before = len(shop.world.overlay.stock_history)
+    stale = push_stock(engine, channel, credentials=credentials)
+    assert stale.outcomes == {"pushed": len(lower), "held_sync_stale": len(sellable) - len(lower)}
+    pushed = {
+        shop.world.catalog.variants[s.variant_index].sku: s.available
+        for s in shop.world.overlay.stock_history[sets_before:]
+    }
+    assert pushed == {sku: sellable[sku] for sku in lower}  # down only, to the sellable quantity
+
+    sync_orders(  # a good sync (of a window with no orders: nothing is reserved by it)
+        engine, channel, datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 1, 1, 0, 5, tzinfo=UTC),
+        credentials=credentials,
+    )  # fmt: skip
+    with engine.connect() as conn:
+        assert sync_is_current(conn, channel)
+        later = datetime.now(UTC) + channel.stale_after + timedelta(minutes=1)
+        assert not sync_is_current(conn, channel, now=later)  # a sync failing since then would be stale
+    synced = push_stock(engine, channel, credentials=credentials)
+    assert synced.outcomes == {"pushed": len(sellable) - len(lower)}
+    raised = channel_connector(channel, credentials).listed_stocks([as_push(listings[1])])
+    assert raised == [sellable[up]]  # raised now that the sync is good
