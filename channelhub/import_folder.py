@@ -25,7 +25,7 @@ from sqlalchemy import Engine
 
 from channelhub.csv_imports import KINDS
 from channelhub.db import STATE_DIR
-from warehouse.ingest import DB_ERRORS
+from warehouse.db_errors import DB_ERRORS, WarehouseUnavailable
 from warehouse.store_imports import ImportFileError, ImportReport, import_file
 
 log = logging.getLogger("channelhub.import_folder")
@@ -100,7 +100,7 @@ def import_folder(
     for path, kind in pending_files(folder, min_age):
         try:
             report = import_file(engine, kind, path)
-        except DB_ERRORS:
+        except (*DB_ERRORS, WarehouseUnavailable):
             raise  # the warehouse is down: the file waits for the run's retry (rows are idempotent)
         except ImportFileError as err:
             result = _failed(path, kind, folder, str(err))

@@ -190,3 +190,45 @@ def test_an_unknown_channel_is_refused(engine: Engine):
 
     with pytest.raises(CatalogError, match="unknown channel"):
         ingest_orders(engine, "no-such-channel", [landed(make_order("1", []))])
+
+
+def test_the_database_going_away_mid_batch_is_a_typed_error_and_keeps_nothing_half_applied(shop: Shop):
+    """Postgres dropping the connection in the middle of a batch (here: its own backend terminated by a
+    trigger while the batch is redone order by order) used to surface as SQLAlchemy's PendingRollbackError,
+    as the fallback went on queueing on the dead connection. It is a WarehouseUnavailable naming the cause:
+    nothing of the batch is kept, and the next run lands it whole."""
+    from warehouse.db_errors import WarehouseUnavailable
+
+    good = [make_order(f"12{i}", [make_line("1", shop.sku("A"), 1)]) for i in range(3)]
+    refused = make_order("1298", [make_line("1", shop.sku("A"), 1)])
+    refused.number = "nul \x00 byte"  # refused before it reaches the server: the batch is redone one by one
+    fatal = make_order("1299", [make_line("1", shop.sku("A"), 1)])
+    with shop.engine.begin() as conn:
+        conn.execute(
+            text(
+                "CREATE FUNCTION kill_own_backend() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+                "IF NEW.external_id = '1299' THEN PERFORM pg_terminate_backend(pg_backend_pid()); END IF; "
+                "RETURN NEW; END $$"
+            )
+        )
+        conn.execute(
+            text(
+                "CREATE TRIGGER outage AFTER INSERT ON orders "
+                "FOR EACH ROW EXECUTE FUNCTION kill_own_backend()"
+            )
+        )
+    try:
+        with pytest.raises(WarehouseUnavailable, match=r"went away \(OperationalError: ") as raised:
+            shop.ingest(good[0], Landed(refused, {"id": 1298}), fatal, *good[1:])
+        assert "nul" not in str(raised.value)  # the statement's parameters stay out of the message
+    finally:
+        with shop.engine.begin() as conn:
+            conn.execute(text("DROP TRIGGER outage ON orders; DROP FUNCTION kill_own_backend()"))
+    assert all(count_orders(shop, o.external_id) == 0 for o in [*good, fatal])  # nothing half-applied
+    with shop.engine.connect() as conn:
+        assert queue.list_open(conn, channel=shop.channel, reason="apply_failed") == []
+    assert shop.level("A") == (100, 0)
+
+    counts = shop.ingest(good[0], Landed(refused, {"id": 1298}), fatal, *good[1:])  # the run's retry
+    assert counts.new == 4 and counts.exceptions == {"apply_failed": 1}
+    assert shop.level("A") == (100, 4)

@@ -46,15 +46,14 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, TypeVar
 
-import psycopg
 from sqlalchemy import Connection, Engine, select, text
-from sqlalchemy.exc import DBAPIError
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
 from channelhub.canonical import Address, CanonicalOrder, Customer, OrderLine, Totals
 from warehouse import exceptions as queue
 from warehouse.bulk import arrays, run, unnest
 from warehouse.catalog import CatalogError
+from warehouse.db_errors import DB_ERRORS, error_text, is_retryable, raise_unless_the_rows_fault
 from warehouse.exceptions import ExceptionRecord
 from warehouse.models import channels, locations, orders
 from warehouse.stock import LedgerRow, Step, apply_steps, availability, write_ledger
@@ -66,8 +65,6 @@ log = logging.getLogger("warehouse.ingest")
 ATTENTION_REASONS = ("unknown_sku", "insufficient_stock")
 LANDING_REASONS = ("schema_invalid", "mapping_failed", "apply_failed")
 MAX_QUANTITY = 2**31 - 1
-RETRYABLE_SQLSTATES = {"40P01", "40001"}  # deadlock detected, serialization failure
-DB_ERRORS = (DBAPIError, psycopg.Error)
 
 T = TypeVar("T")
 
@@ -154,13 +151,12 @@ def ingest_orders(
     try:
         return _retrying(_ingest_batch, engine, ctx, incoming, rejects)
     except DB_ERRORS as err:
-        if _is_retryable(err):
-            raise
+        raise_unless_the_rows_fault(err)
         log.warning(
             "channel %s: batch of %d failed (%s); applying it order by order",
             ctx.code,
             len(incoming) + len(rejects),
-            _error_text(err),
+            error_text(err),
         )
     return _retrying(_ingest_one_by_one, engine, ctx, incoming, rejects)
 
@@ -360,8 +356,7 @@ def _ingest_one_by_one(
                 with conn.begin_nested():
                     counts.merge(_apply(conn, ctx, *one))
             except DB_ERRORS as err:
-                if _is_retryable(err):
-                    raise
+                raise_unless_the_rows_fault(err)
                 counts.merge(_queue_apply_failed(conn, ctx, item, err))
     return counts
 
@@ -371,7 +366,7 @@ def _queue_apply_failed(
 ) -> IngestCounts:
     """The database refused this order: queue it with the error, with its raw payload if that can land."""
     if isinstance(item, _Incoming):
-        external_id, reason, detail, raw = item.order.external_id, "apply_failed", _error_text(err), item.raw
+        external_id, reason, detail, raw = item.order.external_id, "apply_failed", error_text(err), item.raw
     else:
         external_id, reason, detail, raw = item.external_id, item.reason, item.detail, item.raw
     external_id = _clean(external_id)
@@ -381,9 +376,8 @@ def _queue_apply_failed(
         with conn.begin_nested():
             raw_payload_id = queue.land_raw(conn, ctx.id, [(external_id, raw)])[0]
     except DB_ERRORS as land_err:
-        if _is_retryable(land_err):
-            raise
-        detail += f" (raw payload not stored: {_error_text(land_err)})"
+        raise_unless_the_rows_fault(land_err)
+        detail += f" (raw payload not stored: {error_text(land_err)})"
     record = ExceptionRecord(reason, external_id, _clean(detail) or reason, raw_payload_id)
     queue.upsert_exceptions(conn, ctx.id, [record])
     return IngestCounts(exceptions=Counter([reason]))
@@ -392,25 +386,13 @@ def _queue_apply_failed(
 def _retrying(fn: Callable[..., T], *args: Any) -> T:
     """Run ``fn`` (one transaction), again from the start after a deadlock or serialization failure."""
     retrying = Retrying(
-        retry=retry_if_exception(_is_retryable),
+        retry=retry_if_exception(is_retryable),
         stop=stop_after_attempt(8),
         wait=wait_random_exponential(multiplier=0.02, max=1.0),
         reraise=True,
-        before_sleep=lambda state: log.info("retrying after %s", _error_text(state.outcome.exception())),
+        before_sleep=lambda state: log.info("retrying after %s", error_text(state.outcome.exception())),
     )
     return retrying(fn, *args)
-
-
-def _is_retryable(err: BaseException) -> bool:
-    orig = err.orig if isinstance(err, DBAPIError) else err
-    return getattr(orig, "sqlstate", None) in RETRYABLE_SQLSTATES
-
-
-def _error_text(err: BaseException | None) -> str:
-    # Not str(DBAPIError): that one carries the SQL parameters, i.e. customer data.
-    orig = err.orig if isinstance(err, DBAPIError) else err
-    message = str(orig).strip().splitlines()[0] if str(orig).strip() else ""
-    return f"{type(orig).__name__}: {message}"[: queue.DETAIL_LIMIT]
 
 
 # -- one transaction -----------------------------------------------------------------------------

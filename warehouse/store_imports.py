@@ -53,11 +53,9 @@ from channelhub.csv_imports import (
     parse_csv,
 )
 from warehouse import exceptions as queue
+from warehouse.db_errors import DB_ERRORS, error_text, raise_unless_the_rows_fault
 from warehouse.exceptions import ExceptionRecord
 from warehouse.ingest import (
-    DB_ERRORS,
-    _error_text,
-    _is_retryable,
     _retrying,
     reevaluate_orders,
     release_beyond_on_hand,
@@ -223,9 +221,8 @@ class _Importer:
                     bad.append((item.line, err.reason, item.raw, err.channel_id))
                     continue
                 except DB_ERRORS as err:
-                    if _is_retryable(err):
-                        raise
-                    reason = f"the database refused the row: {_error_text(err)}"
+                    raise_unless_the_rows_fault(err)
+                    reason = f"the database refused the row: {error_text(err)}"
                     bad.append((item.line, reason, item.raw, None))
                     continue
                 if applied:
