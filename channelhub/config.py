@@ -189,7 +189,8 @@ def _stock_policy(raw: dict[str, Any]) -> StockPolicy:
 def load_config(path: Path | str | None = None) -> HubConfig:
     file = Path(path) if path else config_path()
     try:
-        document = yaml.safe_load(file.read_bytes().decode("utf-8"))
+        # libyaml's loader: the pure-Python one took half of each DAG file's parse at 200 channels (1.2 s).
+        document = yaml.load(file.read_bytes().decode("utf-8"), Loader=yaml.CSafeLoader)
     except FileNotFoundError:
         raise ConfigError(str(file), ["file not found"]) from None
     except UnicodeDecodeError as err:
