@@ -90,8 +90,9 @@ def dig(data: Any, path: BodyPath | None, default: Any = None) -> Any:
 
 @dataclass
 class Request:
-    """One logical call. ``url`` is a path relative to the platform's base path, a host-rooted path (with
-    ``rooted``), or an absolute URL on the same origin (a ``Link`` next URL, used exactly as given)."""
+    """One logical call. ``url`` is a path relative to the platform's base path, a site-rooted path (with
+    ``rooted``: under the host URL's own path, outside the base path), or an absolute URL on the same origin
+    (a ``Link`` next URL, used exactly as given)."""
 
     method: str
     url: str
@@ -408,7 +409,10 @@ class HttpClient:
                 "WooCommerce's OAuth 1.0a)",
                 platform=platform,
             )
-        self.base_path = (parts.path.rstrip("/") + "/" + base_path.strip("/")).rstrip("/")
+        # A site may live under a path (WordPress in a subdirectory, one shop of many behind one host):
+        # host-rooted endpoints (WooCommerce's other /wp-json namespaces, token endpoints) are under it too.
+        self.site_path = parts.path.rstrip("/")
+        self.base_path = (self.site_path + "/" + base_path.strip("/")).rstrip("/")
         self.platform = platform
         self.auth = auth or NoAuth().bind({})
         self.errors = errors or ErrorPolicy()
@@ -447,7 +451,7 @@ class HttpClient:
                     platform=self.platform,
                 )
             return url
-        prefix = "" if rooted else self.base_path
+        prefix = self.site_path if rooted else self.base_path
         return f"{self.origin}{prefix}/{url.lstrip('/')}"
 
     def request(

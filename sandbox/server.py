@@ -239,6 +239,33 @@ def run_sandbox(
         leak_per_second=leak_per_second,
         shop_timezone=shop_timezone,
     )
+    with serve_app(app, host=host, port=port, tls=tls, name=f"sandbox-{platform}") as served:
+        yield RunningSandbox(
+            platform=platform,
+            base_url=served.base_url,
+            port=served.port,
+            world=world,
+            faults=faults,
+            clock=clock,
+            access_token=access_token,
+            app=app,
+            ca_bundle=served.ca_bundle,
+        )
+
+
+@dataclass(frozen=True)
+class Served:
+    base_url: str
+    port: int
+    ca_bundle: str | None
+
+
+@contextmanager
+def serve_app(
+    app: ASGIApp, *, host: str = "127.0.0.1", port: int = 0, tls: bool = False, name: str = "sandbox"
+) -> Iterator[Served]:
+    """Serve ``app`` with uvicorn in a background thread until the block exits. ``port=0`` picks a free port;
+    ``tls`` serves HTTPS with a throwaway certificate (``ca_bundle`` the CA to trust)."""
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
@@ -262,32 +289,21 @@ def run_sandbox(
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(
-        target=server.run,
-        kwargs={"sockets": [listener]},
-        name=f"sandbox-{platform}-{bound_port}",
-        daemon=True,
+        target=server.run, kwargs={"sockets": [listener]}, name=f"{name}-{bound_port}", daemon=True
     )
     thread.start()
     try:
         deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
         while not server.started:
             if not thread.is_alive():
-                raise RuntimeError(f"the {platform} sandbox failed to start on {host}:{bound_port}")
+                raise RuntimeError(f"{name} failed to start on {host}:{bound_port}")
             if time.monotonic() > deadline:
-                raise TimeoutError(
-                    f"the {platform} sandbox did not start within {STARTUP_TIMEOUT_SECONDS:.0f} s"
-                )
+                raise TimeoutError(f"{name} did not start within {STARTUP_TIMEOUT_SECONDS:.0f} s")
             time.sleep(0.01)
-        yield RunningSandbox(
-            platform=platform,
-            base_url=f"{'https' if tls else 'http'}://{host}:{bound_port}",
-            port=bound_port,
-            world=world,
-            faults=faults,
-            clock=clock,
-            access_token=access_token,
-            app=app,
-            ca_bundle=str(ca_bundle) if ca_bundle else None,
+        yield Served(
+            f"{'https' if tls else 'http'}://{host}:{bound_port}",
+            bound_port,
+            str(ca_bundle) if ca_bundle else None,
         )
     finally:
         server.should_exit = True
