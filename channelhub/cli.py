@@ -77,6 +77,7 @@ def cmd_config_check(args: argparse.Namespace) -> int:
             f"  {channel.dag_id}: {channel.platform}, every {channel.schedule}, "
             f"overlap {channel.overlap}, {state}"
         )
+    print(f"  personal data of closed orders blanked after {config.retention.personal_data_days} days")
     return 0
 
 
@@ -133,6 +134,26 @@ def cmd_push(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_retention(args: argparse.Namespace) -> int:
+    from channelhub.config import load_config
+    from channelhub.db import get_engine
+    from channelhub.retention import run_retention
+
+    report = run_retention(get_engine(), load_config(), days=args.days, dry_run=args.dry_run)
+    print(report.summary_line())
+    return 0
+
+
+def _days(text: str) -> int:
+    try:
+        days = int(text)
+    except ValueError:
+        days = 0
+    if not 1 <= days <= 3650:
+        raise argparse.ArgumentTypeError(f"{text!r}: a whole number of days from 1 to 3650")
+    return days
+
+
 def cmd_summary(args: argparse.Namespace) -> int:
     from channelhub.db import get_engine
     from channelhub.report import print_summary
@@ -179,6 +200,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("what", choices=["shipments", "stock"])
     p.add_argument("--channel", required=True)
     p.set_defaults(func=cmd_push)
+
+    p = sub.add_parser(
+        "retention", help="blank buyers' personal data of orders closed long enough ago: retention run"
+    )
+    p.add_argument("action", choices=["run"])
+    p.add_argument(
+        "--days", type=_days, help="orders closed this many days ago (default: the config's retention)"
+    )
+    p.add_argument("--dry-run", action="store_true", help="count what would be blanked, change nothing")
+    p.set_defaults(func=cmd_retention)
 
     p = sub.add_parser("summary", help="orders landed, units reserved and open exceptions per channel")
     p.set_defaults(func=cmd_summary)

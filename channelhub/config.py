@@ -27,6 +27,9 @@ SCHEMA_PATH = PROJECT_ROOT / "config" / "channels.schema.json"
 DEFAULT_OVERLAP_MINUTES = 10
 CONNECT_TIMEOUT_SECONDS = 5.0
 DEFAULT_READ_TIMEOUT_SECONDS = 30.0  # an answer not started within this is retried (reads) or reconciled
+# Long enough for what follows a closed order (a return, a refund, a chargeback, a carrier's claim), short
+# enough that the hub is not the place a buyer's address outlives the business's need of it.
+DEFAULT_PERSONAL_DATA_DAYS = 90
 
 
 class ConfigError(ValueError):
@@ -88,10 +91,20 @@ class ChannelConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class RetentionConfig:
+    """Hub-wide: how long personal data is kept (channelhub.retention)."""
+
+    # Days after an order closes (cancelled, fulfilled, refunded or voided) until its buyer's details and
+    # address are blanked in the warehouse.
+    personal_data_days: int = DEFAULT_PERSONAL_DATA_DAYS
+
+
+@dataclass(frozen=True, slots=True)
 class HubConfig:
     locations: tuple[LocationConfig, ...]
     channels: tuple[ChannelConfig, ...]
     source: str
+    retention: RetentionConfig = field(default_factory=RetentionConfig)
 
     def channel(self, code: str) -> ChannelConfig:
         for channel in self.channels:
@@ -167,7 +180,12 @@ def parse_config(document: Any, source: str = "<config>") -> HubConfig:
         )
     if problems:
         raise ConfigError(source, problems)
-    return HubConfig(locations=locations, channels=tuple(channels), source=source)
+    return HubConfig(
+        locations=locations,
+        channels=tuple(channels),
+        source=source,
+        retention=RetentionConfig(**document.get("retention", {})),
+    )
 
 
 def _stock_policy(raw: dict[str, Any]) -> StockPolicy:

@@ -5,6 +5,12 @@
 canonical order), ``Rejected`` (a typed reason, the raw payload kept) or ``Skipped`` (a record the platform
 lists among orders that is none, such as a WooCommerce checkout draft: counted, never landed nor queued),
 never an uncaught exception. A channel's mapping options (WooCommerce's ``status_map``) come with it.
+
+The raw payload a ``Landed`` or ``Rejected`` carries, i.e. what the warehouse stores, is the payload with
+the platform's ``personal`` paths masked (``mappings.common.PersonalData``): the mapping reads the payload as
+received, so the canonical order keeps the buyer's details until retention blanks them, but what the buyer
+never needed to give for the delivery is never stored. ``erased`` masks the ``fulfilment`` paths too (the
+retention job).
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from jsonschema import Draft202012Validator
 from channelhub.canonical import MappingError, NotAnOrder
 from channelhub.credentials import load_credentials
 from connectors.json_body import UNREADABLE_KEY
+from mappings.common import PathTree, PersonalData, mask, path_tree
 from warehouse.ingest import Landed, Rejected
 from warehouse.token_cache import WarehouseTokenStore
 
@@ -103,6 +110,27 @@ class Platform:
     def unwrap(self, document: Any) -> list[Any]:
         return self._mapping.unwrap(document)
 
+    @cached_property
+    def personal_data(self) -> PersonalData:
+        """Where the platform's payload holds personal data, declared by its mapping module."""
+        return self._mapping.PERSONAL_DATA
+
+    @cached_property
+    def _stored_paths(self) -> PathTree:
+        return path_tree(self.personal_data.personal)
+
+    @cached_property
+    def _erased_paths(self) -> PathTree:
+        return path_tree(self.personal_data.personal | self.personal_data.fulfilment)
+
+    def for_storage(self, payload: Any) -> Any:
+        """The payload as the warehouse stores it: ``personal`` paths masked (a few lookups, not a copy)."""
+        return mask(payload, self._stored_paths)
+
+    def erased(self, payload: Any) -> Any:
+        """The payload once its order has been closed for the retention period: every personal path masked."""
+        return mask(payload, self._erased_paths)
+
     def connector(
         self,
         credentials: ChannelCredentials,
@@ -139,27 +167,30 @@ class Platform:
 
     def prepare(self, payload: Any, channel: ChannelConfig | None = None) -> Landed | Rejected | Skipped:
         """Schema check then mapping with ``channel``'s options; every failure is a typed ``Rejected``
-        carrying the raw payload. What the mapping says is no order is ``Skipped`` first, whatever its
-        shape (a draft the schema would refuse is still no order)."""
+        carrying the raw payload to store (``for_storage``). What the mapping says is no order is
+        ``Skipped`` first, whatever its shape (a draft the schema would refuse is still no order)."""
         if isinstance(payload, dict) and (unreadable := payload.get(UNREADABLE_KEY)):
             detail = (
                 f"values no decoder keeps as they are (half a surrogate pair, a number out of range) at "
                 f"{', '.join(map(str, unreadable))}: kept as their JSON text; fix the order on the platform"
             )
-            return Rejected(self.external_id(payload), "schema_invalid", detail[:2000], payload)
+            return self._rejected(payload, "schema_invalid", detail)
         options = self.mapping_options(channel)
         not_an_order = getattr(self._mapping, "not_an_order", None)
         if not_an_order is not None and (why := not_an_order(payload, **options)) is not None:
             return Skipped(self.external_id(payload), why)
         problem = self.schema_problem(payload)
         if problem is not None:
-            return Rejected(self.external_id(payload), "schema_invalid", problem[:2000], payload)
+            return self._rejected(payload, "schema_invalid", problem)
         try:
-            return Landed(self._mapping.map_order(payload, **options), payload)
+            return Landed(self._mapping.map_order(payload, **options), self.for_storage(payload))
         except NotAnOrder as err:
             return Skipped(self.external_id(payload), err.detail)
         except MappingError as err:
-            return Rejected(self.external_id(payload), err.reason, err.detail[:2000], payload)
+            return self._rejected(payload, err.reason, err.detail)
+
+    def _rejected(self, payload: Any, reason: str, detail: str) -> Rejected:
+        return Rejected(self.external_id(payload), reason, detail[:2000], self.for_storage(payload))
 
 
 def inline_local_refs(schema: dict[str, Any]) -> dict[str, Any]:

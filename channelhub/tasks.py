@@ -103,6 +103,16 @@ def retest_exceptions(context: dict[str, Any]) -> dict:
     return {"retested": len(outcomes), "resolved": resolved}
 
 
+def erase_personal_data(context: dict[str, Any]) -> dict:
+    """The daily retention run: blank the personal data of orders closed for the configured days."""
+    from channelhub.retention import run_retention
+
+    config, engine = _setup()
+    report = run_retention(engine, config)
+    print(report.summary_line())
+    return report.as_dict()
+
+
 def check_channel_health(context: dict[str, Any]) -> dict:
     from channelhub.alerts import check_stale_syncs
 

@@ -1,6 +1,8 @@
 """Hub-wide ops DAGs: ``exceptions_retest`` (every 30 minutes: retry the open exceptions that can be re-tested
-unattended and close the ones that now pass) and ``channel_health`` (every 15 minutes: alert when a channel
-has had no good sync for its ``alert_after_missed_syncs`` intervals, and again when it recovers)."""
+unattended and close the ones that now pass), ``channel_health`` (every 15 minutes: alert when a channel
+has had no good sync for its ``alert_after_missed_syncs`` intervals, and again when it recovers) and
+``personal_data_retention`` (daily: blank the buyers' personal data of orders closed for
+``retention.personal_data_days``)."""
 
 from __future__ import annotations
 
@@ -55,3 +57,10 @@ hub_dag(
     "channel_health", "Alert on channels whose sync is behind", timedelta(minutes=15), "check_syncs",
     "check_channel_health",
 )  # fmt: skip
+hub_dag(
+    "personal_data_retention",
+    "Blank buyers' personal data of orders closed for the configured days",
+    timedelta(days=1),
+    "erase_personal_data",
+    "erase_personal_data",
+)

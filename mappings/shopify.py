@@ -37,6 +37,7 @@ from typing import Any
 
 from channelhub.canonical import Address, CanonicalOrder, Customer, MappingError, OrderLine, Totals
 from mappings.common import (
+    PersonalData,
     blank_to_none,
     id_str,
     join_name,
@@ -46,10 +47,32 @@ from mappings.common import (
     optional_id_str,
     parse_iso_datetime,
     parse_optional_iso_datetime,
+    under,
     unit_count,
 )
 
 PLATFORM = "shopify"
+
+# An address's fields that name or locate someone (country, province and city stay: they name no one).
+_ADDRESS = ("name", "first_name", "last_name", "company", "phone", "address1", "address2", "zip")
+_ADDRESS_POINT = ("latitude", "longitude")
+PERSONAL_DATA = PersonalData(
+    # The buyer's own contact details (the receiver's are in shipping_address), the billing address, the
+    # customer record's address book and notes, and the browser the order was placed from.
+    personal=frozenset(
+        {"email", "contact_email", "phone", "browser_ip"}
+        | under("client_details", "browser_ip", "user_agent", "session_hash")
+        | under("customer", "email", "phone", "first_name", "last_name", "note")
+        | under("customer/default_address", *_ADDRESS, *_ADDRESS_POINT)
+        | under("billing_address", *_ADDRESS, *_ADDRESS_POINT)
+        # A delivery needs the street, not its coordinates.
+        | under("shipping_address", *_ADDRESS_POINT)
+    ),
+    fulfilment=frozenset(
+        under("shipping_address", *_ADDRESS)
+        | {"note", "note_attributes/*/value", "shipping_lines/*/phone"}  # buyer's notes, pickup phone
+    ),
+)
 
 PAYMENT_STATUS: dict[str | None, str] = {
     None: "unpaid",

@@ -63,11 +63,13 @@ from typing import Any
 
 from channelhub.canonical import Address, CanonicalOrder, Customer, MappingError, OrderLine, Totals
 from mappings.common import (
+    PersonalData,
     blank_to_none,
     id_str,
     map_identified,
     money_from_minor_units,
     parse_epoch_seconds,
+    under,
     unit_count,
 )
 
@@ -76,6 +78,32 @@ CURRENCY = "CNY"
 FEN = Decimal("0.01")
 AFTERSALE_ORDERS_KEY = "channelhub_aftersale_orders"  # attached by the connector (not a WeChat field)
 AFTERSALE_ERRORS_KEY = "channelhub_aftersale_errors"
+
+_RECEIVER = "order_detail/delivery_info/address_info"
+PERSONAL_DATA = PersonalData(
+    # The buyer's ids under the shop's appid and across WeChat. The mini-program shipping upload needs the
+    # payer's openid under the mini program's appid, which the connector asks the mini program for: this
+    # one is never used for it (docs/platform-notes.md, WeChat).
+    personal=frozenset(
+        {"openid", "unionid"}
+        | under(f"{AFTERSALE_ORDERS_KEY}/*", "openid", "unionid")
+        | under(_RECEIVER, "lat", "lng")  # a delivery needs the street, not its coordinates
+    ),
+    fulfilment=frozenset(
+        under(
+            _RECEIVER,
+            "user_name",
+            "tel_number",
+            "virtual_order_tel_number",
+            "tel_number_ext_info",
+            "detail_info",
+            "house_number",
+            "postal_code",
+            "hash_code",  # a digest of the address: it recognises the receiver as well as the address does
+        )
+        | {"order_detail/ext_info/customer_notes", f"{AFTERSALE_ORDERS_KEY}/*/details/tel_number"}
+    ),
+)
 
 # getaftersaleorder's status values (AfterSaleStatus). Only the two "success" ones moved money.
 AFTERSALE_FINISHED = frozenset({"MERCHANT_REFUND_SUCCESS", "MERCHANT_RETURN_SUCCESS"})

@@ -66,6 +66,7 @@ from channelhub.canonical import (
     Totals,
 )
 from mappings.common import (
+    PersonalData,
     blank_to_none,
     id_str,
     join_name,
@@ -73,9 +74,18 @@ from mappings.common import (
     money,
     objects,
     parse_local_datetime,
+    under,
 )
 
 PLATFORM = "woocommerce"
+
+_ADDRESS = ("first_name", "last_name", "company", "address_1", "address_2", "postcode")
+PERSONAL_DATA = PersonalData(
+    personal=frozenset({"customer_ip_address", "customer_user_agent"} | under("billing", *_ADDRESS, "email")),
+    # billing.phone is the receiver's phone when shipping has none (before WC 5.6, and whenever the
+    # checkout does not ask for one): the mapping falls back to it, so a delivery may need it.
+    fulfilment=frozenset(under("shipping", *_ADDRESS, "phone") | {"billing/phone", "customer_note"}),
+)
 UTC_OFFSET = timedelta(0)
 
 # status -> (base payment status, cancelled)

@@ -43,16 +43,47 @@ from typing import Any
 
 from channelhub.canonical import Address, CanonicalOrder, Customer, MappingError, OrderLine, Totals
 from mappings.common import (
+    PersonalData,
     about_order,
     blank_to_none,
     id_str,
     money,
     objects,
     parse_local_datetime,
+    under,
     unit_count,
 )
 
 PLATFORM = "youzan"
+
+PERSONAL_DATA = PersonalData(
+    # The buyer's Youzan and WeChat ids (outer_user_id is an openid), nickname, name and bound phone: the
+    # receiver's are in address_info.
+    personal=frozenset(
+        under(
+            "full_order_info/buyer_info",
+            "yz_open_id",
+            "buyer_id",
+            "fans_id",
+            "outer_user_id",
+            "fans_nickname",
+            "buyer_phone",
+        )
+        | {"full_order_info/order_info/order_extra/buyer_name"}
+    ),
+    fulfilment=frozenset(
+        under(
+            "full_order_info/address_info",
+            "receiver_name",
+            "receiver_tel",
+            "delivery_address",
+            "delivery_postal_code",
+            "address_extra",  # JSON text: area code and the address's coordinates
+            "self_fetch_info",  # JSON text: who picks the parcel up, and their phone
+        )
+        | {"full_order_info/remark_info/buyer_message", "full_order_info/orders/*/buyer_messages"}
+    ),
+)
 CURRENCY = "CNY"
 BEIJING = timedelta(hours=8)
 REFUND_SUCCESS = 60

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+import yaml
 
 from channelhub.cli import main
 from channelhub.config import ConfigError, load_config, parse_config
@@ -69,6 +70,28 @@ def test_every_problem_is_reported_with_its_path():
     assert "channels[0].schedule_minutes: 0 is less than the minimum of 1" in problems
     assert "channels[0]: Additional properties are not allowed ('access_token'" in problems
     assert len(caught.value.problems) == 3
+
+
+def test_the_retention_period_is_hub_wide_defaults_to_90_days_and_is_checked(tmp_path, capsys):
+    assert parse_config(valid_document()).retention.personal_data_days == 90
+    document = {**valid_document(), "retention": {"personal_data_days": 30}}
+    assert parse_config(document).retention.personal_data_days == 30
+    for bad, says in (
+        ({"personal_data_days": 0}, "retention.personal_data_days: 0 is less than the minimum of 1"),
+        ({"personal_data_days": "90"}, "retention.personal_data_days: '90' is not of type 'integer'"),
+        ({"personal_data_days": 30.5}, "retention.personal_data_days: 30.5 is not of type 'integer'"),
+        ({"keep_days": 30}, "retention: Additional properties are not allowed ('keep_days'"),
+    ):
+        with pytest.raises(ConfigError) as caught:
+            parse_config({**valid_document(), "retention": bad})
+        assert [p for p in caught.value.problems if p.startswith(says)], caught.value.problems
+    file = tmp_path / "channels.yaml"
+    file.write_text(yaml.safe_dump({**valid_document(), "retention": {"personal_data_days": 0}}))
+    assert main(["config", "check", str(file)]) == 2
+    assert "retention.personal_data_days: 0 is less than the minimum of 1" in capsys.readouterr().err
+    file.write_text(yaml.safe_dump(document))
+    assert main(["config", "check", str(file)]) == 0
+    assert "personal data of closed orders blanked after 30 days" in capsys.readouterr().out
 
 
 def test_cross_references_and_duplicates():

@@ -73,7 +73,7 @@ def test_prepare_turns_every_failure_into_a_typed_reject():
     schema_broken = dict(good, currency="dollars")
     rejected = platform.prepare(schema_broken)
     assert isinstance(rejected, Rejected) and rejected.reason == "schema_invalid"
-    assert rejected.external_id == str(good["id"]) and rejected.raw is schema_broken
+    assert rejected.external_id == str(good["id"]) and rejected.raw == platform.for_storage(schema_broken)
     mapping_broken = dict(good, financial_status="teleported")
     rejected = platform.prepare(mapping_broken)
     assert isinstance(rejected, Rejected) and rejected.reason == "mapping_failed"

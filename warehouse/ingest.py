@@ -13,6 +13,12 @@
 4. what does not fit is queued (unknown_sku, insufficient_stock, the batch's rejects) and exceptions of
    these orders that no longer apply are resolved.
 
+Personal data (``warehouse.retention``): a new version of an order whose personal data retention blanked
+lands whole (the platform still holds it, and the order is live again: a change after closing, or a re-open)
+and clears ``personal_data_erased_at``, so retention takes it again once it has been closed long enough. An
+unchanged version stores nothing new (its raw payload's digest finds the masked row). A payload of an
+erased order stored anew without becoming its version (an older version, a reject) clears the mark too.
+
 A database error in the batch (not a deadlock, which retries the batch) redoes it order by order, each in
 a savepoint, so only the bad order is queued (``apply_failed``) and the rest lands.
 
@@ -433,7 +439,7 @@ def _apply(
             else:
                 counts.updated += 1
             continue
-        order_id, digest, needs_attention = existing[external_id]
+        order_id, digest, needs_attention, _ = existing[external_id]
         if digest == item.digest:
             counts.unchanged += 1
         else:
@@ -441,6 +447,14 @@ def _apply(
         if needs_attention:  # a retry re-evaluates it: a SKU may be mapped or stock received since
             evaluate.append(order_id)
             attention_ids.append(order_id)
+
+    erased = {e for e, (*_, was_erased) in existing.items() if was_erased}
+    _unerase(
+        conn,
+        ctx,
+        [i.raw_payload_id for i in incoming if i.order.external_id in erased and i.raw_payload_id]
+        + [raw_id for r, raw_id in zip(rejects, raw_ids[len(incoming) :], strict=True) if r.external_id],
+    )
 
     by_external_id = {w.order.external_id: w for w in winners}
     _upsert_lines(conn, ctx.id, [(changed[e][0], by_external_id[e]) for e in sorted(changed)])
@@ -450,7 +464,9 @@ def _apply(
 
     evaluated_counts, attention = _evaluate(conn, ctx, evaluate, resolve=attention_ids)
     counts.merge(evaluated_counts)
-    evaluated_ids = [e for e in sorted(by_external_id) if e in changed or existing.get(e, (0, "", False))[2]]
+    evaluated_ids = [
+        e for e in sorted(by_external_id) if e in changed or existing.get(e, (0, "", False, False))[2]
+    ]
     _queue(conn, ctx, counts, [*problems, *attention], evaluated_ids, sorted(changed))
     return counts
 
@@ -521,7 +537,8 @@ UPSERT_ORDERS_SQL = f"""
 INSERT INTO orders AS o (channel_id, {", ".join(_ORDER_NAMES)})
 SELECT CAST(%(channel_id)s AS bigint), v.* FROM {unnest(ORDER_COLUMNS)}
 ON CONFLICT (channel_id, external_id) DO UPDATE
-   SET {", ".join(f"{name} = EXCLUDED.{name}" for name in _ORDER_NAMES[1:])}, changed_at = now()
+   SET {", ".join(f"{name} = EXCLUDED.{name}" for name in _ORDER_NAMES[1:])}, changed_at = now(),
+       personal_data_erased_at = NULL
  WHERE o.payload_digest <> EXCLUDED.payload_digest AND EXCLUDED.updated_at >= o.updated_at
 RETURNING o.id, o.external_id, (o.xmax = 0) AS inserted
 """
@@ -564,16 +581,35 @@ def _order_row(item: _Incoming) -> tuple[Any, ...]:
 
 def _existing_orders(
     conn: Connection, ctx: _Channel, external_ids: list[str]
-) -> dict[str, tuple[int, str, bool]]:
+) -> dict[str, tuple[int, str, bool, bool]]:
+    """{external_id: (id, digest, needs attention, personal data erased)} of orders held already."""
     if not external_ids:
         return {}
     rows = run(
         conn,
-        "SELECT external_id, id, payload_digest, needs_attention FROM orders "
-        "WHERE channel_id = %(channel_id)s AND external_id = ANY(%(external_ids)b)",
+        "SELECT external_id, id, payload_digest, needs_attention, personal_data_erased_at IS NOT NULL "
+        "FROM orders WHERE channel_id = %(channel_id)s AND external_id = ANY(%(external_ids)b)",
         {"channel_id": ctx.id, "external_ids": external_ids},
     )
-    return {external_id: (order_id, digest, attention) for external_id, order_id, digest, attention in rows}
+    return {row[0]: (row[1], row[2], row[3], row[4]) for row in rows}
+
+
+def _unerase(conn: Connection, ctx: _Channel, raw_ids: list[int]) -> None:
+    """Orders that retention erased and that have one of these raw payloads stored unmasked (an older
+    version, a reject of it) hold personal data again: retention takes them again."""
+    if raw_ids:
+        conn.execute(
+            text(
+                """
+                UPDATE orders o SET personal_data_erased_at = NULL
+                  FROM raw_payloads r
+                 WHERE r.id = ANY(CAST(:raw_ids AS bigint[])) AND r.personal_data_erased_at IS NULL
+                   AND o.channel_id = :channel_id AND o.external_id = r.external_id
+                   AND o.personal_data_erased_at IS NOT NULL
+                """
+            ),
+            {"raw_ids": sorted(set(raw_ids)), "channel_id": ctx.id},
+        )
 
 
 LINE_COLUMNS = (

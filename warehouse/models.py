@@ -46,6 +46,10 @@ LEDGER_KINDS = ("receive", "reserve", "release", "deduct", "restock", "adjust")
 EXCEPTION_STATUSES = ("open", "resolved", "ignored")
 PUSH_STATUSES = ("pending", "pushed", "failed")
 
+# An order nothing is left to do for: its personal data is blanked once it has been closed for the retention
+# period (warehouse.retention). A fully refunded or voided order has nothing left to ship either.
+CLOSED_ORDER = "cancelled OR fulfillment_status = 'fulfilled' OR payment_status IN ('refunded', 'voided')"
+
 # The identity of an open exception: one per (channel, reason, order or raw payload, sku).
 EXCEPTION_SUBJECT = "coalesce(external_id, 'raw:' || raw_payload_id::text, '')"
 EXCEPTION_SKU = "coalesce(sku, '')"
@@ -190,6 +194,9 @@ raw_payloads = Table(
     Column("digest", Text, nullable=False),  # sha256 hex of the canonical JSON (sorted keys)
     Column("payload", JSONB, nullable=False),
     _now("received_at"),
+    # When retention masked its personal and fulfilment paths (its digest stays that of the payload as
+    # landed: the same payload fetched again finds this row and is not stored again).
+    Column("personal_data_erased_at", DateTime(timezone=True)),
     UniqueConstraint("channel_id", "digest", postgresql_nulls_not_distinct=True),
     Index("ix_raw_payloads_channel_id_external_id", "channel_id", "external_id"),
 )
@@ -222,6 +229,9 @@ orders = Table(
     Column("needs_attention", Boolean, nullable=False, server_default=text("false")),
     _now("ingested_at"),  # first landed in the hub
     _now("changed_at"),  # last changed by the hub
+    # When retention blanked its customer and address and masked every raw payload of it; NULL again once a
+    # new version lands (or a payload of it is stored unmasked), for retention to take it again.
+    Column("personal_data_erased_at", DateTime(timezone=True)),
     UniqueConstraint("channel_id", "external_id"),
     Index(
         "ix_orders_channel_id_needs_attention",
@@ -229,6 +239,13 @@ orders = Table(
         postgresql_where=text("needs_attention"),
     ),
     Index("ix_orders_channel_id_updated_at", "channel_id", "updated_at"),
+    # Closed orders whose personal data is still held, by age: what retention is due to blank (small: it
+    # holds only the closed orders of the retention period).
+    Index(
+        "ix_orders_personal_data_due",
+        "updated_at",
+        postgresql_where=text(f"personal_data_erased_at IS NULL AND ({CLOSED_ORDER})"),
+    ),
 )
 
 order_lines = Table(
