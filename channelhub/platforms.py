@@ -171,7 +171,8 @@ class Platform:
         ``Skipped`` first, whatever its shape (a draft the schema would refuse is still no order)."""
         if isinstance(payload, dict) and (unreadable := payload.get(UNREADABLE_KEY)):
             detail = (
-                f"values no decoder keeps as they are (half a surrogate pair, a number out of range) at "
+                "values no decoder keeps as they are (half a surrogate pair, a number out of range, nesting "
+                "past any decoder) at "
                 f"{', '.join(map(str, unreadable))}: kept as their JSON text; fix the order on the platform"
             )
             return self._rejected(payload, "schema_invalid", detail)
