@@ -1462,11 +1462,12 @@ class WooAuthentication:
             )
         if not self._known(str(params["oauth_consumer_key"])):
             return BAD_KEY
-        # The base request URI: the site's home URL (here: the host the request named), the scheme of the
-        # transport, and the request's raw path.
+        # The base request URI: the site's home URL (here: the host the request named, and the path the site
+        # is mounted under, the ASGI root_path), the scheme of the transport, and the request's raw path.
         scheme = "https" if request.url.scheme == "https" else "http"
         raw_path = request.scope.get("raw_path") or request.url.path.encode()
-        home = f"{scheme}://{request.headers.get('host', request.url.netloc)}"
+        host = request.headers.get("host", request.url.netloc)
+        home = f"{scheme}://{host}{request.scope.get('root_path', '')}"
         base_request_uri = f"{home}/{raw_path.decode('latin-1').lstrip('/')}"
         provided = unquote(str(params.pop("oauth_signature")).replace(" ", "+"))
         if params["oauth_signature_method"] not in ("HMAC-SHA1", "HMAC-SHA256"):
