@@ -129,7 +129,7 @@ def test_reserved_beyond_on_hand_is_refused_at_commit_but_may_pass_within_a_tran
         conn.execute(text(over), where)
         conn.execute(text("UPDATE stock_levels SET reserved = on_hand WHERE sku_id = :s"), where)
     assert shop.level("A") == (3, 3)
-    with engine.begin() as conn:  # back to what its ledger says: later tests check the shared database's ledger
+    with engine.begin() as conn:  # back to what its ledger says: later tests check the shared ledger
         conn.execute(text("UPDATE stock_levels SET reserved = 0 WHERE sku_id = :s"), where)
 
 
