@@ -93,10 +93,19 @@ def database_url() -> str:
     return normalise_url(url) if url else start_embedded()
 
 
+POOL_SIZE, POOL_OVERFLOW = 2, 1
+
+
 @cache
 def engine_for(url: str) -> Engine:
-    """One pooled engine per URL and process."""
-    return create_engine(normalise_url(url), pool_pre_ping=True, pool_size=10, max_overflow=10)
+    """One pooled engine per URL and process, bounded: every Airflow task runs in a process of its own, so
+    the warehouse sees at most ``POOL_SIZE + POOL_OVERFLOW`` connections per running task (a Celery worker of
+    concurrency C: 3 C), however many channels are configured. A task holds at most two at once (a stock
+    push's lock session and the work beside it: the DAG tests pass with a pool of two and no overflow); the
+    overflow is a spare."""
+    return create_engine(
+        normalise_url(url), pool_pre_ping=True, pool_size=POOL_SIZE, max_overflow=POOL_OVERFLOW
+    )
 
 
 def get_engine() -> Engine:
