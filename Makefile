@@ -26,6 +26,8 @@ demo-once: install
 	$(BIN)/channelhub demo --once
 
 test: install browser
+# Debian's docker-compose validates docker-compose.yml (tests/test_compose.py); no engine is needed.
+	test -x /usr/bin/docker-compose || (apt-get update -q && apt-get install -y -q docker-compose)
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 
