@@ -234,16 +234,13 @@ def prepare_airflow(env: dict[str, str], config: HubConfig) -> None:
     print(f"- Airflow metadata database ({database}, on the warehouse's server) ...", flush=True)
     if _airflow(env, "db", "migrate", log_name="airflow-setup.log").returncode != 0:
         raise RuntimeError(f"airflow db migrate failed; see {LOG_DIR / 'airflow-setup.log'}")
-    for channel in config.channels:
-        _airflow(
-            env,
-            "pools",
-            "set",
-            channel.pool,
-            "1",
-            f"order sync of {channel.code}",
-            log_name="airflow-setup.log",
-        )
+    # One import for every channel's pool: `airflow pools set` per channel took ~4 s each (200 channels:
+    # 13 minutes).
+    pools = AIRFLOW_HOME / "channel-pools.json"
+    pools.write_text(
+        json.dumps({c.pool: {"slots": 1, "description": f"order sync of {c.code}"} for c in config.channels})
+    )
+    _airflow_ok(env, "pools", "import", str(pools))
 
 
 def _interrupt(signum: int, frame: object) -> None:
