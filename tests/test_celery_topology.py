@@ -93,7 +93,7 @@ def write_config(folder: Path) -> tuple[Path, HubConfig]:
 
 
 @pytest.fixture(scope="module")
-def setup(
+def hub(
     tmp_path_factory: pytest.TempPathFactory, pg_server_url: str, airflow_metadata_url: str
 ) -> Iterator[Setup]:
     folder = tmp_path_factory.mktemp("celery")
@@ -182,11 +182,11 @@ def channel_state(engine: Engine, code: str) -> dict[str, list[tuple]]:
         }
 
 
-def test_both_workers_run_tasks(setup: Setup) -> None:
-    airflow = setup.airflow
+def test_both_workers_run_tasks(hub: Setup) -> None:
+    airflow = hub.airflow
     runs = {}
     for code in SYNCED:
-        dag_id = setup.config.channel(code).dag_id
+        dag_id = hub.config.channel(code).dag_id
         airflow.unpause(dag_id)
         runs[dag_id] = trigger_sync(airflow, dag_id)
     hostnames = {}
@@ -194,8 +194,8 @@ def test_both_workers_run_tasks(setup: Setup) -> None:
         run = airflow.wait_for_run(dag_id, run_id, timeout=RUN_TIMEOUT)
         assert run["state"] == "success", airflow.task_logs(dag_id)
         hostnames[dag_id] = task_instance(airflow, dag_id, run_id)["hostname"]
-    assert set(hostnames.values()) == set(setup.topology.workers.values()), hostnames
-    with setup.engine.connect() as conn:
+    assert set(hostnames.values()) == set(hub.topology.workers.values()), hostnames
+    with hub.engine.connect() as conn:
         landed = dict(
             conn.execute(
                 text(
@@ -206,10 +206,10 @@ def test_both_workers_run_tasks(setup: Setup) -> None:
     assert all(landed.get(code, 0) > 0 for code in SYNCED), landed
 
 
-def test_killed_worker_task_is_retried_on_the_other(setup: Setup, pg_server_url: str) -> None:
-    airflow, topology = setup.airflow, setup.topology
-    channel = setup.config.channel(KILLED)
-    shop = setup.sandboxes[KILLED]
+def test_killed_worker_task_is_retried_on_the_other(hub: Setup, pg_server_url: str) -> None:
+    airflow, topology = hub.airflow, hub.topology
+    channel = hub.config.channel(KILLED)
+    shop = hub.sandboxes[KILLED]
     # Slow answers: the sync takes long enough to be killed half-way.
     requests.post(
         f"{shop.base_url}/_sandbox/faults", json={"latency_seconds": 0.5}, timeout=10
@@ -218,7 +218,7 @@ def test_killed_worker_task_is_retried_on_the_other(setup: Setup, pg_server_url:
     run_id = trigger_sync(airflow, channel.dag_id)
 
     def landed() -> int:
-        with setup.engine.connect() as conn:
+        with hub.engine.connect() as conn:
             return conn.execute(
                 text(
                     "SELECT count(*) FROM orders o JOIN channels c ON c.id = o.channel_id WHERE c.code = :c"
@@ -250,7 +250,7 @@ def test_killed_worker_task_is_retried_on_the_other(setup: Setup, pg_server_url:
     reference_url = create_test_database(pg_server_url)
     reference = create_engine(reference_url)
     try:
-        register_config(reference, setup.config)
+        register_config(reference, hub.config)
         seed_from_catalog(reference, channel, shop.world.catalog)
         window_end = datetime.fromisoformat(run["run_after"].replace("Z", "+00:00"))
         credentials = ChannelCredentials(channel.conn_id, shop.base_url, secret=Secret(shop.access_token))
@@ -259,6 +259,6 @@ def test_killed_worker_task_is_retried_on_the_other(setup: Setup, pg_server_url:
     finally:
         reference.dispose()
         db.drop_database(pg_server_url, make_url(reference_url).database)
-    got = channel_state(setup.engine, KILLED)
+    got = channel_state(hub.engine, KILLED)
     assert 0 < killed_at < len(want["orders"]), (killed_at, len(want["orders"]))
     assert differences(got, want) == []
