@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 N      ?= 100000
 
-.PHONY: install browser demo demo-once test reliability lint bench-ingest bench-backfill bench-latency clean-state
+.PHONY: install browser demo demo-once demo-celery test reliability lint bench-ingest bench-backfill bench-latency clean-state
 
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,6 +24,10 @@ demo: install
 
 demo-once: install
 	$(BIN)/channelhub demo --once
+
+# The same stack with each Airflow component a process of its own and two Celery workers (Redis on 127.0.0.1:6379).
+demo-celery: install
+	$(BIN)/python -m channelhub.demo_celery
 
 test: install browser
 # Debian's docker-compose validates docker-compose.yml (tests/test_compose.py); no engine is needed.

@@ -233,6 +233,15 @@ def standalone_hub(
             yield Hub(airflow, shop, channel, engine)
 
 
+def write_passwords(home: Path) -> tuple[dict[str, str], Path]:
+    """A known password for every role's user, in the file SimpleAuthManager reads them from (written
+    before the API server starts, it is used instead of generated passwords)."""
+    passwords = {role: secrets.token_urlsafe(12) for role in ROLES}
+    passwords_file = home / "passwords.json"
+    passwords_file.write_text(json.dumps(passwords))
+    return passwords, passwords_file
+
+
 def standalone_env(home: Path, port: int, extra: dict[str, str], passwords_file: Path) -> dict[str, str]:
     inherited = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW__", "AIRFLOW_CONN_"))}
     return {
@@ -267,9 +276,7 @@ def airflow_standalone(
     on exit."""
     home = home or Path(tempfile.mkdtemp(prefix="channelhub-standalone-"))
     port = free_port()
-    passwords = {role: secrets.token_urlsafe(12) for role in ROLES}
-    passwords_file = home / "passwords.json"
-    passwords_file.write_text(json.dumps(passwords))
+    passwords, passwords_file = write_passwords(home)
     env = standalone_env(home, port, extra_env, passwords_file)
     if "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN" not in extra_env:
         # SQLite's default journal lets one component's open read block another's commit ("database is
