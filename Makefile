@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 N      ?= 100000
 
-.PHONY: install browser demo demo-once demo-celery test reliability lint bench-ingest bench-backfill bench-latency clean-state
+.PHONY: install browser demo demo-once demo-celery test reliability lint bench-ingest bench-backfill bench-latency bench-scale clean-state
 
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -53,6 +53,11 @@ bench-backfill: install
 MINUTES ?= 8
 bench-latency: install
 	$(BIN)/python bench/order_to_stock.py --minutes $(MINUTES)
+
+CHANNELS ?= 1 50 200
+SCALE_MINUTES ?= 6
+bench-scale: install
+	$(BIN)/python bench/scale.py --channels $(CHANNELS) --minutes $(SCALE_MINUTES)
 
 clean-state:
 	-$(BIN)/channelhub db stop

@@ -236,7 +236,7 @@ def prepare_airflow(env: dict[str, str], config: HubConfig) -> None:
         raise RuntimeError(f"airflow db migrate failed; see {LOG_DIR / 'airflow-setup.log'}")
     # One import for every channel's pool: `airflow pools set` per channel took ~4 s each (200 channels:
     # 13 minutes).
-    pools = AIRFLOW_HOME / "channel-pools.json"
+    pools = Path(env["AIRFLOW_HOME"]) / "channel-pools.json"
     pools.write_text(
         json.dumps({c.pool: {"slots": 1, "description": f"order sync of {c.code}"} for c in config.channels})
     )
