@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import requests
+from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 
 from channelhub import db
@@ -250,7 +251,9 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def run_demo(once: bool, history: timedelta) -> int:
+def demo_warehouse(stack: ExitStack) -> tuple[HubConfig, str, Engine]:
+    """What every demo starts with: Ctrl-C and SIGTERM stop it, the warehouse (embedded unless
+    ``HUB_DATABASE_URL``; stopped with ``stack``) migrated and holding the configured channels."""
     signal.signal(signal.SIGTERM, _interrupt)
     signal.signal(signal.SIGINT, _interrupt)
     LOG_DIR.mkdir(parents=True, exist_ok=True)
@@ -261,19 +264,31 @@ def run_demo(once: bool, history: timedelta) -> int:
         flush=True,
     )
     db_url = db.database_url()
+    if embedded:
+        stack.callback(db.stop_embedded)
     db.migrate(db_url)
     engine = db.engine_for(db_url)
     register_config(engine, config)
+    return config, db_url, engine
 
+
+def demo_sandboxes(
+    stack: ExitStack, config: HubConfig, engine: Engine, history: timedelta
+) -> list[RunningSandbox]:
+    """One sandbox per enabled channel (stopped with ``stack``), its catalog seeded into the warehouse."""
+    sandboxes = []
+    for index, channel in enumerate(c for c in config.channels if c.enabled):
+        sandbox = start_sandbox(stack, channel, DEMO_SEED + index, history)
+        seed_from_catalog(engine, channel, World(seed=sandbox.seed).catalog)
+        sandboxes.append(sandbox)
+        print(f"- sandbox {channel.platform} for {channel.code}: {sandbox.base_url}", flush=True)
+    return sandboxes
+
+
+def run_demo(once: bool, history: timedelta) -> int:
     with ExitStack() as stack:
-        if embedded:
-            stack.callback(db.stop_embedded)
-        sandboxes = []
-        for index, channel in enumerate(c for c in config.channels if c.enabled):
-            sandbox = start_sandbox(stack, channel, DEMO_SEED + index, history)
-            seed_from_catalog(engine, channel, World(seed=sandbox.seed).catalog)
-            sandboxes.append(sandbox)
-            print(f"- sandbox {channel.platform} for {channel.code}: {sandbox.base_url}", flush=True)
+        config, db_url, engine = demo_warehouse(stack)
+        sandboxes = demo_sandboxes(stack, config, engine, history)
         env = airflow_env(db_url, airflow_metadata_url(db_url), sandboxes)
         prepare_airflow(env, config)
         since = history_start(history).strftime("%Y-%m-%dT%H:%M:%SZ")

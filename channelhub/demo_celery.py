@@ -14,59 +14,33 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import time
 from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
 
-from channelhub import db
-from channelhub.config import load_config
 from channelhub.demo import (
-    DEMO_SEED,
     LOG_DIR,
     _admin_password,
     _airflow,
     _airflow_ok,
-    _interrupt,
     airflow_env,
     airflow_metadata_url,
+    demo_sandboxes,
+    demo_warehouse,
     history_start,
     hold_dags,
     prepare_airflow,
-    seed_from_catalog,
-    start_sandbox,
 )
 from channelhub.distributed import DEFAULT_BROKER_URL, celery_env, run_topology
 from channelhub.report import print_reconciliation, print_summary
-from channelhub.sync import register_config
-from sandbox.world import World
 
 PORT = int(os.environ.get("AIRFLOW__API__PORT", "8080"))  # as make demo: 8080 unless set
 
 
 def run(history: timedelta) -> int:
-    signal.signal(signal.SIGTERM, _interrupt)
-    signal.signal(signal.SIGINT, _interrupt)
-    LOG_DIR.mkdir(parents=True, exist_ok=True)
-    config = load_config()
-    embedded = "HUB_DATABASE_URL" not in os.environ
-    print(
-        f"- warehouse: {'embedded Postgres under .state/pgdata' if embedded else 'HUB_DATABASE_URL'}",
-        flush=True,
-    )
-    db_url = db.database_url()
-    db.migrate(db_url)
-    engine = db.engine_for(db_url)
-    register_config(engine, config)
     with ExitStack() as stack:
-        if embedded:
-            stack.callback(db.stop_embedded)
-        sandboxes = []
-        for index, channel in enumerate(c for c in config.channels if c.enabled):
-            sandbox = start_sandbox(stack, channel, DEMO_SEED + index, history)
-            seed_from_catalog(engine, channel, World(seed=sandbox.seed).catalog)
-            sandboxes.append(sandbox)
-            print(f"- sandbox {channel.platform} for {channel.code}: {sandbox.base_url}", flush=True)
+        config, db_url, engine = demo_warehouse(stack)
+        sandboxes = demo_sandboxes(stack, config, engine, history)
         metadata_url = airflow_metadata_url(db_url)
         env = celery_env(
             airflow_env(db_url, metadata_url, sandboxes),
