@@ -26,13 +26,19 @@ def shop():
         yield sandbox
 
 
-def test_push_only_what_changed_and_survive_an_outage(engine, shop):
-    config = hub_config("push_shop", location="WH-PUSH", conn_id="x")
+def shop_channel(engine, shop, code: str, location: str, **settings):
+    """Channel ``code`` of the module's Shopify sandbox, registered and seeded from its catalog, with its
+    credentials."""
+    config = hub_config(code, location=location, conn_id="x", **settings)
     register_config(engine, config)
-    channel = config.channel("push_shop")
+    channel = config.channel(code)
     seed_from_catalog(engine, channel, shop.world.catalog)
+    return channel, ChannelCredentials("x", shop.base_url, secret=Secret(shop.access_token))
+
+
+def test_push_only_what_changed_and_survive_an_outage(engine, shop):
+    channel, credentials = shop_channel(engine, shop, "push_shop", "WH-PUSH")
     mark_synced(engine, channel.code)
-    credentials = ChannelCredentials("x", shop.base_url, secret=Secret(shop.access_token))
 
     first = push_stock(engine, channel, credentials=credentials)
     listings = len(shop.world.catalog.mapped_variants)
@@ -74,12 +80,8 @@ def test_a_second_pusher_of_a_channel_waits_until_the_first_has_recorded(engine,
 
     from warehouse.stock_policy import stock_push_lock
 
-    config = hub_config("lock_shop", location="WH-LOCK", conn_id="x")
-    register_config(engine, config)
-    channel = config.channel("lock_shop")
-    seed_from_catalog(engine, channel, shop.world.catalog)
+    channel, credentials = shop_channel(engine, shop, "lock_shop", "WH-LOCK")
     mark_synced(engine, channel.code)
-    credentials = ChannelCredentials("x", shop.base_url, secret=Secret(shop.access_token))
     sets_before = len(shop.world.overlay.stock_history)
     reports = []
     with stock_push_lock(engine, "lock_shop"):
@@ -111,13 +113,9 @@ def test_until_the_channel_has_a_good_sync_its_stock_is_only_pushed_down(engine,
     from warehouse.stock_policy import channel_stock
 
     # Only this test's location counts: the other tests of the module stock the same SKUs elsewhere.
-    config = hub_config(
-        "stale_shop", location="WH-STALE", conn_id="x", stock_policy={"locations": ["WH-STALE"]}
+    channel, credentials = shop_channel(
+        engine, shop, "stale_shop", "WH-STALE", stock_policy={"locations": ["WH-STALE"]}
     )
-    register_config(engine, config)
-    channel = config.channel("stale_shop")
-    seed_from_catalog(engine, channel, shop.world.catalog)
-    credentials = ChannelCredentials("x", shop.base_url, secret=Secret(shop.access_token))
 
     def stock() -> dict[str, int]:
         with engine.connect() as conn:
