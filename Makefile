@@ -42,6 +42,7 @@ reliability: install
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 bench-ingest: install
 	$(BIN)/python bench/ingest.py --orders $(N)

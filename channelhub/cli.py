@@ -15,7 +15,7 @@ class CliError(Exception):
 
 
 def cmd_map(args: argparse.Namespace) -> int:
-    from channelhub.canonical import MappingError
+    from canonical.order import MappingError
     from channelhub.config import ConfigError, load_config
     from channelhub.platforms import Skipped, get_platform
     from warehouse.ingest import Rejected

@@ -6,6 +6,7 @@ Loading checks the file against ``config/channels.schema.json`` and a few cross-
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -16,11 +17,14 @@ import yaml
 from jsonschema import Draft202012Validator
 
 from channelhub.db import PROJECT_ROOT
+from platforms.registry import DECLARATIONS, PLATFORM_NAMES, declaration
 from warehouse.models import DEFAULT_MAX_UNITS_PER_ROW
 from warehouse.stock_policy import StockPolicy
 
 DEFAULT_CONFIG = PROJECT_ROOT / "config" / "channels.yaml"
 SCHEMA_PATH = PROJECT_ROOT / "config" / "channels.schema.json"
+# Config keys some platform's mapping takes (``status_map``): refused on a channel whose platform takes none.
+MAPPING_OPTION_KEYS = frozenset().union(*(d.mapping_options for d in DECLARATIONS.values()))
 # How far each pull reaches back before its window: re-reading is cheap (ingest is idempotent), and it also
 # covers a platform clock running a few minutes behind the hub's (an update the platform stamps just before
 # the previous window's end, but makes after that window was read) and pages shifting under a pull.
@@ -148,8 +152,9 @@ def parse_config(document: Any, source: str = "<config>") -> HubConfig:
                 f"{where}.fulfilment_location: {raw['fulfilment_location']!r} is not one of the "
                 f"configured locations ({', '.join(sorted(location_codes))})"
             )
-        if raw.get("status_map") and raw["platform"] != "woocommerce":
-            problems.append(f"{where}.status_map: only WooCommerce channels declare plugin statuses")
+        for key in MAPPING_OPTION_KEYS - declaration(raw["platform"]).mapping_options:
+            if raw.get(key):
+                problems.append(f"{where}.{key}: {raw['platform']} channels take no {key}")
         try:
             start = datetime.fromisoformat(
                 raw.get("start_date", "2026-01-01T00:00:00Z").replace("Z", "+00:00")
@@ -222,6 +227,7 @@ def load_config(path: Path | str | None = None) -> HubConfig:
 
 
 def yaml_schema() -> dict[str, Any]:
-    import json
-
-    return json.loads(SCHEMA_PATH.read_text())
+    """channels.schema.json with the platform enum filled from the registry (the one list of platforms)."""
+    schema = json.loads(SCHEMA_PATH.read_text())
+    schema["properties"]["channels"]["items"]["properties"]["platform"]["enum"] = list(PLATFORM_NAMES)
+    return schema

@@ -36,6 +36,7 @@ from channelhub import db
 from channelhub.config import ChannelConfig, HubConfig, load_config
 from channelhub.report import print_reconciliation, print_summary
 from channelhub.sync import register_config
+from platforms.registry import declaration
 from sandbox.server import sandbox_connection
 from sandbox.world import World
 
@@ -299,7 +300,6 @@ def run_demo(once: bool, history: timedelta) -> int:
 
 
 # The carriers a warehouse would use per platform (the connectors map them to each platform's codes).
-DEMO_CARRIERS = {"shopify": "UPS", "woocommerce": "UPS", "wechat_channels": "SF", "youzan": "SF"}
 
 
 def drop_demo_shipments(engine, sandboxes: list[RunningSandbox], folder: Path, per_channel: int = 3) -> int:
@@ -310,7 +310,7 @@ def drop_demo_shipments(engine, sandboxes: list[RunningSandbox], folder: Path, p
     shipped_at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     with engine.connect() as conn:
         for sb in sandboxes:
-            carrier = DEMO_CARRIERS[sb.channel.platform]
+            carrier = declaration(sb.channel.platform).demo_carrier
             for number, (order_id, lines) in enumerate(
                 orders_ready_to_ship(conn, sb.channel.code, per_channel)
             ):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from channelhub.csv_imports import KINDS
+from canonical.store_files import KINDS
 
 
 def cmd_import(args: argparse.Namespace) -> int:

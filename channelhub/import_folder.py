@@ -23,7 +23,7 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from channelhub.csv_imports import KINDS
+from canonical.store_files import KINDS
 from channelhub.db import STATE_DIR
 from warehouse.db_errors import DB_ERRORS, WarehouseUnavailable
 from warehouse.store_imports import ImportFileError, ImportReport, import_file

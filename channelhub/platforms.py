@@ -26,10 +26,11 @@ from typing import TYPE_CHECKING, Any, Protocol
 import fastjsonschema
 from jsonschema import Draft202012Validator
 
-from channelhub.canonical import MappingError, NotAnOrder
+from canonical.order import MappingError, NotAnOrder
 from channelhub.credentials import load_credentials
 from connectors.json_body import UNREADABLE_KEY
 from mappings.common import PathTree, PersonalData, mask, path_tree
+from platforms.registry import DECLARATIONS, declaration, package_file
 from warehouse.ingest import Landed, Rejected
 from warehouse.token_cache import WarehouseTokenStore
 
@@ -44,8 +45,6 @@ if TYPE_CHECKING:
     from connectors.framework import SyncWarning
     from connectors.pushes import PushResult, ShipmentPush, StockPush
     from connectors.tokens import TokenStore
-
-SCHEMA_DIR = Path(__file__).resolve().parent.parent / "connectors" / "schemas"
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,14 +80,15 @@ class ChannelConnector(Protocol):
 @dataclass(frozen=True)
 class Platform:
     name: str
-    payload_schema: str  # file name under connectors/schemas/
+    payload_schema: str  # path of the JSON Schema of one order payload
     mapping_module: str  # module with map_order(payload) and unwrap(document), maybe not_an_order(payload)
     connector_factory: str  # "module:function" taking (credentials, channel config, token_store=None)
     id_field: str  # dotted path to a raw payload's external id, for naming rejects
+    mapping_option_keys: frozenset[str] = frozenset()  # channel config keys the mapping takes
 
     @cached_property
     def validator(self) -> Draft202012Validator:
-        schema = json.loads((SCHEMA_DIR / self.payload_schema).read_text())
+        schema = json.loads(Path(self.payload_schema).read_text())
         Draft202012Validator.check_schema(schema)
         return Draft202012Validator(inline_local_refs(schema))
 
@@ -158,12 +158,12 @@ class Platform:
         where = "/".join(str(p) for p in error.absolute_path) or "(payload)"
         return f"{where}: {error.message}"
 
-    @staticmethod
-    def mapping_options(channel: ChannelConfig | None) -> dict[str, Any]:
-        """What a channel's config tells its mapping (only what it set: other mappings take nothing)."""
-        if channel is not None and channel.status_map:
-            return {"status_map": dict(channel.status_map)}
-        return {}
+    def mapping_options(self, channel: ChannelConfig | None) -> dict[str, Any]:
+        """What a channel's config tells its mapping: the keys the platform declares, where the channel set
+        them (the config check refuses them on other platforms)."""
+        if channel is None:
+            return {}
+        return {key: dict(value) for key in self.mapping_option_keys if (value := getattr(channel, key))}
 
     def prepare(self, payload: Any, channel: ChannelConfig | None = None) -> Landed | Rejected | Skipped:
         """Schema check then mapping with ``channel``'s options; every failure is a typed ``Rejected``
@@ -221,34 +221,15 @@ def inline_local_refs(schema: dict[str, Any]) -> dict[str, Any]:
 
 
 PLATFORMS: dict[str, Platform] = {
-    "shopify": Platform(
-        name="shopify",
-        payload_schema="shopify_order.schema.json",
-        mapping_module="mappings.shopify",
-        connector_factory="connectors.shopify:connector_for_channel",
-        id_field="id",
-    ),
-    "woocommerce": Platform(
-        name="woocommerce",
-        payload_schema="woocommerce_order.schema.json",
-        mapping_module="mappings.woocommerce",
-        connector_factory="connectors.woocommerce:connector_for_channel",
-        id_field="id",
-    ),
-    "wechat_channels": Platform(
-        name="wechat_channels",
-        payload_schema="wechat_channels_order.schema.json",
-        mapping_module="mappings.wechat_channels",
-        connector_factory="connectors.wechat_channels:connector_for_channel",
-        id_field="order_id",
-    ),
-    "youzan": Platform(
-        name="youzan",
-        payload_schema="youzan_order.schema.json",
-        mapping_module="mappings.youzan",
-        connector_factory="connectors.youzan:connector_for_channel",
-        id_field="full_order_info.order_info.tid",
-    ),
+    name: Platform(
+        name=name,
+        payload_schema=str(package_file(name, declared.payload_schema)),
+        mapping_module=f"platforms.{name}.{declared.mapping_module}",
+        connector_factory=f"platforms.{name}.{declared.connector_factory}",
+        id_field=declared.id_field,
+        mapping_option_keys=declared.mapping_options,
+    )
+    for name, declared in DECLARATIONS.items()
 }
 
 
@@ -268,7 +249,5 @@ def channel_connector(
 
 
 def get_platform(name: str) -> Platform:
-    try:
-        return PLATFORMS[name]
-    except KeyError:
-        raise KeyError(f"unknown platform {name!r}; known: {', '.join(sorted(PLATFORMS))}") from None
+    declaration(name)  # an unknown name is a KeyError naming the known ones
+    return PLATFORMS[name]

@@ -31,7 +31,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, select, text
 
-from channelhub.canonical import CanonicalOrder
+from canonical.order import CanonicalOrder
 from channelhub.config import ChannelConfig
 from channelhub.credentials import ChannelCredentials
 from channelhub.platforms import ChannelConnector, Skipped, channel_connector, get_platform

@@ -21,7 +21,7 @@ from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from decimal import Decimal
 from typing import Any
 
-from channelhub.canonical import CanonicalOrder, MappingError
+from canonical.order import CanonicalOrder, MappingError
 
 _DECIMAL_STRING = re.compile(r"-?\d+(\.\d+)?")
 _DIGITS = re.compile(r"-?\d+")

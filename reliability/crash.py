@@ -44,6 +44,7 @@ from channelhub import db
 from channelhub.config import load_config
 from channelhub.demo import seed_from_catalog
 from channelhub.sync import register_config
+from platforms.registry import PLATFORM_NAMES, declaration
 from sandbox.clock import Clock
 from sandbox.faults import Faults
 from sandbox.server import run_sandbox, sandbox_connection
@@ -52,7 +53,8 @@ from warehouse.shipment_outbox import orders_ready_to_ship
 NOW = datetime(2026, 11, 22, 16, 0, tzinfo=UTC)
 START = NOW - timedelta(hours=5)
 LOCATION = "WH-CRASH"
-CHANNELS = {"crash_shop": ("shopify", 501), "crash_wechat": ("wechat_channels", 502)}
+# One channel of every platform (the registry), each on its own sandbox with a fixed seed.
+CHANNELS = {f"crash_{name}": (name, 501 + index) for index, name in enumerate(PLATFORM_NAMES)}
 CHANNELHUB = str(Path(sys.executable).parent / "channelhub")
 KILL_PROBABILITY = 0.6  # each job of a trial is killed once with this probability
 
@@ -232,7 +234,7 @@ def write_shipments(hub: Hub, path: Path, per_channel: int = 8) -> None:
     with hub.engine.connect() as conn:
         for code in CHANNELS:
             for number, (order_id, lines) in enumerate(orders_ready_to_ship(conn, code, per_channel)):
-                carrier = "UPS" if code == "crash_shop" else "SF"
+                carrier = declaration(CHANNELS[code][0]).demo_carrier
                 rows += [
                     {
                         "shipment_id": f"CRASH-{code}-{order_id}",

@@ -48,14 +48,16 @@ from channelhub.demo import seed_from_catalog
 from channelhub.sync import register_config, sync_orders
 from connectors.auth import Secret
 from connectors.errors import AuthError, ConnectorError
+from platforms.registry import DECLARATIONS, PLATFORM_NAMES
 from sandbox.clock import Clock
 from sandbox.server import RunningSandbox, run_sandbox, sandbox_connection
 from warehouse import sync_state
 
 NOW = datetime(2026, 11, 19, 12, 0, tzinfo=UTC)
 START = NOW - timedelta(hours=3)
-PLATFORMS = ("shopify", "woocommerce", "wechat_channels", "youzan")
-EXPIRING_TOKENS = frozenset({"wechat_channels", "youzan"})  # the others authenticate with static credentials
+PLATFORMS = PLATFORM_NAMES
+# Short-lived tokens the hub fetches (the others authenticate with static credentials).
+EXPIRING_TOKENS = frozenset(name for name, declared in DECLARATIONS.items() if declared.expiring_tokens)
 SCHEDULE = timedelta(minutes=15)  # the hub's scheduled windows in the clock skew modes
 SCHEDULED_RUNS = 8
 RUN_ATTEMPTS = 6  # a sync that still fails after its connector's own retries is re-run, as Airflow does

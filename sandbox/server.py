@@ -30,12 +30,14 @@ from fastapi import FastAPI
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from platforms.registry import PLATFORM_NAMES
 from sandbox import shopify
 from sandbox.clock import Clock
 from sandbox.faults import Faults
 from sandbox.world import DEFAULT_INTERVAL, World
 
-PLATFORMS = ("shopify", "woocommerce", "wechat_channels", "youzan")
+PLATFORMS = PLATFORM_NAMES  # every registered platform has its simulator, sandbox.<name>
+
 STARTUP_TIMEOUT_SECONDS = 15.0
 log = logging.getLogger(__name__)
 

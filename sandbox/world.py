@@ -31,6 +31,7 @@ from functools import lru_cache
 from types import MappingProxyType
 from typing import Literal, TypeVar
 
+from platforms.registry import DECLARATIONS
 from sandbox.clock import Clock
 
 T = TypeVar("T")
@@ -139,14 +140,9 @@ _PRODUCTS: tuple[_ProductSpec, ...] = (
     ),
 )
 
-# Per platform: (product id base, variant id base, inventory item id base, how many blank channel SKUs).
-# Adding a platform adds a line; each platform draws from its own RNG, so existing ids never move.
+# Per platform: its declaration's sandbox_id_space (platforms/<name>/__init__.py).
 _CHANNEL_ID_SPACES: dict[str, tuple[int, int, int, int]] = {
-    "shopify": (8_012_345_000_000, 44_123_456_000_000, 46_234_567_000_000, 3),
-    # WordPress post ids (products and variations share one sequence in real shops; close enough here).
-    "woocommerce": (100, 5_000, 0, 3),
-    "wechat_channels": (10_000_000_000, 2_000_000_000, 0, 3),
-    "youzan": (3_000_000_000, 30_000_000, 0, 3),
+    name: declared.sandbox_id_space for name, declared in DECLARATIONS.items()
 }
 VENDOR = "ChannelHub Demo Co"
 

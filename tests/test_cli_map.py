@@ -9,7 +9,7 @@ from pathlib import Path
 
 from jsonschema import Draft202012Validator
 
-from channelhub.canonical import canonical_order_schema
+from canonical.order import canonical_order_schema
 
 SHOPIFY = Path(__file__).parent / "fixtures" / "shopify"
 CANONICAL = Draft202012Validator(canonical_order_schema())

@@ -19,7 +19,7 @@ from channelhub.credentials import ChannelCredentials
 from connectors.auth import Secret
 from connectors.errors import ApiError, AuthError, MalformedResponse
 from connectors.http import LeakyBucketThrottle, RetryPolicy
-from connectors.shopify import (
+from platforms.shopify.connector import (
     DEFAULT_API_VERSION,
     ShopifyConnector,
     UnsupportedApiVersion,

@@ -19,7 +19,11 @@ from channelhub.credentials import ChannelCredentials
 from connectors.auth import Secret
 from connectors.errors import AuthError, QuotaExhausted, TransientError
 from connectors.http import RetryPolicy
-from connectors.wechat_channels import WeChatChannelsConnector, connector_for_channel, seconds_to_next_minute
+from platforms.wechat_channels.connector import (
+    WeChatChannelsConnector,
+    connector_for_channel,
+    seconds_to_next_minute,
+)
 from sandbox.clock import Clock
 from sandbox.server import RunningSandbox, run_sandbox
 from sandbox.wechat_channels import SANDBOX_LOGIN

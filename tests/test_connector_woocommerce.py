@@ -19,7 +19,7 @@ from connectors.auth import BasicAuth, QueryParams, Secret, is_loopback
 from connectors.errors import ApiError, AuthError, InsecureTransport, RateLimited, TransientError
 from connectors.http import RetryPolicy
 from connectors.oauth1 import OAuth1OneLegged, oauth1_base_string, oauth1_params
-from connectors.woocommerce import (
+from platforms.woocommerce.connector import (
     MAX_PAGE_SIZE,
     WooCommerceConnector,
     auth_for,

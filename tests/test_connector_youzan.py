@@ -10,7 +10,7 @@ import requests
 
 from connectors.errors import ApiError, AuthError, RateLimited, TransientError
 from connectors.http import RetryPolicy
-from connectors.youzan import MAX_PAGE_NO, YouzanConnector
+from platforms.youzan.connector import MAX_PAGE_NO, YouzanConnector
 from sandbox import youzan as sandbox_youzan
 from sandbox.clock import Clock
 from sandbox.server import run_sandbox

@@ -18,9 +18,9 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
-from channelhub.canonical import MappingError, canonical_order_schema
+from canonical.order import MappingError, canonical_order_schema
+from canonical.store_files import KINDS, OPTIONAL, REQUIRED, BadRow, ImportFileError, parse_csv
 from channelhub.config import ConfigError, parse_config
-from channelhub.csv_imports import KINDS, OPTIONAL, REQUIRED, BadRow, ImportFileError, parse_csv
 from channelhub.platforms import PLATFORMS, Skipped, get_platform
 from warehouse.exceptions import canonical_json
 from warehouse.ingest import Landed, Rejected

@@ -20,16 +20,14 @@ from zoneinfo import ZoneInfo
 import pytest
 from jsonschema import Draft202012Validator
 
-from channelhub.canonical import MappingError, canonical_order_schema
+from canonical.order import MappingError, canonical_order_schema
 from mappings import common
-from mappings.shopify import map_order, unwrap
+from platforms.shopify.mapping import map_order, unwrap
 
 FIXTURES = Path(__file__).parent / "fixtures" / "shopify"
 FIXTURE_FILES = sorted(path.name for path in FIXTURES.glob("*.json"))
 
-CONNECTOR_SCHEMA = json.loads(
-    resources.files("connectors").joinpath("schemas/shopify_order.schema.json").read_text()
-)
+CONNECTOR_SCHEMA = json.loads(resources.files("platforms").joinpath("shopify/order.schema.json").read_text())
 connector_validator = Draft202012Validator(CONNECTOR_SCHEMA)
 canonical_validator = Draft202012Validator(canonical_order_schema())
 

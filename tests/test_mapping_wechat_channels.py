@@ -1,4 +1,4 @@
-"""mappings.wechat_channels: Channels order objects (doc-shaped and sandbox fixtures) -> canonical."""
+"""platforms.wechat_channels.mapping: Channels order objects (doc-shaped, sandbox fixtures) -> canonical."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 from jsonschema import Draft202012Validator
 
-from channelhub.canonical import MappingError, canonical_order_schema
+from canonical.order import MappingError, canonical_order_schema
 from channelhub.platforms import get_platform
-from mappings.wechat_channels import map_order, unwrap
+from platforms.wechat_channels.mapping import map_order, unwrap
 from warehouse.ingest import Landed, Rejected
 
 FIXTURES = Path(__file__).parent / "fixtures" / "wechat_channels"

@@ -23,16 +23,14 @@ import pytest
 from hub_configs import hub_config, write_hub_config
 from jsonschema import Draft202012Validator
 
-from channelhub.canonical import MappingError, NotAnOrder, canonical_order_schema
+from canonical.order import MappingError, NotAnOrder, canonical_order_schema
 from channelhub.platforms import Skipped, get_platform
-from mappings.woocommerce import map_order, not_an_order, unwrap
+from platforms.woocommerce.mapping import map_order, not_an_order, unwrap
 from warehouse.ingest import Landed, Rejected
 
 FIXTURES = Path(__file__).parent / "fixtures" / "woocommerce"
 FIXTURE_FILES = sorted(path.name for path in FIXTURES.glob("*.json"))
-SCHEMA = json.loads(
-    resources.files("connectors").joinpath("schemas/woocommerce_order.schema.json").read_text()
-)
+SCHEMA = json.loads(resources.files("platforms").joinpath("woocommerce/order.schema.json").read_text())
 schema_validator = Draft202012Validator(SCHEMA)
 canonical_validator = Draft202012Validator(canonical_order_schema())
 

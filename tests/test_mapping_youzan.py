@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from jsonschema import Draft202012Validator
 
-from channelhub.canonical import MappingError, canonical_order_schema
+from canonical.order import MappingError, canonical_order_schema
 from channelhub.platforms import get_platform
-from mappings.youzan import map_order, unwrap
+from platforms.youzan.mapping import map_order, unwrap
 from warehouse.ingest import Landed, Rejected
 
 FIXTURES = Path(__file__).parent / "fixtures" / "youzan"

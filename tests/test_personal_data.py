@@ -25,8 +25,8 @@ from hub_configs import hub_config, hub_document
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 
+from canonical.order import MappingError
 from channelhub import db
-from channelhub.canonical import MappingError
 from channelhub.config import ChannelConfig, HubConfig
 from channelhub.credentials import ChannelCredentials
 from channelhub.demo import seed_from_catalog

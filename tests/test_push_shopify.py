@@ -20,8 +20,8 @@ import requests
 from connectors.errors import ApiError, TransientError
 from connectors.http import RetryPolicy
 from connectors.pushes import ShipmentLine, ShipmentPush, StockPush
-from connectors.shopify import ShopifyConnector
-from mappings.shopify import map_order
+from platforms.shopify.connector import ShopifyConnector
+from platforms.shopify.mapping import map_order
 from sandbox.clock import Clock
 from sandbox.server import RunningSandbox, run_sandbox
 from sandbox.shopify import API_PREFIX, INVALID_QUANTITY, SHOP_LOCATION_ID

@@ -2,7 +2,7 @@
 
 The world's clock is frozen, so nothing ships on its own: every parcel an order shows was pushed here. Orders
 are picked from the world by their rendered status; push lines come from the real pull (``get_order`` +
-``mappings.wechat_channels.map_order``), the way the hub would build them.
+``platforms.wechat_channels.mapping.map_order``), the way the hub would build them.
 """
 
 from __future__ import annotations
@@ -15,12 +15,12 @@ from typing import Any
 import pytest
 import requests
 
-from channelhub.canonical import CanonicalOrder
+from canonical.order import CanonicalOrder
 from connectors.errors import TransientError
 from connectors.http import RetryPolicy
 from connectors.pushes import ShipmentLine, ShipmentPush, StockPush
-from connectors.wechat_channels import WeChatChannelsConnector, delivery_id_for
-from mappings.wechat_channels import map_order
+from platforms.wechat_channels.connector import WeChatChannelsConnector, delivery_id_for
+from platforms.wechat_channels.mapping import map_order
 from sandbox.clock import Clock
 from sandbox.server import RunningSandbox, run_sandbox
 from sandbox.wechat_channels import DELIVERY_COMPANIES, SANDBOX_LOGIN

@@ -23,8 +23,8 @@ from channelhub.credentials import ChannelCredentials, CredentialsError
 from connectors.auth import Secret
 from connectors.http import RetryPolicy
 from connectors.pushes import ShipmentLine, ShipmentPush
-from connectors.wechat_channels import WeChatChannelsConnector, connector_for_channel
-from mappings.wechat_channels import map_order
+from platforms.wechat_channels.connector import WeChatChannelsConnector, connector_for_channel
+from platforms.wechat_channels.mapping import map_order
 from sandbox.clock import Clock
 from sandbox.server import RunningSandbox, run_sandbox
 from sandbox.wechat_channels import (

@@ -11,12 +11,12 @@ import pytest
 import requests
 from woo_auth import WooOAuth
 
-from channelhub.canonical import CanonicalOrder
+from canonical.order import CanonicalOrder
 from connectors.errors import TransientError
 from connectors.http import RetryPolicy
 from connectors.pushes import ShipmentLine, ShipmentPush, StockPush
-from connectors.woocommerce import WooCommerceConnector
-from mappings.woocommerce import map_order
+from platforms.woocommerce.connector import WooCommerceConnector
+from platforms.woocommerce.mapping import map_order
 from sandbox.clock import Clock
 from sandbox.server import RunningSandbox, run_sandbox
 from sandbox.woocommerce import SANDBOX_LOGIN, wc_status

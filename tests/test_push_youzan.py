@@ -14,8 +14,8 @@ import requests
 from connectors.errors import TransientError
 from connectors.http import RetryPolicy
 from connectors.pushes import ShipmentLine, ShipmentPush, StockPush
-from connectors.youzan import YouzanConnector
-from mappings.youzan import map_order
+from platforms.youzan.connector import YouzanConnector
+from platforms.youzan.mapping import map_order
 from sandbox import youzan as sandbox_youzan
 from sandbox.clock import Clock
 from sandbox.server import run_sandbox

@@ -23,7 +23,7 @@ from jsonschema import Draft202012Validator
 from woo_auth import WooOAuth
 
 from connectors.oauth1 import oauth1_params
-from connectors.woocommerce import MAX_PAGE_SIZE
+from platforms.woocommerce.connector import MAX_PAGE_SIZE
 from sandbox.clock import Clock
 from sandbox.server import RunningSandbox, run_sandbox
 from sandbox.woocommerce import SANDBOX_LOGIN
@@ -31,7 +31,7 @@ from sandbox.woocommerce import SANDBOX_LOGIN
 NOW = datetime(2026, 3, 14, 18, 0, tzinfo=UTC)  # 12:00 in America/Chicago (CDT, UTC-5)
 SECRET = "cs_test_0123456789abcdef0123456789abcdef"
 SCHEMA = Draft202012Validator(
-    json.loads(resources.files("connectors").joinpath("schemas/woocommerce_order.schema.json").read_text())
+    json.loads(resources.files("platforms").joinpath("woocommerce/order.schema.json").read_text())
 )
 
 

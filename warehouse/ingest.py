@@ -55,7 +55,7 @@ from typing import Any, TypeVar
 from sqlalchemy import Connection, Engine, select, text
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
-from channelhub.canonical import Address, CanonicalOrder, Customer, OrderLine, Totals
+from canonical.order import Address, CanonicalOrder, Customer, OrderLine, Totals
 from warehouse import exceptions as queue
 from warehouse.bulk import arrays, run, unnest
 from warehouse.catalog import CatalogError

@@ -1,6 +1,6 @@
 """Store and warehouse systems in: shipments, stock counts (盘点) and store (POS) sales from CSV files.
 
-``import_file(engine, kind, path)`` parses the file (``channelhub.csv_imports``) and applies its rows in
+``import_file(engine, kind, path)`` parses the file (``canonical.store_files``) and applies its rows in
 chunks, one transaction per chunk and a savepoint per row, so a row the database refuses is reported and
 the rest goes on. Every row is idempotent: importing a file again changes nothing.
 
@@ -41,7 +41,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 
-from channelhub.csv_imports import (
+from canonical.store_files import (
     KINDS,
     BadRow,
     CountRow,

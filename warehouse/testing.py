@@ -14,7 +14,7 @@ from decimal import Decimal
 
 from sqlalchemy import Engine
 
-from channelhub.canonical import Address, CanonicalOrder, Customer, OrderLine, Totals
+from canonical.order import Address, CanonicalOrder, Customer, OrderLine, Totals
 from warehouse import catalog, stock
 from warehouse.ingest import IngestCounts, Landed, Rejected, ingest_orders
 

@@ -41,7 +41,7 @@ from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from channelhub.canonical import Address, CanonicalOrder, Customer, MappingError, OrderLine, Totals
+from canonical.order import Address, CanonicalOrder, Customer, MappingError, OrderLine, Totals
 from mappings.common import (
     PersonalData,
     about_order,

@@ -61,7 +61,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from channelhub.canonical import Address, CanonicalOrder, Customer, MappingError, OrderLine, Totals
+from canonical.order import Address, CanonicalOrder, Customer, MappingError, OrderLine, Totals
 from mappings.common import (
     PersonalData,
     blank_to_none,

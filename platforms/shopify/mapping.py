@@ -35,7 +35,7 @@ from collections import Counter
 from decimal import Decimal
 from typing import Any
 
-from channelhub.canonical import Address, CanonicalOrder, Customer, MappingError, OrderLine, Totals
+from canonical.order import Address, CanonicalOrder, Customer, MappingError, OrderLine, Totals
 from mappings.common import (
     PersonalData,
     blank_to_none,

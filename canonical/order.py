@@ -130,5 +130,5 @@ def _jsonable(value: Any) -> Any:
 
 @cache
 def canonical_order_schema() -> dict[str, Any]:
-    text = resources.files("channelhub").joinpath("schemas/canonical_order.schema.json").read_text()
+    text = resources.files("canonical").joinpath("schemas/canonical_order.schema.json").read_text()
     return json.loads(text)

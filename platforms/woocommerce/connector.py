@@ -434,7 +434,7 @@ class WooCommerceConnector(Connector):
             return PushResult(
                 "rejected",
                 f"carrier {push.carrier!r} has no WooCommerce mapping (neither a Shipment Tracking provider "
-                "nor a custom provider in connectors.woocommerce.CARRIERS)",
+                "nor a custom provider in platforms.woocommerce.connector.CARRIERS)",
             )
         ids = {"order_id": order_id}
         try:

@@ -56,7 +56,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from channelhub.canonical import (
+from canonical.order import (
     Address,
     CanonicalOrder,
     Customer,
@@ -106,7 +106,9 @@ NOT_ORDERS = {
     "checkout-draft": "a checkout draft (a cart in checkout, not placed)",
     "auto-draft": "an auto-draft (a blank order nobody saved)",
 }
-REFUNDS_KEY = "channelhub_refunds"  # the refund objects the connector attaches (connectors.woocommerce)
+REFUNDS_KEY = (
+    "channelhub_refunds"  # the refund objects the connector attaches (platforms.woocommerce.connector)
+)
 REFUNDED_ITEM = "_refunded_item_id"  # a refund line item's meta: the order line it refunds
 RESTOCKED = "_restock_refunded_items"  # an order line item's meta: units its refunds put back in stock
 

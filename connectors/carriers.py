@@ -1,0 +1,59 @@
+"""One carrier table: the carriers warehouses name, under every name they write, and a platform's own codes.
+
+A store or WMS writes "SF", "顺丰", "SF Express" or "shunfeng" for the same carrier; each platform wants its
+own code for it (Taobao ``SF``, Pinduoduo a numeric ``logistics_id``, Youzan a display name matched against
+its live list). The aliases live here once; a platform declares only ``{carrier key: its code}`` in its
+package (``platforms/<name>/pushes.py``), so adding a carrier or a platform is one line, not a fifth table.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Carrier:
+    key: str  # the hub's name for it, what platforms' code tables are keyed by
+    names: tuple[str, ...]  # how warehouses write it (compared upper-case, spaces and dashes ignored)
+
+
+CARRIERS: tuple[Carrier, ...] = (
+    Carrier("SF", ("SF", "SF EXPRESS", "SHUNFENG", "SFEXPRESS", "顺丰", "顺丰速运", "顺丰快递")),
+    Carrier("YTO", ("YTO", "YUANTONG", "圆通", "圆通速递", "圆通快递")),
+    Carrier("ZTO", ("ZTO", "ZHONGTONG", "中通", "中通快递")),
+    Carrier("STO", ("STO", "SHENTONG", "申通", "申通快递")),
+    Carrier("YUNDA", ("YUNDA", "YD", "韵达", "韵达快递", "韵达速递")),
+    Carrier("BEST", ("BEST", "HTKY", "BEST EXPRESS", "百世", "百世快递", "百世汇通")),
+    Carrier("EMS", ("EMS", "中国邮政EMS", "邮政EMS")),
+    Carrier("CHINA_POST", ("CHINA POST", "CHINAPOST", "POST", "YZPY", "邮政", "邮政快递包裹", "中国邮政")),
+    Carrier("JD", ("JD", "JDL", "JD LOGISTICS", "京东", "京东快递", "京东物流")),
+    Carrier("DEPPON", ("DEPPON", "DBL", "德邦", "德邦快递", "德邦物流")),
+    Carrier("JTEXPRESS", ("JTEXPRESS", "J&T", "JT", "J&T EXPRESS", "极兔", "极兔速递", "极兔快递")),
+    Carrier("UPS", ("UPS",)),
+    Carrier("USPS", ("USPS",)),
+    Carrier("FEDEX", ("FEDEX", "FEDERAL EXPRESS")),
+    Carrier("DHL", ("DHL", "DHL EXPRESS")),
+)
+
+
+def _folded(name: str) -> str:
+    return re.sub(r"[\s\-_.]+", "", name).upper()
+
+
+_BY_NAME: dict[str, str] = {_folded(name): carrier.key for carrier in CARRIERS for name in carrier.names}
+
+
+def carrier_key(name: str) -> str | None:
+    """The hub's key for a carrier as a warehouse wrote it; None when no alias matches."""
+    return _BY_NAME.get(_folded(name))
+
+
+def carrier_code(codes: Mapping[str, str], name: str) -> str | None:
+    """A platform's code for the carrier a warehouse named: through the alias table, or the platform's own
+    code given as is (a warehouse that already writes Taobao's ``ZJS``); None when the platform has none."""
+    key = carrier_key(name)
+    if key is not None and key in codes:
+        return codes[key]
+    return name if name in codes.values() else None
