@@ -17,6 +17,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
 from sandbox.admin import RequestStats, add_admin_routes, hold_back_answers
+from sandbox.common import maybe_truncated
 from sandbox.faults import Faults, ServedPages
 from sandbox.shopify.listing import add_listing_routes
 from sandbox.shopify.pushes import add_push_routes
@@ -226,12 +227,7 @@ def create_app(
         response = await call_next(request)
         for name, value in headers.items():
             response.headers[name] = value
-        if response.status_code == 200 and faults.roll(faults.truncated_body_rate):
-            body = b"".join([chunk async for chunk in response.body_iterator])  # type: ignore[attr-defined]
-            cut = body[: max(1, len(body) // 2)]
-            kept = {k: v for k, v in response.headers.items() if k.lower() != "content-length"}
-            return Response(cut, 200, headers=kept)
-        return response
+        return await maybe_truncated(response, faults)
 
     hold_back_answers(app, faults, ("/admin/",))
     add_listing_routes(app, world, faults, renderer, access, served)

@@ -3,7 +3,6 @@ single-order reads."""
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
 import json
@@ -19,6 +18,7 @@ from urllib.parse import urlencode
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
+from sandbox.common import b64url_decode, b64url_encode
 from sandbox.faults import Faults, ServedPages
 from sandbox.shopify.render import ShopifyRenderer, render_order
 from sandbox.shopify.wire import (
@@ -210,11 +210,11 @@ class PageInfoCodec:
         }
         body["signature"] = self._sign(body)
         raw = json.dumps(body, separators=(",", ":")).encode()
-        return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+        return b64url_encode(raw)
 
     def decode(self, value: str) -> tuple[ListFilters, int, str]:
         try:
-            raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
+            raw = b64url_decode(value)
             body = json.loads(raw)
             signature = body.pop("signature")
             if not hmac.compare_digest(signature, self._sign(body)):

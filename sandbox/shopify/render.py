@@ -11,6 +11,7 @@ import zlib
 from decimal import Decimal
 from typing import Any
 
+from sandbox.common import two_decimals
 from sandbox.faults import Faults
 from sandbox.shopify.wire import (
     _EMPTY_LIST,
@@ -33,7 +34,6 @@ from sandbox.shopify.wire import (
     TRANSACTION_ID_BASE,
     ShopTime,
     Tracking,
-    _amount,
     _b,
     _n,
     _obj,
@@ -116,7 +116,7 @@ class ShopifyRenderer:
         key = str(value)
         cached = self._money_cache.get(key)
         if cached is None:
-            text = _amount(value)
+            text = two_decimals(value)
             money_json = f'{{"amount":"{text}","currency_code":{self._currency_json}}}'
             cached = (f'"{text}"', f'{{"shop_money":{money_json},"presentment_money":{money_json}}}')
             if len(self._money_cache) > 20_000:
@@ -239,7 +239,7 @@ class ShopifyRenderer:
                 [
                     ("grams", _n(variant.grams)),
                     ("name", _s(variant.title)),
-                    ("price", _s(_amount(line.unit_price))),
+                    ("price", _s(two_decimals(line.unit_price))),
                     ("price_set", self._money_set(line.unit_price)),
                     ("product_exists", "true"),
                     ("product_id", _n(listing.product_id)),

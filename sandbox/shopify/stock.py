@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
+from sandbox.common import two_decimals
 from sandbox.shopify.render import ShopifyRenderer
 from sandbox.shopify.wire import (
     API_PREFIX,
@@ -24,7 +25,6 @@ from sandbox.shopify.wire import (
     SHOP_LOCATION,
     SHOP_LOCATION_ID,
     Unprocessable,
-    _amount,
     _gid_tail,
     _int_field,
     _json_response,
@@ -148,7 +148,7 @@ def add_stock_routes(
                     "id": listing.variant_id,
                     "product_id": listing.product_id,
                     "title": variant.variant_title or "Default Title",
-                    "price": _amount(variant.price),
+                    "price": two_decimals(variant.price),
                     "sku": listing.sku,
                     "position": 1,
                     "inventory_policy": "deny",

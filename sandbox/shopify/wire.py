@@ -11,7 +11,6 @@ import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -172,10 +171,6 @@ class ShopTime:
 
 
 _MINUTE_SECOND = tuple(f"{m:02d}:{s:02d}" for m in range(60) for s in range(60))  # "MM:SS" by second of hour
-
-
-def _amount(value: Decimal) -> str:
-    return f"{value:.2f}"
 
 
 # Payloads are written as JSON text from small pre-encoded fragments (an order is ~10 KB and a benchmark

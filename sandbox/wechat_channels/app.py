@@ -18,6 +18,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
 from sandbox.admin import RequestStats, add_admin_routes, hold_back_answers, json_response
+from sandbox.common import maybe_truncated
 from sandbox.faults import Faults, ServedPages
 from sandbox.wechat_channels.listing import add_listing_routes
 from sandbox.wechat_channels.mini_program import ShippingRecord, add_mini_program_routes
@@ -291,11 +292,7 @@ def create_app(
             page += "</body></html>"
             return Response(page, status, media_type="text/html")
         response = await call_next(request)
-        if response.status_code == 200 and faults.roll(faults.truncated_body_rate):
-            body = b"".join([chunk async for chunk in response.body_iterator])  # type: ignore[attr-defined]
-            kept = {k: v for k, v in response.headers.items() if k.lower() != "content-length"}
-            return Response(body[: max(1, len(body) // 2)], 200, headers=kept)
-        return response
+        return await maybe_truncated(response, faults)
 
     hold_back_answers(app, faults, ("/channels/", "/wxa/", "/cgi-bin/"))
 

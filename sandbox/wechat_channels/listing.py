@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
 import itertools
@@ -14,6 +13,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
+from sandbox.common import b64url_decode, b64url_encode
 from sandbox.faults import Faults, ServedPages
 from sandbox.wechat_channels.render import WeChatChannelsRenderer
 from sandbox.wechat_channels.wire import (
@@ -59,11 +59,11 @@ class NextKeyCodec:
     def encode(self, filters_digest: str, last_index: int) -> str:
         text = f"{filters_digest}:{last_index}"
         raw = f"{text}:{self._sign(text)}".encode()
-        return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+        return b64url_encode(raw)
 
     def decode(self, value: str, filters_digest: str) -> int:
         try:
-            raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)).decode()
+            raw = b64url_decode(value).decode()
             digest, last, signature = raw.rsplit(":", 2)
             if not hmac.compare_digest(signature, self._sign(f"{digest}:{last}")):
                 raise ValueError("bad signature")

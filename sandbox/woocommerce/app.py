@@ -20,6 +20,7 @@ from fastapi.responses import Response
 from starlette.routing import Match
 
 from sandbox.admin import RequestStats, add_admin_routes, hold_back_answers, json_response
+from sandbox.common import maybe_truncated
 from sandbox.faults import Faults, ServedPages
 from sandbox.woocommerce.listing import add_listing_routes
 from sandbox.woocommerce.pushes import add_write_routes
@@ -341,11 +342,7 @@ def create_app(
             page += "</h1></center></body></html>"
             return Response(page, 502, media_type="text/html")
         response = await call_next(request)
-        if response.status_code == 200 and faults.roll(faults.truncated_body_rate):
-            body = b"".join([chunk async for chunk in response.body_iterator])  # type: ignore[attr-defined]
-            kept = {k: v for k, v in response.headers.items() if k.lower() != "content-length"}
-            return Response(body[: max(1, len(body) // 2)], 200, headers=kept)
-        return response
+        return await maybe_truncated(response, faults)
 
     hold_back_answers(app, faults, ("/wp-json/",))
 

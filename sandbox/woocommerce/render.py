@@ -10,6 +10,7 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from sandbox.common import two_decimals
 from sandbox.faults import Faults
 from sandbox.woocommerce.store import TRACKING_META_KEY, WooStore
 from sandbox.woocommerce.wire import (
@@ -37,13 +38,9 @@ from sandbox.world import Address, OrderLine, OrderState, Refund, World, money
 # --------------------------------------------------------------------------------------------------
 
 
-def _amount(value: Decimal) -> str:
-    return f"{value:.2f}"
-
-
 def _negative(value: Decimal) -> str:
     """An amount a refund takes back, as WooCommerce writes it ("-9.00"; nothing is "0.00", not "-0.00")."""
-    return _amount(-value) if value else "0.00"
+    return two_decimals(-value) if value else "0.00"
 
 
 def _price_number(value: Decimal) -> int | float:
@@ -297,7 +294,7 @@ class WooRenderer:
             "id": refund_id,
             "date_created": self.time.local(refund.at),
             "date_created_gmt": self.time.gmt(refund.at),
-            "amount": _amount(refund.amount),
+            "amount": two_decimals(refund.amount),
             "reason": refund.note,
             "refunded_by": 1,
             "refunded_payment": order.gateway != "manual",
@@ -343,7 +340,9 @@ class WooRenderer:
         taxes = (
             []
             if state.order.tax_rate == 0
-            else [{"id": tax_rate_id, "total": _amount(line.tax), "subtotal": _amount(subtotal_tax)}]
+            else [
+                {"id": tax_rate_id, "total": two_decimals(line.tax), "subtotal": two_decimals(subtotal_tax)}
+            ]
         )
         meta_data: list[dict[str, Any]] = []
         if is_variation:
@@ -365,10 +364,10 @@ class WooRenderer:
             "variation_id": listing.variant_id if is_variation else 0,
             "quantity": line.quantity,
             "tax_class": "",
-            "subtotal": _amount(subtotal),
-            "subtotal_tax": _amount(subtotal_tax),
-            "total": _amount(total),
-            "total_tax": _amount(line.tax),
+            "subtotal": two_decimals(subtotal),
+            "subtotal_tax": two_decimals(subtotal_tax),
+            "total": two_decimals(total),
+            "total_tax": two_decimals(line.tax),
             "taxes": taxes,
             "meta_data": meta_data,
             "sku": listing.sku,
@@ -396,7 +395,7 @@ class WooRenderer:
         lines = [self._line_item(state, line, tax_rate_id) for line in order.lines]
         base = self.base_url.rstrip("/")
         refunds = [
-            {"id": order_id + refund.seq, "reason": refund.note, "total": "-" + _amount(refund.amount)}
+            {"id": order_id + refund.seq, "reason": refund.note, "total": "-" + two_decimals(refund.amount)}
             for refund in self.served_refunds(state)
         ]
         line_base = self.line_item_id(index, 0)
@@ -411,7 +410,7 @@ class WooRenderer:
                     "rate_id": tax_rate_id,
                     "label": order.tax_title,
                     "compound": False,
-                    "tax_total": _amount(order.total_tax),
+                    "tax_total": two_decimals(order.total_tax),
                     "shipping_tax_total": "0.00",
                     "rate_percent": float(order.tax_rate * 100),
                     "meta_data": [],
@@ -432,13 +431,13 @@ class WooRenderer:
             "prices_include_tax": False,
             "date_created": self.time.local(order.created_ts),
             "date_modified": self.time.local(state.updated_ts),
-            "discount_total": _amount(order.total_discount),
+            "discount_total": two_decimals(order.total_discount),
             "discount_tax": "0.00",
-            "shipping_total": _amount(order.shipping.price),
+            "shipping_total": two_decimals(order.shipping.price),
             "shipping_tax": "0.00",
-            "cart_tax": _amount(order.total_tax),
-            "total": _amount(order.total),
-            "total_tax": _amount(order.total_tax),
+            "cart_tax": two_decimals(order.total_tax),
+            "total": two_decimals(order.total),
+            "total_tax": two_decimals(order.total_tax),
             "customer_id": CUSTOMER_ID_BASE + customer.index if customer else 0,
             "order_key": "wc_order_"
             + hashlib.md5(f"{self.world.seed}:{index}".encode(), usedforsecurity=False).hexdigest()[:13],
@@ -464,7 +463,7 @@ class WooRenderer:
                     "method_title": order.shipping.title,
                     "method_id": shipping_method.get(order.shipping.code, "flat_rate"),
                     "instance_id": "1" if order.shipping.code == "FREE" else "2",
-                    "total": _amount(order.shipping.price),
+                    "total": two_decimals(order.shipping.price),
                     "total_tax": "0.00",
                     "taxes": [],
                     "meta_data": [],
@@ -477,7 +476,7 @@ class WooRenderer:
                 {
                     "id": line_base + 6,
                     "code": order.discount.code.lower(),  # WooCommerce stores coupon codes lower-cased
-                    "discount": _amount(order.discount.amount),
+                    "discount": two_decimals(order.discount.amount),
                     "discount_tax": "0.00",
                     "meta_data": [],
                 }

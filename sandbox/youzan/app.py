@@ -17,6 +17,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
 from sandbox.admin import RequestStats, add_admin_routes, hold_back_answers, json_response
+from sandbox.common import maybe_truncated
 from sandbox.faults import Faults, ServedPages
 from sandbox.world import World
 from sandbox.youzan.listing import (
@@ -294,11 +295,7 @@ def create_app(
         if failure is True:  # the platform acted, the answer was lost on the way back
             stats.count("injected_errors")
             return _gateway_page(502)
-        if response.status_code == 200 and faults.roll(faults.truncated_body_rate):
-            body = b"".join([chunk async for chunk in response.body_iterator])  # type: ignore[attr-defined]
-            kept = {k: v for k, v in response.headers.items() if k.lower() != "content-length"}
-            return Response(body[: max(1, len(body) // 2)], 200, headers=kept)
-        return response
+        return await maybe_truncated(response, faults)
 
     hold_back_answers(app, faults, ("/api/", "/auth/"))
 

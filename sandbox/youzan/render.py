@@ -9,6 +9,7 @@ from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
+from sandbox.common import two_decimals
 from sandbox.world import ZERO, Fulfillment, OrderLine, OrderState, World, money
 
 CHINA = timezone(timedelta(hours=8))
@@ -45,10 +46,6 @@ def china_time(ts: int | None) -> str:
     if ts is None:
         return ""
     return datetime.fromtimestamp(ts, CHINA).strftime(TIME_PATTERN)
-
-
-def _yuan(value: Decimal) -> str:
-    return f"{value:.2f}"
 
 
 def _digits(phone: str | None) -> str:
@@ -134,7 +131,7 @@ class YouzanRenderer:
                     "refund_id": f"{created}{index % 10**6:06d}{refund.seq:04d}",
                     # 1 buyer applied, 2 seller refunded (cancellations, out of stock), 3 one-click
                     "refund_type": 1 if refund.note == "Customer return" else 2,
-                    "refund_fee": _yuan(fee),
+                    "refund_fee": two_decimals(fee),
                     "refund_state": 60,
                     "oids": oids,
                 }
@@ -237,10 +234,10 @@ class YouzanRenderer:
                     ),
                     "title": line.variant.product_title,
                     "num": line.quantity,
-                    "price": _yuan(line.unit_price),
-                    "discount_price": _yuan(line.unit_price),
-                    "total_fee": _yuan(line.line_total),
-                    "payment": _yuan(self.line_payment(line)),
+                    "price": two_decimals(line.unit_price),
+                    "discount_price": two_decimals(line.unit_price),
+                    "total_fee": two_decimals(line.line_total),
+                    "payment": two_decimals(self.line_payment(line)),
                     "item_type": 0,
                     "is_present": False,
                     "buyer_messages": "",
@@ -349,9 +346,9 @@ class YouzanRenderer:
             },
             "remark_info": {"buyer_message": order.note or "", "trade_memo": "", "star": 0},
             "pay_info": {
-                "total_fee": _yuan(goods_total),
-                "post_fee": _yuan(order.shipping.price),
-                "payment": _yuan(payment),
+                "total_fee": two_decimals(goods_total),
+                "post_fee": two_decimals(order.shipping.price),
+                "payment": two_decimals(payment),
                 "deduction_pay": 0,  # fen
                 "deduction_real_pay": 0,  # fen
                 "transaction": [f"{index:018d}"[-18:]] if paid_ts is not None else [],
@@ -366,7 +363,7 @@ class YouzanRenderer:
             "item": [],
             "order": [],
             "item_discount_fee": "0.00",
-            "order_discount_fee": _yuan(discount.amount if discount else ZERO),
+            "order_discount_fee": two_decimals(discount.amount if discount else ZERO),
             "adjust_fee": "0.00",
         }
         if discount is not None:
@@ -377,7 +374,7 @@ class YouzanRenderer:
                     "promotion_type_name": "优惠券",
                     "promotion_id": 4_295_457_000 + len(discount.code),
                     "coupon_id": discount.code,
-                    "discount_fee": _yuan(discount.amount),
+                    "discount_fee": two_decimals(discount.amount),
                 }
             )
         return {
