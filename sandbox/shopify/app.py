@@ -131,7 +131,7 @@ def create_app(
     leak_per_second: float = 2.0,
     shop_timezone: str = DEFAULT_SHOP_TIMEZONE,
 ) -> FastAPI:
-    """The Shopify simulator as an ASGI app over ``world`` (see the module docstring)."""
+    """The Shopify simulator as an ASGI app over ``world`` (see the package docstring)."""
     if not access_token:
         raise ValueError("access_token must not be empty")
     renderer = ShopifyRenderer(world, shop_timezone=shop_timezone)

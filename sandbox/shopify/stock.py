@@ -228,7 +228,7 @@ def add_stock_routes(
     @app.post(API_PREFIX + "/graphql.json")
     async def graphql(request: Request) -> Response:
         """Only ``inventorySetQuantities`` with its input in a variable (anything else: a GraphQL error), as
-        2026-04 defines it (the module docstring); HTTP 200 whatever GraphQL says, like Shopify."""
+        2026-04 defines it (the package docstring); HTTP 200 whatever GraphQL says, like Shopify."""
         try:
             body = await json_body(request)
         except Unprocessable as error:

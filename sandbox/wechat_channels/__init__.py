@@ -77,7 +77,7 @@ What it reproduces, quirks included:
   payer's (the shop's openid is not) [S], 47001 data format (types, upload_time not RFC 3339) [C],
   10060014 any other invalid value [U], 10060023 upload_time not increasing [U]; SF without a contact [U].
 
-Simulator choices (the world is platform-neutral; this module adapts it):
+Simulator choices (the world is platform-neutral; this package adapts it):
 - Currency: the world's Decimal amounts are rendered as CNY fen (fine for a simulator). The world's sales
   tax is left out: Chinese retail prices include VAT and the Channels order has no tax field, so
   ``order_price = product_price - discounted_price + freight``.

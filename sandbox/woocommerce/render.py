@@ -67,7 +67,7 @@ class SiteTime:
 
 
 def wc_status(state: OrderState) -> str:
-    """The WooCommerce status of a world order state (see the module docstring)."""
+    """The WooCommerce status of a world order state (see the package docstring)."""
     if state.cancelled:
         if state.financial_status == "refunded":
             return "refunded"
