@@ -37,10 +37,6 @@ from sandbox.wechat_channels.wire import (
 )
 from sandbox.world import OrderState, World
 
-# --------------------------------------------------------------------------------------------------
-# The mini-program shipping-info service
-# --------------------------------------------------------------------------------------------------
-
 
 @dataclass(slots=True)
 class ShippingRecord:

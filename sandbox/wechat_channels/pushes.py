@@ -42,10 +42,6 @@ from sandbox.wechat_channels.wire import (
 )
 from sandbox.world import Event, OrderState, Variant, World
 
-# --------------------------------------------------------------------------------------------------
-# Pushes: delivery lists and stock
-# --------------------------------------------------------------------------------------------------
-
 ListingKey = tuple[int, int]  # (product_id, sku_id)
 
 

@@ -33,10 +33,6 @@ from sandbox.woocommerce.wire import (
 )
 from sandbox.world import Address, OrderLine, OrderState, Refund, World, money
 
-# --------------------------------------------------------------------------------------------------
-# Rendering
-# --------------------------------------------------------------------------------------------------
-
 
 def _negative(value: Decimal) -> str:
     """An amount a refund takes back, as WooCommerce writes it ("-9.00"; nothing is "0.00", not "-0.00")."""
