@@ -1,6 +1,6 @@
 """The ``/_sandbox/*`` routes every simulator shares (no auth): faults, clock, state and catalog.
 
-They let the demo, the tests and a person steer a running sandbox; the platform module adds its own facts to
+They let the demo, the tests and a person steer a running sandbox; each platform adds its own facts to
 ``/_sandbox/state`` through ``state_extra`` and its listing ids to ``/_sandbox/catalog``. Also the one fault
 every platform renders alike: an answer held back past the client's read timeout (``hold_back_answers``).
 """

@@ -65,9 +65,10 @@ def create_platform_app(
     leak_per_second: float,
     shop_timezone: str,
 ) -> FastAPI:
-    """Each platform is a module ``sandbox.<platform>`` with ``create_app(world, *, access_token, faults)``
-    (``access_token`` is the one secret the sandbox checks: token, consumer secret or app secret) and, where
-    the platform has a public client id, a ``SANDBOX_LOGIN`` constant."""
+    """Each platform is a package ``sandbox.<platform>`` whose ``__init__`` exports ``create_app(world, *,
+    access_token, faults)`` (``access_token`` is the one secret the sandbox checks: token, consumer secret or
+    app secret) and, where the platform has a public client id, a ``SANDBOX_LOGIN`` constant; its app keeps
+    its renderer as ``app.state.renderer``."""
     if platform not in PLATFORMS:
         raise ValueError(f"no sandbox for platform {platform!r} (have: {', '.join(PLATFORMS)})")
     module = import_module(f"sandbox.{platform}")
