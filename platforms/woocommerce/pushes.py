@@ -57,8 +57,18 @@ CARRIER_CODES: dict[str, str] = {
 # shop's provider list has it; every other carrier goes as a custom provider (name, and a link where one is
 # known: "{number}" is replaced). Chinese express companies are not in the extension's list.
 PROVIDERS: dict[str, str] = {
-    name: name for name in ("UPS", "USPS", "OnTrac", "DHL US", "DHL", "Royal Mail", "EVRi", "Canada Post")
-} | {"FedEx": "Fedex", "Australia Post": "Australia Post", "PostNL": "PostNL"}
+    "UPS": "UPS",
+    "USPS": "USPS",
+    "FedEx": "Fedex",
+    "OnTrac": "OnTrac",
+    "DHL US": "DHL US",
+    "DHL": "DHL",
+    "Royal Mail": "Royal Mail",
+    "EVRi": "EVRi",
+    "Canada Post": "Canada Post",
+    "Australia Post": "Australia Post",
+    "PostNL": "PostNL",
+}
 CUSTOM_LINKS: dict[str, str] = {
     "SF Express": "https://www.sf-express.com/chn/en/waybill/waybill-detail/{number}"
 }
