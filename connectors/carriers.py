@@ -24,7 +24,8 @@ CARRIERS: tuple[Carrier, ...] = (
     Carrier("YTO", ("YTO", "YTO EXPRESS", "YUANTONG", "圆通", "圆通速递", "圆通快递")),
     Carrier("ZTO", ("ZTO", "ZTO EXPRESS", "ZHONGTONG", "中通", "中通快递", "中通速递")),
     Carrier("STO", ("STO", "STO EXPRESS", "SHENTONG", "申通", "申通快递")),
-    # Not "YD" (nor "YZPY" below): other systems' codes, which WeChat's own tests keep from matching.
+    # Not "YD" (nor "YZPY" below): codes, not names, once the hub's WeChat aliases and not codes of WeChat's
+    # table (docs/platform-notes.md, WeChat); a platform whose code one is still takes it as given.
     Carrier("YUNDA", ("YUNDA", "YUNDA EXPRESS", "韵达", "韵达快递", "韵达速递")),
     Carrier("BEST", ("BEST", "HTKY", "BEST EXPRESS", "百世", "百世快递", "百世汇通")),
     Carrier("EMS", ("EMS", "CHINA EMS", "CHINA POST EMS", "中国邮政EMS", "邮政EMS", "中国邮政速递物流")),

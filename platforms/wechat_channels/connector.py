@@ -78,11 +78,12 @@ from urllib.parse import urlsplit
 import requests
 
 from connectors.auth import Cred, Secret
-from connectors.errors import ApiError, AuthError, MalformedResponse, PageCapExceeded, QuotaExhausted
+from connectors.errors import ApiError, MalformedResponse
 from connectors.framework import Connector, Endpoint, PlatformSpec
 from connectors.http import ErrorPolicy, ErrorShape, RateLimitSignal, RetryPolicy
 from connectors.paginators import CursorPaginator
 from connectors.pushes import PushResult, ShipmentPush, StockPush
+from connectors.shipping import refusal_words
 from connectors.tokens import TokenEndpoint, TokenEndpointAuth, TokenStore
 from connectors.windows import EPOCH_SECONDS, WindowSpec
 from platforms.wechat_channels import pushes
@@ -230,15 +231,6 @@ WECHAT_MINI_PROGRAM = PlatformSpec(
 )
 
 
-def _rejection(error: ApiError) -> PushResult:
-    return PushResult("rejected", detail=f"errcode {error.code}: {error.message}".strip())
-
-
-def _is_refusal(error: ApiError) -> bool:
-    """A platform refusal of this request (not credentials, quota or paging, which the caller must see)."""
-    return not isinstance(error, AuthError | QuotaExhausted | PageCapExceeded)
-
-
 def _aftersale_ids(order: Mapping[str, Any]) -> list[str]:
     """The after-sale order ids an order lists (``aftersale_detail.aftersale_order_list``), as strings."""
     detail = order.get("aftersale_detail")
@@ -345,9 +337,10 @@ class WeChatChannelsConnector(Connector):
                 try:
                     fetched.append(self.get_aftersale_order(aftersale_id))
                 except ApiError as error:
-                    if not _is_refusal(error):
+                    words = refusal_words(pushes.RULES, error)  # the pushes' classes and words
+                    if words is None:
                         raise
-                    refused[aftersale_id] = _rejection(error).detail  # the mapping says why it cannot land
+                    refused[aftersale_id] = words  # the mapping says why it cannot land
             order[AFTERSALE_ORDERS_KEY] = fetched
             if refused:
                 order[AFTERSALE_ERRORS_KEY] = refused
