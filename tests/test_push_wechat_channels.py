@@ -19,8 +19,9 @@ from canonical.order import CanonicalOrder
 from connectors.errors import TransientError
 from connectors.http import RetryPolicy
 from connectors.pushes import ShipmentLine, ShipmentPush, StockPush
-from platforms.wechat_channels.connector import WeChatChannelsConnector, delivery_id_for
+from platforms.wechat_channels.connector import WeChatChannelsConnector
 from platforms.wechat_channels.mapping import map_order
+from platforms.wechat_channels.pushes import delivery_id_for
 from sandbox.clock import Clock
 from sandbox.server import RunningSandbox, run_sandbox
 from sandbox.wechat_channels import DELIVERY_COMPANIES, SANDBOX_LOGIN

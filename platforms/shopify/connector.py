@@ -28,7 +28,8 @@ Pushes: a shipment goes through the order's fulfillment orders (``POST fulfillme
 ``line_items_by_fulfillment_order`` and ``tracking_info``), a corrected number through
 ``fulfillments/{id}/update_tracking.json``; stock through GraphQL ``inventorySetQuantities`` with
 ``changeFromQuantity`` (compare-and-set against the level read just before) and the ``@idempotent`` key
-that 2026-04 made mandatory. See ``push_shipment`` and ``set_stock`` for idempotency.
+that 2026-04 made mandatory. ``pushes.py`` (on the shared template ``connectors.shipping``) says how each is
+made idempotent.
 
 Window boundaries: ChannelHub windows are half-open ``[start, end)``, Shopify's ``updated_at_min`` and
 ``updated_at_max`` are both inclusive. We send ``updated_at_max = end`` (ceiled to the second) rather than
@@ -40,10 +41,7 @@ so a window is one listing however long it is.
 
 from __future__ import annotations
 
-import json
 import re
-import uuid
-from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -51,7 +49,7 @@ from typing import TYPE_CHECKING, Any
 import requests
 
 from connectors.auth import HeaderToken, Secret
-from connectors.errors import ApiError, AuthError, ConnectorError, MalformedResponse, TransientError
+from connectors.errors import ApiError, AuthError, ConnectorError, MalformedResponse
 from connectors.framework import Connector, Endpoint, PlatformSpec, SyncWarning
 from connectors.http import (
     ErrorPolicy,
@@ -65,7 +63,9 @@ from connectors.http import (
 )
 from connectors.paginators import LinkHeaderPaginator
 from connectors.pushes import PushResult, ShipmentPush, StockPush
+from connectors.shipping import ShipmentRefused
 from connectors.windows import ISO8601_UTC, WindowSpec
+from platforms.shopify import pushes
 
 MAX_PAGE_SIZE = 250
 CALL_LIMIT_HEADER = "X-Shopify-Shop-Api-Call-Limit"
@@ -154,45 +154,10 @@ SHOPIFY = PlatformSpec(
 )
 DEFAULT_API_VERSION: str = SHOPIFY.path_variables["api_version"]
 
-# The hub's carrier names (as warehouses report them) -> the company names Shopify knows, for which it
-# builds tracking links. Anything else is sent as given: Shopify keeps unknown companies ("Other" carrier)
-# without a link, it does not reject them.
-CARRIER_COMPANIES: dict[str, str] = {
-    "UPS": "UPS",
-    "USPS": "USPS",
-    "FEDEX": "FedEx",
-    "DHL": "DHL Express",
-    "DHL EXPRESS": "DHL Express",
-    "SF": "SF Express",
-    "SF EXPRESS": "SF Express",
-    "SHUNFENG": "SF Express",
-    "YTO": "YTO Express",
-    "ZTO": "ZTO Express",
-    "CHINA POST": "China Post",
-    "CHINAPOST": "China Post",
-}
-
-SET_QUANTITIES_MUTATION = """
-mutation SetAvailable($input: InventorySetQuantitiesInput!, $idempotencyKey: String!) {
-  inventorySetQuantities(input: $input) @idempotent(key: $idempotencyKey) {
-    inventoryAdjustmentGroup { createdAt reason changes { name delta quantityAfterChange } }
-    userErrors { code field message }
-  }
-}
-""".strip()
-# Idempotency keys are UUIDs (Shopify's advice) named in this namespace from what the set is.
-_KEY_NAMESPACE = uuid.UUID("6f1d2c1e-3b0a-5c4e-9a57-0c6b1f2d7e11")
-
 if TYPE_CHECKING:
     from channelhub.config import ChannelConfig
     from channelhub.credentials import ChannelCredentials
     from connectors.tokens import TokenStore
-
-
-STALE_RETRIES = 3  # compare-and-set attempts while sales keep changing the level
-STALE = "CHANGE_FROM_QUANTITY_STALE"
-KEY_FAILED_BEFORE = "IDEMPOTENCY_PREVIOUS_ATTEMPT_FAILED"  # Shopify: retry with a new key
-KEY_IN_FLIGHT = "IDEMPOTENCY_CONCURRENT_REQUEST"  # Shopify: the first request is still being processed
 
 
 # --- API versions --------------------------------------------------------------------------------------
@@ -239,123 +204,6 @@ def check_api_version(version: str, now: datetime | None = None) -> str:
         state = "not released yet" if version > window[-1] else "past Shopify's support"
         raise UnsupportedApiVersion(f"Shopify API version {version!r} is {state} ({span})")
     return version
-
-
-class _Refused(Exception):
-    """A push Shopify (or the push's own data) refuses: retrying the same push cannot help."""
-
-    def __init__(self, detail: str, extra: dict[str, str] | None = None) -> None:
-        super().__init__(detail)
-        self.result = PushResult("rejected", detail=detail, extra=extra or {})
-
-
-def carrier_company(carrier: str) -> str:
-    """The tracking company to send for the hub's carrier name (unknown names go as given)."""
-    name = carrier.strip()
-    return CARRIER_COMPANIES.get(name.upper(), name)
-
-
-def platform_words(error: ApiError) -> str:
-    """Shopify's own error text from an ``{"errors": ...}`` body ("..." / ["..."] / {field: [...]} /
-    GraphQL's [{"message": ...}])."""
-    try:
-        errors = json.loads(error.body).get("errors")
-    except (ValueError, AttributeError):
-        errors = None
-    if isinstance(errors, str):
-        return errors
-    if isinstance(errors, list) and errors:
-        return "; ".join(
-            str(item.get("message")) if isinstance(item, dict) and "message" in item else str(item)
-            for item in errors
-        )
-    if isinstance(errors, dict) and errors:
-        parts = []
-        for field_name, messages in errors.items():
-            texts = messages if isinstance(messages, list) else [messages]
-            parts.append(f"{field_name}: {', '.join(str(text) for text in texts)}")
-        return "; ".join(parts)
-    return error.message
-
-
-_ORDER_FIELDS = "id,name,cancelled_at,line_items,fulfillments"
-
-
-def _tracking_numbers(fulfillment: dict[str, Any]) -> set[str]:
-    numbers = {str(n) for n in fulfillment.get("tracking_numbers") or [] if n}
-    if fulfillment.get("tracking_number"):
-        numbers.add(str(fulfillment["tracking_number"]))
-    return numbers
-
-
-def _fulfilled_lines(fulfillment: dict[str, Any]) -> Counter[str]:
-    return Counter(
-        {str(item["id"]): int(item.get("quantity") or 0) for item in fulfillment.get("line_items") or []}
-    )
-
-
-def _fulfillment_extra(fulfillment: dict[str, Any]) -> dict[str, str]:
-    return {
-        "name": str(fulfillment.get("name") or ""),
-        "tracking_company": str(fulfillment.get("tracking_company") or ""),
-        "tracking_url": str(fulfillment.get("tracking_url") or ""),
-    }
-
-
-def _allocate(
-    order_id: str, fulfillment_orders: list[dict[str, Any]], wanted: Counter[str]
-) -> list[dict[str, Any]]:
-    """``line_items_by_fulfillment_order`` for the wanted {line item id: quantity}: open fulfillment order
-    lines first, up to what each can still ship. What does not fit goes to the first candidate anyway, so
-    Shopify answers with its own refusal (over quantity, closed fulfillment order)."""
-    placed: dict[int, Counter[int]] = {}
-    for line_id, quantity in wanted.items():
-        candidates = [
-            (fo, item)
-            for fo in fulfillment_orders
-            for item in fo.get("line_items") or []
-            if str(item.get("line_item_id")) == line_id
-        ]
-        if not candidates:
-            raise _Refused(f"line item {line_id} is not on Shopify order {order_id}")
-        open_ones = [(fo, item) for fo, item in candidates if fo.get("status") in ("open", "in_progress")]
-        left = quantity
-        for fo, item in open_ones:
-            take = min(left, int(item.get("fulfillable_quantity") or 0))
-            if take > 0:
-                placed.setdefault(int(fo["id"]), Counter())[int(item["id"])] += take
-                left -= take
-        if left > 0:
-            fo, item = (open_ones or candidates)[0]
-            placed.setdefault(int(fo["id"]), Counter())[int(item["id"])] += left
-    return [
-        {
-            "fulfillment_order_id": fo_id,
-            "fulfillment_order_line_items": [
-                {"id": item_id, "quantity": qty} for item_id, qty in items.items()
-            ],
-        }
-        for fo_id, items in placed.items()
-    ]
-
-
-def _graphql_payload(answer: Any, field_name: str, platform: str) -> dict[str, Any]:
-    """The mutation's payload. Top-level errors the client let through (no code, or one that is neither a
-    throttle nor transient: an invalid variable, a missing argument or directive) are Shopify refusing the
-    request as written."""
-    errors = answer.get("errors") if isinstance(answer, dict) else None
-    if errors:
-        codes = {
-            str((error.get("extensions") or {}).get("code"))
-            for error in errors
-            if isinstance(error, dict) and (error.get("extensions") or {}).get("code")
-        }
-        words = "; ".join(str(error.get("message")) for error in errors if isinstance(error, dict))
-        raise _Refused(words or "GraphQL error", {"code": ",".join(sorted(codes))})
-    payload = dig(answer, f"data.{field_name}")
-    if not isinstance(payload, dict):
-        raise MalformedResponse(f"GraphQL answer has no data.{field_name}", platform=platform)
-    return payload
 
 
 class ShopifyConnector(Connector):
@@ -476,47 +324,12 @@ class ShopifyConnector(Connector):
     # -- pushes -------------------------------------------------------------------------------------------
 
     def push_shipment(self, push: ShipmentPush) -> PushResult:
-        """Ship ``push.lines`` with their tracking, through the order's fulfillment orders.
-
-        Idempotency comes from reading the order first (Shopify keeps no caller key on a fulfillment):
-        - a successful fulfillment with this tracking number that covers every pushed line -> ``already_done``
-          (so a retry after a lost answer records nothing twice);
-        - a correction (``push.previous_tracking_number``) whose previous number is on a fulfillment ->
-          that fulfillment's tracking changes (``update_tracking.json``); a previous number Shopify never
-          got is pushed as a new shipment;
-        - the pushed lines no longer fit in what is left to ship and an earlier fulfillment holds exactly
-          these lines under another number -> the tracking number changed: ``update_tracking.json``;
-        - otherwise a new fulfillment. Quantities beyond what is left, or a closed fulfillment order (a
-          cancelled or fully shipped order), are sent anyway so Shopify refuses them in its own words.
-        """
-        try:
-            return self._push_shipment(push)
-        except _Refused as refused:
-            return refused.result
+        """Through the order's fulfillment orders, on the shared template: ``platforms.shopify.pushes``."""
+        return pushes.push_shopify_shipment(self, push)
 
     def set_stock(self, push: StockPush) -> PushResult:
-        """Set the available quantity of the variant's inventory item at one location: GraphQL
-        ``inventorySetQuantities`` with ``changeFromQuantity`` (Shopify's compare-and-set) under an
-        ``@idempotent`` key.
-
-        ``expected_current`` None (the hub): compare against the level read just before (``null`` where the
-        item has no level at the location yet, which 2026-10 sets like any other); a sale landing in
-        between makes the set stale (``CHANGE_FROM_QUANTITY_STALE``): the level is read again and the set
-        retried, a bounded number of times. ``expected_current`` given: compare against exactly that; stale
-        is ``rejected``. Either way a stale set whose level already is the wanted one is ``already_done``.
-
-        The key is a UUID named from a nonce drawn for each set and what the set is (item, location, quantity,
-        changeFromQuantity): the client's replay of the same request (a 5xx, a timeout) carries the same key
-        and is applied once; a retry after a stale read, or a later push, is a new operation with a new key
-        (a key reused with other variables is ``IDEMPOTENCY_KEY_PARAMETER_MISMATCH``, and one reused for a
-        later identical set would be answered from the first without being applied).
-        The inventory item comes from ``GET variants/{channel_variant_id}.json`` (cached per connector); the
-        location is ``location_ref`` or, when the shop has exactly one active location, that one.
-        """
-        try:
-            return self._set_stock(push)
-        except _Refused as refused:
-            return refused.result
+        """GraphQL ``inventorySetQuantities`` with compare-and-set: ``platforms.shopify.pushes.set_stock``."""
+        return pushes.set_stock(self, push)
 
     def listed_stock(self, listing: StockPush) -> int | None:
         """What Shopify lists as available for the listing's inventory item at its location (None: no level
@@ -536,16 +349,16 @@ class ShopifyConnector(Connector):
         by_location: dict[int, list[tuple[int, int]]] = {}  # location id -> [(listing's index, item id)]
         for index, listing in enumerate(listings):
             try:
-                location_id = self._location_id(listing)
-                by_location.setdefault(location_id, []).append((index, self._inventory_item_id(listing)))
-            except (_Refused, ConnectorError) as error:
+                location_id = self.location_id(listing)
+                by_location.setdefault(location_id, []).append((index, self.inventory_item_id(listing)))
+            except (ShipmentRefused, ConnectorError) as error:
                 results[index] = self._as_error(error)
         for location_id, wanted in by_location.items():
             for start in range(0, len(wanted), ITEMS_PER_LEVELS_READ):
                 chunk = wanted[start : start + ITEMS_PER_LEVELS_READ]
                 try:
-                    available = self._available_many({item for _, item in chunk}, location_id)
-                except (_Refused, ConnectorError) as error:
+                    available = self.available_many({item for _, item in chunk}, location_id)
+                except (ShipmentRefused, ConnectorError) as error:
                     for index, _ in chunk:
                         results[index] = self._as_error(error)
                     continue
@@ -553,216 +366,47 @@ class ShopifyConnector(Connector):
                     results[index] = available.get(item)
         return results
 
-    def _as_error(self, error: _Refused | ConnectorError) -> ConnectorError:
-        if isinstance(error, _Refused):
+    def _as_error(self, error: ShipmentRefused | ConnectorError) -> ConnectorError:
+        if isinstance(error, ShipmentRefused):
             return ApiError(error.result.detail, platform=self.platform)
         return error
 
-    def _push_shipment(self, push: ShipmentPush) -> PushResult:
-        order_id = push.external_order_id
-        if not order_id.isdigit():
-            raise _Refused(f"Shopify order ids are numeric, got {order_id!r}")
-        number = push.tracking_number.strip()
-        if not number:
-            raise _Refused("a shipment push needs a tracking number")
-        wanted: Counter[str] = Counter()
-        for line in push.lines:
-            if line.quantity <= 0 or not line.external_line_id.isdigit():
-                raise _Refused(f"bad shipment line {line.external_line_id!r} x {line.quantity}")
-            wanted[line.external_line_id] += line.quantity
-        company = carrier_company(push.carrier)
-
-        order = self._call("order", path_params={"order_id": order_id}, params={"fields": _ORDER_FIELDS})
-        fulfillments = [f for f in order.get("fulfillments") or [] if f.get("status") == "success"]
-        same_number = [f for f in fulfillments if number in _tracking_numbers(f)]
-        covered = sum((_fulfilled_lines(f) for f in same_number), Counter())
-        if same_number and all(covered[line_id] >= qty for line_id, qty in wanted.items()):
-            ids = ", ".join(str(f["id"]) for f in same_number)
-            return PushResult(
-                "already_done",
-                detail=f"Shopify already has fulfillment {ids} with tracking number {number}",
-                platform_ref=str(same_number[-1]["id"]),
-                extra={"name": str(same_number[-1].get("name") or "")},
-            )
-
-        previous = (push.previous_tracking_number or "").strip()
-        if previous and previous != number:
-            corrected = [f for f in fulfillments if previous in _tracking_numbers(f)]
-            if corrected:
-                return self._update_tracking(corrected[-1], number, company, previous)
-
-        left = {str(item["id"]): int(item.get("fulfillable_quantity") or 0) for item in order["line_items"]}
-        if any(qty > left.get(line_id, 0) for line_id, qty in wanted.items()):
-            earlier = [f for f in fulfillments if _fulfilled_lines(f) == wanted]
-            if earlier:
-                return self._update_tracking(earlier[-1], number, company)
-
-        fulfillment_orders = self._call("fulfillment_orders", path_params={"order_id": order_id})
-        groups = _allocate(order_id, fulfillment_orders, wanted)
-        created = self._call(
-            "create_fulfillment",
-            body={
-                "fulfillment": {
-                    "notify_customer": self.notify_customer,
-                    "tracking_info": {"number": number, "company": company},
-                    "line_items_by_fulfillment_order": groups,
-                }
-            },
-        )
-        return PushResult(
-            "pushed",
-            detail=f"fulfillment {created.get('name')} created with tracking number {number}",
-            platform_ref=str(created["id"]),
-            extra=_fulfillment_extra(created),
-        )
-
-    def _update_tracking(
-        self, fulfillment: dict[str, Any], number: str, company: str, previous: str | None = None
-    ) -> PushResult:
-        previous = previous or fulfillment.get("tracking_number") or ""
-        updated = self._call(
-            "update_tracking",
-            path_params={"fulfillment_id": fulfillment["id"]},
-            body={
-                "fulfillment": {
-                    "notify_customer": self.notify_customer,
-                    "tracking_info": {"number": number, "company": company},
-                }
-            },
-        )
-        return PushResult(
-            "pushed",
-            detail=f"fulfillment {updated.get('name')}: tracking number {previous or '(none)'} -> {number}",
-            platform_ref=str(updated["id"]),
-            extra={
-                **_fulfillment_extra(updated),
-                "action": "update_tracking",
-                "previous_tracking_number": previous,
-            },
-        )
-
-    def _set_stock(self, push: StockPush) -> PushResult:
-        item_id = self._inventory_item_id(push)
-        location_id = self._location_id(push)
-        extra = {"inventory_item_id": str(item_id), "location_id": str(location_id)}
-        if push.expected_current is not None:
-            outcome = self._set_quantity(push, item_id, location_id, push.expected_current)
-            if not isinstance(outcome, str):
-                return outcome
-            current = self._available(item_id, location_id)
-            if current == push.quantity:  # a replay of a set that landed
-                return self._already(push, item_id, extra)
-            raise _Refused(
-                f"{outcome} (expected {push.expected_current}, Shopify has {current})",
-                {**extra, "code": STALE, "current": str(current)},
-            )
-        current = self._available(item_id, location_id)
-        for _ in range(STALE_RETRIES):
-            outcome = self._set_quantity(push, item_id, location_id, current)
-            if not isinstance(outcome, str):
-                return outcome
-            current = self._available(item_id, location_id)  # a sale landed between the read and the set
-            if current == push.quantity:
-                return self._already(push, item_id, extra)
-        raise _Refused(
-            f"available kept changing during {STALE_RETRIES} compare-and-set attempts",
-            {**extra, "code": STALE, "current": str(current)},
-        )
-
-    def _already(self, push: StockPush, item_id: int, extra: dict[str, str]) -> PushResult:
-        detail = f"available is already {push.quantity}"
-        return PushResult("already_done", detail=detail, platform_ref=str(item_id), extra=extra)
-
-    def _set_quantity(
-        self, push: StockPush, item_id: int, location_id: int, change_from: int | None
-    ) -> PushResult | str:
-        """One set: the result, or Shopify's words when ``change_from`` was stale. Its key is drawn here, so
-        only the client's replays of this very request share it."""
-        extra = {"inventory_item_id": str(item_id), "location_id": str(location_id)}
-        for _ in range(STALE_RETRIES):
-            nonce = uuid.uuid4()
-            key = uuid.uuid5(
-                _KEY_NAMESPACE, f"{nonce}|{item_id}|{location_id}|available|{push.quantity}|{change_from}"
-            )
-            answer = self._call(
-                "graphql_set_quantities",
-                body={
-                    "query": SET_QUANTITIES_MUTATION,
-                    "variables": {
-                        "idempotencyKey": str(key),
-                        "input": {
-                            "name": "available",
-                            "reason": "correction",
-                            "quantities": [
-                                {
-                                    "inventoryItemId": f"gid://shopify/InventoryItem/{item_id}",
-                                    "locationId": f"gid://shopify/Location/{location_id}",
-                                    "quantity": push.quantity,
-                                    # Sent even when None: 2026-04 refuses a quantity without it; null
-                                    # means no level to compare with yet.
-                                    "changeFromQuantity": change_from,
-                                }
-                            ],
-                        },
-                    },
-                },
-            )
-            payload = _graphql_payload(answer, "inventorySetQuantities", self.platform)
-            errors = payload.get("userErrors") or []
-            if not errors:
-                was = "no level" if change_from is None else change_from
-                return PushResult(
-                    "pushed",
-                    detail=f"available set to {push.quantity} (was {was})",
-                    platform_ref=str(item_id),
-                    extra={**extra, "available": str(push.quantity), "idempotency_key": str(key)},
-                )
-            words = "; ".join(str(error.get("message")) for error in errors)
-            codes = ",".join(str(error.get("code")) for error in errors)
-            if STALE in codes:
-                return words
-            if KEY_IN_FLIGHT in codes:  # our own replay overtook the first attempt: later, same key
-                raise TransientError(f"GraphQL: {words}", platform=self.platform, code=KEY_IN_FLIGHT)
-            if KEY_FAILED_BEFORE in codes:  # Shopify wants a new key for another try
-                continue
-            raise _Refused(words, {**extra, "code": codes})
-        raise _Refused(f"{KEY_FAILED_BEFORE} {STALE_RETRIES} times", {**extra, "code": KEY_FAILED_BEFORE})
-
-    def _inventory_item_id(self, push: StockPush) -> int:
+    def inventory_item_id(self, push: StockPush) -> int:
         variant_id = push.channel_variant_id
         if not variant_id or not variant_id.isdigit():
-            raise _Refused(
+            raise ShipmentRefused(
                 "Shopify stock is set per inventory item: the push needs the channel_variant_id "
                 f"(sku {push.merchant_sku!r}; the REST API has no lookup by SKU)"
             )
         cached = self._inventory_items.get(variant_id)
         if cached is None:
-            variant = self._call("variant", path_params={"variant_id": variant_id})
+            variant = pushes.call(self, "variant", path_params={"variant_id": variant_id})
             cached = self._inventory_items[variant_id] = int(variant["inventory_item_id"])
         return cached
 
-    def _location_id(self, push: StockPush) -> int:
+    def location_id(self, push: StockPush) -> int:
         if push.location_ref is not None:
             if not push.location_ref.isdigit():
-                raise _Refused(f"Shopify location ids are numeric, got {push.location_ref!r}")
+                raise ShipmentRefused(f"Shopify location ids are numeric, got {push.location_ref!r}")
             return int(push.location_ref)
         if self._active_locations is None:
-            locations = self._call("locations")
+            locations = pushes.call(self, "locations")
             self._active_locations = [int(loc["id"]) for loc in locations if loc.get("active")]
         if len(self._active_locations) != 1:
-            raise _Refused(
+            raise ShipmentRefused(
                 f"the shop has {len(self._active_locations)} active locations: the push must name one "
                 "(location_ref)"
             )
         return self._active_locations[0]
 
-    def _available(self, item_id: int, location_id: int) -> int | None:
-        return self._available_many({item_id}, location_id).get(item_id)
+    def available(self, item_id: int, location_id: int) -> int | None:
+        return self.available_many({item_id}, location_id).get(item_id)
 
-    def _available_many(self, item_ids: set[int], location_id: int) -> dict[int, int | None]:
+    def available_many(self, item_ids: set[int], location_id: int) -> dict[int, int | None]:
         """Available per inventory item at the location (at most 50 items); an item without a level there
         is missing from the answer."""
-        levels = self._call(
+        levels = pushes.call(
+            self,
             "inventory_levels",
             params={
                 "inventory_item_ids": ",".join(str(item) for item in sorted(item_ids)),
@@ -775,16 +419,6 @@ class ShopifyConnector(Connector):
             for level in levels
             if int(level["location_id"]) == location_id and int(level["inventory_item_id"]) in item_ids
         }
-
-    def _call(self, name: str, **options: Any) -> Any:
-        """``get`` where a refusal by Shopify (a 4xx other than auth and throttling) becomes a rejection."""
-        try:
-            return self.get(name, **options)
-        except AuthError:
-            raise
-        except ApiError as error:
-            extra = {"status": str(error.status)} | ({"code": error.code} if error.code else {})
-            raise _Refused(platform_words(error), extra) from None
 
 
 def connector_for_channel(

@@ -28,10 +28,12 @@ Window boundaries: both ends of ``update_time_range`` are taken as inclusive, so
 sent as ``start`` floored and ``end`` ceiled to the second; an order updated exactly at ``end`` is read by
 this window and the next (harmless: ingest is idempotent).
 
-Pushes (``push_shipment``, ``set_stock``; types in ``connectors.pushes``):
+Pushes (``push_shipment``, ``set_stock``: ``pushes.py`` on the shared template ``connectors.shipping``;
+types in ``connectors.pushes``):
 - Carrier: the shop's live company list (``order/deliverycompanylist/new/get``, read once per connector)
   gives the official ``delivery_id`` codes. The hub's carrier name is matched as a listed code, then as a
-  listed company name, then through ``CARRIER_NAMES`` (English and Chinese names of the official codes);
+  listed company name, then through the one carrier table (``connectors.carriers``; WeChat's codes in
+  ``pushes.CARRIER_CODES``);
   the code must be on the live list, else the push is rejected before anything is sent, naming the list.
   ``OTHER`` (non-mainstream carriers, accepted by ``delivery/send`` per its doc) only when the hub says so.
 - Shipment: ``order/delivery/send`` with one ``delivery_list`` entry (``deliver_type`` 1, self-posted
@@ -69,20 +71,22 @@ import re
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import replace
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import requests
 
 from connectors.auth import Cred, Secret
-from connectors.errors import ApiError, AuthError, MalformedResponse, PageCapExceeded, QuotaExhausted
+from connectors.errors import ApiError, MalformedResponse
 from connectors.framework import Connector, Endpoint, PlatformSpec
 from connectors.http import ErrorPolicy, ErrorShape, RateLimitSignal, RetryPolicy
 from connectors.paginators import CursorPaginator
-from connectors.pushes import PushResult, ShipmentLine, ShipmentPush, StockPush
+from connectors.pushes import PushResult, ShipmentPush, StockPush
+from connectors.shipping import refusal_words
 from connectors.tokens import TokenEndpoint, TokenEndpointAuth, TokenStore
 from connectors.windows import EPOCH_SECONDS, WindowSpec
+from platforms.wechat_channels import pushes
 
 if TYPE_CHECKING:
     from channelhub.config import ChannelConfig
@@ -226,123 +230,6 @@ WECHAT_MINI_PROGRAM = PlatformSpec(
     },
 )
 
-DELIVER_TYPE_EXPRESS = 1  # 自寄快递: the merchant's own courier and waybill
-ORDER_NUMBER_TRANSACTION_ID = 2
-DELIVERY_MODE_UNIFIED, DELIVERY_MODE_SPLIT = 1, 2
-LOGISTICS_EXPRESS = 1
-MAX_SHIPPING_PARCELS = 15
-MAX_ITEM_DESC = 120  # [U] as commonly quoted for item_desc
-CHINA_TIME = timezone(timedelta(hours=8))
-DIFF_TYPE_SET = 3
-OTHER_CARRIER = "OTHER"
-
-# The hub's carrier names for WeChat's official delivery_id codes (the documented company table of
-# deliverycompanylist/new/get). Used after the live list's own codes and names; a code found here must still
-# be on the shop's live list. Matching ignores case, spaces and punctuation.
-CARRIER_NAMES: dict[str, tuple[str, ...]] = {
-    "SF": ("SF Express", "Shunfeng", "S.F. Express", "顺丰", "顺丰速运", "顺丰快递", "顺丰速递"),
-    "YTO": ("YTO Express", "Yuantong", "圆通", "圆通速递", "圆通快递"),
-    "ZTO": ("ZTO Express", "Zhongtong", "中通", "中通快递", "中通速递"),
-    "STO": ("STO Express", "Shentong", "申通", "申通快递"),
-    "YUNDA": ("Yunda", "Yunda Express", "韵达", "韵达快递", "韵达速递"),
-    "JTSD": ("J&T Express", "J&T", "Jitu", "极兔", "极兔速递", "极兔快递"),
-    "EMS": ("China Post", "China Post EMS", "China EMS", "中国邮政", "邮政", "邮政EMS", "中国邮政速递物流"),
-    "JD": ("JD Logistics", "JD Express", "JDL", "京东", "京东物流", "京东快递"),
-    "DBKD": ("Deppon", "Deppon Express", "德邦", "德邦快递", "德邦物流"),
-    "CNSD": ("Cainiao", "Danniao", "菜鸟速递", "丹鸟", "菜鸟速递(丹鸟)"),
-    "ZJS": ("ZJS Express", "宅急送"),
-    OTHER_CARRIER: ("其他",),
-}
-_NOT_WORD = re.compile(r"[\W_]+")
-
-
-def _normalise_carrier(name: str) -> str:
-    return _NOT_WORD.sub("", name).casefold()
-
-
-_NAME_TO_CODE = {
-    _normalise_carrier(name): code for code, names in CARRIER_NAMES.items() for name in (code, *names)
-}
-
-
-def delivery_id_for(carrier: str, companies: Mapping[str, str]) -> str | None:
-    """The WeChat ``delivery_id`` for the hub's carrier name: a code on the shop's live list (``companies``,
-    ``delivery_id -> delivery_name``), found as a listed code, a listed name, or a ``CARRIER_NAMES`` name;
-    ``OTHER`` when the hub names no carrier but "OTHER". None: not on the list."""
-    key = _normalise_carrier(carrier)
-    if not key:
-        return None
-    by_code = {_normalise_carrier(code): code for code in companies}
-    by_name = {_normalise_carrier(name): code for code, name in companies.items() if name}
-    if key in by_code:
-        return by_code[key]
-    if key in by_name:
-        return by_name[key]
-    code = _NAME_TO_CODE.get(key)
-    if code == OTHER_CARRIER:
-        return OTHER_CARRIER  # accepted by delivery/send whether the list shows it or not
-    return code if code in companies else None
-
-
-def _line_ids(line: ShipmentLine) -> tuple[str, str]:
-    """(product_id, sku_id): the line's channel ids, else its ``"<product_id>:<sku_id>[#n]"`` line id."""
-    if line.channel_product_id and line.channel_variant_id:
-        return line.channel_product_id, line.channel_variant_id
-    product_id, _, sku_id = line.external_line_id.partition("#")[0].partition(":")
-    if not (product_id.isdigit() and sku_id.isdigit()):
-        raise ValueError(f"line {line.external_line_id!r} names no WeChat product_id and sku_id")
-    return product_id, sku_id
-
-
-def _units(product_infos: Any) -> dict[tuple[str, str], int]:
-    """{(product_id, sku_id): count} of a parcel's ``product_infos`` (ids as strings)."""
-    units: dict[tuple[str, str], int] = {}
-    for product in product_infos if isinstance(product_infos, list) else []:
-        if not isinstance(product, dict):
-            continue
-        key = (str(product.get("product_id")), str(product.get("sku_id")))
-        count = product.get("product_cnt")
-        units[key] = units.get(key, 0) + (count if isinstance(count, int) else 0)
-    return units
-
-
-def _product_infos(units: Mapping[tuple[str, str], int]) -> list[dict[str, Any]]:
-    return [
-        {"product_id": product_id, "sku_id": sku_id, "product_cnt": count}
-        for (product_id, sku_id), count in units.items()
-    ]
-
-
-def _item_desc(product_infos: Any, titles: Mapping[tuple[str, str], str]) -> str:
-    """ "title*count" per product of a parcel, like the doc's "微信气泡狗集线器*1", capped in length."""
-    parts = [
-        f"{titles.get(key) or f'{key[0]}:{key[1]}'}*{count}" for key, count in _units(product_infos).items()
-    ]
-    text = "; ".join(parts) or "商品"
-    return text if len(text) <= MAX_ITEM_DESC else text[: MAX_ITEM_DESC - 1] + "…"
-
-
-def _masked_phone(number: Any) -> str:
-    """ "139****2901": the form the shipping-info service takes for a contact."""
-    digits = str(number or "")
-    return f"{digits[:3]}****{digits[-4:]}" if len(digits) >= 7 else ""
-
-
-def _rejection(error: ApiError) -> PushResult:
-    return PushResult("rejected", detail=f"errcode {error.code}: {error.message}".strip())
-
-
-def _is_refusal(error: ApiError) -> bool:
-    """A platform refusal of this request (not credentials, quota or paging, which the caller must see)."""
-    return not isinstance(error, AuthError | QuotaExhausted | PageCapExceeded)
-
-
-def _parcels_of(order: Mapping[str, Any]) -> list[dict[str, Any]]:
-    detail = order.get("order_detail")
-    delivery = detail.get("delivery_info") if isinstance(detail, dict) else None
-    parcels = delivery.get("delivery_product_info") if isinstance(delivery, dict) else None
-    return [p for p in parcels if isinstance(p, dict)] if isinstance(parcels, list) else []
-
 
 def _aftersale_ids(order: Mapping[str, Any]) -> list[str]:
     """The after-sale order ids an order lists (``aftersale_detail.aftersale_order_list``), as strings."""
@@ -442,7 +329,7 @@ class WeChatChannelsConnector(Connector):
 
     def get_order(self, order_id: str | int) -> dict[str, Any]:
         """One order object (``order/get``'s ``order``) with its after-sale orders attached."""
-        order = self._read_order(order_id)
+        order = self.read_order(order_id)
         ids = _aftersale_ids(order)
         if ids:
             fetched, refused = [], {}
@@ -450,9 +337,10 @@ class WeChatChannelsConnector(Connector):
                 try:
                     fetched.append(self.get_aftersale_order(aftersale_id))
                 except ApiError as error:
-                    if not _is_refusal(error):
+                    words = refusal_words(pushes.RULES, error)  # the pushes' classes and words
+                    if words is None:
                         raise
-                    refused[aftersale_id] = _rejection(error).detail  # the mapping says why it cannot land
+                    refused[aftersale_id] = words  # the mapping says why it cannot land
             order[AFTERSALE_ORDERS_KEY] = fetched
             if refused:
                 order[AFTERSALE_ERRORS_KEY] = refused
@@ -467,7 +355,7 @@ class WeChatChannelsConnector(Connector):
             )
         return found
 
-    def _read_order(self, order_id: str | int) -> dict[str, Any]:
+    def read_order(self, order_id: str | int) -> dict[str, Any]:
         if isinstance(order_id, bool) or not isinstance(order_id, str | int):
             raise MalformedResponse(
                 f"the order list held a {type(order_id).__name__} where an order id belongs",
@@ -496,237 +384,12 @@ class WeChatChannelsConnector(Connector):
         return self._companies
 
     def push_shipment(self, push: ShipmentPush) -> PushResult:
-        """Send one parcel (``delivery/send``), recognise it as already there, or correct its tracking
-        (``deliveryinfo/update``) when the push names the previous tracking number."""
-        companies = self.delivery_companies()
-        delivery_id = delivery_id_for(push.carrier, companies)
-        if delivery_id is None:
-            return PushResult(
-                "rejected",
-                detail=f"carrier {push.carrier!r} is not on the shop's WeChat company list "
-                f"({', '.join(sorted(companies))})",
-            )
-        try:
-            wanted: dict[tuple[str, str], int] = {}
-            for line in push.lines:
-                if line.quantity <= 0:
-                    raise ValueError(f"line {line.external_line_id!r} ships {line.quantity} units")
-                key = _line_ids(line)
-                wanted[key] = wanted.get(key, 0) + line.quantity
-        except ValueError as problem:
-            return PushResult("rejected", detail=str(problem))
-        if not wanted:
-            return PushResult("rejected", detail="the shipment lists no lines")
-        waybill = push.tracking_number.strip()
-        try:
-            order = self._read_order(push.external_order_id)
-        except ApiError as error:
-            if _is_refusal(error):
-                return _rejection(error)
-            raise
-        parcels = _parcels_of(order)
-        previous = (push.previous_tracking_number or "").strip()
-        correction = {"action": "update_tracking", "previous_tracking_number": previous} if previous else {}
-        for existing in parcels:
-            if existing.get("waybill_id") == waybill and existing.get("delivery_id") == delivery_id:
-                held = _units(existing.get("product_infos"))
-                if all(held.get(key, 0) >= count for key, count in wanted.items()):
-                    done = PushResult(
-                        "already_done",
-                        detail="a parcel with this waybill holds these units",
-                        platform_ref=waybill,
-                        extra=dict(correction),
-                    )
-                    return self._with_shipping_info(push, order, parcels, done)
-        if previous:
-            old = next((p for p in parcels if p.get("waybill_id") == previous), None)
-            if old is not None:
-                return self._change_tracking(push, order, parcels, old, delivery_id, correction)
-        parcel = {
-            "delivery_id": delivery_id,
-            "waybill_id": waybill,
-            "deliver_type": DELIVER_TYPE_EXPRESS,
-            "product_infos": _product_infos(wanted),
-        }
-        try:
-            self.get(
-                "send_delivery", body={"order_id": str(push.external_order_id), "delivery_list": [parcel]}
-            )
-        except ApiError as error:
-            if _is_refusal(error):
-                return _rejection(error)
-            raise
-        sent = PushResult(
-            "pushed", detail="send_delivery", platform_ref=waybill, extra={"delivery_id": delivery_id}
-        )
-        return self._with_shipping_info(push, order, [*parcels, parcel], sent)
-
-    def _change_tracking(
-        self,
-        push: ShipmentPush,
-        order: Mapping[str, Any],
-        parcels: list[dict[str, Any]],
-        old: dict[str, Any],
-        delivery_id: str,
-        correction: dict[str, str],
-    ) -> PushResult:
-        """The parcel ``old`` gets the push's carrier and waybill (``change_infos``: one parcel of possibly
-        several); its goods stay as WeChat lists them."""
-        waybill = push.tracking_number.strip()
-        goods = _product_infos(_units(old.get("product_infos")))
-        was = {"delivery_id": str(old.get("delivery_id", "")), "waybill_id": str(old.get("waybill_id", ""))}
-        now = {"delivery_id": delivery_id, "waybill_id": waybill}
-        body = {
-            "order_id": str(push.external_order_id),
-            "change_infos": [
-                {"old": {**was, "product_infos": goods}, "new": {**now, "product_infos": goods}}
-            ],
-        }
-        try:
-            self.get("update_delivery", body=body)
-        except ApiError as error:
-            if _is_refusal(error):
-                return _rejection(error)
-            raise
-        changed = PushResult(
-            "pushed",
-            detail="update_delivery",
-            platform_ref=waybill,
-            extra={**correction, "delivery_id": delivery_id, "replaced_delivery_id": was["delivery_id"]},
-        )
-        after = [{**p, **now} if p is old else p for p in parcels]
-        return self._with_shipping_info(push, order, after, changed)
-
-    def _with_shipping_info(
-        self, push: ShipmentPush, order: Mapping[str, Any], parcels: list[dict[str, Any]], sent: PushResult
-    ) -> PushResult:
-        """``sent`` once the payment's shipping info is on the mini program's service too (when configured).
-
-        ``parcels`` are the order's parcels now, this push's included."""
-        mini = self.mini_program
-        if mini is None:
-            return sent
-        waybill = push.tracking_number.strip()
-        done = {
-            "send_delivery": "delivery/send succeeded",
-            "update_delivery": "deliveryinfo/update succeeded",
-        }
-        said = f"{done.get(sent.detail, 'the parcel was already on the order')}, but upload_shipping_info"
-        detail = order.get("order_detail") if isinstance(order.get("order_detail"), dict) else {}
-        pay_info = detail.get("pay_info") if isinstance(detail.get("pay_info"), dict) else {}
-        transaction_id = pay_info.get("transaction_id")
-        if not transaction_id:
-            return replace(
-                sent, status="rejected", detail=f"{said} cannot run: the order has no transaction_id"
-            )
-        try:
-            payment = mini.get("payment_order", body={"transaction_id": str(transaction_id)})
-        except ApiError as error:
-            if _is_refusal(error):
-                return replace(sent, status="rejected", detail=f"{said} failed: {_rejection(error).detail}")
-            raise
-        payment = payment if isinstance(payment, dict) else {}
-        payer = payment.get("openid")  # the payer under the mini program's appid, not the shop's
-        if not isinstance(payer, str) or not payer:
-            return replace(
-                sent, status="rejected", detail=f"{said} cannot run: the mini program shows no payer openid"
-            )
-        shipping = payment.get("shipping")
-        recorded = shipping.get("shipping_list") if isinstance(shipping, dict) else None
-        recorded = [e for e in recorded if isinstance(e, dict)] if isinstance(recorded, list) else []
-        if any(e.get("tracking_no") == waybill for e in recorded):
-            return replace(sent, extra={**sent.extra, "shipping_info": "already uploaded"})
-
-        titles = {
-            (str(p.get("product_id")), str(p.get("sku_id"))): str(p.get("title") or "")
-            for p in detail.get("product_infos") or []
-            if isinstance(p, dict)
-        }
-        delivery = detail.get("delivery_info") if isinstance(detail.get("delivery_info"), dict) else {}
-        address = delivery.get("address_info") if isinstance(delivery.get("address_info"), dict) else {}
-        contact = _masked_phone(address.get("tel_number"))
-        unified = push.completes_order and len(parcels) == 1
-        if len(parcels) > MAX_SHIPPING_PARCELS:
-            return replace(
-                sent,
-                status="rejected",
-                detail=f"{said} cannot take {len(parcels)} parcels (at most {MAX_SHIPPING_PARCELS})",
-            )
-        shipping_list = [
-            {
-                "tracking_no": str(p.get("waybill_id", "")),
-                "express_company": str(p.get("delivery_id", "")),
-                "item_desc": _item_desc(p.get("product_infos"), titles),
-                **({"contact": {"receiver_contact": contact}} if contact else {}),
-            }
-            for p in parcels
-        ]
-        upload_time = push.shipped_at.astimezone(CHINA_TIME)
-        last = max(
-            (e.get("upload_time") for e in recorded if isinstance(e.get("upload_time"), int)), default=None
-        )
-        if last is not None and upload_time.timestamp() <= last:  # updates must be later than the last one
-            upload_time = datetime.fromtimestamp(last + 1, CHINA_TIME)
-        body: dict[str, Any] = {
-            "order_key": {
-                "order_number_type": ORDER_NUMBER_TRANSACTION_ID,
-                "transaction_id": str(transaction_id),
-            },
-            "delivery_mode": DELIVERY_MODE_UNIFIED if unified else DELIVERY_MODE_SPLIT,
-            "logistics_type": LOGISTICS_EXPRESS,
-            "shipping_list": shipping_list,
-            "upload_time": upload_time.isoformat(timespec="milliseconds"),
-            "payer": {"openid": payer},
-        }
-        if not unified:
-            body["is_all_delivered"] = push.completes_order
-        try:
-            mini.get("upload_shipping_info", body=body)
-        except ApiError as error:
-            if _is_refusal(error):
-                return replace(
-                    sent, status="rejected", detail=f"{said} was refused: {_rejection(error).detail}"
-                )
-            raise
-        mode = "unified" if unified else f"split, is_all_delivered={str(push.completes_order).lower()}"
-        return replace(sent, extra={**sent.extra, "shipping_info": f"uploaded ({mode})"})
+        """The shipment push on the shared template: ``platforms.wechat_channels.pushes``."""
+        return pushes.push_wechat_shipment(self, push)
 
     def set_stock(self, push: StockPush) -> PushResult:
-        """Set the sellable quantity (``diff_type`` 3); per warehouse when ``location_ref`` names one."""
-        if not (push.channel_product_id and push.channel_variant_id):
-            return PushResult(
-                "rejected",
-                detail=f"WeChat stock is set per product_id and sku_id; the listing of {push.merchant_sku!r} "
-                "has none in the hub",
-            )
-        if push.quantity < 0:
-            return PushResult("rejected", detail=f"cannot set a negative stock ({push.quantity})")
-        body: dict[str, Any] = {
-            "product_id": push.channel_product_id,
-            "sku_id": push.channel_variant_id,
-            "diff_type": DIFF_TYPE_SET,
-            "num": push.quantity,
-        }
-        operation = "set_stock"
-        if push.location_ref:
-            operation, body["out_warehouse_id"] = "set_warehouse_stock", push.location_ref
-        try:
-            self.get(operation, body=body)
-        except ApiError as error:
-            if _is_refusal(error):
-                return _rejection(error)
-            raise
-        extra = {"num": str(push.quantity)}
-        if push.expected_current is not None:
-            extra["compare_and_set"] = (
-                "unsupported: WeChat has no conditional stock update; set unconditionally"
-            )
-        return PushResult(
-            "pushed",
-            detail=operation,
-            platform_ref=f"{push.channel_product_id}:{push.channel_variant_id}",
-            extra=extra,
-        )
+        """An unconditional set: ``platforms.wechat_channels.pushes.set_stock``."""
+        return pushes.set_stock(self, push)
 
     def listed_stock(self, listing: StockPush) -> int | None:
         """The sellable stock WeChat lists for the listing's SKU (of its warehouse when ``location_ref`` names

@@ -39,7 +39,8 @@ start; reading pages 1, 2, 3... would then skip one. So pages are read from the 
 framework's ``backwards`` paging): a shift can then only make us read an order twice (ingest is idempotent),
 never miss one. The order that moved is picked up by the next window, whose range holds its new time.
 
-Pushes (``push_shipment``, ``set_stock``; results per ``connectors.pushes``):
+Pushes (``push_shipment``, ``set_stock``: ``pushes.py`` on the shared template ``connectors.shipping``;
+results per ``connectors.pushes``):
 - Tracking goes to the Shipment Tracking extension (``POST /wp-json/wc-shipment-tracking/v3/orders/{id}/
   shipment-trackings``). A store without it answers ``404 rest_no_route``; then the core fallback writes a
   customer note "Shipped via <carrier> <number>" (WooCommerce e-mails it to the buyer). Either way the
@@ -73,9 +74,7 @@ Pushes (``push_shipment``, ``set_stock``; results per ``connectors.pushes``):
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -83,13 +82,14 @@ from urllib.parse import urlsplit
 import requests
 
 from connectors.auth import AuthSpec, BasicAuth, QueryParams, Secret
-from connectors.errors import ApiError, AuthError, TransientError
+from connectors.errors import ApiError, TransientError
 from connectors.framework import Connector, Endpoint, PlatformSpec
 from connectors.http import ErrorPolicy, ErrorShape, RateLimitSignal, RetryPolicy
 from connectors.oauth1 import OAuth1OneLegged
 from connectors.paginators import PageNumberPaginator
-from connectors.pushes import PushResult, ShipmentLine, ShipmentPush, StockPush
+from connectors.pushes import PushResult, ShipmentPush, StockPush
 from connectors.windows import TimeFormat, WindowSpec
+from platforms.woocommerce import pushes
 
 if TYPE_CHECKING:
     from channelhub.config import ChannelConfig
@@ -107,107 +107,10 @@ EXCLUSIVE_START_SHIFT = timedelta(seconds=1)
 TRACKING_API = "/wp-json/wc-shipment-tracking/v3"
 TRACKINGS = TRACKING_API + "/orders/{order_id}/shipment-trackings"
 ROOTED_PREFIX = "/wp-json/"  # endpoints whose path starts here are not under /wp-json/wc/v3
-CLOSED_STATUSES = frozenset({"cancelled", "refunded", "failed", "trash"})
 AUTH_KINDS = ("auto", "oauth1", "basic", "query")
 # Where an order payload carries its refund objects (GET /orders/{id}/refunds). Not a WooCommerce field: the
 # connector adds it, the schema checks it, the mapping reads it.
 REFUNDS_KEY = "channelhub_refunds"
-
-
-@dataclass(frozen=True)
-class Carrier:
-    """How a hub carrier name is told to WooCommerce: a Shipment Tracking provider name when the shop's
-    provider list has it, else a custom provider (name and a link with the number filled in)."""
-
-    name: str  # what the customer reads (also the fallback note's carrier)
-    provider: str | None  # the extension's built-in provider name
-    custom_link: str = ""  # "{number}" is replaced; "" leaves a custom provider without a link
-
-
-# Hub carrier names (upper case, as warehouses report them) -> WooCommerce. Built-in names are the
-# extension's own spelling ("Fedex", "DHL US"); Chinese express companies are not in its list.
-CARRIERS: dict[str, Carrier] = {
-    "UPS": Carrier("UPS", "UPS"),
-    "USPS": Carrier("USPS", "USPS"),
-    "FEDEX": Carrier("FedEx", "Fedex"),
-    "ONTRAC": Carrier("OnTrac", "OnTrac"),
-    "DHL US": Carrier("DHL US", "DHL US"),
-    "DHL": Carrier("DHL", "DHL"),
-    "ROYAL MAIL": Carrier("Royal Mail", "Royal Mail"),
-    "EVRI": Carrier("EVRi", "EVRi"),
-    "CANADA POST": Carrier("Canada Post", "Canada Post"),
-    "AUSTRALIA POST": Carrier("Australia Post", "Australia Post"),
-    "POSTNL": Carrier("PostNL", "PostNL"),
-    "SF": Carrier("SF Express", None, "https://www.sf-express.com/chn/en/waybill/waybill-detail/{number}"),
-    "YTO": Carrier("YTO Express", None),
-    "ZTO": Carrier("ZTO Express", None),
-    "STO": Carrier("STO Express", None),
-    "YUNDA": Carrier("Yunda Express", None),
-    "JD": Carrier("JD Logistics", None),
-    "EMS": Carrier("China EMS", None),
-}
-_LEDGER = re.compile(
-    r"^ChannelHub shipment (?P<key>\S+): (?P<carrier>.+) (?P<number>\S+) \(lines (?P<lines>[0-9x, ]*)\)"
-    r"(?: replacing (?P<replaces>\S+))?$"
-)
-_SHIPPED_VIA = re.compile(r"^Shipped via (?P<carrier>.+) (?P<number>\S+?)(?: \(replaces \S+\))?$")
-
-
-@dataclass(frozen=True)
-class LedgerEntry:
-    """One earlier push, read back from its private order note."""
-
-    key: str
-    number: str
-    lines: tuple[tuple[str, int], ...]
-    replaces: str | None = None  # the tracking number this push corrected
-
-
-def carrier_for(name: str) -> Carrier | None:
-    return CARRIERS.get(" ".join(name.split()).upper())
-
-
-def _ledger_key(shipment_key: str) -> str:
-    return re.sub(r"\s+", "_", shipment_key.strip())
-
-
-def ledger_note(push: ShipmentPush, carrier: Carrier, replaces: str | None = None) -> str:
-    lines = ", ".join(f"{line.external_line_id}x{line.quantity}" for line in push.lines)
-    key = _ledger_key(push.shipment_key)
-    note = f"ChannelHub shipment {key}: {carrier.name} {push.tracking_number} (lines {lines})"
-    return note + (f" replacing {replaces}" if replaces else "")
-
-
-def read_ledger(notes: list[dict[str, Any]]) -> list[LedgerEntry]:
-    """The connector's own notes (private ones), oldest first."""
-    entries = []
-    for note in reversed(notes):  # WooCommerce lists notes newest first
-        if note.get("customer_note"):
-            continue
-        match = _LEDGER.match(str(note.get("note", "")).strip())
-        if not match:
-            continue
-        lines = []
-        for part in filter(None, (p.strip() for p in match["lines"].split(","))):
-            line_id, _, quantity = part.partition("x")
-            if quantity.isdigit():
-                lines.append((line_id, int(quantity)))
-        entries.append(LedgerEntry(match["key"], match["number"], tuple(lines), match["replaces"]))
-    return entries
-
-
-def standing(ledger: list[LedgerEntry]) -> list[LedgerEntry]:
-    """The pushes still in force: per shipment key the latest, less any whose number a later push
-    corrected (a correction ships the same units under a new number, never more units)."""
-    latest = {entry.key: entry for entry in ledger}
-    corrected = {entry.replaces for entry in ledger if entry.replaces}
-    return [entry for entry in latest.values() if entry.number not in corrected]
-
-
-def _words(error: ApiError) -> str:
-    """The platform's own words for a refusal: ``code: message (HTTP status)``."""
-    code = f"{error.code}: " if error.code else ""
-    return f"{code}{error.message} (HTTP {error.status})"
 
 
 def _orders_paginator(page_size: int) -> PageNumberPaginator:
@@ -425,153 +328,13 @@ class WooCommerceConnector(Connector):
         return cached
 
     def push_shipment(self, push: ShipmentPush) -> PushResult:
-        """Record ``push`` on the WooCommerce order (see the module docstring for every rule)."""
-        order_id = push.external_order_id
-        if not order_id.isdigit():
-            return PushResult("rejected", f"WooCommerce order ids are numeric, got {order_id!r}")
-        carrier = carrier_for(push.carrier)
-        if carrier is None:
-            return PushResult(
-                "rejected",
-                f"carrier {push.carrier!r} has no WooCommerce mapping (neither a Shipment Tracking provider "
-                "nor a custom provider in platforms.woocommerce.connector.CARRIERS)",
-            )
-        ids = {"order_id": order_id}
-        try:
-            order = self.call("order", ids)
-        except AuthError:
-            raise
-        except ApiError as error:
-            if error.status in (400, 404):
-                return PushResult("rejected", _words(error))
-            raise
-        status = str(order.get("status"))
-        if status in CLOSED_STATUSES:
-            return PushResult("rejected", f"order {order_id} is {status!r} in WooCommerce: nothing to ship")
-        notes = list(self.call("order_notes", ids))
-        ledger = read_ledger(notes)
-        trackings = self.shipment_trackings(order_id)
-        mode = "order_note" if trackings is None else "shipment_tracking"
-        number = push.tracking_number
-        if trackings is not None:
-            on_order = {str(t.get("tracking_number")) for t in trackings}
-        else:
-            on_order = {
-                m["number"]
-                for note in notes
-                if note.get("customer_note") and (m := _SHIPPED_VIA.match(str(note.get("note", "")).strip()))
-            }
-        key = _ledger_key(push.shipment_key)
-        mine = [entry for entry in ledger if entry.key == key]
-        previous = push.previous_tracking_number
+        """Record ``push`` on the WooCommerce order, on the shared template: ``platforms.woocommerce.pushes``
+        (the module docstring has every rule)."""
+        return pushes.push_woocommerce_shipment(self, push)
 
-        if number in on_order or any(entry.number == number for entry in mine):
-            repairs = []
-            if not any(entry.number == number for entry in mine):
-                corrects = previous if previous != number else None
-                note = ledger_note(push, carrier, corrects)
-                self.call("add_order_note", ids, body={"note": note, "customer_note": False})
-                repairs.append("ledger note added")
-            if push.completes_order and status != "completed":
-                self.call("update_order", ids, body={"status": "completed"})
-                repairs.append("order completed")
-            detail = f"tracking {number} is already on WooCommerce order {order_id}"
-            return PushResult(
-                "pushed" if "order completed" in repairs else "already_done",
-                detail + (f"; {', '.join(repairs)}" if repairs else ""),
-                extra={"mode": mode},
-            )
-
-        # A correction replaces the number the channel shows: the push's previous number when the order
-        # carries it (whatever shipment key its ledger note has), else this shipment's own last number.
-        previous = push.previous_tracking_number
-        if previous and previous != number and previous in on_order:
-            replaced: str | None = previous
-        else:
-            replaced = mine[-1].number if mine else None
-        if replaced is None:
-            if status == "completed":
-                return PushResult(
-                    "rejected",
-                    f"order {order_id} is already 'completed' in WooCommerce (every item shipped); "
-                    f"tracking {number} is a second shipment of shipped items",
-                )
-            # A previous number that never reached the channel ships nothing: its units are not counted.
-            counted = [entry for entry in standing(ledger) if entry.number != previous]
-            refusal = self._check_quantities(order, push.lines, counted)
-            if refusal:
-                return PushResult("rejected", refusal)
-
-        extra = {"mode": mode}
-        if replaced is not None:
-            extra.update(action="update_tracking", previous_tracking_number=replaced)
-        if trackings is not None:
-            # The extension has no update call: the old item goes, the new one comes.
-            for item in trackings if replaced is not None else ():
-                if str(item.get("tracking_number")) == replaced:
-                    self._delete_tracking(order_id, str(item.get("tracking_id")))
-            body: dict[str, Any] = {
-                "tracking_number": number,
-                "date_shipped": push.shipped_at.astimezone(UTC).strftime("%Y-%m-%d"),
-            }
-            if carrier.provider and carrier.provider in self.shipment_providers(order_id):
-                body["tracking_provider"] = carrier.provider
-            else:
-                body["custom_tracking_provider"] = carrier.name
-                body["custom_tracking_link"] = carrier.custom_link.replace("{number}", number)
-            created = self.call("add_shipment_tracking", ids, body=body)
-            reference = str(created.get("tracking_id"))
-        else:
-            text = f"Shipped via {carrier.name} {number}"
-            if replaced is not None:
-                text += f" (replaces {replaced})"  # notes cannot be edited: the buyer reads the change
-            created = self.call("add_order_note", ids, body={"note": text, "customer_note": True})
-            reference = str(created.get("id"))
-        note = ledger_note(push, carrier, replaced)
-        self.call("add_order_note", ids, body={"note": note, "customer_note": False})
-        if push.completes_order and status != "completed":
-            self.call("update_order", ids, body={"status": "completed"})
-            extra["completed"] = "true"
-        verb = "replaced the tracking of" if replaced is not None else "recorded on"
-        return PushResult("pushed", f"{carrier.name} {number} {verb} order {order_id}", reference, extra)
-
-    def _delete_tracking(self, order_id: str, tracking_id: str) -> None:
-        try:
-            self.call("delete_shipment_tracking", {"order_id": order_id, "tracking_id": tracking_id})
-        except ApiError as error:  # already gone (a replayed DELETE, or the merchant removed it)
-            if error.status != 404 or error.code == "rest_no_route":
-                raise
-
-    @staticmethod
-    def _check_quantities(
-        order: Mapping[str, Any], lines: tuple[ShipmentLine, ...], ledger: list[LedgerEntry]
-    ) -> str | None:
-        """Why the shop would be wrong to take these lines, or None. WooCommerce has no shipped quantities:
-        the units already pushed come from the connector's ledger notes."""
-        if not lines:
-            return "a shipment needs at least one line"
-        ordered = {
-            str(item.get("id")): int(item.get("quantity") or 0) for item in order.get("line_items", [])
-        }
-        shipped: dict[str, int] = {}
-        for entry in ledger:
-            for line_id, quantity in entry.lines:
-                shipped[line_id] = shipped.get(line_id, 0) + quantity
-        wanted: dict[str, int] = {}
-        for line in lines:
-            wanted[line.external_line_id] = wanted.get(line.external_line_id, 0) + line.quantity
-        for line_id, quantity in wanted.items():
-            if line_id not in ordered:
-                return f"order {order.get('id')} has no line item {line_id}"
-            if quantity <= 0:
-                return f"line item {line_id}: quantity must be positive, got {quantity}"
-            remaining = ordered[line_id] - shipped.get(line_id, 0)
-            if quantity > remaining:
-                return (
-                    f"line item {line_id}: {quantity} to ship but only {remaining} of {ordered[line_id]} "
-                    "remain unshipped"
-                )
-        return None
+    def set_stock(self, push: StockPush) -> PushResult:
+        """Set a product's or variation's ``stock_quantity``: ``platforms.woocommerce.pushes.set_stock``."""
+        return pushes.set_stock(self, push)
 
     def listed_stock(self, listing: StockPush) -> int | None:
         """The product's or variation's ``stock_quantity`` (None: the shop does not manage its stock).
@@ -579,49 +342,9 @@ class WooCommerceConnector(Connector):
         product_id = (listing.channel_product_id or "").strip()
         if not product_id.isdigit():
             raise ApiError(f"a WooCommerce product id is numeric, got {product_id!r}", platform=self.platform)
-        read, _, ids, _ = _stock_target(product_id, (listing.channel_variant_id or "").strip())
+        read, _, ids, _ = pushes.stock_target(product_id, (listing.channel_variant_id or "").strip())
         value = self.call(read, ids).get("stock_quantity")
         return None if value is None else int(value)
-
-    def set_stock(self, push: StockPush) -> PushResult:
-        """Set a product's or variation's ``stock_quantity`` (see the module docstring on compare-and-set)."""
-        product_id = (push.channel_product_id or "").strip()
-        variation_id = (push.channel_variant_id or "").strip()
-        if not product_id.isdigit():
-            return PushResult(
-                "rejected",
-                f"WooCommerce stock needs the listing's numeric product id (got {push.channel_product_id!r}, "
-                f"SKU {push.merchant_sku!r})",
-            )
-        read, write, ids, ref = _stock_target(product_id, variation_id)
-        try:
-            if push.expected_current is not None:
-                current = self.call(read, ids).get("stock_quantity")
-                if current != push.expected_current:
-                    return PushResult(
-                        "rejected",
-                        f"stock_quantity of {ref} is {current}, expected {push.expected_current} "
-                        "(WooCommerce has no compare-and-set: checked by reading first)",
-                        ref,
-                    )
-                if current == push.quantity:
-                    return PushResult("already_done", f"stock_quantity of {ref} is already {current}", ref)
-            updated = self.call(write, ids, body={"manage_stock": True, "stock_quantity": push.quantity})
-        except AuthError:
-            raise
-        except ApiError as error:
-            if error.status in (400, 404):
-                return PushResult("rejected", _words(error), ref)
-            raise
-        return PushResult("pushed", f"stock_quantity of {ref} set to {updated.get('stock_quantity')}", ref)
-
-
-def _stock_target(product_id: str, variation_id: str) -> tuple[str, str, dict[str, str], str]:
-    """(read endpoint, write endpoint, path ids, ref) of a product's or a variation's stock."""
-    if variation_id.isdigit() and variation_id not in ("0", product_id):
-        ids = {"product_id": product_id, "variation_id": variation_id}
-        return "variation", "update_variation", ids, f"{product_id}/{variation_id}"
-    return "product", "update_product", {"product_id": product_id}, product_id
 
 
 def connector_for_channel(

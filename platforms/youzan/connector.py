@@ -38,10 +38,12 @@ Wire facts (sources and what is unconfirmed: docs/platform-notes.md, Youzan):
 
 Each record yielded is one item of ``data.full_order_info_list``: ``{"full_order_info": {...}, ...}``.
 
-Pushes (``connectors.pushes`` for the result contract):
+Pushes (``pushes.py``, on the shared template ``connectors.shipping``; ``connectors.pushes`` for the result
+contract):
 - ``push_shipment``: carriers map to Youzan express ids read from ``youzan.logistics.express.get`` 3.0.0
   (``allExpress[{id, name, display}]``, fetched once per connector): the hub's name ("SF", "YTO", "UPS")
-  goes through ``CARRIER_ALIASES`` to the Chinese display name, which is matched against the live list (a
+  goes through the one carrier table (``connectors.carriers``; Youzan's names in ``pushes.CARRIER_CODES``)
+  to the Chinese display name, which is matched against the live list (a
   carrier already named as Youzan names it, or given as a listed id, matches directly). No match: rejected,
   nothing sent. The trade is read first (``youzan.trade.get``) because Youzan's ``online.confirm`` takes
   sub-order ids, not quantities: it ships every open unit of each oid. Lines already in a delivery with this
@@ -78,13 +80,14 @@ from typing import TYPE_CHECKING, Any
 import requests
 
 from connectors.auth import Cred, Secret
-from connectors.errors import ApiError, AuthError, QuotaExhausted
+from connectors.errors import ApiError
 from connectors.framework import Connector, Endpoint, PlatformSpec
-from connectors.http import ErrorPolicy, ErrorShape, RateLimitSignal, RequestRateThrottle, RetryPolicy, dig
+from connectors.http import ErrorPolicy, ErrorShape, RateLimitSignal, RequestRateThrottle, RetryPolicy
 from connectors.paginators import PageNumberPaginator
-from connectors.pushes import PushResult, ShipmentLine, ShipmentPush, StockPush
+from connectors.pushes import PushResult, ShipmentPush, StockPush
 from connectors.tokens import TokenEndpoint, TokenEndpointAuth, TokenStore
 from connectors.windows import CHINA_WALL_TIME, WindowSpec
+from platforms.youzan import pushes
 
 if TYPE_CHECKING:
     from channelhub.config import ChannelConfig
@@ -112,37 +115,8 @@ TRANSIENT_CODES = frozenset(
         "102510001",  # a duplicate concurrent request: the other one is still running; look again later [S]
     }
 )
-ALREADY_SHIPPED = "102570007"
 LOGISTICS_VERSION = "3.0.0"
 ITEM_VERSION = "3.0.0"
-REFUND_SUCCESS = 60
-# The hub's carrier names (as warehouses report them) -> the names Youzan's express list uses.
-CARRIER_ALIASES: dict[str, str] = {
-    "SF": "顺丰速运",
-    "SF EXPRESS": "顺丰速运",
-    "SHUNFENG": "顺丰速运",
-    "YTO": "圆通速递",
-    "YUANTONG": "圆通速递",
-    "ZTO": "中通快递",
-    "ZHONGTONG": "中通快递",
-    "STO": "申通快递",
-    "SHENTONG": "申通快递",
-    "YUNDA": "韵达快递",
-    "YD": "韵达快递",
-    "BEST": "百世快递",
-    "HTKY": "百世快递",
-    "EMS": "EMS",
-    "CHINA POST": "邮政快递包裹",
-    "CHINAPOST": "邮政快递包裹",
-    "JD": "京东快递",
-    "JDL": "京东快递",
-    "DEPPON": "德邦快递",
-    "DBL": "德邦快递",
-    "UPS": "UPS",
-    "USPS": "USPS",
-    "FEDEX": "FedEx",
-}
-
 UPDATE_WINDOW = WindowSpec(
     "start_update", "end_update", CHINA_WALL_TIME, max_span=MAX_WINDOW, location="body"
 )
@@ -371,158 +345,13 @@ class YouzanConnector(Connector):
             ids: dict[str, str] = {}
             for company in companies:
                 if isinstance(company, dict) and company.get("id") is not None and company.get("name"):
-                    ids[_carrier_key(str(company["name"]))] = str(company["id"])
+                    ids[pushes.carrier_key(str(company["name"]))] = str(company["id"])
             self._express_ids = ids
         return self._express_ids
 
-    def express_id(self, carrier: str) -> str | None:
-        """The express id for the hub's carrier name, or None when Youzan lists no such carrier."""
-        ids = self.express_ids()
-        key = _carrier_key(carrier)
-        for candidate in (CARRIER_ALIASES.get(key), key):
-            if candidate and _carrier_key(candidate) in ids:
-                return ids[_carrier_key(candidate)]
-        return key if key in ids.values() else None  # already a listed id
-
     def push_shipment(self, push: ShipmentPush) -> PushResult:
-        """Ship the push's sub-orders with its waybill (``youzan.logistics.online.confirm``), or, for a
-        correction whose previous waybill Youzan shows, change that package's waybill
-        (``youzan.logistics.online.update``)."""
-        if not push.lines:
-            return PushResult("rejected", "a Youzan shipment names at least one sub-order (oid)")
-        express_id = self.express_id(push.carrier)
-        if express_id is None:
-            return PushResult(
-                "rejected",
-                f"carrier {push.carrier!r} has no Youzan express id (youzan.logistics.express.get lists "
-                f"{len(self.express_ids())} companies; add an alias in CARRIER_ALIASES)",
-            )
-        trade = self._read_trade(push.external_order_id)
-        if isinstance(trade, PushResult):
-            return trade
-        if self._shipped_with(trade, push.lines, push.tracking_number):
-            return PushResult(
-                "already_done", f"sub-orders already shipped with waybill {push.tracking_number}"
-            )
-        previous = push.previous_tracking_number
-        if previous and previous != push.tracking_number and self._shipped_with(trade, push.lines, previous):
-            return self._update_tracking(push, trade, express_id, previous)
-        problem = self._line_problem(trade, push.lines)
-        if problem:
-            return PushResult("rejected", problem)
-        oids = ",".join(dict.fromkeys(line.external_line_id for line in push.lines))
-        body = {"tid": push.external_order_id, "out_stype": express_id, "out_sid": push.tracking_number}
-        try:
-            response = self.client.send(
-                self.build_request("ship", body={**body, "oids": oids, "is_no_express": 0})
-            )
-        except ApiError as error:
-            if not _business_refusal(error):
-                raise
-            if error.code == ALREADY_SHIPPED and self._shipped_with(
-                self.get_order(push.external_order_id), push.lines, push.tracking_number
-            ):
-                return PushResult("already_done", _refusal_detail(error))
-            return PushResult("rejected", _refusal_detail(error))
-        if not _accepted(response.body):
-            return PushResult(
-                "rejected", f"youzan.logistics.online.confirm did not confirm: {response.body!r}"
-            )
-        return PushResult("pushed", f"shipped oids {oids}", extra={"oids": oids, "express_id": express_id})
-
-    def _update_tracking(
-        self, push: ShipmentPush, trade: dict[str, Any], express_id: str, previous: str
-    ) -> PushResult:
-        """Give the packages that carry ``previous`` for the push's sub-orders its carrier and waybill."""
-        shipped = _deliveries(trade)
-        dist_ids = list(
-            dict.fromkeys(
-                str(dist.get("dist_id"))
-                for line in push.lines
-                for dist in shipped.get(line.external_line_id, [])
-                if _waybill(dist) == previous
-            )
-        )
-        changes = [
-            {"dist_id": d, "express_id": express_id, "express_no": push.tracking_number} for d in dist_ids
-        ]
-        body = {"tid": push.external_order_id, "trade_express_modify": changes}
-        try:
-            response = self.client.send(self.build_request("update_tracking", body=body))
-        except ApiError as error:
-            if not _business_refusal(error):
-                raise
-            return PushResult("rejected", f"waybill {previous} not changed: {_refusal_detail(error)}")
-        if not _accepted(response.body):
-            return PushResult(
-                "rejected", f"youzan.logistics.online.update did not confirm: {response.body!r}"
-            )
-        return PushResult(
-            "pushed",
-            f"waybill of packages {', '.join(dist_ids)}: {previous} -> {push.tracking_number}",
-            platform_ref=dist_ids[0],
-            extra={
-                "action": "update_tracking",
-                "previous_tracking_number": previous,
-                "dist_ids": ",".join(dist_ids),
-                "express_id": express_id,
-            },
-        )
-
-    def _read_trade(self, tid: str) -> dict[str, Any] | PushResult:
-        """The trade, or the rejection Youzan gave for its id."""
-        try:
-            return self.get_order(tid)
-        except ValueError as error:
-            return PushResult("rejected", str(error))
-        except ApiError as error:
-            if not _business_refusal(error):
-                raise
-            return PushResult("rejected", _refusal_detail(error))
-
-    @staticmethod
-    def _shipped_with(trade: dict[str, Any], lines: tuple[ShipmentLine, ...], waybill: str) -> bool:
-        """Every line's sub-order is in a shipped delivery with a package carrying ``waybill``."""
-        shipped = _deliveries(trade)
-        return all(
-            any(_waybill(d) == waybill for d in shipped.get(line.external_line_id, [])) for line in lines
-        )
-
-    @staticmethod
-    def _line_problem(trade: dict[str, Any], lines: tuple[ShipmentLine, ...]) -> str | None:
-        """Why Youzan cannot ship these lines as asked (it ships whole sub-orders), or None. Read from the
-        raw trade: each sub-order's ``num``, and whether a successful refund names it (Youzan states no
-        refunded unit counts, so a refunded sub-order is checked against ``num`` only: Youzan ships what
-        it knows is left)."""
-        info = trade.get("full_order_info") if isinstance(trade, dict) else None
-        order_info = info.get("order_info") if isinstance(info, dict) else None
-        items = info.get("orders") if isinstance(info, dict) else None
-        if not isinstance(order_info, dict) or not isinstance(items, list):
-            return None  # an odd payload: let the platform judge the oids
-        if order_info.get("status") == "TRADE_CLOSED":
-            return None  # Youzan's own refusal names the closed trade
-        nums = {
-            str(item["oid"]): item.get("num")
-            for item in items
-            if isinstance(item, dict) and item.get("oid") is not None
-        }
-        refunded = _refunded_oids(trade)
-        shipped = _deliveries(trade)
-        for line in lines:
-            oid = line.external_line_id
-            if oid not in nums:
-                return f"oid {oid} is not a sub-order of trade {order_info.get('tid')}"
-            num = nums[oid]
-            if oid in shipped or not isinstance(num, int) or isinstance(num, bool):
-                continue  # shipped with another waybill (Youzan says so), or an odd num: Youzan judges
-            if line.quantity > num:
-                return f"oid {oid}: {line.quantity} units to ship but only {num} ordered"
-            if line.quantity < num and oid not in refunded:
-                return (
-                    f"oid {oid}: Youzan ships whole sub-orders (online.confirm takes no quantities); this "
-                    f"shipment has {line.quantity} of its {num} open units"
-                )
-        return None
+        """The shipment push on the shared template: ``platforms.youzan.pushes``."""
+        return pushes.push_youzan_shipment(self, push)
 
     def get_stock(self, item_id: str, sku_id: str | None = None) -> int:
         """The item's (or one of its SKUs') stock quantity on Youzan (``youzan.item.get``)."""
@@ -545,92 +374,8 @@ class YouzanConnector(Connector):
         return self.get_stock(item_id, (listing.channel_variant_id or "").strip() or None)
 
     def set_stock(self, push: StockPush) -> PushResult:
-        """Set the sellable quantity of one Youzan item or SKU: a full set, unconditional (Youzan has no
-        compare-and-set, so ``expected_current`` is reported as unsupported, not enforced)."""
-        item_id = (push.channel_product_id or "").strip()
-        if not item_id.isdigit():
-            return PushResult(
-                "rejected",
-                f"a Youzan stock set needs the numeric item_id (channel_product_id), got {item_id!r}",
-            )
-        sku_id = (push.channel_variant_id or "").strip()
-        sku_id = "" if sku_id in ("", "0") else sku_id  # 0 / none: a single-spec item, sku_id is left out
-        if sku_id and not sku_id.isdigit():
-            return PushResult("rejected", f"a Youzan sku_id is numeric, got {sku_id!r}")
-        body: dict[str, Any] = {"item_id": int(item_id), "quantity": push.quantity, "type": 0}
-        if sku_id:
-            body["sku_id"] = int(sku_id)
-        try:
-            response = self.client.send(self.build_request("set_stock", body=body))
-        except ApiError as error:
-            if not _business_refusal(error):
-                raise
-            return PushResult("rejected", _refusal_detail(error))
-        if not _accepted(response.body):
-            return PushResult("rejected", f"youzan.item.quantity.update did not confirm: {response.body!r}")
-        ref = f"{item_id}:{sku_id}" if sku_id else item_id
-        detail = f"quantity set to {push.quantity}"
-        extra = {}
-        if push.expected_current is not None:
-            detail += " (unconditionally: Youzan has no compare-and-set)"
-            extra["compare_and_set"] = "unsupported"
-        return PushResult("pushed", detail, platform_ref=ref, extra=extra)
-
-
-def _carrier_key(name: str) -> str:
-    return " ".join(name.replace("_", " ").replace("-", " ").split()).upper()
-
-
-def _business_refusal(error: ApiError) -> bool:
-    """A ``success: false`` answer about this request (a rejection), not a gateway or credential problem."""
-    if isinstance(error, AuthError | QuotaExhausted):
-        return False
-    return '"gw_err_resp"' not in error.body
-
-
-def _refusal_detail(error: ApiError) -> str:
-    return f"Youzan {error.code}: {error.message}" if error.code else f"Youzan: {error.message}"
-
-
-def _accepted(body: Any) -> bool:
-    """``data.is_success`` (>= 4.0 envelope) or ``response.is_success`` (3.x); some answers carry a bare
-    ``true`` in either."""
-    for path in ("data.is_success", "response.is_success", "data", "response", "isSuccess"):
-        value = dig(body, path)
-        if isinstance(value, bool):
-            return value
-    return False
-
-
-def _refunded_oids(trade: dict[str, Any]) -> set[str]:
-    """Sub-orders named by a successful refund (``refund_state`` 60)."""
-    oids: set[str] = set()
-    for refund in trade.get("refund_order") or []:
-        if isinstance(refund, dict) and refund.get("refund_state") in (REFUND_SUCCESS, str(REFUND_SUCCESS)):
-            oids.update(
-                str(entry["oid"])
-                for entry in refund.get("oids") or []
-                if isinstance(entry, dict) and entry.get("oid") is not None
-            )
-    return oids
-
-
-def _deliveries(trade: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
-    """oid -> the packages (dists) of the shipped delivery that holds it."""
-    shipped: dict[str, list[dict[str, Any]]] = {}
-    for delivery in trade.get("delivery_order") or []:
-        if not isinstance(delivery, dict) or delivery.get("express_state") not in (1, "1"):
-            continue
-        dists = [d for d in delivery.get("dists") or [] if isinstance(d, dict)]
-        for entry in delivery.get("oids") or []:
-            if isinstance(entry, dict) and entry.get("oid") is not None:
-                shipped.setdefault(str(entry["oid"]), []).extend(dists)
-    return shipped
-
-
-def _waybill(dist: dict[str, Any]) -> str:
-    info = dist.get("express_info")
-    return str(info.get("express_no", "")) if isinstance(info, dict) else ""
+        """A full, unconditional set: ``platforms.youzan.pushes.set_stock``."""
+        return pushes.set_stock(self, push)
 
 
 def connector_for_channel(
