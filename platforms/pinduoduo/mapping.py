@@ -69,7 +69,8 @@ PERSONAL_DATA = PersonalData(
 def unwrap(document: Any) -> list[dict[str, Any]]:
     """The orders in a Pinduoduo document: an information.get answer (``{"order_info_get_response":
     {"order_info": ...}}``), an increment answer (``{"order_sn_increment_get_response": {"order_sn_list":
-    [...]}}``), one order, or a list of orders."""
+    [...]}}``), an ``pdd.order.list.get`` answer (``order_list_get_response.order_list``), one order, or a
+    list of orders."""
     if isinstance(document, list):
         return [_order(item, f"[{index}]") for index, item in enumerate(document)]
     if not isinstance(document, dict):
@@ -82,14 +83,15 @@ def unwrap(document: Any) -> list[dict[str, Any]]:
         response = document["order_info_get_response"]
         info = response.get("order_info") if isinstance(response, dict) else None
         return [_order(info, "order_info_get_response.order_info")]
-    if "order_sn_increment_get_response" in document:
-        response = document["order_sn_increment_get_response"]
-        items = response.get("order_sn_list") if isinstance(response, dict) else None
+    lists = {"order_sn_increment_get_response": "order_sn_list", "order_list_get_response": "order_list"}
+    if wrapper := next((key for key in lists if key in document), None):
+        response = document[wrapper]
+        items = response.get(lists[wrapper]) if isinstance(response, dict) else None
         if items is None:
             return []
         if not isinstance(items, list):
-            raise MappingError(f'"order_sn_list" must be a list, got {type(items).__name__}')
-        return [_order(item, f"order_sn_list[{index}]") for index, item in enumerate(items)]
+            raise MappingError(f'"{lists[wrapper]}" must be a list, got {type(items).__name__}')
+        return [_order(item, f"{lists[wrapper]}[{index}]") for index, item in enumerate(items)]
     if "order_sn" in document:
         return [document]
     raise MappingError(
