@@ -48,5 +48,6 @@ def test_every_fault_mode_lands_exactly_what_a_clean_sync_lands(fresh_database_u
     assert by_mode["expired tokens"].count("static key: revoked→restored") == 2
     expiring = [p for p in PLATFORMS if DECLARATIONS[p].expiring_tokens and "expired tokens" in CELLS[p]]
     assert by_mode["expired tokens"].count("tokens fetched") == len(expiring)
-    assert by_mode["429 storm"].split()[-2:] == ["-", "-"]  # cells not run (WeChat, Youzan here)
+    # cells not run show "-" (columns follow the registry's sorted order, so count them, not their place)
+    assert by_mode["429 storm"].split().count("-") == sum("429 storm" not in CELLS[p] for p in PLATFORMS)
     assert "FAIL" not in matrix and all(cell.detail.endswith("orders exact") for cell in cells)
