@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from collections import Counter
 from datetime import datetime, timedelta
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from canonical.order import Address, CanonicalOrder, MappingError, OrderLine, Totals
@@ -42,6 +42,7 @@ from mappings.common import (
 PLATFORM = "pinduoduo"
 CURRENCY = "CNY"
 BEIJING = timedelta(hours=8)
+CENT = Decimal("0.01")
 WAIT_SHIP, SHIPPED, RECEIVED = 1, 2, 3
 REFUND_SUCCESS = 4
 ORDER_STATUSES = frozenset({WAIT_SHIP, SHIPPED, RECEIVED})
@@ -120,10 +121,10 @@ def map_order(payload: dict[str, Any]) -> CanonicalOrder:
 def _map(order: dict[str, Any], order_sn: str) -> CanonicalOrder:
     order_status = _enum(order, "order_status", ORDER_STATUSES)
     refund_status = _enum(order, "refund_status", REFUND_STATUSES)
-    pay_amount = money(order.get("pay_amount"), "pay_amount")
-    goods_amount = money(order.get("goods_amount"), "goods_amount")
-    discount = money(order.get("discount_amount"), "discount_amount")
-    postage = money(order.get("postage"), "postage")
+    pay_amount = _yuan(order.get("pay_amount"), "pay_amount")
+    goods_amount = _yuan(order.get("goods_amount"), "goods_amount")
+    discount = _yuan(order.get("discount_amount"), "discount_amount")
+    postage = _yuan(order.get("postage"), "postage")
     if goods_amount - discount + postage != pay_amount:
         raise MappingError(
             f"pay_amount {pay_amount} is not goods_amount {goods_amount} - discount_amount {discount} + "
@@ -144,7 +145,7 @@ def _map(order: dict[str, Any], order_sn: str) -> CanonicalOrder:
         sku_id = id_str(item.get("sku_id"), f"{where}sku_id")
         seen[sku_id] += 1
         quantity = unit_count(item.get("goods_count"), f"{where}goods_count")
-        price = money(item.get("goods_price"), f"{where}goods_price")
+        price = _yuan(item.get("goods_price"), f"{where}goods_price")
         lines.append(
             OrderLine(
                 external_line_id=sku_id if seen[sku_id] == 1 else f"{sku_id}#{seen[sku_id]}",
@@ -221,6 +222,19 @@ def _address(order: dict[str, Any]) -> Address | None:
     if country not in (None, "中国", "CN"):
         raise MappingError(f"country: {country!r} is not mainland China, which this mapping reads")
     return Address(country_code="CN", address2=None, postal_code=None, **fields)
+
+
+def _yuan(value: Any, field: str) -> Decimal:
+    """Yuan with cents (a JSON number such as 4.5, or a decimal string), as an exact Decimal to the cent; an
+    amount finer than a cent is refused, never rounded."""
+    amount = money(value, field)
+    try:
+        cents = amount.quantize(CENT)
+    except InvalidOperation:  # more digits than any price has (1e300)
+        raise MappingError(f"{field}: {value!r} is out of range for an amount") from None
+    if cents != amount:
+        raise MappingError(f"{field}: {value!r} is finer than a cent")
+    return cents
 
 
 def _time(value: Any, field: str) -> datetime:
