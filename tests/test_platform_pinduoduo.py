@@ -22,6 +22,7 @@ from canonical.order import MappingError
 from channelhub.credentials import ChannelCredentials
 from channelhub.platforms import get_platform
 from connectors.auth import Secret
+from connectors.errors import AuthError
 from connectors.gateway import sign
 from connectors.pushes import ShipmentLine, ShipmentPush, StockPush
 from platforms.pinduoduo.connector import PinduoduoConnector, connector_for_channel
@@ -234,3 +235,16 @@ def test_stock_is_set_in_full_and_read_back(shop, connector) -> None:
     assert connector.listed_stock(push) == 17
     assert shop.world.overlay.stock_levels[("pinduoduo", variant.index, 0)] == 17
     assert connector.set_stock(StockPush(None, "999", None, 1)).status == "rejected"
+
+
+def test_a_wrong_client_secret_is_refused_once_and_for_good(shop) -> None:
+    conn = sandbox_connection("pinduoduo", shop.base_url, "not-the-secret-1234")
+    creds = ChannelCredentials("pdd", conn["host"], conn["login"], Secret(conn["password"]), conn["extra"])
+    wrong = connector_for_channel(creds, hub_config("pdd_wrong", "pinduoduo").channel("pdd_wrong"))
+    before = requests.get(f"{shop.base_url}/_sandbox/state", timeout=10).json()["requests"]
+    with pytest.raises(AuthError) as refused:
+        wrong.get_order("180831-481803633911509")
+    after = requests.get(f"{shop.base_url}/_sandbox/state", timeout=10).json()["requests"]
+    assert refused.value.code == "20004"  # the token renewal's signature: 签名验证失败
+    assert after["api_requests"] - before["api_requests"] == 1  # not retried
+    assert "not-the-secret-1234" not in str(refused.value)
