@@ -63,6 +63,8 @@ def parcels_on_the_channel(connector: Any, platform: str, order_id: str) -> list
             for delivery in order.get("delivery_order") or []
             for dist in delivery.get("dists") or []
         ]
+    if platform == "pinduoduo":  # one waybill per order, once it shipped
+        return [order["tracking_number"]] if order.get("order_status") in (2, 3) else []
     raise AssertionError(f"no reader of {platform}'s parcels in this test: add one")
 
 
