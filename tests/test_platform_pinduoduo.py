@@ -220,7 +220,10 @@ def test_a_whole_order_ships_once_and_a_correction_replaces_its_waybill(shop, co
     other = connector.push_shipment(push_for(order, "YTO", "YT2000000002"))
     assert other.status == "rejected" and "50001" in other.detail  # shipped already, with another waybill
     fixed = connector.push_shipment(push_for(order, "YTO", "YT2000000002", previous="SF1000000001"))
-    assert (fixed.status, fixed.extra) == ("pushed", {"corrected": "true"})
+    assert (fixed.status, fixed.extra) == (
+        "pushed",
+        {"corrected": "true", "previous_tracking_number": "SF1000000001"},
+    )
     assert connector.get_order(order["order_sn"])["tracking_number"] == "YT2000000002"
     unknown = connector.push_shipment(push_for(order, "Pigeon Post", "PP300000003"))
     assert unknown.status == "rejected" and "no Pinduoduo code" in unknown.detail

@@ -17,6 +17,7 @@ from channelhub.reconcile import reconcile_channel
 from channelhub.stock_push import as_push, push_stock
 from channelhub.sync import register_config, sync_orders
 from connectors.auth import Secret
+from platforms.registry import PLATFORM_NAMES
 from sandbox.clock import Clock
 from sandbox.server import run_sandbox, sandbox_connection
 from warehouse.stock_policy import channel_stock
@@ -25,7 +26,7 @@ NOW = datetime(2026, 11, 20, 15, 0, tzinfo=UTC)
 START = NOW - timedelta(hours=6)
 
 
-@pytest.mark.parametrize("platform", ["shopify", "woocommerce", "wechat_channels", "youzan", "pinduoduo"])
+@pytest.mark.parametrize("platform", PLATFORM_NAMES)
 def test_a_clean_channel_reconciles_to_no_findings_and_hand_edits_are_pushed_back(engine, platform):
     code = f"recon_{platform}"
     location = f"WH-{platform.upper()}"

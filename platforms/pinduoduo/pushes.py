@@ -1,9 +1,9 @@
 """What the hub pushes to Pinduoduo: tracking (on the ``connectors.shipping`` template) and stock.
 
 - Carriers: ``pdd.logistics.online.send`` takes a numeric ``logistics_id`` from
-  ``pdd.logistics.companies.get`` (``[{id, logistics_company, code}]``). The ids are read from that list
-  (once per connector) and matched to the hub's carriers through ``connectors.carriers``' names ("顺丰快递"
-  is SF), never hard-coded: a carrier the list does not name is rejected before anything is sent.
+  ``pdd.logistics.companies.get`` (``[{id, logistics_company, code}]``). The hub's carriers map to the list's
+  ``code`` (``CARRIER_CODES``, keyed by ``connectors.carriers``); the id is read from the live list (once per
+  connector), never hard-coded: a carrier the list does not carry is rejected before anything is sent.
 - Pinduoduo ships whole orders: the call takes no lines, one waybill per order. A shipment that leaves units
   open is rejected (``completes_order``); the order's ``tracking_number`` says what it shipped with.
   ``redelivery_type`` 1 ships a waiting order, 2 replaces the waybill of a shipped one (a correction).
@@ -18,55 +18,67 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from connectors.carriers import carrier_key
 from connectors.errors import ApiError, AuthError, QuotaExhausted
 from connectors.http import dig
 from connectors.pushes import PushResult, ShipmentPush, StockPush
-from connectors.shipping import ShipmentRules, ShipmentState, push_shipment
+from connectors.shipping import ShipmentRules, ShipmentState, ShipmentSteps, push_shipment
 
 if TYPE_CHECKING:
     from platforms.pinduoduo.connector import PinduoduoConnector
 
 REFUSALS = frozenset({"10000", "50001"})
+# The hub's carrier key -> the ``code`` of Pinduoduo's company list [S: the sandbox's list; codes U].
+CARRIER_CODES = {
+    "STO": "STO",
+    "BEST": "HT",
+    "SF": "SF",
+    "YTO": "YTO",
+    "ZTO": "ZTO",
+    "EMS": "EMS",
+    "JD": "JD",
+    "YUNDA": "YUNDA",
+    "DEPPON": "DEPPON",
+    "CHINA_POST": "YZXB",
+    "JTEXPRESS": "JTSD",
+    "UPS": "UPS",
+    "FEDEX": "FEDEX",
+    "USPS": "USPS",
+}
+RULES = ShipmentRules(
+    "Pinduoduo", CARRIER_CODES, refusal_codes=REFUSALS, already_shipped_codes=frozenset({"50001"})
+)
 FIRST_SHIPMENT, CHANGE_SHIPMENT = 1, 2
 SHIPPED_STATUSES = (2, 3)
 REFUND_SUCCESS = 4
 
 
-class PinduoduoPushes:
+class PinduoduoPushes(ShipmentSteps):
     """Mixed into ``PinduoduoConnector``: the ``ShipmentSteps`` and the stock calls."""
 
     _logistics_ids: dict[str, str] | None = None
 
     def logistics_ids(self: PinduoduoConnector) -> dict[str, str]:
-        """The hub's carrier key -> Pinduoduo's ``logistics_id``, from ``pdd.logistics.companies.get``."""
+        """Pinduoduo's company ``code`` -> its ``logistics_id``, from ``pdd.logistics.companies.get``."""
         if self._logistics_ids is None:
             companies = self.get("logistics_companies")
             if not isinstance(companies, list):
                 raise ApiError("pdd.logistics.companies.get answered no list", platform=self.platform)
-            ids: dict[str, str] = {}
-            for company in companies:
-                if not isinstance(company, dict) or company.get("id") is None:
-                    continue
-                for name in (company.get("logistics_company"), company.get("code")):
-                    key = carrier_key(name) if isinstance(name, str) else None
-                    if key is not None:
-                        ids.setdefault(key, str(company["id"]))
-            self._logistics_ids = ids
+            self._logistics_ids = {
+                str(company["code"]): str(company["id"])
+                for company in companies
+                if isinstance(company, dict) and company.get("id") is not None and company.get("code")
+            }
         return self._logistics_ids
 
     def push_shipment(self: PinduoduoConnector, push: ShipmentPush) -> PushResult:
-        rules = ShipmentRules(
-            "Pinduoduo",
-            self.logistics_ids(),
-            refusal_codes=REFUSALS,
-            already_shipped_codes=frozenset({"50001"}),
-        )
-        return push_shipment(self, rules, push)
+        return push_shipment(self, RULES, push)
+
+    def resolve_carrier(self: PinduoduoConnector, name: str, code: str | None) -> str | None:
+        return None if code is None else self.logistics_ids().get(code)
 
     # -- ShipmentSteps ----------------------------------------------------------------------------
 
-    def read_shipment(self: PinduoduoConnector, push: ShipmentPush) -> ShipmentState:
+    def read_shipment(self: PinduoduoConnector, push: ShipmentPush, carrier: str) -> ShipmentState:
         try:
             order = self.get_order(push.external_order_id)
         except ApiError as error:
@@ -75,7 +87,8 @@ class PinduoduoPushes:
             return ShipmentState(cannot_ship=f"{error.code}: {error.message}")
         tracking = str(order.get("tracking_number") or "")
         shipped = order.get("order_status") in SHIPPED_STATUSES and tracking
-        state = ShipmentState(shipped_with=frozenset({tracking}) if shipped else frozenset())
+        waybills = frozenset({tracking}) if shipped else frozenset()
+        state = ShipmentState(shipped_with=waybills, on_platform=waybills)
         if order.get("refund_status") == REFUND_SUCCESS:
             return replace_state(state, "refunded in full on Pinduoduo (refund_status 4): nothing to ship")
         if not shipped and not push.completes_order:
@@ -84,17 +97,20 @@ class PinduoduoPushes:
                 "Pinduoduo ships whole orders (pdd.logistics.online.send takes no lines); this shipment "
                 "leaves units of the order open",
             )
-        return ShipmentState(state.shipped_with, None, tracking or None)
+        return ShipmentState(shipped_with=waybills, on_platform=waybills, platform_ref=tracking or None)
 
     def send_shipment(
         self: PinduoduoConnector, push: ShipmentPush, carrier: str, state: ShipmentState
-    ) -> str:
-        return self._send(push, carrier, FIRST_SHIPMENT)
+    ) -> PushResult:
+        return PushResult("pushed", platform_ref=self._send(push, carrier, FIRST_SHIPMENT))
 
     def update_tracking(
-        self: PinduoduoConnector, push: ShipmentPush, carrier: str, state: ShipmentState
-    ) -> str:
-        return self._send(push, carrier, CHANGE_SHIPMENT)
+        self: PinduoduoConnector, push: ShipmentPush, carrier: str, state: ShipmentState, replacing: str
+    ) -> PushResult:
+        ref = self._send(push, carrier, CHANGE_SHIPMENT)  # redelivery_type 2: the order's waybill replaced
+        return PushResult(
+            "pushed", platform_ref=ref, extra={"corrected": "true", "previous_tracking_number": replacing}
+        )
 
     def _send(self: PinduoduoConnector, push: ShipmentPush, carrier: str, redelivery_type: int) -> str:
         params = {
@@ -163,7 +179,7 @@ class PinduoduoPushes:
 
 
 def replace_state(state: ShipmentState, why: str) -> ShipmentState:
-    return ShipmentState(state.shipped_with, why, None)
+    return ShipmentState(shipped_with=state.shipped_with, on_platform=state.on_platform, cannot_ship=why)
 
 
 def _refusal(error: ApiError) -> bool:
