@@ -1,6 +1,8 @@
 """A corrected tracking number reaches each platform's own update call, end to end on every platform of the
 registry: an order synced from the sandbox, a shipments file, the push; then the same shipment again with a
-new carrier and number, the push: the channel shows the one parcel with the new number, not a second one.
+new carrier and number, the push: the channel shows the one parcel with the new number, not a second one
+(where the platform declares it cannot change a parcel's number, the correction is refused and the parcel
+keeps its first number).
 
 The connectors' own tests cover the update calls in detail (including a previous number the channel never
 received, which ships as new); this test follows the whole path ops use: CSV in, outbox, push.
@@ -23,6 +25,7 @@ from channelhub.shipment_push import push_shipments
 from channelhub.sync import register_config, sync_orders
 from connectors.auth import Secret
 from connectors.http import dig
+from platforms.registry import DECLARATIONS
 from sandbox.clock import Clock
 from sandbox.server import run_sandbox, sandbox_connection
 from warehouse.shipment_outbox import orders_ready_to_ship, pending_shipments
@@ -63,6 +66,8 @@ def parcels_on_the_channel(connector: Any, platform: str, order_id: str) -> list
             for delivery in order.get("delivery_order") or []
             for dist in delivery.get("dists") or []
         ]
+    if platform == "jd":  # one waybill per order (JD ships whole orders)
+        return [order["waybill"]] if order.get("waybill") else []
     raise AssertionError(f"no reader of {platform}'s parcels in this test: add one")
 
 
@@ -104,6 +109,15 @@ def test_a_corrected_tracking_number_reaches_the_channels_update_call(engine, tm
             [correction] = pending_shipments(db, code)
         assert correction.previous_tracking_number == "SF1000000001"
         report = push_shipments(engine, channel, credentials=creds)
+        if not DECLARATIONS[platform].tracking_corrections:
+            # No API call changes a shipped parcel's number there: refused with that reason, never re-shipped.
+            assert report.outcomes == {"rejected": 1}, report
+            assert parcels_on_the_channel(connector, platform, order_id) == ["SF1000000001"]
+            assert (
+                "cannot change a shipment's tracking number"
+                in connector.push_shipment(_as_push(engine, code)).detail
+            )
+            return
         assert report.outcomes == {"pushed": 1}, report
         assert parcels_on_the_channel(connector, platform, order_id) == ["YT2000000002"]
 

@@ -12,4 +12,5 @@ DECLARATION = PlatformDeclaration(
     sandbox_id_space=(10_020_000_000_000, 10_050_000_000_000, 0, 2),
     demo_carrier="SF",
     expiring_tokens=False,  # a shop grants an access_token for a long time (static, like a Shopify token)
+    tracking_corrections=False,  # no JOS call changes a shipped POP order's waybill that we could confirm
 )

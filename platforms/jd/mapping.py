@@ -56,6 +56,7 @@ PERSONAL_DATA = PersonalData(
             "telephone",
             "mobile",
             "fullAddress",
+            "town",  # the street office (街道): below the district that erasure keeps
             "desen_telephone",
             "desen_mobile",
         )

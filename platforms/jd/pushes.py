@@ -53,6 +53,7 @@ RULES = ShipmentRules(
         "10400002": "the order is cancelled or locked on JD",
         "10400003": "JD does not know this logiCoprId",
         "10400005": "JD refused the waybill number",
+        ALREADY_SHIPPED: "the order already left with another waybill; JD changes no waybill through JOS",
     },
 )
 
@@ -85,10 +86,10 @@ class JdPushes:
         state = order.get("orderState")
         waybill = str(order.get("waybill") or "")
         if state in SHIPPED_STATES:
+            # Another waybill: the template then corrects (refused: no JOS call) or sends, which JD refuses
+            # as already shipped, in its own words.
             return ShipmentState(
-                shipped_with=frozenset({waybill}) if waybill else frozenset(),
-                cannot_ship=f"order {push.external_order_id} already shipped with waybill {waybill or '?'}",
-                platform_ref=waybill or None,
+                shipped_with=frozenset({waybill}) if waybill else frozenset(), platform_ref=waybill or None
             )
         if state == "TRADE_CANCELED":
             return ShipmentState(cannot_ship=f"order {push.external_order_id} is cancelled on JD")
