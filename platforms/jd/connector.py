@@ -45,7 +45,9 @@ MAX_PAGE_SIZE = 100  # "每页的条数（最大page_size 100条）"
 MAX_WINDOW = timedelta(days=28)  # "不得相差超过1个月": 28 days fit in every month
 DEFAULT_REQUESTS_PER_SECOND = 10.0  # [U] JOS limits per app and API; no public number
 DEFAULT_THROTTLE_CODES = frozenset({"67"})  # [U] the sandbox's; a connection may name its own
-AUTH_CODES = frozenset({"19", "21"})  # invalid access_token, invalid app_key [S]
+# Invalid access_token, invalid app_key [S]; an invalid signature [U: the sandbox's code], which a correct
+# client only meets with a wrong app_secret: credentials, never worth a retry.
+AUTH_CODES = frozenset({"19", "21", "18"})
 ROUTER = "/routerjson"  # every method at one path of the host (https://api.jd.com/routerjson)
 SEARCH = "jingdong_pop_order_search_responce"
 GET = "jingdong_pop_order_get_responce"

@@ -113,6 +113,7 @@ def create_app(
     app.state.world = world
     app.state.faults = faults
     app.state.renderer = renderer
+    app.state.lists_order = renderer.visible  # whether the search shows an order at all (JD: once paid)
     app.state.calls = calls
     app.state.throttle_code = throttle_code
     app.state.fail_next = fail_next
