@@ -202,3 +202,25 @@ def test_a_shipment_ships_the_whole_order_once_and_stock_is_set_per_sku(sandbox)
     assert jd.set_stock(listing).status == "pushed"
     assert jd.listed_stock(listing) == 7
     assert jd.set_stock(replace(listing, channel_variant_id="nope")).status == "rejected"
+
+
+def test_the_wire_form_is_jos_v2_with_the_business_parameters_in_one_json_text():
+    """What goes on the wire, signed the way JD's own clients sign (hashlib here, not connectors.gateway)."""
+    import hashlib
+
+    from connectors.http import Request
+    from platforms.jd.connector import JD
+
+    auth = JD.auth.bind({"app_key": "ak", "app_secret": Secret("s3cret"), "access_token": Secret("tok")})
+    request = Request("GET", "/routerjson", params={"method": "jingdong.pop.order.get", "order_id": "1"})
+    auth.apply(request)
+    params = request.params
+    assert set(params) == {"method", "app_key", "access_token", "timestamp", "v", "360buy_param_json", "sign"}
+    assert (params["v"], params["360buy_param_json"], params["access_token"]) == (
+        "2.0",
+        '{"order_id":"1"}',
+        "tok",
+    )
+    datetime.strptime(params["timestamp"], "%Y-%m-%d %H:%M:%S")  # Beijing wall time, to the second
+    text = "".join(f"{k}{v}" for k, v in sorted(params.items()) if k != "sign")
+    assert params["sign"] == hashlib.md5(f"s3cret{text}s3cret".encode()).hexdigest().upper()
