@@ -2,11 +2,12 @@
 
 - Shipment: ``jingdong.pop.order.shipment`` ``{orderId, logiCoprId, logiNo}`` ships a whole POP order with
   one waybill; it takes no lines. So the push reads the order first (``jingdong.pop.order.get``): shipped
-  already (``WAIT_GOODS_RECEIVE_CONFIRM``/``FINISHED_L``) with this ``waybill`` -> ``already_done``; cancelled
-  or locked -> rejected; a push that does not carry every unit of every item -> rejected (JD would ship the
-  rest too). JD's business refusals (``sopjosshipment_result.success`` false) are rejections by their
-  declared codes; an "already shipped" one is read again first (a push that raced another). A tracking
-  correction has no JOS call we could confirm (NOTES.md): it is rejected, never shipped a second time.
+  already (``WAIT_GOODS_RECEIVE_CONFIRM``/``FINISHED_L``) with this ``waybill`` -> ``already_done``;
+  cancelled -> rejected (a locked order: JD's own refusal); a push that does not carry every unit of every
+  item -> rejected (JD would ship the rest too). JD's business refusals (``sopjosshipment_result.success``
+  false) are rejections by their declared codes; an "already shipped" one is read again first (a push that
+  raced another). A tracking correction has no JOS call we could confirm (NOTES.md): it is rejected, never
+  shipped a second time.
 - Stock: ``jingdong.stock.write.updateSkuStock`` ``{skuId, stockNum}`` sets a SKU's stock outright (a full
   set, so a replay is safe); JD has no compare-and-set. ``jingdong.sku.read.findSkuById`` reads it back.
 
@@ -133,7 +134,9 @@ class JdPushes:
         response = self.client.send(self.build_request(name, params=params))
         result = dig(response.body, self.endpoint(name).records_path)
         if not isinstance(result, dict) or result.get("success") is not True:
-            raise ApiError(f"{name}: JD did not confirm: {result!r}", platform=self.platform, code="10400001")
+            # Neither a refusal code nor a confirmation: raised (not a rejection), so the next attempt reads
+            # the order again before deciding.
+            raise ApiError(f"{name}: JD did not confirm: {result!r}", platform=self.platform)
         return response
 
 
