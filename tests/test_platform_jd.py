@@ -224,3 +224,16 @@ def test_the_wire_form_is_jos_v2_with_the_business_parameters_in_one_json_text()
     datetime.strptime(params["timestamp"], "%Y-%m-%d %H:%M:%S")  # Beijing wall time, to the second
     text = "".join(f"{k}{v}" for k, v in sorted(params.items()) if k != "sign")
     assert params["sign"] == hashlib.md5(f"s3cret{text}s3cret".encode()).hexdigest().upper()
+
+
+def test_a_throttled_router_answers_its_code_and_the_connector_waits_it_out(sandbox):
+    sandbox.app.state.calls_per_second = 2
+    try:
+        throttled = [
+            raw_call(sandbox, "jingdong.pop.order.get", {"order_id": "250000000001"}) for _ in range(4)
+        ]
+        assert any(answer.get("error_response", {}).get("code") == "67" for answer in throttled)
+        jd = connector(sandbox)
+        assert [jd.get_order("250000000001")["orderId"] for _ in range(4)] == ["250000000001"] * 4
+    finally:
+        sandbox.app.state.calls_per_second = None

@@ -12,11 +12,12 @@ Parameters are read from the query string and from a form body alike (JD takes e
 A method answers ``{"jingdong_<method with _>_responce": {"code": "0", <result>}}`` (JD's spelling); a
 business refusal sits inside the result (``apiResult`` / ``success`` false with ``code``, ``chineseErr``).
 
-Faults (``sandbox.faults``): ``rate_limit_storm`` the throttle code; ``server_error_rate`` 500/502/503 (HTML
-from the gateway); ``truncated_body_rate``; ``malformed_order_rate`` an ``itemTotal`` of "2件";
-``duplicate_page_rate`` / ``shuffle_page_rate`` / ``clock_step_seconds`` in the listing;
-``timeout_rate`` answers held back after acting; ``clock_skew_seconds`` moves the platform's clock (the
-timestamp check uses it); ``credentials_revoked`` answers 19 to every call; ``token_expiry_rate`` has no
+Throttling: more calls of one method per second than ``app.state.calls_per_second`` (off by default), and
+``Faults.rate_limit_storm``, answer the throttle code. Other faults (``sandbox.faults``):
+``server_error_rate`` 500/502/503 (HTML from the gateway); ``truncated_body_rate``; ``malformed_order_rate``
+an ``itemTotal`` of "2件"; ``duplicate_page_rate`` / ``shuffle_page_rate`` / ``clock_step_seconds`` in the
+listing; ``timeout_rate`` answers held back after acting; ``clock_skew_seconds`` moves the platform's clock
+(the timestamp check uses it); ``credentials_revoked`` answers 19 to every call; ``token_expiry_rate`` has no
 effect (a JD access_token is long-lived). ``POST /_sandbox/jd/fail_next {"method", "count", "after_commit"}``
 makes the next calls of a method answer a gateway 502, before or after acting.
 """
@@ -81,6 +82,7 @@ def create_app(
     app_key: str = SANDBOX_LOGIN,
     shop_token: str = SANDBOX_ACCESS_TOKEN,
     throttle_code: str = DEFAULT_THROTTLE_CODE,
+    calls_per_second: float | None = None,
 ) -> FastAPI:
     """The JD simulator over ``world``; ``access_token`` is the app secret it checks signatures with."""
     if not access_token:
@@ -116,6 +118,9 @@ def create_app(
     app.state.lists_order = renderer.visible  # whether the search shows an order at all (JD: once paid)
     app.state.calls = calls
     app.state.throttle_code = throttle_code
+    # JOS limits calls per app and API [U: no public numbers]; off unless set (tests, humans, at runtime).
+    app.state.calls_per_second = calls_per_second
+    recent: dict[str, list[float]] = {}  # method -> monotonic times of its calls in the last second
     app.state.fail_next = fail_next
     world.follow_skew(lambda: faults.clock_skew_seconds)
 
@@ -126,6 +131,18 @@ def create_app(
                 return None
             fail_next[method] = (left - 1, after_commit)
             return after_commit
+
+    def over_limit(method: str) -> bool:
+        """More calls of ``method`` in the last second than ``app.state.calls_per_second`` allows."""
+        limit = app.state.calls_per_second
+        if not limit:
+            return False
+        now = time.monotonic()
+        with fail_lock:
+            calls_now = [t for t in recent.get(method, []) if now - t < 1.0]
+            over = len(calls_now) >= limit
+            recent[method] = calls_now if over else [*calls_now, now]
+        return over
 
     def refusal(params: dict[str, str]) -> tuple[str, str, str] | None:
         """Why the gateway refuses the call, in the order it checks."""
@@ -164,7 +181,7 @@ def create_app(
             if refused in (BAD_TOKEN, BAD_APP_KEY):
                 stats.count("unauthorized")
             return _error(*refused)
-        if faults.roll(faults.rate_limit_storm):
+        if faults.roll(faults.rate_limit_storm) or over_limit(params["method"]):
             stats.count("throttled")
             return _error(app.state.throttle_code, "调用频率超限", "Call limit exceeded")
         if faults.roll(faults.server_error_rate):
