@@ -23,6 +23,9 @@ class PlatformDeclaration:
     sandbox_id_space: tuple[int, int, int, int]
     demo_carrier: str  # the carrier the demo's shipments file names (one the platform's sandbox knows)
     expiring_tokens: bool = False  # short-lived tokens the hub fetches and renews (fault matrix: expiry)
+    # The platform's API can change a shipped parcel's tracking number (a correction reaches its update call);
+    # where it cannot, a correction is rejected with that reason, never shipped a second time.
+    tracking_corrections: bool = True
     mapping_options: frozenset[str] = frozenset()  # channel config keys its mapping takes (``status_map``)
     connector_factory: str = "connector:connector_for_channel"  # module (in the package):function
     mapping_module: str = "mapping"

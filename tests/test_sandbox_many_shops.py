@@ -44,7 +44,10 @@ def test_each_shop_behind_one_port_is_a_channel_with_its_own_orders_and_credenti
             result = sync_orders(
                 engine, channel, SINCE, NOW, credentials=credentials(code, shops.connection(n))
             )
-            in_window = list(shops.shop(n).world.updated_between(SINCE, NOW))
+            # A platform that never lists some orders says so (JD lists an order once it is paid).
+            lists = getattr(shops.shop(n).app.state, "lists_order", None)
+            updated = shops.shop(n).world.updated_between(SINCE, NOW)
+            in_window = [state for state in updated if lists is None or lists(state)]
             assert result.fetched - result.skipped == len(in_window) > 0  # skipped: WooCommerce drafts
             with engine.connect() as conn:
                 landed[n] = set(

@@ -18,6 +18,7 @@ from fastapi.testclient import TestClient
 from sandbox import shopify, wechat_channels, woocommerce, youzan
 from sandbox.clock import Clock
 from sandbox.faults import Faults
+from sandbox.jd.render import JdRenderer
 from sandbox.world import World
 
 START = datetime(2024, 11, 1, 3, 7, 11, tzinfo=UTC)  # the stream crosses the end of US daylight time
@@ -34,9 +35,11 @@ TOKEN = "shpat_identity"
 # _restock_refunded_items) and a unit dropped before payment became a 0.00 refund, and a WeChat order came to
 # list one after-sale order per refunded product (was one per refund); "renders" for issue 19 when the world's
 # per-platform listings came in the registry's (sorted) order: ``repr(state)`` shows that dict, the rendered
-# bytes are unchanged (checked: the digest of the renders alone is the same in either order).
+# bytes are unchanged (checked: the digest of the renders alone is the same in either order); "renders" when
+# JD joined the registry: ``repr(state)`` shows its listing too and JD's own renders joined the digest (the
+# other platforms' rendered bytes are unchanged: their renders alone digest to 924be806... before and after).
 EXPECTED = {
-    "renders": "3c68a9c70f8a607ad0e5edd7491dad4fb9451c9f367a06d93d958cf4a19dfa4d",
+    "renders": "b1ed548cdb298a54806f2fe34e4049a43af9220a604326cdb52c8779c313c31b",
     "pages": "e1481c8ff31d4ec57290d68728ab94543924248983024d3f92abeb8f8a58fa83",
 }
 
@@ -64,6 +67,7 @@ def render_digest() -> str:
             woocommerce.WooRenderer(world),
             wechat_channels.WeChatChannelsRenderer(world),
             youzan.YouzanRenderer(world),
+            JdRenderer(world),
         )
         for offset in CLOCKS:
             now_ts = START.timestamp() + offset

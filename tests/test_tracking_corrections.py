@@ -1,6 +1,8 @@
 """A corrected tracking number reaches each platform's own update call, end to end on every platform of the
 registry: an order synced from the sandbox, a shipments file, the push; then the same shipment again with a
-new carrier and number, the push: the channel shows the one parcel with the new number, not a second one.
+new carrier and number, the push: the channel shows the one parcel with the new number, not a second one
+(where the platform declares it cannot change a parcel's number, the correction is refused and the parcel
+keeps its first number).
 
 The connectors' own tests cover the update calls in detail (including a previous number the channel never
 received, which ships as new); this test follows the whole path ops use: CSV in, outbox, push.
@@ -19,10 +21,11 @@ from hub_configs import hub_config
 from channelhub.credentials import ChannelCredentials
 from channelhub.demo import seed_from_catalog
 from channelhub.platforms import PLATFORMS, channel_connector
-from channelhub.shipment_push import push_shipments
+from channelhub.shipment_push import as_push, push_shipments
 from channelhub.sync import register_config, sync_orders
 from connectors.auth import Secret
 from connectors.http import dig
+from platforms.registry import DECLARATIONS
 from sandbox.clock import Clock
 from sandbox.server import run_sandbox, sandbox_connection
 from warehouse.shipment_outbox import orders_ready_to_ship, pending_shipments
@@ -65,6 +68,8 @@ def parcels_on_the_channel(connector: Any, platform: str, order_id: str) -> list
         ]
     if platform == "pinduoduo":  # one waybill per order, once it shipped
         return [order["tracking_number"]] if order.get("order_status") in (2, 3) else []
+    if platform == "jd":  # one waybill per order (JD ships whole orders)
+        return [order["waybill"]] if order.get("waybill") else []
     raise AssertionError(f"no reader of {platform}'s parcels in this test: add one")
 
 
@@ -106,6 +111,13 @@ def test_a_corrected_tracking_number_reaches_the_channels_update_call(engine, tm
             [correction] = pending_shipments(db, code)
         assert correction.previous_tracking_number == "SF1000000001"
         report = push_shipments(engine, channel, credentials=creds)
+        if not DECLARATIONS[platform].tracking_corrections:
+            # No API call changes a shipped parcel's number there: refused with that reason, never re-shipped.
+            assert report.outcomes == {"rejected": 1}, report
+            assert parcels_on_the_channel(connector, platform, order_id) == ["SF1000000001"]
+            again = connector.push_shipment(as_push(correction))  # as a retry from the queue would
+            assert again.status == "rejected" and "cannot change a shipment's tracking number" in again.detail
+            return
         assert report.outcomes == {"pushed": 1}, report
         assert parcels_on_the_channel(connector, platform, order_id) == ["YT2000000002"]
 

@@ -1,0 +1,257 @@
+"""The JD JOS router simulator: ``GET|POST /routerjson`` (facts and sources: platforms/jd/NOTES.md).
+
+The gateway, in the order it checks (every refusal HTTP 200 ``{"error_response": {"code", "zh_desc",
+"en_desc"}}``): ``method`` known (15 "Invalid Method"), ``app_key`` (21 "Invalid app_key"),
+``access_token`` (19 "Invalid access_token": none, not the shop's, or its grant withdrawn), ``v`` 2.0
+[U: code 13], ``timestamp`` Beijing time within 10 minutes of real time plus ``clock_skew_seconds``
+[U: code 22], ``sign`` = upper MD5 of ``secret + k1v1... + secret`` over every parameter but ``sign``
+[U: code 18 "Invalid Signature"], ``360buy_param_json`` a JSON object [U: code 12]; then throttling
+(``throttle_code``, 67 by default [U]).
+Parameters are read from the query string and from a form body alike (JD takes either).
+
+A method answers ``{"jingdong_<method with _>_responce": {"code": "0", <result>}}`` (JD's spelling); a
+business refusal sits inside the result (``apiResult`` / ``success`` false with ``code``, ``chineseErr``).
+
+Throttling: more calls of one method per second than ``app.state.calls_per_second`` (off by default), and
+``Faults.rate_limit_storm``, answer the throttle code. Other faults (``sandbox.faults``):
+``server_error_rate`` 500/502/503 (HTML from the gateway); ``truncated_body_rate``; ``malformed_order_rate``
+an ``itemTotal`` of "2件"; ``duplicate_page_rate`` / ``shuffle_page_rate`` / ``clock_step_seconds`` in the
+listing; ``timeout_rate`` answers held back after acting; ``clock_skew_seconds`` moves the platform's clock
+(the timestamp check uses it); ``credentials_revoked`` answers 19 to every call; ``token_expiry_rate`` has no
+effect (a JD access_token is long-lived). ``POST /_sandbox/jd/fail_next {"method", "count", "after_commit"}``
+makes the next calls of a method answer a gateway 502, before or after acting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import threading
+import time
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+from urllib.parse import parse_qsl
+
+from fastapi import FastAPI, Request
+from fastapi.responses import Response
+
+from sandbox.admin import RequestStats, add_admin_routes, hold_back_answers, json_response
+from sandbox.faults import Faults
+from sandbox.jd.listing import BusinessError, Listing
+from sandbox.jd.pushes import Pushes
+from sandbox.jd.render import CHINA, TIME_PATTERN, JdRenderer
+from sandbox.world import World
+
+SANDBOX_LOGIN = "jd_sandbox_app_key_0001"  # the app_key (public); the app secret is the checked secret
+SANDBOX_ACCESS_TOKEN = "jd-sandbox-shop-token-7c1e0b4a"  # the shop's token the sandbox app was granted
+SANDBOX_EXTRA = {"access_token": SANDBOX_ACCESS_TOKEN}
+DEFAULT_THROTTLE_CODE = "67"  # [U]
+TIMESTAMP_TOLERANCE_SECONDS = 600
+NO_METHOD = ("15", "不存在的方法名", "Invalid Method")
+BAD_APP_KEY = ("21", "app_key无效", "Invalid app_key")
+BAD_TOKEN = ("19", "token已过期或者不存在，请重新授权访问", "Invalid access_token")
+BAD_VERSION = ("13", "版本号错误", "Invalid version")
+BAD_TIMESTAMP = ("22", "时间戳错误，与服务器时间相差超过10分钟", "Invalid timestamp")
+BAD_SIGN = ("18", "签名无效", "Invalid Signature")
+BAD_JSON = ("12", "360buy_param_json格式错误", "Invalid 360buy_param_json")
+
+
+def sign(params: dict[str, str], secret: str) -> str:
+    text = "".join(f"{k}{v}" for k, v in sorted(params.items()) if k != "sign" and v != "")
+    return hashlib.md5(f"{secret}{text}{secret}".encode()).hexdigest().upper()
+
+
+def _error(code: str, zh: str, en: str) -> Response:
+    return json_response({"error_response": {"code": code, "zh_desc": zh, "en_desc": en}})
+
+
+def _gateway_page(status: int) -> Response:
+    title = {500: "500 Internal Server Error", 502: "502 Bad Gateway"}.get(status, "503 Service Unavailable")
+    page = f"<html><head><title>{title}</title></head><body><center><h1>{title}</h1></center></body></html>"
+    return Response(page, status, media_type="text/html")
+
+
+def create_app(
+    world: World,
+    *,
+    access_token: str,
+    faults: Faults,
+    app_key: str = SANDBOX_LOGIN,
+    shop_token: str = SANDBOX_ACCESS_TOKEN,
+    throttle_code: str = DEFAULT_THROTTLE_CODE,
+    calls_per_second: float | None = None,
+) -> FastAPI:
+    """The JD simulator over ``world``; ``access_token`` is the app secret it checks signatures with."""
+    if not access_token:
+        raise ValueError("access_token (the app secret) must not be empty")
+    renderer = JdRenderer(world)
+    stats = RequestStats(
+        "api_requests",
+        "throttled",
+        "unauthorized",
+        "bad_signature",
+        "injected_errors",
+        "shipments",
+        "stock_sets",
+    )
+    listing = Listing(world, renderer, faults)
+    pushes = Pushes(world, renderer, stats)
+    calls: dict[str, int] = {}
+    fail_next: dict[str, tuple[int, bool]] = {}
+    fail_lock = threading.Lock()
+    # method -> (its handler, where its answer sits in the envelope, whether refusals go in ``apiResult``)
+    methods: dict[str, tuple[Callable[[dict[str, Any]], dict[str, Any]], str | None, bool]] = {
+        "jingdong.pop.order.search": (listing.search, "searchorderinfo_result", True),
+        "jingdong.pop.order.get": (listing.get, "orderDetailInfo", True),
+        "jingdong.pop.order.shipment": (pushes.shipment, "sopjosshipment_result", False),
+        "jingdong.stock.write.updateSkuStock": (pushes.set_stock, None, False),
+        "jingdong.sku.read.findSkuById": (pushes.find_sku, None, False),
+    }
+
+    app = FastAPI(title="ChannelHub JD sandbox", docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.world = world
+    app.state.faults = faults
+    app.state.renderer = renderer
+    app.state.lists_order = renderer.visible  # whether the search shows an order at all (JD: once paid)
+    app.state.calls = calls
+    app.state.throttle_code = throttle_code
+    # JOS limits calls per app and API [U: no public numbers]; off unless set (tests, humans, at runtime).
+    app.state.calls_per_second = calls_per_second
+    recent: dict[str, list[float]] = {}  # method -> monotonic times of its calls in the last second
+    app.state.fail_next = fail_next
+    world.follow_skew(lambda: faults.clock_skew_seconds)
+
+    def take_failure(method: str) -> bool | None:
+        with fail_lock:
+            left, after_commit = fail_next.get(method, (0, False))
+            if left <= 0:
+                return None
+            fail_next[method] = (left - 1, after_commit)
+            return after_commit
+
+    def over_limit(method: str) -> bool:
+        """More calls of ``method`` in the last second than ``app.state.calls_per_second`` allows."""
+        limit = app.state.calls_per_second
+        if not limit:
+            return False
+        now = time.monotonic()
+        with fail_lock:
+            calls_now = [t for t in recent.get(method, []) if now - t < 1.0]
+            over = len(calls_now) >= limit
+            recent[method] = calls_now if over else [*calls_now, now]
+        return over
+
+    def refusal(params: dict[str, str]) -> tuple[str, str, str] | None:
+        """Why the gateway refuses the call, in the order it checks."""
+        if params.get("method") not in methods:
+            return NO_METHOD
+        if params.get("app_key") != app_key:
+            return BAD_APP_KEY
+        token = params.get("access_token", "")
+        if faults.credentials_revoked or not hmac.compare_digest(token.encode(), shop_token.encode()):
+            return BAD_TOKEN
+        if params.get("v") != "2.0":
+            return BAD_VERSION
+        try:
+            sent = datetime.strptime(params.get("timestamp", ""), TIME_PATTERN).replace(tzinfo=CHINA)
+        except ValueError:
+            return BAD_TIMESTAMP
+        # The gateway's own clock is real time (the world's clock is a simulation, often frozen in the past).
+        if abs(sent.timestamp() - time.time() - faults.clock_skew_seconds) > TIMESTAMP_TOLERANCE_SECONDS:
+            return BAD_TIMESTAMP
+        if not hmac.compare_digest(params.get("sign", ""), sign(params, access_token)):
+            stats.count("bad_signature")
+            return BAD_SIGN
+        return None
+
+    @app.middleware("http")
+    async def jd_gateway(request: Request, call_next: Callable[[Request], Any]) -> Response:
+        if request.url.path != "/routerjson":
+            return await call_next(request)
+        stats.count("api_requests")
+        if faults.latency_seconds > 0:
+            await asyncio.sleep(faults.latency_seconds)
+        params = dict(request.query_params)
+        if request.method == "POST":
+            params.update(parse_qsl((await request.body()).decode("utf-8", "replace")))
+        if (refused := refusal(params)) is not None:
+            if refused in (BAD_TOKEN, BAD_APP_KEY):
+                stats.count("unauthorized")
+            return _error(*refused)
+        if faults.roll(faults.rate_limit_storm) or over_limit(params["method"]):
+            stats.count("throttled")
+            return _error(app.state.throttle_code, "调用频率超限", "Call limit exceeded")
+        if faults.roll(faults.server_error_rate):
+            stats.count("injected_errors")
+            return _gateway_page(faults.choose((500, 502, 503)))
+        failure = take_failure(params["method"])
+        if failure is False:
+            stats.count("injected_errors")
+            return _gateway_page(502)
+        request.state.params = params
+        response = await call_next(request)
+        if failure is True:  # JD acted; the answer was lost on the way back
+            stats.count("injected_errors")
+            return _gateway_page(502)
+        if response.status_code == 200 and faults.roll(faults.truncated_body_rate):
+            body = b"".join([chunk async for chunk in response.body_iterator])  # type: ignore[attr-defined]
+            kept = {k: v for k, v in response.headers.items() if k.lower() != "content-length"}
+            return Response(body[: max(1, len(body) // 2)], 200, headers=kept)
+        return response
+
+    hold_back_answers(app, faults, ("/routerjson",))
+
+    @app.api_route("/routerjson", methods=["GET", "POST"])
+    async def router(request: Request) -> Response:
+        params: dict[str, str] = request.state.params
+        method = params["method"]
+        try:
+            business = json.loads(params.get("360buy_param_json") or "{}")
+        except ValueError:
+            business = None
+        if not isinstance(business, dict):
+            return _error(*BAD_JSON)
+        calls[method] = calls.get(method, 0) + 1
+        handler, result_key, api_result = methods[method]
+        envelope = f"{method.replace('.', '_')}_responce"
+        try:
+            data = handler(business)
+        except BusinessError as error:
+            failed = {"success": False, "code": error.code, "chineseErr": error.message, "englishErr": ""}
+            if result_key is None:
+                return json_response({envelope: {"code": error.code, "zh_desc": error.message}})
+            return json_response(
+                {envelope: {"code": "0", result_key: {"apiResult": failed} if api_result else failed}}
+            )
+        if api_result:
+            data = {"apiResult": {"success": True, "code": "0", "chineseErr": "", "englishErr": ""}, **data}
+        return json_response({envelope: {"code": "0", **({result_key: data} if result_key else data)}})
+
+    @app.post("/_sandbox/jd/fail_next")
+    async def set_fail_next(request: Request) -> Response:
+        body = await request.json()
+        method, count = body.get("method"), body.get("count", 1)
+        if not isinstance(method, str) or not isinstance(count, int) or count < 0:
+            return json_response(
+                {"error": "expected {method: str, count: int >= 0, after_commit: bool}"}, 400
+            )
+        with fail_lock:
+            fail_next[method] = (count, bool(body.get("after_commit", False)))
+        return json_response({"method": method, "count": count})
+
+    add_admin_routes(
+        app,
+        platform="jd",
+        world=world,
+        faults=faults,
+        stats=stats,
+        state_extra=lambda: {
+            "app_key": app_key,
+            "throttle_code": app.state.throttle_code,
+            "calls": dict(calls),
+        },
+    )
+    return app
