@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from connectors.errors import ApiError
 from connectors.http import dig
 from connectors.pushes import PushResult, ShipmentPush, StockPush
-from connectors.shipping import ShipmentRules, ShipmentState, push_shipment
+from connectors.shipping import ShipmentRules, ShipmentState, ShipmentSteps, push_shipment
 
 if TYPE_CHECKING:
     from connectors.framework import Endpoint
@@ -59,7 +59,7 @@ RULES = ShipmentRules(
 )
 
 
-class JdPushes:
+class JdPushes(ShipmentSteps):
     """Mixed into ``JdConnector``: needs its ``client``, ``build_request``, ``get`` and ``get_order``."""
 
     # Declared only: defining them here would shadow the connector's own methods (this class comes first).
@@ -75,7 +75,7 @@ class JdPushes:
     def push_shipment(self, push: ShipmentPush) -> PushResult:
         return push_shipment(self, RULES, push)
 
-    def read_shipment(self, push: ShipmentPush) -> ShipmentState:
+    def read_shipment(self, push: ShipmentPush, carrier: str) -> ShipmentState:
         try:
             order = self.get_order(push.external_order_id)
         except ValueError as error:
@@ -89,19 +89,20 @@ class JdPushes:
         if state in SHIPPED_STATES:
             # Another waybill: the template then corrects (refused: no JOS call) or sends, which JD refuses
             # as already shipped, in its own words.
-            return ShipmentState(
-                shipped_with=frozenset({waybill}) if waybill else frozenset(), platform_ref=waybill or None
-            )
+            waybills = frozenset({waybill}) if waybill else frozenset()
+            return ShipmentState(shipped_with=waybills, on_platform=waybills, platform_ref=waybill or None)
         if state == "TRADE_CANCELED":
             return ShipmentState(cannot_ship=f"order {push.external_order_id} is cancelled on JD")
         return ShipmentState(cannot_ship=_whole_order_problem(order, push))
 
-    def send_shipment(self, push: ShipmentPush, carrier: str, state: ShipmentState) -> str | None:
+    def send_shipment(self, push: ShipmentPush, carrier: str, state: ShipmentState) -> PushResult:
         body = {"orderId": push.external_order_id, "logiCoprId": carrier, "logiNo": push.tracking_number}
         self._send("ship", body)
-        return push.tracking_number
+        return PushResult("pushed", platform_ref=push.tracking_number)
 
-    def update_tracking(self, push: ShipmentPush, carrier: str, state: ShipmentState) -> str | None:
+    def update_tracking(
+        self, push: ShipmentPush, carrier: str, state: ShipmentState, replacing: str
+    ) -> PushResult:
         raise NotImplementedError("no confirmed JOS call changes a POP order's waybill (NOTES.md)")
 
     # -- stock --
