@@ -217,18 +217,6 @@ def test_without_a_rid_the_wait_runs_to_the_hubs_next_minute():
     assert seconds_to_next_minute(stamped, jitter=lambda low, high: high) == 60 - 0x649D7280 % 60 + 1.0
 
 
-def test_frequency_limit_45011_waits_and_retries(shop):
-    shop.faults.update(rate_limit_storm=0.3)
-    try:
-        connector = connector_for(shop)
-        got = ids_of(list(connector.fetch_orders(*WINDOW)))
-    finally:
-        shop.faults.clear()
-    assert set(got) == expected_ids(shop, *WINDOW)
-    assert connector.client.stats.rate_limited > 0
-    assert connector.client.stats.rate_limited == served(shop)["requests"]["throttled"]
-
-
 def test_daily_quota_45009_fails_at_once(shop):
     requests.post(f"{shop.base_url}/_sandbox/wechat", json={"daily_quota": 3}, timeout=5)
     connector = connector_for(shop)

@@ -56,16 +56,6 @@ def tids(pages) -> list[str]:
     return [r["full_order_info"]["order_info"]["tid"] for page in pages for r in page]
 
 
-def test_pages_through_a_window_and_yields_every_order_once(shop) -> None:
-    start = NOW - timedelta(hours=20)
-    connector = connect(shop, page_size=25)
-    pages = list(connector.fetch_orders(start, NOW))
-    got = tids(pages)
-    assert len(got) == len(set(got)) and set(got) == expected_tids(shop, start, NOW)
-    assert max(len(p) for p in pages) == 25 and len(pages) > 1
-    assert connector.client.stats.token_refreshes == 0
-
-
 def test_page_size_above_the_platform_cap_is_capped(shop) -> None:
     connector = connect(shop, page_size=250)
     assert connector.page_size == 100
@@ -220,18 +210,6 @@ def test_a_throttle_burst_shorter_than_the_budget_is_absorbed(shop) -> None:
         shop.app.state.throttle_code = sandbox_youzan.DEFAULT_THROTTLE_CODE
     assert set(got) == expected_tids(shop, NOW - timedelta(hours=6), NOW)
     assert connector.client.stats.rate_limited > 0
-
-
-def test_server_errors_are_retried(shop) -> None:
-    connector = connect(shop, page_size=10)
-    list(connector.fetch_orders(NOW - timedelta(hours=1), NOW))
-    shop.faults.update(server_error_rate=0.4, seed=3)
-    try:
-        got = tids(connector.fetch_orders(NOW - timedelta(hours=8), NOW))
-    finally:
-        shop.faults.clear()
-    assert set(got) == expected_tids(shop, NOW - timedelta(hours=8), NOW)
-    assert connector.client.stats.server_errors > 0 and connector.client.stats.retries > 0
 
 
 def test_a_persistent_outage_fails_with_the_status(shop) -> None:
