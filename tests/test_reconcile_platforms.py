@@ -12,7 +12,7 @@ from hub_configs import hub_config
 
 from channelhub.credentials import ChannelCredentials
 from channelhub.demo import seed_from_catalog
-from channelhub.platforms import channel_connector
+from channelhub.platforms import PLATFORMS, channel_connector
 from channelhub.reconcile import reconcile_channel
 from channelhub.stock_push import as_push, push_stock
 from channelhub.sync import register_config, sync_orders
@@ -25,7 +25,7 @@ NOW = datetime(2026, 11, 20, 15, 0, tzinfo=UTC)
 START = NOW - timedelta(hours=6)
 
 
-@pytest.mark.parametrize("platform", ["shopify", "woocommerce", "wechat_channels", "youzan"])
+@pytest.mark.parametrize("platform", sorted(PLATFORMS))
 def test_a_clean_channel_reconciles_to_no_findings_and_hand_edits_are_pushed_back(engine, platform):
     code = f"recon_{platform}"
     location = f"WH-{platform.upper()}"

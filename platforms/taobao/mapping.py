@@ -5,7 +5,8 @@ Choices (sources in NOTES.md):
   currency CNY. ``tid`` (a number above 2^53: ``tid_str`` wins when present) is the external id and number.
 - totals: total = ``payment``; shipping = ``post_fee``; subtotal = payment - post_fee; discount =
   ``total_fee`` (goods) + post_fee - payment (a seller's price adjustment shows as a negative discount);
-  tax 0 (prices include VAT, TOP has no tax field); refunded = the refunded sub-orders' paid amounts.
+  tax 0 (prices include VAT, TOP has no tax field); refunded = the refunded sub-orders' paid amounts, all of
+  ``payment`` (postage too) once every sub-order is refunded and the trade closed.
 - lines (``orders.order[]``): sku = ``outer_sku_id``, else ``outer_iid`` for an item without SKUs ("" ->
   None: the warehouse then resolves ``num_iid``/``sku_id``); unit_price = ``price``; line_total = the
   sub-order's paid share ``divide_order_fee``, else ``payment`` (which for a trade of one sub-order includes
@@ -169,6 +170,8 @@ def _map(trade: dict[str, Any], tid: str) -> CanonicalOrder:
                 refunded_quantity=refunded,
             )
         )
+    if status == "TRADE_CLOSED" and pay_time is not None and all(line.refunded_quantity for line in lines):
+        refunded_total = payment  # every sub-order refunded closes the trade: the postage went back too
     refunded_total = min(refunded_total, payment)
     open_lines = [line for line in lines if line.quantity > line.refunded_quantity]
     shipped_lines = [line for line in lines if line.shipped_quantity > 0]
