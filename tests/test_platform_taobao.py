@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -21,6 +22,7 @@ from connectors.auth import Secret
 from connectors.errors import AuthError, RateLimited
 from connectors.gateway import beijing_time, sign
 from connectors.http import RetryPolicy
+from connectors.pushes import ShipmentLine, ShipmentPush
 from platforms.taobao.connector import connector_for_channel
 from sandbox.clock import Clock
 from sandbox.server import run_sandbox, sandbox_connection
@@ -198,3 +200,33 @@ def _connector(sandbox):
     connector = connector_for_channel(creds, hub_config("tb", "taobao", page_size=10).channel("tb"))
     connector.client.retry = RetryPolicy(rate_limit_attempts=2, retry_after_max=0.01)
     return connector
+
+
+def test_shipping_one_sub_order_splits_the_trade_and_a_replay_is_already_done(sandbox):
+    connector = _connector(sandbox)
+    trades = [trade for page in connector.fetch_orders(START, NOW) for trade in page]
+    trade = next(
+        t for t in trades if t["status"] == "WAIT_SELLER_SEND_GOODS" and len(t["orders"]["order"]) > 1
+    )
+    first, *_ = trade["orders"]["order"]
+    line = ShipmentLine(first["oid_str"], first["num"])
+    push = ShipmentPush(trade["tid_str"], "S-1", "圆通", "YT7000000001", (line,), NOW, False)
+    assert connector.push_shipment(push).status == "pushed"
+    shipped = connector.get_order(trade["tid_str"])
+    assert shipped["status"] == "SELLER_CONSIGNED_PART"
+    assert shipped["orders"]["order"][0]["invoice_no"] == "YT7000000001"
+    assert shipped["orders"]["order"][0]["logistics_company"] == "YTO"
+    assert connector.push_shipment(push).status == "already_done"
+    second = shipped["orders"]["order"][1]
+    partial = ShipmentLine(second["oid_str"], second["num"] + 1)
+    refused = connector.push_shipment(replace(push, lines=(partial,), tracking_number="YT7000000002"))
+    assert refused.status == "rejected" and "whole sub-orders" in refused.detail
+    unknown = connector.push_shipment(replace(push, carrier="Pony Express", tracking_number="PX0000001"))
+    assert unknown.status == "rejected" and "no Taobao code" in unknown.detail
+    closed = next(t for t in trades if t["status"].startswith("TRADE_CLOSED"))
+    sub = closed["orders"]["order"][0]
+    early = replace(
+        push, external_order_id=closed["tid_str"], lines=(ShipmentLine(sub["oid_str"], sub["num"]),)
+    )
+    refused = connector.push_shipment(early)
+    assert refused.status == "rejected" and "is closed" in refused.detail
