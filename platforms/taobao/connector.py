@@ -6,9 +6,9 @@
   (``connectors.gateway.SignedGatewayAuth``). Reads are GET, writes POST (both carry the parameters in the
   query string, which TOP accepts).
 - Errors come with HTTP 200: ``{"error_response": {"code", "msg", "sub_code", "sub_msg", "request_id"}}``.
-  The ``sub_code`` is the error's code when there is one (``isv.*`` a business refusal, ``isp.*`` the
-  platform's own trouble), else ``code``: 7 and the ``accesscontrol.*`` sub codes are throttling (wait the
-  ban's seconds, then retry), 25-29 and 11 credentials (``AuthError``), the ``isp.*`` transient codes retried.
+  The platform ``code`` is the error's code, except 15/40/41/50 whose ``sub_code`` says what went wrong
+  (``isv.*`` a business refusal, ``isp.*`` the platform's own trouble): 7 is throttling (wait the ban's
+  seconds, then retry), 11/12/25-29 credentials (``AuthError``), 10 and the ``isp.*`` codes are retried.
 - ``taobao.trades.sold.increment.get`` lists trades modified in ``[start_modified, end_modified]`` (at most
   one day apart: windows are split at a day), newest first, so pages are read from the last to the first
   (a trade modified while we page can then only come twice, never be skipped). ``total_results`` is asked
@@ -52,6 +52,9 @@ DETAIL_FIELDS = ",".join(
         "orders,promotion_details",
     )
 )
+# Codes whose sub code is the error: 15 remote service error (``isv.*`` business, ``isp.*`` platform), 40/41
+# missing / invalid arguments, 50 (older remote service error) [S].
+DETAILED_CODES = frozenset({"15", "40", "41", "50"})
 # Throttling: code 7 "App Call Limited" and its flow-control sub codes [S: TOP error page, community].
 THROTTLE_CODES = frozenset(
     {
@@ -73,6 +76,9 @@ TRANSIENT_CODES = frozenset(
         "isp.remote-service-error",
         "isp.remote-service-timeout",
         "isp.unknown-error",
+        "isv.logistics-offline-service-error:B150",  # "发货异常，请稍等后重试" [S]
+        "isv.logistics-offline-service-error:S01",  # "数据异常，稍后请重试" [S]
+        "isp.logistics-online-service-error:S01",
     }
 )
 _BAN_SECONDS = re.compile(r"(\d+)\s*more\s*seconds?")
@@ -99,9 +105,11 @@ TAOBAO = PlatformSpec(
     ),
     errors=ErrorPolicy(
         shapes=(
-            # The business sub code when there is one (it says what went wrong), else the platform code.
-            ErrorShape(code_path="error_response.sub_code", message_path="error_response.sub_msg"),
-            ErrorShape(code_path="error_response.code", message_path="error_response.msg"),
+            # The platform's own code says it all (7 throttled, 27 session, 10 unavailable), except for the
+            # codes whose sub code tells what went wrong: those read on to the sub code, then to the code.
+            ErrorShape("error_response.code", "error_response.msg", ok_codes=DETAILED_CODES),
+            ErrorShape("error_response.sub_code", "error_response.sub_msg"),
+            ErrorShape("error_response.code", "error_response.msg"),
         ),
         rate_limit=RateLimitSignal(
             statuses=frozenset({429}), body_codes=THROTTLE_CODES, retry_after_from_body=_ban_seconds

@@ -14,8 +14,8 @@
   type: 1}`` (1 sets the level, 2 would add to it), read back with ``taobao.item.seller.get``. Taobao has no
   compare-and-set: the set is unconditional and says so.
 
-Refusals are ``isv.*`` sub codes with code 15; the ones below are the sandbox's names for documented refusals
-whose exact codes Taobao does not publish ([U], NOTES.md): each is a rejection with Taobao's words.
+Refusals are ``isv.*`` sub codes with code 15 (``REFUSALS``, from an ERP's table of them [S]): each is a
+rejection with Taobao's words; B04 (shipped already, or closed) is read again first.
 """
 
 from __future__ import annotations
@@ -34,15 +34,30 @@ if TYPE_CHECKING:
 else:
     _Base = object
 
-TRADE_NOT_EXIST = "isv.trade-not-exist"  # [S]
-ALREADY_SHIPPED = "isv.logistics-offline-service-error:ALREADY_CONSIGNED"  # [U] name
-NOT_SHIPPABLE = "isv.logistics-offline-service-error:TRADE_STATUS_ERROR"  # [U] name
-BAD_WAYBILL = "isv.logistics-offline-service-error:INVALID_OUT_SID"  # [U] name
-BAD_COMPANY = "isv.logistics-offline-service-error:INVALID_COMPANY_CODE"  # [U] name
-NOT_RESENDABLE = "isv.logistics-consign-resend-error:NOT_CONSIGNED"  # [U] name
-ITEM_NOT_EXIST = "isv.item-not-exist"  # [S]
-SKU_NOT_EXIST = "isv.item-quantity-item-update-service-error:SKU_NOT_EXIST"  # [U] name
-INVALID_PARAMETER = "isv.invalid-parameter"  # [S]
+# Sub codes [S: an ERP's table of TOP's logistics sub codes, NOTES.md]; fullinfo's unknown tid is [U].
+TRADE_NOT_EXIST = "isv.trade-not-exist"
+SEND = "isv.logistics-offline-service-error:"
+RESEND = "isv.logistics-update-company-or-mailno-error:"
+ALREADY_SHIPPED = SEND + "B04"  # "订单状态不对": shipped already, or closed
+REFUSALS = frozenset(
+    {
+        SEND + "B01",  # no such trade
+        SEND + "B02",  # wrong trade status
+        SEND + "B56",  # no company
+        SEND + "B57",  # the company does not take self-arranged (offline) shipments
+        SEND + "B59",  # no waybill
+        SEND + "B60",  # a waybill that breaks the carrier's rule or is used already
+        SEND + "P38",  # the split (sub_tid) failed Taobao's check
+        SEND + "CD29",  # is_split on a trade that cannot be split
+        RESEND + "CD19",  # not shipped yet: nothing to correct
+        RESEND + "P03",  # no such company
+        RESEND + "P06",  # the trade's status (or the 24 hours after shipping) no longer allows it
+        RESEND + "P08",  # this trade's shipment cannot be changed
+        RESEND + "B60",
+        TRADE_NOT_EXIST,
+        "isv.invalid-parameter",
+    }
+)
 
 # connectors.carriers keys -> Taobao company codes (taobao.logistics.companies.get) [S: NOTES.md].
 CARRIER_CODES: dict[str, str] = {
@@ -61,11 +76,12 @@ CARRIER_CODES: dict[str, str] = {
 RULES = ShipmentRules(
     platform="Taobao",
     carrier_codes=CARRIER_CODES,
-    refusal_codes=frozenset(
-        {TRADE_NOT_EXIST, NOT_SHIPPABLE, BAD_WAYBILL, BAD_COMPANY, NOT_RESENDABLE, INVALID_PARAMETER}
-    ),
+    refusal_codes=REFUSALS,
     already_shipped_codes=frozenset({ALREADY_SHIPPED}),
-    messages={BAD_COMPANY: "the carrier is not enabled for this shop on Taobao"},
+    messages={
+        SEND + "B57": "Taobao does not take this carrier for self-arranged shipments",
+        RESEND + "P06": "Taobao changes a self-arranged waybill only within 24 hours of shipping",
+    },
 )
 UNPAID = frozenset({"TRADE_NO_CREATE_PAY", "WAIT_BUYER_PAY", "PAY_PENDING", "WAIT_PRE_AUTH_CONFIRM"})
 CLOSED = frozenset({"TRADE_CLOSED", "TRADE_CLOSED_BY_TAOBAO"})

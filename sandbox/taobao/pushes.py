@@ -3,12 +3,12 @@
 - ``taobao.logistics.offline.send`` ``{tid, out_sid, company_code, is_split, sub_tid}``: ships whole
   sub-orders (every open unit of each), all open ones unless ``is_split=1`` names them in ``sub_tid``; only a
   paid trade waiting to ship (``WAIT_SELLER_SEND_GOODS``, ``SELLER_CONSIGNED_PART``). Answers
-  ``{"shipping": {"is_success": true}}``. Refusals (code 15, sub codes [U] but for ``isv.trade-not-exist``):
-  already shipped, not shippable (unpaid, closed, refunded), an unknown company code, a waybill that is not
-  6-32 letters, digits or dashes.
-- ``taobao.logistics.consign.resend``: the same parameters for sub-orders that shipped; their waybill and
-  company change (the world keeps its parcel; the renderer shows the new waybill) and the trade's modified
-  time moves on.
+  ``{"shipping": {"is_success": true}}``. Refusals (code 15 and the sub codes below [S]): B04 already
+  shipped or closed, B02 not shippable (unpaid, refunded), B57 a company code it does not know, B60 a
+  waybill that is not 6-32 letters, digits or dashes [U rule].
+- ``taobao.logistics.consign.resend``: the same parameters for sub-orders that shipped (CD19 otherwise),
+  within 24 hours of their shipping (P06 after) [C: the API's doc]; their waybill and company change (the
+  world keeps its parcel; the renderer shows the new waybill) and the trade's modified time moves on.
 - ``taobao.item.quantity.update`` ``{num_iid, sku_id | outer_id, quantity, type}``: type 1 (default) sets,
   2 adds; answers ``{"item": {num_iid, num, modified, skus?}}``. ``taobao.item.seller.get`` reads it back.
 """
@@ -25,11 +25,14 @@ from sandbox.world import Event, Variant, World
 # taobao.logistics.companies.get codes the sandbox knows (a real shop's list has many more).
 COMPANIES = ("SF", "YTO", "ZTO", "STO", "YUNDA", "HTKY", "EMS", "POSTB", "JD", "DBKD", "JTSD")
 SHIPPABLE = ("WAIT_SELLER_SEND_GOODS", "SELLER_CONSIGNED_PART")
-ALREADY_SHIPPED = "isv.logistics-offline-service-error:ALREADY_CONSIGNED"
-NOT_SHIPPABLE = "isv.logistics-offline-service-error:TRADE_STATUS_ERROR"
-BAD_WAYBILL = "isv.logistics-offline-service-error:INVALID_OUT_SID"
-BAD_COMPANY = "isv.logistics-offline-service-error:INVALID_COMPANY_CODE"
-NOT_RESENDABLE = "isv.logistics-consign-resend-error:NOT_CONSIGNED"
+# Sub codes as an ERP's table of TOP's logistics errors has them [S]:
+ALREADY_SHIPPED = "isv.logistics-offline-service-error:B04"  # "订单状态不对" (shipped, or closed)
+NOT_SHIPPABLE = "isv.logistics-offline-service-error:B02"
+BAD_WAYBILL = "isv.logistics-offline-service-error:B60"
+BAD_COMPANY = "isv.logistics-offline-service-error:B57"
+NOT_RESENDABLE = "isv.logistics-update-company-or-mailno-error:CD19"  # "订单未发货"
+RESEND_TOO_LATE = "isv.logistics-update-company-or-mailno-error:P06"  # "当前订单状态不支持修改"
+RESEND_WINDOW_SECONDS = 86400  # self-arranged shipments change within 24 hours of shipping [C: API doc]
 _WAYBILL = re.compile(r"[A-Za-z0-9-]{6,32}")
 
 
@@ -82,11 +85,13 @@ class Pushes:
         status = self.renderer.status(state)
         chosen = self._lines(params, index, state)
         if any(self.renderer.waybill(state, line) for line in chosen) and params.get("is_split") == "1":
-            raise refusal(ALREADY_SHIPPED, "子订单已发货，不能重复发货")
+            raise refusal(ALREADY_SHIPPED, "订单状态不对，该物流订单已经发货或者已关闭，不能重复发货")
         if status not in SHIPPABLE:
             if status in ("WAIT_BUYER_CONFIRM_GOODS", "TRADE_FINISHED"):
-                raise refusal(ALREADY_SHIPPED, "订单已发货，不能重复发货")
-            raise refusal(NOT_SHIPPABLE, f"交易状态{status}不允许发货")
+                raise refusal(ALREADY_SHIPPED, "订单状态不对，该物流订单已经发货或者已关闭，不能重复发货")
+            raise refusal(
+                ALREADY_SHIPPED if status.startswith("TRADE_CLOSED") else NOT_SHIPPABLE, "订单状态不对"
+            )
         lines = [line for line in chosen if state.fulfillable(line) > 0]
         if not lines:
             raise refusal(NOT_SHIPPABLE, "没有可发货的子订单")
@@ -108,7 +113,11 @@ class Pushes:
         company, waybill = self._parcel(params)
         lines = self._lines(params, index, state)
         if not all(self.renderer.waybill(state, line) for line in lines):
-            raise refusal(NOT_RESENDABLE, "子订单未发货，不能修改运单号")
+            raise refusal(NOT_RESENDABLE, "订单未发货")
+        now = self.world.now_ts()
+        parcels = [self.renderer.parcel(state, line) for line in lines]
+        if any(p is not None and now - p.at > RESEND_WINDOW_SECONDS for p in parcels):
+            raise refusal(RESEND_TOO_LATE, "当前订单状态不支持修改")
         for line in lines:
             before = self.renderer.waybill(state, line)
             self.renderer.resent[(index, line)] = (company, waybill)
