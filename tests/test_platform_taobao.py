@@ -230,3 +230,30 @@ def test_shipping_one_sub_order_splits_the_trade_and_a_replay_is_already_done(sa
     )
     refused = connector.push_shipment(early)
     assert refused.status == "rejected" and "is closed" in refused.detail
+
+
+def test_a_waybill_changes_within_24_hours_of_shipping_only(sandbox):
+    connector = _connector(sandbox)
+    trades = [trade for page in connector.fetch_orders(START, NOW) for trade in page]
+    trade = next(
+        t for t in trades if t["status"] == "WAIT_SELLER_SEND_GOODS" and len(t["orders"]["order"]) == 1
+    )
+    [sub] = trade["orders"]["order"]
+    first = ShipmentPush(
+        trade["tid_str"], "S-2", "SF", "SF7000000001", (ShipmentLine(sub["oid_str"], sub["num"]),), NOW, True
+    )
+    assert connector.push_shipment(first).status == "pushed"
+    late = replace(
+        first, carrier="ZTO", tracking_number="ZT7000000002", previous_tracking_number="SF7000000001"
+    )
+    sandbox.clock.advance(timedelta(hours=25))
+    try:
+        refused = connector.push_shipment(late)
+    finally:
+        sandbox.clock.set(NOW)
+    assert refused.status == "rejected"
+    assert refused.detail.startswith("isv.logistics-update-company-or-mailno-error:P06")
+    assert "24 hours" in refused.detail
+    assert connector.push_shipment(late).status == "pushed"  # within the day it changes
+    [changed] = connector.get_order(trade["tid_str"])["orders"]["order"]
+    assert (changed["invoice_no"], changed["logistics_company"]) == ("ZT7000000002", "ZTO")
