@@ -70,6 +70,9 @@ def parcels_on_the_channel(connector: Any, platform: str, order_id: str) -> list
         return [order["tracking_number"]] if order.get("order_status") in (2, 3) else []
     if platform == "jd":  # one waybill per order (JD ships whole orders)
         return [order["waybill"]] if order.get("waybill") else []
+    if platform == "taobao":  # each sub-order names the waybill of its parcel
+        waybills = (sub.get("invoice_no") for sub in dig(order, "orders.order") or [])
+        return list(dict.fromkeys(str(number) for number in waybills if number))
     raise AssertionError(f"no reader of {platform}'s parcels in this test: add one")
 
 

@@ -1,0 +1,218 @@
+"""The TOP gateway: ``GET|POST /router/rest`` (query string and/or form body), checked as TOP checks it.
+
+In order (codes of TOP's platform error table, platforms/taobao/NOTES.md): ``method`` missing 21 / unknown 22,
+``app_key`` missing 28 / unknown 29, ``timestamp`` missing 30 / more than 10 minutes off the gateway's clock
+31, ``v`` not 2.0 33, ``sign_method`` not md5/hmac/hmac-sha256 or no ``sign`` 24/25, a signature that does not
+match 25, ``session`` missing 26 / not the seller's 27 (``invalid-sessionkey``), then flow control: code 7
+"App Call Limited" with sub code ``accesscontrol.limited-by-app-access-count`` and "This ban will last for N
+more seconds". Every error is HTTP 200 ``{"error_response": {code, msg, sub_code?, sub_msg?, request_id}}``;
+a success is ``{"<method without 'taobao.', dots as _>_response": {..., "request_id"}}``.
+
+Faults (``sandbox.faults``): ``rate_limit_storm`` code 7, ``server_error_rate`` 500 (TOP's JSON code 10
+``isp.top-remote-service-unavailable``) or 502/503 HTML from the load balancer, ``truncated_body_rate``,
+``timeout_rate`` (answers held back), ``latency_seconds``; ``credentials_revoked`` the seller withdrew the
+session (27). The session is long-lived: ``token_expiry_rate`` has nothing to expire.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+from urllib.parse import parse_qsl
+
+from fastapi import FastAPI, Request
+from fastapi.responses import Response
+
+from sandbox.admin import RequestStats, add_admin_routes, hold_back_answers, json_response
+from sandbox.faults import Faults
+from sandbox.taobao.listing import BusinessError, Listing
+from sandbox.taobao.pushes import Pushes
+from sandbox.taobao.render import CHINA, TIME_PATTERN, TaobaoRenderer
+from sandbox.world import World
+
+SANDBOX_LOGIN = "23456789"  # the app_key (public); the app secret is the sandbox's checked secret
+SANDBOX_SESSION = "6100a1b2c3d4e5f60718293a4b5c6d7e8f90123456789sandbox2206"  # the seller's session key
+SANDBOX_EXTRA = {"session_token": SANDBOX_SESSION}
+TIMESTAMP_TOLERANCE_SECONDS = 600
+SIGN_METHODS = ("md5", "hmac", "hmac-sha256")
+
+
+def sign(params: dict[str, str], secret: str, method: str) -> str:
+    """TOP's signature: sorted ``k1v1k2v2`` (``sign`` and empty values left out), md5 wrapped in the secret
+    or an HMAC keyed by it, upper-case hex. (The sandbox keeps its own copy: it imports no hub code.)"""
+    text = "".join(f"{k}{v}" for k, v in sorted(params.items()) if k != "sign" and v != "")
+    if method == "md5":
+        return hashlib.md5(f"{secret}{text}{secret}".encode()).hexdigest().upper()
+    digest = hashlib.md5 if method == "hmac" else hashlib.sha256
+    return hmac.new(secret.encode(), text.encode(), digest).hexdigest().upper()
+
+
+def _request_id() -> str:
+    return uuid.uuid4().hex[:13]
+
+
+def error(code: int, msg: str, sub_code: str | None = None, sub_msg: str | None = None) -> Response:
+    body: dict[str, Any] = {"code": code, "msg": msg}
+    if sub_code:
+        body["sub_code"] = sub_code
+    if sub_msg:
+        body["sub_msg"] = sub_msg
+    body["request_id"] = _request_id()
+    return json_response({"error_response": body})
+
+
+def _gateway_page(status: int) -> Response:
+    title = "502 Bad Gateway" if status == 502 else "503 Service Temporarily Unavailable"
+    page = f"<html><head><title>{title}</title></head><body><center><h1>{title}</h1></center>"
+    return Response(page + "<hr><center>Tengine</center></body></html>", status, media_type="text/html")
+
+
+class QpsLimiter:
+    """At most ``limit`` calls per app in any one-second window (TOP's flow control is per app and API)."""
+
+    def __init__(self, limit: float | None) -> None:
+        self.limit = limit
+        self._calls: list[float] = []
+        self._lock = threading.Lock()
+
+    def allow(self) -> bool:
+        if not self.limit:
+            return True
+        now = time.monotonic()
+        with self._lock:
+            self._calls = [t for t in self._calls if now - t < 1.0]
+            if len(self._calls) >= self.limit:
+                return False
+            self._calls.append(now)
+            return True
+
+
+def create_app(world: World, *, access_token: str, faults: Faults, qps_limit: float | None = None) -> FastAPI:
+    """The Taobao TOP simulator over ``world``; ``access_token`` is the app secret it signs with."""
+    if not access_token:
+        raise ValueError("access_token (the app secret) must not be empty")
+    renderer = TaobaoRenderer(world)
+    stats = RequestStats(
+        "api_requests",
+        "throttled",
+        "unauthorized",
+        "injected_errors",
+        "shipments",
+        "tracking_updates",
+        "stock_sets",
+    )
+    listing = Listing(world, renderer, faults)
+    pushes = Pushes(world, renderer, stats)
+    limiter = QpsLimiter(qps_limit)
+    calls: dict[str, int] = {}
+    methods: dict[str, Callable[[dict[str, str]], dict[str, Any]]] = {
+        "taobao.trades.sold.increment.get": listing.increment,
+        "taobao.trade.fullinfo.get": listing.fullinfo,
+        "taobao.logistics.offline.send": pushes.offline_send,
+        "taobao.logistics.consign.resend": pushes.consign_resend,
+        "taobao.item.quantity.update": pushes.quantity_update,
+        "taobao.item.seller.get": pushes.item_seller_get,
+    }
+    app = FastAPI(title="ChannelHub Taobao sandbox", docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.world = world
+    app.state.faults = faults
+    app.state.renderer = renderer
+    app.state.limiter = limiter
+    app.state.calls = calls
+    app.state.tracking_updates = pushes.tracking_updates
+    world.follow_skew(lambda: faults.clock_skew_seconds)
+
+    def refusal(params: dict[str, str]) -> Response | None:
+        """Why the gateway refuses the call before any API sees it (TOP's checking order), or None."""
+        method = params.get("method")
+        if not method:
+            return error(21, "Missing Method")
+        if method not in methods:
+            return error(22, "Invalid Method")
+        if not params.get("app_key"):
+            return error(28, "Missing App Key")
+        if params["app_key"] != SANDBOX_LOGIN:
+            return error(29, "Invalid App Key")
+        stamp = params.get("timestamp")
+        if not stamp:
+            return error(30, "Missing Timestamp")
+        try:
+            sent = datetime.strptime(stamp, TIME_PATTERN).replace(tzinfo=CHINA).timestamp()
+        except ValueError:
+            return error(31, "Invalid Timestamp")
+        gateway_now = time.time() + faults.clock_skew_seconds  # the gateway's wall clock, not the world's
+        if abs(gateway_now - sent) > TIMESTAMP_TOLERANCE_SECONDS:
+            return error(31, "Invalid Timestamp", "isv.invalid-timestamp", "时间戳误差超过10分钟")
+        if params.get("v") != "2.0":
+            return error(33, "Invalid Version")
+        sign_method = params.get("sign_method", "md5")
+        if not params.get("sign"):
+            return error(24, "Missing Signature")
+        if sign_method not in SIGN_METHODS:
+            return error(25, "Invalid Signature", "isv.invalid-sign-method", f"不支持的签名方法{sign_method}")
+        if not hmac.compare_digest(params["sign"], sign(params, access_token, sign_method)):
+            stats.count("unauthorized")
+            return error(25, "Invalid Signature")
+        if not params.get("session"):
+            stats.count("unauthorized")
+            return error(26, "Missing Session")
+        if faults.credentials_revoked or not hmac.compare_digest(params["session"], SANDBOX_SESSION):
+            stats.count("unauthorized")
+            return error(27, "Invalid session", "invalid-sessionkey", "SessionKey非法")
+        if faults.roll(faults.rate_limit_storm) or not limiter.allow():
+            stats.count("throttled")
+            return error(
+                7,
+                "App Call Limited",
+                "accesscontrol.limited-by-app-access-count",
+                "This ban will last for 1 more seconds",
+            )
+        return None
+
+    @app.api_route("/router/rest", methods=["GET", "POST"])
+    async def gateway(request: Request) -> Response:
+        stats.count("api_requests")
+        if faults.latency_seconds > 0:
+            await asyncio.sleep(faults.latency_seconds)
+        params = dict(request.query_params)
+        if request.method == "POST":
+            body = (await request.body()).decode("utf-8", "replace")
+            if request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
+                params.update(parse_qsl(body, keep_blank_values=True))
+        if (refused := refusal(params)) is not None:
+            return refused
+        if faults.roll(faults.server_error_rate):
+            stats.count("injected_errors")
+            status = faults.choose((500, 502, 503))
+            if status == 500:
+                return error(10, "Service Currently Unavailable", "isp.top-remote-service-unavailable")
+            return _gateway_page(status)
+        method = params["method"]
+        calls[method] = calls.get(method, 0) + 1
+        try:
+            data = methods[method](params)
+        except BusinessError as refused_call:
+            return error(refused_call.code, refused_call.msg, refused_call.sub_code, refused_call.sub_msg)
+        name = method.removeprefix("taobao.").replace(".", "_") + "_response"
+        answer = json_response({name: {**data, "request_id": _request_id()}})
+        if faults.roll(faults.truncated_body_rate):
+            return Response(answer.body[: max(1, len(answer.body) // 2)], 200, media_type="application/json")
+        return answer
+
+    hold_back_answers(app, faults, ("/router/",))
+    add_admin_routes(
+        app,
+        platform="taobao",
+        world=world,
+        faults=faults,
+        stats=stats,
+        state_extra=lambda: {"app_key": SANDBOX_LOGIN, "qps_limit": limiter.limit, "calls": dict(calls)},
+    )
+    return app
