@@ -21,8 +21,9 @@ the same exceptions. Cells sync with no overlap (every window must be complete o
   orders keep appearing; then the platform goes quiet and the hub's next run catches up;
 - expired tokens: where the platform issues short-lived tokens (WeChat, Youzan) they expire mid-sync and the
   connector must fetch new ones. Shopify's admin token, WooCommerce's consumer key and the gateways' shop
-  tokens (Taobao's session, JD's access_token) do not expire: there a revoked credential (the platform's 401, or the credential code of a gateway that
-  answers HTTP 200) must fail the run with an ``AuthError`` after a single request,
+  tokens (Taobao's session, JD's access_token) do not expire: there a revoked credential (the platform's 401,
+  or the credential code of a gateway that answers HTTP 200) must fail the run with an ``AuthError`` after a
+  single request,
   without moving the sync watermark, and the run after the credential is restored must land the window.
 
 ``python -m reliability.fault_matrix`` (also part of ``make reliability``) prints the full matrix;

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from connectors.errors import ApiError
 from connectors.pushes import PushResult, ShipmentPush, StockPush
-from connectors.shipping import ShipmentRules, ShipmentState, push_shipment
+from connectors.shipping import ShipmentRules, ShipmentState, ShipmentSteps, push_shipment
 
 if TYPE_CHECKING:
     from connectors.framework import Connector
@@ -99,7 +99,7 @@ def _oid(order: dict[str, Any]) -> str:
     return str(order.get("oid_str") or order.get("oid") or "")
 
 
-class TaobaoPushes(_Base):
+class TaobaoPushes(ShipmentSteps, _Base):
     """The pushes of ``TaobaoConnector`` (its endpoints ``ship``, ``resend``, ``set_stock``, ``item``)."""
 
     def get_order(self, order_id: str) -> dict[str, Any]:  # the connector's
@@ -112,7 +112,7 @@ class TaobaoPushes(_Base):
             return PushResult("rejected", "a Taobao shipment names at least one sub-order (oid)")
         return push_shipment(self, RULES, push)
 
-    def read_shipment(self, push: ShipmentPush) -> ShipmentState:
+    def read_shipment(self, push: ShipmentPush, carrier: str) -> ShipmentState:
         try:
             trade = self.get_order(push.external_order_id)
         except ValueError as error:
@@ -123,6 +123,7 @@ class TaobaoPushes(_Base):
             raise
         by_oid = {_oid(order): order for order in sub_orders(trade)}
         waybills: set[str] | None = None
+        on_platform: set[str] = set()
         for line in push.lines:
             order = by_oid.get(line.external_line_id)
             if order is None:
@@ -131,6 +132,7 @@ class TaobaoPushes(_Base):
                 )
             shipped = {str(order["invoice_no"])} if order.get("invoice_no") else set()
             waybills = shipped if waybills is None else waybills & shipped
+            on_platform |= shipped
         shipped_with = frozenset(waybills or ())
         status = trade.get("status")
         problem = None
@@ -140,7 +142,12 @@ class TaobaoPushes(_Base):
             problem = f"trade {push.external_order_id} is closed ({status})"
         else:
             problem = self._line_problem(push, by_oid)
-        return ShipmentState(shipped_with, problem, push.tracking_number if shipped_with else None)
+        return ShipmentState(
+            shipped_with=shipped_with,
+            on_platform=frozenset(on_platform),
+            cannot_ship=problem,
+            platform_ref=push.tracking_number if shipped_with else None,
+        )
 
     @staticmethod
     def _line_problem(push: ShipmentPush, by_oid: dict[str, dict[str, Any]]) -> str | None:
@@ -176,11 +183,13 @@ class TaobaoPushes(_Base):
             params.update(is_split=1, sub_tid=",".join(oids))
         return params
 
-    def send_shipment(self, push: ShipmentPush, carrier: str, state: ShipmentState) -> str | None:
+    def send_shipment(self, push: ShipmentPush, carrier: str, state: ShipmentState) -> PushResult:
         self._confirmed("ship", self._split(push, carrier), "taobao.logistics.offline.send")
-        return push.tracking_number
+        return PushResult("pushed", platform_ref=push.tracking_number)
 
-    def update_tracking(self, push: ShipmentPush, carrier: str, state: ShipmentState) -> str | None:
+    def update_tracking(
+        self, push: ShipmentPush, carrier: str, state: ShipmentState, replacing: str
+    ) -> PushResult:
         oids = ",".join(dict.fromkeys(line.external_line_id for line in push.lines))
         params = {
             "tid": push.external_order_id,
@@ -190,7 +199,11 @@ class TaobaoPushes(_Base):
             "sub_tid": oids,
         }
         self._confirmed("resend", params, "taobao.logistics.consign.resend")
-        return push.tracking_number
+        return PushResult(
+            "pushed",
+            platform_ref=push.tracking_number,
+            extra={"corrected": "true", "previous_tracking_number": replacing},
+        )
 
     def _confirmed(self, endpoint: str, params: dict[str, Any], name: str) -> None:
         shipping = self.get(endpoint, params=params)
