@@ -5,8 +5,9 @@ The tests use only what the hub defines for every platform: the runtime registry
 schema check, mapping, the ``ChannelConnector`` protocol), the sandbox server (``run_sandbox``,
 ``sandbox_connection``), the sandbox world and its overlay, the fault knobs every sandbox honours
 (``sandbox.faults``), the warehouse, and what platforms/README.md asks of every sandbox ("What a sandbox must
-offer": ``app.state.renderer.render(state)``, ``/_sandbox/state``'s ``requests.api_requests``). Expected
-results come from the world, never from the connector under test.
+offer": ``app.state.renderer.render(state)``, ``app.state.lists_order`` where a platform lists only some
+world orders, ``/_sandbox/state``'s ``requests.api_requests``). Expected results come from the world, never
+from the connector under test.
 
 One sandbox per platform for the whole module (a frozen clock, a world with a few hundred orders); each test
 takes channels of its own in the session's warehouse, and every test leaves the faults cleared.
