@@ -5,8 +5,9 @@ The tests use only what the hub defines for every platform: the runtime registry
 schema check, mapping, the ``ChannelConnector`` protocol), the sandbox server (``run_sandbox``,
 ``sandbox_connection``), the sandbox world and its overlay, the fault knobs every sandbox honours
 (``sandbox.faults``), the warehouse, and what platforms/README.md asks of every sandbox ("What a sandbox must
-offer": ``app.state.renderer.render(state)``, ``/_sandbox/state``'s ``requests.api_requests``). Expected
-results come from the world, never from the connector under test.
+offer": ``app.state.renderer.render(state)``, ``app.state.lists_order`` where a platform lists only some
+world orders, ``/_sandbox/state``'s ``requests.api_requests``). Expected results come from the world, never
+from the connector under test.
 
 One sandbox per platform for the whole module (a frozen clock, a world with a few hundred orders); each test
 takes channels of its own in the session's warehouse, and every test leaves the faults cleared.
@@ -95,10 +96,22 @@ class Shop:
         assert external_id is not None, f"{self.name}: the rendered order has no {self.platform.id_field}"
         return external_id
 
+    def lists(self, state: OrderState) -> bool:
+        """Whether the platform lists this world order at all: a sandbox whose platform never lists some
+        orders says which through ``app.state.lists_order`` (JD lists an order once it is paid); without
+        it every world order is listed."""
+        lists_order = getattr(self.sandbox.app.state, "lists_order", None)
+        return lists_order is None or bool(lists_order(state))
+
     def world_window(self, start: datetime, end: datetime) -> dict[str, OrderState]:
-        """The orders the world holds updated in ``[start, end)`` now, by the platform's id for them."""
+        """The orders the world holds updated in ``[start, end)`` now and the platform lists, by the
+        platform's id for them."""
         last = end - timedelta(seconds=1)  # world times are whole seconds, its bounds inclusive
-        return {self.external_id(state): state for state in self.sandbox.world.updated_between(start, last)}
+        return {
+            self.external_id(state): state
+            for state in self.sandbox.world.updated_between(start, last)
+            if self.lists(state)
+        }
 
     def requests(self) -> dict[str, int]:
         answer = requests.get(f"{self.sandbox.base_url}/_sandbox/state", timeout=10)
@@ -470,10 +483,14 @@ def test_a_shipment_is_recorded_once_and_an_unknown_order_is_a_rejection(shop: S
     assert again.status == "already_done", again
     assert len(pushed_fulfillments(shop, want[order.external_id])) == 1
 
-    # An order the platform does not have: the world's next order, not created yet (a well-formed id).
+    # An order the platform does not have: one of the world's next orders, not created yet (a well-formed
+    # id), the first the platform would list once created (JD renders no never-paid order).
     world = shop.sandbox.world
-    future = world.state(world.order_count() + 50, NOW + timedelta(days=2))
-    assert future is not None
+    future = next(
+        state
+        for index in range(world.order_count() + 50, world.order_count() + 100)
+        if (state := world.state(index, NOW + timedelta(days=2))) is not None and shop.lists(state)
+    )
     ghost = shop.platform.prepare(shop.render(future), channel)
     assert isinstance(ghost, Landed)
     refused = connector.push_shipment(shipment(ghost.canonical, carrier, serial=99))

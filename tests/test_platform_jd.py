@@ -204,6 +204,32 @@ def test_a_shipment_ships_the_whole_order_once_and_stock_is_set_per_sku(sandbox)
     assert jd.set_stock(replace(listing, channel_variant_id="nope")).status == "rejected"
 
 
+def test_a_never_paid_world_order_is_no_jd_order_and_a_shipment_to_it_is_rejected(sandbox):
+    """JD lists an order once paid: a world order not paid is absent from the listing, ``order.get``
+    answers 10100002, and a shipment pushed to it is a rejection (nothing to ship), not an error. The clock
+    stands two days on, so the world holds such orders (this seed pays every order placed before NOW)."""
+    later = NOW + timedelta(days=2)
+    world, lists = sandbox.world, sandbox.app.state.lists_order
+    sandbox.clock.set(later)
+    try:
+        states = (world.state(index, later) for index in range(world.order_count(later)))
+        unpaid = next(state for state in states if state is not None and not lists(state))
+        order_id = sandbox.app.state.renderer.order_id(unpaid.order.index)
+        jd = connector(sandbox)
+        around = (unpaid.updated_at - timedelta(minutes=5), unpaid.updated_at + timedelta(minutes=5))
+        assert order_id not in {o["orderId"] for page in jd.fetch_orders(*around) for o in page}
+        with pytest.raises(ApiError) as missing:
+            jd.get_order(order_id)
+        assert missing.value.code == "10100002"
+        lines = tuple(ShipmentLine(str(line.index), line.quantity) for line in unpaid.order.lines)
+        push = ShipmentPush(order_id, "S-unpaid", "SF", "SF1234567899", lines, later, completes_order=True)
+        refused = jd.push_shipment(push)
+        assert refused.status == "rejected" and refused.detail.startswith("10100002"), refused
+        assert world.overlay.events_for(unpaid.order.index) == ()
+    finally:
+        sandbox.clock.set(NOW)
+
+
 def test_the_wire_form_is_jos_v2_with_the_business_parameters_in_one_json_text():
     """What goes on the wire, signed the way JD's own clients sign (hashlib here, not connectors.gateway)."""
     import hashlib

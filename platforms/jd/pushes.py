@@ -45,6 +45,9 @@ CARRIER_CODES: dict[str, str] = {
 SHIPPED_STATES = frozenset({"WAIT_GOODS_RECEIVE_CONFIRM", "FINISHED_L"})
 # The sandbox's business codes [U]: JD documents none publicly; retrying cannot fix any of them.
 ALREADY_SHIPPED = "10400004"
+# jingdong.pop.order.get's "no such order" [U: the sandbox's code, NOTES.md]: JD has no order by that id for
+# this shop (never created, never paid, or another shop's), so there is nothing to ship: a rejection.
+NO_SUCH_ORDER = "10100002"
 RULES = ShipmentRules(
     platform="JD",
     carrier_codes=CARRIER_CODES,
@@ -81,7 +84,7 @@ class JdPushes(ShipmentSteps):
         except ValueError as error:
             return ShipmentState(cannot_ship=str(error))
         except ApiError as error:
-            if error.code in RULES.refusal_codes:
+            if error.code in RULES.refusal_codes or error.code == NO_SUCH_ORDER:
                 return ShipmentState(cannot_ship=f"{error.code}: {error.message}")
             raise
         state = order.get("orderState")
