@@ -18,7 +18,8 @@ Field meanings are the official SDK's (NOTES.md). Choices this mapping makes:
 - status (``order_status``): 1 unpaid, 105 paid, 2 备货中 (paid), 101 partly shipped, 3 shipped, 4 cancelled,
   5 completed; any other value is refused, never guessed. payment_status: no ``pay_time`` -> unpaid (voided
   once cancelled); else refunded / partially_refunded / paid by the refunded amount against ``pay_amount``.
-  cancelled = status 4 (Douyin cancels only what never shipped).
+  cancelled = status 4 with nothing shipped: Douyin also closes (4, "已关闭") an order refunded after it
+  shipped (``main_status`` 22 发货后退款完成 in the agiso sample): that is a full return, not a cancellation.
 - customer: only ``doudian_open_id`` (Douyin gives no buyer name, e-mail or phone); address: the receiver
   (``post_receiver``, ``post_tel``, ``post_addr`` province/city/town/street/detail), country CN.
 """
@@ -49,15 +50,22 @@ STATUSES = frozenset({1, 105, 2, 101, 3, 4, 5})
 SHIPPED = frozenset({3, 5})
 REFUND_SUCCESS = 3
 
+RECEIVER = ("post_receiver", "post_tel", "encrypt_post_receiver", "encrypt_post_tel")
+RECEIVER += ("mask_post_receiver", "mask_post_tel")
 PERSONAL_DATA = PersonalData(
     # The buyer's ids on Douyin, and ID documents (cross-border orders): fulfilment never needs them.
     personal=frozenset({"doudian_open_id", "open_id", "user_id_info", "sku_order_list/*/account_list"}),
+    # The receiver, at the order and again on each sku order (plain, masked and encrypted forms).
     fulfilment=frozenset(
-        {"post_receiver", "post_tel", "encrypt_post_receiver", "encrypt_post_tel", "buyer_words"}
-        | {"mask_post_receiver", "mask_post_tel", "user_coordinate"}
-        | under("post_addr", "street", "detail", "encrypt_detail")
-        | under("mask_post_addr", "street", "detail")
-    ),
+        path
+        for prefix in ("", "sku_order_list/*/")
+        for path in (
+            {f"{prefix}{name}" for name in RECEIVER}
+            | under(f"{prefix}post_addr", "street", "detail", "encrypt_detail")
+            | under(f"{prefix}mask_post_addr", "street", "detail")
+        )
+    )
+    | {"buyer_words", "user_coordinate", "open_address_id"},
 )
 
 
@@ -106,7 +114,7 @@ def _build(payload: dict[str, Any], external_id: str) -> CanonicalOrder:
     if not items:
         raise MappingError("sku_order_list: an order has at least one sku order")
     shipped_units = _shipped_units(payload)
-    lines, goods, refunded = [], Decimal(0), Decimal(0)
+    lines, goods, refunded = [], Decimal("0.00"), Decimal("0.00")
     for index, item in enumerate(items):
         where = f"sku_order_list[{index}]."
         line_id = id_str(item.get("order_id"), f"{where}order_id")
@@ -119,7 +127,7 @@ def _build(payload: dict[str, Any], external_id: str) -> CanonicalOrder:
         if after_sale is not None and not isinstance(after_sale, dict):
             raise MappingError(f"{where}after_sale_info: expected an object")
         refunded_units = quantity if (after_sale or {}).get("refund_status") == REFUND_SUCCESS else 0
-        refunded += paid if refunded_units else Decimal(0)
+        refunded += paid if refunded_units else 0
         if shipped_units is None:
             shipped = quantity - refunded_units if status in SHIPPED else 0
         else:
@@ -172,6 +180,7 @@ def _build(payload: dict[str, Any], external_id: str) -> CanonicalOrder:
     else:
         fulfillment = "partial" if any(line.shipped_quantity for line in lines) else "unfulfilled"
     updated = _time(payload.get("update_time"), "update_time")
+    cancelled = status == CANCELLED and not any(line.shipped_quantity for line in lines)
     return CanonicalOrder(
         platform=PLATFORM,
         external_id=external_id,
@@ -181,12 +190,12 @@ def _build(payload: dict[str, Any], external_id: str) -> CanonicalOrder:
         currency=CURRENCY,
         payment_status=payment,
         fulfillment_status=fulfillment,
-        cancelled=status == CANCELLED,
+        cancelled=cancelled,
         totals=totals,
         lines=lines,
         customer=_customer(payload),
         shipping_address=_address(payload),
-        cancelled_at=updated if status == CANCELLED else None,
+        cancelled_at=updated if cancelled else None,
     )
 
 

@@ -111,8 +111,8 @@ class DouyinRenderer:
             return 4
         if self.paid_ts(state) is None:
             return 1
-        if len(refunded) == len(state.order.lines) and not any(state.shipped):
-            return 4
+        if len(refunded) == len(state.order.lines):
+            return 4  # closed: refunded before shipping, or after (main_status 22 发货后退款完成)
         shipping = state.fulfillment_status
         if shipping == "fulfilled":
             return 5 if state.closed else 3
