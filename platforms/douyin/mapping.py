@@ -172,13 +172,10 @@ def _build(payload: dict[str, Any], external_id: str) -> CanonicalOrder:
         payment = "refunded"
     else:
         payment = "partially_refunded" if refunded > 0 else "paid"
-    open_lines = [line for line in lines if line.quantity > line.refunded_quantity]
-    if open_lines and all(
-        line.shipped_quantity >= line.quantity - line.refunded_quantity for line in open_lines
-    ):
-        fulfillment = "fulfilled" if any(line.shipped_quantity for line in lines) else "unfulfilled"
-    else:
-        fulfillment = "partial" if any(line.shipped_quantity for line in lines) else "unfulfilled"
+    # Fulfilled once every unit not refunded has shipped (a line shipped, then refunded, was returned).
+    shipped_any = any(line.shipped_quantity for line in lines)
+    complete = all(line.shipped_quantity >= line.quantity - line.refunded_quantity for line in lines)
+    fulfillment = ("fulfilled" if complete else "partial") if shipped_any else "unfulfilled"
     updated = _time(payload.get("update_time"), "update_time")
     cancelled = status == CANCELLED and not any(line.shipped_quantity for line in lines)
     return CanonicalOrder(
