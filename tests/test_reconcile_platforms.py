@@ -25,7 +25,7 @@ NOW = datetime(2026, 11, 20, 15, 0, tzinfo=UTC)
 START = NOW - timedelta(hours=6)
 
 
-@pytest.mark.parametrize("platform", ["shopify", "woocommerce", "wechat_channels", "youzan"])
+@pytest.mark.parametrize("platform", ["shopify", "woocommerce", "wechat_channels", "youzan", "douyin"])
 def test_a_clean_channel_reconciles_to_no_findings_and_hand_edits_are_pushed_back(engine, platform):
     code = f"recon_{platform}"
     location = f"WH-{platform.upper()}"
