@@ -99,7 +99,11 @@ class DouyinAuth(SignedGatewayAuth):
     def bind(
         self, credentials: Mapping[str, Secret | str], *, token_store: TokenStore | None = None
     ) -> Authenticator:
-        return _DouyinToken(self, {k: as_secret(v) for k, v in credentials.items()}, token_store)
+        # Only the app secret is secret (redacted from every text); the app key and shop id are public ids.
+        given = dict(credentials)
+        if self.app_secret in given:
+            given[self.app_secret] = as_secret(given[self.app_secret])
+        return _DouyinToken(self, given, token_store)
 
 
 class _Signer(_SignedGateway):
