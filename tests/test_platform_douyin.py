@@ -162,31 +162,49 @@ def test_an_expired_token_is_replaced_once_and_the_call_replayed(sandbox) -> Non
     assert after["tokens_issued"] == before["tokens_issued"] + 1
 
 
-def test_a_shipment_ships_the_whole_order_or_nothing(sandbox) -> None:
+def test_a_partial_shipment_is_one_package_and_a_correction_names_its_package(sandbox) -> None:
+    """Part of an order: order.logisticsAddSinglePack (a replay ships nothing again); the rest: the whole
+    order's order.logisticsAdd; a correction on an order of two packages: order.logisticsEditByPack."""
     dy = connector(sandbox)
     renderer, world = sandbox.app.state.renderer, sandbox.world
-    candidates = [
-        renderer.render(world.state(i, world.now_ts()))
-        for i in world.orders_visible(world.now())
-        if world.state(i, world.now_ts()) is not None
-    ]
-    order = next(o for o in candidates if o["order_status"] == 2 and len(o["sku_order_list"]) >= 1)
-    lines = tuple(
-        ShipmentLine(s["order_id"], s["item_num"], str(s["product_id"]), str(s["sku_id"]))
-        for s in order["sku_order_list"]
+    states = [world.state(i, world.now_ts()) for i in world.orders_visible(world.now())]
+    order = next(
+        o
+        for o in (renderer.render(s) for s in states if s is not None)
+        if o["order_status"] == 2 and sum(s["item_num"] for s in o["sku_order_list"]) >= 2
     )
+    first = order["sku_order_list"][0]
 
-    def push(chosen: tuple[ShipmentLine, ...], number: str) -> ShipmentPush:
-        return ShipmentPush(order["order_id"], "k1", "顺丰", number, chosen, NOW, completes_order=True)
+    def push(lines: list[tuple[str, int]], number: str, carrier: str = "顺丰", previous: str | None = None):
+        chosen = tuple(ShipmentLine(line, quantity) for line, quantity in lines)
+        shipment = ShipmentPush(
+            order["order_id"], f"k-{number}", carrier, number, chosen, NOW, False, previous
+        )
+        return dy.push_shipment(shipment)
 
-    partial = dy.push_shipment(push((ShipmentLine(lines[0].external_line_id, 1),), "SF3000000001"))
-    if sum(line.quantity for line in lines) > 1:
-        assert partial.status == "rejected" and "whole order" in partial.detail
-    assert dy.push_shipment(push(lines, "SF3000000001")).status in ("pushed", "already_done")
+    calls = sandbox.app.state.calls
+    assert push([(first["order_id"], 1)], "SF3000000001").status == "pushed"
+    assert push([(first["order_id"], 1)], "SF3000000001").status == "already_done"
+    packs_sent = calls["order.logisticsAddSinglePack"]
+    too_many = push([(first["order_id"], 999)], "SF3000000009")
+    assert too_many.status == "rejected" and "still open" in too_many.detail
+    assert calls["order.logisticsAddSinglePack"] == packs_sent  # refused before anything was sent
+
     shipped = dy.get_order(order["order_id"])
-    assert [p["tracking_no"] for p in shipped["logistics_info"]][-1] == "SF3000000001"
-    assert shipped["logistics_info"][-1]["company"] == "shunfeng"
-    assert dy.push_shipment(push(lines, "SF3000000001")).status == "already_done"
+    assert [(p["tracking_no"], p["company"]) for p in shipped["logistics_info"]] == [
+        ("SF3000000001", "shunfeng")
+    ]
+    rest = [
+        (s["order_id"], s["item_num"] - (s["order_id"] == first["order_id"])) for s in order["sku_order_list"]
+    ]
+    assert push([r for r in rest if r[1]], "SF3000000002").status == "pushed"
+    assert calls["order.logisticsAdd"] >= 1 and dy.get_order(order["order_id"])["order_status"] == 3
+
+    fixed = push([(first["order_id"], 1)], "YT4000000001", "YTO", previous="SF3000000001")
+    assert fixed.status == "pushed" and fixed.extra == {"corrected": "true"}
+    assert calls["order.logisticsEditByPack"] == 1
+    numbers = [p["tracking_no"] for p in dy.get_order(order["order_id"])["logistics_info"]]
+    assert numbers == ["YT4000000001", "SF3000000002"]
 
 
 def test_stock_is_set_outright_and_read_back(sandbox) -> None:

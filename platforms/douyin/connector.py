@@ -203,7 +203,9 @@ DOUYIN = PlatformSpec(
         ),
         "order": _api("order.orderDetail", idempotent=True, records_path="data.shop_order_detail"),
         "ship": _api("order.logisticsAdd", idempotent=False),  # a replay could ship twice at worst
+        "ship_pack": _api("order.logisticsAddSinglePack", idempotent=True),  # replay-safe by request_id
         "update_tracking": _api("order.logisticsEdit", idempotent=True),  # sets a value: replay-safe
+        "update_pack": _api("order.logisticsEditByPack", idempotent=True),
         "set_stock": _api("sku.syncStock", params={"incremental": False}, idempotent=True),  # a full set
         "sku": _api("sku.detail", idempotent=True, records_path="data"),
     },

@@ -1,12 +1,14 @@
 """What the hub pushes to Douyin: the shipment on the shared template (``connectors.shipping``) and the stock.
 
-- Ship: ``order.logisticsAdd`` ``{order_id, company_code, logistics_code}`` ships the whole shop order (one
-  package). Douyin's split shipment (``order.logisticsAddSinglePack``, quantities per sku order) is not used,
-  so a push that does not cover every open unit is refused here, nothing sent (the safe path: a whole-order
-  call would ship units the warehouse never packed). Before sending, ``order.orderDetail`` is read: a package
-  (``logistics_info[]``) holding the push's sku orders with this ``tracking_no`` is ``already_done``.
+- Ship: ``order.orderDetail`` is read first: a package (``logistics_info[]``) holding the push's sku orders
+  with this ``tracking_no`` is ``already_done``; more units than a sku order still has open is refused here,
+  nothing sent. A push of every open unit goes to ``order.logisticsAdd`` ``{order_id, company_code,
+  logistics_code}`` (the whole order, one package); any other to ``order.logisticsAddSinglePack``
+  ``{order_id_list, shipped_order_info: [{shipped_order_id, shipped_num}], company_code, logistics_code,
+  request_id}``, whose ``request_id`` (the hub's shipment key and tracking) makes a replay ship nothing again.
 - A correction (the previous number is on the order) goes to ``order.logisticsEdit`` ``{order_id,
-  company_code, logistics_code}``.
+  company_code, logistics_code}``, or, when the order has several packages, ``order.logisticsEditByPack``
+  with the ``pack_id`` (``delivery_id``) of the package that carries the previous number.
 - Refusals: Douyin states business refusals as code 50002 (业务处理失败) or 40004 (非法的参数), with the
   reason only in ``sub_code``/``sub_msg`` whose values are not published [U]; so a 50002 is read again (a push
   that raced another finds its tracking there: ``already_done``), and any 50002/40004/40002 that remains is
@@ -71,6 +73,8 @@ class DouyinPushes:
 
     # -- the template's steps ----------------------------------------------------------------------
 
+    _orders_read: dict[str, dict[str, Any]]  # order id -> the order as read_shipment last saw it
+
     def read_shipment(self, push: ShipmentPush) -> ShipmentState:
         try:
             order = self.get_order(push.external_order_id)
@@ -78,39 +82,53 @@ class DouyinPushes:
             if isinstance(error, AuthError) or str(error.code) not in BUSINESS_REFUSALS:
                 raise
             return ShipmentState(cannot_ship=f"Douyin {error.code}: {error.message}")
+        if not hasattr(self, "_orders_read"):
+            self._orders_read = {}
+        self._orders_read[push.external_order_id] = order  # send/update act on what was just read
         lines = {line.external_line_id for line in push.lines}
-        packages = [p for p in order.get("logistics_info") or [] if isinstance(p, dict)]
-        shipped_with = frozenset(
-            str(p.get("tracking_no"))
-            for p in packages
-            if lines
-            & {str(i.get("sku_order_id")) for i in p.get("product_info") or [] if isinstance(i, dict)}
-        )
+        shipped_with = frozenset(str(p.get("tracking_no")) for p in _packages(order, lines))
         status = order.get("order_status")
         if status == CANCELLED:
             return ShipmentState(shipped_with, cannot_ship=f"order {push.external_order_id} is cancelled")
         if status == UNPAID:
             return ShipmentState(shipped_with, cannot_ship=f"order {push.external_order_id} is not paid")
         correcting = push.previous_tracking_number in shipped_with
-        problem = None if correcting or status in SHIPPED else _whole_order_problem(order, push)
+        problem = None if correcting else _plan(order, push)[1]
         return ShipmentState(shipped_with, cannot_ship=problem, platform_ref=push.external_order_id)
 
     def send_shipment(self, push: ShipmentPush, carrier: str, state: ShipmentState) -> str | None:
+        order = self._orders_read.pop(push.external_order_id, {})
+        whole, _ = _plan(order, push)
+        if whole:  # every open unit of the order: one package for the whole order
+            params = {"order_id": push.external_order_id, "company_code": carrier}
+            self._send("ship", {**params, "logistics_code": push.tracking_number})
+            return push.external_order_id
+        pushed: dict[str, int] = {}
+        for line in push.lines:
+            pushed[line.external_line_id] = pushed.get(line.external_line_id, 0) + line.quantity
         params = {
-            "order_id": push.external_order_id,
+            "order_id_list": [push.external_order_id],
+            "shipped_order_info": [{"shipped_order_id": k, "shipped_num": n} for k, n in pushed.items()],
             "company_code": carrier,
             "logistics_code": push.tracking_number,
+            # Douyin answers a repeated request_id with the first success, shipping nothing again.
+            "request_id": f"{push.shipment_key}:{push.tracking_number}",
         }
-        self._send("ship", params)
+        self._send("ship_pack", params)
         return push.external_order_id
 
     def update_tracking(self, push: ShipmentPush, carrier: str, state: ShipmentState) -> str | None:
-        params = {
-            "order_id": push.external_order_id,
-            "company_code": carrier,
-            "logistics_code": push.tracking_number,
-        }
-        self._send("update_tracking", params)
+        order = self._orders_read.pop(push.external_order_id, {})
+        params = {"order_id": push.external_order_id, "company_code": carrier}
+        params["logistics_code"] = push.tracking_number
+        packages = [p for p in order.get("logistics_info") or [] if isinstance(p, dict)]
+        if len(packages) > 1:  # logisticsEdit knows one package only: name the one to change
+            lines = {line.external_line_id for line in push.lines}
+            previous = push.previous_tracking_number
+            [pack] = [p for p in _packages(order, lines) if str(p.get("tracking_no")) == previous][:1]
+            self._send("update_pack", {**params, "pack_id": str(pack.get("delivery_id"))})
+        else:
+            self._send("update_tracking", params)
         return push.external_order_id
 
     def _send(self, name: str, params: dict[str, Any]) -> ApiResponse:
@@ -150,8 +168,18 @@ class DouyinPushes:
         return stock
 
 
-def _whole_order_problem(order: dict[str, Any], push: ShipmentPush) -> str | None:
-    """Why ``order.logisticsAdd`` (the whole order) would not ship exactly this push, or None."""
+def _packages(order: dict[str, Any], lines: set[str]) -> list[dict[str, Any]]:
+    """The order's packages holding any of the sku orders ``lines``."""
+    return [
+        p
+        for p in order.get("logistics_info") or []
+        if isinstance(p, dict)
+        and lines & {str(i.get("sku_order_id")) for i in p.get("product_info") or [] if isinstance(i, dict)}
+    ]
+
+
+def _plan(order: dict[str, Any], push: ShipmentPush) -> tuple[bool, str | None]:
+    """(the push ships every open unit of the order, why Douyin cannot ship it as asked or None)."""
     open_units: dict[str, int] = {}
     shipped: dict[str, int] = {}
     for package in order.get("logistics_info") or []:
@@ -167,10 +195,9 @@ def _whole_order_problem(order: dict[str, Any], push: ShipmentPush) -> str | Non
     pushed: dict[str, int] = {}
     for line in push.lines:
         pushed[line.external_line_id] = pushed.get(line.external_line_id, 0) + line.quantity
-    if pushed == open_units:
-        return None
-    return (
-        "Douyin's order.logisticsAdd ships the whole order: this shipment has "
-        f"{sum(pushed.values())} units of sku orders {sorted(pushed)}, the order has "
-        f"{sum(open_units.values())} open units of {sorted(open_units)}"
-    )
+    for key, units in pushed.items():
+        if units > open_units.get(key, 0):
+            return False, (
+                f"sku order {key}: {units} units to ship but Douyin shows {open_units.get(key, 0)} still open"
+            )
+    return pushed == open_units, None

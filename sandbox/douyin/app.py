@@ -139,6 +139,7 @@ def create_app(
         "stock_sets",
     )
     fail_next: dict[str, tuple[int, bool]] = {}
+    packed: dict[str, int] = {}  # logisticsAddSinglePack request_id -> order index: a replay ships nothing
     app = FastAPI(title="ChannelHub Douyin sandbox", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.world, app.state.faults, app.state.renderer = world, faults, renderer
     app.state.tokens, app.state.fail_next, app.state.qps_limit = tokens, fail_next, qps_limit
@@ -239,7 +240,13 @@ def create_app(
         "order.searchList": lambda p: listing.search_list(world, renderer, faults, served, p),
         "order.orderDetail": lambda p: pushes.order_detail(world, renderer, p, faults.order_is_malformed),
         "order.logisticsAdd": lambda p: count("shipments")(pushes.logistics_add(world, renderer, p)),
+        "order.logisticsAddSinglePack": lambda p: count("shipments")(
+            pushes.logistics_add_single_pack(world, renderer, p, packed)
+        ),
         "order.logisticsEdit": lambda p: count("tracking_updates")(pushes.logistics_edit(world, renderer, p)),
+        "order.logisticsEditByPack": lambda p: count("tracking_updates")(
+            pushes.logistics_edit_by_pack(world, renderer, p)
+        ),
         "sku.syncStock": lambda p: count("stock_sets")(pushes.sync_stock(world, p)),
         "sku.detail": lambda p: pushes.sku_detail(world, p),
         "token.create": issue,

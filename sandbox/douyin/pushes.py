@@ -5,9 +5,13 @@
   one package, recorded in the world's overlay. Refusals (codes as Douyin's table, sub codes [U]): an unknown
   order 40004, an unknown company code 40004, a waybill that is not 6-32 letters or digits 40004 [U rule],
   an unpaid or cancelled order 50002, an order with nothing left to ship 50002 "订单已发货".
+- ``order.logisticsAddSinglePack`` ``{order_id_list: [one order], shipped_order_info: [{shipped_order_id,
+  shipped_num}], company_code, logistics_code, request_id}``: one package with those units; more than a sku
+  order has open (or a refunded one) 50002; a ``request_id`` already served ships nothing again.
 - ``order.logisticsEdit`` ``{order_id, company_code, logistics_code}`` changes the order's package (one
-  package only: a split order needs ``order.logisticsEditByPack``, 50002 here); the world's fulfilment keeps
-  its tracking and the sandbox overrides what it renders, bumping the order's update time.
+  package only: a split order needs ``order.logisticsEditByPack`` ``{order_id, pack_id, company_code,
+  logistics_code}``, 50002 here); the world's fulfilment keeps its tracking and the sandbox overrides what it
+  renders, bumping the order's update time.
 - ``sku.syncStock`` ``{product_id?, sku_id (or code), stock_num, incremental}``: false sets the level, true
   adds (``idempotent_id`` required then); recorded with ``world.overlay.record_stock_set`` at location 0.
   ``sku.detail`` ``{sku_id}`` -> ``{id, product_id, code, stock_num, ...}``.
@@ -75,6 +79,67 @@ def logistics_add(world: World, renderer: DouyinRenderer, params: dict[str, Any]
         tracking_number=number,
         tracking_url="",
     )
+    return {}
+
+
+def logistics_add_single_pack(
+    world: World, renderer: DouyinRenderer, params: dict[str, Any], done: dict[str, int]
+) -> dict:
+    """One package with the given units of the given sku orders; a ``request_id`` already served ships
+    nothing again (the SDK's comment: the first success is answered again)."""
+    orders = params.get("order_id_list")
+    if not isinstance(orders, list) or len(orders) != 1:
+        raise BusinessError(
+            40004, "isv.parameter-invalid", "order_id_list须为一个父订单号"
+        )  # [U] one only here
+    index, state = _order(world, renderer, orders[0])
+    company, number = _company(params), _waybill(params)
+    request_id = params.get("request_id")
+    if request_id and request_id in done:
+        return {}
+    status = renderer.status(state)
+    if status in (1, 4):
+        raise BusinessError(50002, "isv.business-failed:订单状态不可发货", "订单未支付或已取消，不能发货")
+    info = params.get("shipped_order_info")
+    if not isinstance(info, list) or not info:
+        raise BusinessError(40004, "isv.parameter-invalid", "shipped_order_info不能为空")
+    refunded, lines = renderer.refunded_lines(state), []
+    for entry in info:
+        sku_order = str(entry.get("shipped_order_id", "")) if isinstance(entry, dict) else ""
+        line = next(
+            (i for i in range(len(state.order.lines)) if renderer.sku_order_id(index, i) == sku_order), None
+        )
+        if line is None:
+            raise BusinessError(40004, "isv.parameter-invalid", f"子订单{sku_order}不属于该订单")  # [U]
+        count = int_param(entry, "shipped_num", 0)
+        if count < 1 or line in refunded or count > state.fulfillable(line):
+            raise BusinessError(
+                50002, "isv.business-failed:发货数量不合法", f"子订单{sku_order}可发货数量不足"
+            )
+        lines.append((line, count))
+    world.overlay.record_fulfillment(
+        index,
+        int(world.now_ts()),
+        lines=tuple(lines),
+        tracking_company=company,
+        tracking_number=number,
+        tracking_url="",
+    )
+    if request_id:
+        done[request_id] = index
+    return {}
+
+
+def logistics_edit_by_pack(world: World, renderer: DouyinRenderer, params: dict[str, Any]) -> dict:
+    """The package ``pack_id`` (its ``delivery_id``) gets the carrier and waybill."""
+    index, state = _order(world, renderer, params.get("order_id"))
+    company, number = _company(params), _waybill(params)
+    packs = {renderer.delivery_id(index, p): p for p in state.fulfillments}
+    package = packs.get(str(params.get("pack_id", "")))
+    if package is None:
+        raise BusinessError(50002, "isv.business-failed:包裹不存在", "包裹不存在")  # [U]
+    renderer.tracking_overrides[(index, package.seq)] = (company, number)
+    world.overlay.add_order_event(index, Event(int(world.now_ts()), "fulfilled", fulfillment=None))
     return {}
 
 

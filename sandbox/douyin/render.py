@@ -83,6 +83,10 @@ class DouyinRenderer:
             return None
         return (int(text) - ORDER_BASE) // SLOTS
 
+    @staticmethod
+    def delivery_id(index: int, package: Fulfillment) -> str:
+        return f"{package.at}{index % 10**6:06d}{package.seq:03d}"
+
     def package(self, index: int, package: Fulfillment) -> tuple[str, str]:
         """(company code, tracking number) the package shows."""
         return self.tracking_overrides.get(
@@ -146,7 +150,7 @@ class DouyinRenderer:
                     "company": code,
                     "company_name": COMPANY_NAMES.get(code, code),
                     "ship_time": fulfillment.at,
-                    "delivery_id": f"{fulfillment.at}{index % 10**6:06d}{fulfillment.seq:03d}",
+                    "delivery_id": self.delivery_id(index, fulfillment),
                     "product_info": products,
                 }
             )
