@@ -13,6 +13,8 @@ the app secret. They differ only in names and details, which a platform declares
   endpoint declares them as plain parameters and the window and paging values are added the same way, so the
   framework's windows and paginators work unchanged;
 - ``signed_params``: Douyin signs only ``app_key, method, param_json, timestamp, v``; the others sign all.
+- ``hmac_wraps_secret``: Douyin's HMAC-SHA256 hashes ``secret + text + secret`` (keyed by the secret), as its
+  MD5 does; TOP's ``hmac`` hashes the bare text (official doudian Go SDK ``utils/sign_util.go``).
 - the timestamp: Beijing wall time ``yyyy-MM-dd HH:mm:ss`` (TOP, JD; the gateways refuse one more than ten
   minutes off) or epoch seconds (PDD, Douyin).
 
@@ -75,8 +77,10 @@ def sign(
     *,
     uppercase: bool = True,
     only: frozenset[str] | None = None,
+    hmac_wraps_secret: bool = False,
 ) -> str:
-    """The gateways' signature of ``params`` (already text): sorted ``k1v1k2v2``, empty values skipped."""
+    """The gateways' signature of ``params`` (already text): sorted ``k1v1k2v2``, empty values skipped.
+    ``hmac_wraps_secret``: an HMAC over ``secret + text + secret`` (Douyin) instead of the bare text."""
     text = "".join(
         f"{key}{value}"
         for key, value in sorted(params.items())
@@ -86,7 +90,8 @@ def sign(
         digest = hashlib.md5(f"{secret}{text}{secret}".encode()).hexdigest()
     else:
         hash_name = "md5" if algorithm == "hmac-md5" else "sha256"
-        digest = hmac.new(secret.encode(), text.encode(), hash_name).hexdigest()
+        signed = f"{secret}{text}{secret}" if hmac_wraps_secret else text
+        digest = hmac.new(secret.encode(), signed.encode(), hash_name).hexdigest()
     return digest.upper() if uppercase else digest
 
 
@@ -109,6 +114,7 @@ class SignedGatewayAuth(AuthSpec):
     system_params: frozenset[str] = frozenset({"method", "type"})
     signed_params: frozenset[str] | None = None  # None: every parameter is signed
     uppercase: bool = True
+    hmac_wraps_secret: bool = False  # Douyin: the HMAC's text is wrapped in the secret, as MD5's is
     sign_param: str = "sign"
     app_key: str = "app_key"
     app_secret: str = "app_secret"
@@ -162,6 +168,7 @@ class _SignedGateway(Authenticator):
             spec.algorithm,
             uppercase=spec.uppercase,
             only=spec.signed_params,
+            hmac_wraps_secret=spec.hmac_wraps_secret,
         )
         request.params = params
 

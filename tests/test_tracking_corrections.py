@@ -73,6 +73,8 @@ def parcels_on_the_channel(connector: Any, platform: str, order_id: str) -> list
     if platform == "taobao":  # each sub-order names the waybill of its parcel
         waybills = (sub.get("invoice_no") for sub in dig(order, "orders.order") or [])
         return list(dict.fromkeys(str(number) for number in waybills if number))
+    if platform == "douyin":
+        return [str(package["tracking_no"]) for package in order.get("logistics_info") or []]
     raise AssertionError(f"no reader of {platform}'s parcels in this test: add one")
 
 
