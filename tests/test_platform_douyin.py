@@ -201,7 +201,10 @@ def test_a_partial_shipment_is_one_package_and_a_correction_names_its_package(sa
     assert calls["order.logisticsAdd"] >= 1 and dy.get_order(order["order_id"])["order_status"] == 3
 
     fixed = push([(first["order_id"], 1)], "YT4000000001", "YTO", previous="SF3000000001")
-    assert fixed.status == "pushed" and fixed.extra == {"corrected": "true"}
+    assert fixed.status == "pushed" and fixed.extra == {
+        "corrected": "true",
+        "previous_tracking_number": "SF3000000001",
+    }
     assert calls["order.logisticsEditByPack"] == 1
     numbers = [p["tracking_no"] for p in dy.get_order(order["order_id"])["logistics_info"]]
     assert numbers == ["YT4000000001", "SF3000000002"]

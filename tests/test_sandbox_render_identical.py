@@ -44,6 +44,7 @@ EXPECTED = {
         "youzan": "a11f62e4c2996d1cd45cf796a2c1609e6a582cc18e9fb152cc7e17bb2d51d9bd",
         "pinduoduo": "a9e989231c23161ba7a632187503883cdfb62efed49f2bf9306dca83841e4afe",
         "taobao": "2f4f8cd0cac43622345a123c44c6da3266cb3d7d060171207b7b9704a9e89f39",
+        "douyin": "da6f308fa9b7677ffadfbeef22e12de79d9234b2421d203ffa755bdb41e302a3",
         "jd": "d9ab232cf5ad63c8d2be49e17dd2ba06cda828a97b8c92bd4d7be2dc955d3aa7",
     },
     "pages": "e1481c8ff31d4ec57290d68728ab94543924248983024d3f92abeb8f8a58fa83",

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from connectors.errors import ApiError, AuthError
 from connectors.pushes import PushResult, ShipmentPush, StockPush
-from connectors.shipping import ShipmentRules, ShipmentState, push_shipment
+from connectors.shipping import ShipmentRules, ShipmentState, ShipmentSteps, push_shipment
 
 if TYPE_CHECKING:
     from connectors.framework import Endpoint
@@ -56,7 +56,7 @@ SHIPPED = frozenset({3, 5})  # 已发货, 已完成
 REFUND_SUCCESS = 3  # after_sale_info.refund_status 3: 退款成功
 
 
-class DouyinPushes:
+class DouyinPushes(ShipmentSteps):
     """Pushes of the Douyin connector (mixed into ``DouyinConnector``)."""
 
     if TYPE_CHECKING:
@@ -73,36 +73,37 @@ class DouyinPushes:
 
     # -- the template's steps ----------------------------------------------------------------------
 
-    _orders_read: dict[str, dict[str, Any]]  # order id -> the order as read_shipment last saw it
-
-    def read_shipment(self, push: ShipmentPush) -> ShipmentState:
+    def read_shipment(self, push: ShipmentPush, carrier: str) -> ShipmentState:
         try:
             order = self.get_order(push.external_order_id)
         except ApiError as error:
             if isinstance(error, AuthError) or str(error.code) not in BUSINESS_REFUSALS:
                 raise
             return ShipmentState(cannot_ship=f"Douyin {error.code}: {error.message}")
-        if not hasattr(self, "_orders_read"):
-            self._orders_read = {}
-        self._orders_read[push.external_order_id] = order  # send/update act on what was just read
         lines = {line.external_line_id for line in push.lines}
         shipped_with = frozenset(str(p.get("tracking_no")) for p in _packages(order, lines))
         status = order.get("order_status")
         if status == CANCELLED:
-            return ShipmentState(shipped_with, cannot_ship=f"order {push.external_order_id} is cancelled")
-        if status == UNPAID:
-            return ShipmentState(shipped_with, cannot_ship=f"order {push.external_order_id} is not paid")
-        correcting = push.previous_tracking_number in shipped_with
-        problem = None if correcting else _plan(order, push)[1]
-        return ShipmentState(shipped_with, cannot_ship=problem, platform_ref=push.external_order_id)
+            problem: str | None = f"order {push.external_order_id} is cancelled"
+        elif status == UNPAID:
+            problem = f"order {push.external_order_id} is not paid"
+        else:
+            problem = _plan(order, push)[1]
+        # send/update act on what was just read (the template hands ``order`` back to them)
+        return ShipmentState(
+            shipped_with=shipped_with,
+            on_platform=shipped_with,
+            cannot_ship=problem,
+            platform_ref=push.external_order_id,
+            order=order,
+        )
 
-    def send_shipment(self, push: ShipmentPush, carrier: str, state: ShipmentState) -> str | None:
-        order = self._orders_read.pop(push.external_order_id, {})
-        whole, _ = _plan(order, push)
+    def send_shipment(self, push: ShipmentPush, carrier: str, state: ShipmentState) -> PushResult:
+        whole, _ = _plan(state.order or {}, push)
         if whole:  # every open unit of the order: one package for the whole order
             params = {"order_id": push.external_order_id, "company_code": carrier}
             self._send("ship", {**params, "logistics_code": push.tracking_number})
-            return push.external_order_id
+            return PushResult("pushed", platform_ref=push.external_order_id)
         pushed: dict[str, int] = {}
         for line in push.lines:
             pushed[line.external_line_id] = pushed.get(line.external_line_id, 0) + line.quantity
@@ -115,21 +116,26 @@ class DouyinPushes:
             "request_id": f"{push.shipment_key}:{push.tracking_number}",
         }
         self._send("ship_pack", params)
-        return push.external_order_id
+        return PushResult("pushed", platform_ref=push.external_order_id)
 
-    def update_tracking(self, push: ShipmentPush, carrier: str, state: ShipmentState) -> str | None:
-        order = self._orders_read.pop(push.external_order_id, {})
+    def update_tracking(
+        self, push: ShipmentPush, carrier: str, state: ShipmentState, replacing: str
+    ) -> PushResult:
+        order = state.order or {}
         params = {"order_id": push.external_order_id, "company_code": carrier}
         params["logistics_code"] = push.tracking_number
         packages = [p for p in order.get("logistics_info") or [] if isinstance(p, dict)]
         if len(packages) > 1:  # logisticsEdit knows one package only: name the one to change
             lines = {line.external_line_id for line in push.lines}
-            previous = push.previous_tracking_number
-            [pack] = [p for p in _packages(order, lines) if str(p.get("tracking_no")) == previous][:1]
+            [pack] = [p for p in _packages(order, lines) if str(p.get("tracking_no")) == replacing][:1]
             self._send("update_pack", {**params, "pack_id": str(pack.get("delivery_id"))})
         else:
             self._send("update_tracking", params)
-        return push.external_order_id
+        return PushResult(
+            "pushed",
+            platform_ref=push.external_order_id,
+            extra={"corrected": "true", "previous_tracking_number": replacing},
+        )
 
     def _send(self, name: str, params: dict[str, Any]) -> ApiResponse:
         response: ApiResponse = self.client.send(self.build_request(name, params=params))
