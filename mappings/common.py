@@ -21,7 +21,7 @@ from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from decimal import Decimal
 from typing import Any
 
-from canonical.order import CanonicalOrder, MappingError
+from canonical.order import Address, CanonicalOrder, MappingError
 
 _DECIMAL_STRING = re.compile(r"-?\d+(\.\d+)?")
 _DIGITS = re.compile(r"-?\d+")
@@ -74,6 +74,24 @@ def parse_local_datetime(value: Any, zone: tzinfo | timedelta, field: str) -> da
         raise MappingError(f"{field}: invalid time {value!r} ({error})") from error
     tz = timezone(zone) if isinstance(zone, timedelta) else zone
     return naive.replace(tzinfo=tz).astimezone(UTC)
+
+
+# Taobao, Youzan, Pinduoduo and JD stamp their times in Beijing time without an offset; China has one
+# fixed offset and no daylight saving, so a timedelta is exact.
+BEIJING = timedelta(hours=8)
+
+
+def parse_beijing_datetime(value: Any, field: str) -> datetime:
+    """A naive Beijing time ("2024-05-01 12:00:00") -> tz-aware UTC (``parse_local_datetime`` at UTC+8)."""
+    return parse_local_datetime(value, BEIJING, field)
+
+
+def parse_optional_beijing_datetime(value: Any, field: str, *, never: str | None = None) -> datetime | None:
+    """Like ``parse_beijing_datetime`` but None and "" stay None, and so does ``never``: the placeholder a
+    platform writes for a time that has not happened yet (JD's "0001-01-01 00:00:00")."""
+    if value is None or value == "" or (never is not None and value == never):
+        return None
+    return parse_beijing_datetime(value, field)
 
 
 def parse_epoch_seconds(value: Any, field: str) -> datetime:
@@ -179,6 +197,42 @@ def objects(obj: dict[str, Any], key: str, where: str = "") -> list[dict[str, An
     if not isinstance(value, list) or not all(isinstance(entry, dict) for entry in value):
         raise MappingError(f"{where}{key}: expected a list of objects")
     return value
+
+
+def json_object(item: Any, where: str, what: str = "an order") -> dict[str, Any]:
+    """One entry of a document's list that must be an object; ``what`` names it ("a trade") in the error."""
+    if not isinstance(item, dict):
+        raise MappingError(f"{where}: expected {what} object, got {type(item).__name__}")
+    return item
+
+
+def china_address(
+    *,
+    name: str | None,
+    phone: str | None,
+    province: str | None,
+    city: str | None,
+    district: str | None,
+    address1: str | None,
+    address2: str | None = None,
+    postal_code: str | None = None,
+) -> Address | None:
+    """A mainland-China shipping address from fields already read; None when the payload held none of them
+    (a virtual good, or a masked payload), never an Address of blanks."""
+    fields = (name, phone, province, city, district, address1, address2, postal_code)
+    if not any(fields):
+        return None
+    return Address(
+        name=name,
+        phone=phone,
+        country_code="CN",
+        province=province,
+        city=city,
+        district=district,
+        address1=address1,
+        address2=address2,
+        postal_code=postal_code,
+    )
 
 
 def unit_count(value: Any, field: str) -> int:

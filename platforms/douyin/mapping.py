@@ -34,7 +34,9 @@ from canonical.order import Address, CanonicalOrder, Customer, MappingError, Ord
 from mappings.common import (
     PersonalData,
     blank_to_none,
+    china_address,
     id_str,
+    json_object,
     map_identified,
     money_from_minor_units,
     objects,
@@ -73,7 +75,7 @@ def unwrap(document: Any) -> list[dict[str, Any]]:
     """The shop orders in a Douyin document: an ``order.searchList`` or ``order.orderDetail`` answer (or
     its ``data``), one order, or a list of orders."""
     if isinstance(document, list):
-        return [_order(item, f"[{index}]") for index, item in enumerate(document)]
+        return [json_object(item, f"[{index}]") for index, item in enumerate(document)]
     if not isinstance(document, dict):
         raise MappingError(f"expected a Douyin order document (JSON object), got {type(document).__name__}")
     if "code" in document and str(document.get("code")) != "10000":
@@ -85,21 +87,15 @@ def unwrap(document: Any) -> list[dict[str, Any]]:
         items = document["shop_order_list"]
         if not isinstance(items, list):
             raise MappingError(f'"shop_order_list" must be a list, got {type(items).__name__}')
-        return [_order(item, f"shop_order_list[{index}]") for index, item in enumerate(items)]
+        return [json_object(item, f"shop_order_list[{index}]") for index, item in enumerate(items)]
     if "shop_order_detail" in document:
-        return [_order(document["shop_order_detail"], "shop_order_detail")]
+        return [json_object(document["shop_order_detail"], "shop_order_detail")]
     if "order_id" in document:
         return [document]
     raise MappingError(
         f"not a Douyin order document: expected shop_order_list, shop_order_detail or order_id; "
         f"got keys {sorted(document)[:10]}"
     )
-
-
-def _order(item: Any, where: str) -> dict[str, Any]:
-    if not isinstance(item, dict):
-        raise MappingError(f"{where}: expected an order object, got {type(item).__name__}")
-    return item
 
 
 def map_order(payload: Any) -> CanonicalOrder:
@@ -237,17 +233,14 @@ def _address(payload: dict[str, Any]) -> Address | None:
         return blank_to_none(part.get("name"), f"post_addr.{key}.name")
 
     street = " ".join(p for p in (area("street"), blank_to_none(addr.get("detail"), "post_addr.detail")) if p)
-    fields = {
-        "name": blank_to_none(payload.get("post_receiver"), "post_receiver"),
-        "phone": blank_to_none(payload.get("post_tel"), "post_tel"),
-        "province": area("province"),
-        "city": area("city"),
-        "district": area("town"),
-        "address1": street or None,
-    }
-    if not any(fields.values()):
-        return None
-    return Address(country_code="CN", address2=None, postal_code=None, **fields)
+    return china_address(
+        name=blank_to_none(payload.get("post_receiver"), "post_receiver"),
+        phone=blank_to_none(payload.get("post_tel"), "post_tel"),
+        province=area("province"),
+        city=area("city"),
+        district=area("town"),
+        address1=street or None,
+    )
 
 
 def _fen(value: Any, field: str) -> Decimal:

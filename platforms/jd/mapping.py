@@ -23,7 +23,6 @@ Choices (facts and sources in platforms/jd/NOTES.md):
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -31,17 +30,19 @@ from canonical.order import Address, CanonicalOrder, Customer, MappingError, Ord
 from mappings.common import (
     PersonalData,
     blank_to_none,
+    china_address,
     id_str,
+    json_object,
     map_identified,
     money,
     objects,
-    parse_local_datetime,
+    parse_beijing_datetime,
+    parse_optional_beijing_datetime,
     under,
 )
 
 PLATFORM = "jd"
 CURRENCY = "CNY"
-BEIJING = timedelta(hours=8)
 NEVER = "0001-01-01 00:00:00"
 SHIPPED = frozenset({"WAIT_GOODS_RECEIVE_CONFIRM", "FINISHED_L"})
 OPEN = frozenset({"WAIT_SELLER_STOCK_OUT", "WAIT_SELLER_DELIVERY", "LOCKED", "PAUSE", "POP_ORDER_PAUSE"})
@@ -69,7 +70,7 @@ def unwrap(document: Any) -> list[dict[str, Any]]:
     """The orders in a JD document: a search answer (the whole body, its ``..._responce`` or its
     ``searchorderinfo_result``), a get answer, one ``orderInfo``, or a list of them."""
     if isinstance(document, list):
-        return [_order(item, f"[{index}]") for index, item in enumerate(document)]
+        return [json_object(item, f"[{index}]") for index, item in enumerate(document)]
     if not isinstance(document, dict):
         raise MappingError(f"expected a JD order document (JSON object), got {type(document).__name__}")
     if "error_response" in document:
@@ -84,18 +85,12 @@ def unwrap(document: Any) -> list[dict[str, Any]]:
         items = document["orderInfoList"]
         if not isinstance(items, list):
             raise MappingError(f'"orderInfoList" must be a list, got {type(items).__name__}')
-        return [_order(item, f"orderInfoList[{index}]") for index, item in enumerate(items)]
+        return [json_object(item, f"orderInfoList[{index}]") for index, item in enumerate(items)]
     if "orderInfo" in document:
-        return [_order(document["orderInfo"], "orderInfo")]
+        return [json_object(document["orderInfo"], "orderInfo")]
     if "orderId" in document:
         return [document]
     raise MappingError(f"not a JD order document: got keys {sorted(document)[:10]}")
-
-
-def _order(item: Any, where: str) -> dict[str, Any]:
-    if not isinstance(item, dict):
-        raise MappingError(f"{where}: expected an order object, got {type(item).__name__}")
-    return item
 
 
 def map_order(payload: dict[str, Any]) -> CanonicalOrder:
@@ -115,18 +110,20 @@ def _map(order: dict[str, Any], order_id: str) -> CanonicalOrder:
     if len(set(ids)) != len(ids):
         raise MappingError("itemInfoList: two items share a skuId; JD gives no line id to tell them apart")
     payment = money(order.get("orderPayment"), "orderPayment")
-    paid_at = _optional_time(order.get("paymentConfirmTime"), "paymentConfirmTime")
+    paid_at = parse_optional_beijing_datetime(
+        order.get("paymentConfirmTime"), "paymentConfirmTime", never=NEVER
+    )
     cancelled = state == "TRADE_CANCELED"
     if cancelled:
         payment_status = "refunded" if paid_at is not None else "voided"
     else:
         payment_status = "paid" if paid_at is not None else "unpaid"
-    updated_at = _time(order.get("modified"), "modified")
+    updated_at = parse_beijing_datetime(order.get("modified"), "modified")
     return CanonicalOrder(
         platform=PLATFORM,
         external_id=order_id,
         number=order_id,
-        created_at=_time(order.get("orderStartTime"), "orderStartTime"),
+        created_at=parse_beijing_datetime(order.get("orderStartTime"), "orderStartTime"),
         updated_at=updated_at,
         currency=CURRENCY,
         payment_status=payment_status,  # type: ignore[arg-type]
@@ -178,18 +175,15 @@ def _address(consignee: Any) -> Address | None:
     def text(key: str) -> str | None:
         return blank_to_none(consignee.get(key), f"consigneeInfo.{key}")
 
-    fields = {
-        "name": text("fullname"),
-        "phone": text("mobile") or text("telephone"),
-        "province": text("province"),
-        "city": text("city"),
-        "district": text("county"),
-        "address1": text("fullAddress"),
-        "address2": text("town"),
-    }
-    if not any(fields.values()):
-        return None
-    return Address(country_code="CN", postal_code=None, **fields)
+    return china_address(
+        name=text("fullname"),
+        phone=text("mobile") or text("telephone"),
+        province=text("province"),
+        city=text("city"),
+        district=text("county"),
+        address1=text("fullAddress"),
+        address2=text("town"),
+    )
 
 
 def _units(value: Any, field: str) -> int:
@@ -199,13 +193,3 @@ def _units(value: Any, field: str) -> int:
     if isinstance(value, str) and value.isdigit() and value.isascii():
         return int(value)
     raise MappingError(f"{field}: expected a whole number of units >= 0, got {value!r}")
-
-
-def _time(value: Any, field: str) -> datetime:
-    return parse_local_datetime(value, BEIJING, field)
-
-
-def _optional_time(value: Any, field: str) -> datetime | None:
-    if value in (None, "", NEVER):
-        return None
-    return _time(value, field)

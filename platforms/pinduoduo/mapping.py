@@ -24,7 +24,6 @@ Choices (sources in NOTES.md):
 from __future__ import annotations
 
 from collections import Counter
-from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -33,15 +32,17 @@ from mappings.common import (
     PersonalData,
     about_order,
     blank_to_none,
+    china_address,
     id_str,
+    json_object,
     money,
-    parse_local_datetime,
+    parse_beijing_datetime,
+    parse_optional_beijing_datetime,
     unit_count,
 )
 
 PLATFORM = "pinduoduo"
 CURRENCY = "CNY"
-BEIJING = timedelta(hours=8)
 CENT = Decimal("0.01")
 WAIT_SHIP, SHIPPED, RECEIVED = 1, 2, 3
 REFUND_SUCCESS = 4
@@ -73,7 +74,7 @@ def unwrap(document: Any) -> list[dict[str, Any]]:
     [...]}}``), an ``pdd.order.list.get`` answer (``order_list_get_response.order_list``), one order, or a
     list of orders."""
     if isinstance(document, list):
-        return [_order(item, f"[{index}]") for index, item in enumerate(document)]
+        return [json_object(item, f"[{index}]") for index, item in enumerate(document)]
     if not isinstance(document, dict):
         raise MappingError(
             f"expected a Pinduoduo order document (JSON object), got {type(document).__name__}"
@@ -83,7 +84,7 @@ def unwrap(document: Any) -> list[dict[str, Any]]:
     if "order_info_get_response" in document:
         response = document["order_info_get_response"]
         info = response.get("order_info") if isinstance(response, dict) else None
-        return [_order(info, "order_info_get_response.order_info")]
+        return [json_object(info, "order_info_get_response.order_info")]
     lists = {"order_sn_increment_get_response": "order_sn_list", "order_list_get_response": "order_list"}
     if wrapper := next((key for key in lists if key in document), None):
         response = document[wrapper]
@@ -92,19 +93,13 @@ def unwrap(document: Any) -> list[dict[str, Any]]:
             return []
         if not isinstance(items, list):
             raise MappingError(f'"{lists[wrapper]}" must be a list, got {type(items).__name__}')
-        return [_order(item, f"{lists[wrapper]}[{index}]") for index, item in enumerate(items)]
+        return [json_object(item, f"{lists[wrapper]}[{index}]") for index, item in enumerate(items)]
     if "order_sn" in document:
         return [document]
     raise MappingError(
         "not a Pinduoduo order document: expected order_info_get_response, order_sn_increment_get_response "
         f"or an order with order_sn; got keys {sorted(document)[:10]}"
     )
-
-
-def _order(item: Any, where: str) -> dict[str, Any]:
-    if not isinstance(item, dict):
-        raise MappingError(f"{where}: expected an order object, got {type(item).__name__}")
-    return item
 
 
 def map_order(payload: dict[str, Any]) -> CanonicalOrder:
@@ -164,17 +159,17 @@ def _map(order: dict[str, Any], order_sn: str) -> CanonicalOrder:
 
     # Older answers carry no pay_time; confirm_time (成交时间) comes only once the buyer paid (and the group
     # formed), so either one says the order is paid.
-    pay_time = _optional_time(order.get("pay_time"), "pay_time") or _optional_time(
-        order.get("confirm_time"), "confirm_time"
-    )
-    updated_at = _time(order.get("updated_at"), "updated_at")
+    pay_time = parse_optional_beijing_datetime(
+        order.get("pay_time"), "pay_time"
+    ) or parse_optional_beijing_datetime(order.get("confirm_time"), "confirm_time")
+    updated_at = parse_beijing_datetime(order.get("updated_at"), "updated_at")
     cancelled = refunded and not shipped
     payment_status = "unpaid" if pay_time is None else "refunded" if refunded else "paid"
     return CanonicalOrder(
         platform=PLATFORM,
         external_id=order_sn,
         number=order_sn,
-        created_at=_time(order.get("created_time"), "created_time"),
+        created_at=parse_beijing_datetime(order.get("created_time"), "created_time"),
         updated_at=updated_at,
         currency=CURRENCY,
         payment_status=payment_status,  # type: ignore[arg-type]
@@ -207,21 +202,20 @@ def _address(order: dict[str, Any]) -> Address | None:
         return blank_to_none(order.get(key), key)
 
     country = text("country")
-    fields = {
-        "name": text("receiver_name"),
-        "phone": text("receiver_phone"),
-        "province": text("province"),
-        "city": text("city"),
-        "district": text("town"),
+    address = china_address(
+        name=text("receiver_name"),
+        phone=text("receiver_phone"),
+        province=text("province"),
+        city=text("city"),
+        district=text("town"),
         # receiver_address is the street alone; older answers carry only ``address`` (province and city
         # spelled out in front)
-        "address1": text("receiver_address") or text("address"),
-    }
-    if not any(fields.values()):
-        return None
-    if country not in (None, "中国", "CN"):
+        address1=text("receiver_address") or text("address"),
+    )
+    # No address at all stays None whatever "country" says; an address outside mainland China is refused.
+    if address is not None and country not in (None, "中国", "CN"):
         raise MappingError(f"country: {country!r} is not mainland China, which this mapping reads")
-    return Address(country_code="CN", address2=None, postal_code=None, **fields)
+    return address
 
 
 def _yuan(value: Any, field: str) -> Decimal:
@@ -235,13 +229,3 @@ def _yuan(value: Any, field: str) -> Decimal:
     if cents != amount:
         raise MappingError(f"{field}: {value!r} is finer than a cent")
     return cents
-
-
-def _time(value: Any, field: str) -> datetime:
-    return parse_local_datetime(value, BEIJING, field)
-
-
-def _optional_time(value: Any, field: str) -> datetime | None:
-    if value is None or value == "":
-        return None
-    return _time(value, field)

@@ -23,7 +23,6 @@ Choices (sources in NOTES.md):
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -32,15 +31,17 @@ from mappings.common import (
     PersonalData,
     about_order,
     blank_to_none,
+    china_address,
     id_str,
+    json_object,
     money,
-    parse_local_datetime,
+    parse_beijing_datetime,
+    parse_optional_beijing_datetime,
     unit_count,
 )
 
 PLATFORM = "taobao"
 CURRENCY = "CNY"
-BEIJING = timedelta(hours=8)
 STATUSES = frozenset(
     {
         "TRADE_NO_CREATE_PAY",
@@ -92,7 +93,7 @@ def unwrap(document: Any) -> list[dict[str, Any]]:
     increment page (``{"trades_sold_increment_get_response": {"trades": {"trade": [...]}}}``), a bare trade,
     or a list of trades."""
     if isinstance(document, list):
-        return [_trade(item, f"[{index}]") for index, item in enumerate(document)]
+        return [json_object(item, f"[{index}]", "a trade") for index, item in enumerate(document)]
     if not isinstance(document, dict):
         raise MappingError(f"expected a Taobao trade document (JSON object), got {type(document).__name__}")
     if "error_response" in document:
@@ -107,12 +108,6 @@ def unwrap(document: Any) -> list[dict[str, Any]]:
     if "tid" in document or "tid_str" in document:
         return [document]
     raise MappingError(f"not a Taobao trade document: got keys {sorted(document)[:10]}")
-
-
-def _trade(item: Any, where: str) -> dict[str, Any]:
-    if not isinstance(item, dict):
-        raise MappingError(f"{where}: expected a trade object, got {type(item).__name__}")
-    return item
 
 
 def map_order(payload: dict[str, Any]) -> CanonicalOrder:
@@ -137,7 +132,7 @@ def _map(trade: dict[str, Any], tid: str) -> CanonicalOrder:
     items = orders.get("order") if isinstance(orders, dict) else None
     if not isinstance(items, list) or not items or not all(isinstance(i, dict) for i in items):
         raise MappingError("orders.order: expected a non-empty list of sub-orders")
-    pay_time = _optional_time(trade.get("pay_time"), "pay_time")
+    pay_time = parse_optional_beijing_datetime(trade.get("pay_time"), "pay_time")
     trade_shipped = status in SHIPPED
 
     lines, refunded_total, ever_shipped = [], Decimal("0.00"), trade_shipped
@@ -188,18 +183,20 @@ def _map(trade: dict[str, Any], tid: str) -> CanonicalOrder:
     else:
         payment_status = "paid"
     cancelled = status in CLOSED and not ever_shipped  # a closed trade that had shipped is a full return
-    modified = _time(trade.get("modified"), "modified")
+    modified = parse_beijing_datetime(trade.get("modified"), "modified")
     return CanonicalOrder(
         platform=PLATFORM,
         external_id=tid,
         number=tid,
-        created_at=_time(trade.get("created"), "created"),
+        created_at=parse_beijing_datetime(trade.get("created"), "created"),
         updated_at=modified,
         currency=CURRENCY,
         payment_status=payment_status,  # type: ignore[arg-type]
         fulfillment_status=fulfillment,  # type: ignore[arg-type]
         cancelled=cancelled,
-        cancelled_at=(_optional_time(trade.get("end_time"), "end_time") or modified) if cancelled else None,
+        cancelled_at=(parse_optional_beijing_datetime(trade.get("end_time"), "end_time") or modified)
+        if cancelled
+        else None,
         totals=Totals(
             subtotal=payment - post_fee,
             discount=goods + post_fee - payment,
@@ -234,24 +231,13 @@ def _address(trade: dict[str, Any]) -> Address | None:
     def text(key: str) -> str | None:
         return blank_to_none(trade.get(key), key)
 
-    fields = {
-        "name": text("receiver_name"),
-        "phone": text("receiver_mobile") or text("receiver_phone"),
-        "province": text("receiver_state"),
-        "city": text("receiver_city"),
-        "district": text("receiver_district"),
-        "address1": text("receiver_address"),
-        "address2": text("receiver_town"),
-        "postal_code": text("receiver_zip"),
-    }
-    if not any(fields.values()):
-        return None
-    return Address(country_code="CN", **fields)
-
-
-def _time(value: Any, field: str) -> datetime:
-    return parse_local_datetime(value, BEIJING, field)
-
-
-def _optional_time(value: Any, field: str) -> datetime | None:
-    return None if value in (None, "") else _time(value, field)
+    return china_address(
+        name=text("receiver_name"),
+        phone=text("receiver_mobile") or text("receiver_phone"),
+        province=text("receiver_state"),
+        city=text("receiver_city"),
+        district=text("receiver_district"),
+        address1=text("receiver_address"),
+        address2=text("receiver_town"),
+        postal_code=text("receiver_zip"),
+    )

@@ -37,7 +37,7 @@ the last three are optional: sold.get may carry only ``full_order_info``). Choic
 from __future__ import annotations
 
 from collections import Counter
-from datetime import datetime, timedelta
+from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
@@ -46,10 +46,13 @@ from mappings.common import (
     PersonalData,
     about_order,
     blank_to_none,
+    china_address,
     id_str,
+    json_object,
     money,
     objects,
-    parse_local_datetime,
+    parse_beijing_datetime,
+    parse_optional_beijing_datetime,
     under,
     unit_count,
 )
@@ -85,7 +88,6 @@ PERSONAL_DATA = PersonalData(
     ),
 )
 CURRENCY = "CNY"
-BEIJING = timedelta(hours=8)
 REFUND_SUCCESS = 60
 SHIPPED_STATUSES = frozenset({"WAIT_BUYER_CONFIRM_GOODS", "TRADE_SUCCESS"})
 STATUSES = frozenset(
@@ -107,7 +109,7 @@ def unwrap(document: Any) -> list[dict[str, Any]]:
     its ``data``), a trade.get answer (``{"data": {"full_order_info": ...}}``), one trade
     (``{"full_order_info": ...}``), a list of trades, or a bare ``full_order_info`` object."""
     if isinstance(document, list):
-        return [_trade(item, f"[{index}]") for index, item in enumerate(document)]
+        return [json_object(item, f"[{index}]", "a trade") for index, item in enumerate(document)]
     if not isinstance(document, dict):
         raise MappingError(f"expected a Youzan trade document (JSON object), got {type(document).__name__}")
     if "gw_err_resp" in document:
@@ -123,7 +125,9 @@ def unwrap(document: Any) -> list[dict[str, Any]]:
             return []
         if not isinstance(items, list):
             raise MappingError(f'"full_order_info_list" must be a list, got {type(items).__name__}')
-        return [_trade(item, f"full_order_info_list[{index}]") for index, item in enumerate(items)]
+        return [
+            json_object(item, f"full_order_info_list[{index}]", "a trade") for index, item in enumerate(items)
+        ]
     if "full_order_info" in document:
         return [document]
     if "order_info" in document and "orders" in document:
@@ -132,12 +136,6 @@ def unwrap(document: Any) -> list[dict[str, Any]]:
         "not a Youzan trade document: expected full_order_info_list, full_order_info or order_info; "
         f"got keys {sorted(document)[:10]}"
     )
-
-
-def _trade(item: Any, where: str) -> dict[str, Any]:
-    if not isinstance(item, dict):
-        raise MappingError(f"{where}: expected a trade object, got {type(item).__name__}")
-    return item
 
 
 def map_order(payload: dict[str, Any]) -> CanonicalOrder:
@@ -172,7 +170,7 @@ def _map(
     refunds = objects(payload, "refund_order")
     refunded_units, refunded_total = _refunds(refunds, items, oids)
     delivered = _delivered_oids(payload, set(oids))
-    consign_time = _optional_time(order_info.get("consign_time"), f"{where}consign_time")
+    consign_time = parse_optional_beijing_datetime(order_info.get("consign_time"), f"{where}consign_time")
     if delivered is None:  # no delivery detail in this payload: the trade status says it all or nothing
         everything_shipped = status in SHIPPED_STATUSES or consign_time is not None
         delivered = set(oids) if everything_shipped else set()
@@ -201,14 +199,14 @@ def _map(
             )
         )
 
-    pay_time = _optional_time(order_info.get("pay_time"), f"{where}pay_time")
+    pay_time = parse_optional_beijing_datetime(order_info.get("pay_time"), f"{where}pay_time")
     refunded_amount = refunded_total if refunds else Decimal("0.00")
     payment_status = _payment_status(status, pay_time, payment, refunded_amount, order_info, bool(refunds))
     ever_shipped = bool(delivered) or consign_time is not None
     cancelled = status == "TRADE_CLOSED" and not ever_shipped
     closed_at = None
     if cancelled:
-        closed_at = _time(order_info.get("update_time"), f"{where}update_time")
+        closed_at = parse_beijing_datetime(order_info.get("update_time"), f"{where}update_time")
 
     open_lines = [line for line in lines if line.quantity - line.refunded_quantity > 0]
     shipped_lines = [line for line in lines if line.external_line_id in delivered]
@@ -223,8 +221,8 @@ def _map(
         platform=PLATFORM,
         external_id=tid,
         number=tid,
-        created_at=_time(order_info.get("created"), f"{where}created"),
-        updated_at=_time(order_info.get("update_time"), f"{where}update_time"),
+        created_at=parse_beijing_datetime(order_info.get("created"), f"{where}created"),
+        updated_at=parse_beijing_datetime(order_info.get("update_time"), f"{where}update_time"),
         currency=CURRENCY,
         payment_status=payment_status,  # type: ignore[arg-type]
         fulfillment_status=fulfillment,  # type: ignore[arg-type]
@@ -353,31 +351,18 @@ def _address(address: Any) -> Address | None:
     def text(key: str) -> str | None:
         return blank_to_none(address.get(key), f"full_order_info.address_info.{key}")
 
-    fields = {
-        "name": text("receiver_name"),
-        "phone": text("receiver_tel"),
-        "province": text("delivery_province"),
-        "city": text("delivery_city"),
-        "district": text("delivery_district"),
-        "address1": text("delivery_address"),
-        "postal_code": text("delivery_postal_code"),
-    }
-    if not any(fields.values()):
-        return None
-    return Address(country_code="CN", address2=None, **fields)
+    return china_address(
+        name=text("receiver_name"),
+        phone=text("receiver_tel"),
+        province=text("delivery_province"),
+        city=text("delivery_city"),
+        district=text("delivery_district"),
+        address1=text("delivery_address"),
+        postal_code=text("delivery_postal_code"),
+    )
 
 
 # -- small readers -------------------------------------------------------------------------------
-
-
-def _time(value: Any, field: str) -> datetime:
-    return parse_local_datetime(value, BEIJING, field)
-
-
-def _optional_time(value: Any, field: str) -> datetime | None:
-    if value is None or value == "":
-        return None
-    return _time(value, field)
 
 
 def _object(obj: dict[str, Any], key: str, where: str) -> dict[str, Any]:
