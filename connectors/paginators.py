@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -256,6 +256,31 @@ class CursorPaginator(Paginator):
                 )
             seen.add(str(cursor))
             request = request.with_value(self.cursor_param, cursor, self.location)
+
+
+def newest_copies(
+    pages: Iterable[list[Any]], version: Callable[[Any], tuple[str, Any] | None]
+) -> Iterator[list[Any]]:
+    """Each page without the records already passed on in the same or a newer version.
+
+    A backwards walk (and a window narrowed and read again) can list one order twice while orders change;
+    ``version(record)`` gives its id and a comparable stamp (Beijing wall time as text, epoch seconds), or
+    None for a record with no usable id: that one always goes on, so the schema check queues it. A page
+    left empty is not yielded.
+    """
+    seen: dict[str, Any] = {}  # id -> the stamp of the copy passed on
+    for page in pages:
+        fresh = []
+        for record in page:
+            key = version(record)
+            if key is not None:
+                record_id, stamp = key
+                if record_id in seen and stamp <= seen[record_id]:
+                    continue
+                seen[record_id] = stamp
+            fresh.append(record)
+        if fresh:
+            yield fresh
 
 
 def _int_or_none(value: Any) -> int | None:

@@ -42,7 +42,7 @@ from connectors.http import (
     RequestRateThrottle,
     dig,
 )
-from connectors.paginators import PageNumberPaginator
+from connectors.paginators import PageNumberPaginator, newest_copies
 from connectors.tokens import TokenEndpoint, TokenStore, _TokenFromEndpoint
 from connectors.windows import EPOCH_SECONDS, WindowSpec
 from platforms.douyin.pushes import DouyinPushes
@@ -212,25 +212,20 @@ DOUYIN = PlatformSpec(
 )
 
 
+def _listed_version(record: Any) -> tuple[str, int] | None:
+    """order_id and ``update_time`` (epoch seconds); None (passed on as it is) when either is missing."""
+    order_id = record.get("order_id") if isinstance(record, dict) else None
+    updated = record.get("update_time") if isinstance(record, dict) else None
+    return (order_id, updated) if isinstance(order_id, str) and isinstance(updated, int) else None
+
+
 class DouyinConnector(DouyinPushes, Connector):
     spec = DOUYIN
 
     def fetch_orders(self, window_start: datetime, window_end: datetime) -> Iterator[list[dict[str, Any]]]:
         """Every shop order updated in the window, last page first; each order once unless a later copy is
         newer (pages shift while orders change)."""
-        seen: dict[str, int] = {}
-        for page in self.fetch_pages("orders", window_start, window_end):
-            fresh = []
-            for record in page:
-                order_id = record.get("order_id") if isinstance(record, dict) else None
-                updated = record.get("update_time") if isinstance(record, dict) else None
-                if isinstance(order_id, str) and isinstance(updated, int):
-                    if order_id in seen and updated <= seen[order_id]:
-                        continue
-                    seen[order_id] = updated
-                fresh.append(record)  # one without an id still goes on: the schema check queues it
-            if fresh:
-                yield fresh
+        yield from newest_copies(self.fetch_pages("orders", window_start, window_end), _listed_version)
 
     def get_order(self, order_id: str) -> dict[str, Any]:
         """One shop order (``order.orderDetail``'s ``data.shop_order_detail``)."""

@@ -32,7 +32,7 @@ from connectors.errors import ApiError
 from connectors.framework import Connector, Endpoint, PlatformSpec
 from connectors.gateway import SignedGatewayAuth
 from connectors.http import ErrorPolicy, ErrorShape, RateLimitSignal, RequestRateThrottle
-from connectors.paginators import PageNumberPaginator
+from connectors.paginators import PageNumberPaginator, newest_copies
 from connectors.tokens import TokenStore
 from connectors.windows import CHINA_WALL_TIME, WindowSpec
 from platforms.jd.pushes import JdPushes
@@ -154,23 +154,18 @@ def _modified(record: Any) -> str:
     return value if isinstance(value, str) else ""
 
 
+def _listed_version(record: Any) -> tuple[str, str] | None:
+    """orderId and ``modified``; None (passed on as it is) for a record without an orderId."""
+    order_id = record.get("orderId") if isinstance(record, dict) else None
+    return (order_id, _modified(record)) if isinstance(order_id, str) else None
+
+
 class JdConnector(JdPushes, Connector):
     spec = JD
 
     def fetch_orders(self, window_start: datetime, window_end: datetime) -> Iterator[list[dict[str, Any]]]:
         """Orders modified in the window, last page first; each orderId once unless a later copy is newer."""
-        seen: dict[str, str] = {}
-        for page in self.fetch_pages("orders", window_start, window_end):
-            fresh = []
-            for record in page:
-                order_id = record.get("orderId") if isinstance(record, dict) else None
-                if isinstance(order_id, str):
-                    if order_id in seen and _modified(record) <= seen[order_id]:
-                        continue
-                    seen[order_id] = _modified(record)
-                fresh.append(record)  # a record without an id still goes on: the schema check queues it
-            if fresh:
-                yield fresh
+        yield from newest_copies(self.fetch_pages("orders", window_start, window_end), _listed_version)
 
     def get_order(self, order_id: str) -> dict[str, Any]:
         """One order by id (``jingdong.pop.order.get``), in the shape the search lists it."""

@@ -31,7 +31,7 @@ from connectors.framework import Connector, Endpoint, PlatformSpec
 from connectors.gateway import epoch_seconds
 from connectors.gateway_tokens import GatewayTokenRefresh, RefreshedGatewayAuth
 from connectors.http import ErrorPolicy, ErrorShape, RateLimitSignal, RequestRateThrottle
-from connectors.paginators import PageNumberPaginator
+from connectors.paginators import PageNumberPaginator, newest_copies
 from connectors.tokens import TokenStore
 from connectors.windows import EPOCH_SECONDS, WindowSpec
 from platforms.pinduoduo.pushes import PinduoduoPushes
@@ -113,25 +113,19 @@ PINDUODUO = PlatformSpec(
 )
 
 
+def _listed_version(record: Any) -> tuple[str, str] | None:
+    """order_sn and ``updated_at``; None (passed on as it is) for a record without an order_sn."""
+    sn = record.get("order_sn") if isinstance(record, dict) else None
+    return (sn, str(record.get("updated_at") or "")) if isinstance(sn, str) else None
+
+
 class PinduoduoConnector(PinduoduoPushes, Connector):
     spec = PINDUODUO
 
     def fetch_orders(self, window_start: datetime, window_end: datetime) -> Iterator[list[dict[str, Any]]]:
         """Every order updated in the window, last page first; each order_sn once unless a later copy is
         newer (``updated_at`` is Beijing wall time: it compares as text)."""
-        seen: dict[str, str] = {}
-        for page in self.fetch_pages("orders", window_start, window_end):
-            fresh = []
-            for record in page:
-                sn = record.get("order_sn") if isinstance(record, dict) else None
-                if isinstance(sn, str):
-                    updated = str(record.get("updated_at") or "")
-                    if sn in seen and updated <= seen[sn]:
-                        continue
-                    seen[sn] = updated
-                fresh.append(record)  # one without an order_sn still goes on: the schema check queues it
-            if fresh:
-                yield fresh
+        yield from newest_copies(self.fetch_pages("orders", window_start, window_end), _listed_version)
 
     def get_order(self, order_sn: str) -> dict[str, Any]:
         """One order (``pdd.order.information.get``): the ``order_info`` object."""

@@ -29,7 +29,7 @@ from connectors.errors import ApiError
 from connectors.framework import Connector, Endpoint, PlatformSpec
 from connectors.gateway import SignedGatewayAuth
 from connectors.http import ErrorPolicy, ErrorShape, RateLimitSignal, RequestRateThrottle, dig
-from connectors.paginators import PageNumberPaginator
+from connectors.paginators import PageNumberPaginator, newest_copies
 from connectors.windows import CHINA_WALL_TIME, WindowSpec
 from platforms.taobao.pushes import TaobaoPushes
 
@@ -172,27 +172,21 @@ TAOBAO = PlatformSpec(
 )
 
 
+def _listed_version(listed: Any) -> tuple[str, str] | None:
+    """tid and ``modified`` (Beijing "yyyy-MM-dd HH:mm:ss": compares as text); None without a tid."""
+    tid = str(listed.get("tid", "")) if isinstance(listed, dict) else ""
+    return (tid, str(listed.get("modified", ""))) if tid else None
+
+
 class TaobaoConnector(TaobaoPushes, Connector):
     spec = TAOBAO
 
     def fetch_orders(self, window_start: datetime, window_end: datetime) -> Iterator[list[dict[str, Any]]]:
         """Every trade modified in the window, read whole, one listing page at a time (last page first). A
         trade listed twice (pages shift while trades change) is read again only when listed newer."""
-        seen: dict[str, str] = {}
-        for page in self.fetch_pages("orders", window_start, window_end):
-            trades = []
-            for listed in page:
-                tid = str(listed.get("tid", "")) if isinstance(listed, dict) else ""
-                modified = str(listed.get("modified", "")) if isinstance(listed, dict) else ""
-                if not tid:
-                    trades.append(listed)  # no id: the schema check queues it as it is
-                    continue
-                if tid in seen and modified <= seen[tid]:
-                    continue  # Beijing "yyyy-MM-dd HH:mm:ss" compares as text
-                seen[tid] = modified
-                trades.append(self.get_order(tid))
-            if trades:
-                yield trades
+        for page in newest_copies(self.fetch_pages("orders", window_start, window_end), _listed_version):
+            # a listed trade without a tid goes on as it is: the schema check queues it
+            yield [self.get_order(key[0]) if (key := _listed_version(listed)) else listed for listed in page]
 
     def get_order(self, order_id: str) -> dict[str, Any]:
         """One trade by tid (``taobao.trade.fullinfo.get``), as ``fetch_orders`` yields it."""

@@ -83,7 +83,7 @@ from connectors.auth import Cred, Secret
 from connectors.errors import ApiError
 from connectors.framework import Connector, Endpoint, PlatformSpec
 from connectors.http import ErrorPolicy, ErrorShape, RateLimitSignal, RequestRateThrottle, RetryPolicy
-from connectors.paginators import PageNumberPaginator
+from connectors.paginators import PageNumberPaginator, newest_copies
 from connectors.pushes import PushResult, ShipmentPush, StockPush
 from connectors.tokens import TokenEndpoint, TokenEndpointAuth, TokenStore
 from connectors.windows import CHINA_WALL_TIME, WindowSpec
@@ -249,6 +249,12 @@ def record_update_time(record: Any) -> str:
     return value if isinstance(value, str) else ""
 
 
+def _listed_version(record: Any) -> tuple[str, str] | None:
+    """tid and update_time; None (passed on as it is) for a record without a tid."""
+    tid = record_tid(record)
+    return None if tid is None else (tid, record_update_time(record))
+
+
 class YouzanConnector(Connector):
     spec = YOUZAN
 
@@ -309,19 +315,7 @@ class YouzanConnector(Connector):
     def fetch_orders(self, window_start: datetime, window_end: datetime) -> Iterator[list[dict[str, Any]]]:
         """Every order updated in the window, one page at a time, last page first; each tid once, unless a
         later copy is newer (pages shift as orders change)."""
-        seen: dict[str, str] = {}  # tid -> update_time of the copy passed on
-        for page in self.fetch_pages("orders", window_start, window_end):
-            fresh = []
-            for record in page:
-                tid = record_tid(record)
-                if tid is not None:
-                    updated = record_update_time(record)
-                    if tid in seen and updated <= seen[tid]:
-                        continue
-                    seen[tid] = updated
-                fresh.append(record)  # a record without a tid still goes on: the schema check queues it
-            if fresh:
-                yield fresh
+        yield from newest_copies(self.fetch_pages("orders", window_start, window_end), _listed_version)
 
     def get_order(self, tid: str) -> dict[str, Any]:
         """One trade by tid (``youzan.trade.get``): ``{"full_order_info", "refund_order", ...}``."""
