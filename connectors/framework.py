@@ -31,7 +31,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, ClassVar, Self
@@ -109,6 +109,13 @@ class PlatformSpec:
     path_variables: Mapping[str, str] = field(
         default_factory=dict
     )  # defaults, e.g. {"api_version": "2026-10"}
+
+    def with_page_size(self, endpoint: str, page_size: int) -> PlatformSpec:
+        """A copy whose ``endpoint`` pages by ``page_size``: specs are shared module constants, so a
+        connection with its own page size gets its own spec rather than changing everyone's."""
+        listing = self.endpoints[endpoint]
+        paginator = replace(listing.paginator, page_size=page_size)  # type: ignore[type-var]
+        return replace(self, endpoints={**self.endpoints, endpoint: replace(listing, paginator=paginator)})
 
 
 class Connector:

@@ -25,7 +25,7 @@ de-duplication by order id). Every fact and its source: ``NOTES.md``.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -248,10 +248,7 @@ def connector_for_channel(
     cls: type[DouyinConnector] = DouyinConnector
     size = min(max(channel.page_size, 1), MAX_PAGE_SIZE)
     if size != MAX_PAGE_SIZE:  # the spec is data: a connection with its own page size gets its own copy
-        orders = DOUYIN.endpoints["orders"]
-        paginator = replace(orders.paginator, page_size=size)  # type: ignore[type-var]
-        spec = replace(DOUYIN, endpoints={**DOUYIN.endpoints, "orders": replace(orders, paginator=paginator)})
-        cls = type(cls.__name__, (cls,), {"spec": spec})
+        cls = type(cls.__name__, (cls,), {"spec": DOUYIN.with_page_size("orders", size)})
     rate = float(credentials.extra.get("requests_per_second", REQUESTS_PER_SECOND))
     return cls.connect(
         credentials.base_url,

@@ -193,14 +193,8 @@ def connector_for_channel(
     codes = extra.get("throttle_codes")
     page_size = min(max(channel.page_size, 1), MAX_PAGE_SIZE)
     if codes is not None or page_size != MAX_PAGE_SIZE:
-        orders = JD.endpoints["orders"]
-        paginator = replace(orders.paginator, page_size=page_size)  # type: ignore[type-var]
         throttle = frozenset(str(c) for c in codes) if codes is not None else DEFAULT_THROTTLE_CODES
-        spec = replace(
-            JD,
-            errors=_errors(throttle),
-            endpoints={**JD.endpoints, "orders": replace(orders, paginator=paginator)},
-        )
+        spec = replace(JD.with_page_size("orders", page_size), errors=_errors(throttle))
     return JdConnector.connect(
         credentials.base_url,
         {"app_key": credentials.login, "app_secret": credentials.secret, "access_token": Secret(str(token))},

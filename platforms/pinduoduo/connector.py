@@ -21,7 +21,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -153,9 +152,7 @@ def connector_for_channel(
     page_size = min(max(channel.page_size, 1), MAX_PAGE_SIZE)
     spec = PINDUODUO
     if page_size != MAX_PAGE_SIZE:  # the spec is data: a connection with its own page size gets a copy
-        orders = spec.endpoints["orders"]
-        paginator = replace(orders.paginator, page_size=page_size)  # type: ignore[type-var]
-        spec = replace(spec, endpoints={**spec.endpoints, "orders": replace(orders, paginator=paginator)})
+        spec = spec.with_page_size("orders", page_size)
     rate = float(credentials.extra.get("requests_per_second", DEFAULT_REQUESTS_PER_SECOND))
     return PinduoduoConnector.connect(
         credentials.base_url,

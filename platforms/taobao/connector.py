@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -214,9 +213,7 @@ def connector_for_channel(
     spec = TAOBAO
     page_size = max(1, min(channel.page_size, MAX_PAGE_SIZE))
     if page_size != MAX_PAGE_SIZE:
-        orders = spec.endpoints["orders"]
-        paginator = replace(orders.paginator, page_size=page_size)  # type: ignore[type-var]
-        spec = replace(spec, endpoints={**spec.endpoints, "orders": replace(orders, paginator=paginator)})
+        spec = spec.with_page_size("orders", page_size)
     rate = float(credentials.extra.get("requests_per_second", DEFAULT_REQUESTS_PER_SECOND))
     return TaobaoConnector.connect(
         credentials.base_url,

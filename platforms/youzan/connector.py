@@ -291,12 +291,9 @@ class YouzanConnector(Connector):
             raise ValueError(f"throttle_codes must not name token or credential codes: {', '.join(clash)}")
         if (codes is not None and codes != DEFAULT_THROTTLE_CODES) or page_size != MAX_PAGE_SIZE:
             # The spec is data: a connection with its own page size or throttle codes gets its own copy.
-            orders = cls.spec.endpoints["orders"]
-            paginator = replace(orders.paginator, page_size=page_size)  # type: ignore[type-var]
             spec = replace(
-                cls.spec,
+                cls.spec.with_page_size("orders", page_size),
                 errors=_errors(codes if codes is not None else DEFAULT_THROTTLE_CODES),
-                endpoints={**cls.spec.endpoints, "orders": replace(orders, paginator=paginator)},
             )
             connector_cls = type(cls.__name__, (cls,), {"spec": spec})
         connector = connector_cls.connect(
