@@ -206,6 +206,13 @@ def json_object(item: Any, where: str, what: str = "an order") -> dict[str, Any]
     return item
 
 
+def json_objects(items: Any, key: str, what: str = "an order") -> list[dict[str, Any]]:
+    """A document's list of orders, read from its ``key``: a list whose every entry is an object."""
+    if not isinstance(items, list):
+        raise MappingError(f'"{key}" must be a list, got {type(items).__name__}')
+    return [json_object(item, f"{key}[{index}]", what) for index, item in enumerate(items)]
+
+
 def china_address(
     *,
     name: str | None,
@@ -219,20 +226,9 @@ def china_address(
 ) -> Address | None:
     """A mainland-China shipping address from fields already read; None when the payload held none of them
     (a virtual good, or a masked payload), never an Address of blanks."""
-    fields = (name, phone, province, city, district, address1, address2, postal_code)
-    if not any(fields):
+    if not any((name, phone, province, city, district, address1, address2, postal_code)):
         return None
-    return Address(
-        name=name,
-        phone=phone,
-        country_code="CN",
-        province=province,
-        city=city,
-        district=district,
-        address1=address1,
-        address2=address2,
-        postal_code=postal_code,
-    )
+    return Address(name, phone, "CN", province, city, district, address1, address2, postal_code)
 
 
 def unit_count(value: Any, field: str) -> int:

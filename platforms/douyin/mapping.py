@@ -37,6 +37,7 @@ from mappings.common import (
     china_address,
     id_str,
     json_object,
+    json_objects,
     map_identified,
     money_from_minor_units,
     objects,
@@ -84,10 +85,7 @@ def unwrap(document: Any) -> list[dict[str, Any]]:
     if "data" in document and "order_id" not in document:
         return unwrap(document["data"])
     if "shop_order_list" in document:
-        items = document["shop_order_list"]
-        if not isinstance(items, list):
-            raise MappingError(f'"shop_order_list" must be a list, got {type(items).__name__}')
-        return [json_object(item, f"shop_order_list[{index}]") for index, item in enumerate(items)]
+        return json_objects(document["shop_order_list"], "shop_order_list")
     if "shop_order_detail" in document:
         return [json_object(document["shop_order_detail"], "shop_order_detail")]
     if "order_id" in document:

@@ -33,6 +33,7 @@ from mappings.common import (
     china_address,
     id_str,
     json_object,
+    json_objects,
     map_identified,
     money,
     objects,
@@ -82,10 +83,7 @@ def unwrap(document: Any) -> list[dict[str, Any]]:
         if key in document:
             return unwrap(document[key])
     if "orderInfoList" in document:
-        items = document["orderInfoList"]
-        if not isinstance(items, list):
-            raise MappingError(f'"orderInfoList" must be a list, got {type(items).__name__}')
-        return [json_object(item, f"orderInfoList[{index}]") for index, item in enumerate(items)]
+        return json_objects(document["orderInfoList"], "orderInfoList")
     if "orderInfo" in document:
         return [json_object(document["orderInfo"], "orderInfo")]
     if "orderId" in document:

@@ -35,6 +35,7 @@ from mappings.common import (
     china_address,
     id_str,
     json_object,
+    json_objects,
     money,
     parse_beijing_datetime,
     parse_optional_beijing_datetime,
@@ -91,9 +92,7 @@ def unwrap(document: Any) -> list[dict[str, Any]]:
         items = response.get(lists[wrapper]) if isinstance(response, dict) else None
         if items is None:
             return []
-        if not isinstance(items, list):
-            raise MappingError(f'"{lists[wrapper]}" must be a list, got {type(items).__name__}')
-        return [json_object(item, f"{lists[wrapper]}[{index}]") for index, item in enumerate(items)]
+        return json_objects(items, lists[wrapper])
     if "order_sn" in document:
         return [document]
     raise MappingError(

@@ -49,6 +49,7 @@ from mappings.common import (
     china_address,
     id_str,
     json_object,
+    json_objects,
     money,
     objects,
     parse_beijing_datetime,
@@ -123,11 +124,7 @@ def unwrap(document: Any) -> list[dict[str, Any]]:
         items = document["full_order_info_list"]
         if items is None:
             return []
-        if not isinstance(items, list):
-            raise MappingError(f'"full_order_info_list" must be a list, got {type(items).__name__}')
-        return [
-            json_object(item, f"full_order_info_list[{index}]", "a trade") for index, item in enumerate(items)
-        ]
+        return json_objects(items, "full_order_info_list", "a trade")
     if "full_order_info" in document:
         return [document]
     if "order_info" in document and "orders" in document:
