@@ -21,7 +21,7 @@ from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from decimal import Decimal
 from typing import Any
 
-from canonical.order import Address, CanonicalOrder, MappingError
+from canonical.order import Address, CanonicalOrder, MappingError, Totals
 
 _DECIMAL_STRING = re.compile(r"-?\d+(\.\d+)?")
 _DIGITS = re.compile(r"-?\d+")
@@ -146,6 +146,19 @@ def money_from_minor_units(value: Any, field: str, exponent: int = 2) -> Decimal
     ):
         raise MappingError(f"{field}: expected an integer amount in minor units, got {_describe(value)}")
     return Decimal(int(value)).scaleb(-exponent)
+
+
+def totals_paid_with_postage(*, goods: Decimal, postage: Decimal, paid: Decimal, refunded: Decimal) -> Totals:
+    """Totals of a Taobao or Youzan order: ``paid`` includes the postage, prices include VAT (no tax line),
+    and the discount is whatever the goods as listed plus postage came to above what the buyer paid."""
+    return Totals(
+        subtotal=paid - postage,
+        discount=goods + postage - paid,
+        shipping=postage,
+        tax=Decimal("0.00"),
+        total=paid,
+        refunded=refunded,
+    )
 
 
 # -- strings and ids -----------------------------------------------------------------------------

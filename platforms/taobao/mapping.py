@@ -26,7 +26,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from canonical.order import Address, CanonicalOrder, Customer, MappingError, OrderLine, Totals
+from canonical.order import Address, CanonicalOrder, Customer, MappingError, OrderLine
 from mappings.common import (
     PersonalData,
     about_order,
@@ -37,6 +37,7 @@ from mappings.common import (
     money,
     parse_beijing_datetime,
     parse_optional_beijing_datetime,
+    totals_paid_with_postage,
     unit_count,
 )
 
@@ -197,14 +198,7 @@ def _map(trade: dict[str, Any], tid: str) -> CanonicalOrder:
         cancelled_at=(parse_optional_beijing_datetime(trade.get("end_time"), "end_time") or modified)
         if cancelled
         else None,
-        totals=Totals(
-            subtotal=payment - post_fee,
-            discount=goods + post_fee - payment,
-            shipping=post_fee,
-            tax=Decimal("0.00"),
-            total=payment,
-            refunded=refunded_total,
-        ),
+        totals=totals_paid_with_postage(goods=goods, postage=post_fee, paid=payment, refunded=refunded_total),
         lines=lines,
         customer=_customer(trade),
         shipping_address=_address(trade),

@@ -41,7 +41,7 @@ from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from canonical.order import Address, CanonicalOrder, Customer, MappingError, OrderLine, Totals
+from canonical.order import Address, CanonicalOrder, Customer, MappingError, OrderLine
 from mappings.common import (
     PersonalData,
     about_order,
@@ -54,6 +54,7 @@ from mappings.common import (
     objects,
     parse_beijing_datetime,
     parse_optional_beijing_datetime,
+    totals_paid_with_postage,
     under,
     unit_count,
 )
@@ -225,13 +226,8 @@ def _map(
         fulfillment_status=fulfillment,  # type: ignore[arg-type]
         cancelled=cancelled,
         cancelled_at=closed_at,
-        totals=Totals(
-            subtotal=payment - post_fee,
-            discount=total_fee + post_fee - payment,
-            shipping=post_fee,
-            tax=Decimal("0.00"),
-            total=payment,
-            refunded=refunded_amount,
+        totals=totals_paid_with_postage(
+            goods=total_fee, postage=post_fee, paid=payment, refunded=refunded_amount
         ),
         lines=lines,
         customer=_customer(info, order_info),
