@@ -8,10 +8,15 @@ paging cursors (Shopify's ``page_info``, WeChat's ``next_key``).
 from __future__ import annotations
 
 import base64
+import json
+import threading
+import time
 from decimal import Decimal
 
+from fastapi import FastAPI, Request
 from starlette.responses import Response
 
+from sandbox.admin import json_response
 from sandbox.faults import Faults
 
 
@@ -38,3 +43,74 @@ def b64url_encode(raw: bytes) -> str:
 def b64url_decode(text: str) -> bytes:
     """``b64url_encode``'s inverse; raises ``binascii.Error`` (a ``ValueError``) on text not base64."""
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+class QpsLimiter:
+    """At most ``limit`` calls per key in any one-second window (Youzan per capability pack, Pinduoduo per
+    token); ``limit`` may change at runtime (tests, humans), None or 0 is no limit."""
+
+    def __init__(self, limit: float | None) -> None:
+        self.limit = limit
+        self._calls: dict[str, list[float]] = {}
+        self._lock = threading.Lock()
+
+    def allow(self, key: str) -> bool:
+        if not self.limit:
+            return True
+        now = time.monotonic()
+        with self._lock:
+            recent = [t for t in self._calls.get(key, []) if now - t < 1.0]
+            allowed = len(recent) < self.limit
+            if allowed:
+                recent.append(now)
+            self._calls[key] = recent
+            return allowed
+
+
+class FailNext:
+    """The ``fail_next`` knob: the next ``count`` calls of an API answer a gateway error, before the
+    platform acts or after (``after_commit``: it acted and the answer was lost on the way back).
+
+    ``pending`` (API -> (calls left, after acting)) is the dict apps publish as ``app.state.fail_next``."""
+
+    def __init__(self) -> None:
+        self.pending: dict[str, tuple[int, bool]] = {}
+        self._lock = threading.Lock()
+
+    def take(self, api: str) -> bool | None:
+        """None: answer normally; False: fail before acting; True: fail after acting."""
+        with self._lock:
+            left, after_commit = self.pending.get(api, (0, False))
+            if left <= 0:
+                return None
+            self.pending[api] = (left - 1, after_commit)
+            return after_commit
+
+    def add_route(self, app: FastAPI, platform: str, key: str = "method") -> None:
+        """``POST /_sandbox/<platform>/fail_next {<key>, "count", "after_commit"}``; ``key`` is what the
+        platform calls an API (Pinduoduo: ``type``)."""
+
+        @app.post(f"/_sandbox/{platform}/fail_next")
+        async def set_fail_next(request: Request) -> Response:
+            try:
+                body = json.loads(await request.body() or b"{}")
+            except ValueError:
+                body = None
+            if not isinstance(body, dict):
+                body = {}
+            api, count = body.get(key), body.get("count", 1)
+            if not isinstance(api, str) or not isinstance(count, int) or count < 0:
+                return json_response(
+                    {"error": f"expected {{{key}: str, count: int >= 0, after_commit: bool}}"}, 400
+                )
+            with self._lock:
+                self.pending[api] = (count, bool(body.get("after_commit", False)))
+            return json_response({key: api, "count": count})
+
+
+def truncated_json(answer: Response, faults: Faults) -> Response:
+    """``maybe_truncated`` for an answer built whole in the route (not streamed through a middleware): cut to
+    half its body when the profile rolls ``truncated_body_rate``."""
+    if faults.roll(faults.truncated_body_rate):
+        return Response(answer.body[: max(1, len(answer.body) // 2)], 200, media_type="application/json")
+    return answer

@@ -35,16 +35,17 @@ import secrets
 import threading
 import time
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
 from sandbox.admin import RequestStats, add_admin_routes, hold_back_answers, json_response
+from sandbox.common import FailNext, truncated_json
 from sandbox.douyin import listing, pushes
 from sandbox.douyin.render import BusinessError, DouyinRenderer, digest
 from sandbox.faults import Faults, ServedPages
+from sandbox.gateway import china_seconds
 from sandbox.world import World
 
 SANDBOX_LOGIN = "7123456789012345678"  # the app_key (public, 19 digits); the app_secret is the checked token
@@ -52,7 +53,6 @@ SANDBOX_SHOP_ID = 4_463_798
 SANDBOX_EXTRA = {"shop_id": str(SANDBOX_SHOP_ID)}
 TOKEN_LIFETIME = 7 * 86400
 TIMESTAMP_TOLERANCE = 600  # [U] seconds
-BEIJING = timezone(timedelta(hours=8))
 CODE_TEXT = {
     10000: "success",
     20000: "服务不可用",
@@ -105,7 +105,7 @@ def _timestamp(value: str) -> float:
     if value.isdigit():
         return float(value)
     try:
-        return datetime.strptime(value, "%Y-%m-%d %H:%M:%S").replace(tzinfo=BEIJING).timestamp()
+        return china_seconds(value)
     except ValueError:
         raise BusinessError(40003, "isv.timestamp-format-error", "时间戳格式错误") from None
 
@@ -138,11 +138,11 @@ def create_app(
         "tracking_updates",
         "stock_sets",
     )
-    fail_next: dict[str, tuple[int, bool]] = {}
+    fail_next = FailNext()
     packed: dict[str, int] = {}  # logisticsAddSinglePack request_id -> order index: a replay ships nothing
     app = FastAPI(title="ChannelHub Douyin sandbox", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.world, app.state.faults, app.state.renderer = world, faults, renderer
-    app.state.tokens, app.state.fail_next, app.state.qps_limit = tokens, fail_next, qps_limit
+    app.state.tokens, app.state.fail_next, app.state.qps_limit = tokens, fail_next.pending, qps_limit
     app.state.token_lifetime = TOKEN_LIFETIME
     world.follow_skew(lambda: faults.clock_skew_seconds)
     served = ServedPages(faults)
@@ -221,14 +221,6 @@ def create_app(
             calls[token] = [*recent, now] if len(recent) < limit else recent
             return len(recent) >= limit
 
-    def take_failure(method: str) -> bool | None:
-        with lock:
-            left, after = fail_next.get(method, (0, False))
-            if left <= 0:
-                return None
-            fail_next[method] = (left - 1, after)
-            return after
-
     def count(name: str) -> Callable[[dict[str, Any]], dict[str, Any]]:
         def counted(result: dict[str, Any]) -> dict[str, Any]:
             stats.count(name)
@@ -291,17 +283,7 @@ def create_app(
     def expire_tokens_route() -> Response:
         return json_response({"expired": expire_tokens()})
 
-    @app.post("/_sandbox/douyin/fail_next")
-    async def set_fail_next(request: Request) -> Response:
-        body = await request.json()
-        method, left = body.get("method"), body.get("count", 1)
-        if not isinstance(method, str) or not isinstance(left, int) or left < 0:
-            return json_response(
-                {"error": "expected {method: str, count: int >= 0, after_commit: bool}"}, 400
-            )
-        with lock:
-            fail_next[method] = (left, bool(body.get("after_commit", False)))
-        return json_response({"method": method, "count": left})
+    fail_next.add_route(app, "douyin")
 
     add_admin_routes(
         app,
@@ -335,7 +317,7 @@ def create_app(
             if status == 500:
                 return json_response(_envelope(None, 20000, "dop.service-error", "内部错误"), 500)
             return _gateway_page(status)
-        failure = take_failure(method)
+        failure = fail_next.take(method)
         if failure is False:
             stats.count("injected_errors")
             return _gateway_page(502)
@@ -347,9 +329,7 @@ def create_app(
         if failure is True:  # the platform acted; the answer was lost on the way back
             stats.count("injected_errors")
             return _gateway_page(502)
-        if faults.roll(faults.truncated_body_rate):
-            return Response(answer.body[: max(1, len(answer.body) // 2)], 200, media_type="application/json")
-        return answer
+        return truncated_json(answer, faults)
 
     hold_back_answers(app, faults, PREFIXES)
     return app

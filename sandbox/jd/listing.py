@@ -16,7 +16,8 @@ from datetime import datetime
 from typing import Any
 
 from sandbox.faults import Faults, ServedPages
-from sandbox.jd.render import CHINA, TIME_PATTERN, JdRenderer
+from sandbox.gateway import CHINA, TIME_PATTERN
+from sandbox.jd.render import JdRenderer
 from sandbox.world import OrderQuery, World
 
 MAX_PAGE_SIZE = 100

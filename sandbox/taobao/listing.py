@@ -15,7 +15,8 @@ from datetime import datetime
 from typing import Any
 
 from sandbox.faults import Faults, ServedPages
-from sandbox.taobao.render import CHINA, TIME_PATTERN, TaobaoRenderer
+from sandbox.gateway import CHINA, TIME_PATTERN
+from sandbox.taobao.render import TaobaoRenderer
 from sandbox.world import OrderQuery, World
 
 MAX_PAGE_SIZE = 100

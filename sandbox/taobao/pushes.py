@@ -18,8 +18,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from sandbox.gateway import china_time
 from sandbox.taobao.listing import BusinessError, integer, invalid, missing
-from sandbox.taobao.render import TaobaoRenderer, china_time
+from sandbox.taobao.render import TaobaoRenderer
 from sandbox.world import Event, Variant, World
 
 # taobao.logistics.companies.get codes the sandbox knows (a real shop's list has many more).

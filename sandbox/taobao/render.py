@@ -16,25 +16,16 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
+from sandbox.common import two_decimals as yuan
+from sandbox.gateway import china_time
 from sandbox.world import ZERO, Fulfillment, OrderLine, OrderState, World
 
-CHINA = timezone(timedelta(hours=8))
-TIME_PATTERN = "%Y-%m-%d %H:%M:%S"
 TID_BASE = 3_300_000_000_000_000_000
 OID_STEP = 16
 SHIPPED_STATUSES = ("WAIT_BUYER_CONFIRM_GOODS", "TRADE_FINISHED")
-
-
-def china_time(ts: int | float | None) -> str:
-    return "" if ts is None else datetime.fromtimestamp(ts, CHINA).strftime(TIME_PATTERN)
-
-
-def yuan(value: Decimal) -> str:
-    return f"{value:.2f}"
 
 
 class TaobaoRenderer:

@@ -17,8 +17,9 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
 from sandbox.admin import RequestStats, add_admin_routes, hold_back_answers, json_response
-from sandbox.common import maybe_truncated
+from sandbox.common import FailNext, QpsLimiter, maybe_truncated
 from sandbox.faults import Faults, ServedPages
+from sandbox.gateway import tengine_page
 from sandbox.world import World
 from sandbox.youzan.listing import (
     DEFAULT_PAGE_SIZE,
@@ -53,34 +54,6 @@ BAD_CONTENT_TYPE = 4007  # "非法的请求姿势，httpMethod:POST, contentType
 ILLEGAL_CREDENTIAL = (4201, "非法的请求凭证")  # no token in the query; or the shop withdrew the grant [S]
 TOKEN_EXPIRED = (4202, "请求凭证过期")
 TOKEN_UNKNOWN = (4203, "Token 不存在")  # never issued, or replaced by a newer one [U: which code that gets]
-
-
-class QpsLimiter:
-    """At most ``limit`` calls per key in any one-second window (Youzan limits QPS per capability pack)."""
-
-    def __init__(self, limit: float | None) -> None:
-        self.limit = limit
-        self._calls: dict[str, list[float]] = {}
-        self._lock = threading.Lock()
-
-    def allow(self, key: str) -> bool:
-        if not self.limit:
-            return True
-        now = time.monotonic()
-        with self._lock:
-            recent = [t for t in self._calls.get(key, []) if now - t < 1.0]
-            allowed = len(recent) < self.limit
-            if allowed:
-                recent.append(now)
-            self._calls[key] = recent
-            return allowed
-
-
-def _gateway_page(status: int) -> Response:
-    """What Youzan's Tengine gateway answers when the backend fails: an HTML page, not JSON."""
-    title = "502 Bad Gateway" if status == 502 else "503 Service Temporarily Unavailable"
-    page = f"<html><head><title>{title}</title></head><body><center><h1>{title}</h1></center>"
-    return Response(page + "<hr><center>Tengine</center></body></html>", status, media_type="text/html")
 
 
 def _trace_id() -> str:
@@ -155,8 +128,7 @@ def create_app(
         "tracking_updates",
         "stock_sets",
     )
-    fail_next: dict[str, tuple[int, bool]] = {}  # method -> (calls left to fail, after acting)
-    fail_lock = threading.Lock()
+    fail_next = FailNext()
     calls: dict[str, int] = {}  # method -> calls that reached the method (tests count pushes)
     tracking_updates: list[dict[str, Any]] = []  # every package re-labelled by online.update, in order
 
@@ -170,22 +142,13 @@ def create_app(
     app.state.token_lifetime = TOKEN_LIFETIME.total_seconds()  # of tokens issued from now on
     app.state.list_shape = list_shape
     app.state.legacy_envelope = legacy_envelope
-    app.state.fail_next = fail_next
+    app.state.fail_next = fail_next.pending
     app.state.calls = calls
     app.state.tracking_updates = tracking_updates
     world.follow_skew(lambda: faults.clock_skew_seconds)
     served = ServedPages(faults)
     listing = YouzanListing(app, world, faults, renderer, served)
     pushes = YouzanPushes(world, renderer, listing, stats, tracking_updates)
-
-    def take_failure(method: str) -> bool | None:
-        """None: answer normally; False: fail before acting; True: fail after acting."""
-        with fail_lock:
-            left, after_commit = fail_next.get(method, (0, False))
-            if left <= 0:
-                return None
-            fail_next[method] = (left - 1, after_commit)
-            return after_commit
 
     def revoke_tokens() -> int:
         """Forget every issued token (calls with one answer 4203), as a reset secret would."""
@@ -285,16 +248,16 @@ def create_app(
             status = faults.choose((500, 502, 503))
             if status == 500:
                 return json_response(_failure(500, "系统错误"), 500)
-            return _gateway_page(status)
+            return tengine_page(status)
         method = request.url.path.split("/")[2] if request.url.path.startswith("/api/") else ""
-        failure = take_failure(method) if method else None
+        failure = fail_next.take(method) if method else None
         if failure is False:
             stats.count("injected_errors")
-            return _gateway_page(502)
+            return tengine_page(502)
         response = await call_next(request)
         if failure is True:  # the platform acted, the answer was lost on the way back
             stats.count("injected_errors")
-            return _gateway_page(502)
+            return tengine_page(502)
         return await maybe_truncated(response, faults)
 
     hold_back_answers(app, faults, ("/api/", "/auth/"))
@@ -381,17 +344,7 @@ def create_app(
     def revoke_tokens_route() -> Response:
         return json_response({"revoked": revoke_tokens()})
 
-    @app.post("/_sandbox/youzan/fail_next")
-    async def set_fail_next(request: Request) -> Response:
-        body = await json_body(request) or {}
-        method, count = body.get("method"), body.get("count", 1)
-        if not isinstance(method, str) or not isinstance(count, int) or count < 0:
-            return json_response(
-                {"error": "expected {method: str, count: int >= 0, after_commit: bool}"}, 400
-            )
-        with fail_lock:
-            fail_next[method] = (count, bool(body.get("after_commit", False)))
-        return json_response({"method": method, "count": count})
+    fail_next.add_route(app, "youzan")
 
     add_admin_routes(
         app,
