@@ -11,13 +11,16 @@ import base64
 import json
 import threading
 import time
+from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 from fastapi import FastAPI, Request
 from starlette.responses import Response
 
 from sandbox.admin import json_response
 from sandbox.faults import Faults
+from sandbox.world import OrderLine, OrderState
 
 
 async def maybe_truncated(response: Response, faults: Faults) -> Response:
@@ -114,3 +117,38 @@ def truncated_json(answer: Response, faults: Faults) -> Response:
     if faults.roll(faults.truncated_body_rate):
         return Response(answer.body[: max(1, len(answer.body) // 2)], 200, media_type="application/json")
     return answer
+
+
+def paid_ts(state: OrderState) -> int | None:
+    """When the platform took the money (Youzan, Taobao, JD, Douyin alike): at checkout for an order paid or
+    authorized there (Alipay/WeChat Pay capture at once), else when a pending payment arrived, or None."""
+    if state.order.initial_financial_status in ("paid", "authorized"):
+        return state.order.created_ts
+    return state.paid_ts
+
+
+def line_payment(line: OrderLine) -> Decimal:
+    """What the buyer paid for a line: its total less its own discount."""
+    return line.line_total - line.discount
+
+
+def months_later(moment: datetime, months: int) -> datetime:
+    """The same day ``months`` calendar months on, or the month's last day where it is shorter (the
+    marketplaces' "at most N months" listing windows)."""
+    month = moment.month - 1 + months
+    year, month = moment.year + month // 12, month % 12 + 1
+    for day in (moment.day, 30, 29, 28):
+        try:
+            return moment.replace(year=year, month=month, day=day)
+        except ValueError:
+            continue
+    raise AssertionError("unreachable")
+
+
+def whole_number(value: Any) -> int | None:
+    """A JSON integer, or digits in a string, as an int; None for anything else (a bool is no number)."""
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        return None
+    return value

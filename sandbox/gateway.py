@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import time
 from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
@@ -17,6 +18,7 @@ from starlette.responses import Response
 
 CHINA = timezone(timedelta(hours=8))  # Beijing time, no daylight saving
 TIME_PATTERN = "%Y-%m-%d %H:%M:%S"
+TIME_TEXT = re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}")  # strptime alone takes "2024-1-5 9:3:7"
 TIMESTAMP_TOLERANCE_SECONDS = 600  # the gateways' "within 10 minutes" rule
 
 
@@ -28,6 +30,17 @@ def china_time(ts: float | None) -> str:
 def china_seconds(text: str) -> float:
     """``china_time``'s inverse; raises ``ValueError`` on text not in that pattern."""
     return datetime.strptime(text, TIME_PATTERN).replace(tzinfo=CHINA).timestamp()
+
+
+def china_seconds_or_none(value: object) -> float | None:
+    """``china_seconds`` of a value that is text in exactly that pattern (digits where digits go) and a real
+    moment; None for anything else."""
+    if not isinstance(value, str) or not TIME_TEXT.fullmatch(value):
+        return None
+    try:
+        return china_seconds(value)
+    except ValueError:
+        return None
 
 
 def stamp_too_far(sent: float, skew_seconds: float = 0.0) -> bool:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from sandbox.common import paid_ts
 from sandbox.common import two_decimals as yuan
 from sandbox.gateway import china_time
 from sandbox.world import ZERO, OrderState, World
@@ -64,11 +65,7 @@ class JdRenderer:
             return None
         return int(text) - ORDER_BASE
 
-    @staticmethod
-    def paid_ts(state: OrderState) -> int | None:
-        if state.order.initial_financial_status in ("paid", "authorized"):
-            return state.order.created_ts
-        return state.paid_ts
+    paid_ts = staticmethod(paid_ts)
 
     def visible(self, state: OrderState) -> bool:
         """JD lists an order once it is paid."""

@@ -10,19 +10,16 @@
 
 from __future__ import annotations
 
-import re
-from datetime import datetime
 from typing import Any
 
 from sandbox.faults import Faults, ServedPages
-from sandbox.gateway import CHINA, TIME_PATTERN
+from sandbox.gateway import TIME_TEXT, china_seconds
 from sandbox.taobao.render import TaobaoRenderer
 from sandbox.world import OrderQuery, World
 
 MAX_PAGE_SIZE = 100
 DEFAULT_PAGE_SIZE = 40
 MAX_SPAN_SECONDS = 86400
-_TIME = re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}")
 
 
 class BusinessError(Exception):
@@ -56,10 +53,10 @@ def beijing(params: dict[str, str], name: str) -> float:
     value = params.get(name)
     if not value:
         raise missing(name)
-    if not _TIME.fullmatch(value):
+    if not TIME_TEXT.fullmatch(value):
         raise invalid(name, f"{name}格式必须为yyyy-MM-dd HH:mm:ss")
     try:
-        return datetime.strptime(value, TIME_PATTERN).replace(tzinfo=CHINA).timestamp()
+        return china_seconds(value)
     except ValueError:
         raise invalid(name, f"{name}不是合法的时间") from None
 
