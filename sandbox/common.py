@@ -8,9 +8,11 @@ paging cursors (Shopify's ``page_info``, WeChat's ``next_key``).
 from __future__ import annotations
 
 import base64
+import inspect
 import json
 import threading
 import time
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -18,7 +20,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from starlette.responses import Response
 
-from sandbox.admin import json_response
+from sandbox.admin import RequestStats, json_response
 from sandbox.faults import Faults
 from sandbox.world import OrderLine, OrderState
 
@@ -89,6 +91,27 @@ class FailNext:
             self.pending[api] = (left - 1, after_commit)
             return after_commit
 
+    async def guard(
+        self,
+        api: str | None,
+        stats: RequestStats,
+        page: Callable[[int], Response],
+        act: Callable[[], Response | Awaitable[Response]],
+    ) -> Response:
+        """``act``'s answer, or the gateway's ``page(502)`` instead of acting or in place of the answer once
+        it acted, as the knob holds for ``api`` (None or "": no knob applies)."""
+        failure = self.take(api) if api else None
+        if failure is False:
+            stats.count("injected_errors")
+            return page(502)
+        response = act()
+        if inspect.isawaitable(response):
+            response = await response
+        if failure is True:  # the platform acted; the answer was lost on the way back
+            stats.count("injected_errors")
+            return page(502)
+        return response
+
     def add_route(self, app: FastAPI, platform: str, key: str = "method") -> None:
         """``POST /_sandbox/<platform>/fail_next {<key>, "count", "after_commit"}``; ``key`` is what the
         platform calls an API (Pinduoduo: ``type``)."""
@@ -111,10 +134,27 @@ class FailNext:
             return json_response({key: api, "count": count})
 
 
+def injected_server_error(
+    faults: Faults,
+    stats: RequestStats,
+    page: Callable[[int], Response],
+    json_500: Callable[[], Response] | None = None,
+) -> Response | None:
+    """A 500, 502 or 503 when the profile rolls ``server_error_rate`` (None otherwise): the gateway's HTML
+    ``page``, or for a 500 the platform's own JSON ``json_500`` where its backend answers one."""
+    if not faults.roll(faults.server_error_rate):
+        return None
+    stats.count("injected_errors")
+    status = faults.choose((500, 502, 503))
+    if status == 500 and json_500 is not None:
+        return json_500()
+    return page(status)
+
+
 def truncated_json(answer: Response, faults: Faults) -> Response:
-    """``maybe_truncated`` for an answer built whole in the route (not streamed through a middleware): cut to
-    half its body when the profile rolls ``truncated_body_rate``."""
-    if faults.roll(faults.truncated_body_rate):
+    """``maybe_truncated`` for an answer built whole in the route (not streamed through a middleware): a 200
+    cut to half its body when the profile rolls ``truncated_body_rate``."""
+    if answer.status_code == 200 and faults.roll(faults.truncated_body_rate):
         return Response(answer.body[: max(1, len(answer.body) // 2)], 200, media_type="application/json")
     return answer
 
@@ -152,3 +192,37 @@ def whole_number(value: Any) -> int | None:
     if isinstance(value, bool) or not isinstance(value, int):
         return None
     return value
+
+
+class TokenBook:
+    """The access tokens a gateway issued (token -> expiry, real epoch seconds) and those that came with a
+    call already: an injected expiry (``token_expiry_rate``) spares a token's first call, as a real token
+    does not lapse the moment it is issued. ``lock`` guards both; apps hold it while they issue."""
+
+    def __init__(self) -> None:
+        self.tokens: dict[str, float] = {}
+        self.presented: set[str] = set()
+        self.lock = threading.Lock()
+
+    def expire(self) -> int:
+        """Every live token reaches its expiry now; how many there were."""
+        with self.lock:
+            now = time.time()
+            live = [token for token, expiry in self.tokens.items() if expiry > now]
+            for token in live:
+                self.tokens[token] = now
+        return len(live)
+
+    def presented_before(self, token: str) -> bool:
+        """Whether ``token`` came with an earlier call (and it has now)."""
+        with self.lock:
+            seen = token in self.presented
+            self.presented.add(token)
+        return seen
+
+    def expiry(self, token: str) -> float | None:
+        with self.lock:
+            return self.tokens.get(token)
+
+    def live(self) -> int:
+        return sum(1 for expiry in list(self.tokens.values()) if expiry > time.time())

@@ -32,7 +32,6 @@ import hashlib
 import hmac
 import json
 import secrets
-import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -41,7 +40,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
 from sandbox.admin import RequestStats, add_admin_routes, hold_back_answers, json_response
-from sandbox.common import FailNext, truncated_json
+from sandbox.common import FailNext, TokenBook, injected_server_error, truncated_json
 from sandbox.douyin import listing, pushes
 from sandbox.douyin.render import BusinessError, DouyinRenderer, digest
 from sandbox.faults import Faults, ServedPages
@@ -123,10 +122,9 @@ def create_app(
     if not access_token:
         raise ValueError("access_token (the app secret) must not be empty")
     renderer = DouyinRenderer(world, shop_id)
-    tokens: dict[str, float] = {}  # token -> expiry (real epoch seconds)
-    presented: set[str] = set()
+    book = TokenBook()
+    tokens, lock = book.tokens, book.lock
     calls: dict[str, list[float]] = {}
-    lock = threading.Lock()
     stats = RequestStats(
         "api_requests",
         "token_requests",
@@ -147,14 +145,7 @@ def create_app(
     world.follow_skew(lambda: faults.clock_skew_seconds)
     served = ServedPages(faults)
 
-    def expire_tokens() -> int:
-        with lock:
-            now = time.time()
-            live = [t for t, expiry in tokens.items() if expiry > now]
-            for token in live:
-                tokens[token] = now
-        return len(live)
-
+    expire_tokens = book.expire
     app.state.expire_tokens = expire_tokens
 
     def issue(params: dict[str, Any]) -> dict[str, Any]:
@@ -193,13 +184,9 @@ def create_app(
         if faults.credentials_revoked:
             stats.count("unauthorized")
             raise BusinessError(30001, "dop.authorization-no-existed", "店铺授权已失效，请重新授权")
-        with lock:
-            seen = token in presented
-            presented.add(token)
-        if seen and faults.roll(faults.token_expiry_rate):
+        if book.presented_before(token) and faults.roll(faults.token_expiry_rate):
             expire_tokens()
-        with lock:
-            expiry = tokens.get(token)
+        expiry = book.expiry(token)
         if expiry is None:
             stats.count("unauthorized")
             raise BusinessError(
@@ -295,7 +282,7 @@ def create_app(
             "shop_id": shop_id,
             "app_key": app_key,
             "qps_limit": app.state.qps_limit,
-            "tokens_live": sum(1 for e in list(tokens.values()) if e > time.time()),
+            "tokens_live": book.live(),
         },
     )
 
@@ -311,25 +298,23 @@ def create_app(
                 raise BusinessError(60000, "", "触发限流，请稍后重试")  # [U] sub code
         except BusinessError as error:
             return _refusal(error)
-        if faults.roll(faults.server_error_rate):
-            stats.count("injected_errors")
-            status = faults.choose((500, 502, 503))
-            if status == 500:
-                return json_response(_envelope(None, 20000, "dop.service-error", "内部错误"), 500)
-            return _gateway_page(status)
-        failure = fail_next.take(method)
-        if failure is False:
-            stats.count("injected_errors")
-            return _gateway_page(502)
-        app.state.calls[method] += 1
-        try:
-            answer = json_response(_envelope(handlers[method](params)))
-        except BusinessError as error:
-            answer = _refusal(error)
-        if failure is True:  # the platform acted; the answer was lost on the way back
-            stats.count("injected_errors")
-            return _gateway_page(502)
-        return truncated_json(answer, faults)
+        failed = injected_server_error(
+            faults,
+            stats,
+            _gateway_page,
+            lambda: json_response(_envelope(None, 20000, "dop.service-error", "内部错误"), 500),
+        )
+        if failed is not None:
+            return failed
+
+        def act() -> Response:
+            app.state.calls[method] += 1
+            try:
+                return json_response(_envelope(handlers[method](params)))
+            except BusinessError as error:
+                return _refusal(error)
+
+        return truncated_json(await fail_next.guard(method, stats, _gateway_page, act), faults)
 
     hold_back_answers(app, faults, PREFIXES)
     return app

@@ -37,7 +37,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
 from sandbox.admin import RequestStats, add_admin_routes, hold_back_answers, json_response
-from sandbox.common import FailNext, maybe_truncated
+from sandbox.common import FailNext, injected_server_error, maybe_truncated
 from sandbox.faults import Faults
 from sandbox.gateway import china_seconds, stamp_too_far, top_sign
 from sandbox.jd.listing import BusinessError, Listing
@@ -169,18 +169,10 @@ def create_app(
         if faults.roll(faults.rate_limit_storm) or over_limit(params["method"]):
             stats.count("throttled")
             return _error(app.state.throttle_code, "调用频率超限", "Call limit exceeded")
-        if faults.roll(faults.server_error_rate):
-            stats.count("injected_errors")
-            return _gateway_page(faults.choose((500, 502, 503)))
-        failure = fail_next.take(params["method"])
-        if failure is False:
-            stats.count("injected_errors")
-            return _gateway_page(502)
+        if (failed := injected_server_error(faults, stats, _gateway_page)) is not None:
+            return failed
         request.state.params = params
-        response = await call_next(request)
-        if failure is True:  # JD acted; the answer was lost on the way back
-            stats.count("injected_errors")
-            return _gateway_page(502)
+        response = await fail_next.guard(params["method"], stats, _gateway_page, lambda: call_next(request))
         return await maybe_truncated(response, faults)
 
     hold_back_answers(app, faults, ("/routerjson",))

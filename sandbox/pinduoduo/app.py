@@ -24,7 +24,6 @@ import asyncio
 import hmac
 import json
 import secrets
-import threading
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -34,7 +33,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
 from sandbox.admin import RequestStats, add_admin_routes, hold_back_answers, json_response
-from sandbox.common import FailNext, QpsLimiter, truncated_json
+from sandbox.common import FailNext, QpsLimiter, TokenBook, injected_server_error, truncated_json
 from sandbox.faults import Faults
 from sandbox.gateway import stamp_too_far
 from sandbox.gateway import top_sign as sign
@@ -102,9 +101,8 @@ def create_app(world: World, *, access_token: str, faults: Faults, qps_limit: fl
         "api_requests", "token_requests", "tokens_issued", "throttled", "unauthorized", "injected_errors",
         "shipments", "tracking_updates", "stock_sets",
     )  # fmt: skip
-    tokens: dict[str, float] = {}  # issued access token -> expiry (real epoch seconds)
-    presented: set[str] = set()
-    lock = threading.Lock()
+    book = TokenBook()
+    tokens, lock = book.tokens, book.lock
     fail_next = FailNext()
     calls: dict[str, int] = {}
     handlers: dict[str, Callable[[Mapping[str, Any]], dict[str, Any]]] = {
@@ -118,14 +116,7 @@ def create_app(world: World, *, access_token: str, faults: Faults, qps_limit: fl
     app.state.token_lifetime = TOKEN_LIFETIME_SECONDS
     world.follow_skew(lambda: faults.clock_skew_seconds)
 
-    def expire_tokens() -> int:
-        with lock:
-            now = time.time()
-            live = [token for token, expiry in tokens.items() if expiry > now]
-            for token in live:
-                tokens[token] = now
-        return len(live)
-
+    expire_tokens = book.expire
     app.state.expire_tokens = expire_tokens
 
     def issue_token() -> dict[str, Any]:
@@ -149,8 +140,7 @@ def create_app(world: World, *, access_token: str, faults: Faults, qps_limit: fl
         }
 
     def token_live(token: str) -> bool:
-        with lock:
-            expiry = tokens.get(token)
+        expiry = book.expiry(token)
         return expiry is not None and time.time() < expiry
 
     def answer(body: dict[str, Any]) -> Response:
@@ -185,9 +175,7 @@ def create_app(world: World, *, access_token: str, faults: Faults, qps_limit: fl
                 return json_response(_error(TOKEN_EXPIRED[0], "refresh_token已过期或无效"))  # [U] wording
             return answer(issue_token())
         token = params.get("access_token", "")
-        with lock:
-            seen = token in presented
-            presented.add(token)
+        seen = book.presented_before(token)
         if not faults.credentials_revoked and seen and faults.roll(faults.token_expiry_rate):
             expire_tokens()
         if faults.credentials_revoked or not token_live(token):
@@ -196,9 +184,8 @@ def create_app(world: World, *, access_token: str, faults: Faults, qps_limit: fl
         if faults.roll(faults.rate_limit_storm) or not limiter.allow(token):
             stats.count("throttled")
             return json_response(_error(*THROTTLED))
-        if faults.roll(faults.server_error_rate):
-            stats.count("injected_errors")
-            return _gateway_page(faults.choose((500, 502, 503)))
+        if (failed := injected_server_error(faults, stats, _gateway_page)) is not None:
+            return failed
         failure = fail_next.take(api)
         if failure is False:
             stats.count("injected_errors")
@@ -230,7 +217,7 @@ def create_app(world: World, *, access_token: str, faults: Faults, qps_limit: fl
         state_extra=lambda: {
             "client_id": SANDBOX_LOGIN,
             "qps_limit": limiter.limit,
-            "tokens_live": sum(1 for expiry in list(tokens.values()) if expiry > time.time()),
+            "tokens_live": book.live(),
         },
     )
     return app

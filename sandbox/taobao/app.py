@@ -27,7 +27,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
 from sandbox.admin import RequestStats, add_admin_routes, hold_back_answers, json_response
-from sandbox.common import QpsLimiter, truncated_json
+from sandbox.common import QpsLimiter, injected_server_error, truncated_json
 from sandbox.faults import Faults
 from sandbox.gateway import china_seconds, stamp_too_far, tengine_page
 from sandbox.gateway import top_sign as sign
@@ -149,12 +149,14 @@ def create_app(world: World, *, access_token: str, faults: Faults, qps_limit: fl
                 params.update(parse_qsl(body, keep_blank_values=True))
         if (refused := refusal(params)) is not None:
             return refused
-        if faults.roll(faults.server_error_rate):
-            stats.count("injected_errors")
-            status = faults.choose((500, 502, 503))
-            if status == 500:
-                return error(10, "Service Currently Unavailable", "isp.top-remote-service-unavailable")
-            return tengine_page(status)
+        failed = injected_server_error(
+            faults,
+            stats,
+            tengine_page,
+            lambda: error(10, "Service Currently Unavailable", "isp.top-remote-service-unavailable"),
+        )
+        if failed is not None:
+            return failed
         method = params["method"]
         calls[method] = calls.get(method, 0) + 1
         try:

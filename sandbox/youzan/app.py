@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import hmac
 import secrets
-import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -17,7 +16,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
 from sandbox.admin import RequestStats, add_admin_routes, hold_back_answers, json_response
-from sandbox.common import FailNext, QpsLimiter, maybe_truncated
+from sandbox.common import FailNext, QpsLimiter, TokenBook, injected_server_error, maybe_truncated
 from sandbox.faults import Faults, ServedPages
 from sandbox.gateway import tengine_page
 from sandbox.world import World
@@ -113,10 +112,9 @@ def create_app(
     limiter = QpsLimiter(qps_limit)
     # Issued tokens -> expiry (real epoch seconds). An expired one stays (it answers 4202); a replaced or
     # revoked one is forgotten (4203, as a token never issued). ``current`` is the shop's one live token.
-    tokens: dict[str, float] = {}
+    book = TokenBook()
+    tokens, tokens_lock = book.tokens, book.lock
     current: dict[str, str] = {}  # "token" -> the token /auth/token hands back while it is valid
-    presented: set[str] = set()  # tokens that came with a call already (an expiry spares a first call)
-    tokens_lock = threading.Lock()
     stats = RequestStats(
         "api_requests",
         "token_requests",
@@ -158,15 +156,7 @@ def create_app(
             current.clear()
         return count
 
-    def expire_tokens() -> int:
-        """Every issued token reaches its expiry now (calls with one answer 4202)."""
-        with tokens_lock:
-            now = time.time()
-            live = [token for token, expiry in tokens.items() if expiry > now]
-            for token in live:
-                tokens[token] = now
-        return len(live)
-
+    expire_tokens = book.expire  # calls with an expired token answer 4202
     app.state.revoke_tokens = revoke_tokens
     app.state.expire_tokens = expire_tokens
 
@@ -187,18 +177,11 @@ def create_app(
         stats.count("tokens_issued")
         return token, tokens[token]
 
-    def presented_before(token: str) -> bool:
-        with tokens_lock:
-            seen = token in presented
-            presented.add(token)
-        return seen
-
     def token_refusal(token: str) -> tuple[int, str] | None:
         """Why the gateway refuses ``token`` (code, message), or None."""
         if not token:
             return ILLEGAL_CREDENTIAL
-        with tokens_lock:
-            expiry = tokens.get(token)
+        expiry = book.expiry(token)
         if expiry is None:
             return TOKEN_UNKNOWN
         return TOKEN_EXPIRED if time.time() >= expiry else None
@@ -231,7 +214,7 @@ def create_app(
             token = request.query_params.get("access_token", "")
             if (
                 not faults.credentials_revoked
-                and presented_before(token)
+                and book.presented_before(token)
                 and faults.roll(faults.token_expiry_rate)
             ):
                 expire_tokens()
@@ -243,21 +226,13 @@ def create_app(
             if faults.roll(faults.rate_limit_storm) or not limiter.allow(_hash(token)):
                 stats.count("throttled")
                 return _gateway_error(app.state.throttle_code, "请求太频繁")
-        if faults.roll(faults.server_error_rate):
-            stats.count("injected_errors")
-            status = faults.choose((500, 502, 503))
-            if status == 500:
-                return json_response(_failure(500, "系统错误"), 500)
-            return tengine_page(status)
+        failed = injected_server_error(
+            faults, stats, tengine_page, lambda: json_response(_failure(500, "系统错误"), 500)
+        )
+        if failed is not None:
+            return failed
         method = request.url.path.split("/")[2] if request.url.path.startswith("/api/") else ""
-        failure = fail_next.take(method) if method else None
-        if failure is False:
-            stats.count("injected_errors")
-            return tengine_page(502)
-        response = await call_next(request)
-        if failure is True:  # the platform acted, the answer was lost on the way back
-            stats.count("injected_errors")
-            return tengine_page(502)
+        response = await fail_next.guard(method, stats, tengine_page, lambda: call_next(request))
         return await maybe_truncated(response, faults)
 
     hold_back_answers(app, faults, ("/api/", "/auth/"))
@@ -357,7 +332,7 @@ def create_app(
             "client_id": client_id,
             "throttle_code": app.state.throttle_code,
             "qps_limit": limiter.limit,
-            "tokens_live": sum(1 for expiry in list(tokens.values()) if expiry > time.time()),
+            "tokens_live": book.live(),
         },
     )
     return app
