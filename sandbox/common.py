@@ -226,3 +226,26 @@ class TokenBook:
 
     def live(self) -> int:
         return sum(1 for expiry in list(self.tokens.values()) if expiry > time.time())
+
+    def add_expire_route(self, app: FastAPI, platform: str) -> None:
+        """``POST /_sandbox/<platform>/expire_tokens``: every issued token expires now (``expire``)."""
+
+        @app.post(f"/_sandbox/{platform}/expire_tokens")
+        def expire_tokens_route() -> Response:
+            return json_response({"expired": self.expire()})
+
+
+def gateway_stats(*, issues_tokens: bool) -> RequestStats:
+    """The counters of a marketplace gateway that ships, re-labels and sets stock (``/_sandbox/state``
+    lists them in this order); ``token_requests`` and ``tokens_issued`` where it hands out tokens itself."""
+    token_counters = ("token_requests", "tokens_issued") if issues_tokens else ()
+    return RequestStats(
+        "api_requests",
+        *token_counters,
+        "throttled",
+        "unauthorized",
+        "injected_errors",
+        "shipments",
+        "tracking_updates",
+        "stock_sets",
+    )

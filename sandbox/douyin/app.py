@@ -39,8 +39,8 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
-from sandbox.admin import RequestStats, add_admin_routes, hold_back_answers, json_response
-from sandbox.common import FailNext, TokenBook, injected_server_error, truncated_json
+from sandbox.admin import add_admin_routes, hold_back_answers, json_response
+from sandbox.common import FailNext, TokenBook, gateway_stats, injected_server_error, truncated_json
 from sandbox.douyin import listing, pushes
 from sandbox.douyin.render import BusinessError, DouyinRenderer, digest
 from sandbox.faults import Faults, ServedPages
@@ -125,17 +125,7 @@ def create_app(
     book = TokenBook()
     tokens, lock = book.tokens, book.lock
     calls: dict[str, list[float]] = {}
-    stats = RequestStats(
-        "api_requests",
-        "token_requests",
-        "tokens_issued",
-        "throttled",
-        "unauthorized",
-        "injected_errors",
-        "shipments",
-        "tracking_updates",
-        "stock_sets",
-    )
+    stats = gateway_stats(issues_tokens=True)
     fail_next = FailNext()
     packed: dict[str, int] = {}  # logisticsAddSinglePack request_id -> order index: a replay ships nothing
     app = FastAPI(title="ChannelHub Douyin sandbox", docs_url=None, redoc_url=None, openapi_url=None)
@@ -266,9 +256,7 @@ def create_app(
             check_token(query.get("access_token", ""))
         return method, params
 
-    @app.post("/_sandbox/douyin/expire_tokens")
-    def expire_tokens_route() -> Response:
-        return json_response({"expired": expire_tokens()})
+    book.add_expire_route(app, "douyin")
 
     fail_next.add_route(app, "douyin")
 

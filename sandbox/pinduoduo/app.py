@@ -32,8 +32,15 @@ from urllib.parse import parse_qsl
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
-from sandbox.admin import RequestStats, add_admin_routes, hold_back_answers, json_response
-from sandbox.common import FailNext, QpsLimiter, TokenBook, injected_server_error, truncated_json
+from sandbox.admin import add_admin_routes, hold_back_answers, json_response
+from sandbox.common import (
+    FailNext,
+    QpsLimiter,
+    TokenBook,
+    gateway_stats,
+    injected_server_error,
+    truncated_json,
+)
 from sandbox.faults import Faults
 from sandbox.gateway import stamp_too_far
 from sandbox.gateway import top_sign as sign
@@ -97,10 +104,7 @@ def create_app(world: World, *, access_token: str, faults: Faults, qps_limit: fl
         raise ValueError("access_token (the client secret) must not be empty")
     renderer = PinduoduoRenderer(world)
     limiter = QpsLimiter(qps_limit)
-    stats = RequestStats(
-        "api_requests", "token_requests", "tokens_issued", "throttled", "unauthorized", "injected_errors",
-        "shipments", "tracking_updates", "stock_sets",
-    )  # fmt: skip
+    stats = gateway_stats(issues_tokens=True)
     book = TokenBook()
     tokens, lock = book.tokens, book.lock
     fail_next = FailNext()
@@ -202,9 +206,7 @@ def create_app(world: World, *, access_token: str, faults: Faults, qps_limit: fl
 
     hold_back_answers(app, faults, ("/api/",))
 
-    @app.post("/_sandbox/pinduoduo/expire_tokens")
-    def expire_tokens_route() -> Response:
-        return json_response({"expired": expire_tokens()})
+    book.add_expire_route(app, "pinduoduo")
 
     fail_next.add_route(app, "pinduoduo", key="type")
 

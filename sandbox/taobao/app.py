@@ -26,8 +26,8 @@ from urllib.parse import parse_qsl
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
-from sandbox.admin import RequestStats, add_admin_routes, hold_back_answers, json_response
-from sandbox.common import QpsLimiter, injected_server_error, truncated_json
+from sandbox.admin import add_admin_routes, hold_back_answers, json_response
+from sandbox.common import QpsLimiter, gateway_stats, injected_server_error, truncated_json
 from sandbox.faults import Faults
 from sandbox.gateway import china_seconds, stamp_too_far, tengine_page
 from sandbox.gateway import top_sign as sign
@@ -61,15 +61,7 @@ def create_app(world: World, *, access_token: str, faults: Faults, qps_limit: fl
     if not access_token:
         raise ValueError("access_token (the app secret) must not be empty")
     renderer = TaobaoRenderer(world)
-    stats = RequestStats(
-        "api_requests",
-        "throttled",
-        "unauthorized",
-        "injected_errors",
-        "shipments",
-        "tracking_updates",
-        "stock_sets",
-    )
+    stats = gateway_stats(issues_tokens=False)
     listing = Listing(world, renderer, faults)
     pushes = Pushes(world, renderer, stats)
     limiter = QpsLimiter(qps_limit)

@@ -15,7 +15,7 @@ from typing import Any
 from sandbox.faults import Faults, ServedPages
 from sandbox.gateway import TIME_TEXT, china_seconds
 from sandbox.taobao.render import TaobaoRenderer
-from sandbox.world import OrderQuery, World
+from sandbox.world import OrderQuery, OrderState, World
 
 MAX_PAGE_SIZE = 100
 DEFAULT_PAGE_SIZE = 40
@@ -32,6 +32,23 @@ class BusinessError(Exception):
 
 def missing(name: str) -> BusinessError:
     return BusinessError(40, "Missing required arguments:" + name, "isv.missing-parameter:" + name)
+
+
+def refusal(sub_code: str, sub_msg: str) -> BusinessError:
+    return BusinessError(15, "Remote service error", sub_code, sub_msg)
+
+
+def find_trade(world: World, renderer: TaobaoRenderer, params: dict[str, str]) -> tuple[int, OrderState]:
+    """The trade ``tid`` names and its state now (what fullinfo reads and the pushes act on); a refusal
+    ``isv.trade-not-exist`` where the world has none."""
+    tid = params.get("tid") or ""
+    if not tid:
+        raise missing("tid")
+    index = renderer.index_of(tid)
+    state = world.state(index, world.now_ts()) if index is not None else None
+    if index is None or state is None:
+        raise refusal("isv.trade-not-exist", "交易不存在")
+    return index, state
 
 
 def invalid(name: str, why: str) -> BusinessError:
@@ -121,12 +138,6 @@ class Listing:
         fields = params.get("fields") or ""
         if not fields:
             raise missing("fields")
-        tid = params.get("tid") or ""
-        if not tid:
-            raise missing("tid")
-        index = self.renderer.index_of(tid)
-        state = self.world.state(index, self.world.now_ts()) if index is not None else None
-        if index is None or state is None:
-            raise BusinessError(15, "Remote service error", "isv.trade-not-exist", "交易不存在")
+        index, state = find_trade(self.world, self.renderer, params)
         trade = self.renderer.render(state, malformed=self.faults.order_is_malformed(index))
         return {"trade": only_fields(trade, fields)}

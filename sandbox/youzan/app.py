@@ -15,8 +15,15 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
-from sandbox.admin import RequestStats, add_admin_routes, hold_back_answers, json_response
-from sandbox.common import FailNext, QpsLimiter, TokenBook, injected_server_error, maybe_truncated
+from sandbox.admin import add_admin_routes, hold_back_answers, json_response
+from sandbox.common import (
+    FailNext,
+    QpsLimiter,
+    TokenBook,
+    gateway_stats,
+    injected_server_error,
+    maybe_truncated,
+)
 from sandbox.faults import Faults, ServedPages
 from sandbox.gateway import tengine_page
 from sandbox.world import World
@@ -115,17 +122,7 @@ def create_app(
     book = TokenBook()
     tokens, tokens_lock = book.tokens, book.lock
     current: dict[str, str] = {}  # "token" -> the token /auth/token hands back while it is valid
-    stats = RequestStats(
-        "api_requests",
-        "token_requests",
-        "tokens_issued",
-        "throttled",
-        "unauthorized",
-        "injected_errors",
-        "shipments",
-        "tracking_updates",
-        "stock_sets",
-    )
+    stats = gateway_stats(issues_tokens=True)
     fail_next = FailNext()
     calls: dict[str, int] = {}  # method -> calls that reached the method (tests count pushes)
     tracking_updates: list[dict[str, Any]] = []  # every package re-labelled by online.update, in order
@@ -311,9 +308,7 @@ def create_app(
             return json_response(_failure(error.code, error.message, empty))
         return json_response({"response": data} if legacy else _envelope(data))
 
-    @app.post("/_sandbox/youzan/expire_tokens")
-    def expire_tokens_route() -> Response:
-        return json_response({"expired": expire_tokens()})
+    book.add_expire_route(app, "youzan")
 
     @app.post("/_sandbox/youzan/revoke_tokens")
     def revoke_tokens_route() -> Response:
