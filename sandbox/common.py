@@ -51,21 +51,26 @@ def b64url_decode(text: str) -> bytes:
 
 
 class QpsLimiter:
-    """At most ``limit`` calls per key in any one-second window (Youzan per capability pack, Pinduoduo per
-    token); ``limit`` may change at runtime (tests, humans), None or 0 is no limit."""
+    """At most ``limit`` calls per key in any one-second window (Youzan per capability pack, Pinduoduo and
+    Douyin per token, Taobao per app, JD per API); ``limit`` may change at runtime (tests, humans), None or 0
+    is no limit."""
 
-    def __init__(self, limit: float | None) -> None:
+    def __init__(self, limit: float | None = None) -> None:
         self.limit = limit
         self._calls: dict[str, list[float]] = {}
         self._lock = threading.Lock()
 
     def allow(self, key: str) -> bool:
-        if not self.limit:
+        return self.allow_at(key, self.limit)
+
+    def allow_at(self, key: str, limit: float | None) -> bool:
+        """``allow`` under a limit the app keeps elsewhere (an ``app.state`` knob read at call time)."""
+        if not limit:
             return True
         now = time.monotonic()
         with self._lock:
             recent = [t for t in self._calls.get(key, []) if now - t < 1.0]
-            allowed = len(recent) < self.limit
+            allowed = len(recent) < limit
             if allowed:
                 recent.append(now)
             self._calls[key] = recent

@@ -40,7 +40,14 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
 from sandbox.admin import add_admin_routes, hold_back_answers, json_response
-from sandbox.common import FailNext, TokenBook, gateway_stats, injected_server_error, truncated_json
+from sandbox.common import (
+    FailNext,
+    QpsLimiter,
+    TokenBook,
+    gateway_stats,
+    injected_server_error,
+    truncated_json,
+)
 from sandbox.douyin import listing, pushes
 from sandbox.douyin.render import BusinessError, DouyinRenderer, digest
 from sandbox.faults import Faults, ServedPages
@@ -124,7 +131,7 @@ def create_app(
     renderer = DouyinRenderer(world, shop_id)
     book = TokenBook()
     tokens, lock = book.tokens, book.lock
-    calls: dict[str, list[float]] = {}
+    limiter = QpsLimiter()  # under ``app.state.qps_limit``, per token
     stats = gateway_stats(issues_tokens=True)
     fail_next = FailNext()
     packed: dict[str, int] = {}  # logisticsAddSinglePack request_id -> order index: a replay ships nothing
@@ -189,14 +196,7 @@ def create_app(
     def throttled(token: str) -> bool:
         if faults.roll(faults.rate_limit_storm):
             return True
-        limit = app.state.qps_limit
-        if not limit:
-            return False
-        with lock:
-            now = time.monotonic()
-            recent = [t for t in calls.get(token, []) if now - t < 1.0]
-            calls[token] = [*recent, now] if len(recent) < limit else recent
-            return len(recent) >= limit
+        return not limiter.allow_at(token, app.state.qps_limit)
 
     def count(name: str) -> Callable[[dict[str, Any]], dict[str, Any]]:
         def counted(result: dict[str, Any]) -> dict[str, Any]:

@@ -27,8 +27,6 @@ from __future__ import annotations
 import asyncio
 import hmac
 import json
-import threading
-import time
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qsl
@@ -37,7 +35,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
 from sandbox.admin import RequestStats, add_admin_routes, hold_back_answers, json_response
-from sandbox.common import FailNext, injected_server_error, maybe_truncated
+from sandbox.common import FailNext, QpsLimiter, injected_server_error, maybe_truncated
 from sandbox.faults import Faults
 from sandbox.gateway import china_seconds, stamp_too_far, top_sign
 from sandbox.jd.listing import BusinessError, Listing
@@ -95,7 +93,6 @@ def create_app(
     pushes = Pushes(world, renderer, stats)
     calls: dict[str, int] = {}
     fail_next = FailNext()
-    recent_lock = threading.Lock()
     # method -> (its handler, where its answer sits in the envelope, whether refusals go in ``apiResult``)
     methods: dict[str, tuple[Callable[[dict[str, Any]], dict[str, Any]], str | None, bool]] = {
         "jingdong.pop.order.search": (listing.search, "searchorderinfo_result", True),
@@ -114,21 +111,13 @@ def create_app(
     app.state.throttle_code = throttle_code
     # JOS limits calls per app and API [U: no public numbers]; off unless set (tests, humans, at runtime).
     app.state.calls_per_second = calls_per_second
-    recent: dict[str, list[float]] = {}  # method -> monotonic times of its calls in the last second
+    limiter = QpsLimiter()  # per method, under ``app.state.calls_per_second``
     app.state.fail_next = fail_next.pending
     world.follow_skew(lambda: faults.clock_skew_seconds)
 
     def over_limit(method: str) -> bool:
         """More calls of ``method`` in the last second than ``app.state.calls_per_second`` allows."""
-        limit = app.state.calls_per_second
-        if not limit:
-            return False
-        now = time.monotonic()
-        with recent_lock:
-            calls_now = [t for t in recent.get(method, []) if now - t < 1.0]
-            over = len(calls_now) >= limit
-            recent[method] = calls_now if over else [*calls_now, now]
-        return over
+        return not limiter.allow_at(method, app.state.calls_per_second)
 
     def refusal(params: dict[str, str]) -> tuple[str, str, str] | None:
         """Why the gateway refuses the call, in the order it checks."""
