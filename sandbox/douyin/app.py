@@ -32,19 +32,26 @@ import hashlib
 import hmac
 import json
 import secrets
-import threading
 import time
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
-from sandbox.admin import RequestStats, add_admin_routes, hold_back_answers, json_response
+from sandbox.admin import add_admin_routes, hold_back_answers, json_response
+from sandbox.common import (
+    FailNext,
+    QpsLimiter,
+    TokenBook,
+    gateway_stats,
+    injected_server_error,
+    truncated_json,
+)
 from sandbox.douyin import listing, pushes
 from sandbox.douyin.render import BusinessError, DouyinRenderer, digest
 from sandbox.faults import Faults, ServedPages
+from sandbox.gateway import china_seconds
 from sandbox.world import World
 
 SANDBOX_LOGIN = "7123456789012345678"  # the app_key (public, 19 digits); the app_secret is the checked token
@@ -52,7 +59,6 @@ SANDBOX_SHOP_ID = 4_463_798
 SANDBOX_EXTRA = {"shop_id": str(SANDBOX_SHOP_ID)}
 TOKEN_LIFETIME = 7 * 86400
 TIMESTAMP_TOLERANCE = 600  # [U] seconds
-BEIJING = timezone(timedelta(hours=8))
 CODE_TEXT = {
     10000: "success",
     20000: "服务不可用",
@@ -105,7 +111,7 @@ def _timestamp(value: str) -> float:
     if value.isdigit():
         return float(value)
     try:
-        return datetime.strptime(value, "%Y-%m-%d %H:%M:%S").replace(tzinfo=BEIJING).timestamp()
+        return china_seconds(value)
     except ValueError:
         raise BusinessError(40003, "isv.timestamp-format-error", "时间戳格式错误") from None
 
@@ -123,38 +129,20 @@ def create_app(
     if not access_token:
         raise ValueError("access_token (the app secret) must not be empty")
     renderer = DouyinRenderer(world, shop_id)
-    tokens: dict[str, float] = {}  # token -> expiry (real epoch seconds)
-    presented: set[str] = set()
-    calls: dict[str, list[float]] = {}
-    lock = threading.Lock()
-    stats = RequestStats(
-        "api_requests",
-        "token_requests",
-        "tokens_issued",
-        "throttled",
-        "unauthorized",
-        "injected_errors",
-        "shipments",
-        "tracking_updates",
-        "stock_sets",
-    )
-    fail_next: dict[str, tuple[int, bool]] = {}
+    book = TokenBook()
+    tokens, lock = book.tokens, book.lock
+    limiter = QpsLimiter()  # under ``app.state.qps_limit``, per token
+    stats = gateway_stats(issues_tokens=True)
+    fail_next = FailNext()
     packed: dict[str, int] = {}  # logisticsAddSinglePack request_id -> order index: a replay ships nothing
     app = FastAPI(title="ChannelHub Douyin sandbox", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.world, app.state.faults, app.state.renderer = world, faults, renderer
-    app.state.tokens, app.state.fail_next, app.state.qps_limit = tokens, fail_next, qps_limit
+    app.state.tokens, app.state.fail_next, app.state.qps_limit = tokens, fail_next.pending, qps_limit
     app.state.token_lifetime = TOKEN_LIFETIME
     world.follow_skew(lambda: faults.clock_skew_seconds)
     served = ServedPages(faults)
 
-    def expire_tokens() -> int:
-        with lock:
-            now = time.time()
-            live = [t for t, expiry in tokens.items() if expiry > now]
-            for token in live:
-                tokens[token] = now
-        return len(live)
-
+    expire_tokens = book.expire
     app.state.expire_tokens = expire_tokens
 
     def issue(params: dict[str, Any]) -> dict[str, Any]:
@@ -193,13 +181,9 @@ def create_app(
         if faults.credentials_revoked:
             stats.count("unauthorized")
             raise BusinessError(30001, "dop.authorization-no-existed", "店铺授权已失效，请重新授权")
-        with lock:
-            seen = token in presented
-            presented.add(token)
-        if seen and faults.roll(faults.token_expiry_rate):
+        if book.presented_before(token) and faults.roll(faults.token_expiry_rate):
             expire_tokens()
-        with lock:
-            expiry = tokens.get(token)
+        expiry = book.expiry(token)
         if expiry is None:
             stats.count("unauthorized")
             raise BusinessError(
@@ -212,22 +196,7 @@ def create_app(
     def throttled(token: str) -> bool:
         if faults.roll(faults.rate_limit_storm):
             return True
-        limit = app.state.qps_limit
-        if not limit:
-            return False
-        with lock:
-            now = time.monotonic()
-            recent = [t for t in calls.get(token, []) if now - t < 1.0]
-            calls[token] = [*recent, now] if len(recent) < limit else recent
-            return len(recent) >= limit
-
-    def take_failure(method: str) -> bool | None:
-        with lock:
-            left, after = fail_next.get(method, (0, False))
-            if left <= 0:
-                return None
-            fail_next[method] = (left - 1, after)
-            return after
+        return not limiter.allow_at(token, app.state.qps_limit)
 
     def count(name: str) -> Callable[[dict[str, Any]], dict[str, Any]]:
         def counted(result: dict[str, Any]) -> dict[str, Any]:
@@ -287,21 +256,9 @@ def create_app(
             check_token(query.get("access_token", ""))
         return method, params
 
-    @app.post("/_sandbox/douyin/expire_tokens")
-    def expire_tokens_route() -> Response:
-        return json_response({"expired": expire_tokens()})
+    book.add_expire_route(app, "douyin")
 
-    @app.post("/_sandbox/douyin/fail_next")
-    async def set_fail_next(request: Request) -> Response:
-        body = await request.json()
-        method, left = body.get("method"), body.get("count", 1)
-        if not isinstance(method, str) or not isinstance(left, int) or left < 0:
-            return json_response(
-                {"error": "expected {method: str, count: int >= 0, after_commit: bool}"}, 400
-            )
-        with lock:
-            fail_next[method] = (left, bool(body.get("after_commit", False)))
-        return json_response({"method": method, "count": left})
+    fail_next.add_route(app, "douyin")
 
     add_admin_routes(
         app,
@@ -313,7 +270,7 @@ def create_app(
             "shop_id": shop_id,
             "app_key": app_key,
             "qps_limit": app.state.qps_limit,
-            "tokens_live": sum(1 for e in list(tokens.values()) if e > time.time()),
+            "tokens_live": book.live(),
         },
     )
 
@@ -329,27 +286,23 @@ def create_app(
                 raise BusinessError(60000, "", "触发限流，请稍后重试")  # [U] sub code
         except BusinessError as error:
             return _refusal(error)
-        if faults.roll(faults.server_error_rate):
-            stats.count("injected_errors")
-            status = faults.choose((500, 502, 503))
-            if status == 500:
-                return json_response(_envelope(None, 20000, "dop.service-error", "内部错误"), 500)
-            return _gateway_page(status)
-        failure = take_failure(method)
-        if failure is False:
-            stats.count("injected_errors")
-            return _gateway_page(502)
-        app.state.calls[method] += 1
-        try:
-            answer = json_response(_envelope(handlers[method](params)))
-        except BusinessError as error:
-            answer = _refusal(error)
-        if failure is True:  # the platform acted; the answer was lost on the way back
-            stats.count("injected_errors")
-            return _gateway_page(502)
-        if faults.roll(faults.truncated_body_rate):
-            return Response(answer.body[: max(1, len(answer.body) // 2)], 200, media_type="application/json")
-        return answer
+        failed = injected_server_error(
+            faults,
+            stats,
+            _gateway_page,
+            lambda: json_response(_envelope(None, 20000, "dop.service-error", "内部错误"), 500),
+        )
+        if failed is not None:
+            return failed
+
+        def act() -> Response:
+            app.state.calls[method] += 1
+            try:
+                return json_response(_envelope(handlers[method](params)))
+            except BusinessError as error:
+                return _refusal(error)
+
+        return truncated_json(await fail_next.guard(method, stats, _gateway_page, act), faults)
 
     hold_back_answers(app, faults, PREFIXES)
     return app

@@ -23,6 +23,7 @@ import hashlib
 from decimal import Decimal
 from typing import Any
 
+from sandbox.common import line_payment, paid_ts
 from sandbox.world import ZERO, Fulfillment, OrderLine, OrderState, World
 
 ORDER_BASE = 6_920_000_000_000_000_000
@@ -94,15 +95,8 @@ class DouyinRenderer:
         )
 
     # -- pieces ---------------------------------------------------------------------------------------
-    @staticmethod
-    def paid_ts(state: OrderState) -> int | None:
-        if state.order.initial_financial_status in ("paid", "authorized"):
-            return state.order.created_ts
-        return state.paid_ts
-
-    @staticmethod
-    def line_payment(line: OrderLine) -> Decimal:
-        return line.line_total - line.discount
+    paid_ts = staticmethod(paid_ts)
+    line_payment = staticmethod(line_payment)
 
     def refunded_lines(self, state: OrderState) -> set[int]:
         if self.paid_ts(state) is None:

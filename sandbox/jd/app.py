@@ -25,13 +25,9 @@ makes the next calls of a method answer a gateway 502, before or after acting.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import hmac
 import json
-import threading
-import time
 from collections.abc import Callable
-from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -39,17 +35,18 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
 from sandbox.admin import RequestStats, add_admin_routes, hold_back_answers, json_response
+from sandbox.common import FailNext, QpsLimiter, injected_server_error, maybe_truncated
 from sandbox.faults import Faults
+from sandbox.gateway import china_seconds, stamp_too_far, top_sign
 from sandbox.jd.listing import BusinessError, Listing
 from sandbox.jd.pushes import Pushes
-from sandbox.jd.render import CHINA, TIME_PATTERN, JdRenderer
+from sandbox.jd.render import JdRenderer
 from sandbox.world import World
 
 SANDBOX_LOGIN = "jd_sandbox_app_key_0001"  # the app_key (public); the app secret is the checked secret
 SANDBOX_ACCESS_TOKEN = "jd-sandbox-shop-token-7c1e0b4a"  # the shop's token the sandbox app was granted
 SANDBOX_EXTRA = {"access_token": SANDBOX_ACCESS_TOKEN}
 DEFAULT_THROTTLE_CODE = "67"  # [U]
-TIMESTAMP_TOLERANCE_SECONDS = 600
 NO_METHOD = ("15", "不存在的方法名", "Invalid Method")
 BAD_APP_KEY = ("21", "app_key无效", "Invalid app_key")
 BAD_TOKEN = ("19", "token已过期或者不存在，请重新授权访问", "Invalid access_token")
@@ -57,11 +54,6 @@ BAD_VERSION = ("13", "版本号错误", "Invalid version")
 BAD_TIMESTAMP = ("22", "时间戳错误，与服务器时间相差超过10分钟", "Invalid timestamp")
 BAD_SIGN = ("18", "签名无效", "Invalid Signature")
 BAD_JSON = ("12", "360buy_param_json格式错误", "Invalid 360buy_param_json")
-
-
-def sign(params: dict[str, str], secret: str) -> str:
-    text = "".join(f"{k}{v}" for k, v in sorted(params.items()) if k != "sign" and v != "")
-    return hashlib.md5(f"{secret}{text}{secret}".encode()).hexdigest().upper()
 
 
 def _error(code: str, zh: str, en: str) -> Response:
@@ -100,8 +92,7 @@ def create_app(
     listing = Listing(world, renderer, faults)
     pushes = Pushes(world, renderer, stats)
     calls: dict[str, int] = {}
-    fail_next: dict[str, tuple[int, bool]] = {}
-    fail_lock = threading.Lock()
+    fail_next = FailNext()
     # method -> (its handler, where its answer sits in the envelope, whether refusals go in ``apiResult``)
     methods: dict[str, tuple[Callable[[dict[str, Any]], dict[str, Any]], str | None, bool]] = {
         "jingdong.pop.order.search": (listing.search, "searchorderinfo_result", True),
@@ -120,29 +111,13 @@ def create_app(
     app.state.throttle_code = throttle_code
     # JOS limits calls per app and API [U: no public numbers]; off unless set (tests, humans, at runtime).
     app.state.calls_per_second = calls_per_second
-    recent: dict[str, list[float]] = {}  # method -> monotonic times of its calls in the last second
-    app.state.fail_next = fail_next
+    limiter = QpsLimiter()  # per method, under ``app.state.calls_per_second``
+    app.state.fail_next = fail_next.pending
     world.follow_skew(lambda: faults.clock_skew_seconds)
-
-    def take_failure(method: str) -> bool | None:
-        with fail_lock:
-            left, after_commit = fail_next.get(method, (0, False))
-            if left <= 0:
-                return None
-            fail_next[method] = (left - 1, after_commit)
-            return after_commit
 
     def over_limit(method: str) -> bool:
         """More calls of ``method`` in the last second than ``app.state.calls_per_second`` allows."""
-        limit = app.state.calls_per_second
-        if not limit:
-            return False
-        now = time.monotonic()
-        with fail_lock:
-            calls_now = [t for t in recent.get(method, []) if now - t < 1.0]
-            over = len(calls_now) >= limit
-            recent[method] = calls_now if over else [*calls_now, now]
-        return over
+        return not limiter.allow_at(method, app.state.calls_per_second)
 
     def refusal(params: dict[str, str]) -> tuple[str, str, str] | None:
         """Why the gateway refuses the call, in the order it checks."""
@@ -156,13 +131,12 @@ def create_app(
         if params.get("v") != "2.0":
             return BAD_VERSION
         try:
-            sent = datetime.strptime(params.get("timestamp", ""), TIME_PATTERN).replace(tzinfo=CHINA)
+            sent = china_seconds(params.get("timestamp", ""))
         except ValueError:
             return BAD_TIMESTAMP
-        # The gateway's own clock is real time (the world's clock is a simulation, often frozen in the past).
-        if abs(sent.timestamp() - time.time() - faults.clock_skew_seconds) > TIMESTAMP_TOLERANCE_SECONDS:
+        if stamp_too_far(sent, faults.clock_skew_seconds):
             return BAD_TIMESTAMP
-        if not hmac.compare_digest(params.get("sign", ""), sign(params, access_token)):
+        if not hmac.compare_digest(params.get("sign", ""), top_sign(params, access_token)):
             stats.count("bad_signature")
             return BAD_SIGN
         return None
@@ -184,23 +158,11 @@ def create_app(
         if faults.roll(faults.rate_limit_storm) or over_limit(params["method"]):
             stats.count("throttled")
             return _error(app.state.throttle_code, "调用频率超限", "Call limit exceeded")
-        if faults.roll(faults.server_error_rate):
-            stats.count("injected_errors")
-            return _gateway_page(faults.choose((500, 502, 503)))
-        failure = take_failure(params["method"])
-        if failure is False:
-            stats.count("injected_errors")
-            return _gateway_page(502)
+        if (failed := injected_server_error(faults, stats, _gateway_page)) is not None:
+            return failed
         request.state.params = params
-        response = await call_next(request)
-        if failure is True:  # JD acted; the answer was lost on the way back
-            stats.count("injected_errors")
-            return _gateway_page(502)
-        if response.status_code == 200 and faults.roll(faults.truncated_body_rate):
-            body = b"".join([chunk async for chunk in response.body_iterator])  # type: ignore[attr-defined]
-            kept = {k: v for k, v in response.headers.items() if k.lower() != "content-length"}
-            return Response(body[: max(1, len(body) // 2)], 200, headers=kept)
-        return response
+        response = await fail_next.guard(params["method"], stats, _gateway_page, lambda: call_next(request))
+        return await maybe_truncated(response, faults)
 
     hold_back_answers(app, faults, ("/routerjson",))
 
@@ -230,17 +192,7 @@ def create_app(
             data = {"apiResult": {"success": True, "code": "0", "chineseErr": "", "englishErr": ""}, **data}
         return json_response({envelope: {"code": "0", **({result_key: data} if result_key else data)}})
 
-    @app.post("/_sandbox/jd/fail_next")
-    async def set_fail_next(request: Request) -> Response:
-        body = await request.json()
-        method, count = body.get("method"), body.get("count", 1)
-        if not isinstance(method, str) or not isinstance(count, int) or count < 0:
-            return json_response(
-                {"error": "expected {method: str, count: int >= 0, after_commit: bool}"}, 400
-            )
-        with fail_lock:
-            fail_next[method] = (count, bool(body.get("after_commit", False)))
-        return json_response({"method": method, "count": count})
+    fail_next.add_route(app, "jd")
 
     add_admin_routes(
         app,

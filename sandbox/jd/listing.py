@@ -11,12 +11,13 @@
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
 from typing import Any
 
+from sandbox.common import months_later, whole_number
 from sandbox.faults import Faults, ServedPages
-from sandbox.jd.render import CHINA, TIME_PATTERN, JdRenderer
+from sandbox.gateway import CHINA, china_seconds_or_none
+from sandbox.jd.render import JdRenderer
 from sandbox.world import OrderQuery, World
 
 MAX_PAGE_SIZE = 100
@@ -32,7 +33,6 @@ STATES = frozenset(
         "POP_ORDER_PAUSE",
     }
 )
-_TIME = re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}")
 # Business refusals of the order APIs, in ``apiResult`` [U: the codes are the sandbox's; JD's words].
 BAD_PARAM = "10100001"
 ORDER_NOT_FOUND = "10100002"
@@ -46,29 +46,15 @@ class BusinessError(Exception):
 
 
 def _time(name: str, value: Any) -> float:
-    if not isinstance(value, str) or not _TIME.fullmatch(value):
+    seconds = china_seconds_or_none(value)
+    if seconds is None:
         raise BusinessError(BAD_PARAM, f"{name}格式错误，应为yyyy-MM-dd HH:mm:ss")
-    try:
-        return datetime.strptime(value, TIME_PATTERN).replace(tzinfo=CHINA).timestamp()
-    except ValueError:
-        raise BusinessError(BAD_PARAM, f"{name}格式错误，应为yyyy-MM-dd HH:mm:ss") from None
-
-
-def _month_later(moment: datetime) -> datetime:
-    year, month = (moment.year + 1, 1) if moment.month == 12 else (moment.year, moment.month + 1)
-    for day in (moment.day, 30, 29, 28):
-        try:
-            return moment.replace(year=year, month=month, day=day)
-        except ValueError:
-            continue
-    raise AssertionError("unreachable")
+    return seconds
 
 
 def _int(params: dict[str, Any], name: str, default: int) -> int:
-    value = params.get(name, default)
-    if isinstance(value, str) and value.strip().isdigit():
-        value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int):
+    value = whole_number(params.get(name, default))
+    if value is None:
         raise BusinessError(BAD_PARAM, f"{name}必须为整数")
     return value
 
@@ -103,7 +89,7 @@ class Listing:
             low, high = _time("start_date", start), _time("end_date", end)
             if low > high:
                 raise BusinessError(BAD_PARAM, "开始时间不能大于结束时间")
-            if high > _month_later(datetime.fromtimestamp(low, CHINA)).timestamp():
+            if high > months_later(datetime.fromtimestamp(low, CHINA), 1).timestamp():
                 raise BusinessError(BAD_PARAM, "开始时间和结束时间，不得相差超过1个月")
         by_created = str(params.get("dateType", "0")) == "1"
         query = (

@@ -19,14 +19,13 @@ How the world becomes JD (facts and sources: platforms/jd/NOTES.md):
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
-from decimal import Decimal
 from typing import Any
 
+from sandbox.common import paid_ts
+from sandbox.common import two_decimals as yuan
+from sandbox.gateway import china_time
 from sandbox.world import ZERO, OrderState, World
 
-CHINA = timezone(timedelta(hours=8))
-TIME_PATTERN = "%Y-%m-%d %H:%M:%S"
 NEVER = "0001-01-01 00:00:00"
 ORDER_BASE = 250_000_000_000  # JD POP order ids are 12 digits (the published order: 249786309732)
 VENDER_ID = "10622317"
@@ -50,14 +49,6 @@ LOGISTICS: dict[str, str] = {
 LOGISTICS_IDS = {name: code for code, name in LOGISTICS.items()}
 
 
-def china_time(ts: int | None) -> str:
-    return "" if ts is None else datetime.fromtimestamp(ts, CHINA).strftime(TIME_PATTERN)
-
-
-def yuan(value: Decimal) -> str:
-    return f"{value:.2f}"
-
-
 class JdRenderer:
     def __init__(self, world: World) -> None:
         self.world = world
@@ -74,11 +65,7 @@ class JdRenderer:
             return None
         return int(text) - ORDER_BASE
 
-    @staticmethod
-    def paid_ts(state: OrderState) -> int | None:
-        if state.order.initial_financial_status in ("paid", "authorized"):
-            return state.order.created_ts
-        return state.paid_ts
+    paid_ts = staticmethod(paid_ts)
 
     def visible(self, state: OrderState) -> bool:
         """JD lists an order once it is paid."""

@@ -21,11 +21,9 @@ Every call, in the order the sandbox checks it (all refusals HTTP 200 ``{"error_
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import hmac
 import json
 import secrets
-import threading
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -34,8 +32,18 @@ from urllib.parse import parse_qsl
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
-from sandbox.admin import RequestStats, add_admin_routes, hold_back_answers, json_response
+from sandbox.admin import add_admin_routes, hold_back_answers, json_response
+from sandbox.common import (
+    FailNext,
+    QpsLimiter,
+    TokenBook,
+    gateway_stats,
+    injected_server_error,
+    truncated_json,
+)
 from sandbox.faults import Faults
+from sandbox.gateway import stamp_too_far
+from sandbox.gateway import top_sign as sign
 from sandbox.pinduoduo.listing import INVALID_PARAMETER, PddError, listing_handlers
 from sandbox.pinduoduo.pushes import push_handlers
 from sandbox.pinduoduo.render import PinduoduoRenderer
@@ -47,17 +55,11 @@ SANDBOX_LOGIN = (
 SANDBOX_REFRESH_TOKEN = "pdd-sandbox-refresh-7c1f3a9e2b"  # the shop's grant, held in the connection's extra
 SANDBOX_EXTRA = {"refresh_token": SANDBOX_REFRESH_TOKEN}
 TOKEN_LIFETIME_SECONDS = 86_400.0  # [U] access_token expires_in
-TIMESTAMP_TOLERANCE_SECONDS = 600
 REFRESH = "pdd.pop.auth.token.refresh"
 TOKEN_EXPIRED = (10019, "access_token已过期")  # [C: SDK error.json]
 SIGNATURE_REFUSED = (20004, "签名验证失败")  # [C: SDK error.json]
 UNKNOWN_CLIENT = (10016, "client_id不存在")  # [U]
 THROTTLED = (70031, "调用过于频繁，请调整调用频率")  # [S]
-
-
-def sign(params: Mapping[str, str], secret: str) -> str:
-    text = "".join(f"{k}{v}" for k, v in sorted(params.items()) if k != "sign" and v != "")
-    return hashlib.md5(f"{secret}{text}{secret}".encode()).hexdigest().upper()
 
 
 def _error(code: int, message: str, sub_code: str | None = None) -> dict[str, Any]:
@@ -78,25 +80,6 @@ def _gateway_page(status: int) -> Response:
     )
     return Response(f"<html><head><title>{title}</title></head><body><h1>{title}</h1></body></html>", status,
                     media_type="text/html")  # fmt: skip
-
-
-class QpsLimiter:
-    def __init__(self, limit: float | None) -> None:
-        self.limit = limit
-        self._calls: dict[str, list[float]] = {}
-        self._lock = threading.Lock()
-
-    def allow(self, key: str) -> bool:
-        if not self.limit:
-            return True
-        now = time.monotonic()
-        with self._lock:
-            recent = [t for t in self._calls.get(key, []) if now - t < 1.0]
-            allowed = len(recent) < self.limit
-            if allowed:
-                recent.append(now)
-            self._calls[key] = recent
-            return allowed
 
 
 async def _params(request: Request) -> dict[str, str]:
@@ -121,14 +104,10 @@ def create_app(world: World, *, access_token: str, faults: Faults, qps_limit: fl
         raise ValueError("access_token (the client secret) must not be empty")
     renderer = PinduoduoRenderer(world)
     limiter = QpsLimiter(qps_limit)
-    stats = RequestStats(
-        "api_requests", "token_requests", "tokens_issued", "throttled", "unauthorized", "injected_errors",
-        "shipments", "tracking_updates", "stock_sets",
-    )  # fmt: skip
-    tokens: dict[str, float] = {}  # issued access token -> expiry (real epoch seconds)
-    presented: set[str] = set()
-    lock = threading.Lock()
-    fail_next: dict[str, tuple[int, bool]] = {}
+    stats = gateway_stats(issues_tokens=True)
+    book = TokenBook()
+    tokens, lock = book.tokens, book.lock
+    fail_next = FailNext()
     calls: dict[str, int] = {}
     handlers: dict[str, Callable[[Mapping[str, Any]], dict[str, Any]]] = {
         **listing_handlers(world, faults, renderer),
@@ -141,14 +120,7 @@ def create_app(world: World, *, access_token: str, faults: Faults, qps_limit: fl
     app.state.token_lifetime = TOKEN_LIFETIME_SECONDS
     world.follow_skew(lambda: faults.clock_skew_seconds)
 
-    def expire_tokens() -> int:
-        with lock:
-            now = time.time()
-            live = [token for token, expiry in tokens.items() if expiry > now]
-            for token in live:
-                tokens[token] = now
-        return len(live)
-
+    expire_tokens = book.expire
     app.state.expire_tokens = expire_tokens
 
     def issue_token() -> dict[str, Any]:
@@ -172,25 +144,11 @@ def create_app(world: World, *, access_token: str, faults: Faults, qps_limit: fl
         }
 
     def token_live(token: str) -> bool:
-        with lock:
-            expiry = tokens.get(token)
+        expiry = book.expiry(token)
         return expiry is not None and time.time() < expiry
 
-    def take_failure(api: str) -> bool | None:
-        with lock:
-            left, after = fail_next.get(api, (0, False))
-            if left <= 0:
-                return None
-            fail_next[api] = (left - 1, after)
-            return after
-
     def answer(body: dict[str, Any]) -> Response:
-        response = json_response(body)
-        if faults.roll(faults.truncated_body_rate):
-            return Response(
-                response.body[: max(1, len(response.body) // 2)], 200, media_type="application/json"
-            )
-        return response
+        return truncated_json(json_response(body), faults)
 
     @app.api_route("/api/router", methods=["GET", "POST"])
     async def router(request: Request) -> Response:
@@ -207,7 +165,7 @@ def create_app(world: World, *, access_token: str, faults: Faults, qps_limit: fl
             stats.count("unauthorized")
             return json_response(_error(*UNKNOWN_CLIENT))
         stamp = params.get("timestamp", "")
-        if not stamp.isdigit() or abs(time.time() - int(stamp)) > TIMESTAMP_TOLERANCE_SECONDS:
+        if not stamp.isdigit() or stamp_too_far(int(stamp)):
             return json_response(
                 _error(INVALID_PARAMETER, "参数错误:timestamp已过期", "isv.invalid-parameter:timestamp")
             )
@@ -221,9 +179,7 @@ def create_app(world: World, *, access_token: str, faults: Faults, qps_limit: fl
                 return json_response(_error(TOKEN_EXPIRED[0], "refresh_token已过期或无效"))  # [U] wording
             return answer(issue_token())
         token = params.get("access_token", "")
-        with lock:
-            seen = token in presented
-            presented.add(token)
+        seen = book.presented_before(token)
         if not faults.credentials_revoked and seen and faults.roll(faults.token_expiry_rate):
             expire_tokens()
         if faults.credentials_revoked or not token_live(token):
@@ -232,10 +188,9 @@ def create_app(world: World, *, access_token: str, faults: Faults, qps_limit: fl
         if faults.roll(faults.rate_limit_storm) or not limiter.allow(token):
             stats.count("throttled")
             return json_response(_error(*THROTTLED))
-        if faults.roll(faults.server_error_rate):
-            stats.count("injected_errors")
-            return _gateway_page(faults.choose((500, 502, 503)))
-        failure = take_failure(api)
+        if (failed := injected_server_error(faults, stats, _gateway_page)) is not None:
+            return failed
+        failure = fail_next.take(api)
         if failure is False:
             stats.count("injected_errors")
             return _gateway_page(502)
@@ -251,19 +206,9 @@ def create_app(world: World, *, access_token: str, faults: Faults, qps_limit: fl
 
     hold_back_answers(app, faults, ("/api/",))
 
-    @app.post("/_sandbox/pinduoduo/expire_tokens")
-    def expire_tokens_route() -> Response:
-        return json_response({"expired": expire_tokens()})
+    book.add_expire_route(app, "pinduoduo")
 
-    @app.post("/_sandbox/pinduoduo/fail_next")
-    async def set_fail_next(request: Request) -> Response:
-        body = json.loads(await request.body() or b"{}")
-        api, count = body.get("type"), body.get("count", 1)
-        if not isinstance(api, str) or not isinstance(count, int) or count < 0:
-            return json_response({"error": "expected {type: str, count: int >= 0, after_commit: bool}"}, 400)
-        with lock:
-            fail_next[api] = (count, bool(body.get("after_commit", False)))
-        return json_response({"type": api, "count": count})
+    fail_next.add_route(app, "pinduoduo", key="type")
 
     add_admin_routes(
         app,
@@ -274,7 +219,7 @@ def create_app(world: World, *, access_token: str, faults: Faults, qps_limit: fl
         state_extra=lambda: {
             "client_id": SANDBOX_LOGIN,
             "qps_limit": limiter.limit,
-            "tokens_live": sum(1 for expiry in list(tokens.values()) if expiry > time.time()),
+            "tokens_live": book.live(),
         },
     )
     return app

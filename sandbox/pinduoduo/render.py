@@ -18,14 +18,13 @@ How the world becomes Pinduoduo (facts: platforms/pinduoduo/NOTES.md):
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from sandbox.gateway import CHINA, china_time
 from sandbox.world import ZERO, OrderState, World
 
-CHINA = timezone(timedelta(hours=8))
-TIME_PATTERN = "%Y-%m-%d %H:%M:%S"
 _ORDER_SN = re.compile(r"(\d{6})-(\d{15})")
 # pdd.logistics.companies.get as the sandbox serves it: (id, logistics_company, code). [U] the ids of the
 # real list; the connector reads them from this call and never relies on them.
@@ -47,10 +46,6 @@ LOGISTICS_COMPANIES: tuple[tuple[int, str, str], ...] = (
 )
 LOGISTICS_NAMES = {company_id: name for company_id, name, _ in LOGISTICS_COMPANIES}
 LOGISTICS_IDS = {name.upper(): company_id for company_id, name, _ in LOGISTICS_COMPANIES}
-
-
-def china_time(ts: float | None) -> str:
-    return "" if ts is None else datetime.fromtimestamp(ts, CHINA).strftime(TIME_PATTERN)
 
 
 def _yuan(value: Decimal) -> float:

@@ -37,20 +37,6 @@ from sandbox.world import (
     World,
 )
 
-_LISTING_FILTERS = (
-    "ids",
-    "since_id",
-    "created_at_min",
-    "created_at_max",
-    "updated_at_min",
-    "updated_at_max",
-    "processed_at_min",
-    "processed_at_max",
-    "attribution_app_id",
-    "status",
-    "financial_status",
-    "fulfillment_status",
-)
 _TIME_FILTERS = (
     "created_at_min",
     "created_at_max",
@@ -58,6 +44,15 @@ _TIME_FILTERS = (
     "updated_at_max",
     "processed_at_min",
     "processed_at_max",
+)
+_LISTING_FILTERS = (
+    "ids",
+    "since_id",
+    *_TIME_FILTERS,
+    "attribution_app_id",
+    "status",
+    "financial_status",
+    "fulfillment_status",
 )
 _ISO_WITH_OFFSET = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|[+-]\d{2}:\d{2})")
 _STATUSES = ("open", "closed", "cancelled", "any")

@@ -17,41 +17,29 @@ session (27). The session is long-lived: ``token_expiry_rate`` has nothing to ex
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import hmac
-import threading
-import time
 import uuid
 from collections.abc import Callable
-from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qsl
 
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
-from sandbox.admin import RequestStats, add_admin_routes, hold_back_answers, json_response
+from sandbox.admin import add_admin_routes, hold_back_answers, json_response
+from sandbox.common import QpsLimiter, gateway_stats, injected_server_error, truncated_json
 from sandbox.faults import Faults
+from sandbox.gateway import china_seconds, stamp_too_far, tengine_page
+from sandbox.gateway import top_sign as sign
 from sandbox.taobao.listing import BusinessError, Listing
 from sandbox.taobao.pushes import Pushes
-from sandbox.taobao.render import CHINA, TIME_PATTERN, TaobaoRenderer
+from sandbox.taobao.render import TaobaoRenderer
 from sandbox.world import World
 
 SANDBOX_LOGIN = "23456789"  # the app_key (public); the app secret is the sandbox's checked secret
 SANDBOX_SESSION = "6100a1b2c3d4e5f60718293a4b5c6d7e8f90123456789sandbox2206"  # the seller's session key
 SANDBOX_EXTRA = {"session_token": SANDBOX_SESSION}
-TIMESTAMP_TOLERANCE_SECONDS = 600
 SIGN_METHODS = ("md5", "hmac", "hmac-sha256")
-
-
-def sign(params: dict[str, str], secret: str, method: str) -> str:
-    """TOP's signature: sorted ``k1v1k2v2`` (``sign`` and empty values left out), md5 wrapped in the secret
-    or an HMAC keyed by it, upper-case hex. (The sandbox keeps its own copy: it imports no hub code.)"""
-    text = "".join(f"{k}{v}" for k, v in sorted(params.items()) if k != "sign" and v != "")
-    if method == "md5":
-        return hashlib.md5(f"{secret}{text}{secret}".encode()).hexdigest().upper()
-    digest = hashlib.md5 if method == "hmac" else hashlib.sha256
-    return hmac.new(secret.encode(), text.encode(), digest).hexdigest().upper()
 
 
 def _request_id() -> str:
@@ -68,46 +56,12 @@ def error(code: int, msg: str, sub_code: str | None = None, sub_msg: str | None 
     return json_response({"error_response": body})
 
 
-def _gateway_page(status: int) -> Response:
-    title = "502 Bad Gateway" if status == 502 else "503 Service Temporarily Unavailable"
-    page = f"<html><head><title>{title}</title></head><body><center><h1>{title}</h1></center>"
-    return Response(page + "<hr><center>Tengine</center></body></html>", status, media_type="text/html")
-
-
-class QpsLimiter:
-    """At most ``limit`` calls per app in any one-second window (TOP's flow control is per app and API)."""
-
-    def __init__(self, limit: float | None) -> None:
-        self.limit = limit
-        self._calls: list[float] = []
-        self._lock = threading.Lock()
-
-    def allow(self) -> bool:
-        if not self.limit:
-            return True
-        now = time.monotonic()
-        with self._lock:
-            self._calls = [t for t in self._calls if now - t < 1.0]
-            if len(self._calls) >= self.limit:
-                return False
-            self._calls.append(now)
-            return True
-
-
 def create_app(world: World, *, access_token: str, faults: Faults, qps_limit: float | None = None) -> FastAPI:
     """The Taobao TOP simulator over ``world``; ``access_token`` is the app secret it signs with."""
     if not access_token:
         raise ValueError("access_token (the app secret) must not be empty")
     renderer = TaobaoRenderer(world)
-    stats = RequestStats(
-        "api_requests",
-        "throttled",
-        "unauthorized",
-        "injected_errors",
-        "shipments",
-        "tracking_updates",
-        "stock_sets",
-    )
+    stats = gateway_stats(issues_tokens=False)
     listing = Listing(world, renderer, faults)
     pushes = Pushes(world, renderer, stats)
     limiter = QpsLimiter(qps_limit)
@@ -144,11 +98,10 @@ def create_app(world: World, *, access_token: str, faults: Faults, qps_limit: fl
         if not stamp:
             return error(30, "Missing Timestamp")
         try:
-            sent = datetime.strptime(stamp, TIME_PATTERN).replace(tzinfo=CHINA).timestamp()
+            sent = china_seconds(stamp)
         except ValueError:
             return error(31, "Invalid Timestamp")
-        gateway_now = time.time() + faults.clock_skew_seconds  # the gateway's wall clock, not the world's
-        if abs(gateway_now - sent) > TIMESTAMP_TOLERANCE_SECONDS:
+        if stamp_too_far(sent, faults.clock_skew_seconds):
             return error(31, "Invalid Timestamp", "isv.invalid-timestamp", "时间戳误差超过10分钟")
         if params.get("v") != "2.0":
             return error(33, "Invalid Version")
@@ -166,7 +119,7 @@ def create_app(world: World, *, access_token: str, faults: Faults, qps_limit: fl
         if faults.credentials_revoked or not hmac.compare_digest(params["session"], SANDBOX_SESSION):
             stats.count("unauthorized")
             return error(27, "Invalid session", "invalid-sessionkey", "SessionKey非法")
-        if faults.roll(faults.rate_limit_storm) or not limiter.allow():
+        if faults.roll(faults.rate_limit_storm) or not limiter.allow(SANDBOX_LOGIN):
             stats.count("throttled")
             return error(
                 7,
@@ -188,12 +141,14 @@ def create_app(world: World, *, access_token: str, faults: Faults, qps_limit: fl
                 params.update(parse_qsl(body, keep_blank_values=True))
         if (refused := refusal(params)) is not None:
             return refused
-        if faults.roll(faults.server_error_rate):
-            stats.count("injected_errors")
-            status = faults.choose((500, 502, 503))
-            if status == 500:
-                return error(10, "Service Currently Unavailable", "isp.top-remote-service-unavailable")
-            return _gateway_page(status)
+        failed = injected_server_error(
+            faults,
+            stats,
+            tengine_page,
+            lambda: error(10, "Service Currently Unavailable", "isp.top-remote-service-unavailable"),
+        )
+        if failed is not None:
+            return failed
         method = params["method"]
         calls[method] = calls.get(method, 0) + 1
         try:
@@ -201,10 +156,7 @@ def create_app(world: World, *, access_token: str, faults: Faults, qps_limit: fl
         except BusinessError as refused_call:
             return error(refused_call.code, refused_call.msg, refused_call.sub_code, refused_call.sub_msg)
         name = method.removeprefix("taobao.").replace(".", "_") + "_response"
-        answer = json_response({name: {**data, "request_id": _request_id()}})
-        if faults.roll(faults.truncated_body_rate):
-            return Response(answer.body[: max(1, len(answer.body) // 2)], 200, media_type="application/json")
-        return answer
+        return truncated_json(json_response({name: {**data, "request_id": _request_id()}}), faults)
 
     hold_back_answers(app, faults, ("/router/",))
     add_admin_routes(

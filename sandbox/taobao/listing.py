@@ -10,18 +10,16 @@
 
 from __future__ import annotations
 
-import re
-from datetime import datetime
 from typing import Any
 
 from sandbox.faults import Faults, ServedPages
-from sandbox.taobao.render import CHINA, TIME_PATTERN, TaobaoRenderer
-from sandbox.world import OrderQuery, World
+from sandbox.gateway import TIME_TEXT, china_seconds
+from sandbox.taobao.render import TaobaoRenderer
+from sandbox.world import OrderQuery, OrderState, World
 
 MAX_PAGE_SIZE = 100
 DEFAULT_PAGE_SIZE = 40
 MAX_SPAN_SECONDS = 86400
-_TIME = re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}")
 
 
 class BusinessError(Exception):
@@ -34,6 +32,23 @@ class BusinessError(Exception):
 
 def missing(name: str) -> BusinessError:
     return BusinessError(40, "Missing required arguments:" + name, "isv.missing-parameter:" + name)
+
+
+def refusal(sub_code: str, sub_msg: str) -> BusinessError:
+    return BusinessError(15, "Remote service error", sub_code, sub_msg)
+
+
+def find_trade(world: World, renderer: TaobaoRenderer, params: dict[str, str]) -> tuple[int, OrderState]:
+    """The trade ``tid`` names and its state now (what fullinfo reads and the pushes act on); a refusal
+    ``isv.trade-not-exist`` where the world has none."""
+    tid = params.get("tid") or ""
+    if not tid:
+        raise missing("tid")
+    index = renderer.index_of(tid)
+    state = world.state(index, world.now_ts()) if index is not None else None
+    if index is None or state is None:
+        raise refusal("isv.trade-not-exist", "交易不存在")
+    return index, state
 
 
 def invalid(name: str, why: str) -> BusinessError:
@@ -55,10 +70,10 @@ def beijing(params: dict[str, str], name: str) -> float:
     value = params.get(name)
     if not value:
         raise missing(name)
-    if not _TIME.fullmatch(value):
+    if not TIME_TEXT.fullmatch(value):
         raise invalid(name, f"{name}格式必须为yyyy-MM-dd HH:mm:ss")
     try:
-        return datetime.strptime(value, TIME_PATTERN).replace(tzinfo=CHINA).timestamp()
+        return china_seconds(value)
     except ValueError:
         raise invalid(name, f"{name}不是合法的时间") from None
 
@@ -123,12 +138,6 @@ class Listing:
         fields = params.get("fields") or ""
         if not fields:
             raise missing("fields")
-        tid = params.get("tid") or ""
-        if not tid:
-            raise missing("tid")
-        index = self.renderer.index_of(tid)
-        state = self.world.state(index, self.world.now_ts()) if index is not None else None
-        if index is None or state is None:
-            raise BusinessError(15, "Remote service error", "isv.trade-not-exist", "交易不存在")
+        index, state = find_trade(self.world, self.renderer, params)
         trade = self.renderer.render(state, malformed=self.faults.order_is_malformed(index))
         return {"trade": only_fields(trade, fields)}

@@ -18,9 +18,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from sandbox.taobao.listing import BusinessError, integer, invalid, missing
-from sandbox.taobao.render import TaobaoRenderer, china_time
-from sandbox.world import Event, Variant, World
+from sandbox.gateway import china_time
+from sandbox.taobao.listing import find_trade, integer, invalid, missing, refusal
+from sandbox.taobao.render import TaobaoRenderer
+from sandbox.world import Event, OrderState, Variant, World
 
 # taobao.logistics.companies.get codes the sandbox knows (a real shop's list has many more).
 COMPANIES = ("SF", "YTO", "ZTO", "STO", "YUNDA", "HTKY", "EMS", "POSTB", "JD", "DBKD", "JTSD")
@@ -36,24 +37,13 @@ RESEND_WINDOW_SECONDS = 86400  # self-arranged shipments change within 24 hours 
 _WAYBILL = re.compile(r"[A-Za-z0-9-]{6,32}")
 
 
-def refusal(sub_code: str, sub_msg: str) -> BusinessError:
-    return BusinessError(15, "Remote service error", sub_code, sub_msg)
-
-
 class Pushes:
     def __init__(self, world: World, renderer: TaobaoRenderer, stats: Any) -> None:
         self.world, self.renderer, self.stats = world, renderer, stats
         self.tracking_updates: list[dict[str, Any]] = []
 
-    def _trade(self, params: dict[str, str]) -> tuple[int, Any]:
-        tid = params.get("tid") or ""
-        if not tid:
-            raise missing("tid")
-        index = self.renderer.index_of(tid)
-        state = self.world.state(index, self.world.now_ts()) if index is not None else None
-        if index is None or state is None:
-            raise refusal("isv.trade-not-exist", "交易不存在")
-        return index, state
+    def _trade(self, params: dict[str, str]) -> tuple[int, OrderState]:
+        return find_trade(self.world, self.renderer, params)
 
     def _parcel(self, params: dict[str, str]) -> tuple[str, str]:
         company = params.get("company_code") or ""

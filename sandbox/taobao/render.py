@@ -16,25 +16,16 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
-from decimal import Decimal
 from typing import Any
 
-from sandbox.world import ZERO, Fulfillment, OrderLine, OrderState, World
+from sandbox.common import line_payment, paid_ts
+from sandbox.common import two_decimals as yuan
+from sandbox.gateway import china_time
+from sandbox.world import ZERO, Fulfillment, OrderState, World
 
-CHINA = timezone(timedelta(hours=8))
-TIME_PATTERN = "%Y-%m-%d %H:%M:%S"
 TID_BASE = 3_300_000_000_000_000_000
 OID_STEP = 16
 SHIPPED_STATUSES = ("WAIT_BUYER_CONFIRM_GOODS", "TRADE_FINISHED")
-
-
-def china_time(ts: int | float | None) -> str:
-    return "" if ts is None else datetime.fromtimestamp(ts, CHINA).strftime(TIME_PATTERN)
-
-
-def yuan(value: Decimal) -> str:
-    return f"{value:.2f}"
 
 
 class TaobaoRenderer:
@@ -68,15 +59,8 @@ class TaobaoRenderer:
         return line if rest == 0 and 0 <= line < len(self.world.get(index).lines) else None
 
     # ---------------------------------------------------------------- pieces
-    @staticmethod
-    def paid_ts(state: OrderState) -> int | None:
-        if state.order.initial_financial_status in ("paid", "authorized"):
-            return state.order.created_ts  # Alipay captures at checkout
-        return state.paid_ts
-
-    @staticmethod
-    def line_payment(line: OrderLine) -> Decimal:
-        return line.line_total - line.discount
+    paid_ts = staticmethod(paid_ts)
+    line_payment = staticmethod(line_payment)
 
     def parcel(self, state: OrderState, line: int) -> Fulfillment | None:
         """The parcel that took the line's last unit, once every unit to ship has left."""

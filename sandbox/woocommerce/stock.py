@@ -188,13 +188,10 @@ def add_stock_routes(app: FastAPI, world: World, store: WooStore, products: Cata
         if product_id not in store.simple_products and product_id not in store.variable_products:
             return json_response(PRODUCT_INVALID_ID, 404)
         assert product_id is not None
-        body = await _json_body(request)
-        if body is None:
-            return json_response(INVALID_JSON, 400)
-        try:
-            manage, quantity = parse_stock_update(body)
-        except BadRequest as error:
-            return json_response(error.body(), 400)
+        update = await read_stock_update(request)
+        if isinstance(update, Response):
+            return update
+        manage, quantity = update
         if product_id in store.simple_products:
             apply_stock(store.simple_products[product_id], manage, quantity)
         else:  # parent-level stock of a variable product: the shop's, not any one variant's
@@ -203,6 +200,16 @@ def add_stock_routes(app: FastAPI, world: World, store: WooStore, products: Cata
             if managed and quantity is not None:
                 store.parent_stock[product_id] = quantity
         return product_answer(product_id)
+
+    async def read_stock_update(request: Request) -> tuple[bool | None, int | None] | Response:
+        """The (manage_stock, stock_quantity) a PUT asks for, or the 400 WooCommerce answers instead."""
+        body = await _json_body(request)
+        if body is None:
+            return json_response(INVALID_JSON, 400)
+        try:
+            return parse_stock_update(body)
+        except BadRequest as error:
+            return json_response(error.body(), 400)
 
     def apply_stock(variant: Variant, manage: bool | None, quantity: int | None) -> None:
         """WooCommerce keeps ``stock_quantity`` only while it manages the stock (manage_stock true)."""
@@ -233,12 +240,8 @@ def add_stock_routes(app: FastAPI, world: World, store: WooStore, products: Cata
         found = variation_of(product_ref, variation_ref)
         if isinstance(found, Response):
             return found
-        body = await _json_body(request)
-        if body is None:
-            return json_response(INVALID_JSON, 400)
-        try:
-            manage, quantity = parse_stock_update(body)
-        except BadRequest as error:
-            return json_response(error.body(), 400)
-        apply_stock(found[1], manage, quantity)
+        update = await read_stock_update(request)
+        if isinstance(update, Response):
+            return update
+        apply_stock(found[1], *update)
         return json_response(products.variation(*found))

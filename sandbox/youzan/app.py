@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import hmac
 import secrets
-import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -16,9 +15,17 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
-from sandbox.admin import RequestStats, add_admin_routes, hold_back_answers, json_response
-from sandbox.common import maybe_truncated
+from sandbox.admin import add_admin_routes, hold_back_answers, json_response
+from sandbox.common import (
+    FailNext,
+    QpsLimiter,
+    TokenBook,
+    gateway_stats,
+    injected_server_error,
+    maybe_truncated,
+)
 from sandbox.faults import Faults, ServedPages
+from sandbox.gateway import tengine_page
 from sandbox.world import World
 from sandbox.youzan.listing import (
     DEFAULT_PAGE_SIZE,
@@ -53,34 +60,6 @@ BAD_CONTENT_TYPE = 4007  # "非法的请求姿势，httpMethod:POST, contentType
 ILLEGAL_CREDENTIAL = (4201, "非法的请求凭证")  # no token in the query; or the shop withdrew the grant [S]
 TOKEN_EXPIRED = (4202, "请求凭证过期")
 TOKEN_UNKNOWN = (4203, "Token 不存在")  # never issued, or replaced by a newer one [U: which code that gets]
-
-
-class QpsLimiter:
-    """At most ``limit`` calls per key in any one-second window (Youzan limits QPS per capability pack)."""
-
-    def __init__(self, limit: float | None) -> None:
-        self.limit = limit
-        self._calls: dict[str, list[float]] = {}
-        self._lock = threading.Lock()
-
-    def allow(self, key: str) -> bool:
-        if not self.limit:
-            return True
-        now = time.monotonic()
-        with self._lock:
-            recent = [t for t in self._calls.get(key, []) if now - t < 1.0]
-            allowed = len(recent) < self.limit
-            if allowed:
-                recent.append(now)
-            self._calls[key] = recent
-            return allowed
-
-
-def _gateway_page(status: int) -> Response:
-    """What Youzan's Tengine gateway answers when the backend fails: an HTML page, not JSON."""
-    title = "502 Bad Gateway" if status == 502 else "503 Service Temporarily Unavailable"
-    page = f"<html><head><title>{title}</title></head><body><center><h1>{title}</h1></center>"
-    return Response(page + "<hr><center>Tengine</center></body></html>", status, media_type="text/html")
 
 
 def _trace_id() -> str:
@@ -140,23 +119,11 @@ def create_app(
     limiter = QpsLimiter(qps_limit)
     # Issued tokens -> expiry (real epoch seconds). An expired one stays (it answers 4202); a replaced or
     # revoked one is forgotten (4203, as a token never issued). ``current`` is the shop's one live token.
-    tokens: dict[str, float] = {}
+    book = TokenBook()
+    tokens, tokens_lock = book.tokens, book.lock
     current: dict[str, str] = {}  # "token" -> the token /auth/token hands back while it is valid
-    presented: set[str] = set()  # tokens that came with a call already (an expiry spares a first call)
-    tokens_lock = threading.Lock()
-    stats = RequestStats(
-        "api_requests",
-        "token_requests",
-        "tokens_issued",
-        "throttled",
-        "unauthorized",
-        "injected_errors",
-        "shipments",
-        "tracking_updates",
-        "stock_sets",
-    )
-    fail_next: dict[str, tuple[int, bool]] = {}  # method -> (calls left to fail, after acting)
-    fail_lock = threading.Lock()
+    stats = gateway_stats(issues_tokens=True)
+    fail_next = FailNext()
     calls: dict[str, int] = {}  # method -> calls that reached the method (tests count pushes)
     tracking_updates: list[dict[str, Any]] = []  # every package re-labelled by online.update, in order
 
@@ -170,22 +137,13 @@ def create_app(
     app.state.token_lifetime = TOKEN_LIFETIME.total_seconds()  # of tokens issued from now on
     app.state.list_shape = list_shape
     app.state.legacy_envelope = legacy_envelope
-    app.state.fail_next = fail_next
+    app.state.fail_next = fail_next.pending
     app.state.calls = calls
     app.state.tracking_updates = tracking_updates
     world.follow_skew(lambda: faults.clock_skew_seconds)
     served = ServedPages(faults)
     listing = YouzanListing(app, world, faults, renderer, served)
     pushes = YouzanPushes(world, renderer, listing, stats, tracking_updates)
-
-    def take_failure(method: str) -> bool | None:
-        """None: answer normally; False: fail before acting; True: fail after acting."""
-        with fail_lock:
-            left, after_commit = fail_next.get(method, (0, False))
-            if left <= 0:
-                return None
-            fail_next[method] = (left - 1, after_commit)
-            return after_commit
 
     def revoke_tokens() -> int:
         """Forget every issued token (calls with one answer 4203), as a reset secret would."""
@@ -195,15 +153,7 @@ def create_app(
             current.clear()
         return count
 
-    def expire_tokens() -> int:
-        """Every issued token reaches its expiry now (calls with one answer 4202)."""
-        with tokens_lock:
-            now = time.time()
-            live = [token for token, expiry in tokens.items() if expiry > now]
-            for token in live:
-                tokens[token] = now
-        return len(live)
-
+    expire_tokens = book.expire  # calls with an expired token answer 4202
     app.state.revoke_tokens = revoke_tokens
     app.state.expire_tokens = expire_tokens
 
@@ -224,18 +174,11 @@ def create_app(
         stats.count("tokens_issued")
         return token, tokens[token]
 
-    def presented_before(token: str) -> bool:
-        with tokens_lock:
-            seen = token in presented
-            presented.add(token)
-        return seen
-
     def token_refusal(token: str) -> tuple[int, str] | None:
         """Why the gateway refuses ``token`` (code, message), or None."""
         if not token:
             return ILLEGAL_CREDENTIAL
-        with tokens_lock:
-            expiry = tokens.get(token)
+        expiry = book.expiry(token)
         if expiry is None:
             return TOKEN_UNKNOWN
         return TOKEN_EXPIRED if time.time() >= expiry else None
@@ -268,7 +211,7 @@ def create_app(
             token = request.query_params.get("access_token", "")
             if (
                 not faults.credentials_revoked
-                and presented_before(token)
+                and book.presented_before(token)
                 and faults.roll(faults.token_expiry_rate)
             ):
                 expire_tokens()
@@ -280,21 +223,13 @@ def create_app(
             if faults.roll(faults.rate_limit_storm) or not limiter.allow(_hash(token)):
                 stats.count("throttled")
                 return _gateway_error(app.state.throttle_code, "请求太频繁")
-        if faults.roll(faults.server_error_rate):
-            stats.count("injected_errors")
-            status = faults.choose((500, 502, 503))
-            if status == 500:
-                return json_response(_failure(500, "系统错误"), 500)
-            return _gateway_page(status)
+        failed = injected_server_error(
+            faults, stats, tengine_page, lambda: json_response(_failure(500, "系统错误"), 500)
+        )
+        if failed is not None:
+            return failed
         method = request.url.path.split("/")[2] if request.url.path.startswith("/api/") else ""
-        failure = take_failure(method) if method else None
-        if failure is False:
-            stats.count("injected_errors")
-            return _gateway_page(502)
-        response = await call_next(request)
-        if failure is True:  # the platform acted, the answer was lost on the way back
-            stats.count("injected_errors")
-            return _gateway_page(502)
+        response = await fail_next.guard(method, stats, tengine_page, lambda: call_next(request))
         return await maybe_truncated(response, faults)
 
     hold_back_answers(app, faults, ("/api/", "/auth/"))
@@ -373,25 +308,13 @@ def create_app(
             return json_response(_failure(error.code, error.message, empty))
         return json_response({"response": data} if legacy else _envelope(data))
 
-    @app.post("/_sandbox/youzan/expire_tokens")
-    def expire_tokens_route() -> Response:
-        return json_response({"expired": expire_tokens()})
+    book.add_expire_route(app, "youzan")
 
     @app.post("/_sandbox/youzan/revoke_tokens")
     def revoke_tokens_route() -> Response:
         return json_response({"revoked": revoke_tokens()})
 
-    @app.post("/_sandbox/youzan/fail_next")
-    async def set_fail_next(request: Request) -> Response:
-        body = await json_body(request) or {}
-        method, count = body.get("method"), body.get("count", 1)
-        if not isinstance(method, str) or not isinstance(count, int) or count < 0:
-            return json_response(
-                {"error": "expected {method: str, count: int >= 0, after_commit: bool}"}, 400
-            )
-        with fail_lock:
-            fail_next[method] = (count, bool(body.get("after_commit", False)))
-        return json_response({"method": method, "count": count})
+    fail_next.add_route(app, "youzan")
 
     add_admin_routes(
         app,
@@ -404,7 +327,7 @@ def create_app(
             "client_id": client_id,
             "throttle_code": app.state.throttle_code,
             "qps_limit": limiter.limit,
-            "tokens_live": sum(1 for expiry in list(tokens.values()) if expiry > time.time()),
+            "tokens_live": book.live(),
         },
     )
     return app

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import FastAPI
 
+from sandbox.common import months_later, whole_number
 from sandbox.faults import Faults, ServedPages
+from sandbox.gateway import china_seconds_or_none
 from sandbox.world import OrderQuery, World
-from sandbox.youzan.render import CHINA, TIME_PATTERN, YouzanRenderer
+from sandbox.youzan.render import YouzanRenderer
 
-_TIME_TEXT = re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}")
 MAX_PAGE_NO = 100
 MAX_PAGE_SIZE = 100
 DEFAULT_PAGE_SIZE = 20
@@ -32,30 +32,15 @@ class BusinessError(Exception):
 
 
 def parse_china_time(name: str, value: Any) -> float:
-    if not isinstance(value, str) or not _TIME_TEXT.fullmatch(value):
+    seconds = china_seconds_or_none(value)
+    if seconds is None:
         raise BusinessError(5000, f"{name}格式错误，应为yyyy-MM-dd HH:mm:ss")  # [U] message
-    try:
-        return datetime.strptime(value, TIME_PATTERN).replace(tzinfo=CHINA).timestamp()
-    except ValueError:
-        raise BusinessError(5000, f"{name}格式错误，应为yyyy-MM-dd HH:mm:ss") from None
-
-
-def _months_later(moment: datetime, months: int) -> datetime:
-    month = moment.month - 1 + months
-    year, month = moment.year + month // 12, month % 12 + 1
-    for day in (moment.day, 30, 29, 28):
-        try:
-            return moment.replace(year=year, month=month, day=day)
-        except ValueError:
-            continue
-    raise AssertionError("unreachable")
+    return seconds
 
 
 def _int_param(body: dict[str, Any], name: str, default: int) -> int:
-    value = body.get(name, default)
-    if isinstance(value, str) and value.strip().isdigit():
-        value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int):
+    value = whole_number(body.get(name, default))
+    if value is None:
         raise BusinessError(5000, f"{name}必须为整数")  # [U] message
     return value
 
@@ -98,7 +83,7 @@ class YouzanListing:
             if low > high:
                 raise BusinessError(5000, "开始时间不能大于结束时间")
             low_dt = datetime.fromtimestamp(low, UTC)
-            if datetime.fromtimestamp(high, UTC) > _months_later(low_dt, 3):
+            if datetime.fromtimestamp(high, UTC) > months_later(low_dt, 3):
                 raise BusinessError(5000, "查询时间跨度不能超过3个月")  # [U] message
             if high > now_ts + 7 * 86400:
                 raise BusinessError(106000003, "结束时间不能超过当前时间7天")  # [S]

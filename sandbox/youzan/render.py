@@ -5,15 +5,14 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sandbox.common import two_decimals
-from sandbox.world import ZERO, Fulfillment, OrderLine, OrderState, World, money
+from sandbox.common import line_payment, paid_ts, two_decimals
+from sandbox.gateway import CHINA, china_time
+from sandbox.world import ZERO, Fulfillment, OrderState, World, money
 
-CHINA = timezone(timedelta(hours=8))
-TIME_PATTERN = "%Y-%m-%d %H:%M:%S"
 STATUS_TEXT = {
     "WAIT_BUYER_PAY": "待付款",
     "WAIT_SELLER_SEND_GOODS": "待发货",
@@ -40,12 +39,6 @@ EXPRESS_COMPANIES: tuple[tuple[int, str], ...] = (
 EXPRESS_NAMES = dict(EXPRESS_COMPANIES)
 EXPRESS_IDS = {name: express_id for express_id, name in EXPRESS_COMPANIES}
 OID_BASE = 1_507_387_350_000_000_000
-
-
-def china_time(ts: int | None) -> str:
-    if ts is None:
-        return ""
-    return datetime.fromtimestamp(ts, CHINA).strftime(TIME_PATTERN)
 
 
 def _digits(phone: str | None) -> str:
@@ -99,16 +92,8 @@ class YouzanRenderer:
         return {"express_id": EXPRESS_IDS.get(company, 0), "express_no": number}
 
     # ---------------------------------------------------------------- pieces
-    @staticmethod
-    def paid_ts(state: OrderState) -> int | None:
-        """When Youzan took the money: at checkout, or when a pending (manual) payment arrived."""
-        if state.order.initial_financial_status in ("paid", "authorized"):
-            return state.order.created_ts
-        return state.paid_ts
-
-    @staticmethod
-    def line_payment(line: OrderLine) -> Decimal:
-        return line.line_total - line.discount
+    paid_ts = staticmethod(paid_ts)
+    line_payment = staticmethod(line_payment)
 
     def _refunds(self, state: OrderState) -> list[dict[str, Any]]:
         order, index = state.order, state.order.index
