@@ -30,3 +30,7 @@ class PlatformDeclaration:
     connector_factory: str = "connector:connector_for_channel"  # module (in the package):function
     mapping_module: str = "mapping"
     payload_schema: str = "order.schema.json"
+    # The platform's push events over HTTP: "module:attribute" (in the package) of its
+    # ``connectors.webhooks.WebhookContract``; None where it pushes none the hub can take (a long-lived
+    # message channel instead of HTTP: the scheduled sync is its only path, NOTES.md says why).
+    webhooks: str | None = None
