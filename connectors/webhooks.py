@@ -27,14 +27,16 @@ from typing import Any, Literal, Protocol
 
 from connectors.auth import Secret
 
-MAX_BODY_BYTES = 2 * 1024 * 1024  # a Shopify order with 250 lines is ~400 kB; anything past 2 MiB is not an order
+# A Shopify order with 250 lines is ~400 kB; anything past 2 MiB is not one order.
+MAX_BODY_BYTES = 2 * 1024 * 1024
 
 RefusalReason = Literal["missing_signature", "bad_signature", "stale", "too_large", "malformed", "no_keys"]
 
 
 class WebhookRefused(Exception):
     """A delivery the hub will not store. ``status`` is what the sender gets: 401 for anything about the
-    signature or its time (a sender must not learn which), 413 too large, 400 malformed after a good signature."""
+    signature or its time (a sender must not learn which), 413 too large, 400 malformed after a good
+    signature."""
 
     def __init__(self, reason: RefusalReason, message: str, status: int | None = None) -> None:
         super().__init__(message)
