@@ -110,6 +110,35 @@ def _shopify_check(verified: Verified) -> None:
     assert verified.answer.status == 200
 
 
+# -- WooCommerce: base64(HMAC-SHA256(webhook secret, raw body)) in X-WC-Webhook-Signature -------------------
+
+WOO_SECRET = "wc-webhook-secret-0123"
+WOO_ORDER = {"id": 727, "status": "processing", "line_items": [], "date_modified_gmt": "2026-12-06T11:59:00"}
+
+
+def _woo_delivery(body: bytes, topic: str = "order.updated") -> WebhookRequest:
+    digest = hmac.new(WOO_SECRET.encode(), body, hashlib.sha256).digest()
+    resource, _, event = topic.partition(".")
+    return _request(
+        body,
+        {
+            "X-WC-Webhook-Source": "https://shop.example/",
+            "X-WC-Webhook-Topic": topic,
+            "X-WC-Webhook-Resource": resource,
+            "X-WC-Webhook-Event": event,
+            "X-WC-Webhook-Signature": base64.b64encode(digest).decode(),
+            "X-WC-Webhook-ID": "31",
+            "X-WC-Webhook-Delivery-ID": "9f2c",
+        },
+    )
+
+
+def _woo_check(verified: Verified) -> None:
+    [event] = verified.events
+    assert (event.event_id, event.topic, event.order_id) == ("31:9f2c", "order.updated", "727")
+    assert event.order_payload == WOO_ORDER
+
+
 SIGNERS: dict[str, Signer] = {
     "shopify": Signer(
         keys=WebhookKeys("", Secret("shpat_access_token"), {"webhook_secret": SHOPIFY_SECRET}),
@@ -118,6 +147,14 @@ SIGNERS: dict[str, Signer] = {
         unsigned=_drop_header("x-shopify-hmac-sha256"),
         forged=_flip_header("x-shopify-hmac-sha256"),
         check=_shopify_check,
+    ),
+    "woocommerce": Signer(
+        keys=WebhookKeys("ck_consumer_key", Secret("cs_consumer_secret"), {"webhook_secret": WOO_SECRET}),
+        good=json.dumps(WOO_ORDER).encode(),
+        deliver=_woo_delivery,
+        unsigned=_drop_header("x-wc-webhook-signature"),
+        forged=_flip_header("x-wc-webhook-signature"),
+        check=_woo_check,
     ),
 }
 
@@ -234,3 +271,25 @@ def test_shopify_topic_names_both_ways() -> None:
     for topic in (*TOPICS, "fulfillment_orders/order_routing_complete", "inventory_levels/update"):
         assert rest_topic(graphql_topic(topic)) == topic
     assert graphql_topic("orders/create") == "ORDERS_CREATE"
+
+
+def test_woocommerce_creation_ping_is_answered_without_events() -> None:
+    contract = contract_of("woocommerce")
+    keys = SIGNERS["woocommerce"].keys
+    ping = _request(b"webhook_id=31", {"User-Agent": "WooCommerce/9.4 Hookshot (WordPress/6.7)"})
+    assert contract.verify(ping, keys).events == ()
+    assert contract.verify(ping, WebhookKeys(None, Secret("x"), {})).events == ()  # unsigned: no key needed
+    # Anything else without a signature is refused, even one that looks like a ping plus headers.
+    for forged in (
+        _request(b"webhook_id=31&id=5"),
+        _request(b"webhook_id=31", {"X-WC-Webhook-Topic": "order.updated"}),
+        _request(json.dumps(WOO_ORDER).encode()),
+    ):
+        assert _refused(contract, forged, keys).reason == "missing_signature"
+
+
+def test_woocommerce_deleted_order_carries_only_its_id() -> None:
+    verified = contract_of("woocommerce").verify(
+        _woo_delivery(b'{"id": 727}', "order.deleted"), SIGNERS["woocommerce"].keys
+    )
+    assert [(e.order_id, e.order_payload) for e in verified.events] == [("727", None)]
