@@ -139,6 +139,66 @@ def _woo_check(verified: Verified) -> None:
     assert event.order_payload == WOO_ORDER
 
 
+# -- WeChat Channels: sha1 of the sorted token/timestamp/nonce/Encrypt, AES-256-CBC with WeChat's framing
+
+WX_APPID = "wx1234567890abcdef"
+WX_TOKEN = "wx-push-token"
+WX_AES_KEY = base64.b64encode(bytes(range(32))).decode().rstrip("=")  # 43 characters, as the console shows
+WX_EVENT = {
+    "ToUserName": "gh_0123456789ab",
+    "FromUserName": "OPENID",
+    "CreateTime": int(NOW.timestamp()) - 5,
+    "MsgType": "event",
+    "Event": "channels_ec_order_pay",
+    "order_info": {"order_id": 3705115058471208928, "pay_time": 1658509200},
+}
+
+
+def _wx_encrypt(message: bytes, appid: str = WX_APPID) -> str:
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+    key = base64.b64decode(WX_AES_KEY + "=")
+    plain = b"0123456789abcdef" + len(message).to_bytes(4, "big") + message + appid.encode()
+    pad = 32 - len(plain) % 32
+    encryptor = Cipher(algorithms.AES(key), modes.CBC(key[:16])).encryptor()
+    return base64.b64encode(encryptor.update(plain + bytes([pad]) * pad) + encryptor.finalize()).decode()
+
+
+def _wx_delivery(
+    message: bytes, age: timedelta = timedelta(seconds=3), appid: str = WX_APPID
+) -> WebhookRequest:
+    encrypted = _wx_encrypt(message, appid)
+    timestamp, nonce = str(int((NOW - age).timestamp())), "1320562132"
+    signature = hashlib.sha1("".join(sorted([WX_TOKEN, timestamp, nonce, encrypted])).encode()).hexdigest()
+    query = {"msg_signature": signature, "timestamp": timestamp, "nonce": nonce, "encrypt_type": "aes"}
+    body = json.dumps({"ToUserName": "gh_0123456789ab", "Encrypt": encrypted}).encode()
+    return _request(body, query=query)
+
+
+def _wx_check(verified: Verified) -> None:
+    [event] = verified.events
+    created = WX_EVENT["CreateTime"]
+    assert event.event_id == f"channels_ec_order_pay:3705115058471208928:{created}"
+    assert (event.topic, event.order_id, event.order_payload) == (
+        "channels_ec_order_pay",
+        "3705115058471208928",
+        None,
+    )
+    assert verified.answer.body == b"success"
+
+
+def _drop_query(name: str) -> Callable[[WebhookRequest], WebhookRequest]:
+    return lambda r: replace(r, query={k: v for k, v in r.query.items() if k != name})
+
+
+def _flip_query(name: str) -> Callable[[WebhookRequest], WebhookRequest]:
+    def flip(r: WebhookRequest) -> WebhookRequest:
+        value = r.query[name]
+        return replace(r, query={**r.query, name: ("a" if value[0] != "a" else "b") + value[1:]})
+
+    return flip
+
+
 SIGNERS: dict[str, Signer] = {
     "shopify": Signer(
         keys=WebhookKeys("", Secret("shpat_access_token"), {"webhook_secret": SHOPIFY_SECRET}),
@@ -155,6 +215,17 @@ SIGNERS: dict[str, Signer] = {
         unsigned=_drop_header("x-wc-webhook-signature"),
         forged=_flip_header("x-wc-webhook-signature"),
         check=_woo_check,
+    ),
+    "wechat_channels": Signer(
+        keys=WebhookKeys(
+            WX_APPID, Secret("wx-app-secret"), {"webhook_token": WX_TOKEN, "webhook_aes_key": WX_AES_KEY}
+        ),
+        good=json.dumps(WX_EVENT).encode(),
+        deliver=_wx_delivery,
+        unsigned=_drop_query("msg_signature"),
+        forged=_flip_query("msg_signature"),
+        check=_wx_check,
+        stale=lambda message, age: _wx_delivery(message, age),
     ),
 }
 
@@ -293,3 +364,46 @@ def test_woocommerce_deleted_order_carries_only_its_id() -> None:
         _woo_delivery(b'{"id": 727}', "order.deleted"), SIGNERS["woocommerce"].keys
     )
     assert [(e.order_id, e.order_payload) for e in verified.events] == [("727", None)]
+
+
+def test_wechat_doc_vector_url_check_echoes() -> None:
+    """The 消息推送 doc's example: Token AAAAA, timestamp 1714036504, nonce 1514711492."""
+    contract = contract_of("wechat_channels")
+    keys = WebhookKeys(WX_APPID, Secret("s"), {"webhook_token": "AAAAA", "webhook_aes_key": WX_AES_KEY})
+    query = {
+        "signature": "f464b24fc39322e44b38aa78f5edd27bd1441696",
+        "timestamp": "1714036504",
+        "nonce": "1514711492",
+        "echostr": "4375120948345356249",
+    }
+    at = datetime.fromtimestamp(1714036504, UTC) + timedelta(seconds=2)
+    verified = contract.verify(_request(b"", query=query, method="GET", at=at), keys)
+    assert (verified.events, verified.answer.body) == ((), b"4375120948345356249")
+    bad = _request(b"", query={**query, "nonce": "1514711493"}, method="GET", at=at)
+    assert _refused(contract, bad, keys).reason == "bad_signature"
+    late = _request(b"", query=query, method="GET", at=at + timedelta(hours=1))
+    assert _refused(contract, late, keys).reason == "stale"
+
+
+def test_wechat_message_for_another_appid_is_refused() -> None:
+    contract = contract_of("wechat_channels")
+    delivery = _wx_delivery(json.dumps(WX_EVENT).encode(), appid="wx_other_shop_000")
+    refusal = _refused(contract, delivery, SIGNERS["wechat_channels"].keys)
+    assert (refusal.status, refusal.reason) == (401, "bad_signature")
+
+
+def test_wechat_order_id_as_string_and_aftersale_and_other_events() -> None:
+    contract, keys = contract_of("wechat_channels"), SIGNERS["wechat_channels"].keys
+    as_string = {**WX_EVENT, "Event": "channels_ec_order_cancel", "order_info": {"order_id": "37051150584"}}
+    [event] = contract.verify(_wx_delivery(json.dumps(as_string).encode()), keys).events
+    assert event.order_id == "37051150584"
+    aftersale = {
+        **{k: v for k, v in WX_EVENT.items() if k != "order_info"},
+        "Event": "channels_ec_aftersale_update",
+        "finder_shop_aftersale_status_update": {"status": "MERCHANT_PROCESSING", "order_id": "37051150585"},
+    }
+    [event] = contract.verify(_wx_delivery(json.dumps(aftersale).encode()), keys).events
+    assert event.order_id == "37051150585"
+    stock = {**WX_EVENT, "Event": "channels_ec_stock_no_enough"}
+    [event] = contract.verify(_wx_delivery(json.dumps(stock).encode()), keys).events
+    assert event.order_id is None
