@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from importlib import import_module
+from typing import Any
 
 import pytest
 
@@ -199,6 +200,85 @@ def _flip_query(name: str) -> Callable[[WebhookRequest], WebhookRequest]:
     return flip
 
 
+# -- Youzan: md5(client_id + msg + client_secret) over the URL-encoded msg, in the body's sign --------------
+
+YZ_CLIENT_ID, YZ_SECRET = "yz-client-id-0001", "yz-client-secret-0001"
+YZ_MESSAGE = {
+    "tid": "E20261206115900012345",
+    "update_time": "2026-12-06 19:59:00",
+    "status": "WAIT_SELLER_SEND_GOODS",
+}
+
+
+def _yz_delivery(message: bytes, *, in_header: bool = False) -> WebhookRequest:
+    from urllib.parse import quote
+
+    msg = quote(message)
+    sign = hashlib.md5((YZ_CLIENT_ID + msg + YZ_SECRET).encode()).hexdigest()
+    envelope = {
+        "client_id": YZ_CLIENT_ID,
+        "id": "E20261206115900012345",
+        "kdt_id": 160001,
+        "kdt_name": "demo",
+        "mode": 1,
+        "msg": msg,
+        "sendCount": 0,
+        "sign": "" if in_header else sign,
+        "status": "WAIT_SELLER_SEND_GOODS",
+        "test": False,
+        "type": "trade_TradeBuyerPay",
+        "version": 1796558340000,
+    }
+    headers = {"Event-Type": "trade_TradeBuyerPay", "Client-Id": YZ_CLIENT_ID}
+    if in_header:
+        headers["Event-Sign"] = sign
+    return _request(json.dumps(envelope).encode(), headers)
+
+
+def _yz_check(verified: Verified) -> None:
+    [event] = verified.events
+    assert event.event_id == "trade_TradeBuyerPay:E20261206115900012345:1796558340000"
+    assert (event.topic, event.order_id, event.order_payload) == (
+        "trade_TradeBuyerPay",
+        "E20261206115900012345",
+        None,
+    )
+    assert json.loads(verified.answer.body) == {"code": 0, "msg": "success"}
+
+
+def _yz_body(change: Callable[[dict[str, Any]], None]) -> Callable[[WebhookRequest], WebhookRequest]:
+    def edit(r: WebhookRequest) -> WebhookRequest:
+        envelope = json.loads(r.body)
+        change(envelope)
+        return replace(r, body=json.dumps(envelope).encode())
+
+    return edit
+
+
+# -- Douyin: md5(app_key + raw body + app_secret) in event-sign ---------------------------------------------
+
+DY_APP_KEY, DY_SECRET = "7012345678901234567", "dy-app-secret-0001"
+DY_DATA = {"p_id": 6919453524432950312, "s_ids": [6919453524433015848], "shop_id": 4463798, "order_status": 2}
+
+
+def _dy_delivery(body: bytes) -> WebhookRequest:
+    sign = hashlib.md5(DY_APP_KEY.encode() + body + DY_SECRET.encode()).hexdigest()
+    return _request(body, {"app-id": DY_APP_KEY, "event-sign": sign, "Content-Type": "application/json"})
+
+
+def _dy_check(verified: Verified) -> None:
+    assert [(e.event_id, e.order_id, e.order_payload) for e in verified.events] == [
+        ("7096389270281619748", "6919453524432950312", None),
+        ("7096389270281619749", "6919453524432950312", None),
+    ]
+    assert json.loads(verified.answer.body) == {"code": 0, "msg": "success"}
+
+
+DY_MESSAGES = [
+    {"tag": "100", "msg_id": "7096389270281619748", "data": json.dumps(DY_DATA)},
+    {"tag": "101", "msg_id": "7096389270281619749", "data": json.dumps({**DY_DATA, "order_status": 2})},
+]
+
 SIGNERS: dict[str, Signer] = {
     "shopify": Signer(
         keys=WebhookKeys("", Secret("shpat_access_token"), {"webhook_secret": SHOPIFY_SECRET}),
@@ -226,6 +306,22 @@ SIGNERS: dict[str, Signer] = {
         forged=_flip_query("msg_signature"),
         check=_wx_check,
         stale=lambda message, age: _wx_delivery(message, age),
+    ),
+    "youzan": Signer(
+        keys=WebhookKeys(YZ_CLIENT_ID, Secret(YZ_SECRET)),
+        good=json.dumps(YZ_MESSAGE).encode(),
+        deliver=_yz_delivery,
+        unsigned=_yz_body(lambda envelope: envelope.update(sign="")),
+        forged=_yz_body(lambda envelope: envelope.update(sign="0" * 32)),
+        check=_yz_check,
+    ),
+    "douyin": Signer(
+        keys=WebhookKeys(DY_APP_KEY, Secret(DY_SECRET)),
+        good=json.dumps(DY_MESSAGES).encode(),
+        deliver=_dy_delivery,
+        unsigned=_drop_header("event-sign"),
+        forged=_flip_header("event-sign"),
+        check=_dy_check,
     ),
 }
 
@@ -407,3 +503,26 @@ def test_wechat_order_id_as_string_and_aftersale_and_other_events() -> None:
     stock = {**WX_EVENT, "Event": "channels_ec_stock_no_enough"}
     [event] = contract.verify(_wx_delivery(json.dumps(stock).encode()), keys).events
     assert event.order_id is None
+
+
+def test_youzan_sign_in_the_header_and_another_client() -> None:
+    contract, keys = contract_of("youzan"), SIGNERS["youzan"].keys
+    _yz_check(contract.verify(_yz_delivery(json.dumps(YZ_MESSAGE).encode(), in_header=True), keys))
+    # The envelope changed around a good msg signature still passes (only msg is signed) but another
+    # client's push is refused.
+    other = _yz_body(lambda envelope: envelope.update(client_id="someone-else"))
+    refusal = _refused(contract, other(_yz_delivery(json.dumps(YZ_MESSAGE).encode())), keys)
+    assert (refusal.status, refusal.reason) == (401, "bad_signature")
+    test_push = _yz_body(lambda envelope: envelope.update(test=True))
+    assert contract.verify(test_push(_yz_delivery(json.dumps(YZ_MESSAGE).encode())), keys).events == ()
+
+
+def test_douyin_other_app_verification_tag_and_unknown_sign_method() -> None:
+    contract, keys = contract_of("douyin"), SIGNERS["douyin"].keys
+    check = _dy_delivery(json.dumps([{"tag": "0", "msg_id": "0", "data": "{}"}]).encode())
+    assert contract.verify(check, keys).events == ()
+    good = _dy_delivery(json.dumps(DY_MESSAGES).encode())
+    other_app = replace(good, headers={**good.headers, "app-id": "7000000000000000000"})
+    assert _refused(contract, other_app, keys).reason == "bad_signature"
+    hmac_method = replace(good, headers={**good.headers, "sign-method": "hmac-sha256"})
+    assert _refused(contract, hmac_method, keys).reason == "bad_signature"
