@@ -20,12 +20,14 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-from collections.abc import Mapping
+import json
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal, Protocol
 
 from connectors.auth import Secret
+from connectors.errors import ApiError
 
 # A Shopify order with 250 lines is ~400 kB; anything past 2 MiB is not one order.
 MAX_BODY_BYTES = 2 * 1024 * 1024
@@ -160,3 +162,71 @@ def require_fresh(signed_at: datetime, request: WebhookRequest, window: timedelt
 def require_size(request: WebhookRequest, limit: int = MAX_BODY_BYTES) -> None:
     if len(request.body) > limit:
         raise WebhookRefused("too_large", f"body of {len(request.body)} bytes is over {limit}")
+
+
+def md5_hex_wrapped(prefix: Secret | str, message: bytes, suffix: Secret | str) -> str:
+    """Lower-case hex md5 of ``prefix + message + suffix``: the Chinese platforms' push signature, with the
+    app's id or key before the signed bytes and its secret after them (Youzan: client_id + msg +
+    client_secret; Douyin: app_key + body + app_secret)."""
+    before = prefix.reveal() if isinstance(prefix, Secret) else prefix
+    after = suffix.reveal() if isinstance(suffix, Secret) else suffix
+    return hashlib.md5(before.encode() + message + after.encode()).hexdigest()
+
+
+def json_body(request: WebhookRequest) -> Any:
+    """The body as JSON; anything else raises ``ValueError`` (``malformed`` once the signature held)."""
+    return json.loads(request.body.decode("utf-8"))
+
+
+# (given, expected): the signature the delivery carries (None: none) and the one the keys make of it.
+SignatureRule = Callable[[WebhookRequest, WebhookKeys], tuple[str | None, str]]
+# What a verified delivery says: its events and the platform's acknowledgement.
+EventReader = Callable[[WebhookRequest, WebhookKeys], Verified]
+
+
+@dataclass(frozen=True, slots=True)
+class DeclaredContract:
+    """A ``WebhookContract`` as data: most platforms differ only in where the signature is, how it is made,
+    whether a time is signed and how events read. ``verify`` runs the one order of work for all of them
+    (size, signature, replay window, parse); a reader's ``ValueError``/``KeyError``/``TypeError`` after a
+    good signature is ``malformed`` (400): the platform signed it, so it is theirs to fix, not a forgery."""
+
+    platform: str
+    topics: tuple[str, ...]
+    registration: Literal["api", "console"]
+    signature: SignatureRule
+    read: EventReader
+    replay_window: timedelta | None = None
+    signed_at: Callable[[WebhookRequest], datetime] | None = None  # the signed time (with replay_window)
+    # A delivery answered without a signature and without events (WooCommerce's unsigned creation ping):
+    # nothing is stored from it, so nothing can be forged through it.
+    unsigned_ack: Callable[[WebhookRequest], Verified | None] | None = None
+    steps: str = ""  # console_steps' text; ``{url}`` is the receiver's address
+
+    def verify(self, request: WebhookRequest, keys: WebhookKeys) -> Verified:
+        require_size(request)
+        if self.unsigned_ack is not None and (ack := self.unsigned_ack(request)) is not None:
+            return ack
+        given, expected = self.signature(request, keys)
+        require_signature(given, expected)
+        if self.replay_window is not None and self.signed_at is not None:
+            try:
+                signed_at = self.signed_at(request)
+            except (ValueError, KeyError, TypeError, OverflowError):
+                raise WebhookRefused("stale", "the signed timestamp is not a time") from None
+            require_fresh(signed_at, request, self.replay_window)
+        try:
+            return self.read(request, keys)
+        except (ValueError, KeyError, TypeError, AttributeError, IndexError) as error:
+            # The error's type only: its text may quote the body (personal data).
+            raise WebhookRefused("malformed", f"signed body unreadable ({type(error).__name__})") from None
+
+    def console_steps(self, url: str) -> str:
+        if self.steps:
+            return self.steps.format(url=url)
+        return f"run `channelhub webhooks register` for this channel: it subscribes {url} through the API"
+
+
+class SubscriptionRefused(ApiError):
+    """The platform refused to create or delete a webhook subscription (Shopify's ``userErrors``, a
+    WooCommerce 4xx): the request as written will not pass, retrying will not help."""

@@ -12,4 +12,5 @@ DECLARATION = PlatformDeclaration(
     sandbox_id_space=(3_600_137_140_000_000_000, 1_736_000_000_000_000, 0, 3),
     demo_carrier="SF",
     expiring_tokens=True,  # access_token lives 7 days; the hub gets a new one with token.create
+    webhooks="webhooks:CONTRACT",
 )

@@ -9,4 +9,5 @@ DECLARATION = PlatformDeclaration(
     id_field="id",
     sandbox_id_space=(8_012_345_000_000, 44_123_456_000_000, 46_234_567_000_000, 3),
     demo_carrier="UPS",
+    webhooks="webhooks:CONTRACT",
 )

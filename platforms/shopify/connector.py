@@ -64,8 +64,10 @@ from connectors.http import (
 from connectors.paginators import LinkHeaderPaginator
 from connectors.pushes import PushResult, ShipmentPush, StockPush
 from connectors.shipping import ShipmentRefused
+from connectors.webhooks import Subscription, SubscriptionRefused
 from connectors.windows import ISO8601_UTC, WindowSpec
 from platforms.shopify import pushes
+from platforms.shopify.webhooks import graphql_topic, rest_topic
 
 MAX_PAGE_SIZE = 250
 CALL_LIMIT_HEADER = "X-Shopify-Shop-Api-Call-Limit"
@@ -73,6 +75,17 @@ STANDARD_LEAK_PER_SECOND = 2.0  # Standard plan; Advanced 4, Plus 20
 ITEMS_PER_LEVELS_READ = 50  # inventory_levels.json takes at most 50 inventory_item_ids
 ORDER_VISIBILITY_DAYS = 60  # orders created earlier need the read_all_orders scope
 ACCESS_SCOPES_PATH = "/admin/oauth/access_scopes.json"  # unversioned
+
+WEBHOOK_CREATE = (
+    "mutation($topic: WebhookSubscriptionTopic!, $sub: WebhookSubscriptionInput!) { "
+    "webhookSubscriptionCreate(topic: $topic, webhookSubscription: $sub) { "
+    "webhookSubscription { id topic uri } userErrors { field message } } }"
+)
+WEBHOOK_LIST = "query { webhookSubscriptions(first: 100) { nodes { id topic uri } } }"
+WEBHOOK_DELETE = (
+    "mutation($id: ID!) { webhookSubscriptionDelete(id: $id) { "
+    "deletedWebhookSubscriptionId userErrors { field message } } }"
+)
 
 UPDATED_AT = WindowSpec("updated_at_min", "updated_at_max", ISO8601_UTC, max_span=None)
 
@@ -150,6 +163,11 @@ SHOPIFY = PlatformSpec(
         # inventorySetQuantities under an @idempotent key: a replay with the same key and variables is
         # answered with the first answer and applied once, so replaying after a 5xx or a timeout is safe.
         "graphql_set_quantities": Endpoint("/graphql.json", method="POST", idempotent=True),
+        # Webhook subscriptions (platforms/shopify/webhooks.py). A replayed create could subscribe the
+        # address twice, and a replayed delete answer "not found": neither is replayed. The listing is a
+        # query, safe to replay.
+        "graphql_webhooks_read": Endpoint("/graphql.json", method="POST", idempotent=True),
+        "graphql_webhooks_write": Endpoint("/graphql.json", method="POST", idempotent=False),
     },
 )
 DEFAULT_API_VERSION: str = SHOPIFY.path_variables["api_version"]
@@ -320,6 +338,56 @@ class ShopifyConnector(Connector):
                 "read_all_orders (with read_orders) and run the window again.",
             )
         ]
+
+    # -- webhook subscriptions (connectors.webhooks.RegistersWebhooks) -----------------------------------
+
+    def _graphql(self, endpoint: str, query: str, variables: dict[str, Any], field_name: str) -> Any:
+        """``data.<field_name>`` of one GraphQL call; top-level errors the client let through (a bad
+        variable, a missing scope) and ``userErrors`` are ``SubscriptionRefused``."""
+        answer = self.get(endpoint, body={"query": query, "variables": variables})
+        errors = answer.get("errors") if isinstance(answer, dict) else None
+        payload = dig(answer, f"data.{field_name}")
+        if errors or payload is None:
+            words = "; ".join(str(e.get("message")) for e in errors or [] if isinstance(e, dict))
+            raise SubscriptionRefused(words or f"GraphQL answer without {field_name}", platform=self.platform)
+        user_errors = payload.get("userErrors") if isinstance(payload, dict) else None
+        if user_errors:
+            words = "; ".join(
+                f"{'.'.join(map(str, e.get('field') or []))}: {e.get('message')}"
+                for e in user_errors
+                if isinstance(e, dict)
+            )
+            raise SubscriptionRefused(words, platform=self.platform, code="userErrors")
+        return payload
+
+    @staticmethod
+    def _subscription(node: Any) -> Subscription:
+        if not isinstance(node, dict) or not node.get("id"):
+            raise MalformedResponse("webhook subscription without an id", platform="shopify")
+        return Subscription(
+            str(node["id"]), rest_topic(str(node.get("topic") or "")), str(node.get("uri") or "")
+        )
+
+    def create_webhook(self, topic: str, address: str) -> Subscription:
+        """Subscribe ``address`` to ``topic`` (the REST name, ``orders/create``), JSON deliveries."""
+        payload = self._graphql(
+            "graphql_webhooks_write",
+            WEBHOOK_CREATE,
+            {"topic": graphql_topic(topic), "sub": {"uri": address, "format": "JSON"}},
+            "webhookSubscriptionCreate",
+        )
+        return self._subscription(payload.get("webhookSubscription"))
+
+    def list_webhooks(self) -> list[Subscription]:
+        """The app's subscriptions on this shop (the first 100: the hub makes five)."""
+        payload = self._graphql("graphql_webhooks_read", WEBHOOK_LIST, {}, "webhookSubscriptions")
+        return [self._subscription(node) for node in payload.get("nodes") or []]
+
+    def delete_webhook(self, subscription_id: str) -> None:
+        """Remove one subscription by its id (``gid://shopify/WebhookSubscription/<n>``)."""
+        self._graphql(
+            "graphql_webhooks_write", WEBHOOK_DELETE, {"id": subscription_id}, "webhookSubscriptionDelete"
+        )
 
     # -- pushes -------------------------------------------------------------------------------------------
 

@@ -10,4 +10,5 @@ DECLARATION = PlatformDeclaration(
     sandbox_id_space=(10_000_000_000, 2_000_000_000, 0, 3),
     demo_carrier="SF",
     expiring_tokens=True,
+    webhooks="webhooks:CONTRACT",
 )

@@ -11,4 +11,5 @@ DECLARATION = PlatformDeclaration(
     sandbox_id_space=(100, 5_000, 0, 3),
     demo_carrier="UPS",
     mapping_options=frozenset({"status_map"}),
+    webhooks="webhooks:CONTRACT",
 )

@@ -82,12 +82,13 @@ from urllib.parse import urlsplit
 import requests
 
 from connectors.auth import AuthSpec, BasicAuth, QueryParams, Secret
-from connectors.errors import ApiError, TransientError
+from connectors.errors import ApiError, AuthError, MalformedResponse, TransientError, register_secret
 from connectors.framework import Connector, Endpoint, PlatformSpec
 from connectors.http import ErrorPolicy, ErrorShape, RateLimitSignal, RetryPolicy
 from connectors.oauth1 import OAuth1OneLegged
 from connectors.paginators import PageNumberPaginator
 from connectors.pushes import PushResult, ShipmentPush, StockPush
+from connectors.webhooks import Subscription, SubscriptionRefused
 from connectors.windows import TimeFormat, WindowSpec
 from platforms.woocommerce import pushes
 
@@ -190,6 +191,12 @@ def woocommerce_spec(page_size: int = MAX_PAGE_SIZE, auth: AuthSpec | None = Non
             "update_product": Endpoint("/products/{product_id}", method="PUT"),
             "variation": Endpoint("/products/{product_id}/variations/{variation_id}"),
             "update_variation": Endpoint("/products/{product_id}/variations/{variation_id}", method="PUT"),
+            # Webhook subscriptions (platforms/woocommerce/webhooks.py) [C: REST docs _webhooks.md]. A
+            # replayed create would subscribe the address twice: not replayed. ``force`` deletes outright
+            # (webhooks have no trash; without it WooCommerce answers 501).
+            "webhooks": Endpoint("/webhooks", params={"per_page": MAX_PAGE_SIZE}),
+            "create_webhook": Endpoint("/webhooks", method="POST", idempotent=False),
+            "delete_webhook": Endpoint("/webhooks/{webhook_id}", method="DELETE", params={"force": "true"}),
         },
     )
 
@@ -213,6 +220,9 @@ class _TrustOnly(requests.adapters.HTTPAdapter):
 class WooCommerceConnector(Connector):
     spec = WOOCOMMERCE
     _providers: set[str] | None = None  # the shop's Shipment Tracking provider names, read once
+    # The secret WooCommerce signs deliveries with (connection extra ``webhook_secret``): the hub chooses it
+    # and hands it over when it creates a subscription.
+    webhook_secret: Secret | None = None
 
     @classmethod
     def from_connection(
@@ -309,6 +319,57 @@ class WooCommerceConnector(Connector):
         request.rooted = self.endpoint(name).path.startswith(ROOTED_PREFIX)
         return self.client.send(request).body
 
+    # -- webhook subscriptions (connectors.webhooks.RegistersWebhooks) -----------------------------------
+
+    def _subscription_call(self, name: str, **options: Any) -> Any:
+        try:
+            return self.call(name, **options)
+        except AuthError:
+            raise
+        except ApiError as error:  # a 4xx about the subscription itself: typed, keeping what WC said
+            if error.status is not None and error.status >= 500:
+                raise
+            raise SubscriptionRefused(
+                error.message, platform=self.platform, status=error.status, code=error.code
+            ) from None
+
+    @staticmethod
+    def _subscription(record: Any) -> Subscription:
+        if not isinstance(record, dict) or record.get("id") is None:
+            raise MalformedResponse("webhook answer without an id", platform="woocommerce")
+        return Subscription(
+            str(record["id"]), str(record.get("topic") or ""), str(record.get("delivery_url") or "")
+        )
+
+    def create_webhook(self, topic: str, address: str) -> Subscription:
+        """Subscribe ``address`` to ``topic`` (``order.updated``), signed with the connection's
+        ``webhook_secret``; WooCommerce pings the address once on creation (answered 200, no events)."""
+        if self.webhook_secret is None:
+            raise ValueError("set webhook_secret in the connection's extra before registering webhooks")
+        record = self._subscription_call(
+            "create_webhook",
+            body={
+                "name": f"ChannelHub {topic}",
+                "topic": topic,
+                "delivery_url": address,
+                "secret": self.webhook_secret.reveal(),
+                "status": "active",
+            },
+        )
+        return self._subscription(record)
+
+    def list_webhooks(self) -> list[Subscription]:
+        """The shop's webhooks (the first 100: the hub makes four)."""
+        records = self._subscription_call("webhooks")
+        if not isinstance(records, list):
+            raise MalformedResponse("webhooks answer is not a list", platform=self.platform)
+        return [self._subscription(record) for record in records]
+
+    def delete_webhook(self, subscription_id: str) -> None:
+        if not subscription_id.isdigit():
+            raise ValueError(f"WooCommerce webhook ids are numeric, got {subscription_id!r}")
+        self._subscription_call("delete_webhook", path_params={"webhook_id": subscription_id})
+
     def shipment_trackings(self, order_id: str) -> list[dict[str, Any]] | None:
         """The order's Shipment Tracking items; None when the shop does not have the extension."""
         try:
@@ -362,7 +423,7 @@ def connector_for_channel(
     if page_size < channel.page_size:
         log.info("%s: page_size %d capped at WooCommerce's %d", channel.code, channel.page_size, page_size)
     extra = credentials.extra or {}
-    return WooCommerceConnector.from_connection(
+    connector = WooCommerceConnector.from_connection(
         credentials.base_url,
         credentials.login,
         credentials.secret,
@@ -371,3 +432,7 @@ def connector_for_channel(
         ca_bundle=extra.get("ca_bundle") or None,
         timeout=channel.http_timeout,
     )
+    if extra.get("webhook_secret"):
+        register_secret(str(extra["webhook_secret"]))  # it travels in create_webhook's body: never logged
+        connector.webhook_secret = Secret(str(extra["webhook_secret"]))
+    return connector
