@@ -196,7 +196,8 @@ def _no_order(channel: ChannelConfig, row: webhook_inbox.InboxRow) -> None:
             f"webhook_uninstalled:{channel.code}",
             "error",
             f"{channel.code}: the hub's app was uninstalled",
-            f"{channel.platform} sent {row.topic}: the channel's credentials no longer work; reinstall the app",
+            f"{channel.platform} sent {row.topic}: the channel's credentials no longer work; "
+            "reinstall the app",
         )
     )
 

@@ -20,6 +20,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
@@ -28,6 +29,7 @@ from starlette.types import Receive, Scope, Send
 
 from channelhub.config import ChannelConfig, HubConfig
 from channelhub.platforms import get_platform
+from channelhub.sync import register_config
 from channelhub.webhook_apply import (
     CredentialsFor,
     StockChanged,
@@ -43,7 +45,6 @@ from connectors.webhooks import (
     WebhookRequest,
 )
 from warehouse import webhook_inbox
-from warehouse.catalog import upsert_channel
 
 log = logging.getLogger("channelhub.webhooks")
 
@@ -128,7 +129,8 @@ class ApplyWorker:
                 except queue.Empty:
                     break
             self._guarded(
-                lambda: apply_pending(
+                partial(
+                    apply_pending,
                     self.engine,
                     self.config,
                     ids=batch,
@@ -189,7 +191,7 @@ def create_receiver(
     worker = ApplyWorker(engine, config, credentials, stock_changed, sweep_every) if apply else None
     keys = _KeysCache(credentials)
     channels = {channel.code: channel for channel in config.channels if channel.enabled}
-    registered: set[str] = set()
+    registered: list[bool] = []
 
     def contract_of(channel: ChannelConfig) -> WebhookContract | None:
         if contracts is not None and channel.platform in contracts:
@@ -199,12 +201,10 @@ def create_receiver(
     def store(
         channel: ChannelConfig, request: WebhookRequest, events: list[webhook_inbox.InboxEvent]
     ) -> list[int]:
+        if not registered:  # a fresh warehouse knows no channel before its first sync (idempotent)
+            register_config(engine, config)
+            registered.append(True)
         with engine.begin() as conn:
-            if channel.code not in registered:  # a fresh warehouse knows no channel before its first sync
-                upsert_channel(
-                    conn, channel.code, channel.platform, channel.name, channel.fulfilment_location
-                )
-                registered.add(channel.code)
             return webhook_inbox.store_events(
                 conn,
                 channel.code,

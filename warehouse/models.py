@@ -538,8 +538,8 @@ open_alerts = Table(
     _now("opened_at"),
 )
 
-# The webhook receiver's durable inbox (warehouse.webhook_inbox): every verified event is stored here before the
-# platform gets its 200, so a receiver killed before applying it loses nothing (the sweeper finishes it).
+# The webhook receiver's durable inbox (warehouse.webhook_inbox): every verified event is stored here before
+# the platform gets its 200, so a receiver killed before applying it loses nothing (the sweeper finishes it).
 webhook_inbox = Table(
     "webhook_inbox",
     metadata,
