@@ -204,7 +204,7 @@ def test_duplicate_delivery_is_one_inbox_row_and_one_effect(engine, receiver, sh
 
 
 def test_refund_event_fetches_the_order_and_a_failed_fetch_is_retried_later(engine, receiver, shop, hub):
-    client, calls, keys = receiver
+    client, _, keys = receiver
     ((order_id, _),) = orders_in_window(shop, 1, skip=15)
     body = json.dumps({"id": 990001, "order_id": int(order_id)}).encode()
     keys.token = "shpat_wrong"  # the platform refuses the fetch
@@ -245,14 +245,15 @@ def free_port() -> int:
 def hub_process(args: list[str], env: dict[str, str], **kwargs: Any) -> Any:
     """``channelhub ARGS`` in a process of its own (with the stand-in contract while Shopify has none)."""
     code = (
-        f"import sys; sys.path.insert(0, {str(TESTS)!r}); import webhook_stand_in; webhook_stand_in.install(); "
+        f"import sys; sys.path.insert(0, {str(TESTS)!r}); import webhook_stand_in; "
+        "webhook_stand_in.install(); "
         f"from channelhub.cli import main; sys.exit(main({args!r}))"
     )
     return subprocess.Popen([sys.executable, "-c", code], env=env, **kwargs)
 
 
 def test_receiver_killed_after_the_inbox_write_loses_nothing(engine, database_url, shop, hub):
-    config_file, config = hub
+    config_file, _ = hub
     ((order_id, body),) = orders_in_window(shop, 1, skip=20)
     connection = {
         "conn_type": "http",

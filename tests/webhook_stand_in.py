@@ -1,7 +1,7 @@
 """Shopify's webhook contract as the receiver tests need it, until ``platforms/shopify/webhooks.py`` (branch
-b-plat) is on main: the same wire (``X-Shopify-Hmac-Sha256`` over the raw body keyed by the connection's extra
-``webhook_secret``, ``X-Shopify-Webhook-Id`` the event id, order topics carry the order, ``refunds/create`` its
-``order_id``). ``install()`` does nothing once the platform declares its own."""
+b-plat) is on main: the same wire (``X-Shopify-Hmac-Sha256`` over the raw body keyed by the connection's
+extra ``webhook_secret``, ``X-Shopify-Webhook-Id`` the event id, order topics carry the order,
+``refunds/create`` its ``order_id``). ``install()`` does nothing once the platform declares its own."""
 
 from __future__ import annotations
 
