@@ -20,7 +20,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from functools import partial
+from functools import cache, partial
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
@@ -268,11 +268,8 @@ def create_receiver(
 
 def airflow_stock_changed() -> StockChanged | None:
     """``channelhub.airflow_api``'s stock asset events, when its Airflow connection is configured."""
-    try:
-        from channelhub.airflow_api import stock_asset_events  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:
-        log.warning("webhooks: no channelhub.airflow_api; stock pushes wait for their schedule")
-        return None
+    from channelhub.airflow_api import stock_asset_events
+
     events = stock_asset_events()
     if events is None:
         log.warning("webhooks: Airflow API connection not configured; stock pushes wait for their schedule")
@@ -306,3 +303,9 @@ def lazy_receiver() -> Callable[[Scope, Receive, Send], Any]:
         await built[0](scope, receive, send)
 
     return app
+
+
+@cache
+def plugin_receiver() -> Callable[[Scope, Receive, Send], Any]:
+    """The one lazily built receiver of this process (the Airflow plugin's mount)."""
+    return lazy_receiver()

@@ -316,3 +316,29 @@ def test_apply_pending_takes_nothing_another_applier_holds(engine, hub, shop):
         assert other.claimed == 0
     row = next(r for r in inbox(engine) if r["event_id"] == "lock-1")
     assert "authorization" not in row["headers"] and row["status"] == "pending"
+
+
+def test_mounted_in_another_app_without_its_lifespan_the_receiver_stores_and_applies(
+    engine, database_url, shop, hub, monkeypatch
+):
+    """The Airflow plugin's way: mounted under a prefix in an app that runs no lifespan of the receiver's,
+    built on the first request from the environment (warehouse URL, channels config, Airflow connection)."""
+    from fastapi import FastAPI
+
+    from channelhub.webhooks import lazy_receiver
+
+    config_file, _ = hub
+    connection = {"conn_type": "http", "host": shop.base_url, "password": shop.access_token,
+                  "extra": {"webhook_secret": WEBHOOK_SECRET}}  # fmt: skip
+    monkeypatch.setenv("HUB_DATABASE_URL", database_url)
+    monkeypatch.setenv("HUB_CHANNELS_CONFIG", str(config_file))
+    monkeypatch.setenv(f"AIRFLOW_CONN_{CODE.upper()}", json.dumps(connection))
+    host = FastAPI()
+    host.mount("/channelhub-webhooks", lazy_receiver())
+    ((order_id, body),) = orders_in_window(shop, 1, skip=25)
+    client = TestClient(host)
+    answer = client.post(
+        f"/channelhub-webhooks/webhooks/{CODE}", content=body, headers=delivery(body, "orders/create")
+    )
+    assert answer.status_code == 200
+    wait_for(lambda: landed(engine, order_id))
