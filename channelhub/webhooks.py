@@ -28,6 +28,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.types import Receive, Scope, Send
 
 from channelhub.config import ChannelConfig, HubConfig
+from channelhub.credentials import CredentialsError
 from channelhub.platforms import get_platform
 from channelhub.sync import register_config
 from channelhub.webhook_apply import (
@@ -248,7 +249,12 @@ def create_receiver(
             received_at=datetime.now(UTC),
         )
         try:
-            verified = contract.verify(delivery, await run_in_threadpool(keys.keys, channel))
+            channel_keys = await run_in_threadpool(keys.keys, channel)
+        except CredentialsError as err:  # the platform retries; ops must define the connection
+            log.error("webhooks %s: cannot verify: %s", channel.code, err)
+            return Response("not ready\n", status_code=503, media_type="text/plain")
+        try:
+            verified = contract.verify(delivery, channel_keys)
         except WebhookRefused as refused:  # the reason only: never the body, a header or a key
             log.warning("webhooks %s: refused (%d): %s", channel.code, refused.status, refused.reason)
             return Response("refused\n", status_code=refused.status, media_type="text/plain")

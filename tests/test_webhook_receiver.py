@@ -342,3 +342,16 @@ def test_mounted_in_another_app_without_its_lifespan_the_receiver_stores_and_app
     )
     assert answer.status_code == 200
     wait_for(lambda: landed(engine, order_id))
+
+
+def test_channel_without_its_connection_answers_503_and_stores_nothing(engine, shop, hub):
+    from channelhub.credentials import CredentialsError
+
+    def missing(channel: Any) -> ChannelCredentials:
+        raise CredentialsError(f"Airflow connection {channel.conn_id!r} is not defined")
+
+    ((_, body),) = orders_in_window(shop, 1, skip=30)
+    before = table_counts(engine)
+    client = TestClient(create_receiver(engine, hub[1], credentials=missing, apply=False))
+    answer = client.post(f"/webhooks/{CODE}", content=body, headers=delivery(body, "orders/create"))
+    assert answer.status_code == 503 and table_counts(engine) == before
