@@ -221,10 +221,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--history-hours", type=float, default=6.0, help="how much sandbox history to load first")
     p.set_defaults(func=cmd_demo)
 
-    from channelhub import import_cli, ops_cli
+    from channelhub import import_cli, ops_cli, webhook_cli
 
     import_cli.add_parser(sub)  # channelhub import shipments|counts|sales FILE
     ops_cli.add_parsers(sub)  # channelhub exceptions ... | listings map ...
+    webhook_cli.add_parsers(sub)  # channelhub webhooks serve|register|list|remove|sweep
     return parser
 
 

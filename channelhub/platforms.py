@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     from connectors.framework import SyncWarning
     from connectors.pushes import PushResult, ShipmentPush, StockPush
     from connectors.tokens import TokenStore
+    from connectors.webhooks import WebhookContract
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +86,7 @@ class Platform:
     connector_factory: str  # "module:function" taking (credentials, channel config, token_store=None)
     id_field: str  # dotted path to a raw payload's external id, for naming rejects
     mapping_option_keys: frozenset[str] = frozenset()  # channel config keys the mapping takes
+    webhooks: str | None = None  # "module:attribute" of its WebhookContract; None: it pushes no HTTP events
 
     @cached_property
     def validator(self) -> Draft202012Validator:
@@ -139,6 +141,14 @@ class Platform:
     ) -> ChannelConnector:
         module, function = self.connector_factory.split(":")
         return getattr(import_module(module), function)(credentials, channel, token_store=token_store)
+
+    @cached_property
+    def webhook_contract(self) -> WebhookContract | None:
+        """The platform's push events (``connectors.webhooks``), loaded here only, as the connector is."""
+        if self.webhooks is None:
+            return None
+        module, attribute = self.webhooks.split(":")
+        return getattr(import_module(module), attribute)
 
     def external_id(self, payload: Any) -> str | None:
         value: Any = payload
@@ -228,6 +238,7 @@ PLATFORMS: dict[str, Platform] = {
         connector_factory=f"platforms.{name}.{declared.connector_factory}",
         id_field=declared.id_field,
         mapping_option_keys=declared.mapping_options,
+        webhooks=f"platforms.{name}.{declared.webhooks}" if declared.webhooks else None,
     )
     for name, declared in DECLARATIONS.items()
 }

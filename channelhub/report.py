@@ -6,6 +6,7 @@ from sqlalchemy import Engine
 
 from warehouse.reconciliation_log import latest_runs
 from warehouse.summary import summary
+from warehouse.webhook_inbox import inbox_counts
 
 
 def render_summary(rows: list[dict]) -> str:
@@ -41,7 +42,10 @@ def render_summary(rows: list[dict]) -> str:
 def print_summary(engine: Engine) -> list[dict]:
     with engine.connect() as conn:
         rows = summary(conn)
+        inbox = inbox_counts(conn)
     print(render_summary(rows))
+    for channel, counts in inbox.items():  # only channels that received webhooks
+        print(f"webhooks {channel}: " + " ".join(f"{status}={n}" for status, n in counts.items()))
     return rows
 
 

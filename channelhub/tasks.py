@@ -121,3 +121,16 @@ def check_channel_health(context: dict[str, Any]) -> dict:
     for alert in alerts:
         print(f"{alert.severity}: {alert.title}: {alert.message}")
     return {"alerts": [alert.key for alert in alerts]}
+
+
+def sweep_webhook_inbox(context: dict[str, Any]) -> dict:
+    """Apply the webhook inbox rows a receiver left pending (killed, or inbox only) and retries whose backoff
+    is over; the rows a live receiver just stored are its own (``SWEEP_OLDER_THAN``)."""
+    from channelhub.webhook_apply import sweep_inbox
+    from channelhub.webhooks import airflow_stock_changed
+
+    config, engine = _setup()
+    report = sweep_inbox(engine, config, stock_changed=airflow_stock_changed())
+    print(report.summary_line())
+    return {**report.counts.as_dict(), "claimed": report.claimed, "applied": report.applied,
+            "retrying": report.retrying, "failed": report.failed}  # fmt: skip

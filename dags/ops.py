@@ -2,7 +2,8 @@
 unattended and close the ones that now pass), ``channel_health`` (every 15 minutes: alert when a channel
 has had no good sync for its ``alert_after_missed_syncs`` intervals, and again when it recovers) and
 ``personal_data_retention`` (daily: blank the buyers' personal data of orders closed for
-``retention.personal_data_days``)."""
+``retention.personal_data_days``) and ``webhook_inbox_sweep`` (every 5 minutes: apply the webhook inbox rows a
+receiver left pending, so an event stored by a killed receiver still lands)."""
 
 from __future__ import annotations
 
@@ -63,4 +64,11 @@ hub_dag(
     timedelta(days=1),
     "erase_personal_data",
     "erase_personal_data",
+)
+hub_dag(
+    "webhook_inbox_sweep",
+    "Apply the webhook inbox rows a receiver left pending",
+    timedelta(minutes=5),
+    "sweep",
+    "sweep_webhook_inbox",
 )

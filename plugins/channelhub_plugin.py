@@ -6,11 +6,17 @@ browser's ``_token`` login cookie reaches it), and an external view that puts a 
 UI's nav and shows ``/channelhub/`` in an iframe at ``/plugin/channelhub``. Every route needs a valid Airflow
 login (cookie or ``Authorization: Bearer <JWT>`` from ``POST /auth/token``) and the auth manager's consent
 for the custom view ``ChannelHub``. The page is thin: the data and the actions are the hub's own functions.
+
+With ``HUB_WEBHOOKS_IN_AIRFLOW=true`` the API server also serves the webhook receiver at
+``/channelhub-webhooks/webhooks/<channel>`` (one process instead of ``channelhub webhooks serve``). It asks
+for no Airflow login: platforms do not log in, each delivery's signature is its authentication (Airflow's
+middlewares only refresh a login cookie when one is sent; its routes' auth is per-route dependencies).
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import uuid
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
@@ -32,6 +38,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 log = logging.getLogger("channelhub.plugin")
 
 URL_PREFIX = "/channelhub"
+WEBHOOKS_URL_PREFIX = "/channelhub-webhooks"
 RESOURCE = "ChannelHub"  # the custom view name auth managers are asked about
 FINDINGS_LIMIT = 50
 
@@ -517,9 +524,23 @@ stroke-width="2" stroke-linecap="round" stroke-linejoin="round"><path d="M4 7h16
 <circle cx="19" cy="17" r="2"/></svg>"""
 
 
+async def webhooks_app(scope: Any, receive: Any, send: Any) -> None:
+    """The webhook receiver, imported and built on its first request (not when Airflow loads plugins)."""
+    from channelhub.webhooks import plugin_receiver
+
+    await plugin_receiver()(scope, receive, send)
+
+
+def _fastapi_apps() -> list[dict[str, Any]]:
+    apps: list[dict[str, Any]] = [{"app": app, "url_prefix": URL_PREFIX, "name": "ChannelHub"}]
+    if os.environ.get("HUB_WEBHOOKS_IN_AIRFLOW", "").lower() in ("1", "true", "yes"):
+        apps.append({"app": webhooks_app, "url_prefix": WEBHOOKS_URL_PREFIX, "name": "ChannelHub webhooks"})
+    return apps
+
+
 class ChannelHubPlugin(AirflowPlugin):
     name = "channelhub"
-    fastapi_apps: ClassVar[list[Any]] = [{"app": app, "url_prefix": URL_PREFIX, "name": "ChannelHub"}]
+    fastapi_apps: ClassVar[list[Any]] = _fastapi_apps()
     # url_route: the UI shows href in an iframe at /plugin/channelhub, under its own nav entry.
     external_views: ClassVar[list[Any]] = [
         {

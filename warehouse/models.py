@@ -18,6 +18,7 @@ from sqlalchemy import (
     Identity,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     Numeric,
     PrimaryKeyConstraint,
@@ -45,6 +46,7 @@ LOCATION_KINDS = ("store", "warehouse")
 LEDGER_KINDS = ("receive", "reserve", "release", "deduct", "restock", "adjust")
 EXCEPTION_STATUSES = ("open", "resolved", "ignored")
 PUSH_STATUSES = ("pending", "pushed", "failed")
+WEBHOOK_STATUSES = ("pending", "applied", "no_order", "failed")
 
 # An order nothing is left to do for: its personal data is blanked once it has been closed for the retention
 # period (warehouse.retention). A fully refunded or voided order has nothing left to ship either.
@@ -534,4 +536,28 @@ open_alerts = Table(
     Column("key", Text, primary_key=True),  # e.g. "stale_sync:<channel>"
     Column("message", Text, nullable=False),
     _now("opened_at"),
+)
+
+# The webhook receiver's durable inbox (warehouse.webhook_inbox): every verified event is stored here before
+# the platform gets its 200, so a receiver killed before applying it loses nothing (the sweeper finishes it).
+webhook_inbox = Table(
+    "webhook_inbox",
+    metadata,
+    _id(),
+    Column("channel_id", BigInteger, ForeignKey("channels.id"), nullable=False),
+    Column("event_id", Text, nullable=False),  # the platform's id of the event: a redelivery is a duplicate
+    Column("topic", Text, nullable=False),
+    Column("order_external_id", Text),  # None: the event is about no order (app/uninstalled, a ping)
+    Column("order_payload", JSONB),  # the order as its API renders it, when the body carried it whole
+    Column("raw_body", LargeBinary, nullable=False),  # the exact bytes the signature was verified on
+    Column("headers", JSONB, nullable=False, server_default=text("'{}'::jsonb")),  # lower-cased, none secret
+    _now("received_at"),
+    Column("status", Text, nullable=False, server_default="pending"),
+    _count("attempts"),
+    Column("next_attempt_at", DateTime(timezone=True)),  # a failed apply's backoff; None: at once
+    Column("applied_at", DateTime(timezone=True)),
+    Column("last_error", Text),
+    CheckConstraint(_in("status", WEBHOOK_STATUSES), name="status"),
+    UniqueConstraint("channel_id", "event_id"),
+    Index("ix_webhook_inbox_status_received_at", "status", "received_at"),
 )
