@@ -20,12 +20,10 @@ import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
-import webhook_stand_in
 from fastapi.testclient import TestClient
 from hub_configs import write_hub_config
 from sqlalchemy import text
@@ -43,9 +41,6 @@ from sandbox.server import run_sandbox
 NOW = datetime(2026, 11, 21, 9, 0, tzinfo=UTC)
 CODE = "hook_shop"
 WEBHOOK_SECRET = "whsec-test-4e1f"  # the app's client secret the deliveries are signed with
-TESTS = Path(__file__).resolve().parent
-
-webhook_stand_in.install()
 
 
 @pytest.fixture(scope="module")
@@ -243,12 +238,8 @@ def free_port() -> int:
 
 
 def hub_process(args: list[str], env: dict[str, str], **kwargs: Any) -> Any:
-    """``channelhub ARGS`` in a process of its own (with the stand-in contract while Shopify has none)."""
-    code = (
-        f"import sys; sys.path.insert(0, {str(TESTS)!r}); import webhook_stand_in; "
-        "webhook_stand_in.install(); "
-        f"from channelhub.cli import main; sys.exit(main({args!r}))"
-    )
+    """``channelhub ARGS`` in a process of its own."""
+    code = f"import sys; from channelhub.cli import main; sys.exit(main({args!r}))"
     return subprocess.Popen([sys.executable, "-c", code], env=env, **kwargs)
 
 
