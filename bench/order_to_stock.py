@@ -1,15 +1,18 @@
 """Order-to-stock latency on the standalone stack: from an order created on one sandbox channel to the new
 sellable quantity on every other channel.
 
-Runs ``channelhub demo`` (Postgres, the four sandbox channels, ``airflow standalone``) with every channel's
-schedule at one minute, lets the sandboxes' live order streams run for ``--minutes``, then measures from the
-warehouse's own records, for each order created meanwhile:
+Runs ``channelhub demo`` (Postgres, a sandbox per demo channel, ``airflow standalone``) twice: with webhooks
+(the receiver lands each order as the platform pushes it and posts a stock asset event through Airflow's
+API, so every ``push_stock__*`` runs at once; the syncs keep the demo's schedules as the safety net), and
+without (every channel's sync on a one-minute schedule, the best polling does). Each run lets the
+sandboxes' live order streams go for ``--minutes``, then measures from the warehouse's own records, for each
+order created meanwhile:
 
     latency = (the last of: each other channel's first accepted stock push of the order's SKU
                made after the order's reservation landed) - (the order's creation time on its platform)
 
 Orders whose SKUs have not yet reached every other channel when the run ends are counted as not propagated.
-It prints the figures and ends with ``order-to-stock p50 <s> s | p95 <s> s | max <s> s | orders <n>``.
+It prints one line per mode: ``webhooks on|off (...): order-to-stock p50 <s> s | p95 <s> s | max <s> s``.
 """
 
 from __future__ import annotations
@@ -17,11 +20,13 @@ from __future__ import annotations
 import argparse
 import os
 import signal
+import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -60,48 +65,72 @@ def percentile(values: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
 
 
-def bench_config(folder: Path) -> Path:
-    """The demo's channels with one-minute schedules (the latency is dominated by them)."""
+POLLING_SCHEDULE_MINUTES = 1  # without webhooks the latency is dominated by the schedule: the shortest one
+
+
+def bench_config(folder: Path, webhooks: bool) -> Path:
+    """The demo's channels; without webhooks on one-minute schedules (the best polling can do), with them
+    on the schedules the demo configures (the scheduled pulls are then only the safety net)."""
     config = yaml.safe_load((PROJECT_ROOT / "config" / "channels.yaml").read_text())
-    for channel in config["channels"]:
-        channel["schedule_minutes"] = 1
-        channel["overlap_minutes"] = 2
+    if not webhooks:
+        for channel in config["channels"]:
+            channel["schedule_minutes"] = POLLING_SCHEDULE_MINUTES
+            channel["overlap_minutes"] = 2
     path = folder / "channels.yaml"
     path.write_text(yaml.safe_dump(config))
     return path
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--minutes", type=float, default=8.0, help="how long the live streams run")
-    parser.add_argument("--port", default="8080", help="the Airflow API server port")
-    args = parser.parse_args()
+@dataclass
+class Run:
+    webhooks: bool
+    channels: int
+    schedules: str
+    latencies: list[float]
+    pending: int
 
+    def line(self) -> str:
+        mode = "webhooks on " if self.webhooks else "webhooks off"
+        head = f"{mode} ({self.channels} channels, syncs every {self.schedules} min):"
+        if not self.latencies:
+            return f"{head} order-to-stock p50 - s | p95 - s | max - s | orders 0 ({self.pending} not yet)"
+        return (
+            f"{head} order-to-stock p50 {percentile(self.latencies, 0.5):.1f} s | "
+            f"p95 {percentile(self.latencies, 0.95):.1f} s | max {max(self.latencies):.1f} s | "
+            f"orders {len(self.latencies)} ({self.pending} not yet)"
+        )
+
+
+def measure(webhooks: bool, minutes: float, port: str) -> Run:
+    """One run of the standalone stack (``channelhub demo``, with or without its webhook receiver)."""
     work = Path(tempfile.mkdtemp(prefix="channelhub-latency-"))
     server = db.local_server_url()
     stop_server = None
     if server is None:
         server = db.start_embedded(work / "pgdata", "postgres")
         stop_server = work / "pgdata"
-    database = f"channelhub_latency_{os.getpid()}"
+    database = f"channelhub_latency_{os.getpid()}_{'on' if webhooks else 'off'}"
     db.ensure_database(server, database)
     url = make_url(server).set(database=database).render_as_string(hide_password=False)
+    config_path = bench_config(work, webhooks)
+    channels = yaml.safe_load(config_path.read_text())["channels"]
     env = {
         **os.environ,
         "HUB_DATABASE_URL": url,
         "HUB_STATE_DIR": str(work / "state"),
-        "HUB_CHANNELS_CONFIG": str(bench_config(work)),
+        "HUB_CHANNELS_CONFIG": str(config_path),
         "HUB_IMPORT_EVERY_MINUTES": "1",
-        "AIRFLOW__API__PORT": args.port,
-        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://localhost:{args.port}/execution/",
+        "HUB_WEBHOOK_PORT": str(free_port()),
+        "AIRFLOW__API__PORT": port,
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://localhost:{port}/execution/",
     }
     log_path = work / "demo.log"
-    print(f"- starting the standalone stack (log: {log_path}) ...", flush=True)
+    mode = "on" if webhooks else "off"
+    print(f"- webhooks {mode}: starting the standalone stack (log: {log_path}) ...", flush=True)
+    command = [sys.executable, "-m", "channelhub.cli", "demo", "--history-hours", "0.25"]
     with log_path.open("wb") as log:
         demo = subprocess.Popen(
-            [sys.executable, "-m", "channelhub.cli", "demo", "--history-hours", "0.25"],
+            command + ([] if webhooks else ["--no-webhooks"]),
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -114,11 +143,8 @@ def main() -> int:
                     raise SystemExit(f"the demo did not come up; see {log_path}")
                 time.sleep(2)
             since = datetime.now(UTC)
-            print(
-                f"- stack up; measuring orders created from {since:%H:%M:%S} for {args.minutes:g} min",
-                flush=True,
-            )
-            time.sleep(args.minutes * 60)
+            print(f"- stack up; measuring orders created from {since:%H:%M:%S} for {minutes:g} min", flush=True)
+            time.sleep(minutes * 60)
             engine = create_engine(url)
             with engine.connect() as conn:
                 rows = conn.execute(text(LATENCY_SQL), {"since": since}).all()
@@ -129,29 +155,42 @@ def main() -> int:
                 demo.wait(timeout=120)
             except subprocess.TimeoutExpired:
                 demo.kill()
-    latencies = [(r.last_seen - r.created_at).total_seconds() for r in rows if r.everywhere]
-    pending = sum(1 for r in rows if not r.everywhere)
     db.drop_database(server, database)
     if stop_server is not None:
         db.stop_embedded(stop_server)
+    schedules = sorted({int(c.get("schedule_minutes", 15)) for c in channels})
+    return Run(
+        webhooks=webhooks,
+        channels=len(channels),
+        schedules="/".join(str(m) for m in schedules),
+        latencies=[(r.last_seen - r.created_at).total_seconds() for r in rows if r.everywhere],
+        pending=sum(1 for r in rows if not r.everywhere),
+    )
 
-    print(
-        f"machine   {os.cpu_count()} cores, Python {sys.version.split()[0]}; "
-        "4 sandbox channels on 1-minute schedules"
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    print(
-        f"orders    {len(rows)} created during the run; {len(latencies)} reached every other channel; "
-        f"{pending} not yet"
-    )
-    if not latencies:
-        print("order-to-stock p50 - s | p95 - s | max - s | orders 0")
-        return 1
-    print(f"mean      {statistics.fmean(latencies):.1f} s")
-    print(
-        f"order-to-stock p50 {percentile(latencies, 0.5):.1f} s | p95 {percentile(latencies, 0.95):.1f} s | "
-        f"max {max(latencies):.1f} s | orders {len(latencies)}"
-    )
-    return 0
+    parser.add_argument("--minutes", type=float, default=8.0, help="how long the live streams run, per mode")
+    parser.add_argument("--port", default="8080", help="the Airflow API server port")
+    parser.add_argument("--webhooks", choices=["both", "on", "off"], default="both")
+    args = parser.parse_args()
+    modes = {"both": (True, False), "on": (True,), "off": (False,)}[args.webhooks]
+    runs = [measure(webhooks, args.minutes, args.port) for webhooks in modes]
+    print(f"machine   {os.cpu_count()} cores, Python {sys.version.split()[0]}; airflow standalone (LocalExecutor)")
+    for run in runs:
+        if run.latencies:
+            print(f"mean      {statistics.fmean(run.latencies):.1f} s (webhooks {'on' if run.webhooks else 'off'})")
+    for run in runs:
+        print(run.line())
+    return 0 if all(run.latencies for run in runs) else 1
 
 
 if __name__ == "__main__":

@@ -165,7 +165,9 @@ def cmd_summary(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from channelhub.demo import run_demo
 
-    return run_demo(once=args.once, history=timedelta(hours=args.history_hours))
+    return run_demo(
+        once=args.once, history=timedelta(hours=args.history_hours), webhooks=not args.no_webhooks
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -219,6 +221,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--once", action="store_true", help="one sync cycle through the real DAGs, a summary, exit"
     )
     p.add_argument("--history-hours", type=float, default=6.0, help="how much sandbox history to load first")
+    p.add_argument(
+        "--no-webhooks",
+        action="store_true",
+        help="no webhook receiver: orders arrive by the scheduled syncs only (bench-latency's polling line)",
+    )
     p.set_defaults(func=cmd_demo)
 
     from channelhub import import_cli, ops_cli, webhook_cli

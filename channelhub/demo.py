@@ -32,7 +32,7 @@ import requests
 from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 
-from channelhub import db
+from channelhub import db, demo_webhooks
 from channelhub.config import ChannelConfig, HubConfig, load_config
 from channelhub.report import print_reconciliation, print_summary
 from channelhub.sync import register_config
@@ -286,7 +286,7 @@ def demo_sandboxes(
     return sandboxes
 
 
-def run_demo(once: bool, history: timedelta) -> int:
+def run_demo(once: bool, history: timedelta, webhooks: bool = True) -> int:
     with ExitStack() as stack:
         config, db_url, engine = demo_warehouse(stack)
         sandboxes = demo_sandboxes(stack, config, engine, history)
@@ -296,7 +296,7 @@ def run_demo(once: bool, history: timedelta) -> int:
         first_run_conf = json.dumps({"since": since})
         if once:
             return _run_once(env, config, sandboxes, first_run_conf, engine)
-        return _serve(stack, env, sandboxes, first_run_conf, engine)
+        return _serve(stack, env, sandboxes, first_run_conf, engine, webhooks)
 
 
 # The carriers a warehouse would use per platform (the connectors map them to each platform's codes).
@@ -387,8 +387,9 @@ def _airflow_ok(env: dict[str, str], *args: str) -> None:
         raise RuntimeError(f"airflow {' '.join(args)} failed; see {LOG_DIR / 'airflow-setup.log'}")
 
 
-def _serve(stack: ExitStack, env, sandboxes: list[RunningSandbox], conf: str, engine) -> int:
+def _serve(stack: ExitStack, env, sandboxes: list[RunningSandbox], conf: str, engine, webhooks: bool) -> int:
     port = env.get("AIRFLOW__API__PORT", "8080")
+    env.update(demo_webhooks.airflow_api_env(port, demo_webhooks.airflow_admin_password(AIRFLOW_HOME)))
     print("- every DAG into the metadata database, paused until the API server answers ...", flush=True)
     hold_dags(env)
     log = open(LOG_DIR / "airflow-standalone.log", "ab")  # noqa: SIM115 - closed by the stack
@@ -410,6 +411,13 @@ def _serve(stack: ExitStack, env, sandboxes: list[RunningSandbox], conf: str, en
     for sb in sandboxes:
         _airflow(env, "dags", "trigger", sb.channel.dag_id, "-c", conf, log_name="airflow-setup.log")
     password = _admin_password()
+    if webhooks:
+        receiver = demo_webhooks.start_receiver(
+            stack, env, LOG_DIR, demo_webhooks.receiver_port(), _wait_http, _terminate
+        )
+        print(f"- webhook receiver: {receiver}/webhooks/<channel>", flush=True)
+        for line in demo_webhooks.subscribe(sandboxes, receiver, env, LOG_DIR):
+            print(f"  {line}", flush=True)
     print(
         f"\nAirflow UI: http://localhost:{port}  login: admin / {password}\n"
         f"ChannelHub page (health, exception queue, findings): http://localhost:{port}/plugin/channelhub\n"
