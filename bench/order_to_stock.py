@@ -143,7 +143,7 @@ def measure(webhooks: bool, minutes: float, port: str) -> Run:
                     raise SystemExit(f"the demo did not come up; see {log_path}")
                 time.sleep(2)
             since = datetime.now(UTC)
-            print(f"- stack up; measuring orders created from {since:%H:%M:%S} for {minutes:g} min", flush=True)
+            print(f"- stack up; orders created from {since:%H:%M:%S} for {minutes:g} min", flush=True)
             time.sleep(minutes * 60)
             engine = create_engine(url)
             with engine.connect() as conn:
@@ -184,10 +184,12 @@ def main() -> int:
     args = parser.parse_args()
     modes = {"both": (True, False), "on": (True,), "off": (False,)}[args.webhooks]
     runs = [measure(webhooks, args.minutes, args.port) for webhooks in modes]
-    print(f"machine   {os.cpu_count()} cores, Python {sys.version.split()[0]}; airflow standalone (LocalExecutor)")
+    python = sys.version.split()[0]
+    print(f"machine   {os.cpu_count()} cores, Python {python}; airflow standalone (LocalExecutor)")
     for run in runs:
         if run.latencies:
-            print(f"mean      {statistics.fmean(run.latencies):.1f} s (webhooks {'on' if run.webhooks else 'off'})")
+            mode = "on" if run.webhooks else "off"
+            print(f"mean      {statistics.fmean(run.latencies):.1f} s (webhooks {mode})")
     for run in runs:
         print(run.line())
     return 0 if all(run.latencies for run in runs) else 1
