@@ -22,6 +22,7 @@ headers, signing, body, ack, retry schedule, registration routes) and calls ``in
 
 from __future__ import annotations
 
+import asyncio
 import heapq
 import itertools
 import logging
@@ -383,7 +384,8 @@ def install_webhooks(app: FastAPI, fmt: WebhookFormat) -> WebhookDispatcher:
             body = await request.json()
             if not isinstance(body, dict) or not isinstance(body.get("address"), str):
                 raise ValueError('send {"address": "http://...", ...}')
-            subscription = fmt.subscription(dispatcher, body)
+            # The console may call the URL first (WeChat's check): not on the event loop.
+            subscription = await asyncio.to_thread(fmt.subscription, dispatcher, body)
         except ValueError as error:
             return json_response({"errors": str(error)}, 400)
         dispatcher.add(subscription)
@@ -416,3 +418,12 @@ def console_subscription(
     if topic is not None and not isinstance(topic, str):
         raise ValueError("topic must be a string")
     return Subscription(str(dispatcher.next_id()), topic, body["address"], secret, dict(keys or {}))
+
+
+def answered_code_zero(response: requests.Response) -> bool:
+    """The Chinese platforms' acknowledgement: HTTP 200 with ``{"code": 0, ...}``."""
+    try:
+        body = response.json()
+    except ValueError:
+        return False
+    return response.status_code == 200 and isinstance(body, dict) and body.get("code") == 0
