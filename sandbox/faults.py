@@ -30,6 +30,11 @@ The knobs, and how the simulators render them:
   or access token", WooCommerce 401 ``woocommerce_rest_authentication_error``, WeChat 40125 on
   ``cgi-bin/token`` and 40001 on calls, Youzan 1103 on ``/auth/token`` and 4201 on calls: the shop's grant
   withdrawn) until cleared.
+- ``webhook_lost_rate``, ``webhook_duplicate_rate``, ``webhook_reorder_rate``, ``webhook_forged_rate``: per
+  webhook delivery (``sandbox.webhooks``, drawn from an RNG of their own so API traffic does not move them):
+  never sent; sent twice with the same delivery id; held back and sent after the next delivery; preceded by
+  an extra request signed with a wrong key (someone else's forgery: the real delivery still goes out).
+- ``webhook_retry_scale``: the platform's retry delays times this (1.0 real hours; tests use ~0.001).
 """
 
 from __future__ import annotations
@@ -55,6 +60,10 @@ _PROBABILITIES = (
     "duplicate_page_rate",
     "shuffle_page_rate",
     "token_expiry_rate",
+    "webhook_lost_rate",
+    "webhook_duplicate_rate",
+    "webhook_reorder_rate",
+    "webhook_forged_rate",
 )
 MAX_CLOCK_SKEW_SECONDS = 86400.0
 _Value = TypeVar("_Value")
@@ -97,13 +106,20 @@ class Faults:
     )
     token_expiry_rate: float = _knob(0.0, "short-lived tokens expired before answering (WeChat, Youzan)")
     credentials_revoked: bool = _knob(False, "the connection's credentials refused until cleared")
+    webhook_lost_rate: float = _knob(0.0, "webhook deliveries never sent")
+    webhook_duplicate_rate: float = _knob(0.0, "webhook deliveries sent twice (same delivery id)")
+    webhook_reorder_rate: float = _knob(0.0, "webhook deliveries held back and sent after the next one")
+    webhook_forged_rate: float = _knob(0.0, "webhook deliveries preceded by a forgery (a wrong signature)")
+    webhook_retry_scale: float = _knob(1.0, "the platform's webhook retry delays times this (tests: 0.001)")
     seed: int = _knob(0, "seeds the fault draws")
     _rng: random.Random = field(init=False, repr=False, compare=False)
+    _webhook_rng: random.Random = field(init=False, repr=False, compare=False)
     _lock: threading.Lock = field(init=False, repr=False, compare=False, default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
         self._validate()
         self._rng = random.Random(self.seed)
+        self._webhook_rng = random.Random(f"{self.seed}:webhooks")
 
     def _validate(self) -> None:
         for name, value in self.to_dict().items():
@@ -114,7 +130,7 @@ class Faults:
             value = getattr(self, name)
             if not 0.0 <= float(value) <= 1.0:
                 raise ValueError(f"{name} must be a probability in [0, 1], got {value!r}")
-        for name in ("latency_seconds", "hang_seconds", "clock_step_seconds"):
+        for name in ("latency_seconds", "hang_seconds", "clock_step_seconds", "webhook_retry_scale"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0")
         if abs(self.clock_skew_seconds) > MAX_CLOCK_SKEW_SECONDS:
@@ -140,6 +156,7 @@ class Faults:
                 raise ValueError(str(error)) from None
             if "seed" in changes:
                 self._rng = random.Random(self.seed)
+                self._webhook_rng = random.Random(f"{self.seed}:webhooks")
         return self.to_dict()
 
     def clear(self) -> None:
@@ -163,6 +180,12 @@ class Faults:
             return False
         with self._lock:
             return self._rng.random() < probability
+
+    def webhook_roll(self, probability: float) -> bool:
+        if probability <= 0:
+            return False
+        with self._lock:
+            return self._webhook_rng.random() < probability
 
     def choose(self, options: tuple[Any, ...]) -> Any:
         with self._lock:

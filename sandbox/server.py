@@ -99,6 +99,9 @@ def sandbox_connection(
         conn["extra"] = dict(extra)
     if ca_bundle:
         conn.setdefault("extra", {})["ca_bundle"] = ca_bundle
+    # The keys the hub verifies this sandbox's webhook deliveries with (where they are not the secret).
+    if webhook_extra := getattr(module, "webhook_extra", None):
+        conn.setdefault("extra", {}).update(webhook_extra(secret))
     return conn
 
 
@@ -243,17 +246,21 @@ def run_sandbox(
         shop_timezone=shop_timezone,
     )
     with serve_app(app, host=host, port=port, tls=tls, name=f"sandbox-{platform}") as served:
-        yield RunningSandbox(
-            platform=platform,
-            base_url=served.base_url,
-            port=served.port,
-            world=world,
-            faults=faults,
-            clock=clock,
-            access_token=access_token,
-            app=app,
-            ca_bundle=served.ca_bundle,
-        )
+        try:
+            yield RunningSandbox(
+                platform=platform,
+                base_url=served.base_url,
+                port=served.port,
+                world=world,
+                faults=faults,
+                clock=clock,
+                access_token=access_token,
+                app=app,
+                ca_bundle=served.ca_bundle,
+            )
+        finally:
+            if (webhooks := getattr(app.state, "webhooks", None)) is not None:
+                webhooks.stop()
 
 
 @dataclass(frozen=True)

@@ -50,8 +50,10 @@ from sandbox.common import (
 )
 from sandbox.douyin import listing, pushes
 from sandbox.douyin.render import BusinessError, DouyinRenderer, digest
+from sandbox.douyin.webhooks import DouyinWebhooks
 from sandbox.faults import Faults, ServedPages
 from sandbox.gateway import china_seconds
+from sandbox.webhooks import install_webhooks
 from sandbox.world import World
 
 SANDBOX_LOGIN = "7123456789012345678"  # the app_key (public, 19 digits); the app_secret is the checked token
@@ -259,6 +261,8 @@ def create_app(
     book.add_expire_route(app, "douyin")
 
     fail_next.add_route(app, "douyin")
+
+    install_webhooks(app, DouyinWebhooks(world, renderer, app_key, access_token, shop_id))
 
     add_admin_routes(
         app,

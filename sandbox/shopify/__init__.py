@@ -58,6 +58,7 @@ from __future__ import annotations
 from sandbox.shopify.app import create_app
 from sandbox.shopify.pushes import INVALID_QUANTITY
 from sandbox.shopify.render import ShopifyRenderer
+from sandbox.shopify.webhooks import webhook_extra
 from sandbox.shopify.wire import (
     API_PREFIX,
     DEFAULT_ACCESS_TOKEN,
@@ -75,4 +76,5 @@ __all__ = [
     "ShopifyRenderer",
     "Tracking",
     "create_app",
+    "webhook_extra",
 ]

@@ -22,6 +22,7 @@ from sandbox.faults import Faults, ServedPages
 from sandbox.shopify.listing import add_listing_routes
 from sandbox.shopify.pushes import add_push_routes
 from sandbox.shopify.render import ShopifyRenderer
+from sandbox.shopify.webhooks import ShopifyWebhooks
 from sandbox.shopify.wire import (
     _QUARTERLY_VERSION,
     _VERSIONED_PATH,
@@ -38,6 +39,7 @@ from sandbox.shopify.wire import (
     ShopAccess,
     _json_response,
 )
+from sandbox.webhooks import install_webhooks
 from sandbox.world import (
     World,
 )
@@ -267,6 +269,8 @@ def create_app(
             return _json_response({"errors": str(error)}, 400)
         access.throttle_next = wanted
         return _json_response({"next": access.throttle_next})
+
+    install_webhooks(app, ShopifyWebhooks(world, faults, renderer, access_token))
 
     @app.api_route("/admin/{rest:path}", methods=["GET", "POST", "PUT", "DELETE"])
     def unknown_admin_route(rest: str) -> Response:

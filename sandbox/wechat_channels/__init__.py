@@ -105,6 +105,7 @@ from __future__ import annotations
 
 from sandbox.wechat_channels.app import create_app, mini_program_secret
 from sandbox.wechat_channels.render import WeChatChannelsRenderer
+from sandbox.wechat_channels.webhooks import webhook_extra
 from sandbox.wechat_channels.wire import (
     DELIVERY_COMPANIES,
     SANDBOX_LOGIN,
@@ -120,4 +121,5 @@ __all__ = [
     "WeChatChannelsRenderer",
     "create_app",
     "mini_program_secret",
+    "webhook_extra",
 ]

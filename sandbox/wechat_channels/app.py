@@ -20,10 +20,12 @@ from fastapi.responses import Response
 from sandbox.admin import RequestStats, add_admin_routes, hold_back_answers, json_response
 from sandbox.common import maybe_truncated
 from sandbox.faults import Faults, ServedPages
+from sandbox.webhooks import install_webhooks
 from sandbox.wechat_channels.listing import add_listing_routes
 from sandbox.wechat_channels.mini_program import ShippingRecord, add_mini_program_routes
 from sandbox.wechat_channels.pushes import add_push_routes
 from sandbox.wechat_channels.render import WeChatChannelsRenderer
+from sandbox.wechat_channels.webhooks import WeChatWebhooks
 from sandbox.wechat_channels.wire import (
     ERR_API_UNAUTHORIZED,
     FORCE_REFRESH_INTERVAL_SECONDS,
@@ -403,6 +405,8 @@ def create_app(
             "mini_program_appid": mini_program_appid,
             "daily_quota": quota.limit,
         }
+
+    install_webhooks(app, WeChatWebhooks(world, renderer, appid))
 
     add_admin_routes(
         app,

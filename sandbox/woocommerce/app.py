@@ -22,11 +22,13 @@ from starlette.routing import Match
 from sandbox.admin import RequestStats, add_admin_routes, hold_back_answers, json_response
 from sandbox.common import maybe_truncated
 from sandbox.faults import Faults, ServedPages
+from sandbox.webhooks import install_webhooks
 from sandbox.woocommerce.listing import add_listing_routes
 from sandbox.woocommerce.pushes import add_write_routes
 from sandbox.woocommerce.render import WooRenderer
 from sandbox.woocommerce.stock import CatalogRenderer
 from sandbox.woocommerce.store import WRITE_METHODS, WooStore
+from sandbox.woocommerce.webhooks import WooWebhooks
 from sandbox.woocommerce.wire import (
     API_PREFIX,
     BAD_KEY,
@@ -349,6 +351,8 @@ def create_app(
     add_listing_routes(app, world, faults, renderer, store, served)
 
     add_write_routes(app, world, renderer, store, products)
+
+    install_webhooks(app, WooWebhooks(world, faults, renderer, store))
 
     @app.api_route("/wp-json/{rest:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
     def unknown_route(rest: str) -> Response:

@@ -26,6 +26,7 @@ from sandbox.common import (
 )
 from sandbox.faults import Faults, ServedPages
 from sandbox.gateway import tengine_page
+from sandbox.webhooks import install_webhooks
 from sandbox.world import World
 from sandbox.youzan.listing import (
     DEFAULT_PAGE_SIZE,
@@ -44,6 +45,7 @@ from sandbox.youzan.pushes import (
     YouzanPushes,
 )
 from sandbox.youzan.render import YouzanRenderer, _hash
+from sandbox.youzan.webhooks import YouzanWebhooks
 
 SANDBOX_LOGIN = "yz_sandbox_client_0001"  # the client_id (public); the client secret is the checked token
 SANDBOX_KDT_ID = 91_234_567  # the shop (kdt_id) the sandbox app is authorised for
@@ -315,6 +317,8 @@ def create_app(
         return json_response({"revoked": revoke_tokens()})
 
     fail_next.add_route(app, "youzan")
+
+    install_webhooks(app, YouzanWebhooks(world, renderer, client_id, access_token, kdt_id))
 
     add_admin_routes(
         app,
