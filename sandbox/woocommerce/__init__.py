@@ -97,6 +97,7 @@ from __future__ import annotations
 
 from sandbox.woocommerce.app import create_app, wc_signature
 from sandbox.woocommerce.render import WooRenderer, wc_status
+from sandbox.woocommerce.webhooks import webhook_extra
 from sandbox.woocommerce.wire import DEFAULT_CONSUMER_SECRET, SANDBOX_LOGIN
 
 __all__ = [
@@ -106,4 +107,5 @@ __all__ = [
     "create_app",
     "wc_signature",
     "wc_status",
+    "webhook_extra",
 ]

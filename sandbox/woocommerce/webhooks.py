@@ -47,6 +47,12 @@ MAX_FAILURES = 5  # woocommerce_max_webhook_delivery_failures' default
 USER_AGENT = f"WooCommerce/{WC_VERSION} Hookshot (WordPress/6.7.1)"
 
 
+def webhook_extra(secret: str) -> dict[str, str]:
+    """The secret the hub registers its webhooks with (WooCommerce signs each webhook with the secret it was
+    created with; the merchant's side chooses it): derived from the sandbox's own secret for the demo."""
+    return {"webhook_secret": "wcwh_" + hashlib.sha256(f"woo-webhook:{secret}".encode()).hexdigest()[:32]}
+
+
 def wp_json_encode(payload: Any) -> bytes:
     """PHP's ``json_encode`` default flags: ASCII only, ``/`` escaped."""
     return json.dumps(payload, separators=(",", ":")).replace("/", "\\/").encode()
