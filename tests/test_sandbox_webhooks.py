@@ -346,13 +346,14 @@ def test_fault_knobs_do_what_they_say(platform: str) -> None:
         faults_url = f"{sandbox.base_url}/_sandbox/faults"
         sandbox.clock.advance(timedelta(minutes=3))
         wait_until(lambda: len(log(sandbox)) >= 1)
-        assert all(e["outcome"] == "lost" for e in log(sandbox)) and not hook.requests
+        assert all(e["outcome"] == "lost" for e in log(sandbox))
+        assert not [r for r in hook.requests if r.method == "POST"]
 
         def run(step: int, **knobs: Any) -> list[Received]:
             requests.post(faults_url, json={"webhook_lost_rate": 0.0, **knobs}, timeout=5)
             hook.requests.clear()
             sandbox.clock.advance(timedelta(minutes=3 + step))
-            time.sleep(1.5)
+            time.sleep(1.0)
             return [r for r in hook.requests if r.method == "POST"]
 
         duplicated = run(1, webhook_duplicate_rate=1.0)
@@ -364,9 +365,9 @@ def test_fault_knobs_do_what_they_say(platform: str) -> None:
         assert good and len(forged) == 2 * len(good)
 
         reordered = run(3, webhook_forged_rate=0.0, webhook_reorder_rate=1.0)
-        sent = [verify(platform, sandbox, got)[0] for got in reordered]
-        made = [e["id"] for e in log(sandbox) if e["outcome"] == "acked"][-len(sent) :]
-        if len(sent) >= 2 and platform != "douyin":  # Douyin batches a tick into one delivery
+        time.sleep(1.2)  # a held-back delivery no other overtakes goes out after HOLD_TICKS anyway
+        reordered = [r for r in hook.requests if r.method == "POST"]
+        assert reordered
+        if not sandbox.app.state.webhooks.format.batches:  # Douyin: a tick is one delivery
             order_ids = [verify(platform, sandbox, got)[1][0][1] for got in reordered]
-            assert order_ids != sorted(order_ids, key=int) or len(set(order_ids)) < len(order_ids)
-        assert len(made) == len(sent)
+            assert order_ids != sorted(order_ids) or len(set(order_ids)) < len(order_ids)
