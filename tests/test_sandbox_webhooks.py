@@ -369,3 +369,24 @@ def test_fault_knobs_do_what_they_say(platform: str) -> None:
         if not sandbox.app.state.webhooks.format.batches:  # Douyin: a tick is one delivery
             order_ids = [verify(platform, sandbox, got)[1][0][1] for got in reordered]
             assert order_ids != sorted(order_ids) or len(set(order_ids)) < len(order_ids)
+
+
+def test_shopify_tells_the_app_it_was_uninstalled_and_keeps_rest_registration() -> None:
+    with pushing("shopify") as (sandbox, hook):
+        requests.post(f"{sandbox.base_url}/_sandbox/faults", json={"credentials_revoked": True}, timeout=5)
+        wait_until(lambda: any(e["topic"] == "app/uninstalled" for e in log(sandbox)))
+        got = next(r for r in hook.wait_for(1) if r.headers["x-shopify-topic"] == "app/uninstalled")
+        assert verifies("shopify", sandbox, got) and json.loads(got.body)["domain"].endswith(".myshopify.com")
+        requests.post(f"{sandbox.base_url}/_sandbox/faults", json={"credentials_revoked": False}, timeout=5)
+        api, headers = f"{sandbox.base_url}/admin/api/2026-10", {"X-Shopify-Access-Token": SECRET}
+        made = requests.post(
+            f"{api}/webhooks.json",
+            json={"webhook": {"topic": "orders/create", "address": hook.url, "format": "json"}},
+            headers=headers,
+            timeout=10,
+        )
+        assert made.status_code == 201 and made.json()["webhook"]["topic"] == "orders/create"
+        number = made.json()["webhook"]["id"]
+        listed = requests.get(f"{api}/webhooks.json", headers=headers, timeout=10).json()["webhooks"]
+        assert number in [w["id"] for w in listed]
+        assert requests.delete(f"{api}/webhooks/{number}.json", headers=headers, timeout=10).ok
