@@ -306,10 +306,8 @@ class WebhookDispatcher:
             self._record(delivery, answer, "duplicate")
         with self._lock:
             held, self._held = self._held, None
-        if held is not None and held[0] is not delivery:
+        if held is not None:
             self._attempt(held[0])  # the held-back delivery goes out after the one that overtook it
-        elif held is not None:
-            self._held = held
 
     def _attempt(self, delivery: Delivery) -> None:
         subscription = delivery.subscription

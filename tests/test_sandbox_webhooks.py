@@ -10,12 +10,12 @@ import json
 import struct
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from importlib import import_module
 from importlib.util import find_spec
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
@@ -256,7 +256,6 @@ def test_wechat_check_follows_the_doc_vector_and_a_wrong_answer_is_refused() -> 
 
 @pytest.mark.parametrize("platform", PUSHING)
 def test_a_failed_delivery_is_retried_on_the_platform_schedule(platform: str) -> None:
-    delays = import_module(f"sandbox.{platform}.webhooks").__dict__
     with pushing(platform, webhook_retry_scale=FAST) as (sandbox, hook):
         fmt = sandbox.app.state.webhooks.format
         tries = 1 + len(fmt.retry_delays)
@@ -272,10 +271,9 @@ def test_a_failed_delivery_is_retried_on_the_platform_schedule(platform: str) ->
         assert all(e["status"] == 500 for e in first)
         for earlier, later, delay in zip(first, first[1:], fmt.retry_delays, strict=False):
             assert later["at"] - earlier["at"] >= delay * FAST * 0.9
-        # every try of one delivery carries the same identity (the Youzan sendCount aside)
-        identities = {verify(platform, sandbox, got)[1][0] for got in hook.requests if got.method == "POST"}
-        assert identities
-    assert delays  # the module is importable on its own
+        # every try of one delivery carries the same identity (delivery id, event, msg_id)
+        ids = Counter(verify(platform, sandbox, got)[0] for got in hook.requests if got.method == "POST")
+        assert tries in ids.values()
 
 
 def test_woocommerce_disables_a_webhook_as_core_does() -> None:
@@ -346,13 +344,14 @@ def test_fault_knobs_do_what_they_say(platform: str) -> None:
         faults_url = f"{sandbox.base_url}/_sandbox/faults"
         sandbox.clock.advance(timedelta(minutes=3))
         wait_until(lambda: len(log(sandbox)) >= 1)
-        assert all(e["outcome"] == "lost" for e in log(sandbox)) and not hook.requests
+        assert all(e["outcome"] == "lost" for e in log(sandbox))
+        assert not [r for r in hook.requests if r.method == "POST"]
 
         def run(step: int, **knobs: Any) -> list[Received]:
             requests.post(faults_url, json={"webhook_lost_rate": 0.0, **knobs}, timeout=5)
             hook.requests.clear()
             sandbox.clock.advance(timedelta(minutes=3 + step))
-            time.sleep(1.5)
+            time.sleep(1.0)
             return [r for r in hook.requests if r.method == "POST"]
 
         duplicated = run(1, webhook_duplicate_rate=1.0)
@@ -364,9 +363,30 @@ def test_fault_knobs_do_what_they_say(platform: str) -> None:
         assert good and len(forged) == 2 * len(good)
 
         reordered = run(3, webhook_forged_rate=0.0, webhook_reorder_rate=1.0)
-        sent = [verify(platform, sandbox, got)[0] for got in reordered]
-        made = [e["id"] for e in log(sandbox) if e["outcome"] == "acked"][-len(sent) :]
-        if len(sent) >= 2 and platform != "douyin":  # Douyin batches a tick into one delivery
+        time.sleep(1.2)  # a held-back delivery no other overtakes goes out after HOLD_TICKS anyway
+        reordered = [r for r in hook.requests if r.method == "POST"]
+        assert reordered
+        if not sandbox.app.state.webhooks.format.batches:  # Douyin: a tick is one delivery
             order_ids = [verify(platform, sandbox, got)[1][0][1] for got in reordered]
-            assert order_ids != sorted(order_ids, key=int) or len(set(order_ids)) < len(order_ids)
-        assert len(made) == len(sent)
+            assert order_ids != sorted(order_ids) or len(set(order_ids)) < len(order_ids)
+
+
+def test_shopify_tells_the_app_it_was_uninstalled_and_keeps_rest_registration() -> None:
+    with pushing("shopify") as (sandbox, hook):
+        requests.post(f"{sandbox.base_url}/_sandbox/faults", json={"credentials_revoked": True}, timeout=5)
+        wait_until(lambda: any(e["topic"] == "app/uninstalled" for e in log(sandbox)))
+        got = next(r for r in hook.wait_for(1) if r.headers["x-shopify-topic"] == "app/uninstalled")
+        assert verifies("shopify", sandbox, got) and json.loads(got.body)["domain"].endswith(".myshopify.com")
+        requests.post(f"{sandbox.base_url}/_sandbox/faults", json={"credentials_revoked": False}, timeout=5)
+        api, headers = f"{sandbox.base_url}/admin/api/2026-10", {"X-Shopify-Access-Token": SECRET}
+        made = requests.post(
+            f"{api}/webhooks.json",
+            json={"webhook": {"topic": "orders/create", "address": hook.url, "format": "json"}},
+            headers=headers,
+            timeout=10,
+        )
+        assert made.status_code == 201 and made.json()["webhook"]["topic"] == "orders/create"
+        number = made.json()["webhook"]["id"]
+        listed = requests.get(f"{api}/webhooks.json", headers=headers, timeout=10).json()["webhooks"]
+        assert number in [w["id"] for w in listed]
+        assert requests.delete(f"{api}/webhooks/{number}.json", headers=headers, timeout=10).ok
