@@ -49,6 +49,7 @@ PUSHING = sorted(name for name, declared in DECLARATIONS.items() if declared.web
 # one per 30 s): WeChat signs its deliveries' time, and the hub refuses one more than 10 minutes off its own.
 NOW = (datetime.now(UTC) - timedelta(minutes=6)).replace(microsecond=0)
 STEP = timedelta(minutes=2)
+SECOND = timedelta(seconds=1)
 
 
 def free_port() -> int:
@@ -178,9 +179,10 @@ class Hooked:
             return [dict(r._mapping) for r in rows]
 
     def step(self) -> tuple[datetime, datetime]:
-        """Move the platform's clock on: the orders created and changed meanwhile are what it pushes."""
-        start = self.clock.now()
-        end = self.clock.advance(STEP)
+        """Move the platform's clock on: the orders created and changed in (then, now] are what it pushes;
+        returned as the window ``[start, end)`` that a sync of the same orders reads."""
+        start = self.clock.now() + SECOND
+        end = self.clock.advance(STEP) + SECOND
         return start, end
 
     def sync(self, start: datetime, end: datetime) -> Any:
@@ -201,7 +203,8 @@ def hooked(request, engine, tmp_path_factory) -> Iterator[Hooked]:
     ) as sandbox:
         seed_from_catalog(engine, config.channels[0], sandbox.world.catalog)
         hook = Hooked(platform, sandbox, config, config_file, engine)
-        hook.sync(NOW - timedelta(hours=2), NOW)  # the history, as the first scheduled run lands it
+        # The history up to the instant of subscribing (a platform pushes what changes after it).
+        hook.sync(NOW - timedelta(hours=2), NOW + SECOND)
         app = create_receiver(
             engine, config, credentials=hook.credentials, stock_changed=hook.calls.append, sweep_every=3600
         )
@@ -213,14 +216,14 @@ def hooked(request, engine, tmp_path_factory) -> Iterator[Hooked]:
 
 def test_pushed_orders_land_once_exactly_as_the_sync_would(hooked: Hooked) -> None:
     start, end = hooked.step()
-    expected = hooked.expected(start, end + timedelta(seconds=1))
+    expected = hooked.expected(start, end)
     assert expected, "the window holds no order to push"
     hooked.wait_landed(expected)
     wait_for(lambda: hooked.calls, what="a stock asset event")
     events = [r["event_id"] for r in hooked.inbox()]
     assert len(events) == len(set(events))
     assert all(r["status"] in ("applied", "no_order") for r in hooked.inbox())
-    result = hooked.sync(start, end + timedelta(seconds=1))  # what the safety net then finds
+    result = hooked.sync(start, end)  # what the safety net then finds
     assert (result.counts.new, result.counts.updated) == (0, 0), result.summary_line()
 
 
@@ -228,7 +231,7 @@ def test_duplicated_and_forged_deliveries_have_one_effect(hooked: Hooked) -> Non
     hooked.faults(webhook_duplicate_rate=1.0, webhook_forged_rate=1.0)
     try:
         start, end = hooked.step()
-        expected = hooked.expected(start, end + timedelta(seconds=1))
+        expected = hooked.expected(start, end)
         hooked.wait_landed(expected)
         deliveries = [d for d in hooked.deliveries() if d["outcome"] in ("forged", "duplicate")]
     finally:
@@ -236,7 +239,7 @@ def test_duplicated_and_forged_deliveries_have_one_effect(hooked: Hooked) -> Non
     assert {d["outcome"] for d in deliveries} == {"forged", "duplicate"}
     assert all(d["status"] == 401 for d in deliveries if d["outcome"] == "forged")
     assert all(d["status"] == 200 for d in deliveries if d["outcome"] == "duplicate")
-    result = hooked.sync(start, end + timedelta(seconds=1))
+    result = hooked.sync(start, end)
     assert (result.counts.new, result.counts.updated) == (0, 0), result.summary_line()
 
 
@@ -245,7 +248,7 @@ def test_a_lost_webhook_is_landed_by_the_scheduled_sync(hooked: Hooked) -> None:
     try:
         before = len(hooked.inbox())
         start, end = hooked.step()
-        expected = hooked.expected(start, end + timedelta(seconds=1))
+        expected = hooked.expected(start, end)
         wait_for(
             lambda: any(d["outcome"] == "lost" for d in hooked.deliveries()[-len(expected) :]),
             what="the deliveries lost",
@@ -253,7 +256,7 @@ def test_a_lost_webhook_is_landed_by_the_scheduled_sync(hooked: Hooked) -> None:
         time.sleep(0.5)
         assert len(hooked.inbox()) == before
         assert not any(external in hooked.landed() for external in set(expected) - set(hooked.landed()))
-        result = hooked.sync(start, end + timedelta(seconds=1))
+        result = hooked.sync(start, end)
     finally:
         hooked.faults(webhook_lost_rate=0.0)
     assert result.counts.new + result.counts.updated > 0
@@ -282,7 +285,7 @@ def test_a_receiver_killed_after_its_inbox_write_loses_nothing(hooked: Hooked, d
         hooked.subscribe(url)
         before = len(hooked.inbox())
         start, end = hooked.step()
-        expected = hooked.expected(start, end + timedelta(seconds=1))
+        expected = hooked.expected(start, end)
         fresh = {k: v for k, v in expected.items() if hooked.landed().get(k) != v}
         wait_for(lambda: len(hooked.inbox()) > before, what="the inbox write")
         time.sleep(1.0)  # every delivery of the step stored
