@@ -416,7 +416,7 @@ def _serve(stack: ExitStack, env, sandboxes: list[RunningSandbox], conf: str, en
             stack, env, LOG_DIR, demo_webhooks.receiver_port(), _wait_http, _terminate
         )
         print(f"- webhook receiver: {receiver}/webhooks/<channel>", flush=True)
-        for line in demo_webhooks.subscribe(sandboxes, receiver, env, LOG_DIR):
+        for line in demo_webhooks.subscribe(sandboxes, receiver, engine):
             print(f"  {line}", flush=True)
     print(
         f"\nAirflow UI: http://localhost:{port}  login: admin / {password}\n"

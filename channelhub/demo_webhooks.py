@@ -4,7 +4,8 @@ every sandbox whose platform pushes subscribed to it, and Airflow's API account 
 Subscribing is what an integrator does once per shop: ``channelhub webhooks register`` where the platform
 has an API for it (Shopify, WooCommerce), and for a platform set up in its console (WeChat, Youzan, Douyin)
 the demo plays the person at that console through the sandbox's ``/_sandbox/webhooks`` route, with the keys
-the channel's connection holds (WeChat's Token and EncodingAESKey). The scheduled syncs stay on: a lost
+the channel's connection holds (WeChat's Token and EncodingAESKey). The tests and the fault matrix subscribe
+their sandboxes the same way (``subscribe_sandbox``). The scheduled syncs stay on: a lost
 webhook is still landed by the next run.
 """
 
@@ -20,9 +21,14 @@ from pathlib import Path
 from typing import Any
 
 import requests
+from sqlalchemy import Engine
 
 from channelhub.airflow_api import AIRFLOW_API_CONN_ID
-from channelhub.platforms import get_platform
+from channelhub.config import ChannelConfig
+from channelhub.credentials import ChannelCredentials
+from channelhub.platforms import channel_connector, get_platform
+from channelhub.webhook_cli import subscribe_by_api
+from connectors.auth import Secret
 from sandbox.server import sandbox_connection
 
 DEFAULT_RECEIVER_PORT = 8790
@@ -72,36 +78,57 @@ def start_receiver(
     return base_url
 
 
-def subscribe(sandboxes: list[Any], receiver_url: str, env: dict[str, str], log_dir: Path) -> list[str]:
-    """Subscribe every sandbox whose platform pushes to ``<receiver_url>/webhooks/<channel>``; one line per
-    channel saying how."""
-    lines = []
-    for sb in sandboxes:
-        contract = get_platform(sb.channel.platform).webhook_contract
-        if contract is None:
-            lines.append(f"{sb.channel.code}: no HTTP push ({sb.channel.platform}): scheduled sync only")
-            continue
-        url = f"{receiver_url}/webhooks/{sb.channel.code}"
-        if contract.registration == "api":
-            with open(log_dir / "webhook-register.log", "ab") as log:
-                done = subprocess.run(
-                    [*CLI, "webhooks", "register", "--channel", sb.channel.code, "--url", url],
-                    env=env,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                )
-            if done.returncode != 0:
-                raise RuntimeError(f"registering {sb.channel.code}'s webhooks failed; see {log.name}")
-            lines.append(f"{sb.channel.code}: subscribed by API (channelhub webhooks register)")
-            continue
-        extra = sandbox_connection(sb.channel.platform, sb.base_url, sb.token).get("extra", {})
-        console = {field: extra[key] for key, field in CONSOLE_FIELDS.items() if key in extra}
-        answer = requests.post(
-            f"{sb.base_url}/_sandbox/webhooks", json={"address": url, **console}, timeout=30
+def sandbox_credentials(channel: ChannelConfig, base_url: str, secret: str) -> ChannelCredentials:
+    """The credentials a sandbox's Airflow connection gives the channel (``sandbox_connection``)."""
+    conn = sandbox_connection(channel.platform, base_url, secret)
+    return ChannelCredentials(
+        channel.conn_id,
+        conn["host"],
+        login=conn.get("login"),
+        secret=Secret(conn["password"]),
+        extra=dict(conn.get("extra", {})),
+    )
+
+
+def subscribe_sandbox(
+    channel: ChannelConfig, credentials: ChannelCredentials, url: str, engine: Engine | None = None
+) -> str:
+    """Subscribe ``url`` to the channel's pushes from its sandbox, replacing earlier subscriptions: by the
+    platform's API where it has one (``channelhub webhooks register``'s code), else at the sandbox's stand-in
+    for the platform's console, with the keys the connection holds. Says how, in one line."""
+    contract = get_platform(channel.platform).webhook_contract
+    if contract is None:
+        return f"no HTTP push ({channel.platform}): scheduled sync only"
+    if contract.registration == "api":
+        connector = channel_connector(channel, credentials, engine=engine)
+        for subscription in connector.list_webhooks():
+            connector.delete_webhook(subscription.id)
+        subscribe_by_api(connector, url, list(contract.topics))
+        return f"subscribed by API: {', '.join(contract.topics)}"
+    console = {
+        field: credentials.extra[key] for key, field in CONSOLE_FIELDS.items() if key in credentials.extra
+    }
+    # A console holds one push URL: setting it replaces the one before.
+    requests.delete(f"{credentials.base_url}/_sandbox/webhooks", timeout=30).raise_for_status()
+    answer = requests.post(
+        f"{credentials.base_url}/_sandbox/webhooks", json={"address": url, **console}, timeout=30
+    )
+    answer.raise_for_status()
+    return "set in the platform's console (the sandbox's)"
+
+
+def subscribe(sandboxes: list[Any], receiver_url: str, engine: Engine) -> list[str]:
+    """Every demo sandbox subscribed to ``<receiver_url>/webhooks/<channel>``; one line per channel."""
+    return [
+        f"{sb.channel.code}: "
+        + subscribe_sandbox(
+            sb.channel,
+            sandbox_credentials(sb.channel, sb.base_url, sb.token),
+            f"{receiver_url}/webhooks/{sb.channel.code}",
+            engine,
         )
-        answer.raise_for_status()
-        lines.append(f"{sb.channel.code}: set in the platform's console (the sandbox's)")
-    return lines
+        for sb in sandboxes
+    ]
 
 
 def receiver_port() -> int:

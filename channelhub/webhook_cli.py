@@ -73,20 +73,27 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def subscribe_by_api(connector: Any, url: str, topics: list[str]) -> list[str]:
+    """Subscribe ``url`` to each of ``topics`` not already subscribed to it; one line per topic."""
+    existing = {(s.topic, s.address) for s in connector.list_webhooks()}
+    lines = []
+    for topic in topics:
+        if (topic, url) in existing:
+            lines.append(f"{topic} -> {url}: already subscribed")
+            continue
+        made = connector.create_webhook(topic, url)
+        lines.append(f"{made.topic} -> {made.address}: subscribed (id {made.id})")
+    return lines
+
+
 def cmd_register(args: argparse.Namespace) -> int:
     _, channel, contract = _channel(args)
     if contract.registration == "console":
         print(contract.console_steps(args.url))
         return 2
-    topics = args.topic or list(contract.topics)
     connector = _registering_connector(channel)
-    existing = {(s.topic, s.address) for s in connector.list_webhooks()}
-    for topic in topics:
-        if (topic, args.url) in existing:
-            print(f"{channel.code}: {topic} -> {args.url}: already subscribed")
-            continue
-        made = connector.create_webhook(topic, args.url)
-        print(f"{channel.code}: {made.topic} -> {made.address}: subscribed (id {made.id})")
+    for line in subscribe_by_api(connector, args.url, args.topic or list(contract.topics)):
+        print(f"{channel.code}: {line}")
     return 0
 
 

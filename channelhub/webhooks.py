@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import logging
 import queue
+import socket
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from contextlib import asynccontextmanager, contextmanager
 from datetime import UTC, datetime
 from functools import cache, partial
 from typing import Any
@@ -315,3 +316,27 @@ def lazy_receiver() -> Callable[[Scope, Receive, Send], Any]:
 def plugin_receiver() -> Callable[[Scope, Receive, Send], Any]:
     """The one lazily built receiver of this process (the Airflow plugin's mount)."""
     return lazy_receiver()
+
+
+@contextmanager
+def serving(app: Any, host: str = "127.0.0.1") -> Iterator[str]:
+    """``app`` served by uvicorn in a thread of this process, lifespan on (it starts the receiver's apply
+    worker), on a free port; its base URL until the block exits (tests, the fault matrix)."""
+    import uvicorn
+
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.bind((host, 0))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("the webhook receiver did not start")
+        time.sleep(0.02)
+    try:
+        yield f"http://{host}:{listener.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        listener.close()

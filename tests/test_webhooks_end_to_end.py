@@ -18,27 +18,23 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 import requests
-import uvicorn
 from hub_configs import write_hub_config
 from sqlalchemy import text
 
 from channelhub.credentials import ChannelCredentials
 from channelhub.demo import seed_from_catalog
-from channelhub.demo_webhooks import CONSOLE_FIELDS
+from channelhub.demo_webhooks import sandbox_credentials, subscribe_sandbox
 from channelhub.platforms import channel_connector, get_platform
 from channelhub.sync import register_config, sync_orders
 from channelhub.webhook_apply import sweep_inbox
-from channelhub.webhooks import create_receiver
-from connectors.auth import Secret
+from channelhub.webhooks import create_receiver, serving
 from platforms.registry import DECLARATIONS
 from sandbox.clock import Clock
 from sandbox.server import run_sandbox, sandbox_connection
@@ -52,12 +48,6 @@ STEP = timedelta(minutes=2)
 SECOND = timedelta(seconds=1)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def wait_for(check: Callable[[], Any], timeout: float = 20.0, what: str = "") -> Any:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -65,20 +55,6 @@ def wait_for(check: Callable[[], Any], timeout: float = 20.0, what: str = "") ->
             return value
         time.sleep(0.05)
     raise AssertionError(f"timed out waiting for {what or check}")
-
-
-@contextmanager
-def serve_with_lifespan(app: Any, port: int) -> Iterator[str]:
-    """uvicorn in a thread, lifespan on (it starts the receiver's apply worker)."""
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    wait_for(lambda: server.started, what="receiver up")
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
 
 
 class Hooked:
@@ -94,37 +70,11 @@ class Hooked:
         self.clock: Clock = sandbox.clock
 
     def credentials(self, channel: Any = None) -> ChannelCredentials:
-        conn = self.connection
-        return ChannelCredentials(
-            self.channel.conn_id,
-            conn["host"],
-            login=conn.get("login"),
-            secret=Secret(conn["password"]),
-            extra=dict(conn.get("extra", {})),
-        )
+        return sandbox_credentials(self.channel, self.sandbox.base_url, self.sandbox.access_token)
 
     def subscribe(self, url: str) -> None:
         """What an integrator does once: by API where the platform has one, else in its console."""
-        self.unsubscribe()
-        if self.contract.registration == "api":
-            connector = channel_connector(self.channel, self.credentials(), engine=self.engine)
-            for topic in self.contract.topics:
-                connector.create_webhook(topic, url)
-            return
-        extra = self.connection.get("extra", {})
-        console = {field: extra[key] for key, field in CONSOLE_FIELDS.items() if key in extra}
-        answer = requests.post(
-            f"{self.sandbox.base_url}/_sandbox/webhooks", json={"address": url, **console}, timeout=30
-        )
-        assert answer.status_code == 201, answer.text
-
-    def unsubscribe(self) -> None:
-        if self.contract.registration == "api":
-            connector = channel_connector(self.channel, self.credentials(), engine=self.engine)
-            for subscription in connector.list_webhooks():
-                connector.delete_webhook(subscription.id)
-        else:
-            requests.delete(f"{self.sandbox.base_url}/_sandbox/webhooks", timeout=30).raise_for_status()
+        subscribe_sandbox(self.channel, self.credentials(), url, self.engine)
 
     def faults(self, **knobs: float) -> None:
         requests.post(f"{self.sandbox.base_url}/_sandbox/faults", json=knobs, timeout=10).raise_for_status()
@@ -208,10 +158,9 @@ def hooked(request, engine, tmp_path_factory) -> Iterator[Hooked]:
         app = create_receiver(
             engine, config, credentials=hook.credentials, stock_changed=hook.calls.append, sweep_every=3600
         )
-        with serve_with_lifespan(app, free_port()) as base_url:
+        with serving(app) as base_url:
             hook.subscribe(f"{base_url}/webhooks/{code}")
             yield hook
-            hook.unsubscribe()
 
 
 def test_pushed_orders_land_once_exactly_as_the_sync_would(hooked: Hooked) -> None:
@@ -266,7 +215,9 @@ def test_a_lost_webhook_is_landed_by_the_scheduled_sync(hooked: Hooked) -> None:
 def test_a_receiver_killed_after_its_inbox_write_loses_nothing(hooked: Hooked, database_url: str) -> None:
     """``channelhub webhooks serve --no-apply`` (a process of its own) stores and answers, then is SIGKILLed;
     the sweep lands what it stored."""
-    port = free_port()
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
     env = {
         **os.environ,
         "HUB_DATABASE_URL": database_url,
