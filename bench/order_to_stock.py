@@ -29,6 +29,7 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import yaml
 from sqlalchemy import create_engine, text
@@ -38,6 +39,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT_ROOT))
 
 from channelhub import db  # noqa: E402
+from platforms.registry import DECLARATIONS  # noqa: E402
 
 LATENCY_SQL = """
 WITH new_lines AS (
@@ -54,9 +56,10 @@ reached AS (
       FROM new_lines n JOIN channels other ON other.id <> n.channel_id
      WHERE EXISTS (SELECT 1 FROM channel_listings cl WHERE cl.channel_id = other.id AND cl.sku_id = n.sku_id)
 )
-SELECT order_id, min(created_at) AS created_at,
-       bool_and(seen IS NOT NULL) AS everywhere, max(seen) AS last_seen
-  FROM reached GROUP BY order_id
+SELECT r.order_id, c.code AS channel, min(r.created_at) AS created_at,
+       bool_and(r.seen IS NOT NULL) AS everywhere, max(r.seen) AS last_seen
+  FROM reached r JOIN orders o ON o.id = r.order_id JOIN channels c ON c.id = o.channel_id
+ GROUP BY r.order_id, c.code
 """
 
 
@@ -65,15 +68,17 @@ def percentile(values: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
 
 
-POLLING_SCHEDULE_MINUTES = 1  # without webhooks the latency is dominated by the schedule: the shortest one
+POLLING_SCHEDULE_MINUTES = 1  # a polled channel's latency is dominated by its schedule: the shortest one
+PUSHING = frozenset(name for name, declared in DECLARATIONS.items() if declared.webhooks is not None)
 
 
 def bench_config(folder: Path, webhooks: bool) -> Path:
-    """The demo's channels; without webhooks on one-minute schedules (the best polling can do), with them
-    on the schedules the demo configures (the scheduled pulls are then only the safety net)."""
+    """The demo's channels. With webhooks, the channels whose platform pushes keep the demo's schedules (the
+    scheduled pulls are only their safety net); every other channel polls every minute, the best polling
+    does."""
     config = yaml.safe_load((PROJECT_ROOT / "config" / "channels.yaml").read_text())
-    if not webhooks:
-        for channel in config["channels"]:
+    for channel in config["channels"]:
+        if not (webhooks and channel["platform"] in PUSHING):
             channel["schedule_minutes"] = POLLING_SCHEDULE_MINUTES
             channel["overlap_minutes"] = 2
     path = folder / "channels.yaml"
@@ -82,16 +87,19 @@ def bench_config(folder: Path, webhooks: bool) -> Path:
 
 
 @dataclass
-class Run:
-    webhooks: bool
-    channels: int
-    schedules: str
+class Group:
+    """The orders of some channels in one run."""
+
+    label: str
+    channels: list[dict]
     latencies: list[float]
     pending: int
 
     def line(self) -> str:
-        mode = "webhooks on " if self.webhooks else "webhooks off"
-        head = f"{mode} ({self.channels} channels, syncs every {self.schedules} min):"
+        schedules = "/".join(
+            str(m) for m in sorted({int(c.get("schedule_minutes", 15)) for c in self.channels})
+        )
+        head = f"{self.label} ({len(self.channels)} channels, syncs every {schedules} min):"
         if not self.latencies:
             return f"{head} order-to-stock p50 - s | p95 - s | max - s | orders 0 ({self.pending} not yet)"
         return (
@@ -101,7 +109,27 @@ class Run:
         )
 
 
-def measure(webhooks: bool, minutes: float, port: str) -> Run:
+def groups_of(webhooks: bool, channels: list[dict], rows: list[Any]) -> list[Group]:
+    """With webhooks: the pushed channels' orders, then the polled ones'; without: all of them."""
+
+    def group(label: str, members: list[dict]) -> Group:
+        codes = {c["code"] for c in members}
+        mine = [r for r in rows if r.channel in codes]
+        return Group(
+            label,
+            members,
+            [(r.last_seen - r.created_at).total_seconds() for r in mine if r.everywhere],
+            sum(1 for r in mine if not r.everywhere),
+        )
+
+    if not webhooks:
+        return [group("webhooks off", channels)]
+    pushed = [c for c in channels if c["platform"] in PUSHING]
+    polled = [c for c in channels if c["platform"] not in PUSHING]
+    return [group("webhooks on ", pushed)] + ([group("  no push  ", polled)] if polled else [])
+
+
+def measure(webhooks: bool, minutes: float, port: str) -> list[Group]:
     """One run of the standalone stack (``channelhub demo``, with or without its webhook receiver)."""
     work = Path(tempfile.mkdtemp(prefix="channelhub-latency-"))
     server = db.local_server_url()
@@ -158,14 +186,7 @@ def measure(webhooks: bool, minutes: float, port: str) -> Run:
     db.drop_database(server, database)
     if stop_server is not None:
         db.stop_embedded(stop_server)
-    schedules = sorted({int(c.get("schedule_minutes", 15)) for c in channels})
-    return Run(
-        webhooks=webhooks,
-        channels=len(channels),
-        schedules="/".join(str(m) for m in schedules),
-        latencies=[(r.last_seen - r.created_at).total_seconds() for r in rows if r.everywhere],
-        pending=sum(1 for r in rows if not r.everywhere),
-    )
+    return groups_of(webhooks, channels, rows)
 
 
 def free_port() -> int:
@@ -183,16 +204,15 @@ def main() -> int:
     parser.add_argument("--webhooks", choices=["both", "on", "off"], default="both")
     args = parser.parse_args()
     modes = {"both": (True, False), "on": (True,), "off": (False,)}[args.webhooks]
-    runs = [measure(webhooks, args.minutes, args.port) for webhooks in modes]
+    groups = [group for webhooks in modes for group in measure(webhooks, args.minutes, args.port)]
     python = sys.version.split()[0]
     print(f"machine   {os.cpu_count()} cores, Python {python}; airflow standalone (LocalExecutor)")
-    for run in runs:
-        if run.latencies:
-            mode = "on" if run.webhooks else "off"
-            print(f"mean      {statistics.fmean(run.latencies):.1f} s (webhooks {mode})")
-    for run in runs:
-        print(run.line())
-    return 0 if all(run.latencies for run in runs) else 1
+    for group in groups:
+        if group.latencies:
+            print(f"mean      {statistics.fmean(group.latencies):.1f} s ({group.label.strip()})")
+    for group in groups:
+        print(group.line())
+    return 0 if all(group.latencies for group in groups) else 1
 
 
 if __name__ == "__main__":

@@ -99,22 +99,34 @@ def subscribe_sandbox(
     contract = get_platform(channel.platform).webhook_contract
     if contract is None:
         return f"no HTTP push ({channel.platform}): scheduled sync only"
+    unsubscribe_sandbox(channel, credentials, engine)  # a console holds one URL; by API, start afresh
     if contract.registration == "api":
         connector = channel_connector(channel, credentials, engine=engine)
-        for subscription in connector.list_webhooks():
-            connector.delete_webhook(subscription.id)
         subscribe_by_api(connector, url, list(contract.topics))
         return f"subscribed by API: {', '.join(contract.topics)}"
     console = {
         field: credentials.extra[key] for key, field in CONSOLE_FIELDS.items() if key in credentials.extra
     }
-    # A console holds one push URL: setting it replaces the one before.
-    requests.delete(f"{credentials.base_url}/_sandbox/webhooks", timeout=30).raise_for_status()
     answer = requests.post(
         f"{credentials.base_url}/_sandbox/webhooks", json={"address": url, **console}, timeout=30
     )
     answer.raise_for_status()
     return "set in the platform's console (the sandbox's)"
+
+
+def unsubscribe_sandbox(
+    channel: ChannelConfig, credentials: ChannelCredentials, engine: Engine | None = None
+) -> None:
+    """Remove every subscription ``subscribe_sandbox`` made (the sandbox then stops delivering)."""
+    contract = get_platform(channel.platform).webhook_contract
+    if contract is None:
+        return
+    if contract.registration == "api":
+        connector = channel_connector(channel, credentials, engine=engine)
+        for subscription in connector.list_webhooks():
+            connector.delete_webhook(subscription.id)
+        return
+    requests.delete(f"{credentials.base_url}/_sandbox/webhooks", timeout=30).raise_for_status()
 
 
 def subscribe(sandboxes: list[Any], receiver_url: str, engine: Engine) -> list[str]:

@@ -33,6 +33,7 @@ the same exceptions. Cells sync with no overlap (every window must be complete o
 from __future__ import annotations
 
 import argparse
+import collections
 import math
 import sys
 import time
@@ -44,10 +45,12 @@ from typing import Any
 import requests
 from sqlalchemy import Engine, create_engine, text
 
-from channelhub.config import ChannelConfig, parse_config
+from channelhub.config import ChannelConfig, HubConfig, parse_config
 from channelhub.credentials import ChannelCredentials
 from channelhub.demo import seed_from_catalog
+from channelhub.demo_webhooks import subscribe_sandbox, unsubscribe_sandbox
 from channelhub.sync import register_config, sync_orders
+from channelhub.webhooks import create_receiver, serving
 from connectors.auth import Secret
 from connectors.errors import AuthError, ConnectorError
 from platforms.registry import DECLARATIONS, PLATFORM_NAMES
@@ -62,6 +65,8 @@ PLATFORMS = PLATFORM_NAMES
 EXPIRING_TOKENS = frozenset(name for name, declared in DECLARATIONS.items() if declared.expiring_tokens)
 SCHEDULE = timedelta(minutes=15)  # the hub's scheduled windows in the clock skew modes
 SCHEDULED_RUNS = 8
+WEBHOOK_STEP = timedelta(minutes=2)  # the webhook cell's platform clock moves on this much per step ...
+WEBHOOK_STEPS = 4  # ... this many times, ending at the hub's "now"
 RUN_ATTEMPTS = 6  # a sync that still fails after its connector's own retries is re-run, as Airflow does
 
 
@@ -105,7 +110,27 @@ MODES: dict[str, Mode] = {
     "clock skew +4 min": Mode({"clock_skew_seconds": 240.0}, scenario="schedule"),
     "clock skew -4 min": Mode({"clock_skew_seconds": -240.0}, scenario="schedule"),
     "expired tokens": Mode({"token_expiry_rate": 0.25}, scenario="tokens"),
+    # The platform pushes each change as a webhook (platforms that push over HTTP only): a quarter of the
+    # deliveries lost, a quarter sent twice, a quarter held back behind the next, a quarter preceded by a
+    # forgery; retries at a thousandth of the platform's schedule. The scheduled sync is the safety net.
+    "webhook deliveries": Mode(
+        {
+            "webhook_lost_rate": 0.25,
+            "webhook_duplicate_rate": 0.25,
+            "webhook_reorder_rate": 0.25,
+            "webhook_forged_rate": 0.25,
+            "webhook_retry_scale": 0.001,
+        },
+        scenario="webhooks",
+    ),
 }
+PUSHING = frozenset(name for name, declared in DECLARATIONS.items() if declared.webhooks is not None)
+
+
+def runs_on(mode: Mode, platform: str) -> bool:
+    """Whether ``mode`` applies to ``platform`` (webhook deliveries: only where the platform pushes)."""
+    return mode.scenario != "webhooks" or platform in PUSHING
+
 
 LANDED_SQL = """
 SELECT o.external_id, o.payload_digest FROM orders o JOIN channels c ON c.id = o.channel_id
@@ -137,6 +162,7 @@ class _Context:
     creds: ChannelCredentials
     platform: str
     number: int
+    start: datetime = START  # where the cell's span begins (the reference syncs from here)
 
 
 def _channel(
@@ -161,7 +187,11 @@ def _channel(
     )
     register_config(engine, config)
     seed_from_catalog(engine, config.channel(code), sandbox.world.catalog)
+    _CONFIGS[code] = config
     return config.channel(code)
+
+
+_CONFIGS: dict[str, HubConfig] = {}  # each cell channel's config (its webhook receiver serves it)
 
 
 def _outcome(engine: Engine, code: str) -> tuple[list[tuple], list[tuple]]:
@@ -291,11 +321,58 @@ def _tokens(ctx: _Context, channel: ChannelConfig, mode: Mode) -> tuple[int, dat
     return runs, end, f"{now.get(name, 0) - issued.get(name, 0)} tokens fetched"
 
 
+def _webhooks(ctx: _Context, channel: ChannelConfig, mode: Mode) -> tuple[int, datetime, str]:
+    """The platform pushes its changes to the hub's receiver (faults on) while its clock moves on in steps;
+    then the scheduled sync of the whole span, the safety net. Platform time runs just behind the hub's own
+    clock here: WeChat signs its deliveries' time and the receiver refuses one more than 10 minutes off."""
+    sandbox, engine = ctx.sandbox, ctx.engine
+    ctx.start = _next_second(datetime.now(UTC) - WEBHOOK_STEP * WEBHOOK_STEPS)
+    sandbox.clock.set(ctx.start)
+    receiver = create_receiver(engine, _CONFIGS[channel.code], credentials=lambda _: ctx.creds)
+    with serving(receiver) as base_url:
+        subscribe_sandbox(channel, ctx.creds, f"{base_url}/webhooks/{channel.code}", engine)
+        try:
+            for _ in range(WEBHOOK_STEPS):
+                sandbox.clock.advance(WEBHOOK_STEP)
+                _until_deliveries_settle(sandbox)
+        finally:
+            unsubscribe_sandbox(channel, ctx.creds, engine)
+            sandbox.faults.clear()
+        end = _next_second(sandbox.world.now())
+        log = _deliveries(sandbox)
+    forged_accepted = [d for d in log if d["outcome"] == "forged" and d["status"] != 401]
+    refused = [d for d in log if d["outcome"] in ("acked", "failed", "duplicate") and d["status"] != 200]
+    if forged_accepted or refused:
+        raise CellFailed(f"{len(forged_accepted)} forgeries accepted, {len(refused)} deliveries refused")
+    pushed = _outcome(engine, channel.code)[0]
+    runs = _sync_like_airflow(ctx, channel, ctx.start, end)
+    outcomes = collections.Counter(d["outcome"] for d in log)
+    note = ", ".join(f"{outcomes[k]} {k}" for k in ("acked", "lost", "duplicate", "forged") if outcomes[k])
+    return runs, end, f"{len(pushed)} pushed; {note}; then the sync"
+
+
+def _deliveries(sandbox: RunningSandbox) -> list[dict[str, Any]]:
+    return requests.get(f"{sandbox.base_url}/_sandbox/webhooks/deliveries", timeout=10).json()
+
+
+def _until_deliveries_settle(sandbox: RunningSandbox, quiet: float = 1.5, timeout: float = 30) -> None:
+    """Until the sandbox has sent nothing for ``quiet`` seconds (held-back deliveries wait ~1 s)."""
+    deadline, seen, since = time.monotonic() + timeout, -1, time.monotonic()
+    while time.monotonic() < deadline:
+        count = len(_deliveries(sandbox))
+        if count != seen:
+            seen, since = count, time.monotonic()
+        elif time.monotonic() - since >= quiet:
+            return
+        time.sleep(0.1)
+
+
 SCENARIOS: dict[str, Callable[[_Context, ChannelConfig, Mode], tuple[int, datetime, str]]] = {
     "window": _window,
     "moving": _moving,
     "schedule": _schedule,
     "tokens": _tokens,
+    "webhooks": _webhooks,
 }
 
 
@@ -322,7 +399,7 @@ def _run_cell(ctx: _Context, mode_name: str, mode: Mode) -> Cell:
         sandbox.faults.clear()
     # The reference: a fresh channel syncs the whole span, faults off, at the platform time the cell ended.
     reference = _channel(engine, f"{code}_ref", ctx.platform, sandbox)
-    sync_orders(engine, reference, START, end, credentials=ctx.creds)
+    sync_orders(engine, reference, ctx.start, end, credentials=ctx.creds)
     want_landed, want_queued = _outcome(engine, reference.code)
     landed, queued = _outcome(engine, code)
     if not problems:
@@ -350,7 +427,11 @@ def run_matrix(
     cells = []
     try:
         for platform in platforms:
-            chosen = [m for m in modes if only is None or m in only.get(platform, ())]
+            chosen = [
+                m
+                for m in modes
+                if (only is None or m in only.get(platform, ())) and runs_on(modes[m], platform)
+            ]
             if not chosen:
                 continue
             with run_sandbox(

@@ -2,25 +2,27 @@
 
 Which cells run is derived from the registry, never listed per platform: every platform meets expired tokens
 (or, with static credentials, a revoked and restored one), and the other modes are dealt round the platforms
-so that each mode runs on at least two of them. Each cell's sync, faults and all, must land exactly what a
-clean reference sync lands."""
+they apply to so that each mode runs on at least two of them (webhook deliveries: the platforms that push).
+Each cell's sync, faults and all, must land exactly what a clean reference sync lands."""
 
 from __future__ import annotations
 
-from math import ceil
-
-from reliability.fault_matrix import EXPIRING_TOKENS, MODES, PLATFORMS, run_matrix
+from reliability.fault_matrix import EXPIRING_TOKENS, MODES, PLATFORMS, run_matrix, runs_on
 
 ALWAYS = "expired tokens"
 
 
 def suite_cells() -> dict[str, tuple[str, ...]]:
-    """Mode number m runs on platform number p when (m + p) % stride == 0: each mode on >= 2 platforms."""
-    stride = max(1, ceil(len(PLATFORMS) / 2))
-    return {
-        platform: tuple(mode for m, mode in enumerate(MODES) if mode == ALWAYS or (m + p) % stride == 0)
-        for p, platform in enumerate(PLATFORMS)
-    }
+    """Mode number m runs on the i-th platform it applies to when (m + i) % stride == 0: each mode on >= 2
+    of them (webhook deliveries apply only to the platforms that push over HTTP)."""
+    cells: dict[str, list[str]] = {platform: [] for platform in PLATFORMS}
+    for m, (name, mode) in enumerate(MODES.items()):
+        eligible = [platform for platform in PLATFORMS if runs_on(mode, platform)]
+        stride = max(1, len(eligible) // 2)
+        for i, platform in enumerate(eligible):
+            if name == ALWAYS or (m + i) % stride == 0:
+                cells[platform].append(name)
+    return {platform: tuple(modes) for platform, modes in cells.items()}
 
 
 CELLS = suite_cells()
