@@ -47,6 +47,7 @@ AIRFLOW_SERVICES = {
     "airflow-cli",
     "flower",
     "demo-setup",
+    "hub-webhooks",
 }
 LONG_RUNNING = AIRFLOW_SERVICES - {"airflow-init", "airflow-cli", "demo-setup"}
 SANDBOXES = {f"sandbox-{platform.replace('_', '-')}": platform for platform in PLATFORMS}

@@ -155,6 +155,12 @@ def test_signed_order_lands_once_and_stock_asset_is_updated_once(engine, receive
     wait_for(lambda: landed(engine, order_id) and landed(engine, second_id))
     rows = [r for r in inbox(engine) if r["order_external_id"] in (order_id, second_id)]
     assert [r["status"] for r in rows] == ["applied", "applied"]
+    with engine.connect() as conn:  # the buyer's data lives on only masked, in raw_payloads
+        kept = conn.execute(
+            text("SELECT raw_body, order_payload FROM webhook_inbox WHERE id = ANY(:ids)"),
+            {"ids": [r["id"] for r in rows]},
+        ).all()
+    assert kept == [(b"", None), (b"", None)]
     assert "x-shopify-topic" in rows[0]["headers"] and "X-Shopify-Topic" not in rows[0]["headers"]
     wait_for(lambda: calls)
     assert len(calls) == 1 and calls[0]["channels"] == [CODE] and calls[0]["new"] == 2  # coalesced

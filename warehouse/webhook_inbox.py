@@ -132,15 +132,18 @@ def claim_pending(
 
 
 def mark_done(conn: Connection, ids: Sequence[int], status: str = "applied") -> None:
-    """``applied`` (its order went through ingest) or ``no_order`` (nothing to apply)."""
+    """``applied`` (its order went through ingest) or ``no_order`` (nothing to apply).
+
+    An applied row drops its body and order: they hold the buyer's personal data unmasked, and the order's
+    payload now lives on in ``raw_payloads``, masked as ingest masks every payload (issue 17's rules). The
+    event id, topic and headers stay, for dedupe and for the record."""
     if status not in ("applied", "no_order"):
         raise ValueError(f"not a final status: {status!r}")
     if ids:
-        conn.execute(
-            update(webhook_inbox)
-            .where(webhook_inbox.c.id.in_(list(ids)))
-            .values(status=status, applied_at=func.now(), last_error=None, next_attempt_at=None)
-        )
+        done = {"status": status, "applied_at": func.now(), "last_error": None, "next_attempt_at": None}
+        if status == "applied":
+            done |= {"raw_body": b"", "order_payload": None}
+        conn.execute(update(webhook_inbox).where(webhook_inbox.c.id.in_(list(ids))).values(**done))
 
 
 def mark_failed(
