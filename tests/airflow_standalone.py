@@ -192,6 +192,7 @@ def standalone_hub(
     engine: Any,
     database_url: str,
     airflow_metadata_url: str,
+    extra_env: dict[str, str] | None = None,
     **sandbox: Any,
 ) -> Iterator[Hub]:
     """A config of one Shopify channel ``code`` (hourly, no overlap, no retries, then ``channel_settings``)
@@ -223,6 +224,7 @@ def standalone_hub(
             f"AIRFLOW_CONN_{code.upper()}": json.dumps(
                 sandbox_connection("shopify", shop.base_url, shop.access_token)
             ),
+            **(extra_env or {}),
         }
         home = folder / "airflow"
         home.mkdir(exist_ok=True)

@@ -9,6 +9,11 @@ Without an Airflow login the plugin's API refuses every request.
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
+import json
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -19,7 +24,7 @@ from airflow_standalone import ROLES, Hub, standalone_hub
 from sqlalchemy import Engine, text
 
 from sandbox.clock import Clock
-from sandbox.server import RunningSandbox
+from sandbox.server import RunningSandbox, sandbox_connection
 from sandbox.world import Variant
 from warehouse import catalog, reconciliation_log
 from warehouse import exceptions as queue
@@ -52,6 +57,7 @@ def hub(
         engine=engine,
         database_url=database_url,
         airflow_metadata_url=airflow_metadata_url,
+        extra_env={"HUB_WEBHOOKS_IN_AIRFLOW": "true"},  # the receiver in the API server, too
         seed=SEED,
         start=START,
         interval=300,
@@ -278,3 +284,40 @@ def test_a_bulk_retry_runs_as_a_dag_run_on_the_askers_behalf(hub: Hub, engine: E
         for exception_id in ids:
             retries = [a for a in queue.actions_of(conn, exception_id) if a["action"] == "retry"]
             assert [(a["actor"], a["note"]) for a in retries] == [("op", "after the address fix")]
+
+
+def test_the_api_server_serves_the_webhook_receiver_without_an_airflow_login(
+    hub: Hub, engine: Engine
+) -> None:
+    """With ``HUB_WEBHOOKS_IN_AIRFLOW=true`` a platform's signed delivery reaches the receiver mounted in the
+    API server, no Airflow login asked, and lands its order; a forged one is refused there too."""
+    shop = hub.shop
+    secret = sandbox_connection("shopify", shop.base_url, shop.access_token)["extra"]["webhook_secret"]
+    state = next(iter(shop.world.updated_between(NOW - timedelta(hours=1), NOW)))
+    body = json.dumps(shop.app.state.renderer.render(state)).encode()
+    signature = base64.b64encode(hmac.new(secret.encode(), body, hashlib.sha256).digest()).decode()
+    url = hub.airflow.url(f"/channelhub-webhooks/webhooks/{CODE}")
+    headers = {"X-Shopify-Topic": "orders/updated", "X-Shopify-Webhook-Id": f"ui-{uuid.uuid4()}"}
+    forged = requests.post(
+        url, data=body, headers={**headers, "X-Shopify-Hmac-Sha256": "Zm9yZ2Vk"}, timeout=30
+    )
+    assert forged.status_code == 401
+    answer = requests.post(
+        url, data=body, headers={**headers, "X-Shopify-Hmac-Sha256": signature}, timeout=30
+    )
+    assert answer.status_code == 200, answer.text
+    external_id = str(json.loads(body)["id"])
+
+    def landed() -> bool:
+        with engine.connect() as conn:
+            return bool(
+                conn.execute(
+                    text(
+                        "SELECT count(*) FROM webhook_inbox i JOIN channels c ON c.id = i.channel_id "
+                        "WHERE c.code = :c AND i.order_external_id = :e AND i.status = 'applied'"
+                    ),
+                    {"c": CODE, "e": external_id},
+                ).scalar()
+            )
+
+    hub.airflow.wait_for("the delivered order applied", landed, timeout=60)

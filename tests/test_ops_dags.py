@@ -172,3 +172,31 @@ def test_the_alert_webhook_path_never_reaches_a_log_line_even_at_debug(monkeypat
     urllib_lines = [r.getMessage() for r in caplog.records if r.name.startswith("urllib3")]
     assert any('"POST ***' in line for line in urllib_lines), urllib_lines  # urllib3 logged the request
     assert WEBHOOK_TOKEN not in caplog.text
+
+
+def test_the_webhook_sweep_dag_applies_what_a_receiver_left_pending(hub, shop, engine):
+    """A receiver died after storing an event (or runs ``--no-apply``): the ``webhook_inbox_sweep`` DAG lands
+    the order through the sync's own prepare and ingest."""
+    from warehouse import webhook_inbox
+
+    state = next(iter(shop.world.updated_between(NOW - timedelta(hours=1), NOW)))
+    order = shop.app.state.renderer.render(state)
+    external_id = str(order["id"])
+    with engine.begin() as conn:
+        (row_id,) = webhook_inbox.store_events(
+            conn,
+            CODE,
+            [webhook_inbox.InboxEvent(f"sweep-{external_id}", "orders/create", external_id, order)],
+            raw_body=json.dumps(order).encode(),
+            headers={"x-shopify-topic": "orders/create"},
+            received_at=datetime.now(UTC) - timedelta(minutes=5),
+        )
+    assert run("webhook_inbox_sweep", logical_date=NOW) == "success"
+    with engine.connect() as conn:
+        status = conn.execute(text("SELECT status FROM webhook_inbox WHERE id = :i"), {"i": row_id}).scalar()
+        landed = conn.execute(
+            text("SELECT count(*) FROM orders o JOIN channels c ON c.id = o.channel_id WHERE c.code = :c "
+                 "AND o.external_id = :e"),
+            {"c": CODE, "e": external_id},
+        ).scalar()  # fmt: skip
+    assert (status, landed) == ("applied", 1)
