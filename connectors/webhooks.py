@@ -178,6 +178,16 @@ def json_body(request: WebhookRequest) -> Any:
     return json.loads(request.body.decode("utf-8"))
 
 
+def json_envelope(request: WebhookRequest, signed_field: str) -> dict[str, Any] | None:
+    """The body as a JSON object holding the string ``signed_field`` (what the platform signs: WeChat's
+    ``Encrypt``, Youzan's ``msg``); None for anything else, which then has no signature to check."""
+    try:
+        body = json_body(request)
+    except ValueError:
+        return None
+    return body if isinstance(body, dict) and isinstance(body.get(signed_field), str) else None
+
+
 # (given, expected): the signature the delivery carries (None: none) and the one the keys make of it.
 SignatureRule = Callable[[WebhookRequest, WebhookKeys], tuple[str | None, str]]
 # What a verified delivery says: its events and the platform's acknowledgement.

@@ -40,7 +40,7 @@ from connectors.webhooks import (
     WebhookKeys,
     WebhookRefused,
     WebhookRequest,
-    json_body,
+    json_envelope,
 )
 
 ORDER_EVENTS = (
@@ -95,20 +95,12 @@ def _token(keys: WebhookKeys) -> str:
     return keys.extra_secret("webhook_token").reveal()
 
 
-def _envelope(request: WebhookRequest) -> dict[str, Any] | None:
-    try:
-        body = json_body(request)
-    except ValueError:
-        return None
-    return body if isinstance(body, dict) and isinstance(body.get("Encrypt"), str) else None
-
-
 def _signature(request: WebhookRequest, keys: WebhookKeys) -> tuple[str | None, str]:
     query = request.query
     timestamp, nonce = query.get("timestamp", ""), query.get("nonce", "")
     if request.method == "GET":
         return query.get("signature"), wechat_signature(_token(keys), timestamp, nonce)
-    envelope = _envelope(request)
+    envelope = json_envelope(request, "Encrypt")
     if envelope is None:  # nothing that was signed: the signature, if any, cannot match
         return query.get("msg_signature"), ""
     return query.get("msg_signature"), wechat_signature(_token(keys), timestamp, nonce, envelope["Encrypt"])
@@ -129,7 +121,7 @@ def _order_id(event: dict[str, Any]) -> str | None:
 def _read(request: WebhookRequest, keys: WebhookKeys) -> Verified:
     if request.method == "GET":  # the URL check: echo, no events
         return Verified((), WebhookAnswer(body=request.query["echostr"].encode()))
-    envelope = _envelope(request)
+    envelope = json_envelope(request, "Encrypt")
     if envelope is None:
         raise ValueError("no Encrypt")
     if not keys.login:

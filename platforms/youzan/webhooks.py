@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from typing import Any
 from urllib.parse import unquote
 
 from connectors.webhooks import (
@@ -32,7 +31,7 @@ from connectors.webhooks import (
     WebhookKeys,
     WebhookRefused,
     WebhookRequest,
-    json_body,
+    json_envelope,
     md5_hex_wrapped,
 )
 
@@ -47,16 +46,8 @@ TOPICS = (
 ANSWER = WebhookAnswer(body=b'{"code":0,"msg":"success"}', media_type="application/json")
 
 
-def _envelope(request: WebhookRequest) -> dict[str, Any] | None:
-    try:
-        body = json_body(request)
-    except ValueError:
-        return None
-    return body if isinstance(body, dict) and isinstance(body.get("msg"), str) else None
-
-
 def _signature(request: WebhookRequest, keys: WebhookKeys) -> tuple[str | None, str]:
-    envelope = _envelope(request)
+    envelope = json_envelope(request, "msg")
     given = None
     if envelope is not None and isinstance(envelope.get("sign"), str) and envelope["sign"]:
         given = envelope["sign"]
@@ -67,7 +58,7 @@ def _signature(request: WebhookRequest, keys: WebhookKeys) -> tuple[str | None, 
 
 
 def _read(request: WebhookRequest, keys: WebhookKeys) -> Verified:
-    envelope = _envelope(request)
+    envelope = json_envelope(request, "msg")
     if envelope is None:
         raise ValueError("no msg")
     if str(envelope.get("client_id")) != keys.login:
