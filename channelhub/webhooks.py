@@ -309,6 +309,7 @@ def lazy_receiver() -> Callable[[Scope, Receive, Send], Any]:
                     )
         await built[0](scope, receive, send)
 
+    app.built = built  # type: ignore[attr-defined]  # the receiver once built (its worker: ``state.worker``)
     return app
 
 

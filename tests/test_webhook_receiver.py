@@ -331,7 +331,8 @@ def test_mounted_in_another_app_without_its_lifespan_the_receiver_stores_and_app
     monkeypatch.setenv("HUB_CHANNELS_CONFIG", str(config_file))
     monkeypatch.setenv(f"AIRFLOW_CONN_{CODE.upper()}", json.dumps(connection))
     host = FastAPI()
-    host.mount("/channelhub-webhooks", lazy_receiver())
+    mounted = lazy_receiver()
+    host.mount("/channelhub-webhooks", mounted)
     ((order_id, body),) = orders_in_window(shop, 1, skip=25)
     client = TestClient(host)
     answer = client.post(
@@ -339,6 +340,7 @@ def test_mounted_in_another_app_without_its_lifespan_the_receiver_stores_and_app
     )
     assert answer.status_code == 200
     wait_for(lambda: landed(engine, order_id))
+    mounted.built[0].state.worker.stop()  # no lifespan stops it here (the API server's process ends it)
 
 
 def test_channel_without_its_connection_answers_503_and_stores_nothing(engine, shop, hub):

@@ -41,9 +41,10 @@ from sandbox.server import run_sandbox, sandbox_connection
 from warehouse.ingest import Landed
 
 PUSHING = sorted(name for name, declared in DECLARATIONS.items() if declared.webhooks is not None)
-# The platform's clock starts a little behind the hub's and each scenario moves it on by STEP (4 new orders at
-# one per 30 s): WeChat signs its deliveries' time, and the hub refuses one more than 10 minutes off its own.
-NOW = (datetime.now(UTC) - timedelta(minutes=6)).replace(microsecond=0)
+# The platform's clock starts a little behind the hub's when the platform's module begins (not at import: the
+# suite may reach it many minutes later) and each scenario moves it on by STEP (4 new orders at one per 30 s):
+# WeChat signs its deliveries' time, and the hub refuses one more than 10 minutes off its own.
+BEHIND = timedelta(minutes=6)
 STEP = timedelta(minutes=2)
 SECOND = timedelta(seconds=1)
 
@@ -143,18 +144,19 @@ class Hooked:
 def hooked(request, engine, tmp_path_factory) -> Iterator[Hooked]:
     platform = request.param
     code = f"hook_{platform}"
+    now = (datetime.now(UTC) - BEHIND).replace(microsecond=0)
     folder = tmp_path_factory.mktemp(code)
     config_file, config = write_hub_config(
         folder, code, platform, location=f"WH-{platform.upper()}", overlap_minutes=0
     )
     register_config(engine, config)
     with run_sandbox(
-        platform, seed=31, start=NOW - timedelta(hours=2), interval=30, clock=Clock.frozen(NOW)
+        platform, seed=31, start=now - timedelta(hours=2), interval=30, clock=Clock.frozen(now)
     ) as sandbox:
         seed_from_catalog(engine, config.channels[0], sandbox.world.catalog)
         hook = Hooked(platform, sandbox, config, config_file, engine)
         # The history up to the instant of subscribing (a platform pushes what changes after it).
-        hook.sync(NOW - timedelta(hours=2), NOW + SECOND)
+        hook.sync(now - timedelta(hours=2), now + SECOND)
         app = create_receiver(
             engine, config, credentials=hook.credentials, stock_changed=hook.calls.append, sweep_every=3600
         )
