@@ -36,7 +36,8 @@ class RetentionReport:
         return (
             f"personal data retention ({self.days} days, closed before {self.cutoff:%Y-%m-%d %H:%M:%S} UTC): "
             f"{verb} {self.counts.orders} orders and {self.counts.order_payloads} of their raw payloads, "
-            f"{self.counts.exception_payloads} raw payloads of orders that never landed"
+            f"{self.counts.exception_payloads} raw payloads of orders that never landed, "
+            f"{self.counts.inbox_bodies} webhook bodies never applied"
         )
 
     def as_dict(self) -> dict[str, Any]:
@@ -76,6 +77,7 @@ def run_retention(
         counts.exception_payloads = retention.erase_exception_payloads(
             engine, cutoff, erase_payload, batch_size
         )
+        counts.inbox_bodies = retention.erase_inbox_bodies(engine, cutoff)
     report = RetentionReport(days, cutoff, dry_run, counts)
     log.info("%s", report.summary_line())
     return report

@@ -322,7 +322,7 @@ def test_retention_blanks_closed_orders_past_the_period_and_nothing_else(warehou
 
     # Rerun: nothing left to do. The same versions synced again stay blank and store nothing.
     assert run_retention(warehouse, config, days=DAYS, now=now).counts.as_dict() == dict.fromkeys(
-        ("orders", "order_payloads", "exception_payloads"), 0
+        ("orders", "order_payloads", "exception_payloads", "inbox_bodies"), 0
     )
     again = sync_orders(warehouse, channel, START, NOW, credentials=sandbox.credentials)
     assert again.counts.new == again.counts.updated == 0
@@ -456,3 +456,40 @@ def test_an_order_an_ingest_holds_is_left_for_the_next_run_not_waited_on(warehou
     assert run_retention(warehouse, config, days=DAYS, now=now).counts.orders >= 1
     assert orders_of(warehouse, shop.channel)["held-1"]["personal_data_erased_at"] is not None
     assert all(r["personal_data_erased_at"] for r in stored(warehouse, shop.channel)["held-1"])
+
+
+def test_webhook_bodies_never_applied_are_dropped_after_the_period(warehouse):
+    """An applied webhook event keeps no body (its order lives on masked in raw_payloads); one never applied
+    (failed, or still pending) holds the buyer's data unmasked until the retention period ends, then only its
+    event id, topic and order id stay: a pending row is still applied, the order fetched by id."""
+    from warehouse import webhook_inbox
+
+    config = hub_config("pii_hooks", "shopify", location="WH-PII-HOOKS")
+    register_config(warehouse, config)
+    received = datetime(2001, 1, 1, tzinfo=UTC)  # long before anything else in this warehouse
+    body = {"id": 7001, "email": "buyer@example.com", "shipping_address": {"name": "A Buyer"}}
+    with warehouse.begin() as conn:
+        old_id, new_id = (
+            webhook_inbox.store_events(
+                conn,
+                "pii_hooks",
+                [webhook_inbox.InboxEvent(f"hook-{at:%Y%m%d}", "orders/create", "7001", body)],
+                raw_body=json.dumps(body).encode(),
+                headers={"x-shopify-topic": "orders/create"},
+                received_at=at,
+            )[0]
+            for at in (received, received + timedelta(days=DAYS + 2))
+        )
+    report = run_retention(warehouse, config, days=DAYS, now=received + timedelta(days=DAYS, hours=1))
+    assert report.counts.inbox_bodies == 1 and "1 webhook bodies never applied" in report.summary_line()
+    with warehouse.connect() as conn:
+        rows = {
+            row.id: (bytes(row.raw_body), row.order_payload, row.order_external_id, row.status)
+            for row in conn.execute(
+                text("SELECT id, raw_body, order_payload, order_external_id, status FROM webhook_inbox "
+                     "WHERE id = ANY(:ids)"),
+                {"ids": [old_id, new_id]},
+            )
+        }  # fmt: skip
+    assert rows[old_id] == (b"", None, "7001", "pending")  # the record stays; the buyer's data goes
+    assert rows[new_id][0] == json.dumps(body).encode() and rows[new_id][1] == body

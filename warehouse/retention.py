@@ -53,12 +53,14 @@ class RetentionCounts:
     orders: int = 0  # canonical orders blanked
     order_payloads: int = 0  # raw payloads of those orders masked
     exception_payloads: int = 0  # raw payloads of orders that never landed masked
+    inbox_bodies: int = 0  # webhook deliveries' bodies dropped (events never applied: failed, or pending)
 
     def as_dict(self) -> dict[str, int]:
         return {
             "orders": self.orders,
             "order_payloads": self.order_payloads,
             "exception_payloads": self.exception_payloads,
+            "inbox_bodies": self.inbox_bodies,
         }
 
 
@@ -90,6 +92,14 @@ SELECT {columns}
 """
 
 
+# Webhook deliveries received before the cutoff that still hold their body: an applied event drops it at once
+# (webhook_inbox.mark_done); one never applied keeps the buyer's data unmasked until the period is over. Its
+# event id, topic and order id stay, so a pending row is still applied (the order fetched by id).
+DUE_INBOX_BODIES = """
+  FROM webhook_inbox WHERE received_at < :cutoff AND (raw_body <> '' OR order_payload IS NOT NULL)
+"""
+
+
 def due(conn: Connection, cutoff: datetime) -> RetentionCounts:
     """What a run with this cutoff would erase (a dry run)."""
     orders = conn.execute(text(f"SELECT count(*) {DUE_ORDERS}"), {"cutoff": cutoff}).scalar_one()
@@ -108,7 +118,8 @@ def due(conn: Connection, cutoff: datetime) -> RetentionCounts:
         text(DUE_EXCEPTION_PAYLOADS.format(columns="count(*)")),
         {"cutoff": cutoff, "reasons": list(LANDING_REASONS)},
     ).scalar_one()
-    return RetentionCounts(orders, order_payloads, exception_payloads)
+    inbox_bodies = conn.execute(text(f"SELECT count(*) {DUE_INBOX_BODIES}"), {"cutoff": cutoff}).scalar_one()
+    return RetentionCounts(orders, order_payloads, exception_payloads, inbox_bodies)
 
 
 def erase_closed_orders(
@@ -187,6 +198,22 @@ def erase_exception_payloads(engine: Engine, cutoff: datetime, erase: Erase, bat
                 return erased
             _mask_payloads(conn, payloads, erase)
         erased += len(payloads)
+
+
+def erase_inbox_bodies(engine: Engine, cutoff: datetime) -> int:
+    """Drop the bodies of webhook deliveries received before ``cutoff`` that still hold one; how many."""
+    with engine.begin() as conn:
+        ids = (
+            conn.execute(text(f"SELECT id {DUE_INBOX_BODIES} FOR UPDATE SKIP LOCKED"), {"cutoff": cutoff})
+            .scalars()
+            .all()
+        )
+        if ids:
+            conn.execute(
+                text("UPDATE webhook_inbox SET raw_body = '', order_payload = NULL WHERE id = ANY(:ids)"),
+                {"ids": list(ids)},
+            )
+    return len(ids)
 
 
 def _mask_payloads(conn: Connection, payloads: Sequence[Any], erase: Erase) -> None:
