@@ -194,6 +194,17 @@ SignatureRule = Callable[[WebhookRequest, WebhookKeys], tuple[str | None, str]]
 EventReader = Callable[[WebhookRequest, WebhookKeys], Verified]
 
 
+def hmac_header_rule(header: str) -> SignatureRule:
+    """Shopify's and WooCommerce's scheme: ``header`` carries base64(HMAC-SHA256(the raw body)), keyed by the
+    secret the connection keeps in its extra as ``webhook_secret``."""
+
+    def rule(request: WebhookRequest, keys: WebhookKeys) -> tuple[str | None, str]:
+        expected = hmac_sha256_base64(keys.extra_secret("webhook_secret"), request.body)
+        return request.headers.get(header), expected
+
+    return rule
+
+
 @dataclass(frozen=True, slots=True)
 class DeclaredContract:
     """A ``WebhookContract`` as data: most platforms differ only in where the signature is, how it is made,

@@ -24,7 +24,7 @@ from connectors.webhooks import (
     WebhookEvent,
     WebhookKeys,
     WebhookRequest,
-    hmac_sha256_base64,
+    hmac_header_rule,
     json_body,
 )
 
@@ -49,13 +49,6 @@ def rest_topic(enum: str) -> str:
             return f"{resource}/{lowered[len(resource) + 1 :]}"
     resource, _, event = lowered.partition("_")
     return f"{resource}/{event}"
-
-
-def _signature(request: WebhookRequest, keys: WebhookKeys) -> tuple[str | None, str]:
-    return (
-        request.headers.get("x-shopify-hmac-sha256"),
-        hmac_sha256_base64(keys.extra_secret("webhook_secret"), request.body),
-    )
 
 
 def _triggered_at(request: WebhookRequest) -> datetime | None:
@@ -92,7 +85,7 @@ CONTRACT = DeclaredContract(
     platform="shopify",
     topics=TOPICS,
     registration="api",
-    signature=_signature,
+    signature=hmac_header_rule("x-shopify-hmac-sha256"),
     read=_read,
     replay_window=None,
 )

@@ -26,7 +26,7 @@ from connectors.webhooks import (
     WebhookEvent,
     WebhookKeys,
     WebhookRequest,
-    hmac_sha256_base64,
+    hmac_header_rule,
     json_body,
 )
 
@@ -39,13 +39,6 @@ def _ping(request: WebhookRequest) -> Verified | None:
     if request.headers.get("x-wc-webhook-signature") or request.headers.get("x-wc-webhook-topic"):
         return None
     return Verified(()) if _PING.fullmatch(request.body.strip()) else None
-
-
-def _signature(request: WebhookRequest, keys: WebhookKeys) -> tuple[str | None, str]:
-    return (
-        request.headers.get("x-wc-webhook-signature"),
-        hmac_sha256_base64(keys.extra_secret("webhook_secret"), request.body),
-    )
 
 
 def _read(request: WebhookRequest, keys: WebhookKeys) -> Verified:
@@ -69,7 +62,7 @@ CONTRACT = DeclaredContract(
     platform="woocommerce",
     topics=TOPICS,
     registration="api",
-    signature=_signature,
+    signature=hmac_header_rule("x-wc-webhook-signature"),
     read=_read,
     replay_window=None,
     unsigned_ack=_ping,
