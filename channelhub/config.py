@@ -51,6 +51,9 @@ class LocationConfig:
     # A count or POS line of more units is held for a person (bad_import_row), not applied: a typo or a
     # scanner's misread must not become sellable stock on every channel.
     max_units_per_row: int = DEFAULT_MAX_UNITS_PER_ROW
+    # Where it is, as shipping addresses name it (order routing's "nearest": same city, then province).
+    province: str | None = None
+    city: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

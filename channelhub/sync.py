@@ -109,7 +109,13 @@ def register_config(engine: Engine, config: HubConfig) -> None:
     with engine.begin() as conn:
         for location in config.locations:
             catalog.upsert_location(
-                conn, location.code, location.name, location.kind, location.max_units_per_row
+                conn,
+                location.code,
+                location.name,
+                location.kind,
+                location.max_units_per_row,
+                province=location.province,
+                city=location.city,
             )
         for channel in config.channels:
             catalog.upsert_channel(

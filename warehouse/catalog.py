@@ -30,10 +30,19 @@ def upsert_location(
     name: str,
     kind: str = "warehouse",
     max_units_per_row: int = DEFAULT_MAX_UNITS_PER_ROW,
+    *,
+    province: str | None = None,
+    city: str | None = None,
 ) -> int:
     if kind not in LOCATION_KINDS:
         raise ValueError(f"location kind {kind!r}: expected one of {', '.join(LOCATION_KINDS)}")
-    values = {"name": name, "kind": kind, "max_units_per_row": max_units_per_row}
+    values = {
+        "name": name,
+        "kind": kind,
+        "max_units_per_row": max_units_per_row,
+        "province": province,
+        "city": city,
+    }
     stmt = insert(locations).values(code=code, **values)
     stmt = stmt.on_conflict_do_update(index_elements=["code"], set_=values)
     return conn.execute(stmt.returning(locations.c.id)).scalar_one()

@@ -42,8 +42,11 @@ NAMING_CONVENTION = {
 metadata = MetaData(naming_convention=NAMING_CONVENTION)
 DEFAULT_MAX_UNITS_PER_ROW = 100_000  # per store row, unless the location's config says otherwise
 
-LOCATION_KINDS = ("store", "warehouse")
-LEDGER_KINDS = ("receive", "reserve", "release", "deduct", "restock", "adjust")
+# transit: units on their way between two locations (调拨 in transit); damaged: units kept but not sellable
+# (a return with a damage reason). Neither counts for any channel (``SELLABLE_LOCATION_KINDS``).
+LOCATION_KINDS = ("store", "warehouse", "transit", "damaged")
+SELLABLE_LOCATION_KINDS = ("store", "warehouse")
+LEDGER_KINDS = ("receive", "reserve", "release", "deduct", "restock", "adjust", "transfer_out", "transfer_in")
 EXCEPTION_STATUSES = ("open", "resolved", "ignored")
 PUSH_STATUSES = ("pending", "pushed", "failed")
 WEBHOOK_STATUSES = ("pending", "applied", "no_order", "failed")
@@ -87,6 +90,9 @@ locations = Table(
     _now("created_at"),
     # A store row (count, POS line) of more units waits for a person instead of moving stock.
     Column("max_units_per_row", Integer, nullable=False, server_default=text(str(DEFAULT_MAX_UNITS_PER_ROW))),
+    # Where it is (order routing's "nearest": same city, then same province, as the shipping address says).
+    Column("province", Text),
+    Column("city", Text),
     CheckConstraint(_in("kind", LOCATION_KINDS), name="kind"),
     CheckConstraint("max_units_per_row > 0", name="max_units_per_row"),
 )

@@ -20,6 +20,7 @@ from sqlalchemy import ColumnElement, Connection, Engine, func, insert, select, 
 from warehouse.catalog import CatalogError
 from warehouse.exceptions import log_auto_resolved, record_exception
 from warehouse.models import (
+    SELLABLE_LOCATION_KINDS,
     channel_listings,
     channels,
     exceptions,
@@ -79,14 +80,17 @@ class ListingStock:
 
 
 def _free_units(conn: Connection, location_codes: Sequence[str]) -> dict[int, int]:
-    """Free units (on_hand - reserved) per SKU id at the given locations (all when empty)."""
-    query = select(
-        stock_levels.c.sku_id, func.sum(stock_levels.c.on_hand - stock_levels.c.reserved)
-    ).group_by(stock_levels.c.sku_id)
+    """Free units (on_hand - reserved) per SKU id at the given locations (every sellable one when empty).
+
+    Units in transit between locations and damaged units count for no channel, even when named."""
+    query = (
+        select(stock_levels.c.sku_id, func.sum(stock_levels.c.on_hand - stock_levels.c.reserved))
+        .join(locations, locations.c.id == stock_levels.c.location_id)
+        .where(locations.c.kind.in_(SELLABLE_LOCATION_KINDS))
+        .group_by(stock_levels.c.sku_id)
+    )
     if location_codes:
-        query = query.join(locations, locations.c.id == stock_levels.c.location_id).where(
-            locations.c.code.in_(location_codes)
-        )
+        query = query.where(locations.c.code.in_(location_codes))
     return {sku_id: int(free) for sku_id, free in conn.execute(query)}
 
 
