@@ -55,13 +55,20 @@ from canonical.store_files import (
 from warehouse import exceptions as queue
 from warehouse.db_errors import DB_ERRORS, error_text, raise_unless_the_rows_fault
 from warehouse.exceptions import ExceptionRecord
+from warehouse.import_rows import (
+    CatalogLookups,
+    ChannelRef,
+    RowApplier,
+    RowRejected,
+    change_on_hand,
+    lock_level,
+)
 from warehouse.ingest import (
     _retrying,
     reevaluate_orders,
     release_beyond_on_hand,
 )
 from warehouse.models import (
-    channels,
     locations,
     order_lines,
     orders,
@@ -70,10 +77,8 @@ from warehouse.models import (
     skus,
     stock_counts,
     stock_ledger,
-    stock_levels,
 )
-from warehouse.stock import LedgerRow, write_ledger
-from warehouse.stock_policy import bundle_recipes
+from warehouse.stock import LedgerRow
 
 __all__ = ["KINDS", "ImportFileError", "ImportReport", "RejectedRow", "import_file", "import_text"]
 
@@ -82,6 +87,9 @@ log = logging.getLogger("warehouse.store_imports")
 BAD_ROW = "bad_import_row"
 CHUNK_ROWS = 200
 BAD_ROW_CLEARED = "cleared: the row applied on a later import"
+
+# The kinds whose rows are applied in modules of their own: row type -> applier (``warehouse.import_rows``).
+ROW_APPLIERS: dict[type, RowApplier] = {}
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,22 +146,6 @@ class ImportReport:
         }
 
 
-class _Rejected(Exception):
-    """A row that breaks a business rule: rolled back to its savepoint, queued, reported."""
-
-    def __init__(self, reason: str, channel_id: int | None = None) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.channel_id = channel_id
-
-
-@dataclass(frozen=True, slots=True)
-class _Channel:
-    id: int
-    code: str
-    location_id: int
-
-
 # -- entry points --------------------------------------------------------------------------------
 
 
@@ -188,16 +180,11 @@ def import_text(engine: Engine, kind: str, csv_text: str, *, file: str, source: 
 # -- one chunk, one transaction ------------------------------------------------------------------
 
 
-class _Importer:
+class _Importer(CatalogLookups):
     def __init__(self, kind: str, file: str, source: str) -> None:
+        super().__init__(source)
         self.kind = kind
         self.file = file
-        self.source = source
-        # Catalog lookups, read once per import (codes never change their id).
-        self._channels: dict[str, _Channel | None] = {}
-        self._skus: dict[str, int | None] = {}
-        self._locations: dict[str, tuple[int, int] | None] = {}
-        self._recipes: dict[int, list[tuple[int, str, int]]] = {}
 
     def raw_of(self, raw: dict[str, str]) -> dict[str, str]:
         """What the queue keeps of a row; its digest is the bad row's identity (kind and content, not where
@@ -212,12 +199,12 @@ class _Importer:
         with engine.begin() as conn:
             for item in items:
                 if isinstance(item, BadRow):
-                    bad.append((item.line, item.reason, item.raw, self._channel_of_raw(conn, item.raw)))
+                    bad.append((item.line, item.reason, item.raw, self.channel_id_of_raw(conn, item.raw)))
                     continue
                 try:
                     with conn.begin_nested():
                         applied = self._apply(conn, item, result.units)
-                except _Rejected as err:
+                except RowRejected as err:
                     bad.append((item.line, err.reason, item.raw, err.channel_id))
                     continue
                 except DB_ERRORS as err:
@@ -229,8 +216,7 @@ class _Importer:
                     result.applied += 1
                 else:
                     result.already_applied += 1
-                channel = self._channels.get(item.channel) if isinstance(item, ShipmentRow) else None
-                good.append((channel.id if channel else None, _digest(self.raw_of(item.raw))))
+                good.append((self.channel_id_of_raw(conn, item.raw), _digest(self.raw_of(item.raw))))
             self._queue(conn, bad)
             _resolve_bad_rows(conn, good)
         result.rejected = [RejectedRow(self.file, line, reason) for line, reason, _, _ in bad]
@@ -241,7 +227,9 @@ class _Importer:
             return self._shipment(conn, row, units)
         if isinstance(row, CountRow):
             return self._count(conn, row, units)
-        return self._sale(conn, row, units)
+        if isinstance(row, SaleRow):
+            return self._sale(conn, row, units)
+        return ROW_APPLIERS[type(row)](self, conn, row, units)
 
     def _queue(self, conn: Connection, bad: list[tuple[int, str, dict[str, str], int | None]]) -> None:
         by_channel: dict[int | None, list[tuple[int, str, dict[str, str]]]] = {}
@@ -262,81 +250,16 @@ class _Importer:
             ]
             queue.upsert_exceptions(conn, channel_id, records)
 
-    # -- catalog -------------------------------------------------------------------------------
-
-    def _channel(self, conn: Connection, code: str) -> _Channel:
-        if code not in self._channels:
-            row = conn.execute(
-                select(channels.c.id, channels.c.code, channels.c.fulfilment_location_id).where(
-                    channels.c.code == code
-                )
-            ).first()
-            self._channels[code] = None if row is None else _Channel(*row)
-        found = self._channels[code]
-        if found is None:
-            raise _Rejected(f"unknown channel {code!r}")
-        return found
-
-    def _channel_of_raw(self, conn: Connection, raw: dict[str, str]) -> int | None:
-        code = (raw.get("channel") or "").strip()
-        if self.kind != "shipments" or not code:
-            return None
-        try:
-            return self._channel(conn, code).id
-        except _Rejected:
-            return None
-
-    def _sku(self, conn: Connection, code: str) -> int:
-        if code not in self._skus:
-            self._skus[code] = conn.execute(select(skus.c.id).where(skus.c.code == code)).scalar()
-        found = self._skus[code]
-        if found is None:
-            raise _Rejected(f"unknown SKU {code!r}")
-        return found
-
-    def _recipe(self, conn: Connection, code: str) -> list[tuple[int, str, int]]:
-        """A bundle's components [(sku id, code, units per bundle)] in sku id order; [] for any other SKU."""
-        sku_id = self._sku(conn, code)
-        if sku_id not in self._recipes:
-            self._recipes[sku_id] = bundle_recipes(conn, [sku_id]).get(sku_id, [])
-        return self._recipes[sku_id]
-
-    def _location(self, conn: Connection, code: str) -> int:
-        return self._location_row(conn, code)[0]
-
-    def _location_row(self, conn: Connection, code: str) -> tuple[int, int]:
-        """(id, max_units_per_row) of a location."""
-        if code not in self._locations:
-            row = conn.execute(
-                select(locations.c.id, locations.c.max_units_per_row).where(locations.c.code == code)
-            ).first()
-            self._locations[code] = None if row is None else (row.id, row.max_units_per_row)
-        found = self._locations[code]
-        if found is None:
-            raise _Rejected(f"unknown location {code!r}")
-        return found
-
-    def _sane(self, conn: Connection, location: str, name: str, units: int) -> None:
-        """A row of more units than its location accepts per row waits for a person (a typo, a misread
-        scan, a sign flipped) instead of becoming stock every channel may sell or must lose."""
-        limit = self._location_row(conn, location)[1]
-        if abs(units) > limit:
-            raise _Rejected(
-                f"{name} {units} is beyond the {limit} units per row that {location} accepts "
-                "(max_units_per_row in config/channels.yaml): check the row; to apply it, raise the limit "
-                "and import the file again"
-            )
-
     # -- shipments -----------------------------------------------------------------------------
 
     def _shipment(self, conn: Connection, row: ShipmentRow, units: Counter[str]) -> bool:
-        channel = self._channel(conn, row.channel)
+        channel = self.channel(conn, row.channel)
         try:
             return self._ship(conn, channel, row, units)
-        except _Rejected as err:
-            raise _Rejected(err.reason, channel.id) from None
+        except RowRejected as err:
+            raise RowRejected(err.reason, channel.id) from None
 
-    def _ship(self, conn: Connection, channel: _Channel, row: ShipmentRow, units: Counter[str]) -> bool:
+    def _ship(self, conn: Connection, channel: ChannelRef, row: ShipmentRow, units: Counter[str]) -> bool:
         # The order's lock serialises everything that changes its lines (ingest, other imports).
         order_id = conn.execute(
             select(orders.c.id)
@@ -344,11 +267,11 @@ class _Importer:
             .with_for_update()
         ).scalar()
         if order_id is None:
-            raise _Rejected(
+            raise RowRejected(
                 f"order {row.order_id} of channel {channel.code} is not in the warehouse "
                 f"(not synced yet? import the file again after the next sync)"
             )
-        location_id = self._location(conn, row.location) if row.location else channel.location_id
+        location_id = self.location(conn, row.location) if row.location else channel.location_id
         shipment_id, corrected = self._shipment_header(conn, channel, order_id, location_id, row)
         if corrected:
             units["tracking_corrected"] += 1
@@ -361,7 +284,7 @@ class _Importer:
         if done[0]:
             if done[1] == row.quantity:
                 return corrected
-            raise _Rejected(
+            raise RowRejected(
                 f"shipment {row.shipment_id} already holds {done[1]} units of {_ref_text(row)}; "
                 f"this row says {row.quantity}"
             )
@@ -392,7 +315,7 @@ class _Importer:
         return True
 
     def _shipment_header(
-        self, conn: Connection, channel: _Channel, order_id: int, location_id: int, row: ShipmentRow
+        self, conn: Connection, channel: ChannelRef, order_id: int, location_id: int, row: ShipmentRow
     ) -> tuple[int, bool]:
         """The shipment's id, inserted by its first row, and whether this row corrected its tracking.
 
@@ -423,7 +346,7 @@ class _Importer:
             .with_for_update(of=shipments)
         ).one()
         if existing.order_id != order_id:
-            raise _Rejected(
+            raise RowRejected(
                 f"shipment {row.shipment_id} belongs to order {existing.order_external_id}, "
                 f"not {row.order_id}"
             )
@@ -452,7 +375,7 @@ class _Importer:
                     if getattr(existing, name) != header[name]
                 ]
         if differs:
-            raise _Rejected(
+            raise RowRejected(
                 f"shipment {row.shipment_id} was imported with {', '.join(differs)} "
                 f"(from {existing.source}); every row of a shipment must agree, except a correction: a row "
                 "it holds (same line and units, shipped_at and location) with a new tracking number"
@@ -486,7 +409,7 @@ class _Importer:
     def _allocate(
         self,
         conn: Connection,
-        channel: _Channel,
+        channel: ChannelRef,
         order_id: int,
         shipment_id: int,
         location_id: int,
@@ -521,22 +444,24 @@ class _Importer:
         if row.line_id is not None:
             named = [line for line in lines if line.external_line_id == row.line_id]
             if not named:
-                raise _Rejected(f"order {row.order_id} has no line {row.line_id}")
+                raise RowRejected(f"order {row.order_id} has no line {row.line_id}")
             line = named[0]
             if row.sku is not None and not has_sku(line):
-                raise _Rejected(
+                raise RowRejected(
                     f"line {row.line_id} of order {row.order_id} is sku "
                     f"{line.sku_code or line.merchant_sku!r}, not {row.sku!r}"
                 )
             if line.removed:
-                raise _Rejected(f"line {row.line_id} was removed from order {row.order_id}")
+                raise RowRejected(f"line {row.line_id} was removed from order {row.order_id}")
             if line.id in in_shipment:
-                raise _Rejected(f"line {row.line_id} is already in shipment {row.shipment_id} (another row)")
+                raise RowRejected(
+                    f"line {row.line_id} is already in shipment {row.shipment_id} (another row)"
+                )
             candidates = [line]
         else:
             candidates = [line for line in lines if has_sku(line) and not line.removed]
             if not candidates:
-                raise _Rejected(f"order {row.order_id} has no line with sku {row.sku!r}")
+                raise RowRejected(f"order {row.order_id} has no line with sku {row.sku!r}")
             candidates = [line for line in candidates if line.id not in in_shipment]
 
         def left_to_ship(line: Any) -> int:
@@ -545,7 +470,7 @@ class _Importer:
         left = sum(left_to_ship(line) for line in candidates)
         if row.quantity > left:
             ordered = sum(line.quantity for line in candidates)
-            raise _Rejected(
+            raise RowRejected(
                 f"ships {row.quantity} units of {_ref_text(row)} of order {row.order_id}, but only {left} "
                 f"are left to ship (ordered {ordered}, shipped {ordered - left})"
             )
@@ -556,7 +481,7 @@ class _Importer:
             if take <= 0:
                 continue
             if line.stock_location_id != location_id:
-                raise _Rejected(
+                raise RowRejected(
                     f"line {line.external_line_id} of order {row.order_id} holds its stock at another "
                     f"location than the shipment's: ship it from there"
                 )
@@ -567,21 +492,21 @@ class _Importer:
     # -- counts and sales ----------------------------------------------------------------------
 
     def _count(self, conn: Connection, row: CountRow, units: Counter[str]) -> bool:
-        sku_id, location_id = self._sku(conn, row.sku), self._location(conn, row.location)
-        self._sane(conn, row.location, "counted_quantity", row.counted_quantity)
-        if recipe := self._recipe(conn, row.sku):
+        sku_id, location_id = self.sku(conn, row.sku), self.location(conn, row.location)
+        self.check_row_units(conn, row.location, "counted_quantity", row.counted_quantity)
+        if recipe := self.recipe(conn, row.sku):
             components = ", ".join(f"{units} x {code}" for _, code, units in recipe)
-            raise _Rejected(
+            raise RowRejected(
                 f"{row.sku} is a bundle of {components}: it has no stock of its own, count its components"
             )
-        on_hand, reserved = _lock_level(conn, sku_id, location_id)  # serialises this SKU at this location
+        on_hand, reserved = lock_level(conn, sku_id, location_id)  # serialises this SKU at this location
         applied_before = conn.execute(
             select(stock_counts.c.counted_quantity).where(stock_counts.c.idempotency_key == row.key)
         ).first()
         if applied_before is not None:
             if applied_before.counted_quantity == row.counted_quantity:
                 return False
-            raise _Rejected(
+            raise RowRejected(
                 f"count {row.key} was already applied with {applied_before.counted_quantity} units; "
                 f"this row says {row.counted_quantity}"
             )
@@ -591,7 +516,7 @@ class _Importer:
             )
         ).scalar()
         if newest is not None and newest > row.counted_at:
-            raise _Rejected(
+            raise RowRejected(
                 f"a newer count of {row.sku} at {row.location} ({newest.isoformat()}) was already applied; "
                 f"this one is from {row.counted_at.isoformat()}"
             )
@@ -609,17 +534,17 @@ class _Importer:
         )
         delta = row.counted_quantity - on_hand
         if delta:
-            _change_on_hand(conn, LedgerRow(row.key, sku_id, location_id, "adjust", delta, 0))
+            change_on_hand(conn, LedgerRow(row.key, sku_id, location_id, "adjust", delta, 0))
             units["adjusted"] += delta
         if row.counted_quantity < reserved:
             units["released"] += release_beyond_on_hand(conn, sku_id, location_id, f"stock count {row.key}")
         return True
 
     def _sale(self, conn: Connection, row: SaleRow, units: Counter[str]) -> bool:
-        location_id = self._location(conn, row.location)
-        self._sane(conn, row.location, "quantity", row.quantity)
-        recipe = self._recipe(conn, row.sku)  # in sku id order, as ingest locks levels
-        parts, bundle = recipe or [(self._sku(conn, row.sku), row.sku, 1)], bool(recipe)
+        location_id = self.location(conn, row.location)
+        self.check_row_units(conn, row.location, "quantity", row.quantity)
+        recipe = self.recipe(conn, row.sku)  # in sku id order, as ingest locks levels
+        parts, bundle = recipe or [(self.sku(conn, row.sku), row.sku, 1)], bool(recipe)
         entries = [
             LedgerRow(
                 f"{row.key}@{code}" if bundle else row.key,
@@ -631,7 +556,7 @@ class _Importer:
             )
             for sku_id, code, per_unit in parts
         ]
-        levels = [_lock_level(conn, entry.sku_id, location_id) for entry in entries]
+        levels = [lock_level(conn, entry.sku_id, location_id) for entry in entries]
         before = conn.execute(
             select(stock_ledger.c.delta_on_hand).where(
                 stock_ledger.c.idempotency_key == entries[0].idempotency_key
@@ -640,7 +565,7 @@ class _Importer:
         if before is not None:  # every entry of the row was written in one transaction
             if before.delta_on_hand == entries[0].delta_on_hand:
                 return False
-            raise _Rejected(
+            raise RowRejected(
                 f"receipt line {row.key} was already imported with quantity "
                 f"{-before.delta_on_hand // parts[0][2]}; this row says {row.quantity}"
             )
@@ -651,12 +576,12 @@ class _Importer:
                     if bundle
                     else f"{row.quantity} of {row.sku}"
                 )
-                raise _Rejected(
+                raise RowRejected(
                     f"sells {what} at {row.location} but only {on_hand} are on hand: "
                     f"count the shelf (a stock count corrects on-hand), then import the file again"
                 )
         for entry, (on_hand, reserved) in zip(entries, levels, strict=True):
-            _change_on_hand(conn, entry)
+            change_on_hand(conn, entry)
             if on_hand + entry.delta_on_hand < reserved:
                 units["released"] += release_beyond_on_hand(
                     conn, entry.sku_id, location_id, f"store sale {row.key}"
@@ -666,27 +591,6 @@ class _Importer:
 
 
 # -- helpers -------------------------------------------------------------------------------------
-
-
-def _lock_level(conn: Connection, sku_id: int, location_id: int) -> tuple[int, int]:
-    """(on_hand, reserved) of the level, locked for this transaction (created at 0 when missing)."""
-    conn.execute(insert(stock_levels).values(sku_id=sku_id, location_id=location_id).on_conflict_do_nothing())
-    row = conn.execute(
-        select(stock_levels.c.on_hand, stock_levels.c.reserved)
-        .where(stock_levels.c.sku_id == sku_id, stock_levels.c.location_id == location_id)
-        .with_for_update()
-    ).one()
-    return row.on_hand, row.reserved
-
-
-def _change_on_hand(conn: Connection, entry: LedgerRow) -> None:
-    """The ledger row and the level change together (the caller holds the level's lock)."""
-    write_ledger(conn, [entry])
-    conn.execute(
-        stock_levels.update()
-        .where(stock_levels.c.sku_id == entry.sku_id, stock_levels.c.location_id == entry.location_id)
-        .values(on_hand=stock_levels.c.on_hand + entry.delta_on_hand, updated_at=func.now())
-    )
 
 
 def _digest(raw: dict[str, str]) -> str:
