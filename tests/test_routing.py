@@ -462,3 +462,20 @@ def test_route_cli_moves_and_refuses_with_exit_2(
 
 def _later() -> datetime:
     return T0 + timedelta(minutes=5)
+
+
+def test_the_demo_routes_its_orders_and_runs_again_unchanged(engine: Engine, capsys):
+    from channelhub.routing_demo import routing_demo
+
+    first = routing_demo(engine)
+    where = {(r["order"], r["line"]): (r["location"], r["reserved"]) for r in first}
+    assert where == {
+        ("RD-1001", "1"): ("DEMO-WH-HZ", 2),  # nearest
+        ("RD-1002", "1"): ("DEMO-WH-BJ", 1),  # Hangzhou has no tea left: the whole order from Beijing
+        ("RD-1002", "2"): ("DEMO-WH-BJ", 1),
+        ("RD-1003", "1"): ("DEMO-STORE-SH", 2),  # the store, down to its floor
+        ("RD-1003", "2"): ("DEMO-WH-BJ", 1),  # moved by hand
+        ("RD-1004", "1"): ("DEMO-WH-BJ", 1),  # the store would fall below its floor
+    }
+    assert "moved RD-1003 line 2: DEMO-STORE-SH -> DEMO-WH-BJ" in capsys.readouterr().out
+    assert routing_demo(engine, echo=False) == first
