@@ -308,12 +308,14 @@ def _move(
     release = [Step(sku_id, row.location_id, 0, -take) for sku_id, take in parts]
     reserve = [Step(sku_id, to_id, 0, take, phase=1) for sku_id, take in parts]
     results = apply_steps(conn, release + reserve)
+    if any(result is None for result in results[: len(release)]):  # a release cannot lack stock
+        raise RuntimeError(f"{where}: releasing its reservation did not apply; levels disagree with lines")
     short = [
         (step, result)
         for step, result in zip(reserve, results[len(release) :], strict=True)
         if result is None
     ]
-    if short or any(result is None for result in results[: len(release)]):
+    if short:
         free = availability(conn, [(step.sku_id, to_id) for step, _ in short])
         codes = _sku_codes(conn, [step.sku_id for step, _ in short])
         lacking = ", ".join(
