@@ -77,6 +77,14 @@ def cmd_config_check(args: argparse.Namespace) -> int:
             f"  {channel.dag_id}: {channel.platform}, every {channel.schedule}, "
             f"overlap {channel.overlap}, {state}"
         )
+        if channel.routing is not None:
+            rules = channel.routing
+            print(
+                f"    routing: {', '.join(rules.locations or (channel.fulfilment_location,))}"
+                f"{', whole order first' if rules.whole_order else ''}{', split' if rules.split else ''}"
+                f"{', nearest' if rules.nearest else ''}"
+                f"{f', store floor {rules.store_floor}' if rules.store_floor else ''}"
+            )
     print(f"  personal data of closed orders blanked after {config.retention.personal_data_days} days")
     return 0
 
@@ -228,10 +236,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=cmd_demo)
 
-    from channelhub import import_cli, ops_cli, webhook_cli
+    from channelhub import import_cli, ops_cli, route_cli, webhook_cli
 
     import_cli.add_parser(sub)  # channelhub import shipments|counts|sales FILE
     ops_cli.add_parsers(sub)  # channelhub exceptions ... | listings map ...
+    route_cli.add_parsers(sub)  # channelhub route move|away|show
     webhook_cli.add_parsers(sub)  # channelhub webhooks serve|register|list|remove|sweep
     return parser
 

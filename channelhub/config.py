@@ -19,6 +19,7 @@ from jsonschema import Draft202012Validator
 from channelhub.db import PROJECT_ROOT
 from platforms.registry import DECLARATIONS, PLATFORM_NAMES, declaration
 from warehouse.models import DEFAULT_MAX_UNITS_PER_ROW
+from warehouse.routing import RoutingRules, location_problems
 from warehouse.stock_policy import StockPolicy
 
 DEFAULT_CONFIG = PROJECT_ROOT / "config" / "channels.yaml"
@@ -76,6 +77,8 @@ class ChannelConfig:
     read_timeout_seconds: float = DEFAULT_READ_TIMEOUT_SECONDS
     # WooCommerce plugin statuses -> the core status each means (the mapping takes it as an argument)
     status_map: dict[str, str] = field(default_factory=dict)
+    # Where its orders reserve stock (docs/routing.md); None: at ``fulfilment_location`` alone.
+    routing: RoutingRules | None = None
 
     @property
     def http_timeout(self) -> tuple[float, float]:
@@ -155,6 +158,13 @@ def parse_config(document: Any, source: str = "<config>") -> HubConfig:
                 f"{where}.fulfilment_location: {raw['fulfilment_location']!r} is not one of the "
                 f"configured locations ({', '.join(sorted(location_codes))})"
             )
+        routing = RoutingRules.from_json(raw["routing"]) if "routing" in raw else None
+        if routing is not None:
+            kinds = {loc.code: loc.kind for loc in locations}
+            problems.extend(
+                f"{where}.routing.{problem}"
+                for problem in routing.problems() + location_problems(routing.locations, kinds)
+            )
         for key in MAPPING_OPTION_KEYS - declaration(raw["platform"]).mapping_options:
             if raw.get(key):
                 problems.append(f"{where}.{key}: {raw['platform']} channels take no {key}")
@@ -184,6 +194,7 @@ def parse_config(document: Any, source: str = "<config>") -> HubConfig:
                 stock_policy=_stock_policy(raw.get("stock_policy", {})),
                 read_timeout_seconds=float(raw.get("read_timeout_seconds", DEFAULT_READ_TIMEOUT_SECONDS)),
                 status_map=dict(raw.get("status_map", {})),
+                routing=routing,
             )
         )
     if problems:

@@ -35,6 +35,7 @@ from connectors.framework import SyncWarning
 from warehouse import catalog, sync_state
 from warehouse.ingest import IngestCounts, Landed, Rejected, ingest_orders
 from warehouse.maintenance import analyze_if_stale
+from warehouse.route_lines import set_channel_routing
 
 log = logging.getLogger("channelhub.sync")
 
@@ -121,6 +122,7 @@ def register_config(engine: Engine, config: HubConfig) -> None:
             catalog.upsert_channel(
                 conn, channel.code, channel.platform, channel.name, channel.fulfilment_location
             )
+            set_channel_routing(conn, channel.code, channel.routing)
 
 
 def sync_orders(

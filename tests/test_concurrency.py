@@ -150,3 +150,106 @@ def test_syncs_imports_and_pushes_at_once_never_oversell(
     for run in everything():
         assert run.returncode in (0, 1), run.stderr[-2000:]
     assert snapshot(engine) == before
+
+
+# -- issue 21: routed orders over two locations -----------------------------------------------------
+
+ROUTED_RESERVATIONS_MATCH_SQL = """
+SELECT s.code, loc.code, l.reserved, coalesce(sum(ol.reserved_quantity), 0) AS held
+  FROM stock_levels l
+  JOIN skus s ON s.id = l.sku_id AND s.code LIKE :prefix
+  JOIN locations loc ON loc.id = l.location_id
+  LEFT JOIN order_lines ol ON ol.sku_id = l.sku_id AND ol.location_id = l.location_id
+ GROUP BY s.code, loc.code, l.reserved
+HAVING l.reserved <> coalesce(sum(ol.reserved_quantity), 0)
+"""
+
+
+def test_routed_orders_over_scarce_stock_at_two_locations_never_oversell(engine):
+    """Six workers ingest orders routed (split, nearest) over a few units at two locations, while another
+    drains one location (``move_away``) twice: no level goes negative or above on-hand, levels equal their
+    ledger and the lines' reservations, and both locations served orders."""
+    import random
+    from dataclasses import replace
+
+    from warehouse import catalog
+    from warehouse.ingest import ingest_orders
+    from warehouse.route_lines import set_channel_routing
+    from warehouse.route_moves import move_away
+    from warehouse.routing import RoutingRules
+    from warehouse.testing import Shop, landed, make_line, make_order
+
+    shop = Shop.create(engine)
+    east = f"{shop.prefix}-east"
+    with engine.begin() as conn:
+        catalog.upsert_location(conn, east, "east warehouse", province="浙江省", city="杭州市")
+        set_channel_routing(conn, shop.channel, RoutingRules((shop.location, east), split=True, nearest=True))
+    names = ["A", "B", "C", "D"]
+    for name in names:
+        shop.add_sku(name, 3)
+        with engine.begin() as conn:
+            catalog.receive_stock(conn, shop.sku(name), east, 3, f"receive:race:{shop.prefix}:{name}")
+
+    rng = random.Random(21)
+    orders = []
+    for n in range(60):
+        lines = [
+            make_line(str(i), shop.sku(name), rng.randint(1, 2))
+            for i, name in enumerate(rng.sample(names, rng.randint(1, 2)), 1)
+        ]
+        order = make_order(f"R{n:03d}", lines)
+        if n % 2:
+            order = replace(
+                order, shipping_address=replace(order.shipping_address, province="浙江", city="杭州")
+            )
+        orders.append(landed(order))
+    workers = [orders[i::6] for i in range(6)]
+
+    def work(batch: list) -> None:
+        for start in range(0, len(batch), 2):
+            ingest_orders(engine, shop.channel, batch[start : start + 2])
+
+    def drain() -> None:
+        for _ in range(2):
+            move_away(engine, shop.location, channel=shop.channel, actor="race")
+
+    with ThreadPoolExecutor(max_workers=7) as pool:
+        jobs = [pool.submit(work, batch) for batch in workers] + [pool.submit(drain)]
+        for job in jobs:
+            job.result()
+
+    with engine.connect() as conn:
+        assert oversold(conn) == 0
+        assert ledger_drift(conn) == []
+        assert conn.execute(text(ROUTED_RESERVATIONS_MATCH_SQL), {"prefix": f"{shop.prefix}-%"}).all() == []
+        negative = conn.execute(
+            text("SELECT count(*) FROM stock_levels WHERE on_hand - reserved < 0 OR on_hand < 0")
+        ).scalar_one()
+        used = dict(
+            conn.execute(
+                text(
+                    "SELECT loc.code, sum(l.reserved) FROM stock_levels l JOIN locations loc "
+                    "ON loc.id = l.location_id JOIN skus s ON s.id = l.sku_id AND s.code LIKE :prefix "
+                    "GROUP BY loc.code"
+                ),
+                {"prefix": f"{shop.prefix}-%"},
+            ).all()
+        )
+        short = conn.execute(
+            text(
+                "SELECT count(*) FROM exceptions e JOIN channels c ON c.id = e.channel_id "
+                "WHERE c.code = :c AND e.reason = 'insufficient_stock' AND e.status = 'open'"
+            ),
+            {"c": shop.channel},
+        ).scalar_one()
+        failed = conn.execute(
+            text(
+                "SELECT count(*) FROM exceptions e JOIN channels c ON c.id = e.channel_id "
+                "WHERE c.code = :c AND e.reason = 'apply_failed'"
+            ),
+            {"c": shop.channel},
+        ).scalar_one()
+    assert negative == 0
+    assert short > 0, "the stock must be scarce enough that orders compete for it"
+    assert failed == 0, "no batch may fail on a deadlock or a lost race"
+    assert used.get(east, 0) > 0 and sum(used.values()) <= 2 * 3 * len(names)

@@ -22,7 +22,8 @@ erased order stored anew without becoming its version (an older version, a rejec
 A database error in the batch (not a deadlock, which retries the batch) redoes it order by order, each in
 a savepoint, so only the bad order is queued (``apply_failed``) and the rest lands.
 
-Stock targets per resolved line, at the channel's fulfilment location (kept on the line once applied):
+Stock targets per resolved line, at the line's location: the channel's fulfilment location, or where the
+channel's routing rules send a line that holds nothing yet (``warehouse.route_lines``); kept on the line:
 
 - shipped units are deducted from on-hand, consuming the line's reservation first; a line's shipped units
   are max(what the platform reports, what the hub's own warehouse reported: ``warehouse_shipped_quantity``,
@@ -62,6 +63,7 @@ from warehouse.catalog import CatalogError
 from warehouse.db_errors import DB_ERRORS, error_text, is_retryable, raise_unless_the_rows_fault
 from warehouse.exceptions import ExceptionRecord
 from warehouse.models import channels, locations, orders
+from warehouse.route_lines import route_unheld_lines
 from warehouse.stock import LedgerRow, Step, apply_steps, availability, write_ledger
 from warehouse.stock_policy import bundle_recipes
 
@@ -848,6 +850,7 @@ def _evaluate(
         return counts, []
     if resolve:  # lines that landed in this transaction were resolved as they landed
         run(conn, RESOLVE_SKUS_SQL, {"channel_id": ctx.id, "order_ids": resolve})
+    route_unheld_lines(conn, ctx.id, order_ids)  # lines holding nothing: where the channel's routing says
     rows = run(conn, LINES_SQL, {"location_id": ctx.location_id, "order_ids": order_ids})
     components = _bundle_parts(conn, rows)
     plans = [_plan(row, components.get(row.id)) for row in rows]

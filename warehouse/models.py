@@ -567,3 +567,32 @@ webhook_inbox = Table(
     UniqueConstraint("channel_id", "event_id"),
     Index("ix_webhook_inbox_status_received_at", "status", "received_at"),
 )
+
+# -- order routing (issue 21, capability 1): per-channel rules and the history of moved lines ---------------
+
+# A channel's routing rules as configured (warehouse.routing.RoutingRules.as_json; location codes); NULL: the
+# channel reserves at its fulfilment location, as before routing existed.
+channels.append_column(Column("routing", JSONB))
+
+ROUTE_CAUSES = ("move", "away")
+
+# Every reservation a person moved to another location (channelhub route move|away): who, why, from where.
+line_routes = Table(
+    "line_routes",
+    metadata,
+    _id(),
+    Column("order_line_id", BigInteger, ForeignKey("order_lines.id", ondelete="CASCADE"), nullable=False),
+    Column("from_location_id", BigInteger, ForeignKey("locations.id"), nullable=False),
+    Column("to_location_id", BigInteger, ForeignKey("locations.id"), nullable=False),
+    Column("units", Integer, nullable=False),  # line units whose reservation moved
+    Column("cause", Text, nullable=False),  # move: one order's line(s) by hand; away: a location drained
+    Column("actor", Text, nullable=False),
+    Column("note", Text),
+    # The ledger keys of the move (its release and its reserve), for finding it in the ledger.
+    Column("release_key", Text, nullable=False),
+    Column("reserve_key", Text, nullable=False),
+    _now("created_at"),
+    CheckConstraint(_in("cause", ROUTE_CAUSES), name="cause"),
+    CheckConstraint("units > 0", name="units_positive"),
+    Index("ix_line_routes_order_line_id", "order_line_id"),
+)

@@ -78,6 +78,7 @@ from warehouse.models import (
     stock_counts,
     stock_ledger,
 )
+from warehouse.route_lines import line_location
 from warehouse.stock import LedgerRow
 
 __all__ = ["KINDS", "ImportFileError", "ImportReport", "RejectedRow", "import_file", "import_text"]
@@ -271,7 +272,12 @@ class _Importer(CatalogLookups):
                 f"order {row.order_id} of channel {channel.code} is not in the warehouse "
                 f"(not synced yet? import the file again after the next sync)"
             )
-        location_id = self.location(conn, row.location) if row.location else channel.location_id
+        # A row without a location ships from where its line holds its stock (routing may have chosen it).
+        location_id = (
+            self.location(conn, row.location)
+            if row.location
+            else line_location(conn, order_id, channel.location_id, line_id=row.line_id, sku=row.sku)
+        )
         shipment_id, corrected = self._shipment_header(conn, channel, order_id, location_id, row)
         if corrected:
             units["tracking_corrected"] += 1
@@ -427,8 +433,10 @@ class _Importer(CatalogLookups):
                 order_lines.c.removed,
                 func.coalesce(order_lines.c.location_id, channel.location_id).label("stock_location_id"),
                 skus.c.code.label("sku_code"),
+                locations.c.code.label("stock_location"),
             )
             .outerjoin(skus, skus.c.id == order_lines.c.sku_id)
+            .join(locations, locations.c.id == func.coalesce(order_lines.c.location_id, channel.location_id))
             .where(order_lines.c.order_id == order_id)
             .order_by(order_lines.c.id)
         ).all()
@@ -481,9 +489,14 @@ class _Importer(CatalogLookups):
             if take <= 0:
                 continue
             if line.stock_location_id != location_id:
+                shipped_from = conn.execute(
+                    select(locations.c.code).where(locations.c.id == location_id)
+                ).scalar_one()
                 raise RowRejected(
-                    f"line {line.external_line_id} of order {row.order_id} holds its stock at another "
-                    f"location than the shipment's: ship it from there"
+                    f"line {line.external_line_id} of order {row.order_id} is reserved at "
+                    f"{line.stock_location} but this row ships it from {shipped_from} (it holds its stock at "
+                    f"another location than the shipment's): ship it from {line.stock_location}, or move "
+                    "it first (channelhub route move)"
                 )
             allocation.append((line.id, take))
             wanted -= take

@@ -1,0 +1,188 @@
+"""Order routing in the warehouse: each channel's rules, and choosing the location of lines that hold nothing.
+
+``register_config`` stores a channel's ``routing:`` on ``channels.routing`` (``set_channel_routing``). Ingest
+calls ``route_unheld_lines`` for the orders it evaluates, before it computes their stock steps: every line
+with a SKU that holds nothing yet (no reservation, deduction or restock applied, nothing shipped) gets the
+location ``warehouse.routing.route_order`` picks from the free stock now, written on the line
+(``order_lines.location_id``). Where no location can reserve it, the line goes to the first choice and
+waits there as ``insufficient_stock`` (as before routing), and is routed again on its next evaluation
+(``retry_attention``) since it still holds nothing. A line that holds stock never moves here: only a person
+moves it (``warehouse.route_moves``).
+
+The free stock is read without locks: two workers may pick the same location for its last units, and the
+conditional reserve of ``apply_steps`` lets only one of them have it (the other line is short, as today).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Connection, select, text
+
+from warehouse.bulk import run
+from warehouse.catalog import CatalogError
+from warehouse.models import channels, locations
+from warehouse.routing import (
+    UNROUTABLE_KINDS,
+    Candidate,
+    LineNeed,
+    RoutingRules,
+    location_problems,
+    rank,
+    route_order,
+)
+from warehouse.stock import availability
+from warehouse.stock_policy import bundle_recipes
+
+
+class RoutingConfigError(ValueError):
+    """Rules that name unknown locations or locations that cannot ship."""
+
+
+def set_channel_routing(conn: Connection, channel: str, rules: RoutingRules | None) -> None:
+    """Store ``channel``'s routing rules (None: reserve at its fulfilment location, as without routing)."""
+    if rules is not None:
+        kinds = dict(conn.execute(select(locations.c.code, locations.c.kind)).all())
+        problems = rules.problems() + location_problems(rules.locations, kinds)
+        if problems:
+            raise RoutingConfigError(f"channel {channel}: routing: " + "; ".join(problems))
+    done = conn.execute(
+        channels.update()
+        .where(channels.c.code == channel)
+        .values(routing=None if rules is None else rules.as_json())
+    )
+    if done.rowcount == 0:
+        raise CatalogError(f"unknown channel {channel!r}")
+
+
+def channel_routing(conn: Connection, channel_id: int) -> tuple[RoutingRules, list[Candidate]] | None:
+    """The channel's rules and its candidate locations in priority order; None when it has no rules."""
+    row = conn.execute(
+        select(channels.c.routing, channels.c.fulfilment_location_id).where(channels.c.id == channel_id)
+    ).first()
+    if row is None or row.routing is None:
+        return None
+    rules = RoutingRules.from_json(row.routing)
+    return rules, candidates_of(conn, rules, row.fulfilment_location_id)
+
+
+def candidates_of(conn: Connection, rules: RoutingRules, fulfilment_location_id: int) -> list[Candidate]:
+    """The rules' locations that can ship, in their priority order (the fulfilment location by default)."""
+    columns = (locations.c.id, locations.c.code, locations.c.kind, locations.c.province, locations.c.city)
+    if rules.locations:
+        found = {
+            row.code: row
+            for row in conn.execute(select(*columns).where(locations.c.code.in_(rules.locations)))
+        }
+        rows = [found[code] for code in rules.locations if code in found]
+    else:
+        rows = list(conn.execute(select(*columns).where(locations.c.id == fulfilment_location_id)))
+    return [Candidate(*row) for row in rows if row.kind not in UNROUTABLE_KINDS]
+
+
+# Lines that hold nothing and can be routed: a SKU, nothing applied, nothing shipped (a shipment left from
+# where it was reported, not from a location routing would choose now).
+UNHELD_LINES_SQL = """
+SELECT l.id, l.order_id, l.sku_id, l.quantity, l.refunded_quantity, l.location_id,
+       o.cancelled, o.payment_status,
+       o.shipping_address ->> 'province' AS province, o.shipping_address ->> 'city' AS city
+  FROM (SELECT DISTINCT unnest(CAST(%(order_ids)b AS bigint[]))) AS k(order_id)
+  JOIN orders o ON o.id = k.order_id
+  JOIN order_lines l ON l.order_id = o.id
+ WHERE l.sku_id IS NOT NULL AND NOT l.removed
+   AND l.reserved_quantity = 0 AND l.deducted_quantity = 0 AND l.restocked_applied = 0
+   AND l.shipped_quantity = 0 AND l.warehouse_shipped_quantity = 0
+ ORDER BY o.created_at, o.external_id, l.id
+"""
+
+
+def route_unheld_lines(conn: Connection, channel_id: int, order_ids: Sequence[int]) -> int:
+    """Set the location of these (locked) orders' lines that hold nothing, by the channel's rules; returns
+    how many lines changed location. Does nothing for a channel without rules."""
+    if not order_ids:
+        return 0
+    routing = channel_routing(conn, channel_id)
+    if routing is None:
+        return 0
+    rules, candidates = routing
+    if not candidates:
+        return 0
+    rows = run(conn, UNHELD_LINES_SQL, {"order_ids": sorted(set(order_ids))})
+    if not rows:
+        return 0
+    recipes = bundle_recipes(conn, {row.sku_id for row in rows})
+    needs = {row.id: _parts(row, recipes) for row in rows}
+    skus = sorted({sku_id for parts in needs.values() for sku_id, _ in parts})
+    free = availability(conn, [(sku_id, c.location_id) for sku_id in skus for c in candidates])
+
+    by_order: dict[int, list[Any]] = {}
+    for row in rows:
+        by_order.setdefault(row.order_id, []).append(row)
+    moves: list[tuple[int, int]] = []
+    for lines in by_order.values():  # in the orders' creation order: earlier orders take stock first
+        routable = [LineNeed(row.id, needs[row.id]) for row in lines if needs[row.id]]
+        if not routable:
+            continue
+        province, city = lines[0].province, lines[0].city
+        first_choice = rank(candidates, rules, province, city)[0].location_id
+        chosen = route_order(routable, candidates, free, rules, province, city)
+        current = {row.id: row.location_id for row in lines}
+        for line in routable:
+            location_id = chosen[line.line_id]
+            if location_id is not None:
+                for sku_id, units in line.parts:
+                    free[(sku_id, location_id)] = free.get((sku_id, location_id), 0) - units
+            target = first_choice if location_id is None else location_id
+            if current[line.line_id] != target:
+                moves.append((line.line_id, target))
+    if moves:
+        conn.execute(
+            text(
+                "UPDATE order_lines l SET location_id = v.location_id "
+                "FROM unnest(CAST(:ids AS bigint[]), CAST(:locations AS bigint[])) AS v(id, location_id) "
+                "WHERE l.id = v.id"
+            ),
+            {"ids": [m[0] for m in moves], "locations": [m[1] for m in moves]},
+        )
+    return len(moves)
+
+
+def _parts(row: Any, recipes: dict[int, list[tuple[int, str, int]]]) -> tuple[tuple[int, int], ...]:
+    """Units of stock the line must reserve, per SKU; () when it reserves nothing (cancelled, refunded)."""
+    if row.cancelled or row.payment_status == "voided":
+        return ()
+    units = max(0, row.quantity - row.refunded_quantity)
+    if units == 0:
+        return ()
+    recipe = recipes.get(row.sku_id)
+    if recipe is None:
+        return ((row.sku_id, units),)
+    return tuple((component, per_bundle * units) for component, _, per_bundle in recipe)
+
+
+# The lines a shipments row names (its line, or its SKU's lines), those with units left to ship first.
+ROW_LINES_SQL = """
+SELECT coalesce(l.location_id, CAST(%(fallback)s AS bigint)) AS location_id
+  FROM order_lines l
+  LEFT JOIN skus s ON s.id = l.sku_id
+ WHERE l.order_id = %(order_id)s AND NOT l.removed
+   AND (l.external_line_id = CAST(%(line_id)s AS text)
+        OR (CAST(%(line_id)s AS text) IS NULL AND CAST(%(sku)s AS text) IN (s.code, l.merchant_sku)))
+ ORDER BY l.quantity > greatest(l.shipped_quantity, l.warehouse_shipped_quantity) DESC, l.id
+ LIMIT 1
+"""
+
+
+def line_location(
+    conn: Connection, order_id: int, fallback_location_id: int, *, line_id: str | None, sku: str | None
+) -> int:
+    """Where the order's line named by a shipments row (its line id, else its SKU) holds its stock: the
+    location a row that names none ships from. ``fallback_location_id`` (the channel's fulfilment location)
+    for a line never applied, or when the row names no line of the order (the import refuses it then)."""
+    found = run(
+        conn,
+        ROW_LINES_SQL,
+        {"order_id": order_id, "fallback": fallback_location_id, "line_id": line_id, "sku": sku},
+    )
+    return found[0].location_id if found else fallback_location_id
