@@ -16,6 +16,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -237,6 +238,15 @@ def test_the_same_document_again_answers_the_first_result_and_changes_nothing(
     assert ledger_rows(feed.shop.engine, ":R-2:") == rows_before == 1
     time.sleep(0.5)
     assert len(airflow_api.events) == 1  # nothing changed: no second event
+
+
+def test_one_document_posted_at_once_by_several_connections_applies_once(feed: Feed):
+    document = feed.sale("R-20", ("A", 3), ("B", 1))
+    with ThreadPoolExecutor(4) as pool:
+        answers = list(pool.map(lambda _: feed.post(document), range(4)))
+    assert [answer.status_code for answer in answers] == [200] * 4
+    assert sum(1 for answer in answers if not answer.json().get("replayed")) == 1
+    assert (feed.on_hand("A"), feed.on_hand("B")) == (7, 9)
 
 
 def test_the_same_id_with_another_body_is_409_and_queued(feed: Feed):
