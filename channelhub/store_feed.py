@@ -47,6 +47,8 @@ STORE_HEADER = "x-store-code"
 DEFAULT_PORT = 8791  # HUB_STORE_FEED_PORT
 MAX_DOCUMENT_BYTES = 512 * 1024  # a 1,000-line receipt is well under 200 KiB
 KEYS_TTL_SECONDS = 60.0  # a rotated key is read again within a minute
+MAX_CACHED_STORES = 10_000
+MAX_STORE_CODE = 100  # as a location code in the document's schema
 COALESCE_SECONDS = 0.2  # documents this close together make one stock asset event
 
 StoreKeys = Callable[[str], Secret | None]  # store code -> its key (None: the store has none)
@@ -82,6 +84,8 @@ class _KeyCache:
             return hit[1]
         found = self.keys(store)
         with self._lock:
+            if len(self._cached) >= MAX_CACHED_STORES:  # codes anyone may send: the cache stays bounded
+                self._cached.clear()
             self._cached[store] = (now, found)
         return found
 
@@ -204,7 +208,7 @@ def create_feed(
     async def post_document(request: Request) -> JSONResponse:
         store = request.headers.get(STORE_HEADER, "").strip()
         given = _bearer(request)
-        if not store or given is None:
+        if not store or len(store) > MAX_STORE_CODE or not store.isprintable() or given is None:
             log.warning("pos feed: refused (401): no store code or no bearer key")
             return _answer(
                 401,
