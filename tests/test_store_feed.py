@@ -12,6 +12,8 @@ import json
 import logging
 import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -449,6 +451,53 @@ def test_an_unreachable_airflow_api_leaves_the_document_applied(
 
 def test_health(feed: Feed):
     assert requests.get(feed.url + HEALTH_PATH, timeout=10).json() == {"status": "ok"}
+
+
+def test_channelhub_stores_serve_reads_keys_and_the_airflow_api_from_connections(
+    engine: Engine, database_url: str, feed: Feed, airflow_api: FakeAirflowApi, tmp_path: Path
+):
+    """The command as deployed: its own process, the port from HUB_STORE_FEED_PORT, the store's key from
+    its Airflow connection, the stock asset event through ``channelhub_airflow_api``."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    api = {"conn_type": "http", "host": airflow_api.url, "login": "admin", "password": "airflow-password"}
+    env = {
+        **os.environ,  # the store's AIRFLOW_CONN_POS_* (the fixture's monkeypatch)
+        "HUB_DATABASE_URL": database_url,
+        "HUB_STORE_FEED_PORT": str(port),
+        "AIRFLOW_CONN_CHANNELHUB_AIRFLOW_API": json.dumps(api),
+    }
+    code = "import sys; from channelhub.cli import main; sys.exit(main(['stores', 'serve']))"
+    log_file = tmp_path / "serve.log"
+    with log_file.open("w") as out:
+        serve = subprocess.Popen([sys.executable, "-c", code], env=env, stdout=out, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if requests.get(base + HEALTH_PATH, timeout=2).status_code == 200:
+                    break
+            except requests.ConnectionError:
+                pass
+            assert serve.poll() is None and time.monotonic() < deadline, log_file.read_text()[-2000:]
+            time.sleep(0.2)
+        headers = {"X-Store-Code": feed.store, "Authorization": f"Bearer {feed.key}"}
+        answer = requests.post(
+            base + DOCUMENTS_PATH, json=feed.sale("R-30", ("B", 4)), headers=headers, timeout=30
+        )
+        assert answer.status_code == 200, answer.text
+        assert airflow_api.wait_for_events(1)[0]["extra"]["documents"] == [f"{feed.store}:R-30"]
+        wrong = {**headers, "Authorization": "Bearer guessed"}
+        assert requests.post(base + DOCUMENTS_PATH, json={}, headers=wrong, timeout=30).status_code == 401
+    finally:
+        serve.terminate()
+        serve.wait(20)
+    assert feed.on_hand("B") == 6
+    printed = log_file.read_text()
+    assert f"POS feed on http://127.0.0.1:{port}/stores/v1/documents" in printed
+    assert feed.key not in printed and "airflow-password" not in printed
 
 
 # -- the demo ------------------------------------------------------------------------------------------------
