@@ -55,7 +55,7 @@ SWEEP_EVERY_SECONDS = 15.0
 KEYS_TTL_SECONDS = 60.0  # a rotated secret is read again within a minute
 
 
-class _TooLarge(Exception):
+class BodyTooLarge(Exception):
     pass
 
 
@@ -64,12 +64,12 @@ async def read_capped(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
     sender may lie or send chunked)."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise _TooLarge
+        raise BodyTooLarge
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
-            raise _TooLarge
+            raise BodyTooLarge
         chunks.append(chunk)
     return b"".join(chunks)
 
@@ -239,7 +239,7 @@ def create_receiver(
             worker.start()  # mounted in another app (Airflow's), this app's lifespan never runs
         try:
             body = await read_capped(request)
-        except _TooLarge:
+        except BodyTooLarge:
             log.warning("webhooks %s: refused: too_large (over %d bytes)", channel.code, MAX_BODY_BYTES)
             return Response("too large\n", status_code=413, media_type="text/plain")
         delivery = WebhookRequest(

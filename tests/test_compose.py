@@ -48,6 +48,7 @@ AIRFLOW_SERVICES = {
     "flower",
     "demo-setup",
     "hub-webhooks",
+    "hub-store-feed",
 }
 LONG_RUNNING = AIRFLOW_SERVICES - {"airflow-init", "airflow-cli", "demo-setup"}
 SANDBOXES = {f"sandbox-{platform.replace('_', '-')}": platform for platform in PLATFORMS}

@@ -596,3 +596,27 @@ line_routes = Table(
     CheckConstraint("units > 0", name="units_positive"),
     Index("ix_line_routes_order_line_id", "order_line_id"),
 )
+
+
+# -- POS feed (issue 21, capability 6: warehouse.pos_documents) ---------------------------------------------
+# Each document a store system posted to the live feed, once per (location, the POS's document id): posting it
+# again answers ``result`` and changes nothing; the same id with another body (``digest``) is refused.
+POS_DOCUMENT_TYPES = ("sale", "return", "count")
+POS_DOCUMENT_STATUSES = ("applied", "partial", "rejected")  # every line applied | some | none
+
+pos_documents = Table(
+    "pos_documents",
+    metadata,
+    _id(),
+    Column("location_id", BigInteger, ForeignKey("locations.id"), nullable=False),
+    Column("document_id", Text, nullable=False),
+    Column("type", Text, nullable=False),
+    Column("digest", Text, nullable=False),  # sha256 of the body's canonical JSON
+    Column("status", Text, nullable=False),
+    Column("body", JSONB, nullable=False),  # the document as posted (sales reports read prices here)
+    Column("result", JSONB, nullable=False),  # the answer: per line applied | already_applied | rejected
+    _now("received_at"),
+    CheckConstraint(_in("type", POS_DOCUMENT_TYPES), name="type"),
+    CheckConstraint(_in("status", POS_DOCUMENT_STATUSES), name="status"),
+    UniqueConstraint("location_id", "document_id"),
+)

@@ -81,7 +81,15 @@ from warehouse.models import (
 from warehouse.route_lines import line_location
 from warehouse.stock import LedgerRow
 
-__all__ = ["KINDS", "ImportFileError", "ImportReport", "RejectedRow", "import_file", "import_text"]
+__all__ = [
+    "KINDS",
+    "ImportFileError",
+    "ImportReport",
+    "RejectedRow",
+    "import_file",
+    "import_rows",
+    "import_text",
+]
 
 log = logging.getLogger("warehouse.store_imports")
 
@@ -117,6 +125,8 @@ class ImportReport:
     # returned (store returns), released (reservations released because on-hand fell below them); and
     # tracking_corrected: shipments whose tracking number a row corrected (pushed again as an update).
     units: Counter[str] = field(default_factory=Counter)
+    # Per row (its line): applied | already_applied | rejected (the POS feed answers per document line).
+    outcomes: dict[int, str] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -127,6 +137,7 @@ class ImportReport:
         self.already_applied += other.already_applied
         self.rejected.extend(other.rejected)
         self.units.update(other.units)
+        self.outcomes.update(other.outcomes)
 
     def summary_line(self) -> str:
         units = ", ".join(f"{k}={v}" for k, v in sorted(self.units.items()) if v) or "none"
@@ -168,10 +179,16 @@ def import_file(engine: Engine, kind: str, path: str | Path) -> ImportReport:
 
 def import_text(engine: Engine, kind: str, csv_text: str, *, file: str, source: str) -> ImportReport:
     """Import CSV text; ``file`` names it in the report, ``source`` (the file name) in the warehouse."""
-    parsed = parse_csv(kind, csv_text)
-    report = ImportReport(file, kind, rows_read=parsed.rows_read)
+    return import_rows(engine, kind, parse_csv(kind, csv_text).in_file_order(), file=file, source=source)
+
+
+def import_rows(
+    engine: Engine, kind: str, items: Sequence[Row | BadRow], *, file: str, source: str
+) -> ImportReport:
+    """Apply rows already parsed (a file's, or a POS document's lines) by the same rules and queue as a
+    file: ``file`` names them in the report, ``source`` in the warehouse and the exceptions' details."""
+    report = ImportReport(file, kind, rows_read=len(items))
     importer = _Importer(kind, file, source)
-    items = parsed.in_file_order()
     for start in range(0, len(items), CHUNK_ROWS):
         report.merge(_retrying(importer.apply_chunk, engine, items[start : start + CHUNK_ROWS]))
     log.info("import %s", report.summary_line())
@@ -201,22 +218,26 @@ class _Importer(CatalogLookups):
             for item in items:
                 if isinstance(item, BadRow):
                     bad.append((item.line, item.reason, item.raw, self.channel_id_of_raw(conn, item.raw)))
+                    result.outcomes[item.line] = "rejected"
                     continue
                 try:
                     with conn.begin_nested():
                         applied = self._apply(conn, item, result.units)
                 except RowRejected as err:
                     bad.append((item.line, err.reason, item.raw, err.channel_id))
+                    result.outcomes[item.line] = "rejected"
                     continue
                 except DB_ERRORS as err:
                     raise_unless_the_rows_fault(err)
                     reason = f"the database refused the row: {error_text(err)}"
                     bad.append((item.line, reason, item.raw, None))
+                    result.outcomes[item.line] = "rejected"
                     continue
                 if applied:
                     result.applied += 1
                 else:
                     result.already_applied += 1
+                result.outcomes[item.line] = "applied" if applied else "already_applied"
                 good.append((self.channel_id_of_raw(conn, item.raw), _digest(self.raw_of(item.raw))))
             self._queue(conn, bad)
             _resolve_bad_rows(conn, good)
