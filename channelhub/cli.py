@@ -228,11 +228,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=cmd_demo)
 
-    from channelhub import import_cli, ops_cli, webhook_cli
+    from channelhub import import_cli, ops_cli, report_cli, webhook_cli
 
     import_cli.add_parser(sub)  # channelhub import shipments|counts|sales FILE
     ops_cli.add_parsers(sub)  # channelhub exceptions ... | listings map ...
     webhook_cli.add_parsers(sub)  # channelhub webhooks serve|register|list|remove|sweep
+    report_cli.add_parsers(sub)  # channelhub report sales --by ...
     return parser
 
 
