@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from xml.etree import ElementTree
 
 import pytest
 from openpyxl import load_workbook
@@ -16,6 +18,7 @@ from sqlalchemy import Engine, select
 from canonical.store_files import parse_csv
 from channelhub.cli import main
 from channelhub.report_cli import print_sales_demo, render_table
+from channelhub.report_page import LABELS, language_of, load_report_data, render_reports
 from warehouse import catalog
 from warehouse.models import store_sales
 from warehouse.sales_report import (
@@ -314,3 +317,37 @@ def test_default_window_is_the_last_thirty_days_today_included() -> None:
     assert window.start == datetime(2026, 11, 8, tzinfo=UTC) and window.end == datetime(
         2026, 12, 8, tzinfo=UTC
     )
+
+
+# -- the Reports tab's rendering (the browser test in test_airflow_ui.py drives it through Airflow) --------
+
+
+def test_the_page_follows_the_browsers_language() -> None:
+    assert language_of("zh-CN,zh;q=0.9,en;q=0.8") == "zh"
+    assert language_of("zh-Hant-TW") == "zh"
+    assert language_of("en-US,en;q=0.9,zh-CN;q=0.8") == "en"
+    assert language_of("en;q=0.5,zh;q=0.9") == "zh"  # by quality, not by position
+    assert language_of("fr-FR") == "en" and language_of(None) == "en" and language_of("") == "en"
+    assert language_of("zh-CN", "en") == "en" and language_of("en", "zh") == "zh"
+    assert set(LABELS) and all(len(pair) == 2 and all(pair) for pair in LABELS.values())
+
+
+def test_reports_render_charts_as_inline_svg_in_both_languages(world: World) -> None:
+    w = world
+    now = datetime.now(UTC)
+    w.shop.ingest(make_order(f"{w.p}-r", [make_line("1", w.tee, 47)], created_at=now - timedelta(days=1)))
+    w.pos(f"V1,1,{w.store},{w.mug},2,{now.isoformat()},3.00,,")
+    with w.engine.connect() as conn:
+        data = load_report_data(conn, 30, now=now + timedelta(minutes=1))
+    english, chinese = render_reports(data, "en", 30), render_reports(data, "zh", 30)
+    for html in (english, chinese):
+        svgs = re.findall(r"<svg .*?</svg>", html, flags=re.S)
+        assert len(svgs) == 3
+        for svg in svgs:
+            ElementTree.fromstring(svg)  # well-formed, no script, no external reference
+            assert "<script" not in svg and "href" not in svg
+        assert f'data-series="{w.shop.channel}"' in html and f'data-series="{w.store}"' in html
+        assert f'data-sku="{w.tee}" data-units="47"' in html
+        assert f'<tr data-sku="{w.tee}" data-cover="0.9">' in html  # 3 free / (47 / 14 a day)
+    assert "Units sold per day by channel" in english and "各渠道每日销量" not in english
+    assert "各渠道每日销量" in chinese and "库存预警：可售天数" in chinese and "Units sold" not in chinese
