@@ -182,9 +182,11 @@ def line_chart(
             f'<line class="grid" x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y(tick)}" y2="{y(tick)}"/>'
             f'<text class="axis" x="{LEFT - 6}" y="{y(tick) + 4}" text-anchor="end">{tick}</text>'
         )
-    for i in sorted({0, len(days) // 2, len(days) - 1}):
+    last = len(days) - 1
+    for i in sorted({0, last // 2, last}):
+        anchor = "start" if i == 0 else "end" if i == last else "middle"  # the ends stay inside the frame
         parts.append(
-            f'<text class="axis" x="{x(i)}" y="{HEIGHT - 12}" text-anchor="middle">{days[i]:%m-%d}</text>'
+            f'<text class="axis" x="{x(i)}" y="{HEIGHT - 12}" text-anchor="{anchor}">{days[i]:%m-%d}</text>'
         )
     legend = []
     for n, key in enumerate(keys):
@@ -359,4 +361,5 @@ svg .grid { stroke: #e2e8f0; } svg .axis, svg .value { font-size: 11px; fill: #4
 .legend { list-style: none; padding: 0; display: flex; flex-wrap: wrap; gap: .75rem; margin: .25rem 0; }
 .swatch { display: inline-block; width: .8rem; height: .8rem; margin-right: .3rem; vertical-align: middle; }
 td.cover { font-weight: 600; color: #c05621; }
+#sales-by-channel th:nth-child(n+2), #low-stock th:nth-child(n+3) { text-align: right; }
 """
