@@ -351,3 +351,41 @@ def test_reports_render_charts_as_inline_svg_in_both_languages(world: World) -> 
         assert f'<tr data-sku="{w.tee}" data-cover="0.9">' in html  # 3 free / (47 / 14 a day)
     assert "Units sold per day by channel" in english and "各渠道每日销量" not in english
     assert "各渠道每日销量" in chinese and "库存预警：可售天数" in chinese and "Units sold" not in chinese
+
+
+def test_the_migration_copies_pos_lines_already_in_the_ledger(fresh_database_url: str) -> None:
+    """POS lines imported before ``store_sales`` existed are only ledger rows: the migration copies them (no
+    price, the ledger's time), leaving out bundle lines (the ledger holds only their components)."""
+    from alembic import command
+    from alembic.config import Config
+    from sqlalchemy import create_engine, text
+
+    from channelhub.db import PROJECT_ROOT, normalise_url
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(PROJECT_ROOT / "warehouse" / "migrations"))
+    cfg.set_main_option("sqlalchemy.url", normalise_url(fresh_database_url).replace("%", "%%"))
+    command.downgrade(cfg, "0011_store_side_kinds")
+    engine = create_engine(normalise_url(fresh_database_url))
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                text("INSERT INTO locations (id, code, name, kind) VALUES (1, 'S1', 'store', 'store')")
+            )
+            conn.execute(text("INSERT INTO skus (id, code, title) VALUES (1, 'A', 'a'), (2, 'B', 'b')"))
+            conn.execute(
+                text(
+                    "INSERT INTO stock_ledger (idempotency_key, sku_id, location_id, kind, delta_on_hand) "
+                    "VALUES "
+                    "('receive:x', 1, 1, 'receive', 10), ('pos:S1:R1:1', 1, 1, 'deduct', -3), "
+                    "('pos:S1:R2:1', 1, 1, 'restock', 1), ('pos:S1:R3:1@B', 2, 1, 'deduct', -2)"
+                )
+            )
+        command.upgrade(cfg, "head")
+        with engine.connect() as conn:
+            copied = conn.execute(
+                text("SELECT idempotency_key, quantity, amount FROM store_sales ORDER BY idempotency_key")
+            ).all()
+        assert [tuple(row) for row in copied] == [("pos:S1:R1:1", 3, None), ("pos:S1:R2:1", -1, None)]
+    finally:
+        engine.dispose()
