@@ -17,8 +17,11 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
 
 KINDS = ("shipments", "counts", "sales")
+STORE_CURRENCY = "CNY"  # a priced sales row without a currency column: the stores' till currency
+_CURRENCY = re.compile(r"[A-Z]{3}")
 MAX_UNITS = 2**31 - 1
 _WHOLE_NUMBER = re.compile(r"[+-]?\d+")
 
@@ -39,7 +42,7 @@ REQUIRED = {
 OPTIONAL = {
     "shipments": ("line_id", "sku", "location"),
     "counts": ("count_id",),
-    "sales": (),
+    "sales": ("unit_price", "amount", "currency"),  # the price, for sales reports; stock needs none
 }
 
 
@@ -102,10 +105,22 @@ class SaleRow:
     sku: str
     quantity: int
     sold_at: datetime
+    # Optional, for sales reports: the price of one unit and the line's money (after discounts; positive,
+    # also for a return), in ``currency`` (ISO 4217; the file's column, else ``STORE_CURRENCY``).
+    unit_price: Decimal | None = None
+    amount: Decimal | None = None
+    currency: str | None = None
 
     @property
     def key(self) -> str:
         return f"pos:{self.location}:{self.receipt_id}:{self.line_no}"
+
+    @property
+    def line_amount(self) -> Decimal | None:
+        """The line's money: ``amount`` when given, else unit price x units; None without a price."""
+        if self.amount is not None:
+            return self.amount
+        return None if self.unit_price is None else self.unit_price * abs(self.quantity)
 
 
 Row = ShipmentRow | CountRow | SaleRow
@@ -275,10 +290,34 @@ def _count(line: int, raw: dict[str, str]) -> CountRow:
     )
 
 
+def _money(raw: dict[str, str], name: str) -> Decimal | None:
+    value = _text(raw, name, required=False)
+    if value is None:
+        return None
+    try:
+        money = Decimal(value)  # "12,50" or "1,250" is refused: which one the till meant is a guess
+    except InvalidOperation:
+        raise _Invalid(f"{name} {value[:40]!r} is not a number (e.g. 12.50)") from None
+    if not money.is_finite() or abs(money) >= 10**12:
+        raise _Invalid(f"{name} {value[:40]!r} is out of range")
+    return money
+
+
 def _sale(line: int, raw: dict[str, str]) -> SaleRow:
     quantity = _units(raw, "quantity", minimum=-MAX_UNITS)
     if quantity == 0:
         raise _Invalid("quantity is 0: a sale sells at least one unit (a return is negative)")
+    unit_price, amount = _money(raw, "unit_price"), _money(raw, "amount")
+    if unit_price is not None and unit_price < 0:
+        raise _Invalid(f"unit_price {unit_price} is negative (a return is a negative quantity)")
+    if amount is not None and amount < 0:
+        if quantity > 0:
+            raise _Invalid(f"amount {amount} is negative for a sale of {quantity} units")
+        amount = -amount  # a return's money, written as the till prints it
+    currency = (_text(raw, "currency", required=False) or "").upper() or None
+    if currency is not None and not _CURRENCY.fullmatch(currency):
+        raise _Invalid(f"currency {currency[:40]!r} is not an ISO 4217 code (e.g. CNY)")
+    priced = unit_price is not None or amount is not None
     return SaleRow(
         line=line,
         raw=raw,
@@ -288,6 +327,9 @@ def _sale(line: int, raw: dict[str, str]) -> SaleRow:
         sku=_text(raw, "sku") or "",
         quantity=quantity,
         sold_at=_instant(raw, "sold_at"),
+        unit_price=unit_price,
+        amount=amount,
+        currency=(currency or STORE_CURRENCY) if priced else currency,
     )
 
 

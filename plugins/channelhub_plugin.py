@@ -1,5 +1,6 @@
 """The ChannelHub page inside the Airflow 3 UI: channel health, the exception queue (retry / resolve /
-ignore) and the latest reconciliation findings.
+ignore) and the latest reconciliation findings; its Reports tab (``/channelhub/reports``,
+channelhub/report_page.py) charts the sales.
 
 Two plugin parts: a FastAPI app that the API server mounts at ``/channelhub`` (same origin as the UI, so the
 browser's ``_token`` login cookie reaches it), and an external view that puts a "ChannelHub" entry in the
@@ -219,6 +220,7 @@ def icon() -> Response:
 
 @app.get("/", response_class=HTMLResponse)
 def page(
+    request: Request,
     user: Reader,
     channel: str = "",
     reason: str = "",
@@ -239,10 +241,13 @@ def page(
             *(row["reason"] for row in queue.rows),
         }
     )
+    from channelhub.report_page import REPORT_STYLE, language_of, tabs
+
+    language = language_of(request.headers.get("accept-language"))
     body = "".join(
         [
-            f'<header><h1>ChannelHub</h1><span class="who">signed in as '
-            f"<b>{escape(user.get_name())}</b> · {datetime.now(UTC):%Y-%m-%d %H:%M:%S} UTC</span></header>",
+            _header(user),
+            tabs("operations", language),
             '<section id="health"><h2>Channel health</h2>',
             health.error or _health_table(health.rows),
             '</section><section id="queue"><h2>Exception queue</h2>',
@@ -254,7 +259,36 @@ def page(
             "</section>",
         ]
     )
-    return HTMLResponse(PAGE.format(style=STYLE, body=body, script=SCRIPT))
+    return HTMLResponse(PAGE.format(lang="en", style=STYLE + REPORT_STYLE, body=body, script=SCRIPT))
+
+
+def _header(user: BaseUser) -> str:
+    return (
+        f'<header><h1>ChannelHub</h1><span class="who">signed in as '
+        f"<b>{escape(user.get_name())}</b> · {datetime.now(UTC):%Y-%m-%d %H:%M:%S} UTC</span></header>"
+    )
+
+
+@app.get("/reports", response_class=HTMLResponse)
+def reports_page(
+    request: Request,
+    user: Reader,
+    days: Annotated[int, Query(ge=1, le=366)] = 30,
+    lang: Literal["en", "zh"] | None = None,
+) -> HTMLResponse:
+    """The Reports tab (channelhub/report_page.py): sales charts and low stock, in the browser's language."""
+    from channelhub.report_page import REPORT_STYLE, language_of, load_report_data, render_reports, tabs
+
+    language = language_of(request.headers.get("accept-language"), lang)
+
+    def load() -> list[dict[str, Any]]:
+        with _engine().connect() as conn:
+            return [{"html": render_reports(load_report_data(conn, days), language, days)}]
+
+    section = _section(load)
+    report = section.error or section.rows[0]["html"]
+    body = _header(user) + tabs("reports", language) + f'<section id="reports">{report}</section>'
+    return HTMLResponse(PAGE.format(lang=language, style=STYLE + REPORT_STYLE, body=body, script=""))
 
 
 # ------------------------------------------------------------------------------------------------ HTML
@@ -454,7 +488,7 @@ def _findings_table(rows: list[dict[str, Any]]) -> str:
 
 
 PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>ChannelHub</title>
+<html lang="{lang}"><head><meta charset="utf-8"><title>ChannelHub</title>
 <meta name="viewport" content="width=device-width, initial-scale=1"><style>{style}</style></head>
 <body>{body}<script>{script}</script></body></html>"""
 

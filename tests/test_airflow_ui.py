@@ -321,3 +321,78 @@ def test_the_api_server_serves_the_webhook_receiver_without_an_airflow_login(
             )
 
     hub.airflow.wait_for("the delivered order applied", landed, timeout=60)
+
+
+def test_the_reports_tab_charts_sales_in_the_browsers_language(hub: Hub, engine: Engine) -> None:
+    """The Reports tab (issue 21, capability 7): sales by channel and by store per day, top SKUs and low
+    stock, drawn as inline SVG by the server (no network); English for an English browser, Chinese for a
+    Chinese one."""
+    from playwright.sync_api import expect, sync_playwright
+
+    from warehouse.store_imports import import_text
+    from warehouse.testing import Shop, make_line, make_order
+
+    airflow = hub.airflow
+    assert requests.get(airflow.url("/channelhub/reports"), timeout=10).status_code == 401  # login first
+    shop = Shop.create(engine)
+    store = f"{shop.prefix}-store"
+    with engine.begin() as conn:
+        catalog.upsert_location(conn, store, "Shanghai store", "store")
+    mug, tee = shop.add_sku("MUG", 150), shop.add_sku("TEE", 10)
+    with engine.begin() as conn:
+        catalog.receive_stock(conn, mug, store, 30, f"receive:{shop.prefix}:store")
+    now = datetime.now(UTC)
+    shop.ingest(
+        make_order(f"{shop.prefix}-1", [make_line("1", mug, 60), make_line("2", tee, 8)], created_at=now),
+        make_order(f"{shop.prefix}-2", [make_line("1", mug, 40)], created_at=now - timedelta(days=2)),
+    )
+    sales = "receipt_id,line_no,location,sku,quantity,sold_at,unit_price\n"
+    sales += f"R1,1,{store},{mug},4,{now.isoformat()},9.50\n"
+    assert import_text(engine, "sales", sales, file="sales.csv", source="sales.csv").ok
+
+    def check_charts(frame) -> None:
+        by_channel = frame.locator(f'svg[data-chart="sales-by-channel"] g[data-series="{shop.channel}"]')
+        expect(by_channel).to_have_attribute("data-total", "108")
+        expect(by_channel.locator("circle")).to_have_count(2)  # two days with sales
+        by_store = frame.locator(f'svg[data-chart="sales-by-store"] g[data-series="{store}"]')
+        expect(by_store.locator('circle[data-units="4"]')).to_have_count(1)
+        expect(frame.locator(f'svg[data-chart="top-skus"] g.bar[data-sku="{mug}"]')).to_have_attribute(
+            "data-units", "104"
+        )
+        expect(frame.locator(f'#low-stock tr[data-sku="{tee}"] td.cover')).to_have_text("3.5")  # 2 / (8 / 14)
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True)
+        try:
+            english = browser.new_context(locale="en-US")
+            page = english.new_page()
+            page.set_default_timeout(30_000)
+            page.goto(airflow.url("/"))
+            page.wait_for_url("**/auth/login**")
+            page.get_by_label("Username").fill(airflow.username)
+            page.get_by_label("Password").fill(airflow.password)
+            page.get_by_role("button", name="Sign in").click()
+            page.wait_for_url(lambda url: "/auth/login" not in url)
+            page.goto(airflow.url("/plugin/channelhub"))
+            frame = page.frame_locator('iframe[title="ChannelHub"]')
+            frame.get_by_role("link", name="Reports").click()
+            expect(frame.get_by_role("heading", name="Sales reports")).to_be_visible()
+            expect(frame.locator("figcaption").first).to_have_text("Units sold per day by channel")
+            expect(frame.get_by_role("heading", name="Low stock: days of cover")).to_be_visible()
+            check_charts(frame)
+            assert frame.locator("svg.chart").count() == 3
+
+            chinese = browser.new_context(locale="zh-CN", storage_state=english.storage_state())
+            page = chinese.new_page()
+            page.set_default_timeout(30_000)
+            page.goto(airflow.url("/plugin/channelhub"))
+            frame = page.frame_locator('iframe[title="ChannelHub"]')
+            frame.get_by_role("link", name="报表").click()
+            expect(frame.get_by_role("heading", name="销售报表")).to_be_visible()
+            expect(frame.locator("figcaption").first).to_have_text("各渠道每日销量")
+            expect(frame.get_by_role("heading", name="库存预警：可售天数")).to_be_visible()
+            expect(frame.locator("#low-stock th").last).to_have_text("可售天数")
+            expect(frame.locator("html")).to_have_attribute("lang", "zh")
+            check_charts(frame)
+        finally:
+            browser.close()

@@ -620,3 +620,28 @@ pos_documents = Table(
     CheckConstraint(_in("status", POS_DOCUMENT_STATUSES), name="status"),
     UniqueConstraint("location_id", "document_id"),
 )
+
+
+# -- sales reports (issue 21, capability 7): store (POS) sales as sold, with their price if the file has it --
+
+# One row per POS receipt line, written by the sales import beside its ledger row (same key): the ledger says
+# what left the shelf, this says what was sold and for how much (warehouse.sales_report reads it).
+store_sales = Table(
+    "store_sales",
+    metadata,
+    _id(),
+    Column("idempotency_key", Text, nullable=False, unique=True),  # pos:<location>:<receipt>:<line>
+    Column("location_id", BigInteger, ForeignKey("locations.id"), nullable=False),
+    Column("sku_id", BigInteger, ForeignKey("skus.id"), nullable=False),  # as sold (a bundle itself)
+    Column("quantity", Integer, nullable=False),  # negative: a return over the counter
+    Column("unit_price", Numeric(asdecimal=True)),  # NULL: the file gave no price
+    Column("amount", Numeric(asdecimal=True)),  # the line's money (positive); NULL: no price given
+    Column("currency", Text),
+    Column("sold_at", DateTime(timezone=True), nullable=False),
+    Column("source", Text, nullable=False),
+    _now("created_at"),
+    CheckConstraint("quantity <> 0", name="quantity_not_zero"),
+    CheckConstraint("amount IS NULL OR amount >= 0", name="amount_not_negative"),
+    Index("ix_store_sales_sold_at", "sold_at"),
+    Index("ix_store_sales_location_id_sold_at", "location_id", "sold_at"),
+)

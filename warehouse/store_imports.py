@@ -80,6 +80,7 @@ from warehouse.models import (
 )
 from warehouse.route_lines import line_location
 from warehouse.stock import LedgerRow
+from warehouse.store_sales import record_store_sale
 
 __all__ = [
     "KINDS",
@@ -598,6 +599,7 @@ class _Importer(CatalogLookups):
         ).first()
         if before is not None:  # every entry of the row was written in one transaction
             if before.delta_on_hand == entries[0].delta_on_hand:
+                record_store_sale(conn, row, location_id, self.sku(conn, row.sku), self.source)
                 return False
             raise RowRejected(
                 f"receipt line {row.key} was already imported with quantity "
@@ -620,6 +622,7 @@ class _Importer(CatalogLookups):
                 units["released"] += release_beyond_on_hand(
                     conn, entry.sku_id, location_id, f"store sale {row.key}"
                 )
+        record_store_sale(conn, row, location_id, self.sku(conn, row.sku), self.source)  # for sales reports
         units["sold" if row.quantity > 0 else "returned"] += abs(row.quantity)
         return True
 
