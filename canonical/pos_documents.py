@@ -17,13 +17,14 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from decimal import Decimal
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 from jsonschema import Draft202012Validator
 
-from canonical.store_files import BadRow, CountRow, Row, SaleRow
+from canonical.store_files import STORE_CURRENCY, BadRow, CountRow, Row, SaleRow
 
 SCHEMA_PATH = Path(__file__).parent / "schemas" / "pos_document.schema.json"
 MAX_SCHEMA_ERRORS = 10
@@ -154,6 +155,8 @@ def _sale_row(document: PosDocument, line: PosLine, quantity: int) -> SaleRow:
         "quantity": str(quantity),
         "sold_at": document.body["occurred_at"],
     }
+    if line.unit_price is not None:
+        raw["unit_price"] = line.unit_price
     return SaleRow(
         line=line.line_no,
         raw=raw,
@@ -163,6 +166,9 @@ def _sale_row(document: PosDocument, line: PosLine, quantity: int) -> SaleRow:
         sku=line.sku,
         quantity=quantity,
         sold_at=document.occurred_at,
+        # The till's price, for sales reports (store_sales); the stores' currency (STORE_CURRENCY).
+        unit_price=None if line.unit_price is None else Decimal(line.unit_price),
+        currency=None if line.unit_price is None else STORE_CURRENCY,
     )
 
 

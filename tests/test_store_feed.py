@@ -20,6 +20,7 @@ import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -35,7 +36,7 @@ from channelhub.webhooks import serving
 from connectors.auth import Secret
 from warehouse import catalog, stock
 from warehouse import exceptions as queue
-from warehouse.models import pos_documents, stock_ledger
+from warehouse.models import pos_documents, stock_ledger, store_sales
 from warehouse.stock_policy import StockPolicy, channel_stock
 from warehouse.store_imports import import_file
 from warehouse.testing import Shop
@@ -219,6 +220,18 @@ def test_a_sale_lowers_on_hand_and_every_channels_sellable_and_posts_a_stock_eve
         )
     assert (kept["type"], kept["status"]) == ("sale", "applied")
     assert kept["body"]["lines"][0]["unit_price"] == "19.90"
+    with feed.shop.engine.connect() as conn:  # the till's price reaches the sales reports
+        sold = conn.execute(
+            select(
+                store_sales.c.quantity, store_sales.c.unit_price, store_sales.c.amount, store_sales.c.currency
+            )
+            .where(store_sales.c.idempotency_key.like(f"pos:{feed.store}:R-1:%"))
+            .order_by(store_sales.c.idempotency_key)
+        ).all()
+    assert [tuple(row) for row in sold] == [
+        (3, Decimal("19.90"), Decimal("59.70"), "CNY"),
+        (1, Decimal("19.90"), Decimal("19.90"), "CNY"),
+    ]
 
 
 def test_the_same_document_again_answers_the_first_result_and_changes_nothing(
