@@ -1,8 +1,10 @@
-"""Store and warehouse CSV files -> typed rows. Pure: text in, records and bad rows out; no database.
+"""Store and warehouse files -> typed rows. Pure: records in, typed rows and bad rows out; no database.
 
-The formats (docs/store-imports.md): UTF-8 (a byte-order mark is fine), comma-separated, a header row naming
-the columns (any order and case; extra columns are ignored), one record per row, blank lines skipped.
-Times are ISO-8601; a time without an offset is UTC. Counts are whole numbers.
+The formats (docs/store-imports.md): a header row naming the columns (any order and case, English or the
+Chinese names of ``canonical.store_headers``; extra columns are ignored), one record per row, blank rows
+skipped. Times are ISO-8601; a time without an offset is UTC. Counts are whole numbers. Reading the bytes
+(CSV in UTF-8, UTF-8 with BOM or GB18030, or an .xlsx sheet) into (line, fields) records is
+``canonical.store_read``'s; everything after it (``parse_records``) is shared by every form.
 
 A row that does not fit becomes a ``BadRow`` (its line number in the file, the reason, the raw row) and the
 rest of the file goes on. A file that cannot be read as this kind at all (not UTF-8, no header, a header
@@ -14,10 +16,12 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
+
+from canonical.store_headers import HeaderError, resolve_header
 
 KINDS = ("shipments", "counts", "sales")
 STORE_CURRENCY = "CNY"  # a priced sales row without a currency column: the stores' till currency
@@ -47,7 +51,12 @@ OPTIONAL = {
 
 
 class ImportFileError(ValueError):
-    """The file cannot be imported at all (unreadable, not UTF-8, header missing a column, unknown kind)."""
+    """The file cannot be imported at all (unreadable, not in its declared encoding, header missing a column,
+    unknown kind). ``reason`` is the typed cause (snake_case), the message says it for a person."""
+
+    def __init__(self, message: str, reason: str = "unreadable_file") -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,16 +173,24 @@ def decode(data: bytes) -> str:
     return text
 
 
-def parse_csv(kind: str, text: str) -> ParsedFile:
-    """Every row of ``text`` as a typed record of ``kind``, or a BadRow saying why not."""
+def parse_csv(kind: str, text: str, headers: Mapping[str, str] | None = None) -> ParsedFile:
+    """Every row of CSV ``text`` as a typed record of ``kind``, or a BadRow saying why not. ``headers``: the
+    source's own header names (name -> canonical column), over the built-in ones."""
+    return parse_records(kind, csv_records(text), headers)
+
+
+def parse_records(
+    kind: str, records: Iterable[tuple[int, list[str]]], headers: Mapping[str, str] | None = None
+) -> ParsedFile:
+    """Every record (line number, fields) after the header record as a typed row of ``kind``, or a BadRow."""
     if kind not in KINDS:
         raise ImportFileError(f"unknown import kind {kind!r}: expected one of {', '.join(KINDS)}")
     parsed = ParsedFile(kind)
-    records = _records(text)
+    records = iter(records)
     header_line, header = next(records, (0, None))
     if header is None:
-        raise ImportFileError("empty file: a header row naming the columns is required")
-    columns = _columns(kind, header_line, header)
+        raise ImportFileError("empty file: a header row naming the columns is required", "no_header")
+    columns = header_columns(kind, header_line, header, headers)
     build = _BUILDERS[kind]
     for line, values in records:
         raw = {name: values[i] for i, name in enumerate(columns) if i < len(values)}
@@ -189,7 +206,7 @@ def parse_csv(kind: str, text: str) -> ParsedFile:
     return parsed
 
 
-def _records(text: str) -> Iterator[tuple[int, list[str]]]:
+def csv_records(text: str) -> Iterator[tuple[int, list[str]]]:
     """(line number where the record starts, its fields), blank lines skipped."""
     reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     start = 1
@@ -199,21 +216,27 @@ def _records(text: str) -> Iterator[tuple[int, list[str]]]:
                 yield start, values
             start = reader.line_num + 1
     except csv.Error as err:
-        raise ImportFileError(f"line {reader.line_num}: not valid CSV: {err}") from None
+        raise ImportFileError(f"line {reader.line_num}: not valid CSV: {err}", "not_csv") from None
 
 
-def _columns(kind: str, line: int, header: list[str]) -> list[str]:
-    names = [name.strip().lower() for name in header]
-    repeated = sorted({n for n in names if names.count(n) > 1 and n})
-    if repeated:
-        raise ImportFileError(f"line {line}: header repeats column(s) {', '.join(repeated)}")
+def header_columns(
+    kind: str, line: int, header: list[str], headers: Mapping[str, str] | None = None
+) -> list[str]:
+    """The canonical column of each header cell (unknown cells keep their own name), or ImportFileError
+    when the header is ambiguous or lacks a required column of ``kind``."""
+    try:
+        names = resolve_header(header, (*REQUIRED[kind], *OPTIONAL[kind]), headers)
+    except HeaderError as err:
+        raise ImportFileError(f"line {line}: {err}", "ambiguous_header") from None
     missing = [c for c in REQUIRED[kind] if c not in names]
     if kind == "shipments" and "line_id" not in names and "sku" not in names:
         missing.append("line_id or sku")
     if missing:
         raise ImportFileError(
             f"line {line}: the header of a {kind} file lacks {', '.join(missing)} "
-            f"(it has: {', '.join(n for n in names if n) or 'nothing'})"
+            f"(it has: {', '.join(h.strip() for h in header if h.strip()) or 'nothing'}; "
+            "Chinese names: docs/store-imports.md, or map yours in the source's header map)",
+            "header_lacks_column",
         )
     return names
 

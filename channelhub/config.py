@@ -16,6 +16,9 @@ from typing import Any
 import yaml
 from jsonschema import Draft202012Validator
 
+from canonical.store_files import KINDS, OPTIONAL, REQUIRED
+from canonical.store_headers import HeaderError, source_header_map
+from canonical.store_read import FileOptions
 from channelhub.db import PROJECT_ROOT
 from platforms.registry import DECLARATIONS, PLATFORM_NAMES, declaration
 from warehouse.models import DEFAULT_MAX_UNITS_PER_ROW
@@ -110,11 +113,33 @@ class RetentionConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class ImportSourceConfig:
+    """A drop folder under HUB_IMPORT_DIR (one store system or store) and how its files are read."""
+
+    folder: str  # relative to the import folder; "." is the import folder itself
+    encoding: str = "auto"
+    headers: dict[str, str] = field(default_factory=dict)  # its column names -> the hub's columns
+    sheet: str | None = None
+
+    @property
+    def options(self) -> FileOptions:
+        return FileOptions(encoding=self.encoding, headers=dict(self.headers), sheet=self.sheet)
+
+
+@dataclass(frozen=True, slots=True)
 class HubConfig:
     locations: tuple[LocationConfig, ...]
     channels: tuple[ChannelConfig, ...]
     source: str
     retention: RetentionConfig = field(default_factory=RetentionConfig)
+    import_sources: tuple[ImportSourceConfig, ...] = ()
+
+    def import_source(self, folder: str) -> ImportSourceConfig:
+        for source in self.import_sources:
+            if source.folder.strip("/") == folder.strip("/"):
+                return source
+        known = ", ".join(s.folder for s in self.import_sources) or "none"
+        raise KeyError(f"no import source {folder!r} in {self.source} (configured: {known})")
 
     def channel(self, code: str) -> ChannelConfig:
         for channel in self.channels:
@@ -197,6 +222,7 @@ def parse_config(document: Any, source: str = "<config>") -> HubConfig:
                 routing=routing,
             )
         )
+    import_sources = _import_sources(document.get("import_sources", []), problems)
     if problems:
         raise ConfigError(source, problems)
     return HubConfig(
@@ -204,7 +230,38 @@ def parse_config(document: Any, source: str = "<config>") -> HubConfig:
         channels=tuple(channels),
         source=source,
         retention=RetentionConfig(**document.get("retention", {})),
+        import_sources=import_sources,
     )
+
+
+# Every column some import kind reads: what a source's header map may map a name to.
+IMPORT_COLUMNS = frozenset(c for kind in KINDS for c in (*REQUIRED[kind], *OPTIONAL[kind]))
+
+
+def _import_sources(raw_sources: list[dict[str, Any]], problems: list[str]) -> tuple[ImportSourceConfig, ...]:
+    sources: list[ImportSourceConfig] = []
+    seen: set[str] = set()
+    for index, raw in enumerate(raw_sources):
+        where = f"import_sources[{index}]"
+        folder = raw["folder"]
+        if folder.split("/")[0] in ("done", "failed"):
+            problems.append(f"{where}.folder: {folder!r} is where imported files are moved; pick another")
+        if folder in seen:
+            problems.append(f"{where}.folder: {folder!r} is listed twice")
+        seen.add(folder)
+        headers = dict(raw.get("headers", {}))
+        for name, column in headers.items():
+            if column not in IMPORT_COLUMNS:
+                problems.append(
+                    f"{where}.headers.{name}: {column!r} is no import column "
+                    f"(one of: {', '.join(sorted(IMPORT_COLUMNS))})"
+                )
+        try:
+            source_header_map(headers)
+        except HeaderError as err:
+            problems.append(f"{where}.headers: {err}")
+        sources.append(ImportSourceConfig(folder, raw.get("encoding", "auto"), headers, raw.get("sheet")))
+    return tuple(sources)
 
 
 def _stock_policy(raw: dict[str, Any]) -> StockPolicy:

@@ -1,4 +1,8 @@
-"""``channelhub import shipments|counts|sales FILE``: import one store/warehouse CSV file now.
+"""``channelhub import KIND FILE [--encoding E] [--headers-from SOURCE] [--sheet NAME]``: import one
+store/warehouse file (CSV or .xlsx) now.
+
+``--headers-from SOURCE`` reads the file as the drop folder ``SOURCE`` of ``import_sources`` does (its header
+names, encoding and sheet); ``--encoding`` and ``--sheet`` override. Without either the encoding is ``auto``.
 
 Exit codes: 0 every row applied (or was applied before), 1 some rows were rejected (the good ones still
 applied; each rejected row is printed as ``FILE:LINE: reason`` on stderr and waits in the exception queue
@@ -10,6 +14,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from canonical.store_encoding import ENCODINGS
 from canonical.store_files import KINDS
 
 
@@ -17,7 +22,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     from channelhub.config import load_config
     from channelhub.db import get_engine
     from channelhub.sync import register_config
-    from warehouse.store_imports import ImportFileError, import_file
+    from warehouse.store_imports import FileOptions, ImportFileError, import_file
 
     if args.kind not in KINDS:
         print(
@@ -25,10 +30,23 @@ def cmd_import(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    config = load_config()
+    options = FileOptions()
+    if args.headers_from:
+        try:
+            options = config.import_source(args.headers_from).options
+        except KeyError as err:
+            print(f"channelhub: {err.args[0]}", file=sys.stderr)
+            return 2
+    options = FileOptions(
+        encoding=args.encoding or options.encoding,
+        headers=options.headers,
+        sheet=args.sheet or options.sheet,
+    )
     engine = get_engine()
-    register_config(engine, load_config())  # the configured locations and channels exist in the warehouse
+    register_config(engine, config)  # the configured locations and channels exist in the warehouse
     try:
-        report = import_file(engine, args.kind, args.file)
+        report = import_file(engine, args.kind, args.file, options)
     except ImportFileError as err:
         print(f"channelhub: {err}", file=sys.stderr)
         return 2
@@ -42,9 +60,20 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     """Declare ``import KIND FILE`` on the ``channelhub`` command line."""
     parser = subparsers.add_parser(
         "import",
-        help="import a store/warehouse CSV file: shipments | counts | sales (formats: docs/store-imports.md)",
+        help="import a store/warehouse file (CSV or .xlsx) of one kind (formats: docs/store-imports.md)",
     )
     parser.add_argument("kind", choices=KINDS)
     parser.add_argument("file")
+    parser.add_argument(
+        "--encoding",
+        choices=ENCODINGS,
+        help="of a CSV file (default: the --headers-from source's, else auto: detected only when certain)",
+    )
+    parser.add_argument(
+        "--headers-from",
+        metavar="SOURCE",
+        help="read the file as this drop folder of import_sources does (its header names, encoding, sheet)",
+    )
+    parser.add_argument("--sheet", help="the sheet of an .xlsx workbook (default: the first)")
     parser.set_defaults(func=cmd_import)
     return parser

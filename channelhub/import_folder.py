@@ -1,7 +1,11 @@
-"""Import the CSV files that stores and the warehouse drop into a folder (the ``store_import`` DAG's work).
+"""Import the files that stores and the warehouse drop into a folder (the ``store_import`` DAG's work).
 
-The folder is ``HUB_IMPORT_DIR`` (default ``.state/imports``). A file is taken when its name starts with its
-kind and ends in ``.csv`` (``shipments*.csv``, ``counts*.csv``, ``sales*.csv``, any case), oldest first
+The folder is ``HUB_IMPORT_DIR`` (default ``.state/imports``), plus each drop folder under it configured in
+``import_sources`` (config/channels.yaml: a store system's or a store's folder, with the encoding, header
+names and sheet its files are read with; the import folder itself reads with ``auto`` and the built-in
+names). A file is taken when its name starts with its kind, in English or Chinese (``KIND_NAME_PREFIXES``:
+``shipments*``/``发货*``, ``counts*``/``盘点*``, ``sales*``/``销售*``, any case) and ends in ``.csv`` or
+``.xlsx``, oldest first
 (modification time, then name), once it has been left alone for ``min_age`` (a writer that is still writing
 should write under another name, e.g. ``.part``, and rename when done). Each file goes through
 ``warehouse.store_imports.import_file`` and then moves to ``done/`` (its bad rows are in the report and the
@@ -16,6 +20,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,15 +29,25 @@ from typing import Any
 from sqlalchemy import Engine
 
 from canonical.store_files import KINDS
+from channelhub.config import ImportSourceConfig
 from channelhub.db import STATE_DIR
 from warehouse.db_errors import DB_ERRORS, WarehouseUnavailable
-from warehouse.store_imports import ImportFileError, ImportReport, import_file
+from warehouse.store_imports import FileOptions, ImportFileError, ImportReport, import_file
 
 log = logging.getLogger("channelhub.import_folder")
 
 DEFAULT_IMPORT_DIR = STATE_DIR / "imports"
 MIN_AGE_SECONDS = 10.0
 DONE, FAILED = "done", "failed"
+FILE_SUFFIXES = (".csv", ".xlsx")
+# File name prefix -> the kind it announces, besides the kind's own name. The longest prefix wins, so a
+# name the table maps to None is never taken by a shorter one (销售退货 is a return, not a sale).
+KIND_NAME_PREFIXES: dict[str, str | None] = {
+    "发货": "shipments",
+    "盘点": "counts",
+    "销售": "sales",
+    "销售退货": None,
+}
 
 
 @dataclass
@@ -65,11 +80,17 @@ def import_dir() -> Path:
 
 
 def kind_of(name: str) -> str | None:
-    """The import kind a file name announces (``counts_store12_20261120.csv`` -> counts), else None."""
+    """The import kind a file name announces (``counts_store12_20261120.csv`` -> counts,
+    ``盘点_SH01.xlsx`` -> counts), else None."""
     lowered = name.lower()
-    if not lowered.endswith(".csv"):
+    if not lowered.endswith(FILE_SUFFIXES):
         return None
-    return next((kind for kind in KINDS if lowered.startswith(kind)), None)
+    prefixes: dict[str, str | None] = {kind: kind for kind in KINDS} | KIND_NAME_PREFIXES
+    matching = [prefix for prefix in prefixes if lowered.startswith(prefix.lower())]
+    if not matching:
+        return None
+    kind = prefixes[max(matching, key=len)]
+    return kind if kind in KINDS else None
 
 
 def pending_files(folder: Path, min_age: float = MIN_AGE_SECONDS) -> list[tuple[Path, str]]:
@@ -91,15 +112,33 @@ def pending_files(folder: Path, min_age: float = MIN_AGE_SECONDS) -> list[tuple[
 
 
 def import_folder(
-    engine: Engine, folder: Path | None = None, *, min_age: float = MIN_AGE_SECONDS
+    engine: Engine,
+    folder: Path | None = None,
+    *,
+    min_age: float = MIN_AGE_SECONDS,
+    sources: Sequence[ImportSourceConfig] = (),
 ) -> list[FolderImport]:
-    """Import every waiting file of ``folder`` (default ``import_dir()``) and move it out of the way."""
+    """Import every waiting file of ``folder`` (default ``import_dir()``) and of each configured drop folder
+    under it, each read with its source's settings, and move each file out of the way (into its own
+    folder's ``done/`` or ``failed/``)."""
     folder = folder or import_dir()
+    # The import folder itself first: auto and the built-in header names, unless configured as ".".
+    settings: dict[str, FileOptions] = {".": FileOptions()}
+    settings.update({source.folder.strip("/") or ".": source.options for source in sources})
+    results: list[FolderImport] = []
+    for relative, options in settings.items():
+        results.extend(_import_one_folder(engine, folder / relative, options, min_age))
+    return results
+
+
+def _import_one_folder(
+    engine: Engine, folder: Path, options: FileOptions, min_age: float
+) -> list[FolderImport]:
     folder.mkdir(parents=True, exist_ok=True)  # the drop folder exists from the first run on
     results: list[FolderImport] = []
     for path, kind in pending_files(folder, min_age):
         try:
-            report = import_file(engine, kind, path)
+            report = import_file(engine, kind, path, options)
         except (*DB_ERRORS, WarehouseUnavailable):
             raise  # the warehouse is down: the file waits for the run's retry (rows are idempotent)
         except ImportFileError as err:

@@ -19,21 +19,23 @@ EVERY = timedelta(minutes=float(os.environ.get("HUB_IMPORT_EVERY_MINUTES", "5"))
 DOC = """
 ### Store and warehouse imports
 
-Each run takes the CSV files waiting in `HUB_IMPORT_DIR` (default `.state/imports`): `shipments*.csv`,
-`counts*.csv` (stock counts, 盘点) and `sales*.csv` (store POS sales), oldest first, and applies them to the
-warehouse. Every row is idempotent (a file imported twice changes nothing). A bad row is queued as
-`bad_import_row` (detail `file:line: reason`) while the rest of the file applies; the file then moves to
-`done/`, or to `failed/` when it cannot be read at all (encoding, header). A database outage fails the run
-and leaves the files for the retry.
+Each run takes the files waiting in `HUB_IMPORT_DIR` (default `.state/imports`) and in each drop folder
+under it configured in `import_sources` (config/channels.yaml: encoding, header names, sheet per folder):
+`shipments*`/`发货*`, `counts*`/`盘点*` (stock counts) and `sales*`/`销售*` (store POS sales), each `.csv`
+(UTF-8, UTF-8 with BOM or GB18030) or `.xlsx`, oldest first, and applies them to the warehouse. Every
+row is idempotent (a file imported twice changes nothing). A bad row is queued as `bad_import_row` (detail
+`file:line: reason`) while the rest of the file applies; the file then moves to `done/` of its folder, or
+to `failed/` when it cannot be read at all (encoding, header). A database outage fails the run and leaves
+the files for the retry.
 
 * The task's log and return value (XCom) hold each file's report.
-* The same import by hand: `channelhub import shipments|counts|sales FILE`.
+* The same import by hand: `channelhub import KIND FILE [--encoding E] [--headers-from FOLDER]`.
 """
 
 
 @dag(
     dag_id="store_import",
-    description="Import shipments, stock counts and store sales dropped as CSV files",
+    description="Import shipments, stock counts and store sales dropped as CSV or .xlsx files",
     doc_md=DOC,
     schedule=DeltaDataIntervalTimetable(EVERY),
     start_date=datetime(2026, 1, 1, tzinfo=UTC),
@@ -59,8 +61,9 @@ def store_import() -> None:
         from channelhub.sync import register_config
 
         engine = get_engine()
-        register_config(engine, load_config())
-        results = import_folder(engine, import_dir())
+        config = load_config()
+        register_config(engine, config)
+        results = import_folder(engine, import_dir(), sources=config.import_sources)
         for result in results:
             print(result.line())  # readable in the task log
         rejected = sum(len(r.report.rejected) for r in results if r.report)

@@ -49,9 +49,9 @@ from canonical.store_files import (
     Row,
     SaleRow,
     ShipmentRow,
-    decode,
     parse_csv,
 )
+from canonical.store_read import FileOptions, read_file
 from warehouse import exceptions as queue
 from warehouse.db_errors import DB_ERRORS, error_text, raise_unless_the_rows_fault
 from warehouse.exceptions import ExceptionRecord
@@ -84,6 +84,7 @@ from warehouse.store_sales import record_store_sale
 
 __all__ = [
     "KINDS",
+    "FileOptions",
     "ImportFileError",
     "ImportReport",
     "RejectedRow",
@@ -162,9 +163,12 @@ class ImportReport:
 # -- entry points --------------------------------------------------------------------------------
 
 
-def import_file(engine: Engine, kind: str, path: str | Path) -> ImportReport:
-    """Import one CSV file of ``kind`` (shipments | counts | sales). Raises ``ImportFileError`` when the file
-    cannot be read as that kind at all; bad rows are in the report (and the exception queue)."""
+def import_file(
+    engine: Engine, kind: str, path: str | Path, options: FileOptions | None = None
+) -> ImportReport:
+    """Import one file of ``kind``: CSV (in ``options.encoding``, default detected safely) or ``.xlsx``, with
+    the source's header names of ``options.headers``. Raises ``ImportFileError`` when the file cannot be read
+    as that kind at all; bad rows are in the report (and the exception queue)."""
     if kind not in KINDS:
         raise ImportFileError(f"unknown import kind {kind!r}: expected one of {', '.join(KINDS)}")
     path = Path(path)
@@ -173,9 +177,10 @@ def import_file(engine: Engine, kind: str, path: str | Path) -> ImportReport:
     except OSError as err:
         raise ImportFileError(f"{path}: cannot read: {err.strerror or err}") from None
     try:
-        return import_text(engine, kind, decode(data), file=str(path), source=path.name)
+        parsed = read_file(kind, data, path.name, options)
     except ImportFileError as err:
-        raise ImportFileError(f"{path}: {err}") from None
+        raise ImportFileError(f"{path}: {err}", err.reason) from None
+    return import_rows(engine, kind, parsed.in_file_order(), file=str(path), source=path.name)
 
 
 def import_text(engine: Engine, kind: str, csv_text: str, *, file: str, source: str) -> ImportReport:
