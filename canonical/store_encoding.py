@@ -107,9 +107,9 @@ def _auto(data: bytes, recognises: Callable[[str], bool] | None) -> str:
     if text is not None and recognises is not None and recognises(text):
         return text
     why = (
-        "it is neither UTF-8 nor GB18030"
+        "not GB18030 either"
         if text is None
-        else "read as GB18030 its header names none of the columns this kind needs"
+        else "read as GB18030 its first row is not a header of this kind (no certainty it is GB18030)"
     )
     raise EncodingRefused(
         "encoding_undetectable",

@@ -2,7 +2,8 @@
 
 The formats (docs/store-imports.md): a header row naming the columns (any order and case, English or the
 Chinese names of ``canonical.store_headers``; extra columns are ignored), one record per row, blank rows
-skipped. Times are ISO-8601; a time without an offset is UTC. Counts are whole numbers. Reading the bytes
+skipped. Times are ISO-8601; a time without an offset is UTC, or in the source's time zone when its folder
+declares one (``timezone``). Counts are whole numbers. Reading the bytes
 (CSV in UTF-8, UTF-8 with BOM or GB18030, or an .xlsx sheet) into (line, fields) records is
 ``canonical.store_read``'s; everything after it (``parse_records``) is shared by every form.
 
@@ -17,9 +18,11 @@ import csv
 import io
 import re
 from collections.abc import Iterable, Iterator, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from decimal import Decimal, InvalidOperation
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from canonical.store_headers import HeaderError, resolve_header
 
@@ -48,6 +51,11 @@ OPTIONAL = {
     "counts": ("count_id",),
     "sales": ("unit_price", "amount", "currency"),  # the price, for sales reports; stock needs none
 }
+
+
+# The zone of times written without an offset, while one file's rows are built (a source's ``timezone``:
+# store systems and spreadsheets write local times; an .xlsx date-time cell has no offset at all).
+_LOCAL_ZONE: ContextVar[tzinfo] = ContextVar("store_file_local_zone", default=UTC)
 
 
 class ImportFileError(ValueError):
@@ -173,16 +181,43 @@ def decode(data: bytes) -> str:
     return text
 
 
-def parse_csv(kind: str, text: str, headers: Mapping[str, str] | None = None) -> ParsedFile:
+def parse_csv(kind: str, text: str, headers: Mapping[str, str | None] | None = None) -> ParsedFile:
     """Every row of CSV ``text`` as a typed record of ``kind``, or a BadRow saying why not. ``headers``: the
     source's own header names (name -> canonical column), over the built-in ones."""
     return parse_records(kind, csv_records(text), headers)
 
 
 def parse_records(
-    kind: str, records: Iterable[tuple[int, list[str]]], headers: Mapping[str, str] | None = None
+    kind: str,
+    records: Iterable[tuple[int, list[str]]],
+    headers: Mapping[str, str | None] | None = None,
+    timezone: str | None = None,
 ) -> ParsedFile:
-    """Every record (line number, fields) after the header record as a typed row of ``kind``, or a BadRow."""
+    """Every record (line number, fields) after the header record as a typed row of ``kind``, or a BadRow.
+    ``timezone`` (IANA, e.g. Asia/Shanghai): the zone of times written without an offset (default UTC)."""
+    zone = time_zone(timezone)
+    token = _LOCAL_ZONE.set(zone)
+    try:
+        return _parse_records(kind, records, headers)
+    finally:
+        _LOCAL_ZONE.reset(token)
+
+
+def time_zone(name: str | None) -> tzinfo:
+    """The zone named ``name`` (None or "UTC": UTC), or ImportFileError."""
+    if not name or name.upper() == "UTC":
+        return UTC
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ImportFileError(
+            f"unknown time zone {name!r} (e.g. Asia/Shanghai)", "unknown_time_zone"
+        ) from None
+
+
+def _parse_records(
+    kind: str, records: Iterable[tuple[int, list[str]]], headers: Mapping[str, str | None] | None
+) -> ParsedFile:
     if kind not in KINDS:
         raise ImportFileError(f"unknown import kind {kind!r}: expected one of {', '.join(KINDS)}")
     parsed = ParsedFile(kind)
@@ -220,7 +255,7 @@ def csv_records(text: str) -> Iterator[tuple[int, list[str]]]:
 
 
 def header_columns(
-    kind: str, line: int, header: list[str], headers: Mapping[str, str] | None = None
+    kind: str, line: int, header: list[str], headers: Mapping[str, str | None] | None = None
 ) -> list[str]:
     """The canonical column of each header cell (unknown cells keep their own name), or ImportFileError
     when the header is ambiguous or lacks a required column of ``kind``."""
@@ -271,7 +306,7 @@ def _instant(raw: dict[str, str], name: str) -> datetime:
         parsed = datetime.fromisoformat(value)
     except ValueError:
         raise _Invalid(f"{name} {value!r} is not an ISO-8601 time (e.g. 2026-11-20T14:05:00+08:00)") from None
-    return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=_LOCAL_ZONE.get())).astimezone(UTC)
 
 
 def _iso(value: datetime) -> str:

@@ -62,10 +62,11 @@ def _alias_index(aliases: Mapping[str, Sequence[str]]) -> dict[str, str]:
 ALIAS_INDEX = _alias_index(HEADER_ALIASES)
 
 
-def source_header_map(headers: Mapping[str, str]) -> dict[str, str]:
-    """A source's header map (its name -> canonical column), keyed by the normalised name. Two names that
-    normalise alike but map to different columns are refused."""
-    resolved: dict[str, str] = {}
+def source_header_map(headers: Mapping[str, str | None]) -> dict[str, str | None]:
+    """A source's header map (its name -> canonical column, or None: a column of its own, to ignore even
+    where a built-in name would take it), keyed by the normalised name. Two names that normalise alike but
+    map to different columns are refused."""
+    resolved: dict[str, str | None] = {}
     for name, column in headers.items():
         key = normalise_header(name)
         if resolved.get(key, column) != column:
@@ -75,7 +76,7 @@ def source_header_map(headers: Mapping[str, str]) -> dict[str, str]:
 
 
 def resolve_header(
-    header: Sequence[str], columns: Sequence[str], headers: Mapping[str, str] | None = None
+    header: Sequence[str], columns: Sequence[str], headers: Mapping[str, str | None] | None = None
 ) -> list[str]:
     """The column each header cell stands for. A cell naming one of ``columns`` (the kind's columns) gets
     that column's canonical name; any other cell keeps its own (normalised) name and is ignored by the
@@ -86,7 +87,7 @@ def resolve_header(
     meaning: dict[str, str] = {}  # canonical column -> the header cell that named it
     for cell in header:
         key = normalise_header(cell)
-        column = own.get(key) or ALIAS_INDEX.get(key)
+        column = own[key] if key in own else ALIAS_INDEX.get(key)
         if column in wanted:
             if column in meaning:
                 raise HeaderError(

@@ -26,11 +26,13 @@ OLE_MAGIC = b"\xd0\xcf\x11\xe0"  # .xls (Excel 97-2003) and other compound files
 @dataclass(frozen=True)
 class FileOptions:
     """How a source's files are read: declared encoding of its CSV files, its own header names (name ->
-    canonical column, over the built-in ones), and the sheet of its workbooks (None: the first)."""
+    canonical column, over the built-in ones), the sheet of its workbooks (None: the first), and the time
+    zone of times written without an offset (None: UTC; .xlsx date-time cells never have one)."""
 
     encoding: str = "auto"
-    headers: Mapping[str, str] = field(default_factory=dict)
+    headers: Mapping[str, str | None] = field(default_factory=dict)
     sheet: str | None = None
+    timezone: str | None = None
 
 
 def read_file(kind: str, data: bytes, name: str, options: FileOptions | None = None) -> ParsedFile:
@@ -42,7 +44,7 @@ def read_file(kind: str, data: bytes, name: str, options: FileOptions | None = N
             "unsupported_form",
         )
     if name.lower().endswith(".xlsx"):
-        return parse_records(kind, xlsx_records(data, options.sheet), options.headers)
+        return parse_records(kind, xlsx_records(data, options.sheet), options.headers, options.timezone)
     if data.startswith(ZIP_MAGIC):
         raise ImportFileError(
             "a zip archive (an .xlsx workbook?) named as CSV: name it .xlsx, or save it as CSV",
@@ -60,7 +62,7 @@ def read_file(kind: str, data: bytes, name: str, options: FileOptions | None = N
         return True
 
     text = decode_bytes(data, options.encoding, recognises)
-    return parse_records(kind, csv_records(text), options.headers)
+    return parse_records(kind, csv_records(text), options.headers, options.timezone)
 
 
 def csv_records_safely(text: str) -> Iterator[tuple[int, list[str]]]:

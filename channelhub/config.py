@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 from jsonschema import Draft202012Validator
 
-from canonical.store_files import KINDS, OPTIONAL, REQUIRED
+from canonical.store_files import KINDS, OPTIONAL, REQUIRED, ImportFileError, time_zone
 from canonical.store_headers import HeaderError, source_header_map
 from canonical.store_read import FileOptions
 from channelhub.db import PROJECT_ROOT
@@ -118,12 +118,14 @@ class ImportSourceConfig:
 
     folder: str  # relative to the import folder; "." is the import folder itself
     encoding: str = "auto"
-    headers: dict[str, str] = field(default_factory=dict)  # its column names -> the hub's columns
+    # its column names -> the hub's columns (None: its own column, ignored)
+    headers: dict[str, str | None] = field(default_factory=dict)
     sheet: str | None = None
+    timezone: str | None = None  # of times without an offset (IANA, e.g. Asia/Shanghai); None: UTC
 
     @property
     def options(self) -> FileOptions:
-        return FileOptions(encoding=self.encoding, headers=dict(self.headers), sheet=self.sheet)
+        return FileOptions(self.encoding, dict(self.headers), self.sheet, self.timezone)
 
 
 @dataclass(frozen=True, slots=True)
@@ -251,7 +253,7 @@ def _import_sources(raw_sources: list[dict[str, Any]], problems: list[str]) -> t
         seen.add(folder)
         headers = dict(raw.get("headers", {}))
         for name, column in headers.items():
-            if column not in IMPORT_COLUMNS:
+            if column is not None and column not in IMPORT_COLUMNS:
                 problems.append(
                     f"{where}.headers.{name}: {column!r} is no import column "
                     f"(one of: {', '.join(sorted(IMPORT_COLUMNS))})"
@@ -260,7 +262,12 @@ def _import_sources(raw_sources: list[dict[str, Any]], problems: list[str]) -> t
             source_header_map(headers)
         except HeaderError as err:
             problems.append(f"{where}.headers: {err}")
-        sources.append(ImportSourceConfig(folder, raw.get("encoding", "auto"), headers, raw.get("sheet")))
+        try:
+            time_zone(raw.get("timezone"))
+        except ImportFileError:
+            problems.append(f"{where}.timezone: {raw['timezone']!r} is no IANA zone (e.g. Asia/Shanghai)")
+        encoding, sheet, zone = raw.get("encoding", "auto"), raw.get("sheet"), raw.get("timezone")
+        sources.append(ImportSourceConfig(folder, encoding, headers, sheet, zone))
     return tuple(sources)
 
 

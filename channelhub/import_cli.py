@@ -2,7 +2,8 @@
 store/warehouse file (CSV or .xlsx) now.
 
 ``--headers-from SOURCE`` reads the file as the drop folder ``SOURCE`` of ``import_sources`` does (its header
-names, encoding and sheet); ``--encoding`` and ``--sheet`` override. Without either the encoding is ``auto``.
+names, encoding, sheet and time zone); ``--encoding``, ``--sheet`` and ``--timezone`` override. Without
+either the encoding is ``auto``.
 
 Exit codes: 0 every row applied (or was applied before), 1 some rows were rejected (the good ones still
 applied; each rejected row is printed as ``FILE:LINE: reason`` on stderr and waits in the exception queue
@@ -42,6 +43,7 @@ def cmd_import(args: argparse.Namespace) -> int:
         encoding=args.encoding or options.encoding,
         headers=options.headers,
         sheet=args.sheet or options.sheet,
+        timezone=args.timezone or options.timezone,
     )
     engine = get_engine()
     register_config(engine, config)  # the configured locations and channels exist in the warehouse
@@ -75,5 +77,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         help="read the file as this drop folder of import_sources does (its header names, encoding, sheet)",
     )
     parser.add_argument("--sheet", help="the sheet of an .xlsx workbook (default: the first)")
+    parser.add_argument(
+        "--timezone", help="IANA zone of times without an offset, e.g. Asia/Shanghai (default: UTC)"
+    )
     parser.set_defaults(func=cmd_import)
     return parser
