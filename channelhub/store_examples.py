@@ -24,6 +24,8 @@ from __future__ import annotations
 import argparse
 import csv
 import io
+import os
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -260,12 +262,16 @@ def seed_example_world(engine: Engine) -> None:
 # -- the demo ------------------------------------------------------------------------------------
 
 
-def drop_demo_store_file(engine: Engine, folder: Path | None = None, *, form: str = "gb18030") -> Path:
-    """Drop a stock count (盘点) of up to three SKUs of the main location into the import folder, with the
-    Chinese headers a store system exports, in GB18030 (found by ``auto``: not UTF-8, and its header names
-    a count's columns) or as ``.xlsx``. Each SKU is counted one unit above its on-hand now (a recount that
-    found a unit), so no reservation is touched. Returns the file's path (the ``store_import`` DAG imports
-    it)."""
+def drop_demo_store_file(
+    engine: Engine, folder: Path | None = None, *, form: str = "gb18030", location: str | None = None
+) -> Path:
+    """Drop a stock count (盘点) of up to three SKUs in stock (at ``location``, default any warehouse or
+    store) into the import folder (default ``HUB_IMPORT_DIR``), with the Chinese headers a store system
+    exports, in GB18030 (found by ``auto``: not UTF-8, and its header names a count's columns) or as
+    ``.xlsx``. Each SKU is counted one unit above its on-hand now (a recount that found a unit), so no
+    reservation is touched.
+    Returns the file's path; the next ``store_import`` run imports it (its time is set a minute back: the
+    file is whole, so the folder's wait for files still being written does not apply)."""
     from channelhub.import_folder import import_dir
 
     folder = folder or import_dir()
@@ -275,7 +281,10 @@ def drop_demo_store_file(engine: Engine, folder: Path | None = None, *, form: st
             select(locations.c.code, skus.c.code, skus.c.title, stock_levels.c.on_hand)
             .join(locations, locations.c.id == stock_levels.c.location_id)
             .join(skus, skus.c.id == stock_levels.c.sku_id)
-            .where(locations.c.kind.in_(("warehouse", "store")), stock_levels.c.on_hand > 0)
+            .where(
+                locations.c.code == location if location else locations.c.kind.in_(("warehouse", "store")),
+                stock_levels.c.on_hand > 0,
+            )
             .order_by(stock_levels.c.on_hand.desc(), skus.c.code)
             .limit(3)
         ).all()
@@ -299,6 +308,8 @@ def drop_demo_store_file(engine: Engine, folder: Path | None = None, *, form: st
     partial = folder / f".{name}.part"  # written under another name, renamed when whole
     partial.write_bytes(data)
     path = partial.replace(folder / name)
+    past = time.time() - 60
+    os.utime(path, (past, past))
     print(
         f"dropped {path} ({form}, Chinese headers: {len(table.rows)} SKU(s) counted one unit above on-hand)"
     )

@@ -8,6 +8,8 @@ from __future__ import annotations
 import argparse
 import csv
 import io
+import os
+import time
 import uuid
 import zipfile
 from collections.abc import Iterator
@@ -29,12 +31,20 @@ from canonical.store_read import FileOptions, read_file
 from channelhub import db, import_cli
 from channelhub.config import ConfigError, ImportSourceConfig, parse_config
 from channelhub.import_folder import import_folder, kind_of
-from channelhub.store_examples import EXAMPLES, EXAMPLES_DIR, FORMS, example_files, seed_example_world
+from channelhub.store_examples import (
+    EXAMPLES,
+    EXAMPLES_DIR,
+    FORMS,
+    drop_demo_store_file,
+    example_files,
+    seed_example_world,
+)
 from warehouse import exceptions as queue
 from warehouse import stock
 from warehouse.store_imports import import_file
 from warehouse.testing import Shop
 
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SALES_EN = ["receipt_id", "line_no", "location", "sku", "quantity", "sold_at"]
 SALES_ZH = ["单据编号", "行号", "门店", "商品编码", "数量", "销售时间"]
 
@@ -459,3 +469,42 @@ def test_every_example_file_imports_with_no_row_rejected(
     finally:
         engine.dispose()
         db.drop_database(pg_server_url, name)
+
+
+def test_the_dag_reads_each_drop_folder_with_its_settings_and_the_demo_drop(
+    shop: Shop, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, database_url: str, airflow_db
+):
+    from airflow.dag_processing.dagbag import DagBag
+
+    config_file, _ = write_hub_config(tmp_path, [], location=shop.location)
+    document = config_file.read_text(encoding="utf-8")
+    document += (
+        "import_sources:\n  - folder: stores/youshu\n    sheet: 明细\n    timezone: Asia/Shanghai\n"
+        "    headers: {编码: sku}\n"
+    )
+    config_file.write_text(document, encoding="utf-8")
+    folder = tmp_path / "imports"
+    monkeypatch.setenv("HUB_CHANNELS_CONFIG", str(config_file))
+    monkeypatch.setenv("HUB_DATABASE_URL", database_url)
+    monkeypatch.setenv("HUB_IMPORT_DIR", str(folder))
+    store = folder / "stores" / "youshu"
+    store.mkdir(parents=True)
+    workbook = xlsx_bytes(
+        [
+            [*SALES_ZH[:3], "编码", *SALES_ZH[4:]],
+            ["R1", 1, shop.location, shop.sku("B"), 2, datetime(2026, 11, 2, 9)],
+        ],
+        sheet="明细",
+        first_sheet="汇总",
+    )
+    (store / "销售_1102.xlsx").write_bytes(workbook)
+    os.utime(store / "销售_1102.xlsx", (time.time() - 60, time.time() - 60))
+    dropped = drop_demo_store_file(shop.engine, form="gb18030", location=shop.location)
+    assert dropped.parent == folder and dropped.read_bytes().startswith("盘点单号".encode("gb18030"))
+
+    bag = DagBag(dag_folder=str(PROJECT_ROOT / "dags" / "store_import.py"))
+    assert bag.import_errors == {}, bag.import_errors
+    assert bag.get_dag("store_import").test().state == "success"
+    assert (store / "done" / "销售_1102.xlsx").exists() and (folder / "done" / dropped.name).exists()
+    # the demo counted each of A, B, C one unit above on-hand (20 -> 21); then the store sold 2 of B
+    assert [shop.level(n) for n in ("A", "B", "C")] == [(21, 0), (19, 0), (21, 0)]
