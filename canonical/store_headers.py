@@ -92,7 +92,7 @@ def resolve_header(
             if column in meaning:
                 raise HeaderError(
                     f"columns {meaning[column].strip()!r} and {cell.strip()!r} both mean {column}: "
-                    "keep one, or map the other to a different column in the source's header map"
+                    "keep one, or name the other null (ignored) in the source's header map"
                 )
             meaning[column] = cell
             names.append(column)

@@ -59,6 +59,7 @@ class FolderImport:
     moved_to: Path
     report: ImportReport | None = None
     error: str | None = None
+    reason: str | None = None  # why not, typed (ImportFileError.reason: not_declared_encoding, ...)
 
     def line(self) -> str:
         if self.report is not None:
@@ -71,6 +72,7 @@ class FolderImport:
             "kind": self.kind,
             "moved_to": str(self.moved_to),
             "error": self.error,
+            "reason": self.reason,
             "report": self.report.as_dict() if self.report else None,
         }
 
@@ -142,10 +144,11 @@ def _import_one_folder(
         except (*DB_ERRORS, WarehouseUnavailable):
             raise  # the warehouse is down: the file waits for the run's retry (rows are idempotent)
         except ImportFileError as err:
-            result = _failed(path, kind, folder, str(err))
+            result = _failed(path, kind, folder, str(err), err.reason)
         except Exception as err:  # a file no rule foresaw must not block every file after it
             log.exception("%s: the import failed unexpectedly", path)
-            result = _failed(path, kind, folder, f"unexpected error {type(err).__name__}: {err}"[:2000])
+            error = f"unexpected error {type(err).__name__}: {err}"[:2000]
+            result = _failed(path, kind, folder, error, "unexpected_error")
         else:
             result = FolderImport(path, kind, _move(path, folder / DONE), report=report)
         log.info("%s", result.line())
@@ -153,17 +156,18 @@ def _import_one_folder(
     return results
 
 
-def _failed(path: Path, kind: str, folder: Path, error: str) -> FolderImport:
+def _failed(path: Path, kind: str, folder: Path, error: str, reason: str) -> FolderImport:
     """Move a file that could not be imported to ``failed/``, with ``<name>.report.txt`` beside it saying
     why (what a person opening the folder needs; the task log says it too)."""
     moved = _move(path, folder / FAILED)
     report = moved.with_name(moved.name + ".report.txt")
     report.write_text(
         f"{path.name} ({kind}) was not imported, {datetime.now(UTC):%Y-%m-%d %H:%M:%S} UTC:\n{error}\n"
+        f"reason: {reason}\n"
         "Fix the file and drop it into the import folder again: rows applied before do not apply twice.\n",
         encoding="utf-8",
     )
-    return FolderImport(path, kind, moved, error=error)
+    return FolderImport(path, kind, moved, error=error, reason=reason)
 
 
 def _move(path: Path, target_dir: Path) -> Path:

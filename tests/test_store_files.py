@@ -358,7 +358,9 @@ def test_drop_folders_read_with_their_own_settings(shop: Shop, tmp_path: Path):
     failed = results["盘点_2.csv"]
     assert failed.moved_to == store / "failed" / "盘点_2.csv"
     assert "declared gb18030, but the file is valid UTF-8" in failed.error
-    assert "declared gb18030" in (store / "failed" / "盘点_2.csv.report.txt").read_text(encoding="utf-8")
+    assert failed.reason == "not_declared_encoding" and failed.as_dict()["reason"] == "not_declared_encoding"
+    why = (store / "failed" / "盘点_2.csv.report.txt").read_text(encoding="utf-8")
+    assert "declared gb18030, but the file is valid UTF-8" in why and "reason: not_declared_encoding" in why
     assert [shop.level(n) for n in ("A", "B", "C")] == [(15, 0), (20, 0), (11, 0)]
     with shop.engine.connect() as conn:
         from sqlalchemy import select
@@ -508,3 +510,11 @@ def test_the_dag_reads_each_drop_folder_with_its_settings_and_the_demo_drop(
     assert (store / "done" / "销售_1102.xlsx").exists() and (folder / "done" / dropped.name).exists()
     # the demo counted each of A, B, C one unit above on-hand (20 -> 21); then the store sold 2 of B
     assert [shop.level(n) for n in ("A", "B", "C")] == [(21, 0), (19, 0), (21, 0)]
+
+
+def test_the_docs_list_every_built_in_chinese_name_and_every_example_file():
+    docs = (PROJECT_ROOT / "docs" / "store-imports.md").read_text(encoding="utf-8")
+    missing = [name for names in HEADER_ALIASES.values() for name in names if name not in docs]
+    assert missing == [], "docs/store-imports.md lacks these built-in header names"
+    for kind in EXAMPLES:
+        assert f"## {kind}\n" in docs and f"examples/store-imports/{kind}.gb18030.csv" in docs
