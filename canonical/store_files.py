@@ -56,6 +56,7 @@ OPTIONAL = {
 # The zone of times written without an offset, while one file's rows are built (a source's ``timezone``:
 # store systems and spreadsheets write local times; an .xlsx date-time cell has no offset at all).
 _LOCAL_ZONE: ContextVar[tzinfo] = ContextVar("store_file_local_zone", default=UTC)
+TIMEZONE_KEY = "_timezone"  # in a row's raw fields: the zone its times without an offset were read in
 
 
 class ImportFileError(ValueError):
@@ -181,10 +182,13 @@ def decode(data: bytes) -> str:
     return text
 
 
-def parse_csv(kind: str, text: str, headers: Mapping[str, str | None] | None = None) -> ParsedFile:
+def parse_csv(
+    kind: str, text: str, headers: Mapping[str, str | None] | None = None, timezone: str | None = None
+) -> ParsedFile:
     """Every row of CSV ``text`` as a typed record of ``kind``, or a BadRow saying why not. ``headers``: the
-    source's own header names (name -> canonical column), over the built-in ones."""
-    return parse_records(kind, csv_records(text), headers)
+    source's own header names (name -> canonical column), over the built-in ones; ``timezone``: of times
+    without an offset."""
+    return parse_records(kind, csv_records(text), headers, timezone)
 
 
 def parse_records(
@@ -198,9 +202,13 @@ def parse_records(
     zone = time_zone(timezone)
     token = _LOCAL_ZONE.set(zone)
     try:
-        return _parse_records(kind, records, headers)
+        parsed = _parse_records(kind, records, headers)
     finally:
         _LOCAL_ZONE.reset(token)
+    if zone is not UTC:  # a row kept raw (queued) is retried in the zone it was read in
+        for item in (*parsed.rows, *parsed.bad):
+            item.raw[TIMEZONE_KEY] = str(timezone)
+    return parsed
 
 
 def time_zone(name: str | None) -> tzinfo:

@@ -292,6 +292,7 @@ def _unpushed(conn, channel: str, external_id: str) -> int:
 def _retry_import_rows(
     engine: Engine, config: HubConfig, channel: str | None, group, _apply: bool
 ) -> dict[int, str]:
+    from canonical.store_files import TIMEZONE_KEY
     from warehouse.store_imports import import_text
 
     problems = {}
@@ -301,13 +302,19 @@ def _retry_import_rows(
             problems[row["id"]] = "the kept row does not say which kind of file it came from"
             continue
         fields = {k: v for k, v in raw.items() if k != "kind"}
+        timezone = fields.pop(TIMEZONE_KEY, None)  # the zone its file was read in (a drop folder's)
         text_ = io.StringIO()
         writer = csv.DictWriter(text_, fieldnames=list(fields))
         writer.writeheader()
         writer.writerow(fields)
         source = (row["detail"] or "").split(":", 1)[0] or "retry"
         report = import_text(
-            engine, raw["kind"], text_.getvalue(), file=f"exception #{row['id']}", source=source
+            engine,
+            raw["kind"],
+            text_.getvalue(),
+            file=f"exception #{row['id']}",
+            source=source,
+            timezone=timezone,
         )
         if report.rejected:
             problems[row["id"]] = f"still refused: {report.rejected[0].reason}"

@@ -518,3 +518,38 @@ def test_the_docs_list_every_built_in_chinese_name_and_every_example_file():
     assert missing == [], "docs/store-imports.md lacks these built-in header names"
     for kind in EXAMPLES:
         assert f"## {kind}\n" in docs and f"examples/store-imports/{kind}.gb18030.csv" in docs
+
+
+def test_a_queued_row_is_retried_in_the_time_zone_its_file_was_read_in(shop: Shop, tmp_path: Path):
+    from sqlalchemy import select
+
+    from channelhub.exception_ops import retry_exceptions
+    from warehouse.models import locations, skus, stock_counts
+
+    late_sku = shop.sku("LATE")  # not in the catalog yet: the row waits in the queue
+    path = tmp_path / f"盘点_{shop.prefix}.xlsx"
+    header = ["盘点单号", "仓库", "商品编码", "商品名称", "实盘数量", "盘点时间"]
+    path.write_bytes(
+        xlsx_bytes([header, ["", shop.location, late_sku, "迟到", 7, datetime(2026, 11, 2, 21, 0)]])
+    )
+    report = import_file(shop.engine, "counts", path, FileOptions(timezone="Asia/Shanghai"))
+    assert [r.line for r in report.rejected] == [2]
+    with shop.engine.connect() as conn:
+        (waiting,) = [
+            e["id"]
+            for e in queue.list_open(conn, reason="bad_import_row")
+            if e["detail"].startswith(f"{path.name}:2:")
+        ]
+    shop.add_sku("LATE")
+    config = parse_config(hub_document([]))
+    (outcome,) = retry_exceptions(shop.engine, config, [waiting], actor="test")
+    assert outcome.status == "resolved", outcome.detail
+    assert shop.level("LATE") == (7, 0)
+    with shop.engine.connect() as conn:
+        counted_at = conn.execute(
+            select(stock_counts.c.counted_at)
+            .join(skus, skus.c.id == stock_counts.c.sku_id)
+            .join(locations, locations.c.id == stock_counts.c.location_id)
+            .where(skus.c.code == late_sku)
+        ).scalar_one()
+    assert counted_at == datetime(2026, 11, 2, 13, 0, tzinfo=UTC)  # 21:00 in Shanghai, as first read

@@ -183,9 +183,13 @@ def import_file(
     return import_rows(engine, kind, parsed.in_file_order(), file=str(path), source=path.name)
 
 
-def import_text(engine: Engine, kind: str, csv_text: str, *, file: str, source: str) -> ImportReport:
-    """Import CSV text; ``file`` names it in the report, ``source`` (the file name) in the warehouse."""
-    return import_rows(engine, kind, parse_csv(kind, csv_text).in_file_order(), file=file, source=source)
+def import_text(
+    engine: Engine, kind: str, csv_text: str, *, file: str, source: str, timezone: str | None = None
+) -> ImportReport:
+    """Import CSV text; ``file`` names it in the report, ``source`` (the file name) in the warehouse;
+    ``timezone``: of its times without an offset (default UTC)."""
+    parsed = parse_csv(kind, csv_text, timezone=timezone)
+    return import_rows(engine, kind, parsed.in_file_order(), file=file, source=source)
 
 
 def import_rows(
