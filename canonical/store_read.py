@@ -10,7 +10,6 @@ queue, so both forms share everything after reading (``store_files.parse_records
 from __future__ import annotations
 
 import io
-import zipfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
@@ -78,10 +77,13 @@ def xlsx_records(data: bytes, sheet: str | None = None) -> Iterator[tuple[int, l
     a row shorter than the header (its last cells empty) padded to the header's width."""
     from openpyxl import load_workbook  # a workbook reader only where a workbook is read
 
+    # A damaged workbook fails in openpyxl, zipfile or the XML parser with any of a dozen exception types,
+    # on opening or halfway through the sheet: each is this file being unreadable, never a crash of the run.
     try:
         workbook = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
-    except (zipfile.BadZipFile, KeyError, OSError, ValueError) as err:
-        raise ImportFileError(f"not a readable .xlsx workbook: {err}", "unreadable_workbook") from None
+    except Exception as err:
+        why = f"not a readable .xlsx workbook: {_short(err)}"
+        raise ImportFileError(why, "unreadable_workbook") from None
     try:
         if sheet is None:
             worksheet = workbook.worksheets[0]
@@ -92,8 +94,17 @@ def xlsx_records(data: bytes, sheet: str | None = None) -> Iterator[tuple[int, l
                 f"the workbook has no sheet {sheet!r} (it has: {', '.join(workbook.sheetnames)})",
                 "no_such_sheet",
             )
-        width = 0
-        for number, cells in enumerate(worksheet.iter_rows(), start=1):
+        width = number = 0
+        rows = worksheet.iter_rows()
+        while True:
+            try:
+                cells = next(rows)
+            except StopIteration:
+                return
+            except Exception as err:
+                why = f"not a readable .xlsx workbook (at row {number + 1}): {_short(err)}"
+                raise ImportFileError(why, "unreadable_workbook") from None
+            number += 1
             values = [_cell_text(cell) for cell in cells]
             while values and not values[-1].strip():
                 values.pop()
@@ -102,6 +113,10 @@ def xlsx_records(data: bytes, sheet: str | None = None) -> Iterator[tuple[int, l
                 yield number, values + [""] * (width - len(values))
     finally:
         workbook.close()
+
+
+def _short(err: Exception) -> str:
+    return f"{type(err).__name__}: {err}"[:300]
 
 
 def _cell_text(cell: object) -> str:

@@ -20,6 +20,8 @@ from pathlib import Path
 import pytest
 from conftest import create_test_database
 from hub_configs import write_hub_config
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from openpyxl import Workbook
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
@@ -553,3 +555,23 @@ def test_a_queued_row_is_retried_in_the_time_zone_its_file_was_read_in(shop: Sho
             .where(skus.c.code == late_sku)
         ).scalar_one()
     assert counted_at == datetime(2026, 11, 2, 13, 0, tzinfo=UTC)  # 21:00 in Shanghai, as first read
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    data=st.binary(max_size=300)
+    | st.sampled_from([p.read_bytes() for p in sorted(EXAMPLES_DIR.glob("*.*"))]).flatmap(
+        lambda whole: st.integers(0, len(whole)).map(lambda cut: whole[:cut])  # cut short anywhere
+    ),
+    encoding=st.sampled_from(["auto", "utf-8", "utf-8-sig", "gb18030"]),
+    name=st.sampled_from(["sales.csv", "counts.xlsx", "shipments.csv"]),
+)
+def test_any_bytes_read_as_rows_or_are_refused_whole_with_a_reason(data: bytes, encoding: str, name: str):
+    kind = name.split(".")[0]
+    try:
+        parsed = read_file(kind, data, name, FileOptions(encoding=encoding))
+    except ImportFileError as err:
+        assert str(err).strip() and err.reason
+        return
+    assert parsed.rows_read == len(parsed.rows) + len(parsed.bad)
+    assert all(bad.reason.strip() and bad.line >= 1 for bad in parsed.bad)
