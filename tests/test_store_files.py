@@ -520,6 +520,13 @@ def test_the_docs_list_every_built_in_chinese_name_and_every_example_file():
     assert missing == [], "docs/store-imports.md lacks these built-in header names"
     for kind in EXAMPLES:
         assert f"## {kind}\n" in docs and f"examples/store-imports/{kind}.gb18030.csv" in docs
+    import re
+
+    import yaml
+
+    documented = re.search(r"```yaml\n(import_sources:.*?)```", docs, re.S).group(1)
+    config = parse_config(hub_document(yaml.safe_load(documented)["import_sources"]))
+    assert config.import_source("stores/SH01").options.encoding == "gb18030"
 
 
 def test_a_queued_row_is_retried_in_the_time_zone_its_file_was_read_in(shop: Shop, tmp_path: Path):
