@@ -274,6 +274,8 @@ def drop_demo_store_file(
     file is whole, so the folder's wait for files still being written does not apply)."""
     from channelhub.import_folder import import_dir
 
+    if form not in ("gb18030", "xlsx"):
+        raise ValueError(f"form {form!r}: expected gb18030 or xlsx")
     folder = folder or import_dir()
     folder.mkdir(parents=True, exist_ok=True)
     with engine.connect() as conn:

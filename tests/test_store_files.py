@@ -582,3 +582,13 @@ def test_any_bytes_read_as_rows_or_are_refused_whole_with_a_reason(data: bytes, 
         return
     assert parsed.rows_read == len(parsed.rows) + len(parsed.bad)
     assert all(bad.reason.strip() and bad.line >= 1 for bad in parsed.bad)
+
+
+def test_the_demo_drop_as_xlsx_is_taken_by_the_next_folder_run(shop: Shop, tmp_path: Path):
+    dropped = drop_demo_store_file(shop.engine, tmp_path, form="xlsx", location=shop.location)
+    assert dropped.name.startswith("盘点_demo_") and dropped.suffix == ".xlsx"
+    (result,) = import_folder(shop.engine, tmp_path)  # the default wait: the file is whole, dated back
+    assert result.report is not None and result.report.applied == 3, result.line()
+    assert [shop.level(n) for n in ("A", "B", "C")] == [(21, 0), (21, 0), (21, 0)]
+    with pytest.raises(ValueError, match="form 'csv'"):
+        drop_demo_store_file(shop.engine, tmp_path, form="csv")
