@@ -137,11 +137,11 @@ EXAMPLES: dict[str, ExampleTable] = {
     ),
     "sales": ExampleTable(
         kind="sales",
-        columns=("receipt_id", "line_no", "location", "sku", "title", "quantity", "sold_at"),
+        columns=("receipt_id", "line_no", "location", "sku", "title", "quantity", "unit_price", "sold_at"),
         rows=(
-            ("XS-SH01-000101", 1, "SH01", "TEE-RED-M", "红色T恤 M", 1, "2026-11-02T14:05:00+08:00"),
-            ("XS-SH01-000101", 2, "SH01", "MUG-01", "马克杯", 2, "2026-11-02T14:05:00+08:00"),
-            ("XS-SH01-000102", 1, "SH01", "TEE-RED-L", "红色T恤 L", -1, "2026-11-02T15:40:00+08:00"),
+            ("XS-SH01-000101", 1, "SH01", "TEE-RED-M", "红色T恤 M", 1, "99.00", "2026-11-02T14:05:00+08:00"),
+            ("XS-SH01-000101", 2, "SH01", "MUG-01", "马克杯", 2, "35.50", "2026-11-02T14:05:00+08:00"),
+            ("XS-SH01-000102", 1, "SH01", "TEE-RED-L", "红色T恤 L", -1, "99.00", "2026-11-02T15:40:00+08:00"),
         ),
         chinese={"title": "商品名称"},
         time_columns=("sold_at",),
