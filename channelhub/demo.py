@@ -156,11 +156,13 @@ def _terminate(process: subprocess.Popen) -> None:
 
 def seed_from_catalog(engine, channel: ChannelConfig, catalog) -> None:
     """What a merchant's integrator does once for a sandbox shop: SKUs, the channel's listing map (merchant
-    SKU where the channel has one, else its product/variant ids) and opening stock at the fulfilment location.
+    SKU where the channel has one, else its product/variant ids) and opening stock at the fulfilment location,
+    plus a shelf's worth (an eighth) at each other location its routing rules may reserve at.
     ``catalog`` is a ``sandbox.world.Catalog``; its ``unmapped`` variants are left for ops to map."""
     from warehouse import catalog as warehouse_catalog
 
     location = channel.fulfilment_location
+    stores = [code for code in (channel.routing.locations if channel.routing else ()) if code != location]
     with engine.begin() as conn:
         for variant in catalog.variants:
             warehouse_catalog.upsert_sku(conn, variant.sku, variant.title)
@@ -171,6 +173,14 @@ def seed_from_catalog(engine, channel: ChannelConfig, catalog) -> None:
                 variant.opening_stock,
                 f"receive:opening:{variant.sku}:{location}",
             )
+            for store in stores:
+                warehouse_catalog.receive_stock(
+                    conn,
+                    variant.sku,
+                    store,
+                    variant.opening_stock // 8,
+                    f"receive:opening:{variant.sku}:{store}",
+                )
             if variant.unmapped:
                 continue  # its orders show up as unknown_sku exceptions until someone maps it
             ids = variant.platform_ids(channel.platform)
