@@ -26,7 +26,17 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from canonical.store_headers import HeaderError, resolve_header
 
-KINDS = ("shipments", "counts", "sales")
+KINDS = (
+    "shipments",
+    "counts",
+    "sales",
+    # Transfers (调拨) and purchase receipts (采购入库): rows applied by warehouse.transfers and
+    # warehouse.purchase_receipts (docs/transfers-and-receipts.md).
+    "transfers",
+    "transfer_receipts",
+    "expected_deliveries",
+    "receipts",
+)
 STORE_CURRENCY = "CNY"  # a priced sales row without a currency column: the stores' till currency
 _CURRENCY = re.compile(r"[A-Z]{3}")
 MAX_UNITS = 2**31 - 1
@@ -45,11 +55,28 @@ REQUIRED = {
     ),
     "counts": ("location", "sku", "counted_quantity", "counted_at"),
     "sales": ("receipt_id", "line_no", "location", "sku", "quantity", "sold_at"),
+    # Chinese headers store systems use (for the alias table): transfer_id 调拨单号, line_no 行号,
+    # from_location 调出门店/调出仓库, to_location 调入门店/调入仓库, sku 商品编码, quantity 数量/调拨数量,
+    # sent_at 调出时间/发货时间.
+    "transfers": ("transfer_id", "line_no", "from_location", "to_location", "sku", "quantity", "sent_at"),
+    # receipt_id 收货单号/入库单号, transfer_id 调拨单号, line_no 行号, sku 商品编码,
+    # received_quantity 实收数量/收货数量, received_at 收货时间/入库时间. Needs line_no or sku (or both).
+    "transfer_receipts": ("transfer_id", "receipt_id", "received_quantity", "received_at"),
+    # po_id 采购单号, supplier 供应商, location 收货门店/收货仓库/仓库, sku 商品编码, quantity 采购数量/数量,
+    # expected_at 预计到货时间/到货日期.
+    "expected_deliveries": ("po_id", "supplier", "location", "sku", "quantity", "expected_at"),
+    # receipt_id 入库单号/收货单号, po_id 采购单号, sku 商品编码, received_quantity 实收数量/入库数量,
+    # received_at 入库时间/收货时间.
+    "receipts": ("receipt_id", "po_id", "sku", "received_quantity", "received_at"),
 }
 OPTIONAL = {
     "shipments": ("line_id", "sku", "location"),
     "counts": ("count_id",),
     "sales": ("unit_price", "amount", "currency"),  # the price, for sales reports; stock needs none
+    "transfers": (),
+    "transfer_receipts": ("line_no", "sku"),
+    "expected_deliveries": (),
+    "receipts": (),
 }
 
 
@@ -141,7 +168,91 @@ class SaleRow:
         return None if self.unit_price is None else self.unit_price * abs(self.quantity)
 
 
-Row = ShipmentRow | CountRow | SaleRow
+@dataclass(frozen=True, slots=True)
+class TransferRow:
+    """One line of a transfer (调拨单) sent out of ``from_location`` towards ``to_location``."""
+
+    line: int
+    raw: dict[str, str]
+    transfer_id: str
+    line_no: str
+    from_location: str
+    to_location: str
+    sku: str
+    quantity: int
+    sent_at: datetime
+
+    @property
+    def key(self) -> str:
+        return f"transfer:{self.transfer_id}:{self.line_no}"
+
+
+@dataclass(frozen=True, slots=True)
+class TransferReceiptRow:
+    """Units of one transfer line (by its line_no, or by SKU) that arrived at the destination."""
+
+    line: int
+    raw: dict[str, str]
+    transfer_id: str
+    receipt_id: str
+    line_no: str | None
+    sku: str | None
+    received_quantity: int
+    received_at: datetime
+
+    @property
+    def line_ref(self) -> str:
+        return f"line:{self.line_no}" if self.line_no else f"sku:{self.sku}"
+
+    @property
+    def key(self) -> str:
+        return f"transfer:{self.transfer_id}:receipt:{self.receipt_id}:{self.line_ref}"
+
+
+@dataclass(frozen=True, slots=True)
+class ExpectedDeliveryRow:
+    """One line of a purchase order (采购单): units of a SKU a supplier is to deliver at a location."""
+
+    line: int
+    raw: dict[str, str]
+    po_id: str
+    supplier: str
+    location: str
+    sku: str
+    quantity: int
+    expected_at: datetime
+
+    @property
+    def key(self) -> str:
+        return f"po:{self.po_id}:{self.sku}"
+
+
+@dataclass(frozen=True, slots=True)
+class PurchaseReceiptRow:
+    """Units of a SKU received (采购入库) against an expected delivery."""
+
+    line: int
+    raw: dict[str, str]
+    receipt_id: str
+    po_id: str
+    sku: str
+    received_quantity: int
+    received_at: datetime
+
+    @property
+    def key(self) -> str:
+        return f"receipt:{self.po_id}:{self.receipt_id}:{self.sku}"
+
+
+Row = (
+    ShipmentRow
+    | CountRow
+    | SaleRow
+    | TransferRow
+    | TransferReceiptRow
+    | ExpectedDeliveryRow
+    | PurchaseReceiptRow
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -274,6 +385,8 @@ def header_columns(
     missing = [c for c in REQUIRED[kind] if c not in names]
     if kind == "shipments" and "line_id" not in names and "sku" not in names:
         missing.append("line_id or sku")
+    if kind == "transfer_receipts" and "line_no" not in names and "sku" not in names:
+        missing.append("line_no or sku")
     if missing:
         raise ImportFileError(
             f"line {line}: the header of a {kind} file lacks {', '.join(missing)} "
@@ -399,4 +512,67 @@ def _sale(line: int, raw: dict[str, str]) -> SaleRow:
     )
 
 
-_BUILDERS = {"shipments": _shipment, "counts": _count, "sales": _sale}
+def _transfer(line: int, raw: dict[str, str]) -> TransferRow:
+    return TransferRow(
+        line=line,
+        raw=raw,
+        transfer_id=_text(raw, "transfer_id") or "",
+        line_no=_text(raw, "line_no") or "",
+        from_location=_text(raw, "from_location") or "",
+        to_location=_text(raw, "to_location") or "",
+        sku=_text(raw, "sku") or "",
+        quantity=_units(raw, "quantity", minimum=1),
+        sent_at=_instant(raw, "sent_at"),
+    )
+
+
+def _transfer_receipt(line: int, raw: dict[str, str]) -> TransferReceiptRow:
+    line_no, sku = _text(raw, "line_no", required=False), _text(raw, "sku", required=False)
+    if line_no is None and sku is None:
+        raise _Invalid("line_no and sku are both empty: name the transfer line by one of them")
+    return TransferReceiptRow(
+        line=line,
+        raw=raw,
+        transfer_id=_text(raw, "transfer_id") or "",
+        receipt_id=_text(raw, "receipt_id") or "",
+        line_no=line_no,
+        sku=sku,
+        received_quantity=_units(raw, "received_quantity", minimum=1),
+        received_at=_instant(raw, "received_at"),
+    )
+
+
+def _expected_delivery(line: int, raw: dict[str, str]) -> ExpectedDeliveryRow:
+    return ExpectedDeliveryRow(
+        line=line,
+        raw=raw,
+        po_id=_text(raw, "po_id") or "",
+        supplier=_text(raw, "supplier") or "",
+        location=_text(raw, "location") or "",
+        sku=_text(raw, "sku") or "",
+        quantity=_units(raw, "quantity", minimum=1),
+        expected_at=_instant(raw, "expected_at"),
+    )
+
+
+def _purchase_receipt(line: int, raw: dict[str, str]) -> PurchaseReceiptRow:
+    return PurchaseReceiptRow(
+        line=line,
+        raw=raw,
+        receipt_id=_text(raw, "receipt_id") or "",
+        po_id=_text(raw, "po_id") or "",
+        sku=_text(raw, "sku") or "",
+        received_quantity=_units(raw, "received_quantity", minimum=1),
+        received_at=_instant(raw, "received_at"),
+    )
+
+
+_BUILDERS = {
+    "shipments": _shipment,
+    "counts": _count,
+    "sales": _sale,
+    "transfers": _transfer,
+    "transfer_receipts": _transfer_receipt,
+    "expected_deliveries": _expected_delivery,
+    "receipts": _purchase_receipt,
+}

@@ -28,6 +28,7 @@ from typing import Any
 
 from sqlalchemy import Engine, select, update
 
+from canonical.store_files import KINDS
 from channelhub.config import HubConfig
 from channelhub.credentials import CredentialsError
 from channelhub.outbound import PushIncomplete
@@ -298,7 +299,7 @@ def _retry_import_rows(
     problems = {}
     for row in group:
         raw = _payload(engine, row["id"])
-        if not isinstance(raw, dict) or raw.get("kind") not in ("shipments", "counts", "sales"):
+        if not isinstance(raw, dict) or raw.get("kind") not in KINDS:
             problems[row["id"]] = "the kept row does not say which kind of file it came from"
             continue
         fields = {k: v for k, v in raw.items() if k != "kind"}

@@ -645,3 +645,112 @@ store_sales = Table(
     Index("ix_store_sales_sold_at", "sold_at"),
     Index("ix_store_sales_location_id_sold_at", "location_id", "sold_at"),
 )
+
+# -- moves: transfers between locations (调拨) and purchase receipts (采购入库) ---------------------------
+# Rules in docs/transfers-and-receipts.md; applied by warehouse.transfers and warehouse.purchase_receipts.
+
+TRANSFER_STATUSES = ("in_transit", "received", "closed_short")
+PURCHASE_ORDER_STATUSES = ("open", "received", "closed_short")
+
+# A transfer: units left ``from_location`` for the transit location; they reach ``to_location`` on receipt.
+transfers = Table(
+    "transfers",
+    metadata,
+    _id(),
+    Column("transfer_key", Text, nullable=False, unique=True),  # the sender's transfer id (调拨单号)
+    Column("from_location_id", BigInteger, ForeignKey("locations.id"), nullable=False),
+    Column("to_location_id", BigInteger, ForeignKey("locations.id"), nullable=False),
+    Column("transit_location_id", BigInteger, ForeignKey("locations.id"), nullable=False),
+    Column("status", Text, nullable=False, server_default=text("'in_transit'")),
+    Column("sent_at", DateTime(timezone=True), nullable=False),
+    Column("closed_at", DateTime(timezone=True)),
+    Column("closed_by", Text),
+    Column("source", Text, nullable=False),  # the file (or "cli") its first line came in
+    _now("created_at"),
+    CheckConstraint(_in("status", TRANSFER_STATUSES), name="status"),
+    CheckConstraint("from_location_id <> to_location_id", name="two_locations"),
+    Index("ix_transfers_status", "status"),
+)
+
+transfer_lines = Table(
+    "transfer_lines",
+    metadata,
+    _id(),
+    Column("transfer_id", BigInteger, ForeignKey("transfers.id"), nullable=False),
+    Column("line_no", Text, nullable=False),
+    Column("sku_id", BigInteger, ForeignKey("skus.id"), nullable=False),
+    Column("sent_quantity", Integer, nullable=False),
+    _count("received_quantity"),  # every unit the destination reported, beyond sent ones included
+    _count("lost_quantity"),  # sent, never received, written off transit when the transfer was closed
+    _count("accepted_excess"),  # received beyond sent, moved from the source on a person's word
+    UniqueConstraint("transfer_id", "line_no"),
+    CheckConstraint("sent_quantity > 0", name="sent_positive"),
+    CheckConstraint(
+        "received_quantity >= 0 AND lost_quantity >= 0 AND accepted_excess >= 0", name="counts_not_negative"
+    ),
+)
+
+transfer_receipts = Table(
+    "transfer_receipts",
+    metadata,
+    _id(),
+    Column("line_id", BigInteger, ForeignKey("transfer_lines.id"), nullable=False),
+    Column("receipt_key", Text, nullable=False),  # the destination's receipt id
+    Column("quantity", Integer, nullable=False),
+    Column("received_at", DateTime(timezone=True), nullable=False),
+    Column("source", Text, nullable=False),
+    _now("created_at"),
+    UniqueConstraint("line_id", "receipt_key"),
+    CheckConstraint("quantity > 0", name="quantity_positive"),
+)
+
+# An expected delivery (采购单): what a supplier is to deliver at a location, received against it.
+purchase_orders = Table(
+    "purchase_orders",
+    metadata,
+    _id(),
+    Column("po_key", Text, nullable=False, unique=True),  # the purchase order's id (采购单号)
+    Column("supplier", Text, nullable=False),
+    Column("location_id", BigInteger, ForeignKey("locations.id"), nullable=False),
+    Column("expected_at", DateTime(timezone=True), nullable=False),
+    Column("status", Text, nullable=False, server_default=text("'open'")),
+    Column("closed_at", DateTime(timezone=True)),
+    Column("closed_by", Text),
+    Column("source", Text, nullable=False),
+    _now("created_at"),
+    CheckConstraint(_in("status", PURCHASE_ORDER_STATUSES), name="status"),
+    Index("ix_purchase_orders_status", "status"),
+)
+
+purchase_order_lines = Table(
+    "purchase_order_lines",
+    metadata,
+    _id(),
+    Column("purchase_order_id", BigInteger, ForeignKey("purchase_orders.id"), nullable=False),
+    Column("sku_id", BigInteger, ForeignKey("skus.id"), nullable=False),
+    Column("expected_quantity", Integer, nullable=False),
+    _count("received_quantity"),  # every unit received against the line; on hand up to expected_quantity
+    # Units received beyond expected wait for a person: accepted ones went on hand, rejected ones back.
+    _count("accepted_excess"),
+    _count("rejected_excess"),
+    UniqueConstraint("purchase_order_id", "sku_id"),
+    CheckConstraint("expected_quantity > 0", name="expected_positive"),
+    CheckConstraint(
+        "accepted_excess + rejected_excess <= greatest(received_quantity - expected_quantity, 0)",
+        name="excess_decided_within_excess",
+    ),
+)
+
+purchase_receipts = Table(
+    "purchase_receipts",
+    metadata,
+    _id(),
+    Column("line_id", BigInteger, ForeignKey("purchase_order_lines.id"), nullable=False),
+    Column("receipt_key", Text, nullable=False),  # the receiving location's receipt id (入库单号)
+    Column("quantity", Integer, nullable=False),
+    Column("received_at", DateTime(timezone=True), nullable=False),
+    Column("source", Text, nullable=False),
+    _now("created_at"),
+    UniqueConstraint("line_id", "receipt_key"),
+    CheckConstraint("quantity > 0", name="quantity_positive"),
+)

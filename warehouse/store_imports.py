@@ -53,6 +53,7 @@ from canonical.store_files import (
 )
 from canonical.store_read import FileOptions, read_file
 from warehouse import exceptions as queue
+from warehouse import purchase_receipts, transfers
 from warehouse.db_errors import DB_ERRORS, error_text, raise_unless_the_rows_fault
 from warehouse.exceptions import ExceptionRecord
 from warehouse.import_rows import (
@@ -101,6 +102,8 @@ BAD_ROW_CLEARED = "cleared: the row applied on a later import"
 
 # The kinds whose rows are applied in modules of their own: row type -> applier (``warehouse.import_rows``).
 ROW_APPLIERS: dict[type, RowApplier] = {}
+ROW_APPLIERS.update(transfers.APPLIERS)  # transfers, transfer_receipts
+ROW_APPLIERS.update(purchase_receipts.APPLIERS)  # expected_deliveries, receipts
 
 
 @dataclass(frozen=True, slots=True)
