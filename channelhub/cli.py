@@ -236,7 +236,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=cmd_demo)
 
-    from channelhub import import_cli, ops_cli, report_cli, route_cli, store_feed_cli, webhook_cli
+    from channelhub import (
+        import_cli,
+        ops_cli,
+        report_cli,
+        route_cli,
+        store_feed_cli,
+        transfer_cli,
+        webhook_cli,
+    )
 
     import_cli.add_parser(sub)  # channelhub import shipments|counts|sales FILE
     ops_cli.add_parsers(sub)  # channelhub exceptions ... | listings map ...
@@ -244,6 +252,7 @@ def build_parser() -> argparse.ArgumentParser:
     webhook_cli.add_parsers(sub)  # channelhub webhooks serve|register|list|remove|sweep
     store_feed_cli.add_parsers(sub)  # channelhub stores serve (the live POS feed)
     report_cli.add_parsers(sub)  # channelhub report sales --by ...
+    transfer_cli.add_parsers(sub)  # channelhub transfer send|receive|close|accept|list | receipt ...
     return parser
 
 
