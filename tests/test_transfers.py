@@ -18,6 +18,7 @@ from sqlalchemy import Engine, func, select
 from channelhub import import_folder, transfer_cli
 from warehouse import catalog, stock
 from warehouse import exceptions as queue
+from warehouse.import_rows import RowRejected
 from warehouse.models import stock_ledger
 from warehouse.stock_policy import StockPolicy, channel_stock, set_bundle
 from warehouse.store_imports import import_file, import_text
@@ -252,7 +253,7 @@ def test_over_receipt_applies_what_was_sent_and_queues_the_rest_until_accepted(s
         assert accept_excess(conn, t, "1", "ops-lead") == 2
     assert levels(shop, "A") == {"wh": (4, 0), "transit": (0, 0), "store": (6, 0)}
     assert open_discrepancies(shop.engine, t) == []
-    with shop.engine.begin() as conn, pytest.raises(Exception, match="no units received beyond sent"):
+    with shop.engine.begin() as conn, pytest.raises(RowRejected, match="no units received beyond sent"):
         accept_excess(conn, t, "1", "ops-lead")
 
 
