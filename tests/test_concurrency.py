@@ -253,3 +253,92 @@ def test_routed_orders_over_scarce_stock_at_two_locations_never_oversell(engine)
     assert short > 0, "the stock must be scarce enough that orders compete for it"
     assert failed == 0, "no batch may fail on a deadlock or a lost race"
     assert used.get(east, 0) > 0 and sum(used.values()) <= 2 * 3 * len(names)
+
+
+# -- transfers (issue 21): transfers out of a location while orders reserve the same scarce stock ------
+
+
+def test_transfers_and_reservations_at_once_never_oversell(engine):
+    """Orders reserving and transfers sending out of one location's scarce stock, all at once, then the
+    receipts at the destination while more orders reserve: no unit is oversold or counted twice, levels equal
+    the ledger, and units in transit count for no channel."""
+    from threading import Barrier
+
+    from warehouse import catalog
+    from warehouse.stock import stock_level
+    from warehouse.stock_policy import StockPolicy, channel_stock
+    from warehouse.store_imports import import_text
+    from warehouse.testing import Shop, make_line, make_order
+    from warehouse.transfers import TRANSIT_CODE
+
+    shop = Shop.create(engine)
+    store = f"{shop.prefix}-store"
+    with engine.begin() as conn:
+        catalog.upsert_location(conn, store, "store", "store")
+    sku = shop.add_sku("SCARCE", 20)
+    # 16 units ordered (1 each) and 16 sent (2 each) of 20: whatever the interleaving, both get some and
+    # every unit is taken once (an order refused means none was free; a transfer refused, fewer than 2).
+    orders, transfers = 16, 8
+    start = Barrier(orders + transfers)
+
+    def reserve(i: int) -> None:
+        start.wait()
+        shop.ingest(make_order(f"{shop.prefix}-o{i}", [make_line("l1", sku, 1)]))
+
+    def send(i: int) -> int:
+        start.wait()
+        row = f"{shop.prefix}-T{i},1,{shop.location},{store},{sku},2,2026-12-01T09:00:00Z\n"
+        text_ = "transfer_id,line_no,from_location,to_location,sku,quantity,sent_at\n" + row
+        report = import_text(engine, "transfers", text_, file="t.csv", source="t.csv")
+        return report.units["sent"]  # 0: refused, more than was free
+
+    with ThreadPoolExecutor(max_workers=orders + transfers) as pool:
+        reserving = [pool.submit(reserve, i) for i in range(orders)]
+        sending = [pool.submit(send, i) for i in range(transfers)]
+        for job in reserving:
+            job.result()
+        sent_by_transfer = [job.result() for job in sending]
+    sent = sum(sent_by_transfer)
+
+    def levels() -> dict[str, tuple[int, int]]:
+        with engine.connect() as conn:
+            return {code: stock_level(conn, sku, code) for code in (shop.location, TRANSIT_CODE, store)}
+
+    def check() -> None:
+        with engine.connect() as conn:
+            assert oversold(conn) == 0
+            assert ledger_drift(conn) == []
+            assert conn.execute(text(RESERVATIONS_MATCH_SQL), {"location": shop.location}).all() == []
+            sellable = {s.sku: s.available for s in channel_stock(conn, shop.channel, StockPolicy())}
+        now = levels()
+        assert all(0 <= reserved <= on_hand for on_hand, reserved in now.values()), now
+        assert sum(on_hand for on_hand, _ in now.values()) == 20, now  # moved, never made or lost
+        free_outside_transit = sum(
+            on_hand - reserved for code, (on_hand, reserved) in now.items() if code != TRANSIT_CODE
+        )
+        assert sellable[sku] == free_outside_transit  # transit counts for no channel
+
+    after_send = levels()
+    reserved = after_send[shop.location][1]
+    assert after_send[TRANSIT_CODE] == (sent, 0)
+    assert reserved + sent == 20 and reserved > 0 and sent > 0  # every unit taken once
+    assert reserved < orders or sent < 2 * transfers, "orders and transfers must compete"
+    check()
+
+    # Receipts at the destination while more orders reserve what is left: still nothing oversold.
+    received = [i for i, units in enumerate(sent_by_transfer) if units]
+    start = Barrier(len(received) + 6)
+
+    def receive(i: int) -> None:
+        start.wait()
+        rows = f"{shop.prefix}-T{i},R{i},1,,2,2026-12-02T09:00:00Z\n"
+        text_ = "transfer_id,receipt_id,line_no,sku,received_quantity,received_at\n" + rows
+        import_text(engine, "transfer_receipts", text_, file="r.csv", source="r.csv")
+
+    with ThreadPoolExecutor(max_workers=len(received) + 6) as pool:
+        jobs = [pool.submit(receive, i) for i in received]
+        jobs += [pool.submit(reserve, orders + i) for i in range(6)]
+        for job in jobs:
+            job.result()
+    check()
+    assert levels()[TRANSIT_CODE] == (0, 0) and levels()[store] == (sent, 0)
