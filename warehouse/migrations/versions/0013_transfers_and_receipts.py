@@ -77,7 +77,7 @@ def upgrade() -> None:
         sa.UniqueConstraint("transfer_id", "line_no", name="uq_transfer_lines_transfer_id_line_no"),
         sa.CheckConstraint("sent_quantity > 0", name=op.f("ck_transfer_lines_sent_positive")),
         sa.CheckConstraint(
-            "received_quantity >= 0 AND lost_quantity >= 0",
+            "received_quantity >= 0 AND lost_quantity >= 0 AND accepted_excess >= 0",
             name=op.f("ck_transfer_lines_counts_not_negative"),
         ),
     )
