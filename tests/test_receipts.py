@@ -248,3 +248,16 @@ def test_cli_expect_receive_accept_close(shop: Shop, cli_env, capsys: pytest.Cap
     assert cli("receipt", "list", "--id", p) == 0
     out = capsys.readouterr().out
     assert p in out and "received" in out and "accepted_excess=2" in out
+
+
+def test_a_receipt_refused_for_want_of_its_delivery_applies_once_the_delivery_is_imported(shop: Shop):
+    shop.add_sku("A")
+    p = po(shop, "PO9")
+    early = receipts(shop, p, ("G1", "A", 3))
+    assert "no expected delivery" in run(shop.engine, "receipts", early).rejected[0].reason
+    run(shop.engine, "expected_deliveries", expect(shop, p, ("A", 3)))
+    later = run(shop.engine, "receipts", early)
+    assert (later.applied, later.rejected) == (1, []) and shop.level("A") == (3, 0)
+    with shop.engine.connect() as conn:
+        still = [r for r in queue.list_open(conn, reason="bad_import_row") if p in r["detail"]]
+    assert still == []  # the queued row cleared itself when it applied

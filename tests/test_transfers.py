@@ -332,3 +332,19 @@ def test_cli_sends_receives_closes_and_refuses(shop: Shop, cli_env, capsys: pyte
     out = capsys.readouterr().out
     assert t in out and "closed_short" in out
     assert levels(shop, "A") == {"wh": (2, 0), "transit": (0, 0), "store": (1, 0)}
+
+
+def test_the_demo_sends_receives_part_and_prints_the_three_levels(shop: Shop):
+    from channelhub.demo_moves import demo_transfer
+
+    shop.add_sku("A", 3)
+    shop.add_sku("B", 9)
+    printed: list[str] = []
+    steps = demo_transfer(shop.engine, shop.location, store_of(shop), units=4, out=printed.append)
+    wh, store = shop.location, store_of(shop)
+    assert steps["before"][wh] == (9, 0) and steps["sent"][wh] == (5, 0)  # B: the most free units
+    assert steps["sent"][TRANSIT_CODE][0] - steps["before"][TRANSIT_CODE][0] == 4
+    assert steps["received"][store] == (2, 0) and steps["received"][wh] == (5, 0)
+    assert steps["received"][TRANSIT_CODE][0] - steps["before"][TRANSIT_CODE][0] == 2
+    assert f"4 x {shop.sku('B')} {wh} -> {store}" in printed[0]
+    assert any("received 2 of 4" in line and f"{store} on_hand=2" in line for line in printed)
