@@ -5,7 +5,6 @@ against no expected delivery (or of a SKU not on it) is a typed refusal.
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,7 +12,8 @@ import pytest
 from hub_configs import write_hub_config
 from sqlalchemy import Engine, func, select
 
-from channelhub import import_folder, transfer_cli
+from channelhub import import_folder
+from channelhub.cli import main
 from warehouse import catalog, stock
 from warehouse import exceptions as queue
 from warehouse.import_rows import RowRejected
@@ -224,10 +224,8 @@ def cli_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, database_url: str) 
 
 
 def cli(*argv: str) -> int:
-    parser = argparse.ArgumentParser()
-    transfer_cli.add_parsers(parser.add_subparsers(required=True))
-    args = parser.parse_args(list(argv))
-    return args.func(args)
+    """``channelhub ...`` as the command line runs it (a usage error: exit 2)."""
+    return main(list(argv))
 
 
 def test_cli_expect_receive_accept_close(shop: Shop, cli_env, capsys: pytest.CaptureFixture):

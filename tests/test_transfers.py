@@ -7,7 +7,6 @@ transit.
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,7 +14,8 @@ import pytest
 from hub_configs import write_hub_config
 from sqlalchemy import Engine, func, select
 
-from channelhub import import_folder, transfer_cli
+from channelhub import import_folder
+from channelhub.cli import main
 from warehouse import catalog, stock
 from warehouse import exceptions as queue
 from warehouse.import_rows import RowRejected
@@ -301,11 +301,8 @@ def test_example_files_import(shop: Shop, tmp_path: Path):
 
 
 def cli(*argv: str) -> int:
-    parser = argparse.ArgumentParser()
-    sub = parser.add_subparsers(required=True)
-    transfer_cli.add_parsers(sub)
-    args = parser.parse_args(list(argv))
-    return args.func(args)
+    """``channelhub ...`` as the command line runs it (a usage error: exit 2)."""
+    return main(list(argv))
 
 
 @pytest.fixture()
@@ -325,13 +322,15 @@ def test_cli_sends_receives_closes_and_refuses(shop: Shop, cli_env, capsys: pyte
     assert cli("transfer", "send", t, *base, "--line", f"{shop.sku('A')}=4") == 0
     assert cli("transfer", "send", t, *base, "--line", f"{shop.sku('A')}=4") == 0  # again: no change
     assert cli("transfer", "receive", t, "--receipt", "R1", "--line", f"{shop.sku('A')}=1") == 0
+    assert cli("transfer", "receive", t, "--receipt", "R2", "--line-no", "1=1") == 0
+    assert cli("transfer", "receive", t, "--receipt", "R3", "--line", "no-equals-sign") == 2
     assert cli("transfer", "receive", tid(shop, "nope"), "--receipt", "R1", "--line", "x=1") == 2
     assert "no transfer" in capsys.readouterr().err
     assert cli("transfer", "close", t) == 0
     assert cli("transfer", "list", "--id", t) == 0
     out = capsys.readouterr().out
     assert t in out and "closed_short" in out
-    assert levels(shop, "A") == {"wh": (2, 0), "transit": (0, 0), "store": (1, 0)}
+    assert levels(shop, "A") == {"wh": (2, 0), "transit": (0, 0), "store": (2, 0)}
 
 
 def test_the_demo_sends_receives_part_and_prints_the_three_levels(shop: Shop):
