@@ -30,6 +30,9 @@ the files for the retry.
 
 * The task's log and return value (XCom) hold each file's report.
 * The same import by hand: `channelhub import KIND FILE [--encoding E] [--headers-from FOLDER]`.
+* Transfers and purchase receipts: `transfers*`/`调拨*`, `transfer_receipts*`/`调拨收货*`,
+  `expected_deliveries*`/`采购单*`, `receipts*`/`采购入库*` (docs/transfers-and-receipts.md); by hand also
+  `channelhub transfer|receipt ...`.
 """
 
 

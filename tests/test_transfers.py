@@ -7,8 +7,12 @@ transit.
 
 from __future__ import annotations
 
+import json
+import threading
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 from hub_configs import write_hub_config
@@ -347,3 +351,54 @@ def test_the_demo_sends_receives_part_and_prints_the_three_levels(shop: Shop):
     assert steps["received"][TRANSIT_CODE][0] - steps["before"][TRANSIT_CODE][0] == 2
     assert f"4 x {shop.sku('B')} {wh} -> {store}" in printed[0]
     assert any("received 2 of 4" in line and f"{store} on_hand=2" in line for line in printed)
+
+
+class _AirflowApi(BaseHTTPRequestHandler):
+    """Airflow's public API as far as the stock Asset event goes: token, asset lookup, asset event."""
+
+    events: ClassVar[list[dict]] = []
+
+    def _answer(self, body: dict) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_POST(self) -> None:
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        if self.path == "/auth/token":
+            self._answer({"access_token": "jwt-for-test"})
+        elif self.path == "/api/v2/assets/events" and self.headers["Authorization"] == "Bearer jwt-for-test":
+            type(self).events.append(body)
+            self._answer({"id": len(type(self).events)})
+        else:
+            self.send_error(404)
+
+    def do_GET(self) -> None:
+        self._answer({"assets": [{"id": 7, "uri": "channelhub://warehouse/stock"}]})
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+def test_a_cli_transfer_tells_airflow_the_stock_changed(shop: Shop, cli_env, monkeypatch):
+    """With the Airflow API connection configured, a command that moved stock posts the stock Asset event
+    (every channel's stock push runs now); a refused one posts nothing."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _AirflowApi)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    _AirflowApi.events = []
+    conn = {"conn_type": "http", "host": f"http://127.0.0.1:{server.server_port}", "login": "hub"}
+    monkeypatch.setenv("AIRFLOW_CONN_CHANNELHUB_AIRFLOW_API", json.dumps({**conn, "password": "pw-of-test"}))
+    try:
+        shop.add_sku("A", 3)
+        t = tid(shop, "T9")
+        base = ("--from", shop.location, "--to", store_of(shop))
+        assert cli("transfer", "send", t, *base, "--line", f"{shop.sku('A')}=5") == 2
+        assert _AirflowApi.events == []
+        assert cli("transfer", "send", t, *base, "--line", f"{shop.sku('A')}=2") == 0
+        assert _AirflowApi.events == [{"asset_id": 7, "extra": {"cause": f"transfer send {t}"}}]
+    finally:
+        server.shutdown()
+        server.server_close()
