@@ -55,18 +55,11 @@ REQUIRED = {
     ),
     "counts": ("location", "sku", "counted_quantity", "counted_at"),
     "sales": ("receipt_id", "line_no", "location", "sku", "quantity", "sold_at"),
-    # Chinese headers store systems use (for the alias table): transfer_id 调拨单号, line_no 行号,
-    # from_location 调出门店/调出仓库, to_location 调入门店/调入仓库, sku 商品编码, quantity 数量/调拨数量,
-    # sent_at 调出时间/发货时间.
+    # Transfers and purchase receipts; their Chinese names are in canonical.store_headers.
     "transfers": ("transfer_id", "line_no", "from_location", "to_location", "sku", "quantity", "sent_at"),
-    # receipt_id 收货单号/入库单号, transfer_id 调拨单号, line_no 行号, sku 商品编码,
-    # received_quantity 实收数量/收货数量, received_at 收货时间/入库时间. Needs line_no or sku (or both).
+    # Needs line_no or sku (or both).
     "transfer_receipts": ("transfer_id", "receipt_id", "received_quantity", "received_at"),
-    # po_id 采购单号, supplier 供应商, location 收货门店/收货仓库/仓库, sku 商品编码, quantity 采购数量/数量,
-    # expected_at 预计到货时间/到货日期.
     "expected_deliveries": ("po_id", "supplier", "location", "sku", "quantity", "expected_at"),
-    # receipt_id 入库单号/收货单号, po_id 采购单号, sku 商品编码, received_quantity 实收数量/入库数量,
-    # received_at 入库时间/收货时间.
     "receipts": ("receipt_id", "po_id", "sku", "received_quantity", "received_at"),
 }
 OPTIONAL = {

@@ -19,9 +19,9 @@ from collections.abc import Mapping, Sequence
 # line each.
 HEADER_ALIASES: dict[str, tuple[str, ...]] = {
     "sku": ("商品编码", "货号", "SKU编码", "商品货号"),
-    "quantity": ("数量", "销售数量", "发货数量"),
+    "quantity": ("数量", "销售数量", "发货数量", "调拨数量", "采购数量"),
     "location": ("门店", "门店编码", "门店编号", "仓库", "仓库编码", "仓库编号"),
-    "receipt_id": ("单据编号", "小票号", "销售单号"),
+    "receipt_id": ("单据编号", "小票号", "销售单号", "收货单号", "入库单号"),
     "line_no": ("行号", "序号"),
     "sold_at": ("销售时间", "销售日期"),
     "unit_price": ("单价", "销售单价"),
@@ -37,6 +37,16 @@ HEADER_ALIASES: dict[str, tuple[str, ...]] = {
     "carrier": ("快递公司", "物流公司"),
     "tracking_number": ("快递单号", "运单号", "物流单号"),
     "shipped_at": ("发货时间", "发货日期"),
+    # transfers (调拨) and purchase receipts (采购入库)
+    "transfer_id": ("调拨单号", "调拨单编号"),
+    "from_location": ("调出门店", "调出仓库"),
+    "to_location": ("调入门店", "调入仓库"),
+    "sent_at": ("调出时间", "调出日期"),
+    "received_quantity": ("实收数量", "收货数量", "入库数量"),
+    "received_at": ("收货时间", "入库时间", "收货日期", "入库日期"),
+    "po_id": ("采购单号", "采购订单号"),
+    "supplier": ("供应商", "供应商名称"),
+    "expected_at": ("预计到货时间", "预计到货日期"),
 }
 
 _SPACES = str.maketrans("", "", " \t\u3000\u00a0\ufeff")

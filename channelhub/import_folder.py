@@ -47,6 +47,11 @@ KIND_NAME_PREFIXES: dict[str, str | None] = {
     "盘点": "counts",
     "销售": "sales",
     "销售退货": None,
+    "调拨": "transfers",
+    "调拨收货": "transfer_receipts",
+    "调拨入库": "transfer_receipts",
+    "采购单": "expected_deliveries",
+    "采购入库": "receipts",
 }
 
 

@@ -26,6 +26,7 @@ import csv
 import io
 import os
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -146,7 +147,83 @@ EXAMPLES: dict[str, ExampleTable] = {
         chinese={"title": "商品名称"},
         time_columns=("sold_at",),
     ),
+    # Transfers (调拨) and purchase receipts (采购入库): the receipts are of a transfer and a purchase order
+    # their setup makes (other ids than the transfers and expected_deliveries examples, which import anew).
+    "transfers": ExampleTable(
+        kind="transfers",
+        columns=("transfer_id", "line_no", "from_location", "to_location", "sku", "quantity", "sent_at"),
+        rows=(
+            ("DB-20261102-01", 1, "WH-MAIN", "SH01", "TEE-RED-M", 6, "2026-11-02T08:30:00+08:00"),
+            ("DB-20261102-01", 2, "WH-MAIN", "SH01", "MUG-01", 4, "2026-11-02T08:30:00+08:00"),
+        ),
+        time_columns=("sent_at",),
+    ),
+    "transfer_receipts": ExampleTable(
+        kind="transfer_receipts",
+        columns=("transfer_id", "receipt_id", "line_no", "sku", "received_quantity", "received_at"),
+        rows=(
+            ("DB-20261101-01", "SH01-SH-0001", 1, "TEE-RED-M", 5, "2026-11-02T10:15:00+08:00"),
+            ("DB-20261101-01", "SH01-SH-0001", "", "TEE-RED-L", 2, "2026-11-02T10:15:00+08:00"),
+        ),
+        chinese={"receipt_id": "收货单号"},
+        time_columns=("received_at",),
+        setup=lambda engine: _example_moves(engine),
+    ),
+    "expected_deliveries": ExampleTable(
+        kind="expected_deliveries",
+        columns=("po_id", "supplier", "location", "sku", "quantity", "expected_at"),
+        rows=(
+            (
+                "CG-20261102-01",
+                "杭州好物供应链有限公司",
+                "WH-MAIN",
+                "TEE-RED-M",
+                100,
+                "2026-11-03T09:00:00+08:00",
+            ),
+            (
+                "CG-20261102-01",
+                "杭州好物供应链有限公司",
+                "WH-MAIN",
+                "MUG-01",
+                24,
+                "2026-11-03T09:00:00+08:00",
+            ),
+        ),
+        time_columns=("expected_at",),
+    ),
+    "receipts": ExampleTable(
+        kind="receipts",
+        columns=("receipt_id", "po_id", "sku", "received_quantity", "received_at"),
+        rows=(
+            ("RK-20261102-0001", "CG-20261101-01", "TEE-RED-L", 30, "2026-11-02T11:20:00+08:00"),
+            ("RK-20261102-0001", "CG-20261101-01", "MUG-01", 10, "2026-11-02T11:20:00+08:00"),
+        ),
+        chinese={"receipt_id": "入库单号"},
+        time_columns=("received_at",),
+    ),
 }
+
+
+def _example_moves(engine: Engine) -> None:
+    """What the receipt examples are received against (idempotent): transfer DB-20261101-01 (WH-MAIN -> SH01)
+    sent, and purchase order CG-20261101-01 of WH-MAIN expected."""
+    from canonical.store_files import ExpectedDeliveryRow, TransferRow
+    from warehouse.import_rows import CatalogLookups
+    from warehouse.purchase_receipts import expect_line
+    from warehouse.transfers import send_line
+
+    at = datetime(2026, 11, 1, 1, 0, tzinfo=UTC)
+    lookups, units = CatalogLookups("examples"), Counter[str]()
+    with engine.begin() as conn:
+        for no, sku, quantity in ((1, "TEE-RED-M", 5), (2, "TEE-RED-L", 3)):
+            row = TransferRow(no, {}, "DB-20261101-01", str(no), "WH-MAIN", "SH01", sku, quantity, at)
+            send_line(lookups, conn, row, units)
+        for no, sku, quantity in ((1, "TEE-RED-L", 30), (2, "MUG-01", 12)):
+            row = ExpectedDeliveryRow(
+                no, {}, "CG-20261101-01", "杭州好物供应链有限公司", "WH-MAIN", sku, quantity, at
+            )
+            expect_line(lookups, conn, row, units)
 
 
 # -- writing -------------------------------------------------------------------------------------
@@ -191,7 +268,9 @@ def _workbook(table: ExampleTable) -> bytes:
 
     workbook = Workbook()
     sheet = workbook.active
-    sheet.title = {"shipments": "发货", "counts": "盘点", "sales": "销售"}.get(table.kind, table.kind)
+    titles = {"shipments": "发货", "counts": "盘点", "sales": "销售", "transfers": "调拨"}
+    titles |= {"transfer_receipts": "调拨收货", "expected_deliveries": "采购单", "receipts": "采购入库"}
+    sheet.title = titles.get(table.kind, table.kind)
     sheet.append(table.chinese_header())
     times = {table.columns.index(c) for c in table.time_columns}
     for row in table.rows:
