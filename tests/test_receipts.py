@@ -250,3 +250,22 @@ def test_a_receipt_refused_for_want_of_its_delivery_applies_once_the_delivery_is
     with shop.engine.connect() as conn:
         still = [r for r in queue.list_open(conn, reason="bad_import_row") if p in r["detail"]]
     assert still == []  # the queued row cleared itself when it applied
+
+
+def test_retrying_a_queued_receipt_row_applies_it_once_its_delivery_exists(shop: Shop):
+    """``channelhub exceptions retry`` (and the periodic re-test) re-imports a kept row of the new kinds."""
+    from hub_configs import hub_config
+
+    from channelhub.exception_ops import retry_exceptions
+
+    shop.add_sku("A")
+    p = po(shop, "PO10")
+    run(shop.engine, "receipts", receipts(shop, p, ("G1", "A", 2)))
+    with shop.engine.connect() as conn:
+        [queued] = [r for r in queue.list_open(conn, reason="bad_import_row") if p in r["detail"]]
+    config = hub_config([], location=shop.location)
+    [still] = retry_exceptions(shop.engine, config, [queued["id"]], actor="ops-lead")
+    assert still.status == "still_open" and "no expected delivery" in still.detail
+    run(shop.engine, "expected_deliveries", expect(shop, p, ("A", 2)))
+    [done] = retry_exceptions(shop.engine, config, [queued["id"]], actor="ops-lead")
+    assert done.status == "resolved" and shop.level("A") == (2, 0)
