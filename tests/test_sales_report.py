@@ -16,6 +16,7 @@ from openpyxl import load_workbook
 from sqlalchemy import Engine, select
 
 from canonical.store_files import parse_csv
+from channelhub import db
 from channelhub.cli import main
 from channelhub.report_cli import print_sales_demo, render_table
 from channelhub.report_page import LABELS, language_of, load_report_data, render_reports
@@ -332,8 +333,16 @@ def test_the_page_follows_the_browsers_language() -> None:
     assert set(LABELS) and all(len(pair) == 2 and all(pair) for pair in LABELS.values())
 
 
-def test_reports_render_charts_as_inline_svg_in_both_languages(world: World) -> None:
-    w = world
+def test_reports_render_charts_as_inline_svg_in_both_languages(fresh_database_url: str) -> None:
+    # The page's figures are hub-wide (top SKUs, low stock): a warehouse of its own, whatever others sold.
+    engine = db.engine_for(fresh_database_url)
+    try:
+        _render_both_languages(World(engine))
+    finally:
+        engine.dispose()
+
+
+def _render_both_languages(w: World) -> None:
     now = datetime.now(UTC)
     w.shop.ingest(make_order(f"{w.p}-r", [make_line("1", w.tee, 47)], created_at=now - timedelta(days=1)))
     w.pos(f"V1,1,{w.store},{w.mug},2,{now.isoformat()},3.00,,")

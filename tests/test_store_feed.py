@@ -241,7 +241,7 @@ def test_the_same_document_again_answers_the_first_result_and_changes_nothing(
     first = feed.post(document)
     assert first.status_code == 200
     airflow_api.wait_for_events(1)
-    rows_before = ledger_rows(feed.shop.engine, ":R-2:")
+    rows_before = ledger_rows(feed.shop.engine, f"pos:{feed.store}:R-2:")
     # Same content, other key order and spacing: the same document.
     again = feed.post(json.dumps(dict(reversed(list(document.items()))), indent=2).encode())
     assert again.status_code == 200, again.text
@@ -250,7 +250,7 @@ def test_the_same_document_again_answers_the_first_result_and_changes_nothing(
     assert replayed.pop("first_received_at")
     assert replayed == first.json()
     assert feed.on_hand("A") == 8
-    assert ledger_rows(feed.shop.engine, ":R-2:") == rows_before == 1
+    assert ledger_rows(feed.shop.engine, f"pos:{feed.store}:R-2:") == rows_before == 1
     time.sleep(0.5)
     assert len(airflow_api.events) == 1  # nothing changed: no second event
 

@@ -1,7 +1,7 @@
 """Transfers between locations (调拨) and purchase receipts against expected deliveries (采购入库).
 
 Revision ID: 0013_transfers_and_receipts
-Revises: 0016_store_sales
+Revises: 0012_order_routing
 Create Date: 2026-12-07
 
 Written by hand; ``warehouse/models.py`` declares the same schema (the schema test compares them).
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0013_transfers_and_receipts"
-down_revision: str | Sequence[str] | None = "0016_store_sales"
+down_revision: str | Sequence[str] | None = "0012_order_routing"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
