@@ -13,6 +13,7 @@ from airflow.sdk import dag, task
 from airflow.timetables.interval import DeltaDataIntervalTimetable
 
 from channelhub.alerts import HubNotifier
+from channelhub.assets import WAREHOUSE_STOCK
 
 EVERY = timedelta(minutes=float(os.environ.get("HUB_IMPORT_EVERY_MINUTES", "5")))
 
@@ -55,7 +56,8 @@ the files for the retry.
     },
 )
 def store_import() -> None:
-    @task(task_id="import_files")
+    # Counts, sales, transfers and receipts change what channels may sell: the stock push DAGs run right after.
+    @task(task_id="import_files", outlets=[WAREHOUSE_STOCK])
     def import_files() -> dict:
         # Imported here so that parsing the DAG file stays light.
         from channelhub.config import load_config

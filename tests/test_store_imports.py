@@ -20,6 +20,7 @@ from hub_configs import write_hub_config
 from sqlalchemy import Engine, func, select
 
 from channelhub import import_cli
+from channelhub.assets import WAREHOUSE_STOCK
 from channelhub.shipment_push import as_push
 from warehouse import catalog, stock
 from warehouse import exceptions as queue
@@ -761,6 +762,8 @@ def test_the_dag_imports_a_dropped_folder_once(shop: Shop, tmp_path: Path, cli_e
     bag = DagBag(dag_folder=str(PROJECT_ROOT / "dags" / "store_import.py"))
     assert bag.import_errors == {}, bag.import_errors
     dag = bag.get_dag("store_import")
+    # What it imports changes what channels may sell: its success updates the stock Asset (push_stock__* run).
+    assert [asset.uri for asset in dag.get_task("import_files").outlets] == [WAREHOUSE_STOCK.uri]
     run = dag.test()
     assert run.state == "success"
     assert shop.level("A") == (7, 0)  # counted 12, shipped 3, sold 2
