@@ -464,18 +464,31 @@ def _later() -> datetime:
     return T0 + timedelta(minutes=5)
 
 
-def test_the_demo_routes_its_orders_and_runs_again_unchanged(engine: Engine, capsys):
-    from channelhub.routing_demo import routing_demo
+def test_the_demo_shows_where_routed_lines_reserve_and_reroutes_a_store_order(shop: RoutedShop):
+    from channelhub.demo_store import show_routing
 
-    first = routing_demo(engine)
-    where = {(r["order"], r["line"]): (r["location"], r["reserved"]) for r in first}
-    assert where == {
-        ("RD-1001", "1"): ("DEMO-WH-HZ", 2),  # nearest
-        ("RD-1002", "1"): ("DEMO-WH-BJ", 1),  # Hangzhou has no tea left: the whole order from Beijing
-        ("RD-1002", "2"): ("DEMO-WH-BJ", 1),
-        ("RD-1003", "1"): ("DEMO-STORE-SH", 2),  # the store, down to its floor
-        ("RD-1003", "2"): ("DEMO-WH-BJ", 1),  # moved by hand
-        ("RD-1004", "1"): ("DEMO-WH-BJ", 1),  # the store would fall below its floor
+    shop.add_sku("A")
+    shop.rules("wh", "hz", "sh", nearest=True)
+    for place in ("wh", "sh"):
+        shop.stock_at("A", place, 5)
+    shop.ingest(
+        to(make_order("9160", [make_line("1", shop.sku("A"), 2)]), "上海市", "上海市"),
+        to(make_order("9161", [make_line("1", shop.sku("A"), 1)]), "北京市", "北京市"),
+    )
+    printed: list[str] = []
+    shown = show_routing(shop.engine, printed.append)
+    text_out = "\n".join(printed)
+    mine = [row for row in shown["per_location"] if row["channel"] == shop.channel]
+    assert {(row["location"], row["lines"], row["reserved"]) for row in mine} == {
+        (shop.loc("sh"), 1, 2),
+        (shop.loc("wh"), 1, 1),
     }
-    assert "moved RD-1003 line 2: DEMO-STORE-SH -> DEMO-WH-BJ" in capsys.readouterr().out
-    assert routing_demo(engine, echo=False) == first
+    if shown["order"]["channel"] == shop.channel:  # other tests' routed channels share the database
+        assert shown["order"]["order_id"] == "9160"
+        assert (
+            f"order 9160 of {shop.channel}, shipped to 上海市 上海市, reserved at {shop.loc('sh')}"
+            in text_out
+        )
+        assert shown["moves"] == [f"line 1: {shop.loc('sh')} -> {shop.loc('wh')}"]
+        assert shop.lines("9160") == {"1": ("wh", 2)}  # moved back to the first location
+        assert [kind for _, kind, _, _ in ledger_of(shop, "9160")] == ["reserve", "release", "reserve"]
