@@ -34,7 +34,12 @@ from sqlalchemy.engine import make_url
 
 from channelhub import db, demo_webhooks
 from channelhub.config import ChannelConfig, HubConfig, load_config
+from channelhub.demo_moves import demo_transfer
+from channelhub.demo_store import show_routing
 from channelhub.report import print_reconciliation, print_summary
+from channelhub.report_cli import print_sales_demo
+from channelhub.store_examples import drop_demo_store_file
+from channelhub.store_feed_demo import demo_pos_sale
 from channelhub.sync import register_config
 from platforms.registry import declaration
 from sandbox.server import sandbox_connection
@@ -363,22 +368,32 @@ def _run_once(env, config: HubConfig, sandboxes: list[RunningSandbox], conf: str
     print("- first sync of every channel (airflow dags test sync_orders__*) ...", flush=True)
     for sb in sandboxes:
         dag_test(sb.channel.dag_id, "-c", conf)
-    shipments = drop_demo_shipments(engine, sandboxes, Path(env["HUB_IMPORT_DIR"]))
-    print(
-        f"- the warehouse ships {shipments} orders: store_import, push_shipments__*, push_stock__* ...",
-        flush=True,
-    )
+    print("- order routing: where wechat_demo's orders reserve (nearest location first) ...", flush=True)
+    show_routing(engine)
+    folder = Path(env["HUB_IMPORT_DIR"])
+    shipments = drop_demo_shipments(engine, sandboxes, folder)
+    print(f"- the warehouse ships {shipments} orders; a store sends a stock count (盘点) ...", flush=True)
+    drop_demo_store_file(engine, folder)
+    print("- store_import, push_shipments__*, push_stock__* ...", flush=True)
     dag_test("store_import")
     for sb in sandboxes:
         dag_test(f"push_shipments__{sb.channel.code}")
         dag_test(f"push_stock__{sb.channel.code}")
+    print(
+        "- a transfer (调拨) from the main warehouse to the Shanghai store, half of it received ...",
+        flush=True,
+    )
+    demo_transfer(engine, destination="STORE-SH")
+    print("- a sale at the Shanghai store's till, posted to the live POS feed ...", flush=True)
+    demo_pos_sale(engine, config, store="STORE-SH")
     print("- light reconciliation of every channel (reconcile_light__*) ...", flush=True)
     for sb in sandboxes:
         dag_test(f"reconcile_light__{sb.channel.code}")
     print()
     print_summary(engine)
     print_reconciliation(engine)
-    del config
+    print()
+    print_sales_demo(engine)
     return 1 if failed else 0
 
 
