@@ -4,7 +4,8 @@ The live POS feed (docs/pos-feed.md) takes JSON documents that say what a sales,
 their lines are applied by exactly the files' rules: a sale line is a ``SaleRow`` (key
 ``pos:<location>:<document_id>:<line_no>``, the key of a sales file row with ``receipt_id`` = the document
 id), a count line a ``CountRow`` (``count_id`` = the document id), a return line a ``SaleRow`` of a negative
-quantity (``return_row``: the one place to switch returns to their own module).
+quantity, or a ``ReturnRow`` (``warehouse.returns``) when it is damaged or names its channel order
+(``return_row``).
 
 ``parse_document`` refuses a document that cannot be applied at all with ``BadPosDocument`` (400: not JSON;
 422: not the schema ``schemas/pos_document.schema.json``, a time without an offset, a line number twice, a
@@ -24,7 +25,7 @@ from typing import Any
 
 from jsonschema import Draft202012Validator
 
-from canonical.store_files import STORE_CURRENCY, BadRow, CountRow, Row, SaleRow
+from canonical.store_files import STORE_CURRENCY, BadRow, CountRow, ReturnRow, Row, SaleRow
 
 SCHEMA_PATH = Path(__file__).parent / "schemas" / "pos_document.schema.json"
 MAX_SCHEMA_ERRORS = 10
@@ -123,23 +124,49 @@ def document_rows(document: PosDocument) -> list[Row | BadRow]:
 
 
 # ----------------------------------------------------------------------------------------------------------
-# RETURNS: THE ONE PLACE TO SWITCH. Today a returned line is a store sale of a negative quantity: it restocks
-# the units at the document's location (sellable), ledger kind ``restock``, by the sales rules. A line
-# returned ``damaged`` must not become sellable stock, so it is refused (queued for a person) until the
-# returns module books it to a damaged location. To hand returns to ``warehouse/returns.py``, build its row
-# type here instead (with ``line.reason``, the body's ``original_document_id`` and the line's
-# ``order_id``/``channel``) and register its applier in ``warehouse.store_imports.ROW_APPLIERS``.
+# RETURNS. A walk-in return of sellable goods stays a store sale of a negative quantity: it restocks at the
+# document's location (ledger ``restock``, key ``pos:...``) and its till money reaches the sales reports
+# (store_sales). A line returned ``damaged``, or naming the channel order it came from (``channel`` and
+# ``order_id``, optionally ``order_line_id``), is a return of ``warehouse.returns`` (``ReturnRow``, key
+# ``return:<location>:<document_id>:<line_no>``): damaged units go to the store's damaged location, and an
+# order's return is checked against what shipped, counts on its line and links to the channel's refund.
 # ----------------------------------------------------------------------------------------------------------
 def return_row(document: PosDocument, line: PosLine) -> Row | BadRow:
-    if line.reason == "damaged":
-        row = _sale_row(document, line, -(line.quantity or 0))
+    channel, order_id = line.raw.get("channel"), line.raw.get("order_id")
+    if line.reason != "damaged" and channel is None and order_id is None:
+        return _sale_row(document, line, -(line.quantity or 0))
+    raw = {
+        "return_id": document.document_id,
+        "line_no": str(line.line_no),
+        "location": document.location,
+        "sku": line.sku,
+        "quantity": str(line.quantity),
+        "reason": line.reason,
+        "returned_at": document.body["occurred_at"],
+        "channel": channel or "",
+        "order_id": order_id or "",
+        "order_line_id": line.raw.get("order_line_id") or "",
+    }
+    if (channel is None) != (order_id is None):
         return BadRow(
-            line.line_no,
-            f"{line.quantity} x {line.sku} returned damaged: not restocked (it is not sellable); "
-            "a person books it to a damaged location",
-            {**row.raw, "reason": "damaged"},
+            line.line_no, "channel and order_id go together: both for a channel order's return", raw
         )
-    return _sale_row(document, line, -(line.quantity or 0))
+    return ReturnRow(
+        line=line.line_no,
+        raw=raw,
+        return_id=document.document_id,
+        line_no=str(line.line_no),
+        location=document.location,
+        sku=line.sku,
+        quantity=line.quantity or 0,
+        reason=line.reason,
+        returned_at=document.occurred_at,
+        channel=channel,
+        order_id=order_id,
+        order_line_id=line.raw.get("order_line_id"),
+        exchange_sku=None,
+        exchange_quantity=None,
+    )
 
 
 # -- helpers -------------------------------------------------------------------------------------------------

@@ -36,6 +36,7 @@ KINDS = (
     "transfer_receipts",
     "expected_deliveries",
     "receipts",
+    "returns",  # returns and exchanges (退换货): rows applied by warehouse.returns (docs/returns.md)
 )
 STORE_CURRENCY = "CNY"  # a priced sales row without a currency column: the stores' till currency
 _CURRENCY = re.compile(r"[A-Z]{3}")
@@ -61,6 +62,8 @@ REQUIRED = {
     "transfer_receipts": ("transfer_id", "receipt_id", "received_quantity", "received_at"),
     "expected_deliveries": ("po_id", "supplier", "location", "sku", "quantity", "expected_at"),
     "receipts": ("receipt_id", "po_id", "sku", "received_quantity", "received_at"),
+    # Returns (退换货): 退货单号, 行号, 门店, 商品编码, 数量, 退货原因, 退货时间 (canonical.store_headers).
+    "returns": ("return_id", "line_no", "location", "sku", "quantity", "reason", "returned_at"),
 }
 OPTIONAL = {
     "shipments": ("line_id", "sku", "location"),
@@ -70,6 +73,8 @@ OPTIONAL = {
     "transfer_receipts": ("line_no", "sku"),
     "expected_deliveries": (),
     "receipts": (),
+    # order_line_id: the channel's line id; line_id (子订单号) as shipments name it is the same column.
+    "returns": ("channel", "order_id", "order_line_id", "line_id", "exchange_sku", "exchange_quantity"),
 }
 
 
@@ -237,6 +242,32 @@ class PurchaseReceiptRow:
         return f"receipt:{self.po_id}:{self.receipt_id}:{self.sku}"
 
 
+@dataclass(frozen=True, slots=True)
+class ReturnRow:
+    """Units of one SKU returned at a store or warehouse (退货): of a channel order's line (channel, order id,
+    and the line by its id, else by SKU) or a walk-in return (no order). An exchange (换货) names the
+    replacement SKU (and quantity, default the returned quantity), reserved at the same location."""
+
+    line: int
+    raw: dict[str, str]
+    return_id: str
+    line_no: str
+    location: str  # where it was received
+    sku: str  # internal SKU code, or the channel's SKU code as on the order line
+    quantity: int
+    reason: str  # a return reason code: it says whether the units are sellable or damaged
+    returned_at: datetime
+    channel: str | None
+    order_id: str | None  # the channel's external order id; None: a walk-in return
+    order_line_id: str | None  # the channel's external line id; None: the order's line with this SKU
+    exchange_sku: str | None
+    exchange_quantity: int | None
+
+    @property
+    def key(self) -> str:
+        return f"return:{self.location}:{self.return_id}:{self.line_no}"
+
+
 Row = (
     ShipmentRow
     | CountRow
@@ -245,6 +276,7 @@ Row = (
     | TransferReceiptRow
     | ExpectedDeliveryRow
     | PurchaseReceiptRow
+    | ReturnRow
 )
 
 
@@ -560,6 +592,42 @@ def _purchase_receipt(line: int, raw: dict[str, str]) -> PurchaseReceiptRow:
     )
 
 
+def _return(line: int, raw: dict[str, str]) -> ReturnRow:
+    channel, order_id = _text(raw, "channel", required=False), _text(raw, "order_id", required=False)
+    order_line_id = _text(raw, "order_line_id", required=False)
+    line_id = _text(raw, "line_id", required=False)
+    if None not in (order_line_id, line_id) and order_line_id != line_id:
+        raise _Invalid(f"order_line_id {order_line_id!r} and line_id {line_id!r} name two lines: keep one")
+    order_line_id = order_line_id or line_id
+    if (channel is None) != (order_id is None):
+        raise _Invalid("channel and order_id go together: both for a channel order, neither for a walk-in")
+    if order_line_id is not None and order_id is None:
+        raise _Invalid("order_line_id names a line of an order: order_id and channel are empty")
+    exchange_sku = _text(raw, "exchange_sku", required=False)
+    exchange_quantity = None
+    if _text(raw, "exchange_quantity", required=False) is not None:
+        if exchange_sku is None:
+            raise _Invalid("exchange_quantity without exchange_sku: name the replacement SKU")
+        exchange_quantity = _units(raw, "exchange_quantity", minimum=1)
+    quantity = _units(raw, "quantity", minimum=1)
+    return ReturnRow(
+        line=line,
+        raw=raw,
+        return_id=_text(raw, "return_id") or "",
+        line_no=_text(raw, "line_no") or "",
+        location=_text(raw, "location") or "",
+        sku=_text(raw, "sku") or "",
+        quantity=quantity,
+        reason=(_text(raw, "reason") or "").lower(),
+        returned_at=_instant(raw, "returned_at"),
+        channel=channel,
+        order_id=order_id,
+        order_line_id=order_line_id,
+        exchange_sku=exchange_sku,
+        exchange_quantity=quantity if exchange_sku and exchange_quantity is None else exchange_quantity,
+    )
+
+
 _BUILDERS = {
     "shipments": _shipment,
     "counts": _count,
@@ -568,4 +636,5 @@ _BUILDERS = {
     "transfer_receipts": _transfer_receipt,
     "expected_deliveries": _expected_delivery,
     "receipts": _purchase_receipt,
+    "returns": _return,
 }

@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 # line each.
 HEADER_ALIASES: dict[str, tuple[str, ...]] = {
     "sku": ("商品编码", "货号", "SKU编码", "商品货号"),
-    "quantity": ("数量", "销售数量", "发货数量", "调拨数量", "采购数量"),
+    "quantity": ("数量", "销售数量", "发货数量", "调拨数量", "采购数量", "退货数量"),
     "location": ("门店", "门店编码", "门店编号", "仓库", "仓库编码", "仓库编号"),
     "receipt_id": ("单据编号", "小票号", "销售单号", "收货单号", "入库单号"),
     "line_no": ("行号", "序号"),
@@ -32,7 +32,7 @@ HEADER_ALIASES: dict[str, tuple[str, ...]] = {
     "counted_at": ("盘点时间", "盘点日期"),
     "shipment_id": ("发货单号", "发货单编号"),
     "channel": ("渠道", "店铺", "渠道编码", "店铺编码"),
-    "order_id": ("订单号", "订单编号"),
+    "order_id": ("订单号", "订单编号", "原订单号"),
     "line_id": ("子订单号", "子订单编号"),
     "carrier": ("快递公司", "物流公司"),
     "tracking_number": ("快递单号", "运单号", "物流单号"),
@@ -47,6 +47,13 @@ HEADER_ALIASES: dict[str, tuple[str, ...]] = {
     "po_id": ("采购单号", "采购订单号"),
     "supplier": ("供应商", "供应商名称"),
     "expected_at": ("预计到货时间", "预计到货日期"),
+    # returns and exchanges (退换货)
+    "return_id": ("退货单号", "退货单编号", "退换货单号"),
+    "reason": ("退货原因", "退换货原因"),
+    "returned_at": ("退货时间", "退货日期"),
+    "order_line_id": ("订单行号",),
+    "exchange_sku": ("换货商品编码", "换货商品", "换货货号"),
+    "exchange_quantity": ("换货数量",),
 }
 
 _SPACES = str.maketrans("", "", " \t\u3000\u00a0\ufeff")

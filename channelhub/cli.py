@@ -240,13 +240,15 @@ def build_parser() -> argparse.ArgumentParser:
         import_cli,
         ops_cli,
         report_cli,
+        returns_cli,
         route_cli,
         store_feed_cli,
         transfer_cli,
         webhook_cli,
     )
 
-    import_cli.add_parser(sub)  # channelhub import shipments|counts|sales FILE
+    import_cli.add_parser(sub)  # channelhub import shipments|counts|sales|returns FILE
+    returns_cli.add_parsers(sub)  # channelhub returns receive|list|check-refunds|ship-exchange|...
     ops_cli.add_parsers(sub)  # channelhub exceptions ... | listings map ...
     route_cli.add_parsers(sub)  # channelhub route move|away|show
     webhook_cli.add_parsers(sub)  # channelhub webhooks serve|register|list|remove|sweep

@@ -4,10 +4,10 @@ The folder is ``HUB_IMPORT_DIR`` (default ``.state/imports``), plus each drop fo
 ``import_sources`` (config/channels.yaml: a store system's or a store's folder, with the encoding, header
 names and sheet its files are read with; the import folder itself reads with ``auto`` and the built-in
 names). A file is taken when its name starts with its kind, in English or Chinese (``KIND_NAME_PREFIXES``:
-``shipments*``/``发货*``, ``counts*``/``盘点*``, ``sales*``/``销售*``, any case) and ends in ``.csv`` or
-``.xlsx``, oldest first
-(modification time, then name), once it has been left alone for ``min_age`` (a writer that is still writing
-should write under another name, e.g. ``.part``, and rename when done). Each file goes through
+``shipments*``/``发货*``, ``counts*``/``盘点*``, ``sales*``/``销售*``, ``returns*``/``退货*``/
+``退换货*``/``销售退货*``, any case) and ends in ``.csv`` or ``.xlsx``, oldest first (modification time,
+then name), once it has been left alone for ``min_age`` (a writer that is still writing should write under
+another name, e.g. ``.part``, and rename when done). Each file goes through
 ``warehouse.store_imports.import_file`` and then moves to ``done/`` (its bad rows are in the report and the
 exception queue), or to ``failed/`` with ``<name>.report.txt`` beside it when it cannot be read as its kind
 at all, or its import failed in a way no rule foresaw: one bad file never blocks the files after it. A
@@ -40,18 +40,21 @@ DEFAULT_IMPORT_DIR = STATE_DIR / "imports"
 MIN_AGE_SECONDS = 10.0
 DONE, FAILED = "done", "failed"
 FILE_SUFFIXES = (".csv", ".xlsx")
-# File name prefix -> the kind it announces, besides the kind's own name. The longest prefix wins, so a
-# name the table maps to None is never taken by a shorter one (销售退货 is a return, not a sale).
+# File name prefix -> the kind it announces, besides the kind's own name. The longest prefix wins (销售退货 is
+# a return, not a sale); a name the table maps to None is never taken by a shorter one.
 KIND_NAME_PREFIXES: dict[str, str | None] = {
     "发货": "shipments",
     "盘点": "counts",
     "销售": "sales",
-    "销售退货": None,
     "调拨": "transfers",
     "调拨收货": "transfer_receipts",
     "调拨入库": "transfer_receipts",
     "采购单": "expected_deliveries",
     "采购入库": "receipts",
+    "销售退货": "returns",
+    "退货": "returns",
+    "退换货": "returns",
+    "换货": "returns",
 }
 
 

@@ -77,6 +77,19 @@ def _example_orders(engine: Engine) -> None:
     ingest_orders(engine, EXAMPLE_CHANNEL[0], [landed(order) for order in orders], [])
 
 
+def _example_shipped_order(engine: Engine) -> None:
+    """An order of the example channel that shipped (the channel says so), for the returns."""
+    order = make_order(
+        "EX-2001",
+        [
+            make_line("EX-2001-1", "TEE-RED-M", 2, shipped=2),
+            make_line("EX-2001-2", "TEE-RED-L", 1, shipped=1),
+        ],
+        fulfillment_status="fulfilled",
+    )
+    ingest_orders(engine, EXAMPLE_CHANNEL[0], [landed(order)], [])
+
+
 EXAMPLES: dict[str, ExampleTable] = {
     "shipments": ExampleTable(
         kind="shipments",
@@ -202,6 +215,31 @@ EXAMPLES: dict[str, ExampleTable] = {
         chinese={"receipt_id": "入库单号"},
         time_columns=("received_at",),
     ),
+    # A channel order's return exchanged for another size, a damaged one (to SH01-DAMAGED), a walk-in.
+    "returns": ExampleTable(
+        kind="returns",
+        columns=(
+            *("return_id", "line_no", "location", "sku", "title", "quantity", "reason", "returned_at"),
+            *("channel", "order_id", "order_line_id", "exchange_sku", "exchange_quantity"),
+        ),
+        rows=(
+            (
+                *("TH-SH01-0001", 1, "SH01", "TEE-RED-M", "红色T恤 M", 1, "尺码不合适"),
+                *("2026-11-03T11:20:00+08:00", "shopify_demo", "EX-2001", "EX-2001-1", "TEE-RED-L", 1),
+            ),
+            (
+                *("TH-SH01-0001", 2, "SH01", "TEE-RED-L", "红色T恤 L", 1, "质量问题"),
+                *("2026-11-03T11:20:00+08:00", "shopify_demo", "EX-2001", "", "", ""),
+            ),
+            (
+                *("TH-SH01-0002", 1, "SH01", "TEE-RED-M", "红色T恤 M", 1, "七天无理由"),
+                *("2026-11-03T15:05:00+08:00", "", "", "", "", ""),
+            ),
+        ),
+        chinese={"title": "商品名称", "order_line_id": "子订单号"},
+        time_columns=("returned_at",),
+        setup=_example_shipped_order,
+    ),
 }
 
 
@@ -269,7 +307,12 @@ def _workbook(table: ExampleTable) -> bytes:
     workbook = Workbook()
     sheet = workbook.active
     titles = {"shipments": "发货", "counts": "盘点", "sales": "销售", "transfers": "调拨"}
-    titles |= {"transfer_receipts": "调拨收货", "expected_deliveries": "采购单", "receipts": "采购入库"}
+    titles |= {
+        "transfer_receipts": "调拨收货",
+        "expected_deliveries": "采购单",
+        "receipts": "采购入库",
+        "returns": "退货",
+    }
     sheet.title = titles.get(table.kind, table.kind)
     sheet.append(table.chinese_header())
     times = {table.columns.index(c) for c in table.time_columns}

@@ -56,7 +56,8 @@ the files for the retry.
     },
 )
 def store_import() -> None:
-    # Counts, sales, transfers and receipts change what channels may sell: the stock pushes run right after.
+    # Counts, sales, returns, transfers and receipts change what channels may sell: the stock pushes
+    # run right after.
     @task(task_id="import_files", outlets=[WAREHOUSE_STOCK])
     def import_files() -> dict:
         # Imported here so that parsing the DAG file stays light.

@@ -15,13 +15,14 @@ import pytest
 from openpyxl import load_workbook
 from sqlalchemy import Engine, select
 
-from canonical.store_files import parse_csv
+from canonical.store_files import ReturnRow, parse_csv
 from channelhub import db
 from channelhub.cli import main
 from channelhub.report_cli import print_sales_demo, render_table
 from channelhub.report_page import LABELS, language_of, load_report_data, render_reports
 from warehouse import catalog
 from warehouse.models import store_sales
+from warehouse.returns import receive_return
 from warehouse.sales_report import (
     ReportError,
     SalesRow,
@@ -155,6 +156,25 @@ def test_by_location_and_sku_with_sell_through_and_returns(world: World) -> None
             fulfillment_status="partial",
         )
     )
+    # The 2 refunded mugs come back to the warehouse (only a physical return restocks: warehouse.returns).
+    back = ReturnRow(
+        line=0,
+        raw={},
+        return_id=f"{w.p}-RT",
+        line_no="1",
+        location=w.shop.location,
+        sku=w.mug,
+        quantity=2,
+        reason="unwanted",
+        returned_at=now - timedelta(minutes=30),
+        channel=w.shop.channel,
+        order_id=f"{w.p}-s",
+        order_line_id="1",
+        exchange_sku=None,
+        exchange_quantity=None,
+    )
+    with w.engine.begin() as conn:
+        receive_return(conn, back, source="test")
     w.pos(f"P1,1,{w.store},{w.mug},4,{(now - timedelta(hours=1)).isoformat()},5.00,,")
     window = (now - timedelta(days=1), now + timedelta(minutes=1))
 

@@ -37,9 +37,10 @@ from connectors.auth import Secret
 from warehouse import catalog, stock
 from warehouse import exceptions as queue
 from warehouse.models import pos_documents, stock_ledger, store_sales
+from warehouse.return_refunds import list_returns
 from warehouse.stock_policy import StockPolicy, channel_stock
 from warehouse.store_imports import import_file
-from warehouse.testing import Shop
+from warehouse.testing import Shop, make_line, make_order
 
 AT = "2026-12-07T10:15:00+08:00"
 
@@ -433,11 +434,29 @@ def test_a_return_restocks_and_a_damaged_return_is_queued(feed: Feed):
         ).scalar_one()
     assert kind == "restock"
 
+    # A damaged return is booked by warehouse.returns at the store's damaged location: sellable nowhere.
     damaged = feed.post(feed.sale("RT-2", ("A", 1), kind="return", reason="damaged"))
-    assert damaged.status_code == 200
+    assert damaged.status_code == 200, damaged.text
     (line,) = damaged.json()["lines"]
-    assert line["outcome"] == "rejected" and "damaged" in line["reason"]
-    assert feed.on_hand("A") == 9
+    assert line["outcome"] == "applied"
+    assert (feed.on_hand("A"), feed.sellable("A")) == (9, 14)
+    with feed.shop.engine.connect() as conn:
+        assert stock.stock_level(conn, feed.shop.sku("A"), f"{feed.store}-DAMAGED") == (1, 0)
+
+
+def test_a_return_of_a_channel_order_is_checked_against_what_shipped(feed: Feed):
+    line = make_line("1", feed.shop.sku("A"), 2, shipped=1)
+    feed.shop.ingest(make_order(f"{feed.store}-O1", [line]))
+    order = {"channel": feed.shop.channel, "order_id": f"{feed.store}-O1", "order_line_id": "1"}
+    too_many = feed.post(feed.sale("RT-3", ("A", 2), kind="return", **order))
+    (refused,) = too_many.json()["lines"]
+    assert refused["outcome"] == "rejected" and "over_returned" in refused["reason"]
+    back = feed.post(feed.sale("RT-4", ("A", 1), kind="return", **order))
+    assert back.json()["lines"][0]["outcome"] == "applied", back.text
+    assert feed.on_hand("A") == 11  # restocked at the store that received it
+    with feed.shop.engine.connect() as conn:
+        (held,) = list_returns(conn, channel=feed.shop.channel, order_id=f"{feed.store}-O1")
+    assert (held["return_id"], held["refund_status"]) == ("RT-4", "awaiting_refund")
 
 
 def test_an_unreachable_airflow_api_leaves_the_document_applied(

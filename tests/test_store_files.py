@@ -233,7 +233,8 @@ def test_file_names_announce_their_kind_in_english_or_chinese():
     assert kind_of("销售_SH01_20261102.csv") == "sales"
     assert kind_of("盘点单.XLSX") == "counts"
     assert kind_of("发货_20261102.csv") == "shipments"
-    assert kind_of("销售退货_20261102.csv") is None  # a return, not a sale
+    assert kind_of("销售退货_20261102.csv") == "returns"  # a return, not a sale
+    assert kind_of("退货_SH01.xlsx") == kind_of("退换货单.csv") == kind_of("returns_SH01.csv") == "returns"
     assert kind_of("~$销售.xlsx") is None and kind_of("sales.xls") is None and kind_of("库存.csv") is None
 
 

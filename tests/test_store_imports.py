@@ -411,13 +411,14 @@ def test_a_cancellation_after_a_partial_shipment_releases_only_the_unshipped_res
     assert [r[1:] for r in keys(shop)] == [("reserve", 0, 4), ("deduct", -1, -1), ("release", 0, -3)]
 
 
-def test_a_return_with_restock_after_a_warehouse_shipment(shop: Shop, tmp_path: Path):
+def test_a_refund_with_restock_after_a_warehouse_shipment(shop: Shop, tmp_path: Path):
     shop.add_sku("A", 10)
     order_with(shop, "5050", make_line("1", shop.sku("A"), 2))
     path = write_csv(tmp_path, "shipments.csv", SHIP_HEADER, [ship(shop, "S1", "5050", "1", None, 2)])
     import_file(shop.engine, "shipments", path)
     assert shop.level("A") == (8, 0)
-    # One unit comes back; the channel's payload does not count the warehouse's shipment as shipped.
+    # The channel refunds a unit it says came back; its payload does not count the warehouse's shipment as
+    # shipped. Nothing is re-reserved, and nothing restocks until a store receives the unit (returns import).
     returned = make_order(
         "5050",
         [make_line("1", shop.sku("A"), 2, refunded=1, restocked=1)],
@@ -425,8 +426,8 @@ def test_a_return_with_restock_after_a_warehouse_shipment(shop: Shop, tmp_path: 
         updated_at=T0 + timedelta(1),
     )
     counts = shop.ingest(returned)
-    assert (counts.restocked_units, counts.reserved_units, counts.released_units) == (1, 0, 0)
-    assert shop.level("A") == (9, 0)
+    assert (counts.restocked_units, counts.reserved_units, counts.released_units) == (0, 0, 0)
+    assert shop.level("A") == (8, 0)
 
 
 # -- counts --------------------------------------------------------------------------------------
@@ -682,7 +683,7 @@ def test_a_file_that_cannot_be_read_as_its_kind_is_refused_whole(shop: Shop, tmp
     with pytest.raises(ImportFileError, match="cannot read"):
         import_file(shop.engine, "sales", tmp_path / "missing.csv")
     with pytest.raises(ImportFileError, match="unknown import kind"):
-        import_file(shop.engine, "returns", latin1)
+        import_file(shop.engine, "refunds", latin1)
 
 
 # -- CLI -----------------------------------------------------------------------------------------
@@ -731,7 +732,7 @@ def test_cli_exit_codes_and_output(shop: Shop, tmp_path: Path, cli_env, capsys: 
     assert "lacks counted_quantity" in capsys.readouterr().err
     assert run_cli("import", "sales", str(tmp_path / "nope.csv")) == 2
     with pytest.raises(SystemExit) as exited:
-        run_cli("import", "returns", str(good))
+        run_cli("import", "refunds", str(good))
     assert exited.value.code == 2
 
 

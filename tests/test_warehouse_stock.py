@@ -244,15 +244,17 @@ def test_shipping_deducts_on_hand_and_releases_the_reservation_per_quantity(shop
     assert_consistent(shop)
 
 
-def test_returned_units_are_restocked_and_cancelled_units_only_released(shop: Shop):
+def test_a_refund_restocks_nothing_and_cancelled_units_are_only_released(shop: Shop):
+    """Only a physical return restocks (warehouse.returns, tests/test_returns.py): the platform's own
+    "restocked" claim does not, so a return reported by both the platform and the store restocks once."""
     shop.add_sku("A", 10)
     shop.ingest(make_order("2050", [make_line("1", shop.sku("A"), 3, shipped=2)]))
     assert shop.level("A") == (8, 1)
-    # One shipped unit comes back (refunded, restocked); the unshipped one is refunded (cancelled).
+    # One shipped unit is refunded (the platform says restocked); the unshipped one is refunded (cancelled).
     returned = make_line("1", shop.sku("A"), 3, shipped=2, refunded=2, restocked=1)
     counts = shop.ingest(make_order("2050", [returned], updated_at=T0 + timedelta(1)))
-    assert (counts.restocked_units, counts.released_units) == (1, 1)
-    assert shop.level("A") == (9, 0)
+    assert (counts.restocked_units, counts.released_units) == (0, 1)
+    assert shop.level("A") == (8, 0)
     assert_consistent(shop)
 
 
@@ -260,22 +262,24 @@ def test_a_return_does_not_shrink_what_is_left_to_ship(shop: Shop):
     shop.add_sku("A", 10)
     line = make_line("1", shop.sku("A"), 3, shipped=1, refunded=1, restocked=1)
     shop.ingest(make_order("2051", [line]))
-    assert shop.level("A") == (10, 2)  # 1 shipped and returned; 2 still to ship stay reserved
+    assert shop.level("A") == (9, 2)  # 1 shipped and refunded as returned (no restock here); 2 still to ship
     assert_consistent(shop)
 
 
 @pytest.mark.parametrize(
     ("quantity", "shipped", "refunded", "restocked", "state", "expected"),
     [
-        (3, 0, 0, 0, {}, (3, 0, 0)),
-        (3, 1, 0, 0, {}, (2, 1, 0)),
-        (3, 0, 1, 0, {}, (2, 0, 0)),
-        (3, 3, 1, 1, {}, (0, 3, 1)),
-        (3, 1, 1, 1, {}, (2, 1, 1)),
-        (3, 0, 1, 1, {}, (2, 0, 0)),  # a "restocked" unit that never shipped never left the shelf
-        (3, 1, 0, 0, {"cancelled": True}, (0, 1, 0)),
-        (3, 0, 0, 0, {"payment_status": "voided"}, (0, 0, 0)),
-        (3, 0, 0, 0, {"removed": True}, (0, 0, 0)),
+        (3, 0, 0, 0, {}, (3, 0)),
+        (3, 1, 0, 0, {}, (2, 1)),
+        (3, 0, 1, 0, {}, (2, 0)),
+        (3, 3, 1, 1, {}, (0, 3)),
+        (3, 1, 1, 1, {}, (2, 1)),
+        (3, 1, 1, 0, {"returned": 1}, (2, 1)),  # a physical return says the refunded unit had shipped
+        (3, 1, 1, 0, {}, (1, 1)),  # else a refunded unit is read as an unshipped one
+        (3, 0, 1, 1, {}, (2, 0)),  # a "restocked" unit that never shipped never left the shelf
+        (3, 1, 0, 0, {"cancelled": True}, (0, 1)),
+        (3, 0, 0, 0, {"payment_status": "voided"}, (0, 0)),
+        (3, 0, 0, 0, {"removed": True}, (0, 0)),
     ],
 )
 def test_stock_targets(quantity, shipped, refunded, restocked, state, expected):

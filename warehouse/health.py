@@ -28,6 +28,7 @@ SELECT c.code AS channel, c.platform,
            AS open_exceptions
   FROM channels c
   LEFT JOIN sync_state s ON s.channel_id = c.id AND s.stream = 'orders'
+ WHERE c.platform <> 'hub'  -- hub-side orders (exchanges, warehouse.returns) are synced from nowhere
  ORDER BY c.code
 """
 

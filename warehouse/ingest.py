@@ -28,12 +28,17 @@ channel's routing rules send a line that holds nothing yet (``warehouse.route_li
 - shipped units are deducted from on-hand, consuming the line's reservation first; a line's shipped units
   are max(what the platform reports, what the hub's own warehouse reported: ``warehouse_shipped_quantity``,
   see ``warehouse.store_imports``), so one shipment reported by both sides deducts once;
-- restocked units are units that came back to stock; only shipped units can come back, so at most
-  ``shipped_quantity`` of them raise on-hand (an unshipped unit never left it: releasing its reservation
-  is all it takes);
+- only a physical return raises on-hand: a return received at a store or warehouse (``warehouse.returns``)
+  books its own ``restock`` at the receiving location (or that location's damaged location) and adds to the
+  line's ``returned_quantity``. The platform's ``restocked_quantity`` (Shopify's restock_type, ...) is a
+  claim: it restocks nothing (a refund without a physical return does not restock), so one return reported
+  by both the platform and the store restocks once. Restocks an earlier hub applied from that claim
+  (``restocked_applied``) stay as booked: history is never undone;
 - reserved = 0 when the order is cancelled or voided or the line was removed, else
-  ``quantity - shipped - (refunded - returned)``: units still to ship, where a refunded unit that was
-  returned (restocked) had already shipped and does not reduce what is left to ship twice.
+  ``quantity - shipped - (refunded - came back)``: units still to ship, where came back =
+  min(max(platform restocked, physically returned), shipped): a refunded unit that came back had already
+  shipped and does not reduce what is left to ship twice (an unshipped refunded unit releases its
+  reservation).
 
 A bundle SKU (``sku_components``) has no stock of its own: the stock policy sells it from its components, so
 its lines apply every step to the components, ``units per bundle`` each, all of them or none (a short
@@ -723,7 +728,7 @@ LINES_SQL = """
 SELECT l.id, l.order_id, l.external_line_id, l.sku_id, s.code AS sku_code,
        l.merchant_sku, l.channel_product_id, l.channel_variant_id,
        l.quantity, l.shipped_quantity, l.warehouse_shipped_quantity, l.refunded_quantity,
-       l.restocked_quantity, l.removed,
+       l.restocked_quantity, l.returned_quantity, l.removed,
        l.location_id, coalesce(l.location_id, CAST(%(location_id)s AS bigint)) AS stock_location_id,
        loc.code AS location_code,
        l.reserved_quantity, l.deducted_quantity, l.restocked_applied, l.ledger_steps, l.applied_components,
@@ -785,18 +790,20 @@ def stock_targets(
     refunded: int,
     restocked: int,
     *,
+    returned: int = 0,
     cancelled: bool,
     payment_status: str,
     removed: bool = False,
-) -> tuple[int, int, int]:
-    """(reserved, deducted, restocked) a line should have applied; see the module docstring."""
+) -> tuple[int, int]:
+    """(reserved, deducted) a line should have applied; see the module docstring. ``restocked`` is the
+    platform's claim, ``returned`` the units physically returned: either says a refunded unit had shipped."""
     shipped = max(0, shipped)
-    returned = min(max(0, restocked), shipped)
+    came_back = min(max(0, restocked, returned), shipped)
     if cancelled or payment_status == "voided" or removed:
         reserved = 0
     else:
-        reserved = max(0, quantity - shipped - max(0, refunded - returned))
-    return reserved, shipped, returned
+        reserved = max(0, quantity - shipped - max(0, refunded - came_back))
+    return reserved, shipped
 
 
 def _plan(row: Any, components: tuple[_Part, ...] | None = None) -> _LinePlan:
@@ -806,6 +813,7 @@ def _plan(row: Any, components: tuple[_Part, ...] | None = None) -> _LinePlan:
         max(row.shipped_quantity, row.warehouse_shipped_quantity),
         row.refunded_quantity,
         row.restocked_quantity,
+        returned=row.returned_quantity,
         cancelled=row.cancelled,
         payment_status=row.payment_status,
         removed=row.removed,
@@ -813,6 +821,7 @@ def _plan(row: Any, components: tuple[_Part, ...] | None = None) -> _LinePlan:
     plan = _LinePlan(
         row,
         *target,
+        row.restocked_applied,  # returns restock through warehouse.returns; what was booked stays
         row.reserved_quantity,
         row.deducted_quantity,
         row.restocked_applied,

@@ -288,6 +288,9 @@ order_lines = Table(
     # A bundle line's stock acts on the bundle's components: {component sku id: units per line unit}, as
     # applied (a recipe changed later must not release what was never reserved). NULL: the line's own SKU.
     Column("applied_components", JSONB),
+    # Units physically returned at a store or warehouse (sum of return_lines, warehouse.returns): only these
+    # come back to stock; the platform's restocked_quantity is a claim (see warehouse.ingest).
+    _count("returned_quantity"),
     UniqueConstraint("order_id", "external_line_id"),
     CheckConstraint("quantity >= 0", name="quantity_not_negative"),
     CheckConstraint("reserved_quantity >= 0", name="reserved_not_negative"),
@@ -753,4 +756,47 @@ purchase_receipts = Table(
     _now("created_at"),
     UniqueConstraint("line_id", "receipt_key"),
     CheckConstraint("quantity > 0", name="quantity_positive"),
+)
+
+# -- returns and exchanges (退换货, warehouse.returns) ---------------------------------------------------
+
+RETURN_DISPOSITIONS = ("sellable", "damaged")
+
+# A return received at a store or warehouse: of a channel order (channel_id and order_id), or a walk-in one.
+returns = Table(
+    "returns",
+    metadata,
+    _id(),
+    Column("location_id", BigInteger, ForeignKey("locations.id"), nullable=False),  # where it was received
+    Column("return_key", Text, nullable=False),  # the store system's return id, unique per location
+    Column("channel_id", BigInteger, ForeignKey("channels.id")),
+    Column("order_id", BigInteger, ForeignKey("orders.id")),
+    Column("returned_at", DateTime(timezone=True), nullable=False),
+    Column("source", Text, nullable=False),  # the file (or the caller) it came from
+    _now("created_at"),
+    UniqueConstraint("location_id", "return_key"),
+    CheckConstraint("(channel_id IS NULL) = (order_id IS NULL)", name="order_of_a_channel"),
+    Index("ix_returns_order_id", "order_id"),
+)
+
+return_lines = Table(
+    "return_lines",
+    metadata,
+    _id(),
+    Column("return_id", BigInteger, ForeignKey("returns.id", ondelete="CASCADE"), nullable=False),
+    Column("line_no", Text, nullable=False),
+    Column("sku_id", BigInteger, ForeignKey("skus.id"), nullable=False),
+    Column("quantity", Integer, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("disposition", Text, nullable=False),
+    # Where the units went: the receiving location (sellable) or its damaged location.
+    Column("stock_location_id", BigInteger, ForeignKey("locations.id"), nullable=False),
+    Column("order_line_id", BigInteger, ForeignKey("order_lines.id")),  # NULL: a walk-in return
+    # An exchange: the replacement's line of a hub-side order (channel ``exchanges``) that reserves it.
+    Column("exchange_order_line_id", BigInteger, ForeignKey("order_lines.id")),
+    _now("created_at"),
+    UniqueConstraint("return_id", "line_no"),
+    CheckConstraint("quantity > 0", name="quantity_positive"),
+    CheckConstraint(_in("disposition", RETURN_DISPOSITIONS), name="disposition"),
+    Index("ix_return_lines_order_line_id", "order_line_id"),
 )

@@ -140,6 +140,7 @@ WITH facts AS (
       JOIN orders o ON o.id = l.order_id
       JOIN channels c ON c.id = o.channel_id
      WHERE NOT o.cancelled AND o.payment_status <> 'voided' AND NOT l.removed
+       AND c.platform <> 'hub'  -- hub-side orders (an exchange's replacement, warehouse.returns) sell nothing
        AND o.created_at >= :start AND o.created_at < :end
     UNION ALL
     SELECT :pos, s.location_id, s.sku_id, s.sold_at, s.currency,

@@ -1,4 +1,5 @@
-"""Store and warehouse systems in: shipments, stock counts (盘点) and store (POS) sales from CSV files.
+"""Store and warehouse systems in: shipments, stock counts (盘点), store (POS) sales and returns
+(退换货, applied by ``warehouse.returns``) from CSV files.
 
 ``import_file(engine, kind, path)`` parses the file (``canonical.store_files``) and applies its rows in
 chunks, one transaction per chunk and a savepoint per row, so a row the database refuses is reported and
@@ -53,7 +54,7 @@ from canonical.store_files import (
 )
 from canonical.store_read import FileOptions, read_file
 from warehouse import exceptions as queue
-from warehouse import purchase_receipts, transfers
+from warehouse import purchase_receipts, returns, transfers
 from warehouse.db_errors import DB_ERRORS, error_text, raise_unless_the_rows_fault
 from warehouse.exceptions import ExceptionRecord
 from warehouse.import_rows import (
@@ -104,6 +105,7 @@ BAD_ROW_CLEARED = "cleared: the row applied on a later import"
 ROW_APPLIERS: dict[type, RowApplier] = {}
 ROW_APPLIERS.update(transfers.APPLIERS)  # transfers, transfer_receipts
 ROW_APPLIERS.update(purchase_receipts.APPLIERS)  # expected_deliveries, receipts
+ROW_APPLIERS.update(returns.APPLIERS)  # returns (退换货)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,7 +1,7 @@
 """The live POS feed's documents: one row per (location, the POS's document id), its digest and answer.
 
 Revision ID: 0015_pos_feed
-Revises: 0013_transfers_and_receipts
+Revises: 0014_returns
 Create Date: 2026-12-07
 
 Written by hand; ``warehouse/models.py`` declares the same schema (the schema test compares them).
@@ -16,7 +16,7 @@ from alembic import op
 from sqlalchemy.dialects.postgresql import JSONB
 
 revision: str = "0015_pos_feed"
-down_revision: str | Sequence[str] | None = "0013_transfers_and_receipts"
+down_revision: str | Sequence[str] | None = "0014_returns"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
