@@ -30,6 +30,7 @@ to `failed/` when it cannot be read at all (encoding, header). A database outage
 the files for the retry.
 
 * The task's log and return value (XCom) hold each file's report.
+* Returns and exchanges (退换货): `returns*`/`退货*`/`退换货*`/`销售退货*` (docs/returns.md).
 * The same import by hand: `channelhub import KIND FILE [--encoding E] [--headers-from FOLDER]`.
 * Transfers and purchase receipts: `transfers*`/`调拨*`, `transfer_receipts*`/`调拨收货*`,
   `expected_deliveries*`/`采购单*`, `receipts*`/`采购入库*` (docs/transfers-and-receipts.md); by hand also
