@@ -30,8 +30,8 @@ SELECT c.code AS channel, loc.code AS location, loc.kind, count(*) AS lines,
  ORDER BY c.code, loc.code
 """
 
-# One order per routed channel whose every line is reserved at a store that is not the channel's first
-# location: the order the demo shows and moves.
+# One order of a routed channel reserved at a store that is not the channel's first location, whose reserved
+# lines the first location has the free units for: the order the demo shows and moves back.
 STORE_ORDER_SQL = """
 SELECT c.code AS channel, o.external_id AS order_id, loc.code AS location,
        o.shipping_address ->> 'province' AS province, o.shipping_address ->> 'city' AS city,
@@ -43,6 +43,14 @@ SELECT c.code AS channel, o.external_id AS order_id, loc.code AS location,
  WHERE c.routing IS NOT NULL AND (CAST(:channel AS text) IS NULL OR c.code = :channel)
    AND loc.kind = 'store' AND l.reserved_quantity > 0
    AND loc.code IS DISTINCT FROM c.routing -> 'locations' ->> 0
+   -- the first location can take every reserved line of it (a move is all the order's lines or none)
+   AND NOT EXISTS (
+        SELECT 1
+          FROM order_lines r
+          JOIN locations f ON f.code = c.routing -> 'locations' ->> 0
+          LEFT JOIN stock_levels s ON s.sku_id = r.sku_id AND s.location_id = f.id
+         WHERE r.order_id = o.id AND r.reserved_quantity > 0
+           AND coalesce(s.on_hand - s.reserved, 0) < r.reserved_quantity)
  ORDER BY c.code, o.created_at DESC, o.external_id
  LIMIT 1
 """
