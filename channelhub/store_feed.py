@@ -24,8 +24,7 @@ import queue
 import re
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -35,7 +34,7 @@ from starlette.concurrency import run_in_threadpool
 
 from canonical.pos_documents import BadPosDocument, PosDocument, parse_document
 from channelhub.credentials import CredentialsError, load_credentials
-from channelhub.webhooks import BodyTooLarge, read_capped
+from channelhub.webhooks import BodyTooLarge, background_lifespan, read_capped
 from connectors.auth import Secret
 from warehouse.pos_documents import DocumentOutcome, apply_document, queue_bad_document
 
@@ -178,16 +177,12 @@ def create_feed(
     key_cache = _KeyCache(keys)
     notifier = StockNotifier(stock_changed) if stock_changed is not None else None
 
-    @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        if notifier is not None:
-            notifier.start()
-        yield
-        if notifier is not None:
-            notifier.stop()
-
     app = FastAPI(
-        title="ChannelHub POS feed", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan
+        title="ChannelHub POS feed",
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+        lifespan=background_lifespan(notifier),
     )
     app.state.notifier = notifier
 

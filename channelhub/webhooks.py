@@ -19,10 +19,10 @@ import socket
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
 from datetime import UTC, datetime
 from functools import cache, partial
-from typing import Any
+from typing import Any, Protocol
 
 from fastapi import FastAPI, Request, Response
 from starlette.concurrency import run_in_threadpool
@@ -178,6 +178,30 @@ class _KeysCache:
         return keys
 
 
+class Background(Protocol):
+    """A thread an app runs beside its requests (the inbox's apply worker, the POS feed's stock notifier)."""
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+def background_lifespan(
+    background: Background | None,
+) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+    """An app lifespan that starts ``background`` (if any) with the server and stops it at shutdown."""
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if background is not None:
+            background.start()
+        yield
+        if background is not None:
+            background.stop()
+
+    return lifespan
+
+
 def create_receiver(
     engine: Any,
     config: HubConfig,
@@ -216,16 +240,12 @@ def create_receiver(
                 received_at=request.received_at,
             )
 
-    @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        if worker is not None:
-            worker.start()
-        yield
-        if worker is not None:
-            worker.stop()
-
     app = FastAPI(
-        title="ChannelHub webhooks", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan
+        title="ChannelHub webhooks",
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+        lifespan=background_lifespan(worker),
     )
     app.state.worker = worker
 
