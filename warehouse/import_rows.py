@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import Connection, func, select
 from sqlalchemy.dialects.postgresql import insert
 
-from warehouse.models import channels, locations, skus, stock_levels
+from warehouse.models import channels, locations, orders, skus, stock_levels
 from warehouse.stock import LedgerRow, write_ledger
 from warehouse.stock_policy import bundle_recipes
 
@@ -120,6 +120,16 @@ class CatalogLookups:
 
 # An applier: (lookups of this import, connection in the row's savepoint, row, units by effect) -> changed?
 RowApplier = Callable[[CatalogLookups, Connection, Any, Counter[str]], bool]
+
+
+def lock_order(conn: Connection, channel: ChannelRef, external_id: str) -> int | None:
+    """The id of the channel's order, locked for this transaction (None: not in the warehouse). The order's
+    lock serialises everything that changes its lines: ingest, shipments, returns, other imports."""
+    return conn.execute(
+        select(orders.c.id)
+        .where(orders.c.channel_id == channel.id, orders.c.external_id == external_id)
+        .with_for_update()
+    ).scalar()
 
 
 def lock_level(conn: Connection, sku_id: int, location_id: int) -> tuple[int, int]:

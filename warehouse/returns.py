@@ -42,6 +42,7 @@ from warehouse.import_rows import (
     RowRejected,
     change_on_hand,
     lock_level,
+    lock_order,
 )
 from warehouse.ingest import reevaluate_orders
 from warehouse.models import (
@@ -145,12 +146,7 @@ def _apply(
     _lookup(lambda: lookups.check_row_units(conn, row.location, "quantity", row.quantity), "too_many_units")
     order_id = None
     if channel is not None:
-        # The order's lock serialises everything that changes its lines (ingest, shipments, other returns).
-        order_id = conn.execute(
-            select(orders.c.id)
-            .where(orders.c.channel_id == channel.id, orders.c.external_id == row.order_id)
-            .with_for_update()
-        ).scalar()
+        order_id = lock_order(conn, channel, row.order_id)
         if order_id is None:
             raise ReturnRefused(
                 "unknown_order",

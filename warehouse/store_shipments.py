@@ -20,7 +20,7 @@ from sqlalchemy import Connection, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 
 from canonical.store_files import ShipmentRow
-from warehouse.import_rows import CatalogLookups, ChannelRef, RowApplier, RowRejected
+from warehouse.import_rows import CatalogLookups, ChannelRef, RowApplier, RowRejected, lock_order
 from warehouse.ingest import reevaluate_orders
 from warehouse.models import locations, order_lines, orders, shipment_lines, shipments, skus
 from warehouse.route_lines import line_location
@@ -39,12 +39,7 @@ def apply_shipment(lookups: CatalogLookups, conn: Connection, row: ShipmentRow, 
 def _ship(
     lookups: CatalogLookups, conn: Connection, channel: ChannelRef, row: ShipmentRow, units: Counter[str]
 ) -> bool:
-    # The order's lock serialises everything that changes its lines (ingest, other imports).
-    order_id = conn.execute(
-        select(orders.c.id)
-        .where(orders.c.channel_id == channel.id, orders.c.external_id == row.order_id)
-        .with_for_update()
-    ).scalar()
+    order_id = lock_order(conn, channel, row.order_id)
     if order_id is None:
         raise RowRejected(
             f"order {row.order_id} of channel {channel.code} is not in the warehouse "
