@@ -12,6 +12,9 @@ from sqlalchemy import Engine
 
 from channelhub.config import HubConfig, load_config
 
+# Days a channel has to refund units a store received back before a person is asked to look.
+RETURN_REFUND_DAYS = 14
+
 
 def _setup() -> tuple[HubConfig, Engine]:
     from channelhub.db import get_engine
@@ -134,3 +137,26 @@ def sweep_webhook_inbox(context: dict[str, Any]) -> dict:
     print(report.summary_line())
     return {**report.counts.as_dict(), "claimed": report.claimed, "applied": report.applied,
             "retrying": report.retrying, "failed": report.failed}  # fmt: skip
+
+
+def check_returns(context: dict[str, Any]) -> dict:
+    """The daily returns check: returned units the channel has not refunded after
+    ``RETURN_REFUND_DAYS`` are queued for a person (``return_not_refunded``; cleared once refunded), and
+    exchanges waiting for their replacement's stock are reserved again (they belong to no configured
+    channel, so the sync and the exception re-test never evaluate them)."""
+    from warehouse.catalog import CatalogError
+    from warehouse.ingest import retry_attention
+    from warehouse.return_refunds import queue_unrefunded_returns
+    from warehouse.returns import EXCHANGE_CHANNEL
+
+    _, engine = _setup()
+    with engine.begin() as conn:
+        queued = queue_unrefunded_returns(conn, RETURN_REFUND_DAYS)
+    try:
+        exchanges = retry_attention(engine, EXCHANGE_CHANNEL).reserved_units
+    except CatalogError:  # no exchange yet: the hub creates its channel with the first one
+        exchanges = 0
+    print(
+        f"{queued} return(s) not refunded in {RETURN_REFUND_DAYS} days; {exchanges} exchange unit(s) reserved"
+    )
+    return {"not_refunded": queued, "exchange_units_reserved": exchanges}

@@ -3,7 +3,8 @@ unattended and close the ones that now pass), ``channel_health`` (every 15 minut
 has had no good sync for its ``alert_after_missed_syncs`` intervals, and again when it recovers) and
 ``personal_data_retention`` (daily: blank the buyers' personal data of orders closed for
 ``retention.personal_data_days``) and ``webhook_inbox_sweep`` (every 5 minutes: apply the webhook inbox rows a
-receiver left pending, so an event stored by a killed receiver still lands)."""
+receiver left pending, so an event stored by a killed receiver still lands) and ``returns_check`` (daily:
+queue returned units a channel has not refunded after 14 days, reserve exchanges waiting for stock)."""
 
 from __future__ import annotations
 
@@ -71,4 +72,11 @@ hub_dag(
     timedelta(minutes=5),
     "sweep",
     "sweep_webhook_inbox",
+)
+hub_dag(
+    "returns_check",
+    "Queue returns not refunded in time; reserve exchanges waiting for stock",
+    timedelta(days=1),
+    "check_returns",
+    "check_returns",
 )

@@ -200,3 +200,34 @@ def test_the_webhook_sweep_dag_applies_what_a_receiver_left_pending(hub, shop, e
             {"c": CODE, "e": external_id},
         ).scalar()  # fmt: skip
     assert (status, landed) == ("applied", 1)
+
+
+def test_the_returns_check_dag_queues_a_return_the_channel_has_not_refunded(hub, engine):
+    """A store took back a shipped unit weeks ago and the channel never refunded it: the daily
+    ``returns_check`` DAG queues it for a person (``return_not_refunded``)."""
+    from canonical.store_files import ReturnRow
+    from warehouse import catalog
+    from warehouse import exceptions as queue
+    from warehouse.ingest import Landed, ingest_orders
+    from warehouse.return_refunds import NOT_REFUNDED
+    from warehouse.returns import receive_return
+    from warehouse.testing import make_line, make_order
+
+    with engine.begin() as conn:
+        catalog.upsert_location(conn, "ST-OPSDAG", "store", "store")
+        catalog.upsert_sku(conn, "OPSDAG-RET", "returned")
+        catalog.upsert_listing(conn, CODE, "OPSDAG-RET", merchant_sku="OPSDAG-RET")
+        catalog.receive_stock(conn, "OPSDAG-RET", "WH-OPSDAG", 5, "receive:test:opsdag-ret")
+    order = make_order("OPS-RET-1", [make_line("1", "OPSDAG-RET", 1, shipped=1)])
+    ingest_orders(engine, CODE, [Landed(order, {"id": "OPS-RET-1"})])
+    returned = ReturnRow(
+        line=0, raw={}, return_id="OPS-RT-1", line_no="1", location="ST-OPSDAG", sku="OPSDAG-RET",
+        quantity=1, reason="unwanted", returned_at=NOW - timedelta(days=20), channel=CODE,
+        order_id="OPS-RET-1", order_line_id="1", exchange_sku=None, exchange_quantity=None,
+    )  # fmt: skip
+    with engine.begin() as conn:
+        assert receive_return(conn, returned, source="test")
+    assert run("returns_check", logical_date=NOW) == "success"
+    with engine.connect() as conn:
+        (queued,) = queue.list_open(conn, channel=CODE, reason=NOT_REFUNDED)
+    assert queued["external_id"] == "OPS-RET-1" and "OPS-RT-1" in queued["detail"]
