@@ -156,6 +156,12 @@ def test_without_rules_a_channel_reserves_at_its_fulfilment_location(shop: Route
     shop.stock_at("A", "hz", 5)
     shop.ingest(make_order("9001", [make_line("1", shop.sku("A"), 2)]))
     assert shop.lines("9001") == {"1": ("wh", 2)}
+    with (
+        shop.engine.connect() as conn
+    ):  # no rules is SQL NULL (not JSON null): "WHERE routing IS NULL" finds it
+        assert conn.execute(
+            text("SELECT routing IS NULL FROM channels WHERE code = :c"), {"c": shop.channel}
+        ).scalar_one()
 
 
 def test_priority_list_first_location_with_stock_takes_the_order(shop: RoutedShop):

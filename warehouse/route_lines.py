@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, select, text
+from sqlalchemy import Connection, null, select, text
 
 from warehouse.bulk import run
 from warehouse.catalog import CatalogError
@@ -50,7 +50,7 @@ def set_channel_routing(conn: Connection, channel: str, rules: RoutingRules | No
     done = conn.execute(
         channels.update()
         .where(channels.c.code == channel)
-        .values(routing=None if rules is None else rules.as_json())
+        .values(routing=null() if rules is None else rules.as_json())  # SQL NULL, not JSON null
     )
     if done.rowcount == 0:
         raise CatalogError(f"unknown channel {channel!r}")
