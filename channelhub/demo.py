@@ -35,11 +35,11 @@ from sqlalchemy.engine import make_url
 from channelhub import db, demo_webhooks
 from channelhub.config import ChannelConfig, HubConfig, load_config
 from channelhub.demo_moves import demo_transfer
-from channelhub.demo_store import show_routing
+from channelhub.demo_pos_feed import demo_pos_sale
+from channelhub.demo_routing import show_routing
 from channelhub.report import print_reconciliation, print_summary
 from channelhub.report_cli import print_sales_demo
 from channelhub.store_examples import drop_demo_store_file
-from channelhub.store_feed_demo import demo_pos_sale
 from channelhub.sync import register_config
 from platforms.registry import declaration
 from sandbox.server import sandbox_connection

@@ -137,7 +137,7 @@ def cmd_exchange(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from channelhub.returns_demo import demo_return
+    from channelhub.demo_returns import demo_return
 
     return demo_return(_engine(), args.channel, args.store)
 

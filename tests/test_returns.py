@@ -452,7 +452,7 @@ def test_a_returns_header_may_be_in_any_order_and_exchange_quantity_defaults_to_
 
 
 def test_the_demo_receives_one_unit_of_a_shipped_order_at_a_store(shop: Shop, capsys):
-    from channelhub.returns_demo import demo_return
+    from channelhub.demo_returns import demo_return
 
     shipped_order(shop, "R210")
     assert demo_return(shop.engine, shop.channel, store_of(shop)) == 0

@@ -471,7 +471,7 @@ def _later() -> datetime:
 
 
 def test_the_demo_shows_where_routed_lines_reserve_and_reroutes_a_store_order(shop: RoutedShop):
-    from channelhub.demo_store import show_routing
+    from channelhub.demo_routing import show_routing
 
     shop.add_sku("A")
     shop.rules("wh", "hz", "sh", nearest=True)

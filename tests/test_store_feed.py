@@ -540,7 +540,7 @@ def test_the_demo_posts_a_sale_over_http_and_every_channel_sells_less(
 ):
     from hub_configs import hub_config
 
-    from channelhub.store_feed_demo import demo_pos_sale
+    from channelhub.demo_pos_feed import demo_pos_sale
 
     code = f"posdemo_{uuid.uuid4().hex[:8]}"  # a configured channel's code (config/channels.yaml's rules)
     warehouse, sku = f"{code}-wh", f"{code}-A"

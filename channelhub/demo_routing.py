@@ -1,11 +1,11 @@
-"""``make demo-once``'s store side: what the synced orders and the stores did, shown on the demo's own data.
+"""``make demo-once``'s routing: where the synced orders reserve, shown on the demo's own data.
 
-After the first sync and the warehouse's shipments, ``show_routing`` prints, for every channel with routing
+After the first sync, ``show_routing`` prints, for every channel with routing
 rules (the demo's ``wechat_demo``: the main warehouse and two stores, nearest first), how many lines each
 location reserves and one order routed to a store near its buyer, then moves that order's reservation back
 to the channel's first location (``channelhub route move``: released at one, reserved at the other, both in
-the ledger), as ops would when a store cannot ship. Transfers, returns, the POS feed and the sales report
-are shown by their own modules' demo functions; ``channelhub.demo`` calls them in order.
+the ledger), as ops would when a store cannot ship. The other store-side demos are ``demo_returns``,
+``demo_moves`` (a transfer) and ``demo_pos_feed``; ``channelhub.demo`` calls them in order.
 """
 
 from __future__ import annotations
