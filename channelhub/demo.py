@@ -36,6 +36,7 @@ from channelhub import db, demo_webhooks
 from channelhub.config import ChannelConfig, HubConfig, load_config
 from channelhub.demo_moves import demo_transfer
 from channelhub.demo_pos_feed import demo_pos_sale
+from channelhub.demo_returns import demo_return
 from channelhub.demo_routing import show_routing
 from channelhub.report import print_reconciliation, print_summary
 from channelhub.report_cli import print_sales_demo
@@ -379,6 +380,8 @@ def _run_once(env, config: HubConfig, sandboxes: list[RunningSandbox], conf: str
     for sb in sandboxes:
         dag_test(f"push_shipments__{sb.channel.code}")
         dag_test(f"push_stock__{sb.channel.code}")
+    print("- a customer brings back a unit of a shipped order at the Shanghai store (退货) ...", flush=True)
+    demo_return(engine, store="STORE-SH")
     print(
         "- a transfer (调拨) from the main warehouse to the Shanghai store, half of it received ...",
         flush=True,
