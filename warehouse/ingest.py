@@ -131,6 +131,7 @@ class _Channel:
     id: int
     code: str
     location_id: int
+    routing: Any = None  # its routing rules as stored (channels.routing); None: it reserves at location_id
 
 
 @dataclass(slots=True)
@@ -859,7 +860,7 @@ def _evaluate(
         return counts, []
     if resolve:  # lines that landed in this transaction were resolved as they landed
         run(conn, RESOLVE_SKUS_SQL, {"channel_id": ctx.id, "order_ids": resolve})
-    route_unheld_lines(conn, ctx.id, order_ids)  # lines holding nothing: where the channel's routing says
+    route_unheld_lines(conn, ctx.routing, ctx.location_id, order_ids)  # lines holding nothing: by its rules
     rows = run(conn, LINES_SQL, {"location_id": ctx.location_id, "order_ids": order_ids})
     components = _bundle_parts(conn, rows)
     plans = [_plan(row, components.get(row.id)) for row in rows]
@@ -1118,7 +1119,7 @@ def _unknown_sku(ctx: _Channel, row: Any) -> ExceptionRecord:
 def _channel(engine: Engine, code: str) -> _Channel:
     with engine.connect() as conn:
         row = conn.execute(
-            select(channels.c.id, channels.c.code, channels.c.fulfilment_location_id)
+            select(channels.c.id, channels.c.code, channels.c.fulfilment_location_id, channels.c.routing)
             .join(locations, locations.c.id == channels.c.fulfilment_location_id)
             .where(channels.c.code == code)
         ).first()
@@ -1129,7 +1130,7 @@ def _channel(engine: Engine, code: str) -> _Channel:
 
 def _channel_in(conn: Connection, code: str) -> _Channel:
     row = conn.execute(
-        select(channels.c.id, channels.c.code, channels.c.fulfilment_location_id).where(
+        select(channels.c.id, channels.c.code, channels.c.fulfilment_location_id, channels.c.routing).where(
             channels.c.code == code
         )
     ).first()

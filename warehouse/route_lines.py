@@ -15,7 +15,7 @@ conditional reserve of ``apply_steps`` lets only one of them have it (the other 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import Connection, null, select, text
@@ -97,15 +97,19 @@ SELECT l.id, l.order_id, l.sku_id, l.quantity, l.refunded_quantity, l.location_i
 """
 
 
-def route_unheld_lines(conn: Connection, channel_id: int, order_ids: Sequence[int]) -> int:
-    """Set the location of these (locked) orders' lines that hold nothing, by the channel's rules; returns
-    how many lines changed location. Does nothing for a channel without rules."""
-    if not order_ids:
+def route_unheld_lines(
+    conn: Connection,
+    routing: Mapping[str, Any] | None,
+    fulfilment_location_id: int,
+    order_ids: Sequence[int],
+) -> int:
+    """Set the location of these (locked) orders' lines that hold nothing, by the channel's stored rules
+    (``routing``, read with the channel: no query of its own on ingest's path); returns how many lines
+    changed location. Does nothing for a channel without rules."""
+    if not order_ids or routing is None:
         return 0
-    routing = channel_routing(conn, channel_id)
-    if routing is None:
-        return 0
-    rules, candidates = routing
+    rules = RoutingRules.from_json(routing)
+    candidates = candidates_of(conn, rules, fulfilment_location_id)
     if not candidates:
         return 0
     rows = run(conn, UNHELD_LINES_SQL, {"order_ids": sorted(set(order_ids))})
