@@ -34,7 +34,7 @@ from starlette.concurrency import run_in_threadpool
 
 from canonical.pos_documents import BadPosDocument, PosDocument, parse_document
 from channelhub.credentials import CredentialsError, load_credentials
-from channelhub.webhooks import BodyTooLarge, background_lifespan, read_capped
+from channelhub.webhooks import BodyTooLarge, background_lifespan, next_batch, read_capped
 from connectors.auth import Secret
 from warehouse.pos_documents import DocumentOutcome, apply_document, queue_bad_document
 
@@ -123,18 +123,8 @@ class StockNotifier:
 
     def _loop(self) -> None:
         while not (self.stopping.is_set() and self.events.empty()):
-            try:
-                first = self.events.get(timeout=0.2)
-            except queue.Empty:
-                continue
-            batch = [first]
-            deadline = time.monotonic() + COALESCE_SECONDS
-            while (left := deadline - time.monotonic()) > 0:
-                try:
-                    batch.append(self.events.get(timeout=left))
-                except queue.Empty:
-                    break
-            self._post(batch)
+            if batch := next_batch(self.events, wait=0.2, within=COALESCE_SECONDS):
+                self._post(batch)
 
     def _post(self, batch: list[dict[str, Any]]) -> None:
         documents = [f"{e['location']}:{e['document_id']}" for e in batch]

@@ -22,7 +22,7 @@ from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
 from datetime import UTC, datetime
 from functools import cache, partial
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from fastapi import FastAPI, Request, Response
 from starlette.concurrency import run_in_threadpool
@@ -49,6 +49,8 @@ from connectors.webhooks import (
 from warehouse import webhook_inbox
 
 log = logging.getLogger("channelhub.webhooks")
+
+T = TypeVar("T")
 
 COALESCE_SECONDS = 0.2  # events arriving this close together are applied as one batch (one asset event)
 SWEEP_EVERY_SECONDS = 15.0
@@ -119,17 +121,9 @@ class ApplyWorker:
 
     def _apply_loop(self) -> None:
         while not self.stopping.is_set():
-            try:
-                first = self.ids.get(timeout=0.5)
-            except queue.Empty:
+            batch = next_batch(self.ids, wait=0.5, within=COALESCE_SECONDS)
+            if not batch:
                 continue
-            batch = [first]
-            deadline = time.monotonic() + COALESCE_SECONDS
-            while (left := deadline - time.monotonic()) > 0:
-                try:
-                    batch.append(self.ids.get(timeout=left))
-                except queue.Empty:
-                    break
             self._guarded(
                 partial(
                     apply_pending,
@@ -176,6 +170,22 @@ class _KeysCache:
         with self._lock:
             self._cached[channel.code] = (now, keys)
         return keys
+
+
+def next_batch(items: queue.Queue[T], *, wait: float, within: float) -> list[T]:
+    """The next item (waiting up to ``wait`` seconds; [] when none came) and every item that follows it within
+    ``within`` seconds: a burst becomes one batch, so one action (one asset event) serves it."""
+    try:
+        batch = [items.get(timeout=wait)]
+    except queue.Empty:
+        return []
+    deadline = time.monotonic() + within
+    while (left := deadline - time.monotonic()) > 0:
+        try:
+            batch.append(items.get(timeout=left))
+        except queue.Empty:
+            break
+    return batch
 
 
 class Background(Protocol):
