@@ -17,10 +17,11 @@ import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 import requests
-from airflow_standalone import ROLES, Hub, standalone_hub
+from airflow_standalone import ROLES, Hub, Standalone, standalone_hub
 from sqlalchemy import Engine, text
 
 from sandbox.clock import Clock
@@ -28,6 +29,9 @@ from sandbox.server import RunningSandbox, sandbox_connection
 from sandbox.world import Variant
 from warehouse import catalog, reconciliation_log
 from warehouse import exceptions as queue
+
+if TYPE_CHECKING:  # playwright is imported where a test drives the browser
+    from playwright.sync_api import Page
 
 CHROMIUM = Path("/usr/bin/chromium")
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)  # the sandbox clock, frozen
@@ -43,6 +47,17 @@ def chromium() -> Path:
     if not CHROMIUM.exists():
         pytest.fail(f"{CHROMIUM} is missing: run `make browser` (Debian's chromium), as `make test` does")
     return CHROMIUM
+
+
+def sign_in(page: Page, airflow: Standalone) -> None:
+    """Airflow's own login: the UI sends an anonymous visitor to the auth manager's login form."""
+    page.set_default_timeout(30_000)
+    page.goto(airflow.url("/"))
+    page.wait_for_url("**/auth/login**")
+    page.get_by_label("Username").fill(airflow.username)
+    page.get_by_label("Password").fill(airflow.password)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(lambda url: "/auth/login" not in url)
 
 
 @pytest.fixture(scope="module")
@@ -127,14 +142,7 @@ def test_an_operator_retries_and_ignores_exceptions_on_the_channelhub_page(hub: 
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True)
         try:
             page = browser.new_page()
-            page.set_default_timeout(30_000)
-            # Airflow's own login: the UI sends an anonymous visitor to the auth manager's login form.
-            page.goto(airflow.url("/"))
-            page.wait_for_url("**/auth/login**")
-            page.get_by_label("Username").fill(airflow.username)
-            page.get_by_label("Password").fill(airflow.password)
-            page.get_by_role("button", name="Sign in").click()
-            page.wait_for_url(lambda url: "/auth/login" not in url)
+            sign_in(page, airflow)
 
             page.get_by_test_id("nav-sidebar").get_by_role("link", name="ChannelHub").click()
             page.wait_for_url("**/plugin/channelhub**")
@@ -366,13 +374,7 @@ def test_the_reports_tab_charts_sales_in_the_browsers_language(hub: Hub, engine:
         try:
             english = browser.new_context(locale="en-US")
             page = english.new_page()
-            page.set_default_timeout(30_000)
-            page.goto(airflow.url("/"))
-            page.wait_for_url("**/auth/login**")
-            page.get_by_label("Username").fill(airflow.username)
-            page.get_by_label("Password").fill(airflow.password)
-            page.get_by_role("button", name="Sign in").click()
-            page.wait_for_url(lambda url: "/auth/login" not in url)
+            sign_in(page, airflow)
             page.goto(airflow.url("/plugin/channelhub"))
             frame = page.frame_locator('iframe[title="ChannelHub"]')
             frame.get_by_role("link", name="Reports").click()
