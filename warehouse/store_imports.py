@@ -89,11 +89,12 @@ CHUNK_ROWS = 200
 BAD_ROW_CLEARED = "cleared: the row applied on a later import"
 
 # The kinds whose rows are applied in modules of their own: row type -> applier (``warehouse.import_rows``).
-ROW_APPLIERS: dict[type, RowApplier] = {}
-ROW_APPLIERS.update(store_shipments.APPLIERS)  # shipments
-ROW_APPLIERS.update(transfers.APPLIERS)  # transfers, transfer_receipts
-ROW_APPLIERS.update(purchase_receipts.APPLIERS)  # expected_deliveries, receipts
-ROW_APPLIERS.update(returns.APPLIERS)  # returns (退换货)
+ROW_APPLIERS: dict[type, RowApplier] = {
+    **store_shipments.APPLIERS,  # shipments
+    **transfers.APPLIERS,  # transfers, transfer_receipts
+    **purchase_receipts.APPLIERS,  # expected_deliveries, receipts
+    **returns.APPLIERS,  # returns (退换货)
+}
 
 
 @dataclass(frozen=True, slots=True)
