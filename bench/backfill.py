@@ -37,6 +37,7 @@ from time import perf_counter
 from sqlalchemy import create_engine, text
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from cpu import postmaster_pid, process_cpu, server_cpu
 from ingest import choose_server, machine_lines, scratch_database
 
 from channelhub.config import parse_config
@@ -148,6 +149,8 @@ def run_one(
             while not windows or windows[-1][1] < NOW:
                 window_start = windows[-1][1] if windows else start
                 windows.append((window_start, min(window_start + window, NOW)))
+            postmaster = postmaster_pid(engine)
+            cpu_before = _cpu(sandbox.pid, postmaster)
             progress = Progress(orders)
             one_window = _pull_window if pull_only else _sync_window
             with ExitStack() as stack:
@@ -163,6 +166,7 @@ def run_one(
                 for fetched in fetched_per_window:
                     progress.add(fetched)
             seconds, pulled = perf_counter() - progress.began, progress.pulled
+            cpu = {name: after - cpu_before[name] for name, after in _cpu(sandbox.pid, postmaster).items()}
             run_processes_kib = _children_peak_kib(runs_at_once)  # reaped by now; the sandbox is not yet
             with engine.connect() as conn:
                 stored = conn.execute(text("SELECT count(*) FROM orders")).scalar_one()
@@ -196,6 +200,31 @@ def run_one(
         "sandbox_peak_mib": sandbox_rss,
         "problems": problems,
         "machine": machine,
+        "cpu_seconds": cpu,
+    }
+
+
+def cpu_line(result: dict) -> str:
+    """The CPU per order of one N: the hub's own (its processes + Postgres), and each part."""
+    per_order = {name: seconds / result["orders"] * 1000 for name, seconds in result["cpu_seconds"].items()}
+    per_100k = result["seconds"] / result["orders"] * 100_000
+    machine = result["machine"][0].split(maxsplit=1)[1].split(", Linux")[0]
+    return (
+        f"hub CPU per order at {result['orders']:,}: {per_order['hub'] + per_order['postgres']:.3f} ms "
+        f"(hub processes {per_order['hub']:.3f} + Postgres {per_order['postgres']:.3f}; the sandbox "
+        f"{per_order['sandbox']:.3f} more) | {per_100k:.1f} s per 100k | {machine}"
+    )
+
+
+def _cpu(sandbox_pid: int, postmaster: int | None) -> dict[str, float]:
+    """CPU seconds so far of the hub (this process and its reaped run processes), Postgres (nan when the
+    server is on another machine) and the sandbox. The pool's run processes are reaped when it closes,
+    before the second reading."""
+    own = os.times()
+    return {
+        "hub": own.user + own.system + own.children_user + own.children_system,
+        "postgres": server_cpu(postmaster) if postmaster else float("nan"),
+        "sandbox": process_cpu(sandbox_pid),
     }
 
 
@@ -274,6 +303,8 @@ def main(argv: list[str] | None = None) -> int:
     print("seconds per 100k orders: " + ", ".join(
         f"{r['orders']:,}: {r['seconds'] / r['orders'] * 100_000:.1f}" for r in results
     ))  # fmt: skip
+    for r in results:
+        print(cpu_line(r))
     return 0 if all(not r["problems"] for r in results) else 1
 
 

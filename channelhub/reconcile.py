@@ -42,7 +42,7 @@ from connectors.errors import ConnectorError
 from warehouse import reconciliation_log, shipment_outbox, stock_policy, sync_state
 from warehouse.catalog import channel_id_of
 from warehouse.exceptions import record_exception
-from warehouse.ingest import Landed, Rejected, ingest_orders, order_digest
+from warehouse.ingest import DIGEST_PREFIX, Landed, Rejected, ingest_orders, order_digest
 from warehouse.models import orders
 from warehouse.reconciliation_log import Finding
 from warehouse.stock import ledger_drift
@@ -231,14 +231,15 @@ def _check_orders(
                                 "orders", reason, external_id, detail, "left_for_person", exception_id
                             )
             elif order_digest(order) != ours["payload_digest"]:
-                to_ingest.append(item)
-                report.found(
-                    "orders",
-                    "order_drift",
-                    external_id,
-                    "same version, other details differ: re-ingested",
-                    "repaired",
-                )
+                to_ingest.append(item)  # an older hub's digest (no DIGEST_PREFIX) is refreshed, not drift
+                if ours["payload_digest"].startswith(DIGEST_PREFIX):
+                    report.found(
+                        "orders",
+                        "order_drift",
+                        external_id,
+                        "same version, other details differ: re-ingested",
+                        "repaired",
+                    )
     if to_ingest or rejected:
         ingest_orders(engine, channel.code, to_ingest, rejected)
 

@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 from hub_configs import write_hub_config
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, cast, func, select
+from sqlalchemy.dialects.postgresql import JSONB
 
 from channelhub import import_cli
 from channelhub.assets import WAREHOUSE_STOCK
@@ -542,7 +543,10 @@ def test_a_store_sale_deducts_a_return_restocks_and_an_oversized_sale_is_rejecte
             .select_from(raw_payloads)
             .where(
                 raw_payloads.c.channel_id.is_(None),
-                raw_payloads.c.payload.contains({"location": store, "receipt_id": "R1", "line_no": "2"}),
+                # Raw payloads are json text (migration 0017): a cast to jsonb queries inside them.
+                cast(raw_payloads.c.payload, JSONB).contains(
+                    {"location": store, "receipt_id": "R1", "line_no": "2"}
+                ),
             )
         ).scalar_one()
     assert raws == 1

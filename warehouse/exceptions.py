@@ -17,10 +17,11 @@ from datetime import timedelta
 from typing import Any
 
 import msgspec
+import psycopg
 from sqlalchemy import Connection, func, insert, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-from warehouse.bulk import arrays, run, unnest
+from warehouse.bulk import arrays, copy_rows, next_ids, run, unnest
 from warehouse.models import (
     EXCEPTION_SKU,
     EXCEPTION_SUBJECT,
@@ -47,8 +48,10 @@ REASONS = (
 DETAIL_LIMIT = 4000
 CLOSING_ACTIONS = {"resolved": "resolve", "ignored": "ignore"}
 AUTO_ACTOR = "hub:ingest"  # the actor of resolutions a later ingest or import made on its own
-# The payload travels as text[] and is cast per row: a jsonb[] parameter cost a third more server time.
-RAW_COLUMNS = (("channel_id", "bigint"), ("external_id", "text"), ("digest", "text"), ("payload", "text"))
+# The payload goes to COPY as the UTF-8 bytes of its JSON text: what binary COPY sends for a json column.
+RAW_COLUMNS = (("channel_id", "bigint"), ("external_id", "text"), ("digest", "text"), ("payload", "json"))
+# When COPY lost a race: the payload travels as text[] cast per row (a json[] parameter costs more).
+RAW_COLUMNS_AS_TEXT = (*RAW_COLUMNS[:3], ("payload", "text"))
 
 
 @dataclass(slots=True, frozen=True)
@@ -77,39 +80,61 @@ def canonical_json(value: Any) -> str:
     what JSON decoding yields, but for floats, written in their shortest form (``0.00001`` for ``1e-05``).
     What it cannot encode (lone surrogates) takes the ``json`` path.
     """
+    return canonical_json_bytes(value).decode("utf-8")
+
+
+def canonical_json_bytes(value: Any) -> bytes:
+    """``canonical_json`` as UTF-8, as it is digested and stored: no decoding and encoding it again."""
     try:
-        return _CANONICAL_ENCODER.encode(value).decode("utf-8")
+        return _CANONICAL_ENCODER.encode(value)
     except (TypeError, ValueError, UnicodeError, msgspec.EncodeError):
-        return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+        text_ = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+        return text_.encode("utf-8")
 
 
-def digest_of(json_text: str) -> str:
-    return hashlib.sha256(json_text.encode("utf-8")).hexdigest()
+def digest_of(json_text: str | bytes) -> str:
+    return hashlib.sha256(json_text.encode("utf-8") if isinstance(json_text, str) else json_text).hexdigest()
 
 
 def land_raw(conn: Connection, channel_id: int | None, items: Sequence[tuple[str | None, Any]]) -> list[int]:
     """Store raw payloads once per (channel, digest); returns the raw_payload id of each item, in order.
     ``channel_id`` None: payloads of no channel (rows of store/warehouse import files)."""
-    texts = [canonical_json(payload) for _, payload in items]
+    texts = [canonical_json_bytes(payload) for _, payload in items]
     digests = [digest_of(t) for t in texts]
     ids = _raw_ids(conn, channel_id, set(digests))
-    missing: dict[str, tuple[int, str | None, str, str]] = {}
+    missing: dict[str, tuple[int | None, str | None, str, bytes]] = {}
     for (external_id, _), text_, digest in zip(items, texts, digests, strict=True):
         if digest not in ids and digest not in missing:
             missing[digest] = (channel_id, external_id, digest, text_)
     if missing:
         # Sorted by digest so that concurrent writers of the same payloads wait in one order.
-        landed = run(
-            conn,
-            f"INSERT INTO raw_payloads (channel_id, external_id, digest, payload) "
-            f"SELECT channel_id, external_id, digest, CAST(payload AS jsonb) FROM {unnest(RAW_COLUMNS)} "
-            f"ON CONFLICT (channel_id, digest) DO NOTHING RETURNING digest, id",
-            arrays(RAW_COLUMNS, [missing[d] for d in sorted(missing)]),
-        )
-        ids.update((digest, raw_id) for digest, raw_id in landed)
-        if beaten := set(missing) - ids.keys():  # a concurrent writer landed these first
-            ids.update(_raw_ids(conn, channel_id, beaten))
+        new_rows = [missing[d] for d in sorted(missing)]
+        try:
+            ids.update(_copy_raw(conn, new_rows))
+        except psycopg.errors.UniqueViolation:  # a concurrent writer landed some of them since the lookup
+            landed = run(
+                conn,
+                f"INSERT INTO raw_payloads (channel_id, external_id, digest, payload) "
+                f"SELECT channel_id, external_id, digest, CAST(payload AS json) "
+                f"FROM {unnest(RAW_COLUMNS_AS_TEXT)} ON CONFLICT (channel_id, digest) DO NOTHING "
+                "RETURNING digest, id",
+                arrays(RAW_COLUMNS_AS_TEXT, [(*row[:3], row[3].decode("utf-8")) for row in new_rows]),
+            )
+            ids.update((digest, raw_id) for digest, raw_id in landed)
+            if beaten := set(missing) - ids.keys():
+                ids.update(_raw_ids(conn, channel_id, beaten))
     return [ids[d] for d in digests]
+
+
+def _copy_raw(conn: Connection, rows: list[tuple[int | None, str | None, str, bytes]]) -> dict[str, int]:
+    """Land payloads no row held at the lookup by COPY (ids drawn first), in a savepoint: a concurrent
+    writer's row makes it raise ``UniqueViolation`` and leave nothing behind."""
+    raw_ids = next_ids(conn, "raw_payloads", len(rows))
+    with conn.begin_nested():
+        copy_rows(conn, "raw_payloads", (("id", "bigint"), *RAW_COLUMNS), (
+            (raw_id, *row) for raw_id, row in zip(raw_ids, rows, strict=True)
+        ))  # fmt: skip
+    return {row[2]: raw_id for raw_id, row in zip(raw_ids, rows, strict=True)}
 
 
 def _raw_ids(conn: Connection, channel_id: int | None, digests: set[str]) -> dict[str, int]:

@@ -54,10 +54,10 @@ import logging
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, fields
-from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, TypeVar
 
+import msgspec
 from sqlalchemy import Connection, Engine, select, text
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
@@ -1147,20 +1147,15 @@ def order_digest(order: CanonicalOrder) -> str:
     """sha256 over every field of the canonical order: equal digests mean nothing the hub stores changed.
 
     Taken of the canonical order rather than the raw payload, so a fixed mapping re-applies an order even
-    when the platform's payload did not change.
+    when the platform's payload did not change. msgspec writes the fields as JSON (times as the mappings
+    give them: UTC) in 6 us against 24 us for the ``repr`` of a tuple walk it replaced (issue 22); the
+    ``DIGEST_PREFIX`` tells its digests from the older ones.
     """
-    return hashlib.sha256(repr(_fields_of(order)).encode("utf-8")).hexdigest()
+    return DIGEST_PREFIX + hashlib.sha256(_DIGEST_ENCODER.encode(order)).hexdigest()
 
 
-def _fields_of(value: Any) -> Any:
-    names = _DATACLASS_FIELDS.get(type(value))
-    if names is not None:
-        return (type(value).__name__, *(_fields_of(getattr(value, name)) for name in names))
-    if isinstance(value, list):
-        return tuple(_fields_of(v) for v in value)
-    if isinstance(value, datetime):
-        return value.astimezone(UTC).isoformat()  # the same instant in any zone is the same version
-    return value
+DIGEST_PREFIX = "2:"  # older digests (a bare sha256 hex of the tuple walk) differ from any taken now
+_DIGEST_ENCODER = msgspec.json.Encoder()
 
 
 _DATACLASS_FIELDS = {

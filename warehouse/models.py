@@ -29,7 +29,7 @@ from sqlalchemy import (
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import JSON, JSONB
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -200,7 +200,8 @@ raw_payloads = Table(
     Column("channel_id", BigInteger, ForeignKey("channels.id")),
     Column("external_id", Text),
     Column("digest", Text, nullable=False),  # sha256 hex of the canonical JSON (sorted keys)
-    Column("payload", JSONB, nullable=False),
+    # json text as the hub wrote it (lz4 where the server has it): migration 0017 says why not jsonb.
+    Column("payload", JSON, nullable=False),
     _now("received_at"),
     # When retention masked its personal and fulfilment paths (its digest stays that of the payload as
     # landed: the same payload fetched again finds this row and is not stored again).

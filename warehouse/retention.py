@@ -225,7 +225,7 @@ def _mask_payloads(conn: Connection, payloads: Sequence[Any], erase: Erase) -> N
     conn.execute(
         text(
             """
-            UPDATE raw_payloads r SET payload = CAST(v.payload AS jsonb), personal_data_erased_at = now()
+            UPDATE raw_payloads r SET payload = CAST(v.payload AS json), personal_data_erased_at = now()
               FROM unnest(CAST(:ids AS bigint[]), CAST(:payloads AS text[])) AS v(id, payload)
              WHERE r.id = v.id
             """

@@ -15,7 +15,7 @@ from typing import NamedTuple
 from sqlalchemy import Connection, func, select, text
 from sqlalchemy.dialects.postgresql import insert
 
-from warehouse.bulk import arrays, run, unnest
+from warehouse.bulk import copy_rows
 from warehouse.models import locations, skus, stock_ledger, stock_levels
 
 
@@ -131,11 +131,7 @@ def write_ledger(conn: Connection, rows: Sequence[LedgerRow]) -> None:
     """Append ledger rows. A key that already exists raises (IntegrityError): the effect was applied before,
     so the transaction that applied it a second time must not commit."""
     if rows:
-        run(
-            conn,
-            f"INSERT INTO stock_ledger ({LEDGER_NAMES}) SELECT * FROM {unnest(LEDGER_COLUMNS)}",
-            arrays(LEDGER_COLUMNS, rows),
-        )
+        copy_rows(conn, "stock_ledger", LEDGER_COLUMNS, rows)
 
 
 def availability(conn: Connection, pairs: Sequence[tuple[int, int]]) -> dict[tuple[int, int], int]:
