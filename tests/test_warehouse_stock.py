@@ -11,7 +11,8 @@ from sqlalchemy.exc import DBAPIError
 
 from warehouse import catalog, stock
 from warehouse import exceptions as queue
-from warehouse.ingest import retry_attention, stock_targets
+from warehouse.ingest import retry_attention
+from warehouse.line_stock import stock_targets
 from warehouse.models import locations, skus, stock_ledger
 from warehouse.testing import T0, Shop, make_line, make_order
 

@@ -41,7 +41,8 @@ def run(conn: Connection, sql: str, params: Mapping[str, Any]) -> list[Any]:
 
 
 # Postgres type names as psycopg's type registry knows them. A json value is given as the UTF-8 bytes of its
-# text: binary COPY sends json as exactly those bytes, which psycopg's bytea dumper writes as they are.
+# text: binary COPY sends json as exactly those bytes, which psycopg's bytea dumper writes as they are. A
+# jsonb value is given as the Python value: psycopg's jsonb dumper writes it (with jsonb's version byte).
 _COPY_TYPES = {"int": "int4", "bigint": "int8", "boolean": "bool", "json": "bytea"}
 
 
@@ -55,8 +56,6 @@ def copy_rows(conn: Connection, table: str, columns: Columns, rows: Iterable[Seq
     """
     names = ", ".join(name for name, _ in columns)
     types = [_COPY_TYPES.get(pg_type, pg_type) for _, pg_type in columns]
-    if "jsonb" in (pg_type for _, pg_type in columns):
-        raise ValueError("binary COPY of jsonb needs its version byte: declare the column json or use unnest")
     cur = conn.connection.driver_connection.cursor()
     with cur, cur.copy(f"COPY {table} ({names}) FROM STDIN (FORMAT BINARY)") as copy:
         copy.set_types(types)

@@ -2,14 +2,16 @@
 
 ``ingest_orders`` applies one batch of one channel in one transaction:
 
-1. every raw payload is landed once per (channel, sha256 of its canonical JSON), rejects included;
+1. every raw payload is landed once per (channel, sha256 of its canonical JSON), rejects included (as
+   ``json`` text, by COPY: ``warehouse.exceptions.land_raw``);
 2. orders are upserted with ``INSERT ... ON CONFLICT (channel_id, external_id) DO UPDATE ... WHERE`` the
    incoming version is different (digest of the canonical order) and not older (platform ``updated_at``),
    so concurrent writers can never regress an order; every conflicting row is locked, in external-id order;
 3. the lines of new and updated orders — and of unchanged orders still needing attention — are
-   re-evaluated: each line's SKU resolves through the channel's listings, its stock targets are computed
-   from the order's state and the difference to what was applied becomes conditional stock steps plus
-   ledger rows (keys name the cause: ``reserve:<channel>:<order>:<line>``, ``#n`` for later steps);
+   re-evaluated (``warehouse.line_stock``): each line's SKU resolves through the channel's listings, its
+   stock targets are computed from the order's state and the difference to what was applied becomes
+   conditional stock steps plus ledger rows (keys name the cause: ``reserve:<channel>:<order>:<line>``,
+   ``#n`` for later steps); each line is written once, with what it holds;
 4. what does not fit is queued (unknown_sku, insufficient_stock, the batch's rejects) and exceptions of
    these orders that no longer apply are resolved.
 
@@ -52,8 +54,8 @@ import hashlib
 import json
 import logging
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field, fields
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, fields
 from decimal import Decimal
 from typing import Any, TypeVar
 
@@ -67,10 +69,9 @@ from warehouse.bulk import arrays, run, unnest
 from warehouse.catalog import CatalogError
 from warehouse.db_errors import DB_ERRORS, error_text, is_retryable, raise_unless_the_rows_fault
 from warehouse.exceptions import ExceptionRecord
+from warehouse.line_stock import Channel, IngestCounts, evaluate, sku_codes
 from warehouse.models import channels, locations, orders
-from warehouse.route_lines import route_unheld_lines
-from warehouse.stock import LedgerRow, Step, apply_steps, availability, write_ledger
-from warehouse.stock_policy import bundle_recipes
+from warehouse.stock import LedgerRow, write_ledger
 
 log = logging.getLogger("warehouse.ingest")
 
@@ -98,40 +99,6 @@ class Rejected:
     reason: str
     detail: str
     raw: object
-
-
-@dataclass
-class IngestCounts:
-    new: int = 0
-    updated: int = 0
-    unchanged: int = 0
-    stale: int = 0
-    reserved_units: int = 0
-    released_units: int = 0  # reservations released by a cancel, refund or edit (not by shipping)
-    deducted_units: int = 0
-    restocked_units: int = 0
-    exceptions: Counter[str] = field(default_factory=Counter)  # problems queued (or re-seen), by reason
-
-    def merge(self, other: IngestCounts) -> IngestCounts:
-        for f in fields(self):
-            if f.name == "exceptions":
-                self.exceptions.update(other.exceptions)
-            else:
-                setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
-        return self
-
-    def as_dict(self) -> dict[str, Any]:
-        values: dict[str, Any] = {f.name: getattr(self, f.name) for f in fields(self)}
-        values["exceptions"] = dict(sorted(self.exceptions.items()))
-        return values
-
-
-@dataclass(frozen=True, slots=True)
-class _Channel:
-    id: int
-    code: str
-    location_id: int
-    routing: Any = None  # its routing rules as stored (channels.routing); None: it reserves at location_id
 
 
 @dataclass(slots=True)
@@ -196,7 +163,7 @@ def retry_attention(engine: Engine, channel: str, batch_size: int = 500) -> Inge
                 if not rows:
                     return IngestCounts(), None
                 ids = [r.id for r in rows]
-                batch_counts, problems = _evaluate(conn, ctx, ids, resolve=ids)
+                batch_counts, problems = evaluate(conn, ctx, ids)
                 _queue(conn, ctx, batch_counts, problems, [r.external_id for r in rows], [])
                 return batch_counts, rows[-1].external_id
 
@@ -214,7 +181,7 @@ def reevaluate_orders(conn: Connection, channel: str, order_ids: Sequence[int]) 
     For facts the hub learns outside the channel's payload (a shipment the warehouse reported)."""
     ctx = _channel_in(conn, channel)
     ids = sorted(set(order_ids))
-    counts, problems = _evaluate(conn, ctx, ids, resolve=ids)
+    counts, problems = evaluate(conn, ctx, ids)
     external_ids = list(conn.execute(select(orders.c.external_id).where(orders.c.id.in_(ids))).scalars())
     _queue(conn, ctx, counts, problems, sorted(external_ids), [])
     return counts
@@ -288,7 +255,7 @@ def release_beyond_on_hand(conn: Connection, sku_id: int, location_id: int, caus
         key = f"release:{line.channel_code}:{line.order_external_id}:{line.external_line_id}" + (
             f"#{steps['release']}" if steps["release"] > 1 else ""
         )
-        codes = _sku_codes(conn, parts) if line.applied_components else {}
+        codes = sku_codes(conn, parts) if line.applied_components else {}
         what = f"sku {codes[sku_id]} (in bundle {line.sku_code})" if codes else f"sku {line.sku_code}"
         for part_sku_id, units in sorted(parts.items()):
             part_key = f"{key}@{codes[part_sku_id]}" if codes else key
@@ -345,22 +312,18 @@ def release_beyond_on_hand(conn: Connection, sku_id: int, location_id: int, caus
     return released[sku_id]
 
 
-def _sku_codes(conn: Connection, sku_ids: Iterable[int]) -> dict[int, str]:
-    return dict(run(conn, "SELECT id, code FROM skus WHERE id = ANY(%(ids)b)", {"ids": sorted(sku_ids)}))
-
-
 # -- batch and fallback --------------------------------------------------------------------------
 
 
 def _ingest_batch(
-    engine: Engine, ctx: _Channel, incoming: list[_Incoming], rejects: list[Rejected]
+    engine: Engine, ctx: Channel, incoming: list[_Incoming], rejects: list[Rejected]
 ) -> IngestCounts:
     with engine.begin() as conn:
         return _apply(conn, ctx, incoming, rejects)
 
 
 def _ingest_one_by_one(
-    engine: Engine, ctx: _Channel, incoming: list[_Incoming], rejects: list[Rejected]
+    engine: Engine, ctx: Channel, incoming: list[_Incoming], rejects: list[Rejected]
 ) -> IngestCounts:
     counts = IngestCounts()
     with engine.begin() as conn:
@@ -376,7 +339,7 @@ def _ingest_one_by_one(
 
 
 def _queue_apply_failed(
-    conn: Connection, ctx: _Channel, item: _Incoming | Rejected, err: Exception
+    conn: Connection, ctx: Channel, item: _Incoming | Rejected, err: Exception
 ) -> IngestCounts:
     """The database refused this order: queue it with the error, with its raw payload if that can land."""
     if isinstance(item, _Incoming):
@@ -413,7 +376,7 @@ def _retrying(fn: Callable[..., T], *args: Any) -> T:
 
 
 def _apply(
-    conn: Connection, ctx: _Channel, incoming: list[_Incoming], rejects: list[Rejected]
+    conn: Connection, ctx: Channel, incoming: list[_Incoming], rejects: list[Rejected]
 ) -> IngestCounts:
     counts = IngestCounts()
     raw_ids = queue.land_raw(
@@ -434,14 +397,13 @@ def _apply(
         conn, ctx, [w.order.external_id for w in winners if w.order.external_id not in upserted]
     )
     changed: dict[str, tuple[int, bool]] = {}  # external_id -> (order id, inserted)
-    evaluate: list[int] = []
-    attention_ids: list[int] = []  # unchanged orders re-evaluated: their lines did not just land
+    to_evaluate: list[int] = []
     for item in winners:
         external_id = item.order.external_id
         if external_id in upserted:
             order_id, inserted = upserted[external_id]
             changed[external_id] = (order_id, inserted)
-            evaluate.append(order_id)
+            to_evaluate.append(order_id)
             if inserted:
                 counts.new += 1
             else:
@@ -453,8 +415,7 @@ def _apply(
         else:
             counts.stale += 1
         if needs_attention:  # a retry re-evaluates it: a SKU may be mapped or stock received since
-            evaluate.append(order_id)
-            attention_ids.append(order_id)
+            to_evaluate.append(order_id)
 
     erased = {e for e, (*_, was_erased) in existing.items() if was_erased}
     _unerase(
@@ -465,12 +426,13 @@ def _apply(
     )
 
     by_external_id = {w.order.external_id: w for w in winners}
-    _upsert_lines(conn, ctx.id, [(changed[e][0], by_external_id[e]) for e in sorted(changed)])
-    _mark_removed_lines(
-        conn, [(changed[e][0], by_external_id[e]) for e in sorted(changed) if not changed[e][1]]
+    evaluated_counts, attention = evaluate(
+        conn,
+        ctx,
+        to_evaluate,
+        landed={order_id: by_external_id[e].order for e, (order_id, _) in changed.items()},
+        new_orders={order_id for order_id, inserted in changed.values() if inserted},
     )
-
-    evaluated_counts, attention = _evaluate(conn, ctx, evaluate, resolve=attention_ids)
     counts.merge(evaluated_counts)
     evaluated_ids = [
         e for e in sorted(by_external_id) if e in changed or existing.get(e, (0, "", False, False))[2]
@@ -481,7 +443,7 @@ def _apply(
 
 def _queue(
     conn: Connection,
-    ctx: _Channel,
+    ctx: Channel,
     counts: IngestCounts,
     problems: list[ExceptionRecord],
     evaluated: list[str],
@@ -552,7 +514,7 @@ RETURNING o.id, o.external_id, (o.xmax = 0) AS inserted
 """
 
 
-def _upsert_orders(conn: Connection, ctx: _Channel, items: list[_Incoming]) -> dict[str, tuple[int, bool]]:
+def _upsert_orders(conn: Connection, ctx: Channel, items: list[_Incoming]) -> dict[str, tuple[int, bool]]:
     """Insert or update; returns {external_id: (id, inserted)} of the rows written (not unchanged/stale)."""
     if not items:
         return {}
@@ -588,7 +550,7 @@ def _order_row(item: _Incoming) -> tuple[Any, ...]:
 
 
 def _existing_orders(
-    conn: Connection, ctx: _Channel, external_ids: list[str]
+    conn: Connection, ctx: Channel, external_ids: list[str]
 ) -> dict[str, tuple[int, str, bool, bool]]:
     """{external_id: (id, digest, needs attention, personal data erased)} of orders held already."""
     if not external_ids:
@@ -602,7 +564,7 @@ def _existing_orders(
     return {row[0]: (row[1], row[2], row[3], row[4]) for row in rows}
 
 
-def _unerase(conn: Connection, ctx: _Channel, raw_ids: list[int]) -> None:
+def _unerase(conn: Connection, ctx: Channel, raw_ids: list[int]) -> None:
     """Orders that retention erased and that have one of these raw payloads stored unmasked (an older
     version, a reject of it) hold personal data again: retention takes them again."""
     if raw_ids:
@@ -620,503 +582,10 @@ def _unerase(conn: Connection, ctx: _Channel, raw_ids: list[int]) -> None:
         )
 
 
-LINE_COLUMNS = (
-    ("order_id", "bigint"),
-    ("external_line_id", "text"),
-    ("merchant_sku", "text"),
-    ("channel_product_id", "text"),
-    ("channel_variant_id", "text"),
-    ("title", "text"),
-    ("quantity", "int"),
-    ("unit_price", "numeric"),
-    ("line_total", "numeric"),
-    ("shipped_quantity", "int"),
-    ("refunded_quantity", "int"),
-    ("restocked_quantity", "int"),
-)
-_LINE_NAMES = [name for name, _ in LINE_COLUMNS]
-
-
-def _upsert_lines(conn: Connection, channel_id: int, orders_written: list[tuple[int, _Incoming]]) -> None:
-    rows = [
-        (
-            order_id,
-            line.external_line_id,
-            (line.sku or "").strip() or None,
-            line.channel_product_id or None,
-            line.channel_variant_id or None,
-            line.title or "",
-            line.quantity,
-            line.unit_price,
-            line.line_total,
-            line.shipped_quantity,
-            line.refunded_quantity,
-            line.restocked_quantity,
-        )
-        for order_id, item in orders_written
-        for line in item.order.lines
-    ]
-    if rows:
-        run(conn, UPSERT_LINES_SQL, {"channel_id": channel_id, **arrays(LINE_COLUMNS, rows)})
-
-
-def _mark_removed_lines(conn: Connection, orders_updated: list[tuple[int, _Incoming]]) -> None:
-    """Lines missing from the newest version of an order (an edit removed them) stop reserving."""
-    if not orders_updated:
-        return
-    pairs = [
-        (order_id, line.external_line_id) for order_id, item in orders_updated for line in item.order.lines
-    ]
-    conn.execute(
-        text(
-            """
-            UPDATE order_lines l SET removed = true
-             WHERE l.order_id = ANY(CAST(:order_ids AS bigint[])) AND NOT l.removed
-               AND NOT EXISTS (
-                   SELECT 1
-                     FROM unnest(CAST(:k_order AS bigint[]), CAST(:k_line AS text[])) AS k(order_id, line_id)
-                    WHERE k.order_id = l.order_id AND k.line_id = l.external_line_id)
-            """
-        ),
-        {
-            "order_ids": [order_id for order_id, _ in orders_updated],
-            "k_order": [p[0] for p in pairs],
-            "k_line": [p[1] for p in pairs],
-        },
-    )
-
-
-# -- stock ---------------------------------------------------------------------------------------
-
-
-def _listing_match(line: str) -> str:
-    """The internal SKU of a line through the channel's listings: merchant SKU code first, else
-    (product, variant), else the product's variant-less listing."""
-    return f"""coalesce(
-             (SELECT cl.sku_id FROM channel_listings cl
-               WHERE cl.channel_id = %(channel_id)s AND cl.merchant_sku = {line}.merchant_sku),
-             (SELECT cl.sku_id FROM channel_listings cl
-               WHERE cl.channel_id = %(channel_id)s AND cl.channel_product_id = {line}.channel_product_id
-                 AND cl.channel_variant_id = {line}.channel_variant_id),
-             (SELECT cl.sku_id FROM channel_listings cl
-               WHERE cl.channel_id = %(channel_id)s AND cl.channel_product_id = {line}.channel_product_id
-                 AND cl.channel_variant_id IS NULL))"""
-
-
-# A line's SKU is resolved as it lands; a resolved line keeps its SKU (its stock was applied to it).
-UPSERT_LINES_SQL = f"""
-INSERT INTO order_lines ({", ".join(_LINE_NAMES)}, sku_id)
-SELECT v.*, {_listing_match("v")} FROM {unnest(LINE_COLUMNS)}
-ON CONFLICT (order_id, external_line_id) DO UPDATE
-   SET {", ".join(f"{name} = EXCLUDED.{name}" for name in _LINE_NAMES[2:])}, removed = false,
-       sku_id = coalesce(order_lines.sku_id, EXCLUDED.sku_id)
-"""
-
-# Lines unresolved so far (the integrator may have mapped their SKU since).
-RESOLVE_SKUS_SQL = f"""
-UPDATE order_lines l SET sku_id = m.sku_id
-  FROM (SELECT x.id, {_listing_match("x")} AS sku_id
-          FROM (SELECT DISTINCT unnest(CAST(%(order_ids)b AS bigint[]))) AS k(order_id)
-          JOIN order_lines x ON x.order_id = k.order_id
-         WHERE x.sku_id IS NULL) m
- WHERE l.id = m.id AND m.sku_id IS NOT NULL
-"""
-
-# A batch's rows are looked up from ``unnest`` of its ids, joined by key: index lookups whatever the
-# statistics say. ``col = ANY(ids)`` let a stale estimate (tables growing fast in a backfill) choose a
-# hash join over a scan of every order, once per batch: a backfill slowed down as it went.
-LINES_SQL = """
-SELECT l.id, l.order_id, l.external_line_id, l.sku_id, s.code AS sku_code,
-       l.merchant_sku, l.channel_product_id, l.channel_variant_id,
-       l.quantity, l.shipped_quantity, l.warehouse_shipped_quantity, l.refunded_quantity,
-       l.restocked_quantity, l.returned_quantity, l.removed,
-       l.location_id, coalesce(l.location_id, CAST(%(location_id)s AS bigint)) AS stock_location_id,
-       loc.code AS location_code,
-       l.reserved_quantity, l.deducted_quantity, l.restocked_applied, l.ledger_steps, l.applied_components,
-       o.external_id AS order_external_id, o.cancelled, o.payment_status
-  FROM (SELECT DISTINCT unnest(CAST(%(order_ids)b AS bigint[]))) AS k(order_id)
-  JOIN orders o ON o.id = k.order_id
-  JOIN order_lines l ON l.order_id = o.id
-  JOIN locations loc ON loc.id = coalesce(l.location_id, CAST(%(location_id)s AS bigint))
-  LEFT JOIN skus s ON s.id = l.sku_id
- ORDER BY o.created_at, o.external_id, l.id
-"""
-
-
-@dataclass(frozen=True, slots=True)
-class _Part:
-    """Stock a line's units act on: ``units`` of ``sku_id`` per unit of the line."""
-
-    sku_id: int
-    units: int = 1
-    code: str | None = None  # a bundle component's SKU code (it names its ledger keys); None: the line's SKU
-
-
-@dataclass(slots=True)
-class _LinePlan:
-    """One line: where it stands, where it should be, and the steps that get it there."""
-
-    row: Any
-    target_reserved: int
-    target_deducted: int
-    target_restocked: int
-    reserved: int
-    deducted: int
-    restocked: int
-    steps_taken: dict[str, int]
-    parts: tuple[_Part, ...] = ()  # where its units act on stock: its SKU, or a bundle's components
-    fact: Step | None = None  # shipments and returns (facts), with the reservation shipping consumes
-    fact_parts: list[tuple[str, int, int]] = field(default_factory=list)  # (kind, d_on_hand, d_reserved)
-    reserve: Step | None = None  # the reservation (or release) to reach the target
-    fact_ok: bool = True
-    reserve_ok: bool = True
-    ledger: list[LedgerRow] = field(default_factory=list)
-
-    @property
-    def settled(self) -> bool:
-        return (self.reserved, self.deducted, self.restocked) == (
-            self.target_reserved,
-            self.target_deducted,
-            self.target_restocked,
-        )
-
-    @property
-    def has_stock_effect(self) -> bool:
-        return bool(self.target_reserved or self.target_deducted or self.target_restocked)
-
-
-def stock_targets(
-    quantity: int,
-    shipped: int,
-    refunded: int,
-    restocked: int,
-    *,
-    returned: int = 0,
-    cancelled: bool,
-    payment_status: str,
-    removed: bool = False,
-) -> tuple[int, int]:
-    """(reserved, deducted) a line should have applied; see the module docstring. ``restocked`` is the
-    platform's claim, ``returned`` the units physically returned: either says a refunded unit had shipped."""
-    shipped = max(0, shipped)
-    came_back = min(max(0, restocked, returned), shipped)
-    if cancelled or payment_status == "voided" or removed:
-        reserved = 0
-    else:
-        reserved = max(0, quantity - shipped - max(0, refunded - came_back))
-    return reserved, shipped
-
-
-def _plan(row: Any, components: tuple[_Part, ...] | None = None) -> _LinePlan:
-    """``components``: a bundle line's (see ``_bundle_parts``); a plain line acts on its own SKU."""
-    target = stock_targets(
-        row.quantity,
-        max(row.shipped_quantity, row.warehouse_shipped_quantity),
-        row.refunded_quantity,
-        row.restocked_quantity,
-        returned=row.returned_quantity,
-        cancelled=row.cancelled,
-        payment_status=row.payment_status,
-        removed=row.removed,
-    )
-    plan = _LinePlan(
-        row,
-        *target,
-        row.restocked_applied,  # returns restock through warehouse.returns; what was booked stays
-        row.reserved_quantity,
-        row.deducted_quantity,
-        row.restocked_applied,
-        dict(row.ledger_steps),
-    )
-    if row.sku_id is None:
-        return plan
-    plan.parts = components or (_Part(row.sku_id),)
-    sku_id, location_id = row.sku_id, row.stock_location_id
-    ship = plan.target_deducted - plan.deducted
-    back = plan.target_restocked - plan.restocked
-    consumed = min(ship, plan.reserved) if ship > 0 else 0  # shipped units use up their reservation
-    if ship > 0:
-        plan.fact_parts.append(("deduct", -ship, -consumed))
-    elif ship < 0:  # the platform took a shipment back (a cancelled fulfilment)
-        plan.fact_parts.append(("adjust", -ship, 0))
-    if back > 0:
-        plan.fact_parts.append(("restock", back, 0))
-    elif back < 0:
-        plan.fact_parts.append(("adjust", back, 0))
-    if plan.fact_parts:
-        plan.fact = Step(sku_id, location_id, -ship + back, -consumed, phase=0)
-    more = plan.target_reserved - (plan.reserved - consumed)
-    if more:
-        plan.reserve = Step(sku_id, location_id, 0, more, phase=1 if more > 0 else 0)
-    return plan
-
-
-def _evaluate(
-    conn: Connection, ctx: _Channel, order_ids: list[int], resolve: list[int]
-) -> tuple[IngestCounts, list[ExceptionRecord]]:
-    """Bring the stock applied for these (locked) orders to their targets; returns counts and problems."""
-    counts = IngestCounts()
-    if not order_ids:
-        return counts, []
-    if resolve:  # lines that landed in this transaction were resolved as they landed
-        run(conn, RESOLVE_SKUS_SQL, {"channel_id": ctx.id, "order_ids": resolve})
-    route_unheld_lines(conn, ctx.routing, ctx.location_id, order_ids)  # lines holding nothing: by its rules
-    rows = run(conn, LINES_SQL, {"location_id": ctx.location_id, "order_ids": order_ids})
-    components = _bundle_parts(conn, rows)
-    plans = [_plan(row, components.get(row.id)) for row in rows]
-
-    steps: list[Step] = []
-    owners: list[tuple[_LinePlan, str]] = []
-    for plan in plans:
-        for which in ("fact", "reserve"):
-            step = getattr(plan, which)
-            if step is not None:
-                for part_step in _part_steps(plan, step):
-                    steps.append(part_step)
-                    owners.append((plan, which))
-    results = apply_steps(conn, steps)
-    for (plan, which), result in zip(owners, results, strict=True):
-        if result is None:
-            setattr(plan, f"{which}_ok", False)
-    # A bundle takes all its components or none: undo the components that applied beside a short one.
-    undo = [
-        Step(step.sku_id, step.location_id, -step.delta_on_hand, -step.delta_reserved)
-        for (plan, which), step, result in zip(owners, steps, results, strict=True)
-        if result is not None and not getattr(plan, f"{which}_ok")
-    ]
-    if any(result is None for result in apply_steps(conn, undo)):  # an undo frees what it had taken
-        raise RuntimeError("undoing a bundle component's step did not apply")
-
-    compensations: list[tuple[_LinePlan, Step]] = []
-    for plan in plans:
-        _settle(ctx, plan, compensations)
-    compensated = apply_steps(conn, [s for plan, step in compensations for s in _part_steps(plan, step)])
-    if any(result is None for result in compensated):  # a release cannot lack stock: the data is broken
-        raise RuntimeError("a reservation release did not apply; stock_levels disagree with order_lines")
-    for plan, step in compensations:
-        _ledger(ctx, plan, "release", 0, step.delta_reserved)
-        plan.reserved += step.delta_reserved
-
-    write_ledger(conn, [row for plan in plans for row in plan.ledger])
-    _store_lines(conn, [plan for plan in plans if plan.ledger])
-    for plan in plans:
-        for row in plan.ledger:
-            if row.kind == "reserve":
-                counts.reserved_units += row.delta_reserved
-            elif row.kind == "release":
-                counts.released_units -= row.delta_reserved
-            elif row.kind == "deduct":
-                counts.deducted_units -= row.delta_on_hand
-            elif row.kind == "restock":
-                counts.restocked_units += row.delta_on_hand
-
-    problems = _problems(conn, ctx, plans)
-    attention = {order_id: False for order_id in order_ids}
-    for plan in plans:
-        if not plan.settled:  # unresolved with a stock effect, or short of stock
-            attention[plan.row.order_id] = True
-    conn.execute(
-        text(
-            "UPDATE orders o SET needs_attention = v.flag "
-            "FROM unnest(CAST(:ids AS bigint[]), CAST(:flags AS boolean[])) AS v(id, flag) "
-            "WHERE o.id = v.id AND o.needs_attention IS DISTINCT FROM v.flag"
-        ),
-        {"ids": list(attention), "flags": list(attention.values())},
-    )
-    return counts, problems
-
-
-def _settle(ctx: _Channel, plan: _LinePlan, compensations: list[tuple[_LinePlan, Step]]) -> None:
-    """Book the steps that applied (ledger rows, new applied state); queue a release where a failed
-    shipment step leaves the line holding more than its target."""
-    if plan.fact is not None and plan.fact_ok:
-        for kind, d_on_hand, d_reserved in plan.fact_parts:
-            _ledger(ctx, plan, kind, d_on_hand, d_reserved)
-        plan.reserved += plan.fact.delta_reserved
-        plan.deducted, plan.restocked = plan.target_deducted, plan.target_restocked
-    if plan.reserve is not None and plan.reserve_ok:
-        more = plan.reserve.delta_reserved
-        _ledger(ctx, plan, "reserve" if more > 0 else "release", 0, more)
-        plan.reserved += more
-    if plan.reserved > plan.target_reserved:
-        extra = plan.reserved - plan.target_reserved
-        compensations.append((plan, Step(plan.row.sku_id, plan.row.stock_location_id, 0, -extra)))
-
-
-def _ledger(ctx: _Channel, plan: _LinePlan, kind: str, d_on_hand: int, d_reserved: int) -> None:
-    taken = plan.steps_taken.get(kind, 0) + 1
-    plan.steps_taken[kind] = taken
-    row = plan.row
-    key = f"{kind}:{ctx.code}:{row.order_external_id}:{row.external_line_id}" + (
-        f"#{taken}" if taken > 1 else ""
-    )
-    for part in plan.parts:
-        plan.ledger.append(
-            LedgerRow(
-                key if part.code is None else f"{key}@{part.code}",
-                part.sku_id,
-                row.stock_location_id,
-                kind,
-                d_on_hand * part.units,
-                d_reserved * part.units,
-                row.order_id,
-                row.id,
-            )
-        )
-
-
-def _part_steps(plan: _LinePlan, step: Step) -> list[Step]:
-    """A line's step (in the line's units) as steps of the stock its units act on."""
-    return [
-        Step(
-            part.sku_id,
-            step.location_id,
-            step.delta_on_hand * part.units,
-            step.delta_reserved * part.units,
-            step.phase,
-        )
-        for part in plan.parts
-    ]
-
-
-def _bundle_parts(conn: Connection, rows: Sequence[Any]) -> dict[int, tuple[_Part, ...]]:
-    """{line id: components} of the bundle lines among ``rows``.
-
-    A line holding stock keeps the components it was applied to (``applied_components``), whatever the
-    bundle's recipe says now; a line holding nothing takes the bundle's current recipe."""
-    frozen = {row.id: row.applied_components for row in rows if row.applied_components and _holds(row)}
-    fresh = {row.id: row.sku_id for row in rows if row.sku_id is not None and row.id not in frozen}
-    if not fresh and not frozen:
-        return {}
-    recipes = bundle_recipes(conn, set(fresh.values()))
-    parts = {
-        line_id: tuple(_Part(component, units, code) for component, code, units in recipes[sku_id])
-        for line_id, sku_id in fresh.items()
-        if sku_id in recipes
-    }
-    if frozen:
-        codes = _sku_codes(conn, {int(sku_id) for held in frozen.values() for sku_id in held})
-        for line_id, held in frozen.items():
-            parts[line_id] = tuple(
-                sorted(
-                    (_Part(int(sku_id), units, codes[int(sku_id)]) for sku_id, units in held.items()),
-                    key=lambda part: part.sku_id,
-                )
-            )
-    return parts
-
-
-def _holds(row: Any) -> bool:
-    return bool(row.reserved_quantity or row.deducted_quantity or row.restocked_applied)
-
-
-def _applied_components(plan: _LinePlan) -> str | None:
-    if not any(part.code for part in plan.parts) or not (plan.reserved or plan.deducted or plan.restocked):
-        return None
-    return json.dumps({str(part.sku_id): part.units for part in plan.parts})
-
-
-APPLIED_COLUMNS = (
-    ("id", "bigint"),
-    ("location_id", "bigint"),
-    ("reserved_quantity", "int"),
-    ("deducted_quantity", "int"),
-    ("restocked_applied", "int"),
-    ("ledger_steps", "jsonb"),
-    ("applied_components", "jsonb"),
-)
-STORE_APPLIED_SQL = f"""
-UPDATE order_lines l
-   SET location_id = v.location_id, reserved_quantity = v.reserved_quantity,
-       deducted_quantity = v.deducted_quantity, restocked_applied = v.restocked_applied,
-       ledger_steps = v.ledger_steps, applied_components = v.applied_components
-  FROM {unnest(APPLIED_COLUMNS)}
- WHERE l.id = v.id
-"""
-
-
-def _store_lines(conn: Connection, plans: list[_LinePlan]) -> None:
-    if plans:
-        rows = [
-            (
-                p.row.id,
-                p.row.stock_location_id,
-                p.reserved,
-                p.deducted,
-                p.restocked,
-                json.dumps(p.steps_taken),
-                _applied_components(p),
-            )
-            for p in plans
-        ]
-        run(conn, STORE_APPLIED_SQL, arrays(APPLIED_COLUMNS, rows))
-
-
-def _problems(conn: Connection, ctx: _Channel, plans: list[_LinePlan]) -> list[ExceptionRecord]:
-    problems: list[ExceptionRecord] = []
-    short: dict[tuple[str, str], list[tuple[_LinePlan, int]]] = {}
-    for plan in plans:
-        row = plan.row
-        if row.sku_id is None:
-            if plan.has_stock_effect:
-                problems.append(_unknown_sku(ctx, row))
-            continue
-        needed = 0
-        if plan.fact is not None and not plan.fact_ok:
-            needed += plan.fact.need
-        if plan.reserve is not None and not plan.reserve_ok:
-            needed += plan.reserve.need
-        if needed > 0:
-            short.setdefault((row.order_external_id, row.sku_code), []).append((plan, needed))
-    if short:
-        pairs = sorted(
-            {
-                (part.sku_id, p.row.stock_location_id)
-                for lines in short.values()
-                for p, _ in lines
-                for part in p.parts
-            }
-        )
-        available = availability(conn, pairs)
-        for (external_id, sku_code), lines in short.items():
-            first = lines[0][0]
-            location_id = first.row.stock_location_id
-            needed = sum(n for _, n in lines)
-            line_ids = ", ".join(p.row.external_line_id for p, _ in lines)
-            buildable = min(available[(part.sku_id, location_id)] // part.units for part in first.parts)
-            detail = (
-                f"sku {sku_code} at {first.row.location_code}: needed {needed}, available {buildable} "
-                f"(line {line_ids})"
-            )
-            if first.parts[0].code is not None:
-                detail += "; a bundle of " + ", ".join(
-                    f"{part.units} x {part.code} ({available[(part.sku_id, location_id)]} available)"
-                    for part in first.parts
-                )
-            problems.append(ExceptionRecord("insufficient_stock", external_id, detail, None, sku_code))
-    return problems
-
-
-def _unknown_sku(ctx: _Channel, row: Any) -> ExceptionRecord:
-    if row.merchant_sku:
-        ref = row.merchant_sku
-    elif row.channel_product_id:
-        ref = f"product:{row.channel_product_id}" + (
-            f"/variant:{row.channel_variant_id}" if row.channel_variant_id else ""
-        )
-    else:
-        ref = "(no SKU or product id)"
-    detail = (
-        f"line {row.external_line_id}: channel SKU {row.merchant_sku!r}, product {row.channel_product_id!r}, "
-        f"variant {row.channel_variant_id!r} has no listing on channel {ctx.code}"
-    )
-    return ExceptionRecord("unknown_sku", row.order_external_id, detail, None, ref)
-
-
 # -- small helpers -------------------------------------------------------------------------------
 
 
-def _channel(engine: Engine, code: str) -> _Channel:
+def _channel(engine: Engine, code: str) -> Channel:
     with engine.connect() as conn:
         row = conn.execute(
             select(channels.c.id, channels.c.code, channels.c.fulfilment_location_id, channels.c.routing)
@@ -1125,10 +594,10 @@ def _channel(engine: Engine, code: str) -> _Channel:
         ).first()
     if row is None:
         raise CatalogError(f"unknown channel {code!r}: register it (and its fulfilment location) first")
-    return _Channel(*row)
+    return Channel(*row)
 
 
-def _channel_in(conn: Connection, code: str) -> _Channel:
+def _channel_in(conn: Connection, code: str) -> Channel:
     row = conn.execute(
         select(channels.c.id, channels.c.code, channels.c.fulfilment_location_id, channels.c.routing).where(
             channels.c.code == code
@@ -1136,7 +605,7 @@ def _channel_in(conn: Connection, code: str) -> _Channel:
     ).first()
     if row is None:
         raise CatalogError(f"unknown channel {code!r}: register it (and its fulfilment location) first")
-    return _Channel(*row)
+    return Channel(*row)
 
 
 def _incoming(item: Landed) -> _Incoming:

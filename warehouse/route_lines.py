@@ -1,13 +1,13 @@
 """Order routing in the warehouse: each channel's rules, and choosing the location of lines that hold nothing.
 
 ``register_config`` stores a channel's ``routing:`` on ``channels.routing`` (``set_channel_routing``). Ingest
-calls ``route_unheld_lines`` for the orders it evaluates, before it computes their stock steps: every line
+calls ``route_unheld_lines`` for the lines it evaluates, before it computes their stock steps: every line
 with a SKU that holds nothing yet (no reservation, deduction or restock applied, nothing shipped) gets the
-location ``warehouse.routing.route_order`` picks from the free stock now, written on the line
-(``order_lines.location_id``). Where no location can reserve it, the line goes to the first choice and
-waits there as ``insufficient_stock`` (as before routing), and is routed again on its next evaluation
-(``retry_attention``) since it still holds nothing. A line that holds stock never moves here: only a person
-moves it (``warehouse.route_moves``).
+location ``warehouse.routing.route_order`` picks from the free stock now, kept on the line
+(``order_lines.location_id``, written with the rest of the line by ``warehouse.line_stock``). Where no
+location can reserve it, the line goes to the first choice and waits there as ``insufficient_stock`` (as
+before routing), and is routed again on its next evaluation (``retry_attention``) since it still holds
+nothing. A line that holds stock never moves here: only a person moves it (``warehouse.route_moves``).
 
 The free stock is read without locks: two workers may pick the same location for its last units, and the
 conditional reserve of ``apply_steps`` lets only one of them have it (the other line is short, as today).
@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, null, select, text
+from sqlalchemy import Connection, null, select
 
 from warehouse.bulk import run
 from warehouse.catalog import CatalogError
@@ -81,40 +81,27 @@ def candidates_of(conn: Connection, rules: RoutingRules, fulfilment_location_id:
     return [Candidate(*row) for row in rows if row.kind not in UNROUTABLE_KINDS]
 
 
-# Lines that hold nothing and can be routed: a SKU, nothing applied, nothing shipped (a shipment left from
-# where it was reported, not from a location routing would choose now).
-UNHELD_LINES_SQL = """
-SELECT l.id, l.order_id, l.sku_id, l.quantity, l.refunded_quantity, l.location_id,
-       o.cancelled, o.payment_status,
-       o.shipping_address ->> 'province' AS province, o.shipping_address ->> 'city' AS city
-  FROM (SELECT DISTINCT unnest(CAST(%(order_ids)b AS bigint[]))) AS k(order_id)
-  JOIN orders o ON o.id = k.order_id
-  JOIN order_lines l ON l.order_id = o.id
- WHERE l.sku_id IS NOT NULL AND NOT l.removed
-   AND l.reserved_quantity = 0 AND l.deducted_quantity = 0 AND l.restocked_applied = 0
-   AND l.shipped_quantity = 0 AND l.warehouse_shipped_quantity = 0
- ORDER BY o.created_at, o.external_id, l.id
-"""
-
-
 def route_unheld_lines(
     conn: Connection,
     routing: Mapping[str, Any] | None,
     fulfilment_location_id: int,
-    order_ids: Sequence[int],
-) -> int:
-    """Set the location of these (locked) orders' lines that hold nothing, by the channel's stored rules
-    (``routing``, read with the channel: no query of its own on ingest's path); returns how many lines
-    changed location. Does nothing for a channel without rules."""
-    if not order_ids or routing is None:
-        return 0
+    lines: Sequence[Any],
+) -> dict[int, int]:
+    """The location of these (locked) orders' lines that hold nothing, by the channel's stored rules
+    (``routing``, read with the channel: no query of its own on ingest's path); returns {line id: location
+    id} of the lines whose location changes. Nothing for a channel without rules.
+
+    ``lines`` (``warehouse.line_stock.Line``), in their orders' creation order: earlier orders take stock
+    first."""
+    if routing is None:
+        return {}
+    rows = [line for line in lines if _unheld(line)]
+    if not rows:
+        return {}
     rules = RoutingRules.from_json(routing)
     candidates = candidates_of(conn, rules, fulfilment_location_id)
     if not candidates:
-        return 0
-    rows = run(conn, UNHELD_LINES_SQL, {"order_ids": sorted(set(order_ids))})
-    if not rows:
-        return 0
+        return {}
     recipes = bundle_recipes(conn, {row.sku_id for row in rows})
     needs = {row.id: _parts(row, recipes) for row in rows}
     skus = sorted({sku_id for parts in needs.values() for sku_id, _ in parts})
@@ -123,15 +110,15 @@ def route_unheld_lines(
     by_order: dict[int, list[Any]] = {}
     for row in rows:
         by_order.setdefault(row.order_id, []).append(row)
-    moves: list[tuple[int, int]] = []
-    for lines in by_order.values():  # in the orders' creation order: earlier orders take stock first
-        routable = [LineNeed(row.id, needs[row.id]) for row in lines if needs[row.id]]
+    moves: dict[int, int] = {}
+    for order_lines in by_order.values():  # in the orders' creation order
+        routable = [LineNeed(row.id, needs[row.id]) for row in order_lines if needs[row.id]]
         if not routable:
             continue
-        province, city = lines[0].province, lines[0].city
+        province, city = order_lines[0].province, order_lines[0].city
         first_choice = rank(candidates, rules, province, city)[0].location_id
         chosen = route_order(routable, candidates, free, rules, province, city)
-        current = {row.id: row.location_id for row in lines}
+        current = {row.id: row.location_id for row in order_lines}
         for line in routable:
             location_id = chosen[line.line_id]
             if location_id is not None:
@@ -139,17 +126,19 @@ def route_unheld_lines(
                     free[(sku_id, location_id)] = free.get((sku_id, location_id), 0) - units
             target = first_choice if location_id is None else location_id
             if current[line.line_id] != target:
-                moves.append((line.line_id, target))
-    if moves:
-        conn.execute(
-            text(
-                "UPDATE order_lines l SET location_id = v.location_id "
-                "FROM unnest(CAST(:ids AS bigint[]), CAST(:locations AS bigint[])) AS v(id, location_id) "
-                "WHERE l.id = v.id"
-            ),
-            {"ids": [m[0] for m in moves], "locations": [m[1] for m in moves]},
-        )
-    return len(moves)
+                moves[line.line_id] = target
+    return moves
+
+
+def _unheld(line: Any) -> bool:
+    """A line that can be routed: a SKU, nothing applied, nothing shipped (a shipment left from where it
+    was reported, not from a location routing would choose now)."""
+    return (
+        line.sku_id is not None
+        and not line.removed
+        and not (line.reserved_quantity or line.deducted_quantity or line.restocked_applied)
+        and not (line.shipped_quantity or line.warehouse_shipped_quantity)
+    )
 
 
 def _parts(row: Any, recipes: dict[int, list[tuple[int, str, int]]]) -> tuple[tuple[int, int], ...]:
