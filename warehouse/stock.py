@@ -15,7 +15,7 @@ from typing import NamedTuple
 from sqlalchemy import Connection, func, select, text
 from sqlalchemy.dialects.postgresql import insert
 
-from warehouse.bulk import copy_rows
+from warehouse.bulk import copy_rows, run
 from warehouse.models import locations, skus, stock_ledger, stock_levels
 
 
@@ -97,6 +97,10 @@ def apply_steps(conn: Connection, steps: Sequence[Step]) -> list[int | None]:
         range(len(steps)), key=lambda i: (steps[i].sku_id, steps[i].location_id, steps[i].phase, i)
     )
     _ensure_levels(conn, sorted({(s.sku_id, s.location_id) for s in steps if s.delta_on_hand > 0}))
+    results: list[int | None] = [None] * len(steps)
+    order = _apply_whole_levels(conn, steps, order, results)
+    if not order:
+        return results
     params = [
         {
             "sku_id": steps[i].sku_id,
@@ -107,7 +111,6 @@ def apply_steps(conn: Connection, steps: Sequence[Step]) -> list[int | None]:
         }
         for i in order
     ]
-    results: list[int | None] = [None] * len(steps)
     # psycopg's executemany pipelines the statements (one round trip) and keeps each one's RETURNING.
     with conn.connection.driver_connection.cursor() as cur:
         cur.executemany(CONDITIONAL_STEP_SQL, params, returning=True)
@@ -117,6 +120,61 @@ def apply_steps(conn: Connection, steps: Sequence[Step]) -> list[int | None]:
             row = cur.fetchone()
             results[index] = None if row is None else row[0]
     return results
+
+
+# Every level whose steps all fit, in one statement: a level's steps all apply when its availability covers
+# ``required``, the most any of its steps needs beyond what the steps before it freed (or took). All the
+# rows, those that fit or not, are locked in (sku, location) order first, as the step-by-step path locks
+# them: the levels that did not fit then go step by step over rows already held. A batch's ~800 steps over
+# ~400 levels were ~800 pipelined UPDATEs (0.048 ms per order of a 0.48 ms apply, issue 22).
+WHOLE_LEVELS_SQL = """
+WITH g AS (
+    SELECT * FROM unnest(CAST(%(sku_id)b AS bigint[]), CAST(%(location_id)b AS bigint[]),
+                         CAST(%(delta_on_hand)b AS int[]), CAST(%(delta_reserved)b AS int[]),
+                         CAST(%(required)b AS int[]))
+                  AS g(sku_id, location_id, d_on_hand, d_reserved, required)
+), locked AS MATERIALIZED (
+    SELECT l.sku_id, l.location_id FROM stock_levels l JOIN g USING (sku_id, location_id)
+     ORDER BY l.sku_id, l.location_id
+       FOR UPDATE OF l
+)
+UPDATE stock_levels l
+   SET on_hand = l.on_hand + g.d_on_hand, reserved = l.reserved + g.d_reserved, updated_at = now()
+  FROM g JOIN locked USING (sku_id, location_id)
+ WHERE l.sku_id = g.sku_id AND l.location_id = g.location_id
+   AND (g.required <= 0 OR l.on_hand - l.reserved >= g.required)
+RETURNING l.sku_id, l.location_id, l.on_hand - l.reserved
+"""
+
+
+def _apply_whole_levels(
+    conn: Connection, steps: Sequence[Step], order: list[int], results: list[int | None]
+) -> list[int]:
+    """Apply the steps of every level that has availability for all of them, with one row write per level;
+    fills ``results`` for them and returns the others' step indexes (still in ``order``), to go one by one."""
+    levels: dict[tuple[int, int], list[int]] = {}
+    for i in order:
+        levels.setdefault((steps[i].sku_id, steps[i].location_id), []).append(i)
+    rows: list[tuple[int, int, int, int, int]] = []
+    for (sku_id, location_id), indexes in levels.items():
+        required, freed = 0, 0  # freed: availability the earlier steps of this level added (or took, < 0)
+        for i in indexes:
+            if steps[i].need > 0:
+                required = max(required, steps[i].need - freed)
+            freed -= steps[i].need
+        d_on_hand = sum(steps[i].delta_on_hand for i in indexes)
+        d_reserved = sum(steps[i].delta_reserved for i in indexes)
+        rows.append((sku_id, location_id, d_on_hand, d_reserved, required))
+    columns = ("sku_id", "location_id", "delta_on_hand", "delta_reserved", "required")
+    applied = run(conn, WHOLE_LEVELS_SQL, {name: [row[n] for row in rows] for n, name in enumerate(columns)})
+    for sku_id, location_id, available in applied:
+        after = available
+        for i in reversed(levels[(sku_id, location_id)]):  # availability right after each step
+            results[i] = after
+            after += steps[i].need
+        del levels[(sku_id, location_id)]
+    left = {i for indexes in levels.values() for i in indexes}
+    return [i for i in order if i in left]
 
 
 def _ensure_levels(conn: Connection, pairs: Sequence[tuple[int, int]]) -> None:
