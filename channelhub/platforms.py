@@ -23,7 +23,7 @@ from importlib import import_module
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-import fastjsonschema
+import jsonschema_rs
 from jsonschema import Draft202012Validator
 
 from canonical.order import MappingError, NotAnOrder
@@ -95,15 +95,23 @@ class Platform:
         return Draft202012Validator(inline_local_refs(schema))
 
     @cached_property
-    def fast_check(self) -> Callable[[Any], Any]:
-        """The same schema compiled to Python code (fastjsonschema): ~20x faster, for the common case.
+    def fast_check(self) -> Callable[[Any], bool]:
+        """The same schema in jsonschema-rs (Rust): whether a payload is valid, for the common case.
 
-        It only ever *accepts*: a payload it rejects goes to ``validator`` (jsonschema), which decides and
-        words the reason. The schemas use only keywords both read alike once the ``$ref``s are inlined, and
-        tests/test_fuzz.py checks that the two agree on generated payloads.
+        It only ever *accepts*: a payload it refuses goes to ``validator`` (jsonschema), which decides and
+        words the reason (a ``pattern``'s ``$`` is ECMA-262's there, Python's in jsonschema: "1\n" is
+        refused here, accepted there). tests/test_fuzz.py checks that whatever it accepts jsonschema accepts.
+        A 9 KB Shopify order: 15 us, against 80 us in fastjsonschema's generated Python (issue 22).
         """
-        schema = {k: v for k, v in self.validator.schema.items() if k not in ("$schema", "$id")}
-        return fastjsonschema.compile({"$schema": "http://json-schema.org/draft-07/schema#", **schema})
+        validator = jsonschema_rs.validator_for(self.validator.schema)
+
+        def is_valid(payload: Any) -> bool:
+            try:
+                return validator.is_valid(payload)
+            except (ValueError, TypeError, OverflowError):  # a value it cannot read (an int past 64 bits)
+                return False
+
+        return is_valid
 
     @cached_property
     def _mapping(self) -> Any:
@@ -157,11 +165,9 @@ class Platform:
         return None if value is None or isinstance(value, dict | list) else str(value)
 
     def schema_problem(self, payload: Any) -> str | None:
-        try:
-            self.fast_check(payload)
+        if self.fast_check(payload):
             return None
-        except fastjsonschema.JsonSchemaException:
-            pass  # jsonschema decides and says why
+        # jsonschema decides and says why
         error = next(iter(sorted(self.validator.iter_errors(payload), key=lambda e: e.path)), None)
         if error is None:
             return None
