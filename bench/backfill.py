@@ -44,7 +44,7 @@ from channelhub.config import parse_config
 from channelhub.credentials import ChannelCredentials
 from channelhub.demo import seed_from_catalog
 from channelhub.platforms import channel_connector
-from channelhub.sync import register_config, sync_orders
+from channelhub.sync import register_config, roomy_gc, sync_orders
 from connectors.auth import Secret
 from sandbox.clock import Clock
 from sandbox.server import sandbox_connection
@@ -84,11 +84,12 @@ def _sync_window(window: tuple[datetime, datetime]) -> int:
 
 
 def _pull_window(window: tuple[datetime, datetime]) -> int:
-    """The fetch of one window as the sync runs it (same connector, same window), nothing done with the pages;
-    returns the orders fetched."""
+    """The fetch of one window as the sync runs it (same connector, same window, the sync's garbage-collector
+    setting), nothing done with the pages; returns the orders fetched."""
     channel = _worker["channel"]
     connector = channel_connector(channel, _worker["credentials"])
-    return sum(len(page) for page in connector.fetch_orders(window[0] - channel.overlap, window[1]))
+    with roomy_gc():  # without it decoding a page cost 4x the CPU (250 against 65 us an order)
+        return sum(len(page) for page in connector.fetch_orders(window[0] - channel.overlap, window[1]))
 
 
 class Progress:
