@@ -17,11 +17,10 @@ from datetime import timedelta
 from typing import Any
 
 import msgspec
-import psycopg
 from sqlalchemy import Connection, func, insert, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-from warehouse.bulk import arrays, copy_rows, next_ids, run, unnest
+from warehouse.bulk import arrays, copy_new, run, unnest
 from warehouse.models import (
     EXCEPTION_SKU,
     EXCEPTION_SUBJECT,
@@ -109,9 +108,10 @@ def land_raw(conn: Connection, channel_id: int | None, items: Sequence[tuple[str
     if missing:
         # Sorted by digest so that concurrent writers of the same payloads wait in one order.
         new_rows = [missing[d] for d in sorted(missing)]
-        try:
-            ids.update(_copy_raw(conn, new_rows))
-        except psycopg.errors.UniqueViolation:  # a concurrent writer landed some of them since the lookup
+        raw_ids = copy_new(conn, "raw_payloads", RAW_COLUMNS, new_rows)
+        if raw_ids is not None:
+            ids.update((row[2], raw_id) for row, raw_id in zip(new_rows, raw_ids, strict=True))
+        else:  # a concurrent writer landed some of them since the lookup
             landed = run(
                 conn,
                 f"INSERT INTO raw_payloads (channel_id, external_id, digest, payload) "
@@ -124,17 +124,6 @@ def land_raw(conn: Connection, channel_id: int | None, items: Sequence[tuple[str
             if beaten := set(missing) - ids.keys():
                 ids.update(_raw_ids(conn, channel_id, beaten))
     return [ids[d] for d in digests]
-
-
-def _copy_raw(conn: Connection, rows: list[tuple[int | None, str | None, str, bytes]]) -> dict[str, int]:
-    """Land payloads no row held at the lookup by COPY (ids drawn first), in a savepoint: a concurrent
-    writer's row makes it raise ``UniqueViolation`` and leave nothing behind."""
-    raw_ids = next_ids(conn, "raw_payloads", len(rows))
-    with conn.begin_nested():
-        copy_rows(conn, "raw_payloads", (("id", "bigint"), *RAW_COLUMNS), (
-            (raw_id, *row) for raw_id, row in zip(raw_ids, rows, strict=True)
-        ))  # fmt: skip
-    return {row[2]: raw_id for raw_id, row in zip(raw_ids, rows, strict=True)}
 
 
 def _raw_ids(conn: Connection, channel_id: int | None, digests: set[str]) -> dict[str, int]:

@@ -60,13 +60,12 @@ from decimal import Decimal
 from typing import Any, TypeVar
 
 import msgspec
-import psycopg
 from sqlalchemy import Connection, Engine, select, text
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
 from canonical.order import Address, CanonicalOrder, Customer, OrderLine, Totals
 from warehouse import exceptions as queue
-from warehouse.bulk import arrays, copy_rows, next_ids, run, unnest
+from warehouse.bulk import arrays, copy_new, run, unnest
 from warehouse.catalog import CatalogError
 from warehouse.db_errors import DB_ERRORS, error_text, is_retryable, raise_unless_the_rows_fault
 from warehouse.exceptions import ExceptionRecord
@@ -532,15 +531,9 @@ def _insert_new_orders(conn: Connection, ctx: Channel, items: list[_Incoming]) -
     half of the upsert for a new order (issue 22)."""
     if not items:
         return {}
-    order_ids = next_ids(conn, "orders", len(items))
-    rows = [
-        (order_id, ctx.id, *_order_row(item, json_value=_fields_or_none))
-        for order_id, item in zip(order_ids, items, strict=True)
-    ]
-    try:
-        with conn.begin_nested():
-            copy_rows(conn, "orders", (("id", "bigint"), ("channel_id", "bigint"), *ORDER_COLUMNS), rows)
-    except psycopg.errors.UniqueViolation:
+    rows = [(ctx.id, *_order_row(item, json_value=_fields_or_none)) for item in items]
+    order_ids = copy_new(conn, "orders", (("channel_id", "bigint"), *ORDER_COLUMNS), rows)
+    if order_ids is None:
         return _upsert_orders(conn, ctx, items)
     return {item.order.external_id: (order_id, True) for order_id, item in zip(order_ids, items, strict=True)}
 
