@@ -6,7 +6,9 @@
    ``json`` text, by COPY: ``warehouse.exceptions.land_raw``);
 2. orders are upserted with ``INSERT ... ON CONFLICT (channel_id, external_id) DO UPDATE ... WHERE`` the
    incoming version is different (digest of the canonical order) and not older (platform ``updated_at``),
-   so concurrent writers can never regress an order; every conflicting row is locked, in external-id order;
+   so concurrent writers can never regress an order; every conflicting row is locked, in external-id order.
+   Orders no row held at a first lookup go by COPY instead (``_insert_new_orders``), and by the upsert
+   after all when a concurrent writer inserted one of them meanwhile;
 3. the lines of new and updated orders — and of unchanged orders still needing attention — are
    re-evaluated (``warehouse.line_stock``): each line's SKU resolves through the channel's listings, its
    stock targets are computed from the order's state and the difference to what was applied becomes
@@ -392,12 +394,12 @@ def _apply(
     ]
 
     winners = _latest_versions(incoming, counts)
-    existing = _existing_orders(conn, ctx, [w.order.external_id for w in winners])
-    upserted = _insert_new_orders(conn, ctx, [w for w in winners if w.order.external_id not in existing])
-    upserted.update(_upsert_orders(conn, ctx, [w for w in winners if w.order.external_id in existing]))
-    known = upserted.keys() | existing.keys()
-    if beaten := [w.order.external_id for w in winners if w.order.external_id not in known]:
-        existing.update(_existing_orders(conn, ctx, beaten))  # a concurrent writer's newer version won
+    held = _existing_orders(conn, ctx, [w.order.external_id for w in winners])  # unlocked: new or not
+    upserted = _insert_new_orders(conn, ctx, [w for w in winners if w.order.external_id not in held])
+    upserted.update(_upsert_orders(conn, ctx, [w for w in winners if w.order.external_id in held]))
+    existing = _existing_orders(  # read again under the upsert's row locks
+        conn, ctx, [w.order.external_id for w in winners if w.order.external_id not in upserted]
+    )
     changed: dict[str, tuple[int, bool]] = {}  # external_id -> (order id, inserted)
     to_evaluate: list[int] = []
     for item in winners:
@@ -419,7 +421,7 @@ def _apply(
         if needs_attention:  # a retry re-evaluates it: a SKU may be mapped or stock received since
             to_evaluate.append(order_id)
 
-    erased = {e for e, (*_, was_erased) in existing.items() if was_erased and e not in upserted}
+    erased = {e for e, (*_, was_erased) in existing.items() if was_erased}
     _unerase(
         conn,
         ctx,
