@@ -518,9 +518,8 @@ def evaluate(
     new = [line for line in lines if line.id is None]
     for line, line_id in zip(new, next_ids(conn, "order_lines", len(new)), strict=True):
         line.id = line_id
-    lines.sort(
-        key=lambda line: (line.order_created_at, line.order_external_id, line.id)
-    )  # older orders first
+    # Older orders first: they take stock first.
+    lines.sort(key=lambda line: (line.order_created_at, line.order_external_id, line.id))
     _resolve_skus(conn, channel.id, lines)
     by_id = {line.id: line for line in lines}
     for line_id, location_id in route_unheld_lines(conn, channel.routing, channel.location_id, lines).items():
@@ -595,7 +594,7 @@ def evaluate(
     return counts, problems
 
 
-TYPES = {
+LINE_COLUMN_TYPES = {
     "id": "bigint",
     "order_id": "bigint",
     "external_line_id": "text",
@@ -619,9 +618,12 @@ TYPES = {
     "applied_components": "jsonb",
 }
 NEW_LINE_COLUMNS = tuple(
-    (name, TYPES[name]) for name in ("id", "order_id", "external_line_id", *PLATFORM_FIELDS, *STATE_FIELDS)
+    (name, LINE_COLUMN_TYPES[name])
+    for name in ("id", "order_id", "external_line_id", *PLATFORM_FIELDS, *STATE_FIELDS)
 )
-CHANGED_LINE_COLUMNS = tuple((name, TYPES[name]) for name in ("id", *PLATFORM_FIELDS, *STATE_FIELDS))
+CHANGED_LINE_COLUMNS = tuple(
+    (name, LINE_COLUMN_TYPES[name]) for name in ("id", *PLATFORM_FIELDS, *STATE_FIELDS)
+)
 UPDATE_LINES_SQL = f"""
 UPDATE order_lines l
    SET {", ".join(f"{name} = v.{name}" for name, _ in CHANGED_LINE_COLUMNS[1:])}
@@ -639,17 +641,22 @@ def _write_lines(conn: Connection, plans: list[_LinePlan]) -> None:
             line.reserved_quantity, line.deducted_quantity = plan.reserved, plan.deducted
             line.restocked_applied, line.ledger_steps = plan.restocked, plan.steps_taken
             line.applied_components = _applied_components(plan)
-    new = [plan.row for plan in plans if plan.row.stored is None]
-    copy_rows(conn, "order_lines", NEW_LINE_COLUMNS, (
-        (line.id, line.order_id, line.external_line_id, *line.values()) for line in new
-    ))  # fmt: skip
-    changed = [
-        (line.id, *line.values()[:-2], json.dumps(line.ledger_steps), _json_or_none(line.applied_components))
-        for line in (plan.row for plan in plans)
-        if line.stored is not None and line.stored != line.values()
-    ]
-    if changed:
+    if new := [plan.row for plan in plans if plan.row.stored is None]:
+        copy_rows(conn, "order_lines", NEW_LINE_COLUMNS, (
+            (line.id, line.order_id, line.external_line_id, *line.values()) for line in new
+        ))  # fmt: skip
+    if changed := [
+        _as_update(line) for line in (plan.row for plan in plans) if line.stored not in (None, line.values())
+    ]:
         run(conn, UPDATE_LINES_SQL, arrays(CHANGED_LINE_COLUMNS, changed))
+
+
+def _as_update(line: Line) -> tuple[Any, ...]:
+    # The UPDATE's jsonb arrays travel as text (cast per element); COPY's values as they are.
+    values = dict(zip((*PLATFORM_FIELDS, *STATE_FIELDS), line.values(), strict=True))
+    values["ledger_steps"] = json.dumps(line.ledger_steps)
+    values["applied_components"] = _json_or_none(line.applied_components)
+    return (line.id, *values.values())
 
 
 def _applied_components(plan: _LinePlan) -> dict[str, int] | None:
