@@ -1,8 +1,10 @@
 """Stock levels and the ledger: every level change is a ledger row in the same transaction.
 
-Reservations and any other step that consumes availability are one conditional
+Reservations and any other step that consumes availability are a conditional
 ``UPDATE stock_levels ... WHERE on_hand - reserved >= :need RETURNING``: the check and the write are a
-single atomic statement, so concurrent workers cannot oversell (invariant 3). Steps are applied sorted by
+single atomic statement, so concurrent workers cannot oversell (invariant 3). A level whose steps all fit
+takes them in one such statement (``WHOLE_LEVELS_SQL``, every such level of a batch at once); the others go
+step by step. Steps are applied sorted by
 (sku_id, location_id) so concurrent batches lock level rows in the same order.
 """
 
@@ -15,7 +17,7 @@ from typing import NamedTuple
 from sqlalchemy import Connection, func, select, text
 from sqlalchemy.dialects.postgresql import insert
 
-from warehouse.bulk import copy_rows, run
+from warehouse.bulk import arrays, copy_rows, run, unnest
 from warehouse.models import locations, skus, stock_ledger, stock_levels
 
 
@@ -127,12 +129,15 @@ def apply_steps(conn: Connection, steps: Sequence[Step]) -> list[int | None]:
 # rows, those that fit or not, are locked in (sku, location) order first, as the step-by-step path locks
 # them: the levels that did not fit then go step by step over rows already held. A batch's ~800 steps over
 # ~400 levels were ~800 pipelined UPDATEs (0.048 ms per order of a 0.48 ms apply, issue 22).
-WHOLE_LEVELS_SQL = """
-WITH g AS (
-    SELECT * FROM unnest(CAST(%(sku_id)b AS bigint[]), CAST(%(location_id)b AS bigint[]),
-                         CAST(%(delta_on_hand)b AS int[]), CAST(%(delta_reserved)b AS int[]),
-                         CAST(%(required)b AS int[]))
-                  AS g(sku_id, location_id, d_on_hand, d_reserved, required)
+WHOLE_LEVEL_COLUMNS = (
+    ("sku_id", "bigint"),
+    ("location_id", "bigint"),
+    ("d_on_hand", "int"),
+    ("d_reserved", "int"),
+    ("required", "int"),
+)
+WHOLE_LEVELS_SQL = f"""
+WITH g AS (SELECT * FROM {unnest(WHOLE_LEVEL_COLUMNS, alias="g")}
 ), locked AS MATERIALIZED (
     SELECT l.sku_id, l.location_id FROM stock_levels l JOIN g USING (sku_id, location_id)
      ORDER BY l.sku_id, l.location_id
@@ -165,8 +170,7 @@ def _apply_whole_levels(
         d_on_hand = sum(steps[i].delta_on_hand for i in indexes)
         d_reserved = sum(steps[i].delta_reserved for i in indexes)
         rows.append((sku_id, location_id, d_on_hand, d_reserved, required))
-    columns = ("sku_id", "location_id", "delta_on_hand", "delta_reserved", "required")
-    applied = run(conn, WHOLE_LEVELS_SQL, {name: [row[n] for row in rows] for n, name in enumerate(columns)})
+    applied = run(conn, WHOLE_LEVELS_SQL, arrays(WHOLE_LEVEL_COLUMNS, rows))
     for sku_id, location_id, available in applied:
         after = available
         for i in reversed(levels[(sku_id, location_id)]):  # availability right after each step
