@@ -523,6 +523,10 @@ def _upsert_orders(conn: Connection, ctx: Channel, items: list[_Incoming]) -> di
     if not items:
         return {}
     params = arrays(ORDER_COLUMNS, [_order_row(item) for item in items])
+    for name in ("customer", "shipping_address"):  # a jsonb[] parameter travels as text, cast per element
+        params[name] = [
+            None if value is None else json.dumps(value, ensure_ascii=False) for value in params[name]
+        ]
     rows = run(conn, UPSERT_ORDERS_SQL, {"channel_id": ctx.id, **params})
     return {external_id: (order_id, inserted) for order_id, external_id, inserted in rows}
 
@@ -533,14 +537,14 @@ def _insert_new_orders(conn: Connection, ctx: Channel, items: list[_Incoming]) -
     half of the upsert for a new order (issue 22)."""
     if not items:
         return {}
-    rows = [(ctx.id, *_order_row(item, json_value=_fields_or_none)) for item in items]
+    rows = [(ctx.id, *_order_row(item)) for item in items]
     order_ids = copy_new(conn, "orders", (("channel_id", "bigint"), *ORDER_COLUMNS), rows)
     if order_ids is None:
         return _upsert_orders(conn, ctx, items)
     return {item.order.external_id: (order_id, True) for order_id, item in zip(order_ids, items, strict=True)}
 
 
-def _order_row(item: _Incoming, json_value: Callable[[Any], Any] | None = None) -> tuple[Any, ...]:
+def _order_row(item: _Incoming) -> tuple[Any, ...]:
     order, totals = item.order, item.order.totals
     return (
         order.external_id,
@@ -559,8 +563,8 @@ def _order_row(item: _Incoming, json_value: Callable[[Any], Any] | None = None) 
         totals.tax,
         totals.total,
         totals.refunded,
-        (json_value or _json_or_none)(order.customer),
-        (json_value or _json_or_none)(order.shipping_address),
+        _fields_or_none(order.customer),
+        _fields_or_none(order.shipping_address),
         item.digest,
         item.raw_payload_id,
     )
@@ -651,11 +655,6 @@ _DATACLASS_FIELDS = {
 
 def _fields_or_none(value: Any) -> dict[str, Any] | None:
     return None if value is None else {f: getattr(value, f) for f in _DATACLASS_FIELDS[type(value)]}
-
-
-def _json_or_none(value: Any) -> str | None:
-    fields_ = _fields_or_none(value)
-    return None if fields_ is None else json.dumps(fields_, ensure_ascii=False)
 
 
 def _problem(order: CanonicalOrder) -> str | None:
